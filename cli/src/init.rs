@@ -1,0 +1,278 @@
+//! `offerhub init`: renders `templates/` into a directory — `offerhub.toml`, `.env`
+//! (fresh `OFFERHUB_MASTER_KEY` and `WALLET_ENCRYPTION_KEY`, mode 0600),
+//! `docker-compose.yml` (PostgreSQL) and `offerhub.service` (systemd). Interactive
+//! (dialoguer) unless `--yes`; never overwrites a file without `--force`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use offerhub::config::{Network, generate_master_key, generate_wallet_key, write_private_file};
+
+const TOML_TEMPLATE: &str = include_str!("../../templates/offerhub.toml");
+const ENV_TEMPLATE: &str = include_str!("../../templates/env");
+const COMPOSE_TEMPLATE: &str = include_str!("../../templates/docker-compose.yml");
+const SYSTEMD_TEMPLATE: &str = include_str!("../../templates/offerhub.service");
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Directory to write into (created when missing).
+    #[arg(long, env = "OFFERHUB_INIT_DIR", default_value = ".")]
+    dir: PathBuf,
+    /// Accept defaults and flags without asking.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+    /// sandbox (embedded simulator), testnet or mainnet.
+    #[arg(long, env = "STELLAR_NETWORK")]
+    network: Option<String>,
+    /// Address to bind.
+    #[arg(long, env = "HOST")]
+    host: Option<String>,
+    /// Port of the API.
+    #[arg(long, env = "PORT")]
+    port: Option<u16>,
+    /// sqlite://… or postgres://… (default: SQLite under data/).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Trustless Work API key (testnet/mainnet).
+    #[arg(long, env = "TRUSTLESS_API_KEY", hide_env_values = true)]
+    trustless_api_key: Option<String>,
+    /// Horizon URL (default per network).
+    #[arg(long, env = "STELLAR_HORIZON_URL")]
+    horizon_url: Option<String>,
+    /// USDC issuer (default per network).
+    #[arg(long, env = "STELLAR_USDC_ISSUER")]
+    usdc_issuer: Option<String>,
+}
+
+struct Answers {
+    network: Network,
+    host: String,
+    port: u16,
+    database_url: String,
+    trustless_api_key: String,
+    horizon_url: Option<String>,
+    usdc_issuer: Option<String>,
+}
+
+fn parse_network(s: &str) -> anyhow::Result<Network> {
+    match s {
+        "sandbox" => Ok(Network::Sandbox),
+        "testnet" => Ok(Network::Testnet),
+        "mainnet" => Ok(Network::Mainnet),
+        other => bail!("--network must be sandbox, testnet or mainnet (got {other:?})"),
+    }
+}
+
+fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
+    use dialoguer::{Input, Password, Select};
+    let mut network = parse_network(args.network.as_deref().unwrap_or("sandbox"))?;
+    let interactive = !args.yes && std::io::stdin().is_terminal();
+    if interactive && args.network.is_none() {
+        let items = [
+            "sandbox (embedded simulator, no keys needed)",
+            "testnet",
+            "mainnet",
+        ];
+        network = match Select::new()
+            .with_prompt("Stellar network")
+            .items(items)
+            .default(0)
+            .interact()?
+        {
+            0 => Network::Sandbox,
+            1 => Network::Testnet,
+            _ => Network::Mainnet,
+        };
+    }
+    let mut port = args.port.unwrap_or(4000);
+    let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let default_db = if network == Network::Sandbox {
+        "sqlite://data/offerhub.db".to_string()
+    } else {
+        "postgres://offerhub:CHANGE_ME@127.0.0.1:5432/offerhub".to_string()
+    };
+    let mut database_url = args.database_url.clone().unwrap_or(default_db);
+    let mut trustless_api_key = args.trustless_api_key.clone().unwrap_or_default();
+    let mut horizon_url = args.horizon_url.clone();
+    let mut usdc_issuer = args.usdc_issuer.clone();
+    if interactive {
+        if args.port.is_none() {
+            port = Input::new()
+                .with_prompt("API port")
+                .default(port)
+                .interact_text()?;
+        }
+        if args.database_url.is_none() {
+            database_url = Input::new()
+                .with_prompt("Database URL (sqlite://… or postgres://…)")
+                .default(database_url)
+                .interact_text()?;
+        }
+        if network != Network::Sandbox {
+            if trustless_api_key.is_empty() {
+                trustless_api_key = Password::new()
+                    .with_prompt("Trustless Work API key")
+                    .interact()?;
+            }
+            if horizon_url.is_none() {
+                horizon_url = Some(
+                    Input::new()
+                        .with_prompt("Horizon URL")
+                        .default(
+                            network
+                                .default_horizon_url()
+                                .unwrap_or_default()
+                                .to_string(),
+                        )
+                        .interact_text()?,
+                );
+            }
+            if usdc_issuer.is_none() {
+                usdc_issuer = Some(
+                    Input::new()
+                        .with_prompt("USDC issuer")
+                        .default(
+                            network
+                                .default_usdc_issuer()
+                                .unwrap_or_default()
+                                .to_string(),
+                        )
+                        .interact_text()?,
+                );
+            }
+        }
+    }
+    Ok(Answers {
+        network,
+        host,
+        port,
+        database_url,
+        trustless_api_key,
+        horizon_url,
+        usdc_issuer,
+    })
+}
+
+fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let a = ask(&args)?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let dir = std::path::absolute(&args.dir)?;
+    let files = [
+        "offerhub.toml",
+        ".env",
+        "docker-compose.yml",
+        "offerhub.service",
+    ];
+    if !args.force {
+        let existing: Vec<_> = files.iter().filter(|f| dir.join(f).exists()).collect();
+        if !existing.is_empty() {
+            eprintln!(
+                "refusing to overwrite {} in {} (use --force)",
+                existing
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dir.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let mut stellar_extra = String::new();
+    if let Some(h) = &a.horizon_url {
+        stellar_extra.push_str(&format!(
+            "horizon_url = {}           # [STELLAR_HORIZON_URL]\n",
+            toml_string(h)
+        ));
+    }
+    if let Some(i) = &a.usdc_issuer {
+        stellar_extra.push_str(&format!(
+            "usdc_issuer = {}           # [STELLAR_USDC_ISSUER]\n",
+            toml_string(i)
+        ));
+    }
+    let vars = [
+        ("host", a.host.clone()),
+        ("port", a.port.to_string()),
+        ("public_base_url", format!("http://localhost:{}", a.port)),
+        (
+            "environment",
+            if a.network == Network::Mainnet {
+                "production".into()
+            } else {
+                "development".into()
+            },
+        ),
+        ("database_url", a.database_url.clone()),
+        ("payment_provider", "crypto".into()),
+        ("network", a.network.as_str().into()),
+        ("stellar_extra", stellar_extra),
+        ("master_key", generate_master_key()),
+        ("wallet_key", generate_wallet_key()),
+        ("trustless_api_key", a.trustless_api_key.clone()),
+        ("pg_password", hex::encode(rand::random::<[u8; 12]>())),
+        ("dir", dir.display().to_string()),
+        (
+            "binary",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/usr/local/bin/offerhub".into()),
+        ),
+    ];
+    write(&dir, "offerhub.toml", &render(TOML_TEMPLATE, &vars), false)?;
+    write(&dir, ".env", &render(ENV_TEMPLATE, &vars), true)?;
+    write(
+        &dir,
+        "docker-compose.yml",
+        &render(COMPOSE_TEMPLATE, &vars),
+        false,
+    )?;
+    write(
+        &dir,
+        "offerhub.service",
+        &render(SYSTEMD_TEMPLATE, &vars),
+        false,
+    )?;
+    println!(
+        "Wrote offerhub.toml, .env (mode 0600), docker-compose.yml and offerhub.service to {}",
+        dir.display()
+    );
+    println!(
+        "Start the daemon with:  offerhub serve --config {}",
+        dir.join("offerhub.toml").display()
+    );
+    println!(
+        "Create an API key with: offerhub keys create --config {} --name my-marketplace --scopes read,write",
+        dir.join("offerhub.toml").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(dir: &Path, name: &str, contents: &str, private: bool) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    if private {
+        write_private_file(&path, contents)
+    } else {
+        std::fs::write(&path, contents)
+    }
+    .with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,329 @@
+//! `offerhub`: the daemon (`serve`) and the operator's tools.
+
+mod init;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use offerhub::config::{Config, Sources};
+use offerhub::context::Context;
+use offerhub::pagination::PageRequest;
+use offerhub::services::keys;
+use offerhub::store::Store;
+
+use crate::output::{Output, print_json, table};
+
+#[derive(Parser)]
+#[command(
+    name = "offerhub",
+    version,
+    about = "OfferHub: self-hosted payments orchestrator for marketplaces"
+)]
+struct Cli {
+    /// Configuration file (default: ./offerhub.toml when present).
+    #[arg(long, global = true, env = "OFFERHUB_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: migrate the database, then serve the API until SIGINT/SIGTERM.
+    Serve,
+    /// Create a configuration directory: offerhub.toml, .env (fresh secrets, mode 0600),
+    /// docker-compose.yml (PostgreSQL) and a systemd unit.
+    Init(init::InitArgs),
+    /// Manage API keys directly in the database (actor: operator).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// A label for the key (e.g. the marketplace backend's name).
+        #[arg(long, env = "OFFERHUB_KEY_NAME", default_value = "operator")]
+        name: String,
+        /// Comma-separated scopes: read, write, support.
+        #[arg(
+            long,
+            env = "OFFERHUB_KEY_SCOPES",
+            value_delimiter = ',',
+            default_value = "read,write"
+        )]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long, env = "OFFERHUB_LIMIT", default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Revoke a key; it is refused from its next request on.
+    Revoke {
+        /// The key id (key_…).
+        id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations (also done by `serve`).
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-compute the hash chain; exit 1 naming the first broken row.
+    Verify {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Args, Clone, Copy)]
+struct OutputArgs {
+    /// table or json.
+    #[arg(long, env = "OFFERHUB_OUTPUT", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration; on a problem prints every issue and exits with 2.
+fn load_config(path: Option<PathBuf>, announce_secrets: bool) -> Result<Config, ExitCode> {
+    let loaded = Sources::discover(path).and_then(|s| Config::load(&s));
+    match loaded {
+        Ok((config, generated)) => {
+            if announce_secrets && let Some(p) = generated.written_to {
+                eprintln!(
+                    "Generated {} on first run and stored them in {} (mode 0600). \
+                     The master key there bootstraps API keys.",
+                    generated.names.join(" and "),
+                    p.display()
+                );
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "offerhub",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init(args) => init::run(args),
+        Command::Serve => {
+            let config = match load_config(cli.config, true) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            eprintln!(
+                "OfferHub {} on http://{} (database: {}, network: {})",
+                offerhub::VERSION,
+                config.bind_addr(),
+                config.database_url,
+                config.network.as_str()
+            );
+            offerhub_daemon::serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db {
+            command: DbCommand::Migrate,
+        } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            open_store(&config).await?;
+            println!("migrations applied to {}", config.database_url);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            keys_command(&store, command).await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { output },
+        } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            audit_verify(&store, output.output).await
+        }
+    }
+}
+
+async fn keys_command(store: &Store, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let ctx = Context::operator();
+    match command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            output,
+        } => {
+            let scopes = keys::parse_scopes(&scopes)?;
+            let created = keys::create(store, &ctx, &name, &scopes).await?;
+            match output.output {
+                Output::Json => {
+                    let mut v = serde_json::to_value(&created.key)?;
+                    v["key"] = created.token.expose().into();
+                    print_json(&v)?;
+                }
+                Output::Table => {
+                    println!("{}", key_table(std::slice::from_ref(&created.key)));
+                    println!(
+                        "\nAPI key (shown once, store it now):\n{}",
+                        created.token.expose()
+                    );
+                }
+            }
+        }
+        KeysCommand::List { limit, output } => {
+            let page = PageRequest::new(Some(limit.clamp(1, 100)), None)?;
+            let list = keys::list(store, &page).await?;
+            match output.output {
+                Output::Json => print_json(&list.items)?,
+                Output::Table => println!("{}", key_table(&list.items)),
+            }
+        }
+        KeysCommand::Revoke { id, output } => {
+            let key = keys::revoke(store, &ctx, &id).await?;
+            match output.output {
+                Output::Json => print_json(&key)?,
+                Output::Table => println!("revoked {} ({})", key.id, key.name),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_table(keys: &[keys::ApiKey]) -> comfy_table::Table {
+    let rows = keys.iter().map(|k| {
+        vec![
+            k.id.clone(),
+            k.name.clone(),
+            k.scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            k.key_hint.clone(),
+            k.created_at.clone(),
+            k.last_used_at.clone().unwrap_or_else(|| "-".into()),
+            k.revoked_at.clone().unwrap_or_else(|| "-".into()),
+        ]
+    });
+    table(
+        &[
+            "ID",
+            "NAME",
+            "SCOPES",
+            "KEY",
+            "CREATED",
+            "LAST USED",
+            "REVOKED",
+        ],
+        rows,
+    )
+}
+
+async fn audit_verify(store: &Store, output: Output) -> anyhow::Result<ExitCode> {
+    use offerhub::audit::Verification;
+    let result = offerhub::audit::verify(store).await?;
+    match (&result, output) {
+        (Verification::Intact { rows }, Output::Json) => {
+            print_json(&serde_json::json!({ "status": "intact", "rows": rows }))?
+        }
+        (Verification::Intact { rows }, Output::Table) => {
+            println!("audit chain intact: {rows} rows verified")
+        }
+        (Verification::Broken { seq, id, reason }, Output::Json) => print_json(
+            &serde_json::json!({ "status": "broken", "seq": seq, "id": id, "reason": reason }),
+        )?,
+        (Verification::Broken { seq, id, reason }, Output::Table) => {
+            eprintln!("audit chain BROKEN at row {seq} ({id}): {reason}")
+        }
+    }
+    Ok(match result {
+        Verification::Intact { .. } => ExitCode::SUCCESS,
+        Verification::Broken { .. } => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,230 @@
+//! The real `offerhub` binary: init, serve, keys, config errors.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_offerhub");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "offerhub-cli-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn offerhub(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("PORT")
+        .output()
+        .unwrap()
+}
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/health")).await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "daemon did not become healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn init_serve_keys_and_revocation() {
+    let dir = temp_dir();
+    let port = free_port();
+    let cfg = dir.join("conf");
+    let out = offerhub(
+        &dir,
+        &[
+            "init",
+            "--yes",
+            "--dir",
+            "conf",
+            "--port",
+            &port.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "offerhub.toml",
+        ".env",
+        "docker-compose.yml",
+        "offerhub.service",
+    ] {
+        assert!(cfg.join(f).is_file(), "{f} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(cfg.join(".env"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // Never overwrites without --force.
+    let again = offerhub(&dir, &["init", "--yes", "--dir", "conf"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(
+        offerhub(
+            &dir,
+            &[
+                "init",
+                "--yes",
+                "--dir",
+                "conf",
+                "--force",
+                "--port",
+                &port.to_string()
+            ]
+        )
+        .status
+        .success()
+    );
+
+    let config = cfg.join("offerhub.toml");
+    let config = config.to_str().unwrap();
+    let _daemon = Daemon(
+        Command::new(BIN)
+            .args(["serve", "--config", config])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(port).await;
+    assert!(
+        cfg.join("data").join("offerhub.db").is_file(),
+        "SQLite file lives beside the config"
+    );
+
+    let out = offerhub(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--config",
+            config,
+            "--name",
+            "mkt",
+            "--scopes",
+            "read,write",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let client = reqwest::Client::new();
+    let me = |t: String| {
+        let c = client.clone();
+        async move {
+            c.get(format!("http://127.0.0.1:{port}/api/v1/auth/me"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = me(token.clone()).await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["apiKeyId"], id.as_str());
+
+    let list = offerhub(&dir, &["keys", "list", "--config", config]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(&token));
+
+    assert!(
+        offerhub(&dir, &["keys", "revoke", "--config", config, &id])
+            .status
+            .success()
+    );
+    let r = me(token).await;
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+
+    let verify = offerhub(&dir, &["audit", "verify", "--config", config]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_configuration_stops_with_the_variable_named() {
+    let dir = temp_dir();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(&dir)
+        .env("PORT", "not-a-port")
+        .env("STELLAR_NETWORK", "testnet")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PORT: must be a port number"), "{err}");
+    assert!(
+        err.contains("TRUSTLESS_API_KEY: is required on testnet"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn version_and_completions() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("offerhub "));
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("offerhub"));
+}

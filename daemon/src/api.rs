@@ -1,0 +1,292 @@
+//! HTTP conventions shared by every route (DESIGN §6):
+//!
+//! - success: `{"data": …, "meta": {"requestId", "timestamp"}}`, lists add
+//!   `meta.pagination {hasMore, nextCursor}`;
+//! - errors: `{"error": {"code", "message", "statusCode", "details"?}}`;
+//! - [`Auth`]: the one extractor that authenticates the bearer key, enforces the route's
+//!   scope and the per-key rate limit;
+//! - [`ApiJson`] / [`ApiQuery`]: bodies and query strings whose errors are 400
+//!   `VALIDATION_ERROR` naming the field.
+
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use offerhub::context::Context;
+use offerhub::error::{Error, ErrorCode};
+use offerhub::pagination::Page;
+use offerhub::services::keys::{self, Principal, Scope};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// The request id header, accepted from the caller or generated.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// An [`Error`] on its way out as an HTTP response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub error: Error,
+    /// Seconds for a `Retry-After` header (rate limiting).
+    pub retry_after: Option<u64>,
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// Renders the error envelope for `e`.
+pub fn error_body(e: &Error) -> Value {
+    let mut body = json!({
+        "code": e.code.as_str(),
+        "message": e.message,
+        "statusCode": e.http_status(),
+    });
+    if let Some(d) = &e.details {
+        body["details"] = d.clone();
+    }
+    json!({ "error": body })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.error.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(error_body(&self.error))).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The request id set by the request-id middleware.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn meta(request_id: &str) -> Value {
+    json!({
+        "requestId": request_id,
+        "timestamp": offerhub::clock::now(),
+    })
+}
+
+/// `{"data": data, "meta": {...}}` with `status`.
+pub fn respond<T: Serialize>(status: StatusCode, request_id: &str, data: T) -> Response {
+    let body = json!({ "data": data, "meta": meta(request_id) });
+    (status, axum::Json(body)).into_response()
+}
+
+/// A list page: `data` is the items, `meta.pagination` says how to continue.
+pub fn respond_page<T: Serialize>(request_id: &str, page: Page<T>) -> Response {
+    let mut m = meta(request_id);
+    m["pagination"] = json!({ "hasMore": page.has_more, "nextCursor": page.next_cursor });
+    let body = json!({ "data": page.items, "meta": m });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Which scope a route requires. Implemented by the marker types [`Read`], [`Write`],
+/// [`Support`] and [`AnyScope`].
+pub trait RequiredScope: Send + Sync + 'static {
+    const SCOPE: Option<Scope>;
+}
+
+/// `GET` routes.
+pub struct Read;
+/// Mutations.
+pub struct Write;
+/// Keys, audit, disputes, adjustments.
+pub struct Support;
+/// Any valid key (`/auth/me`, `/events`).
+pub struct AnyScope;
+
+impl RequiredScope for Read {
+    const SCOPE: Option<Scope> = Some(Scope::Read);
+}
+impl RequiredScope for Write {
+    const SCOPE: Option<Scope> = Some(Scope::Write);
+}
+impl RequiredScope for Support {
+    const SCOPE: Option<Scope> = Some(Scope::Support);
+}
+impl RequiredScope for AnyScope {
+    const SCOPE: Option<Scope> = None;
+}
+
+/// An authenticated caller with scope `S`. Rejects with 401 `UNAUTHORIZED` (no, malformed,
+/// unknown or revoked key), 403 `INSUFFICIENT_SCOPE`, or 429 `RATE_LIMITED` with
+/// `Retry-After`.
+pub struct Auth<S: RequiredScope> {
+    pub principal: Principal,
+    pub request_id: String,
+    pub idempotency_key: Option<String>,
+    _scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope> Auth<S> {
+    /// The service-layer context (actor, request id, idempotency key) of this request.
+    pub fn context(&self) -> Context {
+        Context {
+            actor: self.principal.actor(),
+            request_id: Some(self.request_id.clone()),
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
+}
+
+impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |m: &str| ApiError::from(Error::new(ErrorCode::Unauthorized, m));
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthorized("Missing Authorization header: expected Bearer <API key>")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthorized("Malformed Authorization header: expected Bearer <API key>")
+            })?;
+        let principal =
+            keys::authenticate(&state.store, state.config.master_key.as_ref(), token).await?;
+        if let Err(wait) = state.rate_limiter.check(principal.id()) {
+            return Err(ApiError {
+                error: Error::new(
+                    ErrorCode::RateLimited,
+                    "Rate limit exceeded for this API key",
+                )
+                .with_details(json!({
+                    "limitPerMinute": state.config.rate_limit_per_minute,
+                    "retryAfter": wait,
+                })),
+                retry_after: Some(wait),
+            });
+        }
+        if let Some(scope) = S::SCOPE
+            && !principal.has(scope)
+        {
+            return Err(Error::new(
+                ErrorCode::InsufficientScope,
+                format!("This API key lacks the `{}` scope", scope.as_str()),
+            )
+            .with_details(json!({ "required": scope.as_str(), "granted": principal.scopes() }))
+            .into());
+        }
+        let idempotency_key = parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Auth {
+            principal,
+            request_id: request_id(&parts.headers),
+            idempotency_key,
+            _scope: PhantomData,
+        })
+    }
+}
+
+/// Turns a serde error at `path` into 400 `VALIDATION_ERROR` naming the field.
+fn serde_error(path: String, inner: &str) -> Error {
+    // serde reports a missing field at the parent path: name the field itself.
+    let field = if let Some(rest) = inner.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        if path == "." || path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    } else if path == "." || path.is_empty() {
+        "body".to_string()
+    } else {
+        path
+    };
+    let problem = if inner.starts_with("missing field `") {
+        "is required"
+    } else {
+        inner.split(" at line ").next().unwrap_or(inner)
+    };
+    Error::validation(&field, problem)
+}
+
+/// A JSON body of type `T`. An empty body is read as `{}` (for POSTs whose fields are
+/// all optional). Errors: 400 `VALIDATION_ERROR` naming the field; 413
+/// `PAYLOAD_TOO_LARGE` above the configured limit.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from(Error::new(
+                    ErrorCode::PayloadTooLarge,
+                    "Request body is larger than the configured limit",
+                ))
+            } else {
+                ApiError::from(Error::validation("body", e.body_text()))
+            }
+        })?;
+        let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let de = &mut serde_json::Deserializer::from_slice(slice);
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Ok(ApiJson(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return Err(
+                        Error::validation("body", format!("malformed JSON: {inner}")).into(),
+                    );
+                }
+                Err(serde_error(path, &inner.to_string()).into())
+            }
+        }
+    }
+}
+
+/// A query string of type `T`; errors name the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequestParts<St> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                serde_error(path, &e.into_inner().to_string()).into()
+            })
+    }
+}

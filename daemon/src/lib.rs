@@ -1,0 +1,121 @@
+//! The OfferHub daemon: the REST API under `/api/v1` and, in later milestones, the
+//! workers and the chain monitor. [`router`] builds the HTTP application; [`serve`] runs
+//! it until SIGINT/SIGTERM.
+
+pub mod api;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use offerhub::config::Config;
+use offerhub::error::{Error, ErrorCode};
+use offerhub::store::Store;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::api::{ApiError, REQUEST_ID};
+pub use crate::state::AppState;
+
+/// The full application: every route under `/api/v1`, JSON 404/405 fallbacks, the
+/// request-id, tracing and body-limit layers.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let v1 = Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/health/detailed", get(routes::health::detailed))
+        .route(
+            "/auth/api-keys",
+            post(routes::keys::create).get(routes::keys::list),
+        )
+        .route("/auth/api-keys/{id}", delete(routes::keys::revoke))
+        .route("/auth/me", get(routes::keys::me));
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .nest("/api/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::from(Error::new(ErrorCode::NotFound, "No such route"))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::from(Error::new(
+        ErrorCode::MethodNotAllowed,
+        "This route does not support this method",
+    ))
+}
+
+/// Migrates the database, binds `config.bind_addr()` and serves until SIGINT or
+/// SIGTERM, then drains in-flight requests (up to 30 s) and closes the store.
+pub async fn serve(config: Config) -> Result<(), Error> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let addr = config.bind_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {addr}: {e}")))?;
+    serve_on(listener, store, config).await
+}
+
+/// Serves on an already bound listener (tests bind port 0).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    config: Config,
+) -> Result<(), Error> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener: {e}")))?;
+    tracing::info!(%addr, backend = store.backend().as_str(), network = config.network.as_str(), "OfferHub listening");
+    let app = router(AppState::new(store.clone(), config));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::internal(format!("server: {e}")))?;
+    tracing::info!("shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(30), store.close()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

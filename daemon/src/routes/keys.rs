@@ -1,0 +1,74 @@
+//! API keys: `POST/GET /auth/api-keys`, `DELETE /auth/api-keys/{id}` (scope `support`,
+//! or the master key) and `GET /auth/me` (any key).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use offerhub::pagination::PageRequest;
+use offerhub::services::keys;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{AnyScope, ApiJson, ApiQuery, ApiResult, Auth, Support, respond, respond_page};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    scopes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `201 {"data": {id, key, name, scopes, keyHint, createdAt}}`; `key` is shown only here.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> ApiResult {
+    let scopes = keys::parse_scopes(&body.scopes)?;
+    let created = keys::create(&state.store, &auth.context(), &body.name, &scopes).await?;
+    let mut data = serde_json::to_value(&created.key).unwrap_or_default();
+    data["key"] = json!(created.token.expose());
+    Ok(respond(StatusCode::CREATED, &auth.request_id, data))
+}
+
+/// Paginated, newest first; never the secret.
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    let keys = keys::list(&state.store, &page).await?;
+    Ok(respond_page(&auth.request_id, keys))
+}
+
+/// Revokes; the key gets 401 from its next request on.
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let key = keys::revoke(&state.store, &auth.context(), &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, key))
+}
+
+/// `{"data": {apiKeyId, apiKeyName, scopes}}`.
+pub async fn me(auth: Auth<AnyScope>) -> Response {
+    respond(
+        StatusCode::OK,
+        &auth.request_id,
+        json!({
+            "apiKeyId": auth.principal.id(),
+            "apiKeyName": auth.principal.name(),
+            "scopes": auth.principal.scopes(),
+        }),
+    )
+}

@@ -1,0 +1,59 @@
+//! Shared state of the daemon's handlers.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use offerhub::config::Config;
+use offerhub::store::Store;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> Self {
+        let rate_limiter = Arc::new(RateLimiter::per_minute(config.rate_limit_per_minute));
+        AppState {
+            store,
+            config: Arc::new(config),
+            rate_limiter,
+            started_at: Instant::now(),
+        }
+    }
+}
+
+/// Per-API-key request budget (GCRA via `governor`): `n` requests per minute with a
+/// burst of `n`.
+pub struct RateLimiter {
+    inner: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+}
+
+impl RateLimiter {
+    pub fn per_minute(n: u32) -> Self {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        RateLimiter {
+            inner: governor::RateLimiter::keyed(Quota::per_minute(n)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Ok` when `key` may proceed; otherwise the whole seconds to wait (at least 1).
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        match self.inner.check_key(&key.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Test harness: the real router over a fresh database, driven in-process with
+//! `tower::ServiceExt::oneshot` (same handlers, middleware and store as `serve`).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use offerhub::config::{Config, DatabaseUrl};
+use offerhub::store::Store;
+use offerhub_daemon::{AppState, router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const MASTER: &str = "ohk_master_test_0123456789abcdef0123456789abcdef";
+
+pub struct TestApp {
+    pub app: Router,
+    pub store: Store,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn app(url: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    map.insert("DATABASE_URL".into(), url.into());
+    map.insert("OFFERHUB_MASTER_KEY".into(), MASTER.into());
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_map(&map, Path::new("/tmp")).expect("config");
+    let store = Store::connect(&DatabaseUrl::new(url))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    TestApp {
+        app: router(AppState::new(store.clone(), config)),
+        store,
+    }
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Resp {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates an API key through the API with the master key; returns (id, token).
+    pub async fn key(&self, scopes: &[&str]) -> (String, String) {
+        let body = serde_json::json!({ "name": "test", "scopes": scopes }).to_string();
+        let r = self
+            .call("POST", "/api/v1/auth/api-keys", Some(MASTER), Some(&body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["data"]["id"].as_str().unwrap().to_string(),
+            r.body["data"]["key"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// Asserts the error envelope: status, code, statusCode.
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "body: {}", r.body);
+    assert_eq!(r.body["error"]["statusCode"], status);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}

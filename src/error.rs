@@ -1,0 +1,161 @@
+//! The one error type of OfferHub. Every failure a caller can see is an [`Error`] with a
+//! stable [`ErrorCode`]; the daemon renders it as the error envelope
+//! `{"error": {"code", "message", "statusCode", "details"?}}` with the code's HTTP status.
+//!
+//! Messages never carry secrets: internal failures (database, I/O) are logged with their
+//! cause and shown to callers only as `INTERNAL_ERROR` with a generic message.
+
+use serde_json::Value;
+
+/// Stable, documented error codes (seed 004 and research/upstream.md §6), each with its
+/// HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    ValidationError,
+    InvalidAmountFormat,
+    InvalidRequest,
+    Unauthorized,
+    InsufficientScope,
+    NotFound,
+    UserNotFound,
+    ApiKeyNotFound,
+    OrderNotFound,
+    InsufficientFunds,
+    InvalidStateTransition,
+    IdempotencyConflict,
+    IdempotencyKeyInProgress,
+    UserSuspended,
+    PayloadTooLarge,
+    MethodNotAllowed,
+    RateLimited,
+    Internal,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+}
+
+impl ErrorCode {
+    /// The wire spelling, e.g. `INSUFFICIENT_FUNDS`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::InvalidAmountFormat => "INVALID_AMOUNT_FORMAT",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::UserNotFound => "USER_NOT_FOUND",
+            ErrorCode::ApiKeyNotFound => "API_KEY_NOT_FOUND",
+            ErrorCode::OrderNotFound => "ORDER_NOT_FOUND",
+            ErrorCode::InsufficientFunds => "INSUFFICIENT_FUNDS",
+            ErrorCode::InvalidStateTransition => "INVALID_STATE_TRANSITION",
+            ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            ErrorCode::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            ErrorCode::UserSuspended => "USER_SUSPENDED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Internal => "INTERNAL_ERROR",
+            ErrorCode::ProviderError => "PROVIDER_ERROR",
+            ErrorCode::ProviderTimeout => "PROVIDER_TIMEOUT",
+            ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+        }
+    }
+
+    /// The HTTP status the daemon answers with.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::ValidationError
+            | ErrorCode::InvalidAmountFormat
+            | ErrorCode::InvalidRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::NotFound
+            | ErrorCode::UserNotFound
+            | ErrorCode::ApiKeyNotFound
+            | ErrorCode::OrderNotFound => 404,
+            ErrorCode::InvalidStateTransition
+            | ErrorCode::IdempotencyConflict
+            | ErrorCode::IdempotencyKeyInProgress => 409,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::InsufficientFunds | ErrorCode::UserSuspended => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::ProviderError => 502,
+            ErrorCode::ProviderUnavailable => 503,
+            ErrorCode::ProviderTimeout => 504,
+        }
+    }
+}
+
+/// An error with its code, a human message and optional structured details.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// 400 `VALIDATION_ERROR` naming the offending field: message `"{field}: {problem}"`,
+    /// details `{"field": field}`.
+    pub fn validation(field: &str, problem: impl std::fmt::Display) -> Self {
+        Error::new(ErrorCode::ValidationError, format!("{field}: {problem}"))
+            .with_details(serde_json::json!({ "field": field }))
+    }
+
+    /// 400 `INVALID_AMOUNT_FORMAT` for a bad decimal string in `field`.
+    pub fn amount(field: &str, problem: impl std::fmt::Display) -> Self {
+        Error::new(
+            ErrorCode::InvalidAmountFormat,
+            format!("{field}: {problem}"),
+        )
+        .with_details(serde_json::json!({ "field": field }))
+    }
+
+    /// 500 `INTERNAL_ERROR`. The cause is logged here and never shown to the caller.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Error::new(ErrorCode::Internal, "An internal error occurred")
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.code.http_status()
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::internal(format!("database: {e}"))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::internal(format!("migration: {e}"))
+    }
+}

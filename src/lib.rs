@@ -1,0 +1,19 @@
+//! OfferHub core: money, identifiers, configuration, storage, the ledger and the
+//! services that the daemon's HTTP handlers and the operator CLI both call.
+//! No HTTP and no CLI code lives here.
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod pagination;
+pub mod services;
+pub mod store;
+
+pub use error::{Error, ErrorCode, Result};
+
+/// The OfferHub version (from Cargo).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

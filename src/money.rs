@@ -1,0 +1,302 @@
+//! `Amount`: a quantity of USD/USDC held as an `i64` count of USDC base units.
+//!
+//! Stellar classic assets have 7 decimal places, so `1.00` USDC is `10_000_000` base units
+//! (the "stroop" scale). The API speaks decimal strings (`"100"`, `"100.00"`,
+//! `"0.0000001"`); this type parses them exactly (no floats, no rounding) and formats
+//! with at least two decimals (`"100.00"`, `"0.1234567"`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Number of decimal places of a USDC base unit (Stellar classic asset precision).
+pub const DECIMALS: u32 = 7;
+/// Base units per whole unit: `10^7`.
+pub const SCALE: i64 = 10_000_000;
+
+/// A signed amount in USDC base units (1 unit = 10^-7 USDC).
+///
+/// Arithmetic is checked: `checked_add`/`checked_sub` return `None` on overflow instead
+/// of wrapping. Parsing rejects exponents, more than 7 decimals, separators and
+/// whitespace; see [`Amount::parse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Amount(i64);
+
+/// Why a decimal string is not an amount. The `Display` text is meant for API error
+/// messages and names the rule that was broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("must be a decimal string such as \"100.00\"")]
+    Format,
+    #[error("must have at most 7 decimal places")]
+    TooPrecise,
+    #[error("is too large")]
+    Overflow,
+    #[error("must not be negative")]
+    Negative,
+    #[error("must be greater than zero")]
+    NotPositive,
+}
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+
+    /// Wraps a count of base units.
+    pub const fn from_base_units(units: i64) -> Self {
+        Amount(units)
+    }
+
+    /// The count of base units (10^-7).
+    pub const fn base_units(self) -> i64 {
+        self.0
+    }
+
+    /// Parses a signed decimal string: optional leading `-`, digits, optional `.` and
+    /// 1–7 fraction digits. `"100"`, `"100.00"`, `"-1.5"`, `"0.0000001"` are accepted;
+    /// `"1e5"`, `"1.00000001"`, `" 1"`, `"+1"`, `"1,000"`, `".5"`, `"5."` are not.
+    pub fn parse(s: &str) -> Result<Self, AmountError> {
+        let (negative, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (int_part, frac_part) = match body.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (body, None),
+        };
+        if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AmountError::Format);
+        }
+        let frac = match frac_part {
+            None => "",
+            Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(AmountError::Format);
+            }
+            Some(f) => f,
+        };
+        if frac.len() > DECIMALS as usize {
+            return Err(AmountError::TooPrecise);
+        }
+        // 20 digits bound the integer part well inside i128 before the i64 range check.
+        if int_part.len() > 20 {
+            return Err(AmountError::Overflow);
+        }
+        let int_value: i128 = int_part.parse().map_err(|_| AmountError::Overflow)?;
+        let mut frac_value: i128 = 0;
+        for b in frac.bytes() {
+            frac_value = frac_value * 10 + i128::from(b - b'0');
+        }
+        frac_value *= 10_i128.pow(DECIMALS - frac.len() as u32);
+        let magnitude = int_value * i128::from(SCALE) + frac_value;
+        let signed = if negative { -magnitude } else { magnitude };
+        i64::try_from(signed)
+            .map(Amount)
+            .map_err(|_| AmountError::Overflow)
+    }
+
+    /// Parses and requires `>= 0`.
+    pub fn parse_non_negative(s: &str) -> Result<Self, AmountError> {
+        let a = Self::parse(s)?;
+        if a.0 < 0 {
+            return Err(AmountError::Negative);
+        }
+        Ok(a)
+    }
+
+    /// Parses and requires `> 0`.
+    pub fn parse_positive(s: &str) -> Result<Self, AmountError> {
+        let a = Self::parse(s)?;
+        if a.0 < 0 {
+            return Err(AmountError::Negative);
+        }
+        if a.0 == 0 {
+            return Err(AmountError::NotPositive);
+        }
+        Ok(a)
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).map(Amount)
+    }
+
+    pub fn checked_neg(self) -> Option<Amount> {
+        self.0.checked_neg().map(Amount)
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+}
+
+impl fmt::Display for Amount {
+    /// Formats with at least 2 and at most 7 decimals, trailing zeros beyond the second
+    /// removed: `10_000_000` → `"1.00"`, `12_345_678` → `"1.2345678"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = self.0.unsigned_abs();
+        let scale = SCALE as u64;
+        let int_part = units / scale;
+        let frac_part = units % scale;
+        let mut frac = format!("{frac_part:07}");
+        while frac.len() > 2 && frac.ends_with('0') {
+            frac.pop();
+        }
+        let sign = if self.0 < 0 { "-" } else { "" };
+        write!(f, "{sign}{int_part}.{frac}")
+    }
+}
+
+impl FromStr for Amount {
+    type Err = AmountError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Amount::parse(s)
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    /// Accepts only strings: a JSON number would invite float rounding.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Amount::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_valid_forms() {
+        assert_eq!(Amount::parse("100").unwrap().base_units(), 1_000_000_000);
+        assert_eq!(Amount::parse("100.00").unwrap().base_units(), 1_000_000_000);
+        assert_eq!(Amount::parse("0.0000001").unwrap().base_units(), 1);
+        assert_eq!(Amount::parse("-1.5").unwrap().base_units(), -15_000_000);
+        assert_eq!(Amount::parse("0").unwrap(), Amount::ZERO);
+        assert_eq!(Amount::parse("007.10").unwrap().base_units(), 71_000_000);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in [
+            "", "-", ".", "1.", ".5", "1e5", "1E5", "+1", " 1", "1 ", "1,000", "1.2.3", "abc",
+            "0x10", "--1", "1.-1", "NaN", "inf", "١",
+        ] {
+            assert_eq!(Amount::parse(s), Err(AmountError::Format), "{s:?}");
+        }
+        assert_eq!(Amount::parse("1.00000001"), Err(AmountError::TooPrecise));
+        assert_eq!(
+            Amount::parse("922337203685.4775808"),
+            Err(AmountError::Overflow)
+        );
+        assert_eq!(
+            Amount::parse("-922337203685.4775808").unwrap().base_units(),
+            i64::MIN
+        );
+        assert_eq!(
+            Amount::parse("99999999999999999999"),
+            Err(AmountError::Overflow)
+        );
+        assert_eq!(
+            Amount::parse("922337203685.4775807").unwrap().base_units(),
+            i64::MAX
+        );
+    }
+
+    #[test]
+    fn sign_rules() {
+        assert_eq!(
+            Amount::parse_non_negative("-0.01"),
+            Err(AmountError::Negative)
+        );
+        assert_eq!(
+            Amount::parse_positive("0.00"),
+            Err(AmountError::NotPositive)
+        );
+        assert_eq!(Amount::parse_positive("-1"), Err(AmountError::Negative));
+        assert!(Amount::parse_non_negative("0").is_ok());
+    }
+
+    #[test]
+    fn formats_with_two_to_seven_decimals() {
+        assert_eq!(Amount::from_base_units(10_000_000).to_string(), "1.00");
+        assert_eq!(Amount::from_base_units(12_345_678).to_string(), "1.2345678");
+        assert_eq!(Amount::from_base_units(15_000_000).to_string(), "1.50");
+        assert_eq!(Amount::from_base_units(1).to_string(), "0.0000001");
+        assert_eq!(Amount::from_base_units(-5_000_000).to_string(), "-0.50");
+        assert_eq!(Amount::ZERO.to_string(), "0.00");
+        assert_eq!(
+            Amount::from_base_units(i64::MIN).to_string(),
+            "-922337203685.4775808"
+        );
+    }
+
+    #[test]
+    fn serde_uses_strings_only() {
+        let a: Amount = serde_json::from_str("\"12.5\"").unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"12.50\"");
+        assert!(serde_json::from_str::<Amount>("12.5").is_err());
+    }
+
+    #[test]
+    fn checked_arithmetic() {
+        let max = Amount::from_base_units(i64::MAX);
+        assert_eq!(max.checked_add(Amount::from_base_units(1)), None);
+        assert_eq!(Amount::from_base_units(i64::MIN).checked_neg(), None);
+        assert_eq!(
+            Amount::from_base_units(i64::MIN).checked_sub(Amount::from_base_units(1)),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn display_parse_roundtrip(units in any::<i64>()) {
+            let a = Amount::from_base_units(units);
+            prop_assert_eq!(Amount::parse(&a.to_string()).unwrap(), a);
+        }
+
+        #[test]
+        fn checked_ops_agree_with_i128(a in any::<i64>(), b in any::<i64>()) {
+            let (x, y) = (Amount::from_base_units(a), Amount::from_base_units(b));
+            let sum = i128::from(a) + i128::from(b);
+            match x.checked_add(y) {
+                Some(s) => prop_assert_eq!(i128::from(s.base_units()), sum),
+                None => prop_assert!(sum > i128::from(i64::MAX) || sum < i128::from(i64::MIN)),
+            }
+            let diff = i128::from(a) - i128::from(b);
+            match x.checked_sub(y) {
+                Some(d) => prop_assert_eq!(i128::from(d.base_units()), diff),
+                None => prop_assert!(diff > i128::from(i64::MAX) || diff < i128::from(i64::MIN)),
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,30}") {
+            let _ = Amount::parse(&s);
+        }
+
+        #[test]
+        fn decimal_strings_parse_exactly(int in 0u64..1_000_000_000, frac in 0u32..10_000_000, digits in 1usize..=7) {
+            let frac_str = format!("{frac:07}");
+            let frac_str = &frac_str[..digits];
+            let s = format!("{int}.{frac_str}");
+            let expected = i128::from(int) * 10_000_000
+                + frac_str.parse::<i128>().unwrap() * 10_i128.pow(7 - digits as u32);
+            prop_assert_eq!(i128::from(Amount::parse(&s).unwrap().base_units()), expected);
+        }
+    }
+}

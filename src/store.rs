@@ -1,0 +1,228 @@
+//! Storage: SQLite (default, embedded) or PostgreSQL, chosen by the database URL.
+//!
+//! One code path through `sqlx`'s `Any` driver with runtime queries; SQL is written so
+//! it runs on both (`$1` placeholders, `ON CONFLICT`, `RETURNING`). The few dialect
+//! differences live in [`Backend`].
+//!
+//! - SQLite: WAL, `busy_timeout`, foreign keys on; one writer connection whose
+//!   transactions start with `BEGIN IMMEDIATE` (so a transaction never fails half-way on
+//!   a lock upgrade), plus a pool of readers.
+//! - PostgreSQL: one pool; correctness comes from conditional updates and row locks.
+//!
+//! Every mutation runs in a [`Tx`]. Audit entries queued on it with [`Tx::audit`] are
+//! chained and written at [`Tx::commit`], in the same database transaction as the
+//! change they describe.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::audit::{self, AuditEntry};
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Handle to the database: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+    writer: AnyPool,
+    reader: AnyPool,
+}
+
+/// Pool sizes and timeouts.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Maximum connections (PostgreSQL pool; SQLite reader pool).
+    pub max_connections: u32,
+    /// How long a caller waits for a connection (the SQLite writer queue included).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its directory when needed). Does not
+    /// migrate; call [`Store::migrate`].
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &DatabaseUrl, opts: StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let raw = url.expose();
+        if url.is_postgres() {
+            let options = AnyConnectOptions::from_str(raw)
+                .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(|e| Error::internal(format!("cannot connect to {url}: {e}")))?;
+            return Ok(Store {
+                backend: Backend::Postgres,
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+        if let Some(path) = sqlite_file_path(raw)
+            && let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let options = AnyConnectOptions::from_str(raw)
+            .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.acquire_timeout)
+            .after_connect(sqlite_pragmas)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
+        let reader = AnyPoolOptions::new()
+            .max_connections(opts.max_connections.clamp(1, 8))
+            .acquire_timeout(opts.acquire_timeout)
+            .after_connect(sqlite_pragmas)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
+        Ok(Store {
+            backend: Backend::Sqlite,
+            writer,
+            reader,
+        })
+    }
+
+    /// Applies the embedded migrations of this backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.writer).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.writer).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Pool for reads outside a transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        };
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+            audit: Vec::new(),
+        })
+    }
+
+    /// `SELECT 1` through the reader pool.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Closes all connections (flushes the SQLite WAL on the last close).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Per-connection SQLite settings: WAL, a 10 s busy timeout, foreign keys.
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute("PRAGMA busy_timeout = 10000").await?;
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        Ok(())
+    })
+}
+
+/// The file behind a `sqlite:` URL, when it names one (not `:memory:`).
+fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(':') {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+    audit: Vec<AuditEntry>,
+}
+
+impl Tx {
+    /// The connection, for queries inside this transaction.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Queues an audit row; it is chained and written at commit.
+    pub fn audit(&mut self, entry: AuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// Writes the queued audit rows (locking the chain head only now, so concurrent
+    /// transactions serialise for the shortest time) and commits.
+    pub async fn commit(mut self) -> Result<()> {
+        if !self.audit.is_empty() {
+            let entries = std::mem::take(&mut self.audit);
+            audit::append(&mut self, entries).await?;
+        }
+        self.inner.commit().await?;
+        Ok(())
+    }
+}

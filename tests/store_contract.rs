@@ -1,0 +1,180 @@
+//! Store contract tests: the same assertions on SQLite and on PostgreSQL.
+
+use offerhub::audit::{self, AuditFilter, Verification};
+use offerhub::config::{DatabaseUrl, Secret};
+use offerhub::context::Context;
+use offerhub::pagination::PageRequest;
+use offerhub::services::keys::{self, Principal, Scope};
+use offerhub::store::Store;
+use offerhub_testkit::both_backends;
+
+async fn open(url: &str) -> Store {
+    let store = Store::connect(&DatabaseUrl::new(url)).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn migrations_are_idempotent(url: String) {
+    let store = open(&url).await;
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    // Reopening an existing database works and keeps its data.
+    let store = open(&url).await;
+    keys::create(&store, &Context::operator(), "k", &[Scope::Read])
+        .await
+        .unwrap();
+    store.close().await;
+    let store = open(&url).await;
+    assert_eq!(
+        keys::list(&store, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+both_backends!(migrations_idempotent, migrations_are_idempotent);
+
+async fn keys_lifecycle(url: String) {
+    let store = open(&url).await;
+    let ctx = Context::operator();
+    let created = keys::create(&store, &ctx, "backend", &[Scope::Read, Scope::Write])
+        .await
+        .unwrap();
+    let token = created.token.expose().to_string();
+    assert!(token.starts_with("ohk_live_"));
+    match keys::authenticate(&store, None, &token).await.unwrap() {
+        Principal::Key(k) => {
+            assert_eq!(k.id, created.key.id);
+            assert_eq!(k.scopes, vec![Scope::Read, Scope::Write]);
+        }
+        Principal::Master => panic!("not the master"),
+    }
+    let master = Secret::new("m".repeat(40));
+    assert!(matches!(
+        keys::authenticate(&store, Some(&master), &"m".repeat(40))
+            .await
+            .unwrap(),
+        Principal::Master
+    ));
+    // Hash only: the token itself is nowhere in the database.
+    let row: (String,) = sqlx::query_as("SELECT key_hash FROM api_keys WHERE id = $1")
+        .bind(&created.key.id)
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert_ne!(row.0, token);
+    assert_eq!(row.0.len(), 64);
+
+    keys::revoke(&store, &ctx, &created.key.id).await.unwrap();
+    let err = keys::authenticate(&store, Some(&master), &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.as_str(), "UNAUTHORIZED");
+    // Revoking again is a no-op (no second audit row).
+    keys::revoke(&store, &ctx, &created.key.id).await.unwrap();
+    let rows = audit::list(&store, &AuditFilter::default(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.items.len(), 2);
+    assert_eq!(rows.items[0].actor_type, "operator");
+}
+both_backends!(keys_lifecycle_on, keys_lifecycle);
+
+async fn audit_chain_detects_tampering(url: String) {
+    let store = open(&url).await;
+    let ctx = Context::operator();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let k = keys::create(&store, &ctx, &format!("k{i}"), &[Scope::Read])
+            .await
+            .unwrap();
+        ids.push(k.key.id);
+    }
+    assert_eq!(
+        audit::verify(&store).await.unwrap(),
+        Verification::Intact { rows: 5 }
+    );
+
+    // Filters and pagination.
+    let page = PageRequest::new(Some(2), None).unwrap();
+    let first = audit::list(&store, &AuditFilter::default(), &page)
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert!(first.has_more);
+    let f = AuditFilter {
+        resource_id: Some(ids[2].clone()),
+        action: Some("api_key.created".into()),
+        ..Default::default()
+    };
+    let one = audit::list(&store, &f, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    assert_eq!(one.items[0].after.as_ref().unwrap()["name"], "k2");
+
+    // Edit row 3 behind the application's back.
+    sqlx::query("UPDATE audit_logs SET after_state = $1 WHERE seq = 3")
+        .bind(r#"{"name":"forged"}"#)
+        .execute(store.reader())
+        .await
+        .unwrap();
+    match audit::verify(&store).await.unwrap() {
+        Verification::Broken { seq, reason, .. } => {
+            assert_eq!(seq, 3);
+            assert!(reason.contains("modified"), "{reason}");
+        }
+        other => panic!("tampering not detected: {other:?}"),
+    }
+}
+both_backends!(audit_tamper_on, audit_chain_detects_tampering);
+
+async fn audit_chain_detects_deletion(url: String) {
+    let store = open(&url).await;
+    for i in 0..3 {
+        keys::create(
+            &store,
+            &Context::operator(),
+            &format!("k{i}"),
+            &[Scope::Read],
+        )
+        .await
+        .unwrap();
+    }
+    sqlx::query("DELETE FROM audit_logs WHERE seq = 2")
+        .execute(store.reader())
+        .await
+        .unwrap();
+    match audit::verify(&store).await.unwrap() {
+        Verification::Broken { seq, .. } => assert_eq!(seq, 3),
+        other => panic!("deletion not detected: {other:?}"),
+    }
+}
+both_backends!(audit_delete_on, audit_chain_detects_deletion);
+
+async fn concurrent_audited_writes_keep_one_chain(url: String) {
+    let store = open(&url).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            keys::create(&s, &Context::system(), &format!("k{i}"), &[Scope::Read])
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        audit::verify(&store).await.unwrap(),
+        Verification::Intact { rows: 40 }
+    );
+}
+both_backends!(
+    audit_concurrent_on,
+    concurrent_audited_writes_keep_one_chain
+);
