@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod pagination;
 pub mod services;

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The double-entry ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -101,6 +106,16 @@ enum DbCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Re-compute the hash chain; exit 1 naming the first broken row.
+    Verify {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Prove the ledger: balanced transactions, projection equal to the journal, no
+    /// negative available, reserved equal to pending holds. Exit 1 on any violation.
     Verify {
         #[command(flatten)]
         output: OutputArgs,
@@ -228,6 +243,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             audit_verify(&store, output.output).await
         }
+        Command::Ledger {
+            command: LedgerCommand::Verify { output },
+        } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            ledger_verify(&store, output.output).await
+        }
     }
 }
 
@@ -325,5 +350,32 @@ async fn audit_verify(store: &Store, output: Output) -> anyhow::Result<ExitCode>
     Ok(match result {
         Verification::Intact { .. } => ExitCode::SUCCESS,
         Verification::Broken { .. } => ExitCode::FAILURE,
+    })
+}
+
+async fn ledger_verify(store: &Store, output: Output) -> anyhow::Result<ExitCode> {
+    let report = offerhub::ledger::verify(store).await?;
+    match output {
+        Output::Json => print_json(&report)?,
+        Output::Table => {
+            println!(
+                "{} accounts, {} journal transactions, {} postings checked",
+                report.accounts, report.transactions, report.postings
+            );
+            if report.is_clean() {
+                println!("ledger verified: no violations");
+            } else {
+                let rows = report
+                    .violations
+                    .iter()
+                    .map(|v| vec![v.check.to_string(), v.subject.clone(), v.detail.clone()]);
+                eprintln!("{}", table(&["CHECK", "SUBJECT", "DETAIL"], rows));
+            }
+        }
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

@@ -34,7 +34,23 @@ pub fn router(state: AppState) -> Router {
             post(routes::keys::create).get(routes::keys::list),
         )
         .route("/auth/api-keys/{id}", delete(routes::keys::revoke))
-        .route("/auth/me", get(routes::keys::me));
+        .route("/auth/me", get(routes::keys::me))
+        .route(
+            "/users",
+            post(routes::users::create).get(routes::users::list),
+        )
+        .route(
+            "/users/{id}",
+            get(routes::users::get).patch(routes::users::update),
+        )
+        .route("/users/{id}/balance", get(routes::users::balance))
+        .route("/users/{id}/balance/history", get(routes::users::history))
+        .route(
+            "/users/{id}/balance/adjustments",
+            post(routes::users::adjust),
+        )
+        .route("/balances/{id}", get(routes::users::balance))
+        .route("/audit/logs", get(routes::audit::list));
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .nest("/api/v1", v1)

@@ -7,6 +7,7 @@ use std::time::Instant;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use offerhub::config::Config;
+use offerhub::services::users::{NoHooks, UserHooks};
 use offerhub::store::Store;
 
 /// What every handler can reach. Cheap to clone.
@@ -16,6 +17,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub rate_limiter: Arc<RateLimiter>,
     pub started_at: Instant,
+    /// Called after a user is created (wallet provisioning in crypto mode).
+    pub user_hooks: Arc<dyn UserHooks>,
 }
 
 impl AppState {
@@ -26,6 +29,7 @@ impl AppState {
             config: Arc::new(config),
             rate_limiter,
             started_at: Instant::now(),
+            user_hooks: Arc::new(NoHooks),
         }
     }
 }

@@ -1,1 +1,3 @@
+pub mod balances;
 pub mod keys;
+pub mod users;

@@ -1,2 +1,4 @@
+pub mod audit;
 pub mod health;
 pub mod keys;
+pub mod users;

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 pub const MASTER: &str = "ohk_master_test_0123456789abcdef0123456789abcdef";
 
+#[derive(Clone)]
 pub struct TestApp {
     pub app: Router,
     pub store: Store,

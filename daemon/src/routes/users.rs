@@ -1,0 +1,172 @@
+//! Users and balances: `POST/GET /users`, `GET/PATCH /users/{id}`,
+//! `GET /users/{id}/balance` (alias `GET /balances/{userId}`),
+//! `GET /users/{id}/balance/history`, `POST /users/{id}/balance/adjustments` (support).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use offerhub::error::Error;
+use offerhub::ledger;
+use offerhub::money::Amount;
+use offerhub::pagination::PageRequest;
+use offerhub::services::balances;
+use offerhub::services::users::{self, NewUser, UserPatch, UserStatus, UserType};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateUser {
+    #[serde(alias = "external_user_id")]
+    external_user_id: String,
+    email: Option<String>,
+    #[serde(rename = "type")]
+    user_type: Option<UserType>,
+}
+
+/// 201 with the new user, or 200 with the existing one for a known `externalUserId`.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult {
+    let (user, created) = users::create(
+        &state.store,
+        &auth.context(),
+        state.user_hooks.as_ref(),
+        NewUser {
+            external_user_id: body.external_user_id,
+            email: body.email,
+            user_type: body.user_type.unwrap_or(UserType::Both),
+        },
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond(status, &auth.request_id, user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListUsers {
+    #[serde(alias = "external_user_id")]
+    external_user_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListUsers>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    let users = users::list(&state.store, q.external_user_id.as_deref(), &page).await?;
+    Ok(respond_page(&auth.request_id, users))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let user = users::get(&state.store, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    /// A string sets, `null` clears, absent leaves as is.
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Value>,
+    #[serde(rename = "type")]
+    user_type: Option<UserType>,
+    status: Option<UserStatus>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchUser>,
+) -> ApiResult {
+    let email = match body.email {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s)),
+        Some(_) => return Err(Error::validation("email", "must be a string or null").into()),
+    };
+    let user = users::update(
+        &state.store,
+        &auth.context(),
+        &id,
+        UserPatch {
+            email,
+            user_type: body.user_type,
+            status: body.status,
+        },
+    )
+    .await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, user))
+}
+
+/// `{userId, available, reserved, total, currency: "USD"}`.
+pub async fn balance(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let b = balances::get(&state.store, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, b))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Postings on the user's available and reserved accounts, newest first.
+pub async fn history(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    users::get(&state.store, &id).await?;
+    let entries = ledger::history(&state.store, &id, &page).await?;
+    Ok(respond_page(&auth.request_id, entries))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustBody {
+    /// Signed decimal string, e.g. `"25.00"` or `"-1.00"`.
+    amount: String,
+    reason: String,
+}
+
+/// 201 with `{transactionId, userId, amount, reason, balance}`.
+pub async fn adjust(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AdjustBody>,
+) -> ApiResult {
+    let amount = Amount::parse(&body.amount).map_err(|e| Error::amount("amount", e))?;
+    let adj = balances::adjust(&state.store, &auth.context(), &id, amount, &body.reason).await?;
+    Ok(respond(StatusCode::CREATED, &auth.request_id, adj))
+}
+
+/// Distinguishes a field given as `null` (`Some(Value::Null)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}

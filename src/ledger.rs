@@ -1,0 +1,664 @@
+//! The double-entry ledger: the only way OfferHub moves money (DESIGN §3).
+//!
+//! - **Accounts** (`ledger_accounts`) hold a balance in USDC base units. User accounts
+//!   (`user:{id}:available`, `user:{id}:reserved`), escrow (`escrow:{order}`) and fee
+//!   accounts (`fees:platform`, `fees:trustless`) may never go negative; the `external:*`
+//!   accounts (money entering or leaving the system) may.
+//! - **Journal transactions** are immutable; their postings sum to zero. Each is unique
+//!   on `(kind, reference)`, so an effect retried after a crash or a duplicate webhook
+//!   applies once: [`record`] returns [`Recorded::AlreadyApplied`] the second time.
+//! - The **balance projection** (`ledger_accounts.balance`) is updated in the same
+//!   database transaction by a conditional `UPDATE … WHERE balance + delta >= 0`, so two
+//!   concurrent debits can never overdraw.
+//! - **Holds** move `available → reserved` and are resolved exactly once: posted
+//!   (reserved → destination) or voided (reserved → available), by compare-and-set on
+//!   their status.
+//!
+//! All functions take a [`Tx`]; callers add their state change, audit row and event in
+//! the same transaction.
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::ids::{IdKind, new_id};
+use crate::money::Amount;
+use crate::pagination::{Page, PageRequest};
+use crate::store::{Store, Tx};
+
+/// Where unexplained money enters or leaves: operator adjustments.
+pub const ADJUSTMENTS_ACCOUNT: &str = "external:adjustments";
+pub const EXTERNAL_STELLAR: &str = "external:stellar";
+pub const EXTERNAL_AIRTM: &str = "external:airtm";
+pub const FEES_PLATFORM: &str = "fees:platform";
+pub const FEES_TRUSTLESS: &str = "fees:trustless";
+
+/// `user:{id}:available`.
+pub fn available_account(user_id: &str) -> String {
+    format!("user:{user_id}:available")
+}
+
+/// `user:{id}:reserved`.
+pub fn reserved_account(user_id: &str) -> String {
+    format!("user:{user_id}:reserved")
+}
+
+/// `escrow:{order_id}`.
+pub fn escrow_account(order_id: &str) -> String {
+    format!("escrow:{order_id}")
+}
+
+/// One leg of a journal transaction: `amount` base units added to `account` (negative
+/// to take away).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posting {
+    pub account: String,
+    pub amount: Amount,
+}
+
+impl Posting {
+    pub fn new(account: impl Into<String>, amount: Amount) -> Self {
+        Posting {
+            account: account.into(),
+            amount,
+        }
+    }
+}
+
+/// Outcome of [`record`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Newly applied, with its journal transaction id.
+    Applied(String),
+    /// `(kind, reference)` was already in the journal: nothing changed.
+    AlreadyApplied(String),
+}
+
+impl Recorded {
+    pub fn journal_id(&self) -> &str {
+        match self {
+            Recorded::Applied(id) | Recorded::AlreadyApplied(id) => id,
+        }
+    }
+}
+
+/// 422 `INSUFFICIENT_FUNDS` naming the account and the amount asked for.
+fn insufficient(account: &str, requested: Amount) -> Error {
+    Error::new(
+        ErrorCode::InsufficientFunds,
+        "Available balance is less than the requested amount",
+    )
+    .with_details(serde_json::json!({
+        "account": account,
+        "requested": Amount::from_base_units(requested.base_units().saturating_abs()),
+    }))
+}
+
+/// Opens an account when missing. `non_negative` accounts reject any posting that
+/// would take them below zero.
+pub async fn open_account(
+    tx: &mut Tx,
+    id: &str,
+    kind: &str,
+    owner_id: Option<&str>,
+    non_negative: bool,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ledger_accounts (id, kind, owner_id, non_negative, balance, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(owner_id)
+    .bind(i64::from(non_negative))
+    .bind(crate::clock::now())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Opens the two accounts of a user (available, reserved).
+pub async fn open_user_accounts(tx: &mut Tx, user_id: &str) -> Result<()> {
+    open_account(
+        tx,
+        &available_account(user_id),
+        "user_available",
+        Some(user_id),
+        true,
+    )
+    .await?;
+    open_account(
+        tx,
+        &reserved_account(user_id),
+        "user_reserved",
+        Some(user_id),
+        true,
+    )
+    .await
+}
+
+/// Records a journal transaction of `kind` for `reference` and applies its postings to
+/// the balances. The postings must sum to zero and hold at least two legs; amounts of
+/// zero are dropped. Errors: 422 `INSUFFICIENT_FUNDS` when a non-negative account would
+/// go below zero (nothing is applied — the caller's transaction must be dropped);
+/// 500 for an unknown account or unbalanced postings (programming errors).
+pub async fn record(
+    tx: &mut Tx,
+    kind: &str,
+    reference: &str,
+    description: &str,
+    postings: &[Posting],
+) -> Result<Recorded> {
+    let mut legs: Vec<&Posting> = postings
+        .iter()
+        .filter(|p| p.amount != Amount::ZERO)
+        .collect();
+    let mut sum: i128 = 0;
+    for p in &legs {
+        sum += i128::from(p.amount.base_units());
+    }
+    if sum != 0 || legs.len() < 2 {
+        return Err(Error::internal(format!(
+            "unbalanced journal transaction {kind}/{reference}: {postings:?}"
+        )));
+    }
+    let id = new_id(IdKind::Journal);
+    let now = crate::clock::now();
+    let inserted = sqlx::query(
+        "INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, reference) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(kind)
+    .bind(reference)
+    .bind(description)
+    .bind(&now)
+    .execute(tx.conn())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let existing: String =
+            sqlx::query("SELECT id FROM journal_transactions WHERE kind = $1 AND reference = $2")
+                .bind(kind)
+                .bind(reference)
+                .fetch_one(tx.conn())
+                .await?
+                .try_get("id")?;
+        return Ok(Recorded::AlreadyApplied(existing));
+    }
+    // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
+    legs.sort_by(|a, b| a.account.cmp(&b.account));
+    for p in legs {
+        let delta = p.amount.base_units();
+        let row = sqlx::query(
+            "UPDATE ledger_accounts SET balance = balance + $1 \
+             WHERE id = $2 AND (non_negative = 0 OR balance + $1 >= 0) RETURNING balance",
+        )
+        .bind(delta)
+        .bind(&p.account)
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(row) = row else {
+            let exists = sqlx::query("SELECT 1 FROM ledger_accounts WHERE id = $1")
+                .bind(&p.account)
+                .fetch_optional(tx.conn())
+                .await?
+                .is_some();
+            return Err(if exists {
+                insufficient(&p.account, p.amount)
+            } else {
+                Error::internal(format!("posting to unknown ledger account {}", p.account))
+            });
+        };
+        let balance_after: i64 = row.try_get("balance")?;
+        sqlx::query(
+            "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&p.account)
+        .bind(delta)
+        .bind(balance_after)
+        .bind(&now)
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(Recorded::Applied(id))
+}
+
+/// Status of a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldStatus {
+    Pending,
+    Posted,
+    Voided,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Pending => "PENDING",
+            HoldStatus::Posted => "POSTED",
+            HoldStatus::Voided => "VOIDED",
+        }
+    }
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "PENDING" => Ok(HoldStatus::Pending),
+            "POSTED" => Ok(HoldStatus::Posted),
+            "VOIDED" => Ok(HoldStatus::Voided),
+            other => Err(Error::internal(format!("unknown hold status {other}"))),
+        }
+    }
+}
+
+/// Funds of a user set aside (available → reserved) for one purpose, identified by
+/// `(kind, reference)`, e.g. `("order", "ord_…")`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub id: String,
+    pub user_id: String,
+    pub amount: Amount,
+    pub status: HoldStatus,
+    pub kind: String,
+    pub reference: String,
+    pub created_at: String,
+    pub resolved_at: Option<String>,
+}
+
+fn hold_from_row(r: &sqlx::any::AnyRow) -> Result<Hold> {
+    Ok(Hold {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        amount: Amount::from_base_units(r.try_get("amount")?),
+        status: HoldStatus::parse(&r.try_get::<String, _>("status")?)?,
+        kind: r.try_get("kind")?,
+        reference: r.try_get("reference")?,
+        created_at: r.try_get("created_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+    })
+}
+
+const HOLD_COLUMNS: &str = "id, user_id, amount, status, kind, reference, created_at, resolved_at";
+
+/// The hold for `(kind, reference)`, if any.
+pub async fn find_hold(tx: &mut Tx, kind: &str, reference: &str) -> Result<Option<Hold>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE kind = $1 AND reference = $2"
+    )))
+    .bind(kind)
+    .bind(reference)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(hold_from_row).transpose()
+}
+
+/// Places a hold of `amount` (> 0) on the user's available balance. Idempotent on
+/// `(kind, reference)`: a second call returns the existing hold unchanged.
+/// Errors: 422 `INSUFFICIENT_FUNDS`; 400 for a non-positive amount.
+pub async fn hold(
+    tx: &mut Tx,
+    user_id: &str,
+    amount: Amount,
+    kind: &str,
+    reference: &str,
+) -> Result<Hold> {
+    if !amount.is_positive() {
+        return Err(Error::amount("amount", "must be greater than zero"));
+    }
+    if let Some(existing) = find_hold(tx, kind, reference).await? {
+        return Ok(existing);
+    }
+    let h = Hold {
+        id: new_id(IdKind::Hold),
+        user_id: user_id.to_string(),
+        amount,
+        status: HoldStatus::Pending,
+        kind: kind.to_string(),
+        reference: reference.to_string(),
+        created_at: crate::clock::now(),
+        resolved_at: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO holds (id, user_id, amount, status, kind, reference, created_at) \
+         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6) ON CONFLICT (kind, reference) DO NOTHING",
+    )
+    .bind(&h.id)
+    .bind(&h.user_id)
+    .bind(amount.base_units())
+    .bind(&h.kind)
+    .bind(&h.reference)
+    .bind(&h.created_at)
+    .execute(tx.conn())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        // A concurrent transaction placed it first (PostgreSQL waits for it to commit).
+        return find_hold(tx, kind, reference)
+            .await?
+            .ok_or_else(|| Error::internal("hold vanished after a conflict"));
+    }
+    record(
+        tx,
+        "hold",
+        &h.id,
+        &format!("hold for {kind} {reference}"),
+        &[
+            Posting::new(available_account(user_id), neg(amount)?),
+            Posting::new(reserved_account(user_id), amount),
+        ],
+    )
+    .await?;
+    Ok(h)
+}
+
+fn neg(a: Amount) -> Result<Amount> {
+    a.checked_neg()
+        .ok_or_else(|| Error::amount("amount", "is too large"))
+}
+
+/// Compare-and-set of a pending hold to `to`; 409 `INVALID_STATE_TRANSITION` when it
+/// was already resolved.
+async fn resolve(tx: &mut Tx, hold_id: &str, to: HoldStatus) -> Result<Hold> {
+    let now = crate::clock::now();
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE holds SET status = $1, resolved_at = $2 WHERE id = $3 AND status = 'PENDING' \
+         RETURNING {HOLD_COLUMNS}"
+    )))
+    .bind(to.as_str())
+    .bind(&now)
+    .bind(hold_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    match row {
+        Some(r) => hold_from_row(&r),
+        None => {
+            let current = sqlx::query("SELECT status FROM holds WHERE id = $1")
+                .bind(hold_id)
+                .fetch_optional(tx.conn())
+                .await?;
+            Err(match current {
+                Some(r) => Error::new(
+                    ErrorCode::InvalidStateTransition,
+                    format!("hold {hold_id} is already resolved"),
+                )
+                .with_details(serde_json::json!({
+                    "currentState": r.try_get::<String, _>("status")?,
+                    "allowedStates": ["PENDING"],
+                })),
+                None => Error::internal(format!("unknown hold {hold_id}")),
+            })
+        }
+    }
+}
+
+/// Voids a pending hold: reserved → available. Exactly once.
+pub async fn void_hold(tx: &mut Tx, hold_id: &str) -> Result<Hold> {
+    let h = resolve(tx, hold_id, HoldStatus::Voided).await?;
+    record(
+        tx,
+        "hold.void",
+        &h.id,
+        &format!("void of hold for {} {}", h.kind, h.reference),
+        &[
+            Posting::new(reserved_account(&h.user_id), neg(h.amount)?),
+            Posting::new(available_account(&h.user_id), h.amount),
+        ],
+    )
+    .await?;
+    Ok(h)
+}
+
+/// Posts a pending hold: its amount leaves `reserved` for `destinations`, whose amounts
+/// must sum to the hold's amount (e.g. `escrow:{order}`, or `external:stellar` for a
+/// withdrawal). Exactly once.
+pub async fn post_hold(tx: &mut Tx, hold_id: &str, destinations: &[Posting]) -> Result<Hold> {
+    let h = resolve(tx, hold_id, HoldStatus::Posted).await?;
+    let mut postings = vec![Posting::new(reserved_account(&h.user_id), neg(h.amount)?)];
+    postings.extend_from_slice(destinations);
+    record(
+        tx,
+        "hold.post",
+        &h.id,
+        &format!("post of hold for {} {}", h.kind, h.reference),
+        &postings,
+    )
+    .await?;
+    Ok(h)
+}
+
+/// A user's balance: `total = available + reserved`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Balance {
+    pub user_id: String,
+    pub available: Amount,
+    pub reserved: Amount,
+    pub total: Amount,
+    pub currency: &'static str,
+}
+
+/// Reads the projection of a user's two accounts (zero when they do not exist).
+pub async fn balance<'c, E>(executor: E, user_id: &str) -> Result<Balance>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let rows = sqlx::query("SELECT id, balance FROM ledger_accounts WHERE id IN ($1, $2)")
+        .bind(available_account(user_id))
+        .bind(reserved_account(user_id))
+        .fetch_all(executor)
+        .await?;
+    let (mut available, mut reserved) = (0_i64, 0_i64);
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let b: i64 = r.try_get("balance")?;
+        if id.ends_with(":available") {
+            available = b;
+        } else {
+            reserved = b;
+        }
+    }
+    let total = available
+        .checked_add(reserved)
+        .ok_or_else(|| Error::internal("balance overflow"))?;
+    Ok(Balance {
+        user_id: user_id.to_string(),
+        available: Amount::from_base_units(available),
+        reserved: Amount::from_base_units(reserved),
+        total: Amount::from_base_units(total),
+        currency: "USD",
+    })
+}
+
+/// One posting on a user's account, as the balance history shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The journal transaction id (`jtx_…`).
+    pub transaction_id: String,
+    pub kind: String,
+    pub reference: String,
+    pub description: String,
+    /// `available` or `reserved`.
+    pub account: String,
+    /// Signed change.
+    pub amount: Amount,
+    pub balance_after: Amount,
+    pub created_at: String,
+    #[serde(skip)]
+    seq: i64,
+}
+
+/// Postings on the user's accounts, newest first.
+pub async fn history(
+    store: &Store,
+    user_id: &str,
+    page: &PageRequest,
+) -> Result<Page<HistoryEntry>> {
+    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT p.seq, p.transaction_id, p.account_id, p.amount, p.balance_after, p.created_at, \
+                j.kind, j.reference, j.description \
+         FROM postings p JOIN journal_transactions j ON j.id = p.transaction_id \
+         WHERE p.account_id IN ($1, $2) AND p.seq < $3 ORDER BY p.seq DESC LIMIT {}",
+        page.limit + 1
+    )))
+    .bind(available_account(user_id))
+    .bind(reserved_account(user_id))
+    .bind(cursor)
+    .fetch_all(store.reader())
+    .await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let account: String = r.try_get("account_id")?;
+        entries.push(HistoryEntry {
+            seq: r.try_get("seq")?,
+            transaction_id: r.try_get("transaction_id")?,
+            kind: r.try_get("kind")?,
+            reference: r.try_get("reference")?,
+            description: r.try_get("description")?,
+            account: account.rsplit(':').next().unwrap_or_default().to_string(),
+            amount: Amount::from_base_units(r.try_get("amount")?),
+            balance_after: Amount::from_base_units(r.try_get("balance_after")?),
+            created_at: r.try_get("created_at")?,
+        });
+    }
+    Ok(Page::from_rows(entries, page.limit, |e| e.seq))
+}
+
+/// A violated ledger invariant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    pub check: &'static str,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Result of [`verify`]: counts checked and every violation found.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerReport {
+    pub accounts: i64,
+    pub transactions: i64,
+    pub postings: i64,
+    pub violations: Vec<Violation>,
+}
+
+impl LedgerReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Proves the ledger: every journal transaction balances; every account's projected
+/// balance equals the sum of its postings; no non-negative account is negative; every
+/// user's reserved balance equals the sum of their pending holds; all balances sum to
+/// zero. Set-based queries (one pass per check), streaming the violations.
+pub async fn verify(store: &Store) -> Result<LedgerReport> {
+    let db = store.reader();
+    let mut report = LedgerReport::default();
+    let counts = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM ledger_accounts) AS a, \
+                (SELECT COUNT(*) FROM journal_transactions) AS t, \
+                (SELECT COUNT(*) FROM postings) AS p",
+    )
+    .fetch_one(db)
+    .await?;
+    report.accounts = counts.try_get("a")?;
+    report.transactions = counts.try_get("t")?;
+    report.postings = counts.try_get("p")?;
+
+    let mut rows = sqlx::query(
+        "SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS legs \
+         FROM postings GROUP BY transaction_id HAVING SUM(amount) <> 0 OR COUNT(*) < 2",
+    )
+    .fetch(db);
+    while let Some(r) = rows.try_next().await? {
+        let total: i64 = r.try_get("total")?;
+        let legs: i64 = r.try_get("legs")?;
+        report.violations.push(Violation {
+            check: "balanced_transaction",
+            subject: r.try_get("transaction_id")?,
+            detail: format!(
+                "{legs} postings summing to {}",
+                Amount::from_base_units(total)
+            ),
+        });
+    }
+    drop(rows);
+
+    let mut rows = sqlx::query(
+        "SELECT a.id, a.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS journal \
+         FROM ledger_accounts a LEFT JOIN postings p ON p.account_id = a.id \
+         GROUP BY a.id, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0)",
+    )
+    .fetch(db);
+    while let Some(r) = rows.try_next().await? {
+        let b: i64 = r.try_get("balance")?;
+        let j: i64 = r.try_get("journal")?;
+        report.violations.push(Violation {
+            check: "projection_matches_journal",
+            subject: r.try_get("id")?,
+            detail: format!(
+                "balance {} but postings sum to {}",
+                Amount::from_base_units(b),
+                Amount::from_base_units(j)
+            ),
+        });
+    }
+    drop(rows);
+
+    let mut rows = sqlx::query(
+        "SELECT id, balance FROM ledger_accounts WHERE non_negative = 1 AND balance < 0",
+    )
+    .fetch(db);
+    while let Some(r) = rows.try_next().await? {
+        let b: i64 = r.try_get("balance")?;
+        report.violations.push(Violation {
+            check: "non_negative",
+            subject: r.try_get("id")?,
+            detail: format!("balance {}", Amount::from_base_units(b)),
+        });
+    }
+    drop(rows);
+
+    let mut rows = sqlx::query(
+        "SELECT a.id, a.balance, CAST(COALESCE(h.total, 0) AS BIGINT) AS held \
+         FROM ledger_accounts a LEFT JOIN \
+           (SELECT user_id, SUM(amount) AS total FROM holds WHERE status = 'PENDING' GROUP BY user_id) h \
+           ON h.user_id = a.owner_id \
+         WHERE a.kind = 'user_reserved' AND a.balance <> COALESCE(h.total, 0)",
+    )
+    .fetch(db);
+    while let Some(r) = rows.try_next().await? {
+        let b: i64 = r.try_get("balance")?;
+        let h: i64 = r.try_get("held")?;
+        report.violations.push(Violation {
+            check: "reserved_equals_pending_holds",
+            subject: r.try_get("id")?,
+            detail: format!(
+                "reserved {} but pending holds total {}",
+                Amount::from_base_units(b),
+                Amount::from_base_units(h)
+            ),
+        });
+    }
+    drop(rows);
+
+    let total: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total FROM ledger_accounts",
+    )
+    .fetch_one(db)
+    .await?
+    .try_get("total")?;
+    if total != 0 {
+        report.violations.push(Violation {
+            check: "balances_sum_to_zero",
+            subject: "ledger".into(),
+            detail: format!("all balances sum to {}", Amount::from_base_units(total)),
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,81 @@
+//! Balances: reads of the ledger projection and support adjustments.
+
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ids::{IdKind, new_id};
+use crate::ledger::{self, Balance, Posting};
+use crate::money::Amount;
+use crate::services::users;
+use crate::store::Store;
+
+/// A user's balance; 404 `USER_NOT_FOUND` for an unknown user.
+pub async fn get(store: &Store, user_id: &str) -> Result<Balance> {
+    users::get(store, user_id).await?;
+    ledger::balance(store.reader(), user_id).await
+}
+
+/// Outcome of [`adjust`].
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Adjustment {
+    /// Journal transaction id (`jtx_…`).
+    pub transaction_id: String,
+    pub user_id: String,
+    /// Signed change applied to `available`.
+    pub amount: Amount,
+    pub reason: String,
+    pub balance: Balance,
+}
+
+/// Credits (positive `amount`) or debits (negative) the user's available balance against
+/// `external:adjustments`. Never makes available negative: 422 `INSUFFICIENT_FUNDS` and
+/// nothing changes. `reason`: 1–500 characters. Audited as `balance.adjusted`.
+pub async fn adjust(
+    store: &Store,
+    ctx: &Context,
+    user_id: &str,
+    amount: Amount,
+    reason: &str,
+) -> Result<Adjustment> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::validation("reason", "must be 1 to 500 characters"));
+    }
+    if amount == Amount::ZERO {
+        return Err(Error::amount("amount", "must not be zero"));
+    }
+    let negated = amount
+        .checked_neg()
+        .ok_or_else(|| Error::amount("amount", "is too large"))?;
+    users::get(store, user_id).await?;
+    let mut tx = store.begin().await?;
+    let before = ledger::balance(tx.conn(), user_id).await?;
+    let reference = new_id(IdKind::Journal);
+    let recorded = ledger::record(
+        &mut tx,
+        "adjustment",
+        &reference,
+        reason,
+        &[
+            Posting::new(ledger::available_account(user_id), amount),
+            Posting::new(ledger::ADJUSTMENTS_ACCOUNT, negated),
+        ],
+    )
+    .await?;
+    let after = ledger::balance(tx.conn(), user_id).await?;
+    tx.audit(
+        ctx.audit("balance.adjusted", "user", user_id)
+            .before(serde_json::json!({ "balance": before }))
+            .after(serde_json::json!({ "balance": after, "amount": amount, "reason": reason })),
+    );
+    tx.commit().await?;
+    Ok(Adjustment {
+        transaction_id: recorded.journal_id().to_string(),
+        user_id: user_id.to_string(),
+        amount,
+        reason: reason.to_string(),
+        balance: after,
+    })
+}
