@@ -296,7 +296,8 @@ pub async fn find_hold(tx: &mut Tx, kind: &str, reference: &str) -> Result<Optio
 }
 
 /// Places a hold of `amount` (> 0) on the user's available balance. Idempotent on
-/// `(kind, reference)`: a second call returns the existing hold unchanged.
+/// `(kind, reference)`: a second call returns the existing hold unchanged, whatever its
+/// status (callers check [`Hold::status`]).
 /// Errors: 422 `INSUFFICIENT_FUNDS`; 400 for a non-positive amount.
 pub async fn hold(
     tx: &mut Tx,

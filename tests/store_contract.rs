@@ -178,3 +178,86 @@ both_backends!(
     audit_concurrent_on,
     concurrent_audited_writes_keep_one_chain
 );
+
+async fn ledger_verify_detects_tampering(url: String) {
+    use offerhub::ledger::{self, Posting};
+    use offerhub::money::Amount;
+    let store = open(&url).await;
+    let ctx = Context::operator();
+    let (u, _) = offerhub::services::users::create(
+        &store,
+        &ctx,
+        &offerhub::services::users::NoHooks,
+        offerhub::services::users::NewUser {
+            external_user_id: "t".into(),
+            email: None,
+            user_type: offerhub::services::users::UserType::Both,
+        },
+    )
+    .await
+    .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    ledger::record(
+        &mut tx,
+        "deposit",
+        "d1",
+        "d",
+        &[
+            Posting::new(ledger::EXTERNAL_STELLAR, Amount::from_base_units(-100)),
+            Posting::new(
+                ledger::available_account(&u.id),
+                Amount::from_base_units(100),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let h = ledger::hold(&mut tx, &u.id, Amount::from_base_units(40), "order", "o1")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(ledger::verify(&store).await.unwrap().is_clean());
+
+    // An unbalanced posting list is refused before anything is written.
+    let mut tx = store.begin().await.unwrap();
+    let err = ledger::record(
+        &mut tx,
+        "bad",
+        "b1",
+        "b",
+        &[
+            Posting::new(ledger::EXTERNAL_STELLAR, Amount::from_base_units(-1)),
+            Posting::new(ledger::available_account(&u.id), Amount::from_base_units(2)),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
+    drop(tx);
+
+    // Projection edited behind the ledger's back.
+    sqlx::query("UPDATE ledger_accounts SET balance = balance + 1 WHERE id = $1")
+        .bind(ledger::available_account(&u.id))
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let report = ledger::verify(&store).await.unwrap();
+    let checks: Vec<_> = report.violations.iter().map(|v| v.check).collect();
+    assert!(checks.contains(&"projection_matches_journal"), "{checks:?}");
+    assert!(checks.contains(&"balances_sum_to_zero"), "{checks:?}");
+    sqlx::query("UPDATE ledger_accounts SET balance = balance - 1 WHERE id = $1")
+        .bind(ledger::available_account(&u.id))
+        .execute(store.reader())
+        .await
+        .unwrap();
+    // A hold marked voided without its journal entry.
+    sqlx::query("UPDATE holds SET status = 'VOIDED' WHERE id = $1")
+        .bind(&h.id)
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let report = ledger::verify(&store).await.unwrap();
+    assert_eq!(report.violations.len(), 1);
+    assert_eq!(report.violations[0].check, "reserved_equals_pending_holds");
+}
+both_backends!(ledger_tamper_on, ledger_verify_detects_tampering);
