@@ -178,6 +178,9 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// How long idempotency records are kept.
     pub idempotency_ttl_hours: u32,
+    /// Smallest and largest order amount accepted.
+    pub order_min_amount: crate::money::Amount,
+    pub order_max_amount: crate::money::Amount,
 }
 
 /// One setting: its environment name, TOML path, and whether it is a secret.
@@ -755,6 +758,28 @@ impl Config {
             |v| v.parse::<u32>().ok().filter(|n| (1..=8760).contains(n)),
         );
 
+        let positive_amount = |v: &str| crate::money::Amount::parse_positive(v).ok();
+        let order_min_amount = p.parse_with(
+            "OFFERHUB_ORDER_MIN_AMOUNT",
+            "1.00",
+            "a positive decimal amount such as 1.00",
+            positive_amount,
+        );
+        let order_max_amount = p.parse_with(
+            "OFFERHUB_ORDER_MAX_AMOUNT",
+            "50000.00",
+            "a positive decimal amount such as 50000.00",
+            positive_amount,
+        );
+        if let (Some(min), Some(max)) = (order_min_amount, order_max_amount)
+            && min > max
+        {
+            p.bad(
+                "OFFERHUB_ORDER_MAX_AMOUNT",
+                "must not be below OFFERHUB_ORDER_MIN_AMOUNT",
+            );
+        }
+
         if !p.issues.is_empty() {
             return Err(ConfigError(p.issues));
         }
@@ -790,6 +815,10 @@ impl Config {
                 .ok_or_else(|| missing("OFFERHUB_BODY_LIMIT_BYTES"))?,
             idempotency_ttl_hours: idempotency_ttl_hours
                 .ok_or_else(|| missing("OFFERHUB_IDEMPOTENCY_TTL_HOURS"))?,
+            order_min_amount: order_min_amount
+                .ok_or_else(|| missing("OFFERHUB_ORDER_MIN_AMOUNT"))?,
+            order_max_amount: order_max_amount
+                .ok_or_else(|| missing("OFFERHUB_ORDER_MAX_AMOUNT"))?,
         })
     }
 

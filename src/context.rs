@@ -40,6 +40,8 @@ pub struct Context {
     pub actor: Actor,
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The idempotency record this request claimed (see `Store::begin_for`).
+    pub idempotency_record: Option<String>,
 }
 
 impl Context {
@@ -52,6 +54,7 @@ impl Context {
             },
             request_id: None,
             idempotency_key: None,
+            idempotency_record: None,
         }
     }
 
@@ -64,6 +67,7 @@ impl Context {
             },
             request_id: None,
             idempotency_key: None,
+            idempotency_record: None,
         }
     }
 

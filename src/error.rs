@@ -23,6 +23,7 @@ pub enum ErrorCode {
     InsufficientFunds,
     InvalidStateTransition,
     IdempotencyConflict,
+    ClientOrderRefConflict,
     IdempotencyKeyInProgress,
     UserSuspended,
     PayloadTooLarge,
@@ -50,6 +51,7 @@ impl ErrorCode {
             ErrorCode::InsufficientFunds => "INSUFFICIENT_FUNDS",
             ErrorCode::InvalidStateTransition => "INVALID_STATE_TRANSITION",
             ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            ErrorCode::ClientOrderRefConflict => "CLIENT_ORDER_REF_CONFLICT",
             ErrorCode::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             ErrorCode::UserSuspended => "USER_SUSPENDED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -76,6 +78,7 @@ impl ErrorCode {
             | ErrorCode::OrderNotFound => 404,
             ErrorCode::InvalidStateTransition
             | ErrorCode::IdempotencyConflict
+            | ErrorCode::ClientOrderRefConflict
             | ErrorCode::IdempotencyKeyInProgress => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,

@@ -19,9 +19,15 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use crate::audit::{self, AuditEntry};
 use crate::config::DatabaseUrl;
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::events::{self, NewEvent};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -48,6 +54,8 @@ pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    /// Woken after every commit that wrote events (in-process subscribers).
+    events_written: Arc<Notify>,
 }
 
 /// Pool sizes and timeouts.
@@ -91,6 +99,7 @@ impl Store {
                 backend: Backend::Postgres,
                 writer: pool.clone(),
                 reader: pool,
+                events_written: Arc::new(Notify::new()),
             });
         }
         if let Some(path) = sqlite_file_path(raw)
@@ -120,6 +129,7 @@ impl Store {
             backend: Backend::Sqlite,
             writer,
             reader,
+            events_written: Arc::new(Notify::new()),
         })
     }
 
@@ -151,7 +161,24 @@ impl Store {
             inner,
             backend: self.backend,
             audit: Vec::new(),
+            events: Vec::new(),
+            idempotency_record: None,
+            events_written: self.events_written.clone(),
         })
+    }
+
+    /// Starts a write transaction on behalf of a request: when the request carries an
+    /// idempotency key, committing marks its record `COMMITTED` in the same transaction,
+    /// so a crash before the response is stored can never lead to a second execution.
+    pub async fn begin_for(&self, ctx: &Context) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        tx.idempotency_record = ctx.idempotency_record.clone();
+        Ok(tx)
+    }
+
+    /// Resolves when a commit in this process has written events (or spuriously).
+    pub fn events_written(&self) -> Arc<Notify> {
+        self.events_written.clone()
     }
 
     /// `SELECT 1` through the reader pool.
@@ -198,6 +225,9 @@ pub struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
     audit: Vec<AuditEntry>,
+    events: Vec<NewEvent>,
+    idempotency_record: Option<String>,
+    events_written: Arc<Notify>,
 }
 
 impl Tx {
@@ -215,14 +245,37 @@ impl Tx {
         self.audit.push(entry);
     }
 
-    /// Writes the queued audit rows (locking the chain head only now, so concurrent
-    /// transactions serialise for the shortest time) and commits.
+    /// Queues a domain event; it gets its id and sequence number at commit.
+    pub fn emit(&mut self, event: NewEvent) {
+        self.events.push(event);
+    }
+
+    /// Writes the queued audit rows and events (locking the audit chain head, then the
+    /// event head, only now, so concurrent transactions serialise for the shortest
+    /// time), marks the request's idempotency record committed, and commits.
     pub async fn commit(mut self) -> Result<()> {
         if !self.audit.is_empty() {
             let entries = std::mem::take(&mut self.audit);
             audit::append(&mut self, entries).await?;
         }
+        let wrote_events = !self.events.is_empty();
+        if wrote_events {
+            let events = std::mem::take(&mut self.events);
+            events::append(&mut self, events).await?;
+        }
+        if let Some(record) = self.idempotency_record.take() {
+            sqlx::query(
+                "UPDATE idempotency_keys SET state = 'COMMITTED' WHERE scope_hash = $1 AND state = 'IN_PROGRESS'",
+            )
+            .bind(record)
+            .execute(self.conn())
+            .await?;
+        }
+        let notify = self.events_written.clone();
         self.inner.commit().await?;
+        if wrote_events {
+            notify.notify_waiters();
+        }
         Ok(())
     }
 }

@@ -3,8 +3,9 @@
 //! - success: `{"data": …, "meta": {"requestId", "timestamp"}}`, lists add
 //!   `meta.pagination {hasMore, nextCursor}`;
 //! - errors: `{"error": {"code", "message", "statusCode", "details"?}}`;
-//! - [`Auth`]: the one extractor that authenticates the bearer key, enforces the route's
-//!   scope and the per-key rate limit;
+//! - [`Auth`]: the one extractor every protected route uses: it takes the outcome of
+//!   [`crate::middleware::authenticate`] (bearer key, per-key rate limit) and enforces
+//!   the route's scope;
 //! - [`ApiJson`] / [`ApiQuery`]: bodies and query strings whose errors are 400
 //!   `VALIDATION_ERROR` naming the field.
 
@@ -18,11 +19,12 @@ use axum::response::{IntoResponse, Response};
 use offerhub::context::Context;
 use offerhub::error::{Error, ErrorCode};
 use offerhub::pagination::Page;
-use offerhub::services::keys::{self, Principal, Scope};
+use offerhub::services::keys::{Principal, Scope};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::middleware::{Authenticated, IdempotencyRecord};
 use crate::state::AppState;
 
 /// The request id header, accepted from the caller or generated.
@@ -139,6 +141,7 @@ pub struct Auth<S: RequiredScope> {
     pub principal: Principal,
     pub request_id: String,
     pub idempotency_key: Option<String>,
+    idempotency_record: Option<String>,
     _scope: PhantomData<S>,
 }
 
@@ -149,6 +152,7 @@ impl<S: RequiredScope> Auth<S> {
             actor: self.principal.actor(),
             request_id: Some(self.request_id.clone()),
             idempotency_key: self.idempotency_key.clone(),
+            idempotency_record: self.idempotency_record.clone(),
         }
     }
 }
@@ -156,35 +160,26 @@ impl<S: RequiredScope> Auth<S> {
 impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = |m: &str| ApiError::from(Error::new(ErrorCode::Unauthorized, m));
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthorized("Missing Authorization header: expected Bearer <API key>")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        let outcome = parts
+            .extensions
+            .get::<Authenticated>()
+            .map(|a| a.0.clone())
             .ok_or_else(|| {
-                unauthorized("Malformed Authorization header: expected Bearer <API key>")
+                ApiError::from(Error::new(
+                    ErrorCode::Unauthorized,
+                    "Missing Authorization header: expected Bearer <API key>",
+                ))
             })?;
-        let principal =
-            keys::authenticate(&state.store, state.config.master_key.as_ref(), token).await?;
-        if let Err(wait) = state.rate_limiter.check(principal.id()) {
-            return Err(ApiError {
-                error: Error::new(
-                    ErrorCode::RateLimited,
-                    "Rate limit exceeded for this API key",
-                )
-                .with_details(json!({
-                    "limitPerMinute": state.config.rate_limit_per_minute,
-                    "retryAfter": wait,
-                })),
-                retry_after: Some(wait),
-            });
-        }
+        let principal = match outcome.as_ref() {
+            Ok(p) => p.clone(),
+            Err((e, retry_after)) => {
+                return Err(ApiError {
+                    error: e.clone(),
+                    retry_after: *retry_after,
+                });
+            }
+        };
         if let Some(scope) = S::SCOPE
             && !principal.has(scope)
         {
@@ -200,10 +195,15 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let idempotency_record = parts
+            .extensions
+            .get::<IdempotencyRecord>()
+            .map(|r| r.0.clone());
         Ok(Auth {
             principal,
             request_id: request_id(&parts.headers),
             idempotency_key,
+            idempotency_record,
             _scope: PhantomData,
         })
     }

@@ -3,6 +3,7 @@
 //! it until SIGINT/SIGTERM.
 
 pub mod api;
+pub mod middleware;
 pub mod routes;
 pub mod state;
 
@@ -50,7 +51,22 @@ pub fn router(state: AppState) -> Router {
             post(routes::users::adjust),
         )
         .route("/balances/{id}", get(routes::users::balance))
-        .route("/audit/logs", get(routes::audit::list));
+        .route("/audit/logs", get(routes::audit::list))
+        .route(
+            "/orders",
+            post(routes::orders::create).get(routes::orders::list),
+        )
+        .route("/orders/{id}", get(routes::orders::get))
+        .route("/orders/{id}/reserve", post(routes::orders::reserve))
+        .route("/orders/{id}/cancel", post(routes::orders::cancel))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .nest("/api/v1", v1)

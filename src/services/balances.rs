@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
 use crate::ledger::{self, Balance, Posting};
 use crate::money::Amount;
@@ -50,7 +51,7 @@ pub async fn adjust(
         .checked_neg()
         .ok_or_else(|| Error::amount("amount", "is too large"))?;
     users::get(store, user_id).await?;
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_for(ctx).await?;
     let before = ledger::balance(tx.conn(), user_id).await?;
     let reference = new_id(IdKind::Journal);
     let recorded = ledger::record(
@@ -70,6 +71,26 @@ pub async fn adjust(
             .before(serde_json::json!({ "balance": before }))
             .after(serde_json::json!({ "balance": after, "amount": amount, "reason": reason })),
     );
+    let (event_type, key) = if amount.is_positive() {
+        ("balance.credited", "source")
+    } else {
+        ("balance.debited", "destination")
+    };
+    tx.emit(NewEvent::new(
+        event_type,
+        "user",
+        user_id,
+        serde_json::json!({
+            "userId": user_id,
+            "amount": if amount.is_positive() { amount } else { negated },
+            "currency": "USD",
+            key: "adjustment",
+            "sourceId": recorded.journal_id(),
+            "reason": reason,
+            "previousAvailableBalance": before.available,
+            "newAvailableBalance": after.available,
+        }),
+    ));
     tx.commit().await?;
     Ok(Adjustment {
         transaction_id: recorded.journal_id().to_string(),

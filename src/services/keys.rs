@@ -214,7 +214,7 @@ pub async fn create(
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_for(ctx).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, name, scopes, key_hash, key_hint, created_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -275,7 +275,7 @@ pub async fn revoke(store: &Store, ctx: &Context, id: &str) -> Result<ApiKey> {
         return Ok(before);
     }
     let now = crate::clock::now();
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_for(ctx).await?;
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(&now)

@@ -1,3 +1,5 @@
 pub mod balances;
+pub mod idempotency;
 pub mod keys;
+pub mod orders;
 pub mod users;

@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use crate::context::Context;
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::NewEvent;
 use crate::ids::{self, IdKind, new_id};
 use crate::ledger;
 use crate::pagination::{Page, PageRequest};
@@ -180,7 +181,7 @@ pub async fn create(
     }
     let now = crate::clock::now();
     let id = new_id(IdKind::User);
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_for(ctx).await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, external_user_id, email, user_type, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $5) ON CONFLICT (external_user_id) DO NOTHING \
@@ -203,6 +204,18 @@ pub async fn create(
     let user = from_row(&row)?;
     ledger::open_user_accounts(&mut tx, &user.id).await?;
     tx.audit(ctx.audit("user.created", "user", &user.id).after(&user));
+    tx.emit(NewEvent::new(
+        "user.created",
+        "user",
+        &user.id,
+        serde_json::json!({
+            "userId": user.id,
+            "externalUserId": user.external_user_id,
+            "email": user.email,
+            "type": user.user_type,
+            "status": user.status,
+        }),
+    ));
     tx.commit().await?;
     if let Err(e) = hooks.user_created(&user).await {
         tracing::warn!(user_id = %user.id, error = %e, "user_created hook failed");
@@ -306,7 +319,7 @@ pub async fn update(store: &Store, ctx: &Context, id: &str, patch: UserPatch) ->
             return Ok(before);
         }
         after.updated_at = crate::clock::now();
-        let mut tx = store.begin().await?;
+        let mut tx = store.begin_for(ctx).await?;
         let done = sqlx::query(
             "UPDATE users SET email = $1, user_type = $2, status = $3, updated_at = $4 \
              WHERE id = $5 AND updated_at = $6",
@@ -328,6 +341,12 @@ pub async fn update(store: &Store, ctx: &Context, id: &str, patch: UserPatch) ->
             _ => "user.updated",
         };
         tx.audit(ctx.audit(action, "user", id).before(&before).after(&after));
+        tx.emit(NewEvent::new(
+            action,
+            "user",
+            id,
+            serde_json::json!({ "userId": id, "before": before, "after": after }),
+        ));
         tx.commit().await?;
         return Ok(after);
     }

@@ -1,0 +1,151 @@
+//! Orders: `POST /orders`, `GET /orders`, `GET /orders/{id}`,
+//! `POST /orders/{id}/reserve`, `POST /orders/{id}/cancel`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use offerhub::domain::order::OrderStatus;
+use offerhub::error::Error;
+use offerhub::money::Amount;
+use offerhub::pagination::PageRequest;
+use offerhub::services::orders::{self, NewMilestone, NewOrder, OrderFilter, OrderLimits};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MilestoneBody {
+    #[serde(alias = "milestone_ref")]
+    milestone_ref: String,
+    title: String,
+    amount: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrder {
+    #[serde(alias = "buyer_id")]
+    buyer_id: String,
+    #[serde(alias = "seller_id")]
+    seller_id: String,
+    /// Decimal string, e.g. `"100.00"`.
+    amount: String,
+    currency: Option<String>,
+    title: String,
+    description: Option<String>,
+    #[serde(alias = "client_order_ref")]
+    client_order_ref: Option<String>,
+    #[serde(default)]
+    milestones: Vec<MilestoneBody>,
+    metadata: Option<Value>,
+}
+
+fn amount(field: &str, v: &str) -> Result<Amount, Error> {
+    Amount::parse_positive(v).map_err(|e| Error::amount(field, e))
+}
+
+/// 201 with the order in `ORDER_CREATED`.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(b): ApiJson<CreateOrder>,
+) -> ApiResult {
+    let mut milestones = Vec::with_capacity(b.milestones.len());
+    for (i, m) in b.milestones.into_iter().enumerate() {
+        milestones.push(NewMilestone {
+            amount: amount(&format!("milestones[{i}].amount"), &m.amount)?,
+            milestone_ref: m.milestone_ref,
+            title: m.title,
+        });
+    }
+    let new = NewOrder {
+        buyer_id: b.buyer_id,
+        seller_id: b.seller_id,
+        amount: amount("amount", &b.amount)?,
+        currency: b.currency.unwrap_or_else(|| "USD".into()),
+        title: b.title,
+        description: b.description,
+        client_order_ref: b.client_order_ref,
+        milestones,
+        metadata: b.metadata,
+    };
+    let limits = OrderLimits {
+        min: state.config.order_min_amount,
+        max: state.config.order_max_amount,
+    };
+    let order = orders::create(&state.store, &auth.context(), limits, new).await?;
+    Ok(respond(StatusCode::CREATED, &auth.request_id, order))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListOrders {
+    #[serde(alias = "buyer_id")]
+    buyer_id: Option<String>,
+    #[serde(alias = "seller_id")]
+    seller_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Filters combine with AND; an unknown `status` is a 400 naming it.
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListOrders>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    let status = q
+        .status
+        .map(|s| {
+            OrderStatus::parse(&s)
+                .ok_or_else(|| Error::validation("status", format!("{s:?} is not an order status")))
+        })
+        .transpose()?;
+    let filter = OrderFilter {
+        buyer_id: q.buyer_id,
+        seller_id: q.seller_id,
+        status,
+    };
+    let page = orders::list(&state.store, &filter, &page).await?;
+    Ok(respond_page(&auth.request_id, page))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let order = orders::get(&state.store, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, order))
+}
+
+/// Holds the order amount on the buyer's balance → `FUNDS_RESERVED`.
+pub async fn reserve(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let order = orders::reserve(&state.store, &auth.context(), &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, order))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: Option<String>,
+}
+
+/// From `ORDER_CREATED` or `FUNDS_RESERVED` → `CLOSED`, voiding the hold.
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CancelBody>,
+) -> ApiResult {
+    let order = orders::cancel(&state.store, &auth.context(), &id, b.reason).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, order))
+}

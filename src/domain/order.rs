@@ -1,0 +1,158 @@
+//! The order state machine (DESIGN §4):
+//!
+//! `ORDER_CREATED → FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING → IN_PROGRESS →
+//! {RELEASE_REQUESTED → RELEASED → CLOSED | REFUND_REQUESTED → REFUNDED → CLOSED |
+//! DISPUTED → (resolution) → CLOSED}`, and `CLOSED` by cancel before funding.
+//! A failed escrow deploy or funding compensates back to `FUNDS_RESERVED`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorCode, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    OrderCreated,
+    FundsReserved,
+    EscrowCreating,
+    EscrowFunding,
+    InProgress,
+    ReleaseRequested,
+    Released,
+    RefundRequested,
+    Refunded,
+    Disputed,
+    Closed,
+}
+
+use OrderStatus::*;
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 11] = [
+        OrderCreated,
+        FundsReserved,
+        EscrowCreating,
+        EscrowFunding,
+        InProgress,
+        ReleaseRequested,
+        Released,
+        RefundRequested,
+        Refunded,
+        Disputed,
+        Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderCreated => "ORDER_CREATED",
+            FundsReserved => "FUNDS_RESERVED",
+            EscrowCreating => "ESCROW_CREATING",
+            EscrowFunding => "ESCROW_FUNDING",
+            InProgress => "IN_PROGRESS",
+            ReleaseRequested => "RELEASE_REQUESTED",
+            Released => "RELEASED",
+            RefundRequested => "REFUND_REQUESTED",
+            Refunded => "REFUNDED",
+            Disputed => "DISPUTED",
+            Closed => "CLOSED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The states reachable from this one.
+    pub fn next(self) -> &'static [OrderStatus] {
+        match self {
+            OrderCreated => &[FundsReserved, Closed],
+            FundsReserved => &[EscrowCreating, Closed],
+            EscrowCreating => &[EscrowFunding, FundsReserved],
+            EscrowFunding => &[InProgress, FundsReserved],
+            InProgress => &[ReleaseRequested, RefundRequested, Disputed],
+            ReleaseRequested => &[Released, InProgress],
+            RefundRequested => &[Refunded, InProgress],
+            Disputed => &[
+                ReleaseRequested,
+                RefundRequested,
+                Released,
+                Refunded,
+                Closed,
+            ],
+            Released | Refunded => &[Closed],
+            Closed => &[],
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self == Closed
+    }
+}
+
+/// Checks `from → to`; 409 `INVALID_STATE_TRANSITION` with `currentState`,
+/// `targetState` and `allowedStates` (the states from which `to` may be reached by this
+/// operation: `sources`).
+pub fn transition(from: OrderStatus, to: OrderStatus, sources: &[OrderStatus]) -> Result<()> {
+    if sources.contains(&from) && from.next().contains(&to) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::InvalidStateTransition,
+        format!(
+            "Order is {} and cannot move to {}",
+            from.as_str(),
+            to.as_str()
+        ),
+    )
+    .with_details(serde_json::json!({
+        "currentState": from.as_str(),
+        "targetState": to.as_str(),
+        "allowedStates": sources.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_round_trips_and_closed_is_terminal() {
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+            assert!(!s.next().contains(&s), "{s:?} loops");
+        }
+        assert!(Closed.next().is_empty());
+    }
+
+    #[test]
+    fn cancel_only_before_escrow() {
+        let sources = [OrderCreated, FundsReserved];
+        assert!(transition(OrderCreated, Closed, &sources).is_ok());
+        assert!(transition(FundsReserved, Closed, &sources).is_ok());
+        let err = transition(InProgress, Closed, &sources).unwrap_err();
+        assert_eq!(err.code.as_str(), "INVALID_STATE_TRANSITION");
+        let d = err.details.unwrap();
+        assert_eq!(d["currentState"], "IN_PROGRESS");
+        assert_eq!(
+            d["allowedStates"],
+            serde_json::json!(["ORDER_CREATED", "FUNDS_RESERVED"])
+        );
+    }
+
+    #[test]
+    fn every_state_reaches_closed() {
+        for s in OrderStatus::ALL {
+            let mut seen = vec![s];
+            let mut frontier = vec![s];
+            while let Some(x) = frontier.pop() {
+                for n in x.next() {
+                    if !seen.contains(n) {
+                        seen.push(*n);
+                        frontier.push(*n);
+                    }
+                }
+            }
+            assert!(seen.contains(&Closed), "{s:?} cannot reach CLOSED");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Domain events: a transactional outbox (DESIGN §5).
+//!
+//! Services queue events on their [`Tx`] with [`Tx::emit`]; they are written at commit,
+//! in the same database transaction as the state change. Each event has an id
+//! (`evt_…`) and a sequence number assigned under a lock on `event_head`, so sequence
+//! numbers increase in commit order: a reader that has seen `seq = N` committed has seen
+//! every event below `N`. That is what lets SSE replay-then-live and the webhook
+//! dispatcher work from a cursor with nothing lost or duplicated.
+//!
+//! Wire shape: `{id, type, occurredAt, resourceType, resourceId, data}`. Amounts in
+//! `data` are decimal strings; resource types are lowercase (`order`, `user`, …).
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::error::{Error, Result};
+use crate::ids::{IdKind, new_id};
+use crate::store::{Backend, Store, Tx};
+
+/// The PostgreSQL channel that wakes every daemon's event pump after a commit.
+pub const NOTIFY_CHANNEL: &str = "offerhub_events";
+
+/// An event waiting for its transaction to commit.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub data: Value,
+}
+
+impl NewEvent {
+    pub fn new(event_type: &str, resource_type: &str, resource_id: &str, data: Value) -> Self {
+        NewEvent {
+            event_type: event_type.to_string(),
+            resource_type: resource_type.to_string(),
+            resource_id: resource_id.to_string(),
+            data,
+        }
+    }
+}
+
+/// A committed event.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    #[serde(skip)]
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub data: Value,
+}
+
+const COLUMNS: &str = "seq, id, event_type, resource_type, resource_id, data, occurred_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
+    let data: String = r.try_get("data")?;
+    Ok(Event {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        event_type: r.try_get("event_type")?,
+        resource_type: r.try_get("resource_type")?,
+        resource_id: r.try_get("resource_id")?,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        occurred_at: r.try_get("occurred_at")?,
+    })
+}
+
+/// Writes queued events inside `tx` (called by [`Tx::commit`]).
+pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
+    let head_sql = match tx.backend() {
+        Backend::Sqlite => "SELECT last_seq FROM event_head WHERE id = 1",
+        Backend::Postgres => "SELECT last_seq FROM event_head WHERE id = 1 FOR UPDATE",
+    };
+    let mut seq: i64 = sqlx::query(head_sql)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get("last_seq")?;
+    let now = crate::clock::now();
+    for e in events {
+        seq += 1;
+        sqlx::query(
+            "INSERT INTO events (seq, id, event_type, resource_type, resource_id, data, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(seq)
+        .bind(new_id(IdKind::Event))
+        .bind(&e.event_type)
+        .bind(&e.resource_type)
+        .bind(&e.resource_id)
+        .bind(e.data.to_string())
+        .bind(&now)
+        .execute(tx.conn())
+        .await?;
+    }
+    sqlx::query("UPDATE event_head SET last_seq = $1 WHERE id = 1")
+        .bind(seq)
+        .execute(tx.conn())
+        .await?;
+    if tx.backend() == Backend::Postgres {
+        // Delivered to every listening daemon when this transaction commits.
+        sqlx::query("SELECT pg_notify('offerhub_events', $1)")
+            .bind(seq.to_string())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Which events a subscriber wants. Empty lists mean "all".
+///
+/// `types`: exact names (`order.created`) or prefix wildcards (`order.*`, `*`).
+/// `resources`: resource types (`order`, `user`, …), case-insensitive.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub types: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+impl EventFilter {
+    /// Builds a filter from raw parameter values, each possibly a comma list.
+    /// 400 `VALIDATION_ERROR` naming `types` for a malformed pattern.
+    pub fn parse(types: &[String], resources: &[String]) -> Result<EventFilter> {
+        let split = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let types = split(types);
+        for t in &types {
+            let body = t.strip_suffix(".*").unwrap_or(t);
+            let ok = t == "*"
+                || (!body.is_empty()
+                    && body.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'
+                    }));
+            if !ok {
+                return Err(Error::validation(
+                    "types",
+                    format!("{t:?} is not an event type or a wildcard such as order.*"),
+                ));
+            }
+        }
+        let resources = split(resources)
+            .into_iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect();
+        Ok(EventFilter { types, resources })
+    }
+
+    pub fn matches(&self, e: &Event) -> bool {
+        self.matches_parts(&e.event_type, &e.resource_type)
+    }
+
+    /// Whether an event of `event_type` on `resource_type` passes.
+    pub fn matches_parts(&self, event_type: &str, resource_type: &str) -> bool {
+        let type_ok = self.types.is_empty()
+            || self.types.iter().any(|p| {
+                p == "*"
+                    || p == event_type
+                    || p.strip_suffix(".*").is_some_and(|prefix| {
+                        event_type
+                            .strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+            });
+        let resource_ok = self.resources.is_empty()
+            || self
+                .resources
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(resource_type));
+        type_ok && resource_ok
+    }
+}
+
+/// Events with `seq > after`, oldest first, at most `limit`.
+pub async fn after(store: &Store, after: i64, limit: u32) -> Result<Vec<Event>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
+    )))
+    .bind(after)
+    .fetch_all(store.reader())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The sequence number of an event id; 400 `VALIDATION_ERROR` naming `field` when unknown.
+pub async fn seq_of(store: &Store, event_id: &str, field: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT seq FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(store.reader())
+        .await?;
+    match row {
+        Some(r) => Ok(r.try_get("seq")?),
+        None => Err(Error::validation(
+            field,
+            format!("{event_id:?} is not the id of a stored event"),
+        )),
+    }
+}
+
+/// The latest committed sequence number.
+pub async fn last_seq(store: &Store) -> Result<i64> {
+    Ok(sqlx::query("SELECT last_seq FROM event_head WHERE id = 1")
+        .fetch_one(store.reader())
+        .await?
+        .try_get("last_seq")?)
+}
+
+/// One event by id.
+pub async fn get(store: &Store, id: &str) -> Result<Option<Event>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A page of matching events after `after_seq`, oldest first: scans forward in batches
+/// until `limit` matches or the end. Returns the events and the last scanned sequence
+/// (the cursor to continue from, so sparse filters still make progress).
+pub async fn history(
+    store: &Store,
+    filter: &EventFilter,
+    after_seq: i64,
+    limit: u32,
+) -> Result<(Vec<Event>, i64, bool)> {
+    let mut out = Vec::new();
+    let mut cursor = after_seq;
+    let mut scanned_batches = 0;
+    loop {
+        let batch = after(store, cursor, 500).await?;
+        let exhausted = batch.len() < 500;
+        for e in batch {
+            cursor = e.seq;
+            if filter.matches(&e) {
+                out.push(e);
+                if out.len() == limit as usize {
+                    let more = !after(store, cursor, 1).await?.is_empty();
+                    return Ok((out, cursor, more));
+                }
+            }
+        }
+        scanned_batches += 1;
+        if exhausted || scanned_batches >= 20 {
+            let more = !exhausted;
+            return Ok((out, cursor, more));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_and_resources() {
+        let f = EventFilter::parse(&["order.*,balance.credited".into()], &[]).unwrap();
+        assert!(f.matches_parts("order.created", "order"));
+        assert!(f.matches_parts("order.escrow_funded", "order"));
+        assert!(!f.matches_parts("orders.created", "order"));
+        assert!(f.matches_parts("balance.credited", "user"));
+        assert!(!f.matches_parts("balance.debited", "user"));
+        let f = EventFilter::parse(&[], &["Order".into()]).unwrap();
+        assert!(f.matches_parts("order.created", "order"));
+        assert!(!f.matches_parts("user.created", "user"));
+        assert!(EventFilter::parse(&["order.*.x;".into()], &[]).is_err());
+        assert!(
+            EventFilter::parse(&["*".into()], &[])
+                .unwrap()
+                .matches_parts("x.y", "z")
+        );
+    }
+}

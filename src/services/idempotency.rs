@@ -1,0 +1,265 @@
+//! Idempotency keys for mutating POSTs (DESIGN §6).
+//!
+//! A record is scoped to (API key, method, path, `Idempotency-Key`) and holds the hash
+//! of the canonical request body. States:
+//!
+//! - `IN_PROGRESS`: claimed by a running request; duplicates wait for it.
+//! - `COMMITTED`: the request's database transaction committed (set inside that very
+//!   transaction by `Store::begin_for`), response not stored yet.
+//! - `COMPLETED`: the response (status + body) is stored; duplicates get it replayed.
+//!
+//! Same key with another body → 409 `IDEMPOTENCY_CONFLICT`. A request that failed with
+//! a 5xx before committing releases its record so that a retry runs again; one that
+//! committed keeps it, so its effect can never happen twice. Records expire after the
+//! configured retention (24 h by default) and are purged by [`purge_expired`].
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::store::Store;
+
+/// An `IN_PROGRESS` record older than this is considered abandoned (its process died
+/// before committing) and may be taken over.
+const STALE_AFTER_SECS: i64 = 300;
+
+/// The outcome of [`claim`].
+#[derive(Debug)]
+pub enum Claim {
+    /// Run the request; pass `record` to the services (via the context) and call
+    /// [`finish`] with the response.
+    Proceed { record: String },
+    /// A completed duplicate: answer with this stored response.
+    Replay { status: u16, body: String },
+}
+
+/// Validates an `Idempotency-Key` header value: 1–255 visible ASCII characters.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::validation(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+        ));
+    }
+    Ok(())
+}
+
+/// SHA-256 of the request body in canonical form: JSON re-serialised with sorted keys
+/// (so key order and whitespace do not matter), other bodies as raw bytes.
+pub fn request_hash(body: &[u8]) -> String {
+    let canonical = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => v.to_string().into_bytes(),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => b"{}".to_vec(),
+        Err(_) => body.to_vec(),
+    };
+    hex::encode(Sha256::digest(&canonical))
+}
+
+fn scope_hash(api_key_id: &str, method: &str, path: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [api_key_id, method, path, key] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn in_progress(message: &str) -> Error {
+    Error::new(ErrorCode::IdempotencyKeyInProgress, message)
+}
+
+/// What a request claims: its scope and body hash.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest<'a> {
+    pub api_key_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub key: &'a str,
+    /// [`request_hash`] of the body.
+    pub body_hash: &'a str,
+}
+
+/// Claims the request's scope, waiting up to `wait` for a concurrent duplicate to
+/// finish. Errors: 409 `IDEMPOTENCY_CONFLICT` (other body), 409
+/// `IDEMPOTENCY_KEY_IN_PROGRESS` (duplicate still running after `wait`).
+pub async fn claim(
+    store: &Store,
+    req: &ClaimRequest<'_>,
+    ttl_hours: u32,
+    wait: Duration,
+) -> Result<Claim> {
+    let ClaimRequest {
+        api_key_id,
+        method,
+        path,
+        key,
+        body_hash,
+    } = *req;
+    let scope = scope_hash(api_key_id, method, path, key);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = chrono::Utc::now();
+        let expires = crate::clock::format_ts(now + chrono::Duration::hours(i64::from(ttl_hours)));
+        let now_s = crate::clock::format_ts(now);
+        let mut tx = store.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope_hash, api_key_id, idempotency_key, method, path, \
+             request_hash, state, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'IN_PROGRESS', $7, $8) ON CONFLICT (scope_hash) DO NOTHING",
+        )
+        .bind(&scope)
+        .bind(api_key_id)
+        .bind(key)
+        .bind(method)
+        .bind(path)
+        .bind(body_hash)
+        .bind(&now_s)
+        .bind(&expires)
+        .execute(tx.conn())
+        .await?;
+        if inserted.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Claim::Proceed { record: scope });
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, state, response_status, response_body, created_at, expires_at \
+             FROM idempotency_keys WHERE scope_hash = $1",
+        )
+        .bind(&scope)
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            continue;
+        };
+        let expires_at: String = row.try_get("expires_at")?;
+        let state: String = row.try_get("state")?;
+        let created_at: String = row.try_get("created_at")?;
+        if expires_at < now_s {
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope_hash = $1 AND expires_at = $2")
+                .bind(&scope)
+                .bind(&expires_at)
+                .execute(tx.conn())
+                .await?;
+            tx.commit().await?;
+            continue;
+        }
+        let stored_hash: String = row.try_get("request_hash")?;
+        if stored_hash != body_hash {
+            return Err(Error::new(
+                ErrorCode::IdempotencyConflict,
+                "This Idempotency-Key was already used with a different request body",
+            )
+            .with_details(serde_json::json!({ "idempotencyKey": key })));
+        }
+        match state.as_str() {
+            "COMPLETED" => {
+                let status: i64 = row.try_get("response_status")?;
+                let body: Option<String> = row.try_get("response_body")?;
+                return Ok(Claim::Replay {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: body.unwrap_or_default(),
+                });
+            }
+            "IN_PROGRESS" => {
+                let stale = chrono::DateTime::parse_from_rfc3339(&created_at)
+                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() > STALE_AFTER_SECS)
+                    .unwrap_or(false);
+                if stale {
+                    let taken = sqlx::query(
+                        "UPDATE idempotency_keys SET created_at = $1 \
+                         WHERE scope_hash = $2 AND state = 'IN_PROGRESS' AND created_at = $3",
+                    )
+                    .bind(&now_s)
+                    .bind(&scope)
+                    .bind(&created_at)
+                    .execute(tx.conn())
+                    .await?;
+                    if taken.rows_affected() == 1 {
+                        tx.commit().await?;
+                        return Ok(Claim::Proceed { record: scope });
+                    }
+                }
+            }
+            _ => {}
+        }
+        drop(tx);
+        if tokio::time::Instant::now() >= deadline {
+            return Err(if state == "COMMITTED" {
+                in_progress(
+                    "The original request with this Idempotency-Key took effect but its response is not available; read the resource instead of retrying",
+                )
+            } else {
+                in_progress(
+                    "A request with this Idempotency-Key is still being processed; retry later",
+                )
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stores the response of a claimed request. A 5xx of a request whose transaction never
+/// committed releases the record instead (a retry runs again).
+pub async fn finish(store: &Store, record: &str, status: u16, body: &str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    if status >= 500 {
+        let released = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope_hash = $1 AND state = 'IN_PROGRESS'",
+        )
+        .bind(record)
+        .execute(tx.conn())
+        .await?;
+        if released.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(());
+        }
+    }
+    sqlx::query(
+        "UPDATE idempotency_keys SET state = 'COMPLETED', response_status = $1, response_body = $2 \
+         WHERE scope_hash = $3",
+    )
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(record)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes expired records; returns how many.
+pub async fn purge_expired(store: &Store) -> Result<u64> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at < $1")
+        .bind(crate::clock::now())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_key_order_and_whitespace() {
+        assert_eq!(
+            request_hash(br#"{"a":1,"b":2}"#),
+            request_hash(b"{ \"b\": 2,\n \"a\": 1 }")
+        );
+        assert_ne!(request_hash(br#"{"a":1}"#), request_hash(br#"{"a":2}"#));
+        assert_eq!(request_hash(b""), request_hash(b"{}"));
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("550e8400-e29b-41d4-a716-446655440000").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("has space").is_err());
+        assert!(validate_key(&"x".repeat(256)).is_err());
+    }
+}

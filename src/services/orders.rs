@@ -1,0 +1,622 @@
+//! Orders: creation (optionally with milestones), reads, funds reservation and
+//! cancellation. State changes are compare-and-set on `status` (see
+//! [`crate::domain::order`]), in one transaction with their ledger entries, audit rows
+//! and events, so two concurrent requests can never both advance an order.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::context::Context;
+use crate::domain::order::{OrderStatus, transition};
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::NewEvent;
+use crate::ids::{self, IdKind, new_id};
+use crate::ledger;
+use crate::money::Amount;
+use crate::pagination::{Page, PageRequest};
+use crate::services::users::{self, User};
+use crate::store::{Store, Tx};
+
+/// A milestone of an order (multi-release escrow).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Milestone {
+    pub milestone_ref: String,
+    pub title: String,
+    pub amount: Amount,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// An order as the API returns it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub client_order_ref: Option<String>,
+    pub buyer_id: String,
+    pub seller_id: String,
+    pub amount: Amount,
+    pub currency: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub metadata: Option<Value>,
+    pub status: OrderStatus,
+    pub hold_id: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub milestones: Vec<Milestone>,
+    /// The order's escrow once created (escrow issue); `null` before.
+    pub escrow: Option<Value>,
+    /// The open or resolved dispute (dispute issue); `null` when none.
+    pub dispute: Option<Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    seq: i64,
+}
+
+/// One milestone of [`NewOrder`].
+#[derive(Clone, Debug)]
+pub struct NewMilestone {
+    pub milestone_ref: String,
+    pub title: String,
+    pub amount: Amount,
+}
+
+/// Input of [`create`]. `amount` in base units; `currency` `USD` or `USDC`.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub buyer_id: String,
+    pub seller_id: String,
+    pub amount: Amount,
+    pub currency: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub client_order_ref: Option<String>,
+    pub milestones: Vec<NewMilestone>,
+    pub metadata: Option<Value>,
+}
+
+/// Allowed range of order amounts (inclusive).
+#[derive(Clone, Copy, Debug)]
+pub struct OrderLimits {
+    pub min: Amount,
+    pub max: Amount,
+}
+
+const COLUMNS: &str = "seq, id, client_order_ref, buyer_id, seller_id, amount, currency, title, \
+     description, metadata, status, hold_id, cancel_reason, created_at, updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
+    let status: String = r.try_get("status")?;
+    let metadata: Option<String> = r.try_get("metadata")?;
+    Ok(Order {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        client_order_ref: r.try_get("client_order_ref")?,
+        buyer_id: r.try_get("buyer_id")?,
+        seller_id: r.try_get("seller_id")?,
+        amount: Amount::from_base_units(r.try_get("amount")?),
+        currency: r.try_get("currency")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("unknown order status {status}")))?,
+        hold_id: r.try_get("hold_id")?,
+        cancel_reason: r.try_get("cancel_reason")?,
+        milestones: Vec::new(),
+        escrow: None,
+        dispute: None,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.trim().is_empty() || v.chars().count() > max {
+        return Err(Error::validation(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate(new: &NewOrder, limits: OrderLimits) -> Result<()> {
+    if new.buyer_id == new.seller_id {
+        return Err(Error::new(
+            ErrorCode::InvalidRequest,
+            "buyerId and sellerId must differ",
+        )
+        .with_details(json!({ "field": "sellerId" })));
+    }
+    if !matches!(new.currency.as_str(), "USD" | "USDC") {
+        return Err(Error::validation("currency", "must be USD or USDC"));
+    }
+    if new.amount < limits.min || new.amount > limits.max {
+        return Err(Error::amount(
+            "amount",
+            format!("must be between {} and {}", limits.min, limits.max),
+        ));
+    }
+    text("title", &new.title, 200)?;
+    if let Some(d) = &new.description
+        && d.chars().count() > 5000
+    {
+        return Err(Error::validation(
+            "description",
+            "must be at most 5000 characters",
+        ));
+    }
+    if let Some(r) = &new.client_order_ref {
+        text("clientOrderRef", r, 255)?;
+    }
+    if let Some(m) = &new.metadata {
+        if !m.is_object() {
+            return Err(Error::validation("metadata", "must be a JSON object"));
+        }
+        if m.to_string().len() > 16 * 1024 {
+            return Err(Error::validation("metadata", "must be at most 16 KiB"));
+        }
+    }
+    if !new.milestones.is_empty() {
+        if new.milestones.len() > 50 {
+            return Err(Error::validation(
+                "milestones",
+                "must hold at most 50 milestones",
+            ));
+        }
+        let mut sum: i128 = 0;
+        for (i, m) in new.milestones.iter().enumerate() {
+            text(
+                &format!("milestones[{i}].milestoneRef"),
+                &m.milestone_ref,
+                100,
+            )?;
+            text(&format!("milestones[{i}].title"), &m.title, 200)?;
+            if !m.amount.is_positive() {
+                return Err(Error::amount(
+                    &format!("milestones[{i}].amount"),
+                    "must be greater than zero",
+                ));
+            }
+            if new.milestones[..i]
+                .iter()
+                .any(|o| o.milestone_ref == m.milestone_ref)
+            {
+                return Err(Error::validation(
+                    &format!("milestones[{i}].milestoneRef"),
+                    "must be unique within the order",
+                ));
+            }
+            sum += i128::from(m.amount.base_units());
+        }
+        if sum != i128::from(new.amount.base_units()) {
+            return Err(Error::amount(
+                "milestones",
+                format!("amounts must sum to the order amount {}", new.amount),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn party(store: &Store, id: &str, field: &str) -> Result<User> {
+    users::get(store, id).await.map_err(|e| {
+        if e.code == ErrorCode::UserNotFound {
+            e.with_details(json!({ "field": field, "userId": id }))
+        } else {
+            e
+        }
+    })
+}
+
+/// Creates an order in `ORDER_CREATED`. Errors: 400 `VALIDATION_ERROR` /
+/// `INVALID_AMOUNT_FORMAT` naming the field, 400 `INVALID_REQUEST` (buyer = seller),
+/// 404 `USER_NOT_FOUND`, 422 `USER_SUSPENDED`, 409 `CLIENT_ORDER_REF_CONFLICT`.
+/// Emits `order.created`.
+pub async fn create(
+    store: &Store,
+    ctx: &Context,
+    limits: OrderLimits,
+    new: NewOrder,
+) -> Result<Order> {
+    validate(&new, limits)?;
+    let buyer = party(store, &new.buyer_id, "buyerId").await?;
+    let seller = party(store, &new.seller_id, "sellerId").await?;
+    buyer.ensure_active()?;
+    seller.ensure_active()?;
+    let now = crate::clock::now();
+    let id = new_id(IdKind::Order);
+    let mut tx = store.begin_for(ctx).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO orders (id, client_order_ref, buyer_id, seller_id, amount, currency, title, \
+         description, metadata, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ORDER_CREATED', $10, $10) \
+         ON CONFLICT (client_order_ref) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(&new.client_order_ref)
+    .bind(&new.buyer_id)
+    .bind(&new.seller_id)
+    .bind(new.amount.base_units())
+    .bind(&new.currency)
+    .bind(&new.title)
+    .bind(&new.description)
+    .bind(new.metadata.as_ref().map(Value::to_string))
+    .bind(&now)
+    .execute(tx.conn())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        drop(tx);
+        let existing = sqlx::query("SELECT id FROM orders WHERE client_order_ref = $1")
+            .bind(&new.client_order_ref)
+            .fetch_optional(store.reader())
+            .await?
+            .map(|r| r.try_get::<String, _>("id"))
+            .transpose()?;
+        return Err(Error::new(
+            ErrorCode::ClientOrderRefConflict,
+            "An order with this clientOrderRef already exists",
+        )
+        .with_details(json!({ "field": "clientOrderRef", "orderId": existing })));
+    }
+    for m in &new.milestones {
+        sqlx::query(
+            "INSERT INTO milestones (order_id, milestone_ref, title, amount, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)",
+        )
+        .bind(&id)
+        .bind(&m.milestone_ref)
+        .bind(&m.title)
+        .bind(m.amount.base_units())
+        .bind(&now)
+        .execute(tx.conn())
+        .await?;
+    }
+    let order = load_in(&mut tx, &id).await?;
+    tx.audit(ctx.audit("order.created", "order", &id).after(&order));
+    tx.emit(NewEvent::new(
+        "order.created",
+        "order",
+        &id,
+        json!({
+            "orderId": id,
+            "buyerId": order.buyer_id,
+            "sellerId": order.seller_id,
+            "amount": order.amount,
+            "currency": order.currency,
+            "title": order.title,
+            "clientOrderRef": order.client_order_ref,
+            "milestones": order.milestones.len(),
+        }),
+    ));
+    tx.commit().await?;
+    Ok(order)
+}
+
+fn not_found(id: &str) -> Error {
+    Error::new(
+        ErrorCode::OrderNotFound,
+        format!("Order {id} does not exist"),
+    )
+    .with_details(json!({ "orderId": id }))
+}
+
+async fn milestones_of<'c, E>(executor: E, order_ids: &[&str]) -> Result<Vec<(String, Milestone)>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=order_ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT order_id, milestone_ref, title, amount, status, created_at, updated_at \
+         FROM milestones WHERE order_id IN ({placeholders}) ORDER BY seq"
+    )));
+    for id in order_ids {
+        q = q.bind(id.to_string());
+    }
+    let rows = q.fetch_all(executor).await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("order_id")?,
+                Milestone {
+                    milestone_ref: r.try_get("milestone_ref")?,
+                    title: r.try_get("title")?,
+                    amount: Amount::from_base_units(r.try_get("amount")?),
+                    status: r.try_get("status")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+async fn load_in(tx: &mut Tx, id: &str) -> Result<Order> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let mut order = row
+        .as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| not_found(id))?;
+    order.milestones = milestones_of(tx.conn(), &[id])
+        .await?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    Ok(order)
+}
+
+/// One order with its milestones; 404 `ORDER_NOT_FOUND`.
+pub async fn get(store: &Store, id: &str) -> Result<Order> {
+    if !ids::is_valid(IdKind::Order, id) {
+        return Err(not_found(id));
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.reader())
+    .await?;
+    let mut order = row
+        .as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| not_found(id))?;
+    order.milestones = milestones_of(store.reader(), &[id])
+        .await?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    Ok(order)
+}
+
+/// Filters of [`list`], combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub buyer_id: Option<String>,
+    pub seller_id: Option<String>,
+    pub status: Option<OrderStatus>,
+}
+
+/// Orders newest first; milestones of the whole page loaded in one query.
+pub async fn list(store: &Store, filter: &OrderFilter, page: &PageRequest) -> Result<Page<Order>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
+    let mut binds: Vec<String> = Vec::new();
+    for (column, v) in [
+        ("buyer_id", filter.buyer_id.clone()),
+        ("seller_id", filter.seller_id.clone()),
+        ("status", filter.status.map(|s| s.as_str().to_string())),
+    ] {
+        if let Some(v) = v {
+            binds.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
+    sql.push_str(&format!(
+        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
+        binds.len() + 1,
+        page.limit + 1
+    ));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q.bind(cursor).fetch_all(store.reader()).await?;
+    let mut orders = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
+    let ms = milestones_of(store.reader(), &ids).await?;
+    for o in &mut orders {
+        o.milestones = ms
+            .iter()
+            .filter(|(oid, _)| *oid == o.id)
+            .map(|(_, m)| m.clone())
+            .collect();
+    }
+    Ok(Page::from_rows(orders, page.limit, |o| o.seq))
+}
+
+/// Compare-and-set of the order's status; on a lost race, 409 with the current state.
+async fn cas_status(
+    tx: &mut Tx,
+    order: &Order,
+    to: OrderStatus,
+    sources: &[OrderStatus],
+) -> Result<String> {
+    transition(order.status, to, sources)?;
+    let now = crate::clock::now();
+    let done =
+        sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(&now)
+            .bind(&order.id)
+            .bind(order.status.as_str())
+            .execute(tx.conn())
+            .await?;
+    if done.rows_affected() == 0 {
+        let current = load_in(tx, &order.id).await?;
+        transition(current.status, to, sources)?;
+        return Err(Error::new(
+            ErrorCode::InvalidStateTransition,
+            "The order changed concurrently; retry",
+        ));
+    }
+    Ok(now)
+}
+
+fn balance_event(
+    kind: &str,
+    user_id: &str,
+    amount: Amount,
+    order_id: &str,
+    before: &ledger::Balance,
+    after: &ledger::Balance,
+    extra: Value,
+) -> NewEvent {
+    let mut data = json!({
+        "userId": user_id,
+        "amount": amount,
+        "currency": "USD",
+        "orderId": order_id,
+        "previousAvailableBalance": before.available,
+        "newAvailableBalance": after.available,
+        "previousReservedBalance": before.reserved,
+        "newReservedBalance": after.reserved,
+    });
+    if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+        d.extend(e.clone());
+    }
+    NewEvent::new(kind, "user", user_id, data)
+}
+
+/// Places a hold of the order amount on the buyer's available balance:
+/// `ORDER_CREATED → FUNDS_RESERVED`. Errors: 404, 409 `INVALID_STATE_TRANSITION`,
+/// 422 `INSUFFICIENT_FUNDS` / `USER_SUSPENDED` (nothing changes). Emits
+/// `balance.reserved`, `order.funds_reserved`.
+pub async fn reserve(store: &Store, ctx: &Context, id: &str) -> Result<Order> {
+    let order = get(store, id).await?;
+    transition(
+        order.status,
+        OrderStatus::FundsReserved,
+        &[OrderStatus::OrderCreated],
+    )?;
+    party(store, &order.buyer_id, "buyerId")
+        .await?
+        .ensure_active()?;
+    let mut tx = store.begin_for(ctx).await?;
+    cas_status(
+        &mut tx,
+        &order,
+        OrderStatus::FundsReserved,
+        &[OrderStatus::OrderCreated],
+    )
+    .await?;
+    let before = ledger::balance(tx.conn(), &order.buyer_id).await?;
+    let hold = ledger::hold(&mut tx, &order.buyer_id, order.amount, "order", &order.id).await?;
+    sqlx::query("UPDATE orders SET hold_id = $1 WHERE id = $2")
+        .bind(&hold.id)
+        .bind(&order.id)
+        .execute(tx.conn())
+        .await?;
+    let after_balance = ledger::balance(tx.conn(), &order.buyer_id).await?;
+    let after = load_in(&mut tx, id).await?;
+    tx.audit(
+        ctx.audit("order.funds_reserved", "order", id)
+            .before(json!({ "status": order.status }))
+            .after(json!({ "status": after.status, "holdId": hold.id })),
+    );
+    tx.emit(balance_event(
+        "balance.reserved",
+        &order.buyer_id,
+        order.amount,
+        id,
+        &before,
+        &after_balance,
+        json!({ "holdId": hold.id }),
+    ));
+    tx.emit(NewEvent::new(
+        "order.funds_reserved",
+        "order",
+        id,
+        json!({
+            "orderId": id,
+            "buyerId": order.buyer_id,
+            "amount": order.amount,
+            "currency": order.currency,
+            "holdId": hold.id,
+            "availableBalance": after_balance.available,
+            "reservedBalance": after_balance.reserved,
+        }),
+    ));
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Cancels an order before escrow: `ORDER_CREATED | FUNDS_RESERVED → CLOSED`, voiding
+/// the hold. `reason` at most 500 characters. Emits `balance.released` (when funds were
+/// reserved), `order.canceled`, `order.closed`.
+pub async fn cancel(
+    store: &Store,
+    ctx: &Context,
+    id: &str,
+    reason: Option<String>,
+) -> Result<Order> {
+    if let Some(r) = &reason
+        && r.chars().count() > 500
+    {
+        return Err(Error::validation(
+            "reason",
+            "must be at most 500 characters",
+        ));
+    }
+    let sources = [OrderStatus::OrderCreated, OrderStatus::FundsReserved];
+    let order = get(store, id).await?;
+    transition(order.status, OrderStatus::Closed, &sources)?;
+    let mut tx = store.begin_for(ctx).await?;
+    let closed_at = cas_status(&mut tx, &order, OrderStatus::Closed, &sources).await?;
+    sqlx::query("UPDATE orders SET cancel_reason = $1 WHERE id = $2")
+        .bind(&reason)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let mut released = Amount::ZERO;
+    if let Some(hold_id) = &order.hold_id {
+        let before = ledger::balance(tx.conn(), &order.buyer_id).await?;
+        let hold = ledger::void_hold(&mut tx, hold_id).await?;
+        released = hold.amount;
+        let after = ledger::balance(tx.conn(), &order.buyer_id).await?;
+        tx.emit(balance_event(
+            "balance.released",
+            &order.buyer_id,
+            hold.amount,
+            id,
+            &before,
+            &after,
+            json!({ "reason": "order_canceled", "holdId": hold.id }),
+        ));
+    }
+    let after = load_in(&mut tx, id).await?;
+    tx.audit(
+        ctx.audit("order.canceled", "order", id)
+            .before(json!({ "status": order.status }))
+            .after(json!({ "status": after.status, "reason": reason, "fundsReleased": released })),
+    );
+    tx.emit(NewEvent::new(
+        "order.canceled",
+        "order",
+        id,
+        json!({
+            "orderId": id,
+            "buyerId": order.buyer_id,
+            "canceledBy": ctx.actor.id,
+            "reason": reason,
+            "fundsReleased": released.is_positive(),
+            "amountReleased": released,
+            "canceledAt": closed_at,
+        }),
+    ));
+    tx.emit(NewEvent::new(
+        "order.closed",
+        "order",
+        id,
+        json!({ "orderId": id, "finalStatus": "CLOSED", "outcome": "CANCELED", "closedAt": closed_at }),
+    ));
+    tx.commit().await?;
+    Ok(after)
+}
