@@ -176,7 +176,8 @@ impl Store {
         Ok(tx)
     }
 
-    /// Resolves when a commit in this process has written events (or spuriously).
+    /// Notified (`notify_one`, so a wake-up is never lost) after a commit in this
+    /// process wrote events. One consumer: the daemon's event pump.
     pub fn events_written(&self) -> Arc<Notify> {
         self.events_written.clone()
     }
@@ -274,7 +275,7 @@ impl Tx {
         let notify = self.events_written.clone();
         self.inner.commit().await?;
         if wrote_events {
-            notify.notify_waiters();
+            notify.notify_one();
         }
         Ok(())
     }

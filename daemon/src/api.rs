@@ -106,6 +106,26 @@ pub fn respond_page<T: Serialize>(request_id: &str, page: Page<T>) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
+/// A list page built by hand: `extra` is merged into `meta`.
+pub fn respond_page_with<T: Serialize>(
+    request_id: &str,
+    items: Vec<T>,
+    has_more: bool,
+    next_cursor: Option<String>,
+    extra: Value,
+) -> Response {
+    let mut m = meta(request_id);
+    m["pagination"] = json!({ "hasMore": has_more, "nextCursor": next_cursor });
+    if let (Some(obj), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+        obj.extend(e.clone());
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "data": items, "meta": m })),
+    )
+        .into_response()
+}
+
 /// Which scope a route requires. Implemented by the marker types [`Read`], [`Write`],
 /// [`Support`] and [`AnyScope`].
 pub trait RequiredScope: Send + Sync + 'static {

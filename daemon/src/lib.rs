@@ -3,6 +3,7 @@
 //! it until SIGINT/SIGTERM.
 
 pub mod api;
+pub mod events;
 pub mod middleware;
 pub mod routes;
 pub mod state;
@@ -59,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(routes::orders::get))
         .route("/orders/{id}/reserve", post(routes::orders::reserve))
         .route("/orders/{id}/cancel", post(routes::orders::cancel))
+        .route("/events", get(events::stream))
+        .route("/events/history", get(events::history))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,

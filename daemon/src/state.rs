@@ -19,10 +19,17 @@ pub struct AppState {
     pub started_at: Instant,
     /// Called after a user is created (wallet provisioning in crypto mode).
     pub user_hooks: Arc<dyn UserHooks>,
+    /// Fan-out of committed events to SSE subscribers.
+    pub events: Arc<crate::events::EventHub>,
 }
 
 impl AppState {
+    /// Builds the state and starts the event pump (call inside a Tokio runtime).
     pub fn new(store: Store, config: Config) -> Self {
+        let events = crate::events::EventHub::start(
+            store.clone(),
+            Some(config.database_url.expose().to_string()),
+        );
         let rate_limiter = Arc::new(RateLimiter::per_minute(config.rate_limit_per_minute));
         AppState {
             store,
@@ -30,6 +37,7 @@ impl AppState {
             rate_limiter,
             started_at: Instant::now(),
             user_hooks: Arc::new(NoHooks),
+            events,
         }
     }
 }

@@ -124,3 +124,97 @@ pub fn assert_error(r: &Resp, status: u16, code: &str) {
             .is_some_and(|m| !m.is_empty())
     );
 }
+
+/// A Server-Sent Events reader over a streaming response body.
+pub struct SseClient {
+    body: axum::body::Body,
+    buf: String,
+}
+
+/// One SSE message: `id`, `event`, parsed `data`.
+#[derive(Debug, Clone)]
+pub struct SseMessage {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+impl TestApp {
+    /// Opens `GET path` as an SSE stream (panics unless 200 text/event-stream).
+    pub async fn sse(&self, path: &str, token: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        SseClient {
+            body: resp.into_body(),
+            buf: String::new(),
+        }
+    }
+}
+
+impl SseClient {
+    /// The next message (heartbeat comments skipped), or `None` after `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseMessage> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().into();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().into();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if event.is_empty() && data.is_empty() {
+                    continue; // comment (heartbeat)
+                }
+                return Some(SseMessage {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                });
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??
+                .ok()?;
+            if let Ok(bytes) = frame.into_data() {
+                self.buf.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    /// Collects messages until `n` arrived (panics after 10 s).
+    pub async fn take(&mut self, n: usize) -> Vec<SseMessage> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let m = self
+                .next(std::time::Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("only {} of {n} SSE messages arrived", out.len()));
+            out.push(m);
+        }
+        out
+    }
+}

@@ -1,0 +1,260 @@
+//! Event fan-out inside one daemon, and the SSE endpoints.
+//!
+//! One [`EventHub`] pump per daemon reads newly committed events from the outbox in
+//! sequence order and broadcasts them. It wakes on a local commit, on a PostgreSQL
+//! `NOTIFY offerhub_events` (commits of other daemons sharing the database), and every
+//! second as a fallback (e.g. writes by the CLI on SQLite).
+//!
+//! A subscriber first subscribes to the broadcast, then replays from the database
+//! everything after its cursor, then forwards live events, skipping any sequence number
+//! it has already sent: nothing is lost or duplicated at the seam. A subscriber that
+//! falls behind the broadcast buffer catches up from the database.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use offerhub::error::Error;
+use offerhub::events::{self, Event, EventFilter};
+use offerhub::pagination::{PageRequest, encode_cursor};
+use offerhub::store::{Backend, Store};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::api::{AnyScope, ApiResult, Auth, Read, respond_page_with};
+use crate::state::AppState;
+
+/// Heartbeat interval of SSE connections.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Broadcasts committed events to this daemon's subscribers.
+pub struct EventHub {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl EventHub {
+    /// Starts the pump (and, on PostgreSQL, its LISTEN connection) on the current runtime.
+    pub fn start(store: Store, database_url: Option<String>) -> Arc<EventHub> {
+        let (sender, _) = broadcast::channel(8192);
+        let hub = Arc::new(EventHub {
+            sender: sender.clone(),
+        });
+        let wake = store.events_written();
+        if store.backend() == Backend::Postgres
+            && let Some(url) = database_url
+        {
+            let wake = wake.clone();
+            tokio::spawn(async move {
+                loop {
+                    match sqlx::postgres::PgListener::connect(&url).await {
+                        Ok(mut l) => {
+                            if l.listen(events::NOTIFY_CHANNEL).await.is_ok() {
+                                while l.recv().await.is_ok() {
+                                    wake.notify_one();
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "event LISTEN connection failed; retrying")
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        tokio::spawn(async move {
+            let mut last = loop {
+                match events::last_seq(&store).await {
+                    Ok(s) => break s,
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            };
+            loop {
+                let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+                loop {
+                    let batch = match events::after(&store, last, 1000).await {
+                        Ok(b) => b,
+                        Err(_) => break,
+                    };
+                    let full = batch.len() == 1000;
+                    for e in batch {
+                        last = e.seq;
+                        let _ = sender.send(Arc::new(e));
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+            }
+        });
+        hub
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+}
+
+/// Parses `types`/`resources` (repeated or comma lists), `cursor` and `limit` from a
+/// raw query string.
+struct EventQuery {
+    filter: EventFilter,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn parse_query(q: Option<&str>) -> Result<EventQuery, Error> {
+    let (mut types, mut resources, mut cursor, mut limit) = (Vec::new(), Vec::new(), None, None);
+    for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "types" | "type" => types.push(v.into_owned()),
+            "resources" | "resourceTypes" => resources.push(v.into_owned()),
+            "cursor" => cursor = Some(v.into_owned()),
+            "limit" => {
+                limit = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| Error::validation("limit", "must be a whole number"))?,
+                )
+            }
+            other => {
+                return Err(Error::validation(
+                    other,
+                    "is not a parameter of this endpoint",
+                ));
+            }
+        }
+    }
+    Ok(EventQuery {
+        filter: EventFilter::parse(&types, &resources)?,
+        cursor,
+        limit,
+    })
+}
+
+fn sse_event(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(e.id.clone())
+        .event(e.event_type.clone())
+        .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+/// `GET /events` (any valid key): Server-Sent Events. `id:` event id, `event:` type,
+/// `data:` `{id, type, occurredAt, resourceType, resourceId, data}`. Resume with the
+/// `Last-Event-ID` header or `?cursor=<event id>`; filters `types` (comma list or
+/// repeated; `order.*` wildcards) and `resources`. Heartbeat comment every 15 s.
+pub async fn stream(
+    State(state): State<AppState>,
+    _auth: Auth<AnyScope>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    let q = parse_query(uri.query())?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+        .or(q.cursor);
+    // Subscribe before reading the database, so nothing committed meanwhile is missed.
+    let mut live = state.events.subscribe();
+    let mut last = match &resume {
+        Some(id) => events::seq_of(&state.store, id, "Last-Event-ID").await?,
+        None => events::last_seq(&state.store).await?,
+    };
+    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    let store = state.store.clone();
+    let filter = q.filter;
+    tokio::spawn(async move {
+        // Sends everything after `last` from the database; false when the client is gone.
+        async fn catch_up(
+            store: &Store,
+            filter: &EventFilter,
+            last: &mut i64,
+            tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
+        ) -> bool {
+            loop {
+                let Ok(batch) = events::after(store, *last, 500).await else {
+                    return true;
+                };
+                let full = batch.len() == 500;
+                for e in &batch {
+                    *last = e.seq;
+                    if filter.matches(e) && tx.send(Ok(sse_event(e))).await.is_err() {
+                        return false;
+                    }
+                }
+                if !full {
+                    return true;
+                }
+            }
+        }
+        if !catch_up(&store, &filter, &mut last, &tx).await {
+            return;
+        }
+        loop {
+            match live.recv().await {
+                Ok(e) => {
+                    if e.seq <= last {
+                        continue;
+                    }
+                    if e.seq > last + 1 {
+                        if !catch_up(&store, &filter, &mut last, &tx).await {
+                            return;
+                        }
+                        if e.seq <= last {
+                            continue;
+                        }
+                    }
+                    last = e.seq;
+                    if filter.matches(&e) && tx.send(Ok(sse_event(&e))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !catch_up(&store, &filter, &mut last, &tx).await {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+/// `GET /events/history` (read): the same rows as JSON pages, oldest first. `cursor` is
+/// an event id or the previous page's `nextCursor`.
+pub async fn history(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    uri: axum::http::Uri,
+) -> ApiResult {
+    let q = parse_query(uri.query())?;
+    let page = PageRequest::new(q.limit, None)?;
+    let after = match q.cursor {
+        None => 0,
+        Some(c) if c.starts_with("evt_") => events::seq_of(&state.store, &c, "cursor").await?,
+        Some(c) => PageRequest::new(None, Some(c))?.cursor_seq()?.unwrap_or(0),
+    };
+    let (items, scanned_to, has_more) =
+        events::history(&state.store, &q.filter, after, page.limit).await?;
+    let next = if has_more {
+        Some(encode_cursor(scanned_to))
+    } else {
+        None
+    };
+    Ok(respond_page_with(
+        &auth.request_id,
+        items,
+        has_more,
+        next,
+        json!({ "lastSequence": scanned_to }),
+    ))
+}
