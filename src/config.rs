@@ -181,6 +181,11 @@ pub struct Config {
     /// Smallest and largest order amount accepted.
     pub order_min_amount: crate::money::Amount,
     pub order_max_amount: crate::money::Amount,
+    /// Unit of the webhook retry schedule (5 s by default: retries after 5 s, 1 min,
+    /// 5 min, 30 min, 2 h, 5 h, then every 10 h, about 3 days in all).
+    pub webhook_backoff_base_ms: u64,
+    /// An endpoint failing continuously for this long is disabled.
+    pub webhook_disable_after_hours: u32,
 }
 
 /// One setting: its environment name, TOML path, and whether it is a secret.
@@ -780,6 +785,23 @@ impl Config {
             );
         }
 
+        let webhook_backoff_base_ms = p.parse_with(
+            "OFFERHUB_WEBHOOK_BACKOFF_BASE_MS",
+            "5000",
+            "a number of milliseconds between 1 and 3600000",
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=3_600_000).contains(n))
+            },
+        );
+        let webhook_disable_after_hours = p.parse_with(
+            "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
+            "72",
+            "a number of hours between 1 and 8760",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=8760).contains(n)),
+        );
+
         if !p.issues.is_empty() {
             return Err(ConfigError(p.issues));
         }
@@ -819,6 +841,10 @@ impl Config {
                 .ok_or_else(|| missing("OFFERHUB_ORDER_MIN_AMOUNT"))?,
             order_max_amount: order_max_amount
                 .ok_or_else(|| missing("OFFERHUB_ORDER_MAX_AMOUNT"))?,
+            webhook_backoff_base_ms: webhook_backoff_base_ms
+                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_BACKOFF_BASE_MS"))?,
+            webhook_disable_after_hours: webhook_disable_after_hours
+                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS"))?,
         })
     }
 

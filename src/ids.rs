@@ -19,6 +19,8 @@ pub enum IdKind {
     Wallet,
     Hold,
     Journal,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
 impl IdKind {
@@ -37,6 +39,8 @@ impl IdKind {
             IdKind::Wallet => "wal_",
             IdKind::Hold => "hold_",
             IdKind::Journal => "jtx_",
+            IdKind::WebhookEndpoint => "whe_",
+            IdKind::WebhookDelivery => "whd_",
         }
     }
 }

@@ -10,7 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use offerhub::config::{Config, Sources};
 use offerhub::context::Context;
 use offerhub::pagination::PageRequest;
-use offerhub::services::keys;
+use offerhub::services::{keys, webhooks};
 use offerhub::store::Store;
 
 use crate::output::{Output, print_json, table};
@@ -55,6 +55,11 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Outbound webhooks: endpoints, deliveries, replay.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Print a shell completion script.
     Completions {
@@ -117,6 +122,35 @@ enum LedgerCommand {
     /// Prove the ledger: balanced transactions, projection equal to the journal, no
     /// negative available, reserved equal to pending holds. Exit 1 on any violation.
     Verify {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// List webhook endpoints.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show an endpoint (whe_…) with its latest deliveries, or one delivery (whd_…).
+    Show {
+        id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Send again: one delivery (whd_…), or with --endpoint and --since every matching
+    /// event since a time to one endpoint. The running daemon sends them.
+    Replay {
+        /// A delivery id to send again.
+        delivery: Option<String>,
+        /// Endpoint id (whe_…) for a replay since a time.
+        #[arg(long, requires = "since", conflicts_with = "delivery")]
+        endpoint: Option<String>,
+        /// RFC 3339 time, e.g. 2026-11-22T00:00:00Z.
+        #[arg(long, requires = "endpoint")]
+        since: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -242,6 +276,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let store = open_store(&config).await?;
             audit_verify(&store, output.output).await
+        }
+        Command::Webhooks { command } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            webhooks_command(&store, command).await
         }
         Command::Ledger {
             command: LedgerCommand::Verify { output },
@@ -378,4 +420,116 @@ async fn ledger_verify(store: &Store, output: Output) -> anyhow::Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn endpoint_table(items: &[webhooks::Endpoint]) -> comfy_table::Table {
+    table(
+        &["ID", "URL", "EVENTS", "STATUS", "FAILING SINCE", "CREATED"],
+        items.iter().map(|e| {
+            vec![
+                e.id.clone(),
+                e.url.clone(),
+                e.events.join(","),
+                e.status.clone(),
+                e.failing_since.clone().unwrap_or_else(|| "-".into()),
+                e.created_at.clone(),
+            ]
+        }),
+    )
+}
+
+fn delivery_table(items: &[webhooks::Delivery]) -> comfy_table::Table {
+    table(
+        &[
+            "ID",
+            "EVENT",
+            "STATUS",
+            "ATTEMPTS",
+            "LAST",
+            "NEXT ATTEMPT",
+            "DELIVERED",
+        ],
+        items.iter().map(|d| {
+            vec![
+                d.id.clone(),
+                d.event_id.clone(),
+                d.status.clone(),
+                d.attempts.to_string(),
+                d.last_status
+                    .map(|s| s.to_string())
+                    .or_else(|| d.last_error.clone())
+                    .unwrap_or_else(|| "-".into()),
+                d.next_attempt_at.clone(),
+                d.delivered_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        }),
+    )
+}
+
+async fn webhooks_command(store: &Store, command: WebhooksCommand) -> anyhow::Result<ExitCode> {
+    let ctx = Context::operator();
+    match command {
+        WebhooksCommand::List { output } => {
+            let page = webhooks::list_endpoints(store, &PageRequest::new(Some(100), None)?).await?;
+            match output.output {
+                Output::Json => print_json(&page.items)?,
+                Output::Table => println!("{}", endpoint_table(&page.items)),
+            }
+        }
+        WebhooksCommand::Show { id, output } => {
+            if id.starts_with("whd_") {
+                let d = webhooks::get_delivery(store, &id).await?;
+                match output.output {
+                    Output::Json => print_json(&d)?,
+                    Output::Table => println!("{}", delivery_table(std::slice::from_ref(&d))),
+                }
+            } else {
+                let e = webhooks::get_endpoint(store, &id).await?;
+                let filter = webhooks::DeliveryFilter {
+                    endpoint_id: Some(id.clone()),
+                    ..Default::default()
+                };
+                let ds =
+                    webhooks::list_deliveries(store, &filter, &PageRequest::new(Some(20), None)?)
+                        .await?;
+                match output.output {
+                    Output::Json => {
+                        print_json(&serde_json::json!({ "endpoint": e, "deliveries": ds.items }))?
+                    }
+                    Output::Table => {
+                        println!("{}", endpoint_table(std::slice::from_ref(&e)));
+                        println!("latest deliveries:\n{}", delivery_table(&ds.items));
+                    }
+                }
+            }
+        }
+        WebhooksCommand::Replay {
+            delivery,
+            endpoint,
+            since,
+            output,
+        } => match (delivery, endpoint, since) {
+            (Some(d), None, None) => {
+                let new = webhooks::replay_delivery(store, &ctx, &d).await?;
+                match output.output {
+                    Output::Json => print_json(&new)?,
+                    Output::Table => println!("queued {} (replay of {d})", new.id),
+                }
+            }
+            (None, Some(e), Some(s)) => {
+                let n = webhooks::replay_since(store, &ctx, &e, &s).await?;
+                match output.output {
+                    Output::Json => {
+                        print_json(&serde_json::json!({ "endpointId": e, "queued": n }))?
+                    }
+                    Output::Table => println!("queued {n} deliveries to {e}"),
+                }
+            }
+            _ => {
+                eprintln!("give a delivery id, or --endpoint and --since");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -174,6 +174,64 @@ async fn init_serve_keys_and_revocation() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["data"]["apiKeyId"], id.as_str());
 
+    // Webhooks from the operator's side.
+    let hook: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/webhooks/endpoints"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "url": "http://127.0.0.1:9/hook", "events": ["user.*"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = hook["data"]["id"].as_str().unwrap().to_string();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/users"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "externalUserId": "cli-user" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let out = offerhub(
+        &dir,
+        &["webhooks", "list", "--config", config, "--output", "json"],
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["id"], endpoint.as_str());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("whsec_"));
+    let out = offerhub(
+        &dir,
+        &[
+            "webhooks",
+            "replay",
+            "--config",
+            config,
+            "--endpoint",
+            &endpoint,
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replayed["queued"], 1);
+    let out = offerhub(
+        &dir,
+        &[
+            "webhooks", "show", "--config", config, &endpoint, "--output", "json",
+        ],
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!shown["deliveries"].as_array().unwrap().is_empty());
+
     let list = offerhub(&dir, &["keys", "list", "--config", config]);
     assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&token));

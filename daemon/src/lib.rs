@@ -7,6 +7,7 @@ pub mod events;
 pub mod middleware;
 pub mod routes;
 pub mod state;
+pub mod workers;
 
 use std::time::Duration;
 
@@ -62,6 +63,16 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/cancel", post(routes::orders::cancel))
         .route("/events", get(events::stream))
         .route("/events/history", get(events::history))
+        .route(
+            "/webhooks/endpoints",
+            post(routes::webhooks::create).get(routes::webhooks::list),
+        )
+        .route("/webhooks/endpoints/{id}", delete(routes::webhooks::delete))
+        .route("/webhooks/deliveries", get(routes::webhooks::deliveries))
+        .route(
+            "/webhooks/deliveries/{id}/replay",
+            post(routes::webhooks::replay),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
@@ -124,7 +135,9 @@ pub async fn serve_on(
         .local_addr()
         .map_err(|e| Error::internal(format!("listener: {e}")))?;
     tracing::info!(%addr, backend = store.backend().as_str(), network = config.network.as_str(), "OfferHub listening");
-    let app = router(AppState::new(store.clone(), config));
+    let state = AppState::new(store.clone(), config);
+    workers::start(&state);
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -3,3 +3,4 @@ pub mod idempotency;
 pub mod keys;
 pub mod orders;
 pub mod users;
+pub mod webhooks;

@@ -30,6 +30,15 @@ pub struct Resp {
 }
 
 pub async fn app(url: &str, extra: &[(&str, &str)]) -> TestApp {
+    build(url, extra, false).await
+}
+
+/// Like [`app`], with the background workers (webhooks) running.
+pub async fn app_with_workers(url: &str, extra: &[(&str, &str)]) -> TestApp {
+    build(url, extra, true).await
+}
+
+async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("DATABASE_URL".into(), url.into());
     map.insert("OFFERHUB_MASTER_KEY".into(), MASTER.into());
@@ -41,8 +50,12 @@ pub async fn app(url: &str, extra: &[(&str, &str)]) -> TestApp {
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
+    let state = AppState::new(store.clone(), config);
+    if workers {
+        offerhub_daemon::workers::start(&state);
+    }
     TestApp {
-        app: router(AppState::new(store.clone(), config)),
+        app: router(state),
         store,
     }
 }

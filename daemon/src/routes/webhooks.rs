@@ -1,0 +1,100 @@
+//! Outbound webhook endpoints and deliveries: `POST/GET /webhooks/endpoints`,
+//! `DELETE /webhooks/endpoints/{id}`, `GET /webhooks/deliveries`,
+//! `POST /webhooks/deliveries/{id}/replay`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use offerhub::pagination::PageRequest;
+use offerhub::services::webhooks::{self, DeliveryFilter};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    url: String,
+    /// Event type patterns (`order.*`, `balance.credited`, `*`); default all.
+    #[serde(default)]
+    events: Vec<String>,
+}
+
+/// 201 with the endpoint and its `secret` (`whsec_…`, shown only here).
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(b): ApiJson<CreateEndpoint>,
+) -> ApiResult {
+    let created =
+        webhooks::create_endpoint(&state.store, &auth.context(), &b.url, &b.events).await?;
+    let mut data = serde_json::to_value(&created.endpoint).unwrap_or_default();
+    data["secret"] = json!(created.secret.expose());
+    Ok(respond(StatusCode::CREATED, &auth.request_id, data))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<Paging>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    Ok(respond_page(
+        &auth.request_id,
+        webhooks::list_endpoints(&state.store, &page).await?,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let e = webhooks::delete_endpoint(&state.store, &auth.context(), &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeliveryQuery {
+    endpoint_id: Option<String>,
+    event_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn deliveries(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    let filter = DeliveryFilter {
+        endpoint_id: q.endpoint_id,
+        event_id: q.event_id,
+        status: q.status,
+    };
+    Ok(respond_page(
+        &auth.request_id,
+        webhooks::list_deliveries(&state.store, &filter, &page).await?,
+    ))
+}
+
+/// 201 with the new delivery, due at once.
+pub async fn replay(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let d = webhooks::replay_delivery(&state.store, &auth.context(), &id).await?;
+    Ok(respond(StatusCode::CREATED, &auth.request_id, d))
+}

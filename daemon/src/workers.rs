@@ -1,0 +1,60 @@
+//! Background workers of the daemon: the webhook dispatcher/sender and the purge of
+//! expired idempotency records. Each loop survives errors (logged) and wakes on new
+//! events or a short tick.
+
+use std::time::Duration;
+
+use offerhub::services::{idempotency, webhooks};
+
+use crate::state::AppState;
+
+/// Starts every worker on the current runtime.
+pub fn start(state: &AppState) {
+    let s = state.clone();
+    tokio::spawn(async move { webhook_loop(s).await });
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = idempotency::purge_expired(&s.store).await {
+                tracing::warn!(error = %e, "idempotency purge failed");
+            }
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+    });
+}
+
+async fn webhook_loop(state: AppState) {
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook HTTP client unavailable; webhooks disabled");
+            return;
+        }
+    };
+    let policy = webhooks::SendPolicy {
+        backoff_base: Duration::from_millis(state.config.webhook_backoff_base_ms),
+        disable_after: Duration::from_secs(
+            u64::from(state.config.webhook_disable_after_hours) * 3600,
+        ),
+    };
+    let tick = Duration::from_millis(state.config.webhook_backoff_base_ms.clamp(10, 1000));
+    let mut live = state.events.subscribe();
+    loop {
+        let dispatched = webhooks::dispatch(&state.store).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "webhook dispatch failed");
+            0
+        });
+        let sent = webhooks::deliver_due(&state.store, &client, policy, 100)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "webhook delivery pass failed");
+                0
+            });
+        if dispatched == 0 && sent == 0 {
+            let _ = tokio::time::timeout(tick, live.recv()).await;
+        }
+    }
+}

@@ -1,0 +1,707 @@
+//! Outbound webhooks to the marketplace (DESIGN §5).
+//!
+//! - **Endpoints** `{url, events}`: `events` are type patterns as in SSE (`order.*`,
+//!   `*`). Each has a secret `whsec_…`, returned once at creation.
+//! - **Dispatcher** ([`dispatch`]): reads the event outbox after a persisted cursor and
+//!   creates one delivery per (matching active endpoint, event), advancing the cursor in
+//!   the same transaction — a durable queue, exactly one delivery row per pair even
+//!   with several daemons (the cursor row is locked).
+//! - **Sender** ([`deliver_due`]): claims due deliveries with a lease, POSTs the event
+//!   JSON `{id, type, occurredAt, resourceType, resourceId, data}` with headers
+//!   `OfferHub-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+//!   `OfferHub-Event-Id`, `OfferHub-Event-Type`, `OfferHub-Delivery-Id`. A 2xx succeeds;
+//!   anything else is retried on [`RETRY_SCHEDULE`] × the configured unit (5 s by
+//!   default: 5 s, 1 min, 5 min, 30 min, 2 h, 5 h, 10 h × 5, 14 h — about 3 days), then
+//!   `FAILED`. An endpoint failing continuously for the configured time (72 h) is
+//!   `DISABLED`.
+//! - **Replay** ([`replay_delivery`], [`replay_since`]): new deliveries, sent at once.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::json;
+use sha2::Sha256;
+use sqlx::Row;
+
+use crate::context::Context;
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::{self, EventFilter};
+use crate::ids::{self, IdKind, new_id};
+use crate::pagination::{Page, PageRequest};
+use crate::store::{Backend, Store};
+
+/// Retry delays in units of the configured base (5 s by default).
+pub const RETRY_SCHEDULE: [u64; 12] = [
+    1, 12, 60, 360, 1440, 3600, 7200, 7200, 7200, 7200, 7200, 10080,
+];
+/// Concurrent HTTP deliveries per sender pass.
+const SEND_CONCURRENCY: usize = 16;
+/// Per-delivery HTTP timeout.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A webhook endpoint (never its secret).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// `ACTIVE`, `DISABLED` (failing for too long) or `DELETED`.
+    pub status: String,
+    pub failing_since: Option<String>,
+    pub disabled_at: Option<String>,
+    pub created_at: String,
+    #[serde(skip)]
+    seq: i64,
+}
+
+/// A delivery of one event to one endpoint.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    /// `PENDING`, `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+    #[serde(skip)]
+    seq: i64,
+}
+
+const ENDPOINT_COLUMNS: &str =
+    "seq, id, url, event_filter, status, failing_since, disabled_at, created_at";
+const DELIVERY_COLUMNS: &str = "seq, id, endpoint_id, event_id, status, attempts, next_attempt_at, \
+     last_status, last_error, created_at, delivered_at";
+
+fn endpoint_from_row(r: &sqlx::any::AnyRow) -> Result<Endpoint> {
+    let filter: String = r.try_get("event_filter")?;
+    Ok(Endpoint {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        url: r.try_get("url")?,
+        events: filter
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        status: r.try_get("status")?,
+        failing_since: r.try_get("failing_since")?,
+        disabled_at: r.try_get("disabled_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn delivery_from_row(r: &sqlx::any::AnyRow) -> Result<Delivery> {
+    Ok(Delivery {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        endpoint_id: r.try_get("endpoint_id")?,
+        event_id: r.try_get("event_id")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
+}
+
+/// `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A newly created endpoint with its secret (shown once).
+#[derive(Clone, Debug)]
+pub struct CreatedEndpoint {
+    pub endpoint: Endpoint,
+    pub secret: crate::config::Secret,
+}
+
+/// Creates an endpoint. `url`: http(s), at most 2048 characters; `events`: type
+/// patterns (default all). Audited as `webhook_endpoint.created`.
+pub async fn create_endpoint(
+    store: &Store,
+    ctx: &Context,
+    url: &str,
+    events: &[String],
+) -> Result<CreatedEndpoint> {
+    let parsed = url::Url::parse(url)
+        .map_err(|_| Error::validation("url", "must be an absolute http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || url.len() > 2048 {
+        return Err(Error::validation("url", "must be an absolute http(s) URL"));
+    }
+    let filter =
+        EventFilter::parse(events, &[]).map_err(|e| Error::validation("events", e.message))?;
+    let patterns = if filter.types.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        filter.types
+    };
+    let secret = format!("whsec_{}", ids::random_alphanumeric(40));
+    let endpoint = Endpoint {
+        seq: 0,
+        id: new_id(IdKind::WebhookEndpoint),
+        url: url.to_string(),
+        events: patterns,
+        status: "ACTIVE".into(),
+        failing_since: None,
+        disabled_at: None,
+        created_at: crate::clock::now(),
+    };
+    let mut tx = store.begin_for(ctx).await?;
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, event_filter, secret, status, created_at) \
+         VALUES ($1, $2, $3, $4, 'ACTIVE', $5)",
+    )
+    .bind(&endpoint.id)
+    .bind(&endpoint.url)
+    .bind(endpoint.events.join(","))
+    .bind(&secret)
+    .bind(&endpoint.created_at)
+    .execute(tx.conn())
+    .await?;
+    tx.audit(
+        ctx.audit("webhook_endpoint.created", "webhook_endpoint", &endpoint.id)
+            .after(&endpoint),
+    );
+    tx.commit().await?;
+    Ok(CreatedEndpoint {
+        endpoint,
+        secret: crate::config::Secret::new(secret),
+    })
+}
+
+fn endpoint_not_found(id: &str) -> Error {
+    Error::new(
+        ErrorCode::NotFound,
+        format!("Webhook endpoint {id} does not exist"),
+    )
+    .with_details(json!({ "endpointId": id }))
+}
+
+/// One endpoint (deleted ones too); 404 `NOT_FOUND`.
+pub async fn get_endpoint(store: &Store, id: &str) -> Result<Endpoint> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref()
+        .map(endpoint_from_row)
+        .transpose()?
+        .ok_or_else(|| endpoint_not_found(id))
+}
+
+/// Endpoints that are not deleted, newest first.
+pub async fn list_endpoints(store: &Store, page: &PageRequest) -> Result<Page<Endpoint>> {
+    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE status <> 'DELETED' AND seq < $1 \
+         ORDER BY seq DESC LIMIT {}",
+        page.limit + 1
+    )))
+    .bind(cursor)
+    .fetch_all(store.reader())
+    .await?;
+    let items = rows
+        .iter()
+        .map(endpoint_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page.limit, |e| e.seq))
+}
+
+/// Deletes an endpoint: no new deliveries; pending ones are abandoned.
+pub async fn delete_endpoint(store: &Store, ctx: &Context, id: &str) -> Result<Endpoint> {
+    let before = get_endpoint(store, id).await?;
+    if before.status == "DELETED" {
+        return Err(endpoint_not_found(id));
+    }
+    let now = crate::clock::now();
+    let mut tx = store.begin_for(ctx).await?;
+    sqlx::query("UPDATE webhook_endpoints SET status = 'DELETED', deleted_at = $1 WHERE id = $2")
+        .bind(&now)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'FAILED', last_error = 'endpoint deleted' \
+         WHERE endpoint_id = $1 AND status = 'PENDING'",
+    )
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    let mut after = before.clone();
+    after.status = "DELETED".into();
+    tx.audit(
+        ctx.audit("webhook_endpoint.deleted", "webhook_endpoint", id)
+            .before(&before)
+            .after(&after),
+    );
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Turns newly committed events into deliveries for matching active endpoints (created
+/// no later than the event). Returns the number of deliveries created.
+pub async fn dispatch(store: &Store) -> Result<usize> {
+    let mut tx = store.begin().await?;
+    let cursor_sql = match store.backend() {
+        Backend::Sqlite => "SELECT last_seq FROM webhook_cursor WHERE id = 1",
+        Backend::Postgres => "SELECT last_seq FROM webhook_cursor WHERE id = 1 FOR UPDATE",
+    };
+    let cursor: i64 = sqlx::query(cursor_sql)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get("last_seq")?;
+    let batch = sqlx::query(
+        "SELECT seq, id, event_type, resource_type, occurred_at FROM events WHERE seq > $1 ORDER BY seq LIMIT 500",
+    )
+    .bind(cursor)
+    .fetch_all(tx.conn())
+    .await?;
+    let Some(last) = batch.last() else {
+        return Ok(0);
+    };
+    let last_seq: i64 = last.try_get("seq")?;
+    let endpoints = sqlx::query(
+        "SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = 'ACTIVE'",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    let mut targets = Vec::new();
+    for e in &endpoints {
+        let patterns: String = e.try_get("event_filter")?;
+        let patterns: Vec<String> = patterns.split(',').map(str::to_string).collect();
+        let filter = EventFilter::parse(&patterns, &[])?;
+        targets.push((
+            e.try_get::<String, _>("id")?,
+            filter,
+            e.try_get::<String, _>("created_at")?,
+        ));
+    }
+    let now = crate::clock::now();
+    let mut created = 0;
+    for ev in &batch {
+        let event_type: String = ev.try_get("event_type")?;
+        let resource_type: String = ev.try_get("resource_type")?;
+        let occurred_at: String = ev.try_get("occurred_at")?;
+        let event_id: String = ev.try_get("id")?;
+        for (endpoint_id, filter, created_at) in &targets {
+            if *created_at <= occurred_at && filter.matches_parts(&event_type, &resource_type) {
+                insert_delivery(&mut tx, endpoint_id, &event_id, &now).await?;
+                created += 1;
+            }
+        }
+    }
+    sqlx::query("UPDATE webhook_cursor SET last_seq = $1 WHERE id = 1")
+        .bind(last_seq)
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+async fn insert_delivery(
+    tx: &mut crate::store::Tx,
+    endpoint_id: &str,
+    event_id: &str,
+    now: &str,
+) -> Result<String> {
+    let id = new_id(IdKind::WebhookDelivery);
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, 'PENDING', 0, $4, $4)",
+    )
+    .bind(&id)
+    .bind(endpoint_id)
+    .bind(event_id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// Sender settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SendPolicy {
+    /// Unit of [`RETRY_SCHEDULE`].
+    pub backoff_base: Duration,
+    /// An endpoint failing continuously this long is disabled.
+    pub disable_after: Duration,
+}
+
+struct Due {
+    delivery_id: String,
+    endpoint_id: String,
+    url: String,
+    secret: String,
+    attempts: i64,
+    event_id: String,
+}
+
+/// Claims up to `limit` due deliveries (a 60 s lease) and sends them, at most
+/// [`SEND_CONCURRENCY`] at a time. Returns how many were attempted.
+pub async fn deliver_due(
+    store: &Store,
+    client: &reqwest::Client,
+    policy: SendPolicy,
+    limit: u32,
+) -> Result<usize> {
+    let now = chrono::Utc::now();
+    let now_s = crate::clock::format_ts(now);
+    let lease = crate::clock::format_ts(now + chrono::Duration::seconds(60));
+    let mut tx = store.begin().await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE webhook_deliveries SET locked_until = $1 \
+         WHERE status = 'PENDING' AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) \
+           AND id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+                      WHERE d.status = 'PENDING' AND d.next_attempt_at <= $2 \
+                        AND (d.locked_until IS NULL OR d.locked_until < $2) AND w.status = 'ACTIVE' \
+                      ORDER BY d.next_attempt_at LIMIT {limit}) \
+         RETURNING id"
+    )))
+    .bind(&lease)
+    .bind(&now_s)
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let placeholders = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT d.id, d.endpoint_id, d.attempts, d.event_id, w.url, w.secret \
+         FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id WHERE d.id IN ({placeholders})"
+    )));
+    for id in &ids {
+        q = q.bind(id.clone());
+    }
+    let due: Vec<Due> = q
+        .fetch_all(store.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Due {
+                delivery_id: r.try_get("id")?,
+                endpoint_id: r.try_get("endpoint_id")?,
+                url: r.try_get("url")?,
+                secret: r.try_get("secret")?,
+                attempts: r.try_get("attempts")?,
+                event_id: r.try_get("event_id")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let count = due.len();
+    futures_util::stream::iter(due)
+        .map(|d| async move {
+            if let Err(e) = send_one(store, client, policy, d).await {
+                tracing::warn!(error = %e, "webhook delivery bookkeeping failed");
+            }
+        })
+        .buffer_unordered(SEND_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    Ok(count)
+}
+
+async fn send_one(
+    store: &Store,
+    client: &reqwest::Client,
+    policy: SendPolicy,
+    d: Due,
+) -> Result<()> {
+    let Some(event) = events::get(store, &d.event_id).await? else {
+        return Err(Error::internal(format!(
+            "delivery {} names a missing event",
+            d.delivery_id
+        )));
+    };
+    let body = serde_json::to_string(&event).map_err(Error::internal)?;
+    let t = chrono::Utc::now().timestamp();
+    let result = client
+        .post(&d.url)
+        .timeout(SEND_TIMEOUT)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("OfferHub-Webhooks/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("offerhub-signature", signature(&d.secret, t, &body))
+        .header("offerhub-event-id", &event.id)
+        .header("offerhub-event-type", &event.event_type)
+        .header("offerhub-delivery-id", &d.delivery_id)
+        .body(body)
+        .send()
+        .await;
+    let (ok, status, error) = match result {
+        Ok(resp) if resp.status().is_success() => {
+            (true, Some(i64::from(resp.status().as_u16())), None)
+        }
+        Ok(resp) => (
+            false,
+            Some(i64::from(resp.status().as_u16())),
+            Some(format!("HTTP {}", resp.status())),
+        ),
+        // The error text names the URL but never the secret.
+        Err(e) => (
+            false,
+            None,
+            Some(if e.is_timeout() {
+                "timed out".to_string()
+            } else {
+                "connection failed".to_string()
+            }),
+        ),
+    };
+    let now = chrono::Utc::now();
+    let now_s = crate::clock::format_ts(now);
+    let attempts = d.attempts + 1;
+    let mut tx = store.begin().await?;
+    if ok {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'SUCCEEDED', attempts = $1, last_status = $2, \
+             last_error = NULL, delivered_at = $3, locked_until = NULL WHERE id = $4",
+        )
+        .bind(attempts)
+        .bind(status)
+        .bind(&now_s)
+        .bind(&d.delivery_id)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+            .bind(&d.endpoint_id)
+            .execute(tx.conn())
+            .await?;
+    } else {
+        let (state, next) = match RETRY_SCHEDULE
+            .get(usize::try_from(attempts - 1).unwrap_or(usize::MAX))
+        {
+            Some(units) => {
+                let delay = policy
+                    .backoff_base
+                    .saturating_mul(u32::try_from(*units).unwrap_or(u32::MAX));
+                let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1));
+                ("PENDING", crate::clock::format_ts(now + delay))
+            }
+            None => ("FAILED", now_s.clone()),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, attempts = $2, last_status = $3, last_error = $4, \
+             next_attempt_at = $5, locked_until = NULL WHERE id = $6",
+        )
+        .bind(state)
+        .bind(attempts)
+        .bind(status)
+        .bind(&error)
+        .bind(&next)
+        .bind(&d.delivery_id)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL")
+            .bind(&now_s)
+            .bind(&d.endpoint_id)
+            .execute(tx.conn())
+            .await?;
+        let cutoff = crate::clock::format_ts(
+            now - chrono::Duration::from_std(policy.disable_after)
+                .unwrap_or(chrono::Duration::days(3)),
+        );
+        let disabled = sqlx::query(
+            "UPDATE webhook_endpoints SET status = 'DISABLED', disabled_at = $1 \
+             WHERE id = $2 AND status = 'ACTIVE' AND failing_since IS NOT NULL AND failing_since <= $3",
+        )
+        .bind(&now_s)
+        .bind(&d.endpoint_id)
+        .bind(&cutoff)
+        .execute(tx.conn())
+        .await?;
+        if disabled.rows_affected() == 1 {
+            tracing::warn!(endpoint_id = %d.endpoint_id, "webhook endpoint disabled after failing continuously");
+            tx.audit(
+                Context::system()
+                    .audit(
+                        "webhook_endpoint.disabled",
+                        "webhook_endpoint",
+                        &d.endpoint_id,
+                    )
+                    .after(json!({ "status": "DISABLED", "reason": "failing continuously" })),
+            );
+        }
+    }
+    tx.commit().await
+}
+
+fn delivery_not_found(id: &str) -> Error {
+    Error::new(
+        ErrorCode::NotFound,
+        format!("Webhook delivery {id} does not exist"),
+    )
+}
+
+/// One delivery; 404.
+pub async fn get_delivery(store: &Store, id: &str) -> Result<Delivery> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref()
+        .map(delivery_from_row)
+        .transpose()?
+        .ok_or_else(|| delivery_not_found(id))
+}
+
+/// Filters of [`list_deliveries`].
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub event_id: Option<String>,
+    pub status: Option<String>,
+}
+
+/// Deliveries newest first.
+pub async fn list_deliveries(
+    store: &Store,
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE 1 = 1");
+    let mut binds = Vec::new();
+    for (col, v) in [
+        ("endpoint_id", &filter.endpoint_id),
+        ("event_id", &filter.event_id),
+        ("status", &filter.status),
+    ] {
+        if let Some(v) = v {
+            binds.push(v.clone());
+            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+        }
+    }
+    sql.push_str(&format!(
+        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
+        binds.len() + 1,
+        page.limit + 1
+    ));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows = q
+        .bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .fetch_all(store.reader())
+        .await?;
+    let items = rows
+        .iter()
+        .map(delivery_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page.limit, |d| d.seq))
+}
+
+/// Sends one delivery's event again (a new delivery, due now). Audited.
+pub async fn replay_delivery(store: &Store, ctx: &Context, delivery_id: &str) -> Result<Delivery> {
+    let original = get_delivery(store, delivery_id).await?;
+    let endpoint = get_endpoint(store, &original.endpoint_id).await?;
+    if endpoint.status == "DELETED" {
+        return Err(endpoint_not_found(&endpoint.id));
+    }
+    let mut tx = store.begin_for(ctx).await?;
+    let id = insert_delivery(
+        &mut tx,
+        &original.endpoint_id,
+        &original.event_id,
+        &crate::clock::now(),
+    )
+    .await?;
+    tx.audit(
+        ctx.audit("webhook_delivery.replayed", "webhook_delivery", &id)
+            .after(json!({ "replayOf": delivery_id, "eventId": original.event_id })),
+    );
+    tx.commit().await?;
+    get_delivery(store, &id).await
+}
+
+/// Sends every matching event that occurred at or after `since` (RFC 3339) to one
+/// endpoint again. Returns the number of deliveries queued. Audited.
+pub async fn replay_since(
+    store: &Store,
+    ctx: &Context,
+    endpoint_id: &str,
+    since: &str,
+) -> Result<usize> {
+    let since = crate::clock::parse_ts(since)
+        .ok_or_else(|| Error::validation("since", "must be an RFC 3339 time"))?;
+    let endpoint = get_endpoint(store, endpoint_id).await?;
+    if endpoint.status == "DELETED" {
+        return Err(endpoint_not_found(endpoint_id));
+    }
+    let filter = EventFilter::parse(&endpoint.events, &[])?;
+    let rows = sqlx::query(
+        "SELECT id, event_type, resource_type FROM events WHERE occurred_at >= $1 ORDER BY seq",
+    )
+    .bind(&since)
+    .fetch_all(store.reader())
+    .await?;
+    let now = crate::clock::now();
+    let mut tx = store.begin_for(ctx).await?;
+    let mut n = 0;
+    for r in &rows {
+        let t: String = r.try_get("event_type")?;
+        let rt: String = r.try_get("resource_type")?;
+        if filter.matches_parts(&t, &rt) {
+            insert_delivery(&mut tx, endpoint_id, &r.try_get::<String, _>("id")?, &now).await?;
+            n += 1;
+        }
+    }
+    tx.audit(
+        ctx.audit("webhook_endpoint.replayed", "webhook_endpoint", endpoint_id)
+            .after(json!({ "since": since, "deliveries": n })),
+    );
+    tx.commit().await?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_of_timestamp_dot_body() {
+        // Independent check with the hmac crate's verify.
+        let sig = signature("whsec_test", 1700000000, "{\"a\":1}");
+        let v1 = sig.strip_prefix("t=1700000000,v1=").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
+        mac.update(b"1700000000.{\"a\":1}");
+        mac.verify_slice(&hex::decode(v1).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn schedule_spans_about_three_days() {
+        let total: u64 = RETRY_SCHEDULE.iter().sum::<u64>() * 5;
+        assert!((60 * 60 * 66..=60 * 60 * 78).contains(&total), "{total} s");
+    }
+}
