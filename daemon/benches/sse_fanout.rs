@@ -19,10 +19,18 @@ use offerhub_testkit::{Backend, fresh_database_url};
 
 type Seen = Arc<Mutex<Vec<(String, Instant)>>>;
 
-async fn subscriber(port: u16, token: String, seen: Seen, want: usize, ready: tokio::sync::mpsc::Sender<()>) {
+async fn subscriber(
+    port: u16,
+    token: String,
+    seen: Seen,
+    want: usize,
+    ready: tokio::sync::mpsc::Sender<()>,
+) {
     let client = reqwest::Client::new();
     let resp = client
-        .get(format!("http://127.0.0.1:{port}/api/v1/events?types=user.created"))
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/events?types=user.created"
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -38,7 +46,9 @@ async fn subscriber(port: u16, token: String, seen: Seen, want: usize, ready: to
         while let Some(end) = buf.find("\n\n") {
             let block: String = buf.drain(..end + 2).collect();
             if let Some(id) = block.lines().find_map(|l| l.strip_prefix("id:")) {
-                seen.lock().unwrap().push((id.trim().to_string(), Instant::now()));
+                seen.lock()
+                    .unwrap()
+                    .push((id.trim().to_string(), Instant::now()));
                 got += 1;
             }
         }
@@ -54,16 +64,28 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let subscribers: usize = std::env::var("BENCH_SUBSCRIBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let n_events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let subscribers: usize = std::env::var("BENCH_SUBSCRIBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let n_events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     println!("SSE fan-out: {subscribers} subscribers, {n_events} events (one per 10 ms)");
-    println!("{:<10} {:>10} {:>10} {:>10} {:>10} {:>12}", "backend", "p50", "p90", "p99", "max", "delivered");
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "backend", "p50", "p90", "p99", "max", "delivered"
+    );
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let url = fresh_database_url(backend).await;
         let mut map = BTreeMap::new();
         map.insert("DATABASE_URL".to_string(), url.clone());
         map.insert("OFFERHUB_MASTER_KEY".to_string(), "m".repeat(40));
-        map.insert("OFFERHUB_RATE_LIMIT_PER_MINUTE".to_string(), "1000000".to_string());
+        map.insert(
+            "OFFERHUB_RATE_LIMIT_PER_MINUTE".to_string(),
+            "1000000".to_string(),
+        );
         let config = Config::from_map(&map, Path::new("/tmp")).unwrap();
         let store = Store::connect(&DatabaseUrl::new(&url)).await.unwrap();
         store.migrate().await.unwrap();
@@ -76,13 +98,21 @@ async fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server_store = store.clone();
-        tokio::spawn(async move { offerhub_daemon::serve_on(listener, server_store, config).await });
+        tokio::spawn(
+            async move { offerhub_daemon::serve_on(listener, server_store, config).await },
+        );
 
         let seen: Seen = Arc::new(Mutex::new(Vec::with_capacity(subscribers * n_events)));
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers);
         let mut tasks = Vec::new();
         for _ in 0..subscribers {
-            tasks.push(tokio::spawn(subscriber(port, token.clone(), seen.clone(), n_events, ready_tx.clone())));
+            tasks.push(tokio::spawn(subscriber(
+                port,
+                token.clone(),
+                seen.clone(),
+                n_events,
+                ready_tx.clone(),
+            )));
         }
         for _ in 0..subscribers {
             ready_rx.recv().await.unwrap();
@@ -91,21 +121,32 @@ async fn main() {
 
         let mut committed: HashMap<String, Instant> = HashMap::new();
         for i in 0..n_events {
-            let (u, _) = users::create(&store, &Context::system(), &users::NoHooks, users::NewUser {
-                external_user_id: format!("sse-{i}"),
-                email: None,
-                user_type: users::UserType::Both,
-            })
+            let (u, _) = users::create(
+                &store,
+                &Context::system(),
+                &users::NoHooks,
+                users::NewUser {
+                    external_user_id: format!("sse-{i}"),
+                    email: None,
+                    user_type: users::UserType::Both,
+                },
+            )
             .await
             .unwrap();
             committed.insert(u.id, Instant::now());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(tasks)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(60),
+            futures_util::future::join_all(tasks),
+        )
+        .await;
         // Map event ids to users through the outbox to pair receipts with commits.
         let evs = offerhub::events::after(&store, 0, 100_000).await.unwrap();
-        let by_event: HashMap<String, Instant> =
-            evs.into_iter().filter_map(|e| committed.get(&e.resource_id).map(|t| (e.id, *t))).collect();
+        let by_event: HashMap<String, Instant> = evs
+            .into_iter()
+            .filter_map(|e| committed.get(&e.resource_id).map(|t| (e.id, *t)))
+            .collect();
         let seen = seen.lock().unwrap();
         let mut lat: Vec<Duration> = seen
             .iter()
