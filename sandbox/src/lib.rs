@@ -1,0 +1,260 @@
+//! OfferHub sandbox: a local, faithful subset of Stellar's Horizon API (and, in time,
+//! Trustless Work and Airtm) so that OfferHub runs and is tested offline.
+//!
+//! It depends on no OfferHub crate: envelopes are decoded with `stellar-xdr` and
+//! signatures verified with `ed25519-dalek` directly, which makes it an independent
+//! check of OfferHub's own Stellar code. Any standard Stellar SDK can talk to it: read
+//! the network passphrase from `GET /` (`network_passphrase`).
+//!
+//! Start it with [`start`] (or `offerhub sandbox`); fund addresses with
+//! `POST /_sandbox/fund {address, amount, asset: "USDC"|"XLM"}` or `GET /friendbot?addr=`;
+//! inject faults with `POST /_sandbox/faults` (see [`horizon::Faults`]).
+
+pub mod horizon;
+pub mod ledger;
+pub mod trustless;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha256};
+use stellar_xdr::{
+    AccountId, AlphaNum4, Asset, AssetCode4, CreateAccountOp, DecoratedSignature, Limits, Memo,
+    MuxedAccount, Operation, OperationBody, PaymentOp, Preconditions, PublicKey, SequenceNumber,
+    Signature, SignatureHint, Transaction, TransactionEnvelope, TransactionExt,
+    TransactionV1Envelope, Uint256, WriteXdr,
+};
+use tokio::sync::broadcast;
+
+use crate::horizon::Faults;
+use crate::ledger::{
+    ContractHost, CreditAsset, Ledger, PaymentRecord, Rejection, TxRecord, strkey,
+};
+
+/// The sandbox network's passphrase unless configured otherwise.
+pub const DEFAULT_PASSPHRASE: &str = "OfferHub Sandbox Network ; November 2026";
+
+/// Options of [`Sandbox::new`].
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    /// Network passphrase (default [`DEFAULT_PASSPHRASE`]).
+    pub passphrase: Option<String>,
+    /// When set, the ledger is loaded from and saved to this JSON file.
+    pub state_file: Option<PathBuf>,
+}
+
+/// A running sandbox network.
+pub struct Sandbox {
+    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) payments_tx: broadcast::Sender<PaymentRecord>,
+    pub(crate) drop_streams: broadcast::Sender<()>,
+    pub(crate) faults: Mutex<Faults>,
+    state_file: Option<PathBuf>,
+    root: SigningKey,
+    issuer: SigningKey,
+    pub(crate) usdc: CreditAsset,
+    host: Box<dyn ContractHost + Send + Sync>,
+}
+
+fn derived_key(passphrase: &str, role: &str) -> SigningKey {
+    let seed: [u8; 32] =
+        Sha256::digest(format!("offerhub-sandbox:{role}:{passphrase}").as_bytes()).into();
+    SigningKey::from_bytes(&seed)
+}
+
+fn now() -> (u64, String) {
+    let t = chrono::Utc::now();
+    (
+        u64::try_from(t.timestamp()).unwrap_or(0),
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+impl Sandbox {
+    /// Creates (or, with a state file that exists, reloads) a sandbox network.
+    pub fn new(opts: SandboxOptions) -> std::io::Result<Arc<Sandbox>> {
+        let passphrase = opts
+            .passphrase
+            .unwrap_or_else(|| DEFAULT_PASSPHRASE.to_string());
+        let root = derived_key(&passphrase, "root");
+        let issuer = derived_key(&passphrase, "usdc-issuer");
+        let root_id = strkey(&root.verifying_key().to_bytes());
+        let issuer_id = strkey(&issuer.verifying_key().to_bytes());
+        let loaded = match &opts.state_file {
+            Some(p) if p.is_file() => {
+                let bytes = std::fs::read(p)?;
+                let l: Ledger = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: {e}", p.display()),
+                    )
+                })?;
+                if l.passphrase != passphrase {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} belongs to network {:?}", p.display(), l.passphrase),
+                    ));
+                }
+                Some(l)
+            }
+            _ => None,
+        };
+        let ledger = loaded.unwrap_or_else(|| {
+            let mut l = Ledger::new(&passphrase);
+            l.genesis_account(&root_id, 100_000_000_000 * ledger::STROOPS);
+            l.genesis_account(&issuer_id, 10_000 * ledger::STROOPS);
+            l
+        });
+        let (payments_tx, _) = broadcast::channel(4096);
+        let (drop_streams, _) = broadcast::channel(4);
+        Ok(Arc::new(Sandbox {
+            ledger: Mutex::new(ledger),
+            payments_tx,
+            drop_streams,
+            faults: Mutex::new(Faults::default()),
+            state_file: opts.state_file,
+            root,
+            issuer,
+            usdc: CreditAsset {
+                code: "USDC".into(),
+                issuer: issuer_id,
+            },
+            host: Box::new(trustless::NoContracts),
+        }))
+    }
+
+    /// The network passphrase.
+    pub fn passphrase(&self) -> String {
+        self.ledger.lock().expect("ledger lock").passphrase.clone()
+    }
+
+    /// The sandbox USDC asset (code and issuer `G…`).
+    pub fn usdc(&self) -> CreditAsset {
+        self.usdc.clone()
+    }
+
+    /// The root (friendbot) account.
+    pub fn root_id(&self) -> String {
+        strkey(&self.root.verifying_key().to_bytes())
+    }
+
+    fn submit_locked(&self, l: &mut Ledger, b64: &str) -> Result<TxRecord, Rejection> {
+        let before = l.payments.last().map(|p| p.id).unwrap_or(0);
+        let (unix, iso) = now();
+        let result = l.submit(b64, unix, &iso, self.host.as_ref());
+        let applied = match &result {
+            Ok(_) => true,
+            Err(r) => r.tx_code == "tx_failed" || r.tx_code == "tx_bad_sponsorship",
+        };
+        if applied {
+            for p in l.payments.iter().filter(|p| p.id > before) {
+                let _ = self.payments_tx.send(p.clone());
+            }
+            if let Some(path) = &self.state_file
+                && let Ok(bytes) = serde_json::to_vec(&*l)
+            {
+                let tmp = path.with_extension("tmp");
+                if std::fs::write(&tmp, bytes)
+                    .and_then(|_| std::fs::rename(&tmp, path))
+                    .is_err()
+                {
+                    tracing::error!(path = %path.display(), "cannot save sandbox state");
+                }
+            }
+        }
+        result
+    }
+
+    /// Submits a base64 `TransactionEnvelope` (what `POST /transactions` does).
+    pub fn submit(&self, b64: &str) -> Result<TxRecord, Rejection> {
+        let mut l = self.ledger.lock().expect("ledger lock");
+        self.submit_locked(&mut l, b64)
+    }
+
+    /// Pays `units` of USDC from the issuer, or XLM from the root account (creating the
+    /// account when it does not exist), as a real signed transaction.
+    pub fn fund(&self, address: &str, units: i64, usdc: bool) -> Result<TxRecord, Rejection> {
+        let mut l = self.ledger.lock().expect("ledger lock");
+        let signer = if usdc { &self.issuer } else { &self.root };
+        let source_pk = signer.verifying_key().to_bytes();
+        let source_id = strkey(&source_pk);
+        let seq = l.accounts.get(&source_id).map(|a| a.seq).unwrap_or(0);
+        let dest = ledger::parse_strkey(address).unwrap_or([0; 32]);
+        let body = if usdc {
+            OperationBody::Payment(PaymentOp {
+                destination: MuxedAccount::Ed25519(Uint256(dest)),
+                asset: Asset::CreditAlphanum4(AlphaNum4 {
+                    asset_code: AssetCode4(*b"USDC"),
+                    issuer: AccountId(PublicKey::PublicKeyTypeEd25519(Uint256(source_pk))),
+                }),
+                amount: units,
+            })
+        } else if l.accounts.contains_key(address) {
+            OperationBody::Payment(PaymentOp {
+                destination: MuxedAccount::Ed25519(Uint256(dest)),
+                asset: Asset::Native,
+                amount: units,
+            })
+        } else {
+            OperationBody::CreateAccount(CreateAccountOp {
+                destination: AccountId(PublicKey::PublicKeyTypeEd25519(Uint256(dest))),
+                starting_balance: units,
+            })
+        };
+        let tx = Transaction {
+            source_account: MuxedAccount::Ed25519(Uint256(source_pk)),
+            fee: 100,
+            seq_num: SequenceNumber(seq + 1),
+            cond: Preconditions::None,
+            memo: Memo::None,
+            operations: vec![Operation {
+                source_account: None,
+                body,
+            }]
+            .try_into()
+            .expect("one operation"),
+            ext: TransactionExt::V0,
+        };
+        let hash = tx
+            .hash(ledger::network_id(&l.passphrase))
+            .expect("hashable");
+        let sig = DecoratedSignature {
+            hint: SignatureHint(source_pk[28..32].try_into().expect("4 bytes")),
+            signature: Signature(
+                signer
+                    .sign(&hash)
+                    .to_bytes()
+                    .to_vec()
+                    .try_into()
+                    .expect("64 bytes"),
+            ),
+        };
+        let env = TransactionEnvelope::Tx(TransactionV1Envelope {
+            tx,
+            signatures: vec![sig].try_into().expect("one signature"),
+        });
+        let b64 = env.to_xdr_base64(Limits::none()).expect("encodable");
+        self.submit_locked(&mut l, &b64)
+    }
+
+    /// The HTTP application.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        horizon::routes().with_state(self.clone())
+    }
+}
+
+/// Binds `addr` (use port 0 for an ephemeral port) and serves the sandbox in the
+/// background. Returns the bound address.
+pub async fn start(sandbox: Arc<Sandbox>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = sandbox.router();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "sandbox server stopped");
+        }
+    });
+    Ok(bound)
+}

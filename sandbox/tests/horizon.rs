@@ -1,0 +1,572 @@
+//! The Horizon subset over real HTTP, with envelopes built by hand with stellar-xdr.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::StreamExt;
+use offerhub_sandbox::{Sandbox, SandboxOptions, start};
+use serde_json::{Value, json};
+use stellar_xdr::{
+    AccountId, AlphaNum4, Asset, AssetCode4, BeginSponsoringFutureReservesOp, ChangeTrustAsset,
+    ChangeTrustOp, CreateAccountOp, DecoratedSignature, Limits, Memo, MuxedAccount, Operation,
+    OperationBody, PaymentOp, Preconditions, PublicKey, SequenceNumber, Signature, SignatureHint,
+    TimeBounds, TimePoint, Transaction, TransactionEnvelope, TransactionExt, TransactionV1Envelope,
+    Uint256, WriteXdr,
+};
+
+struct Net {
+    base: String,
+    http: reqwest::Client,
+    passphrase: String,
+    usdc_issuer: String,
+    _sb: Arc<Sandbox>,
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&rand::random::<[u8; 32]>())
+}
+fn gid(k: &SigningKey) -> String {
+    stellar_strkey::ed25519::PublicKey(k.verifying_key().to_bytes())
+        .to_string()
+        .to_string()
+}
+fn account_id(k: &SigningKey) -> AccountId {
+    AccountId(PublicKey::PublicKeyTypeEd25519(Uint256(
+        k.verifying_key().to_bytes(),
+    )))
+}
+fn muxed(k: &SigningKey) -> MuxedAccount {
+    MuxedAccount::Ed25519(Uint256(k.verifying_key().to_bytes()))
+}
+
+impl Net {
+    async fn new() -> Net {
+        let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+        let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let root: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+        let info: Value = http
+            .get(format!("{base}/_sandbox/info"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Net {
+            passphrase: root["network_passphrase"].as_str().unwrap().to_string(),
+            usdc_issuer: info["usdc"]["issuer"].as_str().unwrap().to_string(),
+            base,
+            http,
+            _sb: sb,
+        }
+    }
+
+    fn usdc(&self) -> AlphaNum4 {
+        AlphaNum4 {
+            asset_code: AssetCode4(*b"USDC"),
+            issuer: self.usdc_issuer.parse::<AccountId>().unwrap(),
+        }
+    }
+
+    async fn account(&self, id: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}/accounts/{id}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn seq(&self, k: &SigningKey) -> i64 {
+        self.account(&gid(k)).await.1["sequence"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn envelope(
+        &self,
+        source: &SigningKey,
+        seq: i64,
+        ops: Vec<Operation>,
+        signers: &[&SigningKey],
+        max_time: u64,
+    ) -> String {
+        let n = ops.len() as u32;
+        let tx = Transaction {
+            source_account: muxed(source),
+            fee: 100 * n,
+            seq_num: SequenceNumber(seq),
+            cond: Preconditions::Time(TimeBounds {
+                min_time: TimePoint(0),
+                max_time: TimePoint(max_time),
+            }),
+            memo: Memo::None,
+            operations: ops.try_into().unwrap(),
+            ext: TransactionExt::V0,
+        };
+        let network_id: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            self.passphrase.as_bytes(),
+        ))
+        .into();
+        let hash = tx.hash(network_id).unwrap();
+        let sigs: Vec<DecoratedSignature> = signers
+            .iter()
+            .map(|k| DecoratedSignature {
+                hint: SignatureHint(k.verifying_key().to_bytes()[28..32].try_into().unwrap()),
+                signature: Signature(k.sign(&hash).to_bytes().to_vec().try_into().unwrap()),
+            })
+            .collect();
+        TransactionEnvelope::Tx(TransactionV1Envelope {
+            tx,
+            signatures: sigs.try_into().unwrap(),
+        })
+        .to_xdr_base64(Limits::none())
+        .unwrap()
+    }
+
+    async fn submit(&self, b64: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/transactions", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "tx={}",
+                form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>()
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body: Value = r.json().await.unwrap();
+        if status != 200 {
+            assert_eq!(ct, "application/problem+json");
+        }
+        (status, body)
+    }
+
+    async fn fund(&self, k: &SigningKey, amount: &str, asset: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/_sandbox/fund", self.base))
+            .json(&json!({ "address": gid(k), "amount": amount, "asset": asset }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// A funded account (10 XLM) with a USDC trustline.
+    async fn wallet(&self) -> SigningKey {
+        let k = key();
+        assert_eq!(self.fund(&k, "10", "XLM").await.0, 200);
+        let seq = self.seq(&k).await;
+        let op = Operation {
+            source_account: None,
+            body: OperationBody::ChangeTrust(ChangeTrustOp {
+                line: ChangeTrustAsset::CreditAlphanum4(self.usdc()),
+                limit: i64::MAX,
+            }),
+        };
+        let (s, b) = self
+            .submit(&self.envelope(&k, seq + 1, vec![op], &[&k], 0))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        k
+    }
+}
+
+fn later() -> u64 {
+    (chrono::Utc::now().timestamp() + 300) as u64
+}
+
+fn payment(to: &SigningKey, asset: Asset, amount: i64) -> Operation {
+    Operation {
+        source_account: None,
+        body: OperationBody::Payment(PaymentOp {
+            destination: muxed(to),
+            asset,
+            amount,
+        }),
+    }
+}
+
+fn tx_code(body: &Value) -> &str {
+    body["extras"]["result_codes"]["transaction"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn accounts_payments_and_result_codes() {
+    let net = Net::new().await;
+    // Unknown account: 404 problem+json.
+    let stranger = key();
+    let (s, b) = net.account(&gid(&stranger)).await;
+    assert_eq!(s, 404);
+    assert_eq!(b["type"], "https://stellar.org/horizon-errors/not_found");
+
+    let alice = net.wallet().await;
+    let bob = net.wallet().await;
+    assert_eq!(net.fund(&alice, "100", "USDC").await.0, 200);
+    let (_, a) = net.account(&gid(&alice)).await;
+    let usdc = a["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset_code"] == "USDC")
+        .unwrap();
+    assert_eq!(usdc["balance"], "100.0000000");
+    assert_eq!(usdc["limit"], "922337203685.4775807");
+    assert_eq!(usdc["asset_issuer"], net.usdc_issuer.as_str());
+    assert_eq!(a["subentry_count"], 1);
+    assert!(a["sequence"].is_string());
+
+    // A correctly signed payment applies.
+    let seq = net.seq(&alice).await;
+    let good = net.envelope(
+        &alice,
+        seq + 1,
+        vec![payment(
+            &bob,
+            Asset::CreditAlphanum4(net.usdc()),
+            12_345_678,
+        )],
+        &[&alice],
+        later(),
+    );
+    let (s, b) = net.submit(&good).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["successful"], true);
+    assert_eq!(b["fee_charged"], "100");
+    let hash = b["hash"].as_str().unwrap().to_string();
+    let (_, bob_acct) = net.account(&gid(&bob)).await;
+    assert!(bob_acct["balances"].to_string().contains("\"1.2345678\""));
+    // The same envelope again: Horizon returns the original result.
+    let (s, again) = net.submit(&good).await;
+    assert_eq!(s, 200);
+    assert_eq!(again["hash"], hash.as_str());
+    let r: Value = net
+        .http
+        .get(format!("{}/transactions/{hash}", net.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["ledger"], b["ledger"]);
+
+    // Reused sequence number: tx_bad_seq, nothing changes.
+    let reused = net.envelope(
+        &alice,
+        seq + 1,
+        vec![payment(&bob, Asset::CreditAlphanum4(net.usdc()), 1)],
+        &[&alice],
+        later(),
+    );
+    let (s, b) = net.submit(&reused).await;
+    assert_eq!((s, tx_code(&b)), (400, "tx_bad_seq"), "{b}");
+    assert_eq!(
+        b["type"],
+        "https://stellar.org/horizon-errors/transaction_failed"
+    );
+    assert!(
+        b["extras"]["result_xdr"]
+            .as_str()
+            .is_some_and(|x| !x.is_empty())
+    );
+
+    // Wrong signature: tx_bad_auth.
+    let mallory = key();
+    let forged = net.envelope(
+        &alice,
+        seq + 2,
+        vec![payment(&bob, Asset::CreditAlphanum4(net.usdc()), 1)],
+        &[&mallory],
+        later(),
+    );
+    let (s, b) = net.submit(&forged).await;
+    assert_eq!((s, tx_code(&b)), (400, "tx_bad_auth"), "{b}");
+    // Signed for another network: tx_bad_auth too (the hash differs).
+    let other = Net {
+        passphrase: "Test SDF Network ; September 2015".into(),
+        base: net.base.clone(),
+        http: net.http.clone(),
+        usdc_issuer: net.usdc_issuer.clone(),
+        _sb: net._sb.clone(),
+    };
+    let (s, b) = net
+        .submit(&other.envelope(
+            &alice,
+            seq + 2,
+            vec![payment(&bob, Asset::Native, 1)],
+            &[&alice],
+            later(),
+        ))
+        .await;
+    assert_eq!((s, tx_code(&b)), (400, "tx_bad_auth"));
+
+    // No trustline at the destination: tx_failed / op_no_trust; fee and sequence spent.
+    let carol = key();
+    assert_eq!(net.fund(&carol, "5", "XLM").await.0, 200);
+    let (s, b) = net
+        .submit(&net.envelope(
+            &alice,
+            seq + 2,
+            vec![payment(&carol, Asset::CreditAlphanum4(net.usdc()), 1)],
+            &[&alice],
+            later(),
+        ))
+        .await;
+    assert_eq!((s, tx_code(&b)), (400, "tx_failed"), "{b}");
+    assert_eq!(
+        b["extras"]["result_codes"]["operations"],
+        json!(["op_no_trust"])
+    );
+    assert_eq!(net.seq(&alice).await, seq + 2);
+    // Underfunded, no destination, expired.
+    let (_, b) = net
+        .submit(&net.envelope(
+            &alice,
+            seq + 3,
+            vec![payment(
+                &bob,
+                Asset::CreditAlphanum4(net.usdc()),
+                1_000 * 10_000_000,
+            )],
+            &[&alice],
+            later(),
+        ))
+        .await;
+    assert_eq!(
+        b["extras"]["result_codes"]["operations"],
+        json!(["op_underfunded"])
+    );
+    let (_, b) = net
+        .submit(&net.envelope(
+            &alice,
+            seq + 4,
+            vec![payment(&stranger, Asset::Native, 1)],
+            &[&alice],
+            later(),
+        ))
+        .await;
+    assert_eq!(
+        b["extras"]["result_codes"]["operations"],
+        json!(["op_no_destination"])
+    );
+    let (_, b) = net
+        .submit(&net.envelope(
+            &alice,
+            seq + 5,
+            vec![payment(&bob, Asset::Native, 1)],
+            &[&alice],
+            1_000,
+        ))
+        .await;
+    assert_eq!(tx_code(&b), "tx_too_late");
+    // Creating an account below the reserve.
+    let (_, b) = net
+        .submit(&net.envelope(
+            &alice,
+            seq + 5,
+            vec![Operation {
+                source_account: None,
+                body: OperationBody::CreateAccount(CreateAccountOp {
+                    destination: account_id(&key()),
+                    starting_balance: 1,
+                }),
+            }],
+            &[&alice],
+            later(),
+        ))
+        .await;
+    assert_eq!(
+        b["extras"]["result_codes"]["operations"],
+        json!(["op_low_reserve"])
+    );
+    // Malformed XDR and wrong content type.
+    let (s, b) = net.submit("AAAA-not-xdr").await;
+    assert_eq!(
+        (s, b["type"].as_str().unwrap()),
+        (
+            400,
+            "https://stellar.org/horizon-errors/transaction_malformed"
+        )
+    );
+    let r = net
+        .http
+        .post(format!("{}/transactions", net.base))
+        .json(&json!({ "tx": good }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+}
+
+#[tokio::test]
+async fn sponsored_activation_and_timeout_after_apply() {
+    let net = Net::new().await;
+    let platform = key();
+    assert_eq!(net.fund(&platform, "100", "XLM").await.0, 200);
+    let wallet = key();
+    let ops = vec![
+        Operation {
+            source_account: None,
+            body: OperationBody::BeginSponsoringFutureReserves(BeginSponsoringFutureReservesOp {
+                sponsored_id: account_id(&wallet),
+            }),
+        },
+        Operation {
+            source_account: None,
+            body: OperationBody::CreateAccount(CreateAccountOp {
+                destination: account_id(&wallet),
+                starting_balance: 0,
+            }),
+        },
+        Operation {
+            source_account: Some(muxed(&wallet)),
+            body: OperationBody::ChangeTrust(ChangeTrustOp {
+                line: ChangeTrustAsset::CreditAlphanum4(net.usdc()),
+                limit: i64::MAX,
+            }),
+        },
+        Operation {
+            source_account: Some(muxed(&wallet)),
+            body: OperationBody::EndSponsoringFutureReserves,
+        },
+    ];
+    let seq = net.seq(&platform).await;
+    // Without the new account's signature: its operations lack authority.
+    let (s, b) = net
+        .submit(&net.envelope(&platform, seq + 1, ops.clone(), &[&platform], later()))
+        .await;
+    assert_eq!(s, 400, "{b}");
+    // Both signatures; the sandbox answers 504 after applying it.
+    net.http
+        .post(format!("{}/_sandbox/faults", net.base))
+        .json(&json!({ "timeoutAfterApply": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let env = net.envelope(&platform, seq + 2, ops, &[&platform, &wallet], later());
+    let (s, b) = net.submit(&env).await;
+    assert_eq!(
+        (s, b["type"].as_str().unwrap()),
+        (504, "https://stellar.org/horizon-errors/timeout")
+    );
+    // The outcome is known by resubmitting the identical envelope (or by hash).
+    let (s, b) = net.submit(&env).await;
+    assert_eq!(s, 200, "{b}");
+    let (_, w) = net.account(&gid(&wallet)).await;
+    assert_eq!(w["num_sponsored"], 3, "{w}");
+    assert_eq!(w["sponsor"], gid(&platform).as_str());
+    assert_eq!(w["balances"][0]["asset_code"], "USDC");
+    assert_eq!(w["balances"][0]["sponsor"], gid(&platform).as_str());
+    let (_, p) = net.account(&gid(&platform)).await;
+    assert_eq!(p["num_sponsoring"], 3);
+}
+
+#[tokio::test]
+async fn payment_stream_resumes_with_last_event_id() {
+    let net = Net::new().await;
+    let w = net.wallet().await;
+    let open = |last: Option<String>| {
+        let mut req = net
+            .http
+            .get(format!("{}/accounts/{}/payments", net.base, gid(&w)))
+            .header("accept", "text/event-stream");
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        req.send()
+    };
+    async fn read(resp: reqwest::Response, n: usize) -> Vec<(String, Value)> {
+        let mut s = resp.bytes_stream();
+        let mut buf = String::new();
+        let mut out = Vec::new();
+        while out.len() < n {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .expect("stream stalled")
+                .unwrap()
+                .unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let id = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id:"))
+                    .map(|s| s.trim().to_string());
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data:"))
+                    .map(|s| s.trim().to_string());
+                if let (Some(id), Some(d)) = (id, data) {
+                    out.push((id, serde_json::from_str(&d).unwrap()));
+                }
+            }
+        }
+        out
+    }
+    let first = open(None).await.unwrap();
+    assert!(
+        first.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    net.fund(&w, "1", "USDC").await;
+    net.fund(&w, "2", "USDC").await;
+    // create_account + two payments.
+    let got = read(first, 3).await;
+    assert_eq!(got[0].1["type"], "create_account");
+    assert_eq!(got[2].1["amount"], "2.0000000");
+    let last = got[2].0.clone();
+    // Dropped; payments continue meanwhile.
+    for a in ["3", "4", "5"] {
+        net.fund(&w, a, "USDC").await;
+    }
+    let resumed = read(open(Some(last)).await.unwrap(), 3).await;
+    let amounts: Vec<_> = resumed
+        .iter()
+        .map(|(_, v)| v["amount"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(amounts, ["3.0000000", "4.0000000", "5.0000000"]);
+    assert!(
+        resumed
+            .iter()
+            .all(|(id, v)| v["paging_token"] == id.as_str())
+    );
+    // Pages: order and limit.
+    let page: Value = net
+        .http
+        .get(format!(
+            "{}/accounts/{}/payments?order=desc&limit=2",
+            net.base,
+            gid(&w)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recs = page["_embedded"]["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["amount"], "5.0000000");
+}
