@@ -61,6 +61,14 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Run the sandbox network alone (Horizon subset on loopback), or fund an address.
+    #[command(args_conflicts_with_subcommands = true)]
+    Sandbox {
+        #[command(subcommand)]
+        command: Option<SandboxCommand>,
+        #[command(flatten)]
+        run: SandboxRunArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -114,6 +122,38 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         output: OutputArgs,
+    },
+}
+
+#[derive(Args)]
+struct SandboxRunArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "OFFERHUB_SANDBOX_PORT", default_value_t = 8000)]
+    port: u16,
+    /// JSON file holding the sandbox ledger; with it the network survives restarts.
+    #[arg(long, env = "OFFERHUB_SANDBOX_STATE")]
+    state: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Pay test USDC (from the issuer) or XLM (from the root account, creating the
+    /// account when needed) to an address; it arrives like a real deposit.
+    Fund {
+        /// The G… address.
+        address: String,
+        /// Decimal amount, e.g. 100 or 12.5.
+        amount: String,
+        /// USDC or XLM.
+        #[arg(long, default_value = "USDC")]
+        asset: String,
+        /// The sandbox's URL.
+        #[arg(
+            long,
+            env = "OFFERHUB_SANDBOX_URL",
+            default_value = "http://127.0.0.1:8000"
+        )]
+        url: String,
     },
 }
 
@@ -233,11 +273,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init(args) => init::run(args),
+        Command::Sandbox {
+            command:
+                Some(SandboxCommand::Fund {
+                    address,
+                    amount,
+                    asset,
+                    url,
+                }),
+            ..
+        } => sandbox_fund(&url, &address, &amount, &asset).await,
+        Command::Sandbox { command: None, run } => {
+            let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions {
+                passphrase: None,
+                state_file: run.state.clone(),
+            })?;
+            let addr =
+                offerhub_sandbox::start(sb.clone(), ([127, 0, 0, 1], run.port).into()).await?;
+            println!("OfferHub sandbox (Horizon subset) on http://{addr}");
+            println!("network passphrase: {}", sb.passphrase());
+            println!("USDC: {} issued by {}", sb.usdc().code, sb.usdc().issuer);
+            if let Some(p) = &run.state {
+                println!("state: {}", p.display());
+            }
+            tokio::signal::ctrl_c().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve => {
-            let config = match load_config(cli.config, true) {
+            let mut config = match load_config(cli.config, true) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
+            if config.network == offerhub::config::Network::Sandbox && config.horizon_url.is_none()
+            {
+                let state_file = config.data_dir.join("sandbox-state.json");
+                std::fs::create_dir_all(&config.data_dir)?;
+                let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions {
+                    passphrase: None,
+                    state_file: Some(state_file.clone()),
+                })?;
+                let addr = offerhub_sandbox::start(sb, ([127, 0, 0, 1], 0).into()).await?;
+                config.horizon_url = Some(url::Url::parse(&format!("http://{addr}"))?);
+                eprintln!(
+                    "Sandbox network (Horizon) on http://{addr}, state in {}",
+                    state_file.display()
+                );
+            }
             eprintln!(
                 "OfferHub {} on http://{} (database: {}, network: {})",
                 offerhub::VERSION,
@@ -532,4 +613,39 @@ async fn webhooks_command(store: &Store, command: WebhooksCommand) -> anyhow::Re
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox_fund(
+    url: &str,
+    address: &str,
+    amount: &str,
+    asset: &str,
+) -> anyhow::Result<ExitCode> {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_sandbox/fund", url.trim_end_matches('/')))
+        .json(&serde_json::json!({ "address": address, "amount": amount, "asset": asset }))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the sandbox at {url}: {e}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if status.is_success() {
+        println!(
+            "paid {amount} {asset} to {address} (transaction {})",
+            body["hash"].as_str().unwrap_or("?")
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let codes = &body["extras"]["result_codes"];
+        eprintln!(
+            "the sandbox refused: {} {}",
+            body["detail"].as_str().unwrap_or("error"),
+            if codes.is_null() {
+                String::new()
+            } else {
+                codes.to_string()
+            }
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

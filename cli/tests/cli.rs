@@ -286,3 +286,54 @@ fn version_and_completions() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("offerhub"));
 }
+
+#[tokio::test]
+async fn sandbox_command_and_faucet() {
+    let dir = temp_dir();
+    let port = free_port();
+    let _sb = Daemon(
+        Command::new(BIN)
+            .args([
+                "sandbox",
+                "--port",
+                &port.to_string(),
+                "--state",
+                dir.join("sb.json").to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&url).await.is_err() {
+        assert!(Instant::now() < deadline, "sandbox did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addr = "GDVEU3DD4KOFECV66VIHWEZOYX4ZKR3WV27L464SIIPOU2IUI3JCZA57";
+    let out = offerhub(
+        &dir,
+        &[
+            "sandbox", "fund", addr, "25", "--asset", "XLM", "--url", &url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No USDC trustline yet: refused with the network's result code.
+    let out = offerhub(&dir, &["sandbox", "fund", addr, "5", "--url", &url]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("op_no_trust"));
+    let acct: serde_json::Value = reqwest::get(format!("{url}/accounts/{addr}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acct["balances"][0]["balance"], "25.0000000");
+    assert!(dir.join("sb.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -570,3 +570,41 @@ async fn payment_stream_resumes_with_last_event_id() {
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0]["amount"], "5.0000000");
 }
+
+#[tokio::test]
+async fn state_file_survives_restarts() {
+    let dir = std::env::temp_dir().join(format!("oh-sb-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let k = key();
+    {
+        let sb = Sandbox::new(SandboxOptions {
+            passphrase: None,
+            state_file: Some(state.clone()),
+        })
+        .unwrap();
+        sb.fund(&gid(&k), 50 * 10_000_000, false).unwrap();
+    }
+    let sb = Sandbox::new(SandboxOptions {
+        passphrase: None,
+        state_file: Some(state.clone()),
+    })
+    .unwrap();
+    let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let a: Value = reqwest::get(format!("http://{addr}/accounts/{}", gid(&k)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["balances"][0]["balance"], "50.0000000");
+    // Another network's state is refused.
+    let other = Sandbox::new(SandboxOptions {
+        passphrase: Some("other".into()),
+        state_file: Some(state),
+    });
+    assert!(other.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,6 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use offerhub::config::Network;
 use serde_json::json;
 
 use crate::api::{request_id, respond};
@@ -44,22 +43,47 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
         }
     };
     let network = state.config.network;
-    let providers = match network {
-        Network::Sandbox => json!({
-            "status": "unavailable",
-            "network": network.as_str(),
-            "detail": "the embedded sandbox network is not part of this build yet",
-        }),
-        _ => json!({
-            "status": "unavailable",
-            "network": network.as_str(),
-            "detail": "Stellar and Trustless Work clients are not part of this build yet",
-        }),
+    let horizon = match &state.config.horizon_url {
+        None => {
+            json!({ "status": "unavailable", "network": network.as_str(), "detail": "no Horizon URL configured" })
+        }
+        Some(url) => {
+            let t = Instant::now();
+            let probe = reqwest::Client::new()
+                .get(url.as_str())
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await;
+            match probe {
+                Ok(r) if r.status().is_success() => {
+                    let root: serde_json::Value = r.json().await.unwrap_or_default();
+                    json!({
+                        "status": "healthy",
+                        "network": network.as_str(),
+                        "url": url.as_str(),
+                        "networkPassphrase": root["network_passphrase"],
+                        "latestLedger": root["history_latest_ledger"],
+                        "latencyMs": t.elapsed().as_millis() as u64,
+                    })
+                }
+                Ok(r) => {
+                    json!({ "status": "unhealthy", "network": network.as_str(), "url": url.as_str(), "error": format!("HTTP {}", r.status()) })
+                }
+                Err(_) => {
+                    json!({ "status": "unhealthy", "network": network.as_str(), "url": url.as_str(), "error": "unreachable" })
+                }
+            }
+        }
     };
+    let trustless = json!({
+        "status": "unavailable",
+        "detail": "the Trustless Work client is not part of this build yet",
+    });
+    let providers_ok = horizon["status"] == "healthy" && trustless["status"] == "healthy";
     let db_ok = db["status"] == "healthy";
     let status = if !db_ok {
         "unhealthy"
-    } else if providers["status"] != "healthy" {
+    } else if !providers_ok {
         "degraded"
     } else {
         "healthy"
@@ -75,7 +99,7 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
         json!({
             "status": status,
             "version": offerhub::VERSION,
-            "dependencies": { "database": db, "stellar": providers },
+            "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless },
         }),
     )
 }
