@@ -608,3 +608,30 @@ async fn state_file_survives_restarts() {
     assert!(other.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The official Python SDK (PyPI `stellar-sdk`) as an independent client. Runs when
+/// `OFFERHUB_PY_STELLAR_SDK` names a Python with the SDK installed (`.ci/run` sets one
+/// up); otherwise it says so and passes.
+#[tokio::test]
+async fn python_stellar_sdk_is_accepted() {
+    let Ok(python) = std::env::var("OFFERHUB_PY_STELLAR_SDK") else {
+        eprintln!("skipped: set OFFERHUB_PY_STELLAR_SDK to a python with stellar-sdk installed");
+        return;
+    };
+    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+    let addr = start(sb, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/py_stellar_sdk.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(format!("http://{addr}"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python stellar-sdk run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
