@@ -157,6 +157,9 @@ pub struct Ledger {
     /// Contract state of the Trustless Work simulator, keyed by contract id.
     #[serde(default)]
     pub contracts: BTreeMap<String, serde_json::Value>,
+    /// The error text of the last contract call that trapped (what TW's API echoes).
+    #[serde(skip)]
+    pub last_trap: Option<String>,
 }
 
 /// Outcome of an operation: Horizon's code and the XDR result.

@@ -1,5 +1,6 @@
-//! OfferHub sandbox: a local, faithful subset of Stellar's Horizon API (and, in time,
-//! Trustless Work and Airtm) so that OfferHub runs and is tested offline.
+//! OfferHub sandbox: a local, faithful subset of Stellar's Horizon API and of Trustless
+//! Work's V1 REST API (single-release escrows; Airtm in time) so that OfferHub runs and
+//! is tested offline.
 //!
 //! It depends on no OfferHub crate: envelopes are decoded with `stellar-xdr` and
 //! signatures verified with `ed25519-dalek` directly, which makes it an independent
@@ -13,6 +14,7 @@
 pub mod horizon;
 pub mod ledger;
 pub mod trustless;
+pub mod tw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,9 +31,7 @@ use stellar_xdr::{
 use tokio::sync::broadcast;
 
 use crate::horizon::Faults;
-use crate::ledger::{
-    ContractHost, CreditAsset, Ledger, PaymentRecord, Rejection, TxRecord, strkey,
-};
+use crate::ledger::{CreditAsset, Ledger, PaymentRecord, Rejection, TxRecord, strkey};
 
 /// The sandbox network's passphrase unless configured otherwise.
 pub const DEFAULT_PASSPHRASE: &str = "OfferHub Sandbox Network ; November 2026";
@@ -55,7 +55,8 @@ pub struct Sandbox {
     root: SigningKey,
     issuer: SigningKey,
     pub(crate) usdc: CreditAsset,
-    host: Box<dyn ContractHost + Send + Sync>,
+    pub(crate) escrow_host: tw::EscrowHost,
+    pub(crate) tw_throttle: Mutex<tw::Throttle>,
 }
 
 fn derived_key(passphrase: &str, role: &str) -> SigningKey {
@@ -105,6 +106,26 @@ impl Sandbox {
             let mut l = Ledger::new(&passphrase);
             l.genesis_account(&root_id, 100_000_000_000 * ledger::STROOPS);
             l.genesis_account(&issuer_id, 10_000 * ledger::STROOPS);
+            // Trustless Work's fee account, with a USDC trustline, so fees land on chain.
+            l.genesis_account(tw::TW_FEE_ADDRESS, 10 * ledger::STROOPS);
+            if let Some(a) = l.accounts.get_mut(tw::TW_FEE_ADDRESS) {
+                let asset = CreditAsset {
+                    code: "USDC".into(),
+                    issuer: issuer_id.clone(),
+                };
+                a.trustlines.insert(
+                    format!("USDC:{issuer_id}"),
+                    (
+                        asset,
+                        ledger::Trustline {
+                            balance: 0,
+                            limit: i64::MAX,
+                            sponsor: None,
+                        },
+                    ),
+                );
+                a.subentries = 1;
+            }
             l
         });
         let (payments_tx, _) = broadcast::channel(4096);
@@ -119,9 +140,16 @@ impl Sandbox {
             issuer,
             usdc: CreditAsset {
                 code: "USDC".into(),
-                issuer: issuer_id,
+                issuer: issuer_id.clone(),
             },
-            host: Box::new(trustless::NoContracts),
+            escrow_host: tw::EscrowHost {
+                passphrase: passphrase.clone(),
+                usdc: CreditAsset {
+                    code: "USDC".into(),
+                    issuer: issuer_id,
+                },
+            },
+            tw_throttle: Mutex::new(tw::Throttle::default()),
         }))
     }
 
@@ -143,7 +171,8 @@ impl Sandbox {
     fn submit_locked(&self, l: &mut Ledger, b64: &str) -> Result<TxRecord, Rejection> {
         let before = l.payments.last().map(|p| p.id).unwrap_or(0);
         let (unix, iso) = now();
-        let result = l.submit(b64, unix, &iso, self.host.as_ref());
+        l.last_trap = None;
+        let result = l.submit(b64, unix, &iso, &self.escrow_host);
         let applied = match &result {
             Ok(_) => true,
             Err(r) => r.tx_code == "tx_failed" || r.tx_code == "tx_bad_sponsorship",
@@ -241,7 +270,9 @@ impl Sandbox {
 
     /// The HTTP application.
     pub fn router(self: &Arc<Self>) -> axum::Router {
-        horizon::routes().with_state(self.clone())
+        horizon::routes()
+            .merge(tw::routes())
+            .with_state(self.clone())
     }
 }
 

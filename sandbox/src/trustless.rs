@@ -93,6 +93,7 @@ pub(crate) fn apply_invoke(
         }
         Err(text) => {
             tracing::debug!(%text, "contract call trapped");
+            ledger.last_trap = Some(text);
             crate::ledger::OpOutcomePub::fail("function_trapped", trapped())
         }
     }

@@ -1,0 +1,430 @@
+//! The Trustless Work V1 simulator driven over raw HTTP, like OfferHub's client will.
+
+use std::sync::Arc;
+
+use ed25519_dalek::{Signer, SigningKey};
+use offerhub_sandbox::{Sandbox, SandboxOptions, start};
+use serde_json::{Value, json};
+use stellar_xdr::{
+    AlphaNum4, AssetCode4, ChangeTrustAsset, ChangeTrustOp, DecoratedSignature, Limits, Memo,
+    MuxedAccount, Operation, OperationBody, Preconditions, ReadXdr, SequenceNumber, Signature,
+    SignatureHint, Transaction, TransactionEnvelope, TransactionExt, TransactionV1Envelope,
+    Uint256, WriteXdr,
+};
+
+const TW_FEE: &str = "GBWWSOATPLIC72ZBOIM7WJCT7VCAHNWW4QUBZ2H4FORMCCIUM5ZVKSZN";
+
+struct Tw {
+    base: String,
+    http: reqwest::Client,
+    network_id: [u8; 32],
+    issuer: String,
+    _sb: Arc<Sandbox>,
+}
+
+fn gid(k: &SigningKey) -> String {
+    stellar_strkey::ed25519::PublicKey(k.verifying_key().to_bytes())
+        .to_string()
+        .to_string()
+}
+
+impl Tw {
+    async fn new() -> Tw {
+        let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+        let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let root: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+        let info: Value = http
+            .get(format!("{base}/_sandbox/info"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pass = root["network_passphrase"].as_str().unwrap();
+        Tw {
+            network_id: sha2::Digest::finalize(sha2::Digest::chain_update(
+                <sha2::Sha256 as sha2::Digest>::new(),
+                pass.as_bytes(),
+            ))
+            .into(),
+            issuer: info["usdc"]["issuer"].as_str().unwrap().to_string(),
+            base,
+            http,
+            _sb: sb,
+        }
+    }
+
+    fn sign(&self, b64: &str, k: &SigningKey) -> String {
+        let env = TransactionEnvelope::from_xdr_base64(b64, Limits::none()).unwrap();
+        let TransactionEnvelope::Tx(mut v1) = env else {
+            panic!("not a v1 envelope")
+        };
+        let hash = v1.tx.hash(self.network_id).unwrap();
+        let mut sigs = v1.signatures.to_vec();
+        sigs.push(DecoratedSignature {
+            hint: SignatureHint(k.verifying_key().to_bytes()[28..32].try_into().unwrap()),
+            signature: Signature(k.sign(&hash).to_bytes().to_vec().try_into().unwrap()),
+        });
+        v1.signatures = sigs.try_into().unwrap();
+        TransactionEnvelope::Tx(v1)
+            .to_xdr_base64(Limits::none())
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", "tw_test.key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Builder call, then sign and send; returns the send-transaction body.
+    async fn run(&self, path: &str, body: Value, k: &SigningKey) -> Value {
+        let (s, b) = self.post(path, body).await;
+        assert_eq!(s, 201, "{path}: {b}");
+        assert_eq!(b["status"], "SUCCESS");
+        let signed = self.sign(b["unsignedTransaction"].as_str().unwrap(), k);
+        let (s, r) = self
+            .post("/helper/send-transaction", json!({ "signedXdr": signed }))
+            .await;
+        assert_eq!(s, 200, "{path}: {r}");
+        assert_eq!(r["status"], "SUCCESS");
+        r
+    }
+
+    async fn usdc(&self, who: &str) -> String {
+        let a: Value = self
+            .http
+            .get(format!("{}/accounts/{who}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        a["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset_code"] == "USDC")
+            .map(|b| b["balance"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    async fn wallet(&self, usdc: &str) -> SigningKey {
+        let k = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        self.http
+            .post(format!("{}/_sandbox/fund", self.base))
+            .json(&json!({ "address": gid(&k), "amount": "20", "asset": "XLM" }))
+            .send()
+            .await
+            .unwrap();
+        let a: Value = self
+            .http
+            .get(format!("{}/accounts/{}", self.base, gid(&k)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seq: i64 = a["sequence"].as_str().unwrap().parse().unwrap();
+        let tx = Transaction {
+            source_account: MuxedAccount::Ed25519(Uint256(k.verifying_key().to_bytes())),
+            fee: 100,
+            seq_num: SequenceNumber(seq + 1),
+            cond: Preconditions::None,
+            memo: Memo::None,
+            operations: vec![Operation {
+                source_account: None,
+                body: OperationBody::ChangeTrust(ChangeTrustOp {
+                    line: ChangeTrustAsset::CreditAlphanum4(AlphaNum4 {
+                        asset_code: AssetCode4(*b"USDC"),
+                        issuer: self.issuer.parse().unwrap(),
+                    }),
+                    limit: i64::MAX,
+                }),
+            }]
+            .try_into()
+            .unwrap(),
+            ext: TransactionExt::V0,
+        };
+        let unsigned = TransactionEnvelope::Tx(TransactionV1Envelope {
+            tx,
+            signatures: Default::default(),
+        })
+        .to_xdr_base64(Limits::none())
+        .unwrap();
+        let signed = self.sign(&unsigned, &k);
+        let r = self
+            .http
+            .post(format!("{}/transactions", self.base))
+            .form(&[("tx", signed)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        if usdc != "0" {
+            self.http
+                .post(format!("{}/_sandbox/fund", self.base))
+                .json(&json!({ "address": gid(&k), "amount": usdc, "asset": "USDC" }))
+                .send()
+                .await
+                .unwrap();
+        }
+        k
+    }
+
+    async fn deploy(
+        &self,
+        platform: &SigningKey,
+        buyer: &SigningKey,
+        seller: &SigningKey,
+        amount: f64,
+    ) -> String {
+        let body = json!({
+            "signer": gid(platform),
+            "engagementId": "ord_test",
+            "title": "Logo",
+            "description": "A logo",
+            "roles": {
+                "approver": gid(buyer), "serviceProvider": gid(seller), "platformAddress": gid(platform),
+                "releaseSigner": gid(buyer), "disputeResolver": gid(platform), "receiver": gid(seller),
+            },
+            "amount": amount,
+            "platformFee": 5,
+            "milestones": [{ "description": "Deliver the logo" }],
+            "trustline": { "address": self.issuer, "symbol": "USDC" },
+        });
+        let r = self.run("/deployer/single-release", body, platform).await;
+        assert_eq!(r["escrow"]["amount"], amount);
+        r["contractId"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn release_lifecycle_moves_balances_with_fees() {
+    let tw = Tw::new().await;
+    let platform = tw.wallet("0").await;
+    let buyer = tw.wallet("100").await;
+    let seller = tw.wallet("0").await;
+    let id = tw.deploy(&platform, &buyer, &seller, 100.0).await;
+    assert!(id.starts_with('C'));
+
+    tw.run(
+        "/escrow/single-release/fund-escrow",
+        json!({ "contractId": id, "signer": gid(&buyer), "amount": 100 }),
+        &buyer,
+    )
+    .await;
+    assert_eq!(tw.usdc(&gid(&buyer)).await, "0.0000000");
+    let b: Value = tw
+        .http
+        .get(format!(
+            "{}/helper/get-multiple-escrow-balance?addresses[]={id}",
+            tw.base
+        ))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(b[0]["balance"], 100.0);
+
+    // Call order: approve before a status is set fails with the contract's text.
+    let (s, e) = tw
+        .post(
+            "/escrow/single-release/approve-milestone",
+            json!({ "contractId": id, "milestoneIndex": "0", "approver": gid(&buyer) }),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(e["message"], "The milestone status cannot be empty");
+    tw.run("/escrow/single-release/change-milestone-status", json!({ "contractId": id, "milestoneIndex": "0", "newStatus": "Delivered", "newEvidence": "https://x", "serviceProvider": gid(&seller) }), &seller).await;
+    tw.run(
+        "/escrow/single-release/approve-milestone",
+        json!({ "contractId": id, "milestoneIndex": "0", "approver": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+    // A wrong signer gets the contract's error text.
+    let (s, e) = tw
+        .post(
+            "/escrow/single-release/release-funds",
+            json!({ "contractId": id, "releaseSigner": gid(&seller) }),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        e["message"],
+        "Only the release signer can release the escrow earnings"
+    );
+    tw.run(
+        "/escrow/single-release/release-funds",
+        json!({ "contractId": id, "releaseSigner": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+
+    // 0.3 % to Trustless Work, 5 % to the platform, the rest to the receiver.
+    assert_eq!(tw.usdc(&gid(&seller)).await, "94.7000000");
+    assert_eq!(tw.usdc(&gid(&platform)).await, "5.0000000");
+    assert_eq!(tw.usdc(TW_FEE).await, "0.3000000");
+    let escrows: Value = tw
+        .http
+        .get(format!(
+            "{}/helper/get-escrow-by-contract-ids?contractIds[]={id}",
+            tw.base
+        ))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(escrows[0]["flags"]["released"], true);
+    assert_eq!(escrows[0]["balance"], 0.0);
+    // The seller's payment stream shows the contract transfer.
+    let p: Value = tw
+        .http
+        .get(format!(
+            "{}/accounts/{}/payments?order=desc&limit=1",
+            tw.base,
+            gid(&seller)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rec = &p["_embedded"]["records"][0];
+    assert_eq!(rec["type"], "invoke_host_function");
+    let change = rec["asset_balance_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["to"] == gid(&seller).as_str())
+        .unwrap();
+    assert_eq!(change["amount"], "94.7000000");
+    assert_eq!(change["asset_code"], "USDC");
+    // Releasing twice is refused.
+    let (s, e) = tw
+        .post(
+            "/escrow/single-release/release-funds",
+            json!({ "contractId": id, "releaseSigner": gid(&buyer) }),
+        )
+        .await;
+    assert_eq!(
+        (s, e["message"].as_str().unwrap()),
+        (400, "The escrow funds have been released")
+    );
+}
+
+#[tokio::test]
+async fn dispute_and_split_pays_pro_rata() {
+    let tw = Tw::new().await;
+    let platform = tw.wallet("0").await;
+    let buyer = tw.wallet("100").await;
+    let seller = tw.wallet("0").await;
+    let id = tw.deploy(&platform, &buyer, &seller, 100.0).await;
+    tw.run(
+        "/escrow/single-release/fund-escrow",
+        json!({ "contractId": id, "signer": gid(&buyer), "amount": 100 }),
+        &buyer,
+    )
+    .await;
+    // The dispute resolver cannot open a dispute.
+    let (_, e) = tw
+        .post(
+            "/escrow/single-release/dispute-escrow",
+            json!({ "contractId": id, "signer": gid(&platform) }),
+        )
+        .await;
+    assert_eq!(
+        e["message"],
+        "The dispute resolver cannot dispute the escrow"
+    );
+    tw.run(
+        "/escrow/single-release/dispute-escrow",
+        json!({ "contractId": id, "signer": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+    // Distributions must equal the escrow balance.
+    let (_, e) = tw
+        .post("/escrow/single-release/resolve-dispute", json!({ "contractId": id, "disputeResolver": gid(&platform), "distributions": [{ "address": gid(&seller), "amount": 80 }] }))
+        .await;
+    assert_eq!(
+        e["message"],
+        "The total amount to be distributed must be equal to the escrow balance"
+    );
+    tw.run(
+        "/escrow/single-release/resolve-dispute",
+        json!({ "contractId": id, "disputeResolver": gid(&platform), "distributions": [{ "address": gid(&seller), "amount": 80 }, { "address": gid(&buyer), "amount": 20 }] }),
+        &platform,
+    )
+    .await;
+    // Fees 5.3 % taken pro rata from each share.
+    assert_eq!(tw.usdc(&gid(&seller)).await, "75.7600000");
+    assert_eq!(tw.usdc(&gid(&buyer)).await, "18.9400000");
+    assert_eq!(tw.usdc(&gid(&platform)).await, "5.0000000");
+    assert_eq!(tw.usdc(TW_FEE).await, "0.3000000");
+}
+
+#[tokio::test]
+async fn api_key_and_rate_limit() {
+    let tw = Tw::new().await;
+    let r = tw
+        .http
+        .get(format!(
+            "{}/helper/get-escrow-by-contract-ids?contractIds[]=C",
+            tw.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let mut last = 0;
+    for _ in 0..51 {
+        let r = tw
+            .http
+            .get(format!("{}/helper/get-multiple-escrow-balance", tw.base))
+            .header("x-api-key", "limited")
+            .send()
+            .await
+            .unwrap();
+        last = r.status().as_u16();
+        if last == 429 {
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(
+                b,
+                json!({ "statusCode": 429, "message": "ThrottlerException: Too Many Requests" })
+            );
+            break;
+        }
+    }
+    assert_eq!(last, 429, "the 51st request inside a minute is throttled");
+    // Another key has its own budget.
+    let r = tw
+        .http
+        .get(format!("{}/helper/get-multiple-escrow-balance", tw.base))
+        .header("x-api-key", "other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
