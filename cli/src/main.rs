@@ -133,6 +133,18 @@ struct SandboxRunArgs {
     /// JSON file holding the sandbox ledger; with it the network survives restarts.
     #[arg(long, env = "OFFERHUB_SANDBOX_STATE")]
     state: Option<PathBuf>,
+    /// Fault injection: latency added to every request, in milliseconds.
+    #[arg(long, env = "OFFERHUB_SANDBOX_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Fault injection: answer the next N requests with 503.
+    #[arg(long, default_value_t = 0)]
+    fail_5xx: u32,
+    /// Fault injection: answer the next N requests with 429.
+    #[arg(long, default_value_t = 0)]
+    fail_429: u32,
+    /// Fault injection: apply the next N submissions, then answer with a timeout.
+    #[arg(long, default_value_t = 0)]
+    timeout_after_apply: u32,
 }
 
 #[derive(Subcommand)]

@@ -95,7 +95,7 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
 }
 
 /// Applies injected latency, 5xx and 429 faults; `Some(response)` short-circuits.
-async fn faults(sb: &Sandbox) -> Option<Response> {
+pub(crate) async fn faults(sb: &Sandbox) -> Option<Response> {
     let (latency, f5xx, f429) = {
         let mut f = sb.faults.lock().expect("faults lock");
         let r = (
@@ -292,15 +292,7 @@ async fn submit(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, body: Bytes)
         );
     };
     let result = sb.submit(&tx);
-    let timeout_after_apply = {
-        let mut f = sb.faults.lock().expect("faults lock");
-        let t = f.timeout_after_apply > 0;
-        if t {
-            f.timeout_after_apply -= 1;
-        }
-        t
-    };
-    if timeout_after_apply {
+    if sb.take_timeout_after_apply() {
         return problem(
             StatusCode::GATEWAY_TIMEOUT,
             "timeout",

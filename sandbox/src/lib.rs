@@ -268,6 +268,21 @@ impl Sandbox {
         self.submit_locked(&mut l, &b64)
     }
 
+    /// Consumes one "answer with a timeout after applying" fault, if armed.
+    pub(crate) fn take_timeout_after_apply(&self) -> bool {
+        let mut f = self.faults.lock().expect("faults lock");
+        let armed = f.timeout_after_apply > 0;
+        if armed {
+            f.timeout_after_apply -= 1;
+        }
+        armed
+    }
+
+    /// Sets the fault injection (as `POST /_sandbox/faults` does).
+    pub fn set_faults(&self, faults: horizon::Faults) {
+        *self.faults.lock().expect("faults lock") = faults;
+    }
+
     /// The HTTP application.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         horizon::routes()

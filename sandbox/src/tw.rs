@@ -732,8 +732,11 @@ fn nest_error(status: StatusCode, message: Value) -> Response {
         .into_response()
 }
 
-/// `x-api-key` and the 50-requests-per-60-s limit.
-fn gate(sb: &Sandbox, headers: &HeaderMap) -> Option<Response> {
+/// Injected faults, `x-api-key` and the 50-requests-per-60-s limit.
+async fn gate(sb: &Sandbox, headers: &HeaderMap) -> Option<Response> {
+    if let Some(r) = crate::horizon::faults(sb).await {
+        return Some(r);
+    }
     let Some(key) = headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
@@ -922,7 +925,7 @@ async fn deploy(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let signer = try_resp!(field(&b, "signer")).to_string();
@@ -1025,7 +1028,7 @@ async fn fund(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1062,7 +1065,7 @@ async fn change_status(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1084,7 +1087,7 @@ async fn approve(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1104,7 +1107,7 @@ async fn release(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1117,7 +1120,7 @@ async fn dispute(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1130,7 +1133,7 @@ async fn resolve(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
@@ -1159,7 +1162,7 @@ async fn send_transaction(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let signed = try_resp!(field(&b, "signedXdr")).to_string();
@@ -1189,7 +1192,16 @@ async fn send_transaction(
         }
         _ => None,
     });
-    match sb.submit(&signed) {
+    let result = sb.submit(&signed);
+    if sb.take_timeout_after_apply() {
+        // Applied, but the caller cannot know: TW's documented 5xx body.
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "status": "FAILED", "message": "The transaction could not be sent to the Stellar network for some unknown reason. Please try again." })),
+        )
+            .into_response();
+    }
+    match result {
         Ok(t) => {
             let mut body = json!({
                 "status": "SUCCESS",
@@ -1238,7 +1250,7 @@ async fn get_escrows(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let ids = list_param(&q, "contractIds");
@@ -1257,7 +1269,7 @@ async fn get_balances(
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers) {
+    if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
     let ids = list_param(&q, "addresses");

@@ -428,3 +428,69 @@ async fn api_key_and_rate_limit() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn send_transaction_unknown_outcome_is_settled_by_the_hash() {
+    let tw = Tw::new().await;
+    let platform = tw.wallet("0").await;
+    let buyer = tw.wallet("10").await;
+    let seller = tw.wallet("0").await;
+    let id = tw.deploy(&platform, &buyer, &seller, 10.0).await;
+    let (_, b) = tw
+        .post(
+            "/escrow/single-release/fund-escrow",
+            json!({ "contractId": id, "signer": gid(&buyer), "amount": 10 }),
+        )
+        .await;
+    let signed = tw.sign(b["unsignedTransaction"].as_str().unwrap(), &buyer);
+    tw.http
+        .post(format!("{}/_sandbox/faults", tw.base))
+        .json(&json!({ "timeoutAfterApply": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let (s, r) = tw
+        .post("/helper/send-transaction", json!({ "signedXdr": signed }))
+        .await;
+    assert_eq!(s, 500);
+    assert_eq!(r["status"], "FAILED");
+    // It was applied: Horizon knows the hash; resending the same envelope changes nothing.
+    let env = TransactionEnvelope::from_xdr_base64(&signed, Limits::none()).unwrap();
+    let TransactionEnvelope::Tx(v1) = env else {
+        panic!()
+    };
+    let hash = hex::encode(v1.tx.hash(tw.network_id).unwrap());
+    let t: Value = tw
+        .http
+        .get(format!("{}/transactions/{hash}", tw.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["successful"], true);
+    let (s, _) = tw
+        .post("/helper/send-transaction", json!({ "signedXdr": signed }))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        tw.usdc(&gid(&buyer)).await,
+        "0.0000000",
+        "funded exactly once"
+    );
+    // Injected 5xx also reaches the TW routes.
+    tw.http
+        .post(format!("{}/_sandbox/faults", tw.base))
+        .json(&json!({ "fail5xx": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let (s, _) = tw
+        .post(
+            "/escrow/single-release/release-funds",
+            json!({ "contractId": id, "releaseSigner": gid(&buyer) }),
+        )
+        .await;
+    assert_eq!(s, 503);
+}
