@@ -26,7 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -99,12 +99,19 @@ pub struct Roles {
     pub receiver: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Milestone {
     pub description: String,
     pub status: String,
     pub evidence: String,
     pub approved: bool,
+    /// Multi-release only: the milestone's amount (base units), receiver and flags.
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub flags: Flags,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +124,9 @@ pub struct Flags {
 /// On-chain escrow state (amounts in base units, fee in basis points).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escrow {
+    /// `single-release` or `multi-release`.
+    #[serde(default = "single_release")]
+    pub kind: String,
     pub contract_id: String,
     pub deployer: String,
     pub engagement_id: String,
@@ -133,6 +143,16 @@ pub struct Escrow {
     pub created_at: String,
     pub updated_at: String,
 }
+
+fn single_release() -> String {
+    SINGLE.to_string()
+}
+
+/// Escrow kinds, as in the API paths.
+pub const SINGLE: &str = "single-release";
+pub const MULTI: &str = "multi-release";
+/// The factory function of multi-release escrows.
+pub const DEPLOY_MULTI_FN: &str = "tw_new_multi_release_escrow";
 
 /// The Stellar Asset Contract id of a credit asset on a network:
 /// `sha256(XDR(HashIdPreimage::ContractId{network_id, FromAsset(asset)}))`.
@@ -220,6 +240,60 @@ fn sc_vec(items: Vec<ScVal>) -> ScVal {
 /// The escrow as the contract's `Escrow` struct (a map with symbol keys).
 pub fn escrow_scval(e: &Escrow, passphrase: &str) -> ScVal {
     let r = &e.roles;
+    let flags = |f: &Flags, approved: Option<bool>| {
+        let mut v = vec![
+            (sc_sym("disputed"), ScVal::Bool(f.disputed)),
+            (sc_sym("released"), ScVal::Bool(f.released)),
+            (sc_sym("resolved"), ScVal::Bool(f.resolved)),
+        ];
+        if let Some(a) = approved {
+            v.push((sc_sym("approved"), ScVal::Bool(a)));
+        }
+        sc_map(v)
+    };
+    if e.kind == MULTI {
+        return sc_map(vec![
+            (sc_sym("description"), sc_str(&e.description)),
+            (sc_sym("engagement_id"), sc_str(&e.engagement_id)),
+            (
+                sc_sym("milestones"),
+                sc_vec(
+                    e.milestones
+                        .iter()
+                        .map(|m| {
+                            sc_map(vec![
+                                (sc_sym("amount"), sc_i128(m.amount)),
+                                (sc_sym("description"), sc_str(&m.description)),
+                                (sc_sym("evidence"), sc_str(&m.evidence)),
+                                (sc_sym("flags"), flags(&m.flags, Some(m.approved))),
+                                (sc_sym("receiver"), sc_addr(&m.receiver)),
+                                (sc_sym("status"), sc_str(&m.status)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (sc_sym("platform_fee"), ScVal::U32(e.platform_fee)),
+            (
+                sc_sym("roles"),
+                sc_map(vec![
+                    (sc_sym("approver"), sc_addr(&r.approver)),
+                    (sc_sym("dispute_resolver"), sc_addr(&r.dispute_resolver)),
+                    (sc_sym("platform_address"), sc_addr(&r.platform_address)),
+                    (sc_sym("release_signer"), sc_addr(&r.release_signer)),
+                    (sc_sym("service_provider"), sc_addr(&r.service_provider)),
+                ]),
+            ),
+            (sc_sym("title"), sc_str(&e.title)),
+            (
+                sc_sym("trustline"),
+                sc_map(vec![(
+                    sc_sym("address"),
+                    sc_addr(&asset_contract_id(passphrase, &e.trustline)),
+                )]),
+            ),
+        ]);
+    }
     sc_map(vec![
         (sc_sym("amount"), sc_i128(e.amount)),
         (sc_sym("description"), sc_str(&e.description)),
@@ -405,10 +479,67 @@ fn push(ledger: &mut Ledger, asset: &CreditAsset, to: &str, amount: i64) -> Resu
     Ok(())
 }
 
+/// `{address: i128}` distributions of a resolution.
+fn distributions(v: Option<&ScVal>) -> Vec<(String, i64)> {
+    match v {
+        Some(ScVal::Map(Some(m))) => {
+            m.0.iter()
+                .map(|en| {
+                    (
+                        scval_json(&en.key).as_str().unwrap_or_default().to_string(),
+                        match &en.val {
+                            ScVal::I128(p) if p.hi == 0 => i64::try_from(p.lo).unwrap_or(-1),
+                            _ => -1,
+                        },
+                    )
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// §B.5: fees on `total` (TW 0.3 % and the platform fee, each paid only when > 0), then
+/// each recipient gets `amount − amount × fees / total`. Returns what left the contract.
+fn pay_pro_rata(
+    ledger: &mut Ledger,
+    usdc: &CreditAsset,
+    cid: &str,
+    e: &Escrow,
+    dist: &[(String, i64)],
+    total: i64,
+    changes: &mut Changes,
+) -> Result<i64, String> {
+    let tw_fee = total * TW_FEE_BPS / 10_000;
+    let platform_fee = total * i64::from(e.platform_fee) / 10_000;
+    let fees = tw_fee + platform_fee;
+    let mut paid = 0;
+    for (to, amt) in [
+        (TW_FEE_ADDRESS.to_string(), tw_fee),
+        (e.roles.platform_address.clone(), platform_fee),
+    ] {
+        if amt > 0 {
+            push(ledger, usdc, &to, amt)?;
+            changes.push((usdc.clone(), cid.to_string(), to, amt));
+            paid += amt;
+        }
+    }
+    for (to, amt) in dist {
+        let net = amt - amt * fees / total;
+        if net > 0 {
+            push(ledger, usdc, to, net)?;
+            changes.push((usdc.clone(), cid.to_string(), to.clone(), net));
+            paid += net;
+        }
+    }
+    Ok(paid)
+}
+
 impl EscrowHost {
     fn deploy(
         &self,
         ledger: &mut Ledger,
+        kind: &str,
         args: &[ScVal],
         invoker: &str,
     ) -> Result<Changes, String> {
@@ -431,9 +562,18 @@ impl EscrowHost {
                 .unwrap_or_default()
                 .to_string()
         };
-        let flags_false = ["/flags/disputed", "/flags/released", "/flags/resolved"]
-            .iter()
-            .all(|p| v.pointer(p).and_then(Value::as_bool) == Some(false));
+        let all_false = |f: &Value| {
+            ["disputed", "released", "resolved"]
+                .iter()
+                .all(|k| f.get(*k).and_then(Value::as_bool) == Some(false))
+        };
+        let flags_false = if kind == MULTI {
+            v["milestones"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().all(|m| all_false(&m["flags"])))
+        } else {
+            all_false(&v["flags"])
+        };
         let milestones: Vec<Milestone> = v
             .get("milestones")
             .and_then(Value::as_array)
@@ -443,7 +583,13 @@ impl EscrowHost {
                         description: m["description"].as_str().unwrap_or_default().into(),
                         status: m["status"].as_str().unwrap_or_default().into(),
                         evidence: m["evidence"].as_str().unwrap_or_default().into(),
-                        approved: m["approved"].as_bool().unwrap_or(false),
+                        approved: m["approved"]
+                            .as_bool()
+                            .or_else(|| m.pointer("/flags/approved").and_then(Value::as_bool))
+                            .unwrap_or(false),
+                        amount: m["amount"].as_i64().unwrap_or(0),
+                        receiver: m["receiver"].as_str().unwrap_or_default().into(),
+                        flags: Flags::default(),
                     })
                     .collect()
             })
@@ -461,12 +607,23 @@ impl EscrowHost {
         if fee > 9900 {
             return Err(err(31));
         }
-        let amount = v["amount"].as_i64().unwrap_or(0);
+        let amount = if kind == MULTI {
+            if milestones
+                .iter()
+                .any(|m| m.amount <= 0 || parse_strkey(&m.receiver).is_none())
+            {
+                return Err(err(1));
+            }
+            milestones.iter().map(|m| m.amount).sum()
+        } else {
+            v["amount"].as_i64().unwrap_or(0)
+        };
         if amount <= 0 {
             return Err(err(1));
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let e = Escrow {
+            kind: kind.to_string(),
             contract_id: id,
             deployer,
             engagement_id: s("/engagement_id"),
@@ -624,22 +781,7 @@ impl EscrowHost {
                 if !e.flags.disputed {
                     return Err(err(14));
                 }
-                let dist: Vec<(String, i64)> = match args.get(1) {
-                    Some(ScVal::Map(Some(m))) => {
-                        m.0.iter()
-                            .map(|en| {
-                                (
-                                    scval_json(&en.key).as_str().unwrap_or_default().to_string(),
-                                    match &en.val {
-                                        ScVal::I128(p) => p.lo as i64,
-                                        _ => 0,
-                                    },
-                                )
-                            })
-                            .collect()
-                    }
-                    _ => Vec::new(),
-                };
+                let dist = distributions(args.get(1));
                 if dist.iter().any(|(_, a)| *a <= 0) {
                     return Err(err(38));
                 }
@@ -650,31 +792,105 @@ impl EscrowHost {
                 if total != e.balance {
                     return Err(err(39));
                 }
-                let tw_fee = total * TW_FEE_BPS / 10_000;
-                let platform_fee = total * i64::from(e.platform_fee) / 10_000;
-                let fees = tw_fee + platform_fee;
-                let mut paid = 0;
-                for (to, amt) in [
-                    (TW_FEE_ADDRESS.to_string(), tw_fee),
-                    (e.roles.platform_address.clone(), platform_fee),
-                ] {
-                    if amt > 0 {
-                        push(ledger, &usdc, &to, amt)?;
-                        changes.push((usdc.clone(), cid.clone(), to, amt));
-                        paid += amt;
-                    }
-                }
-                for (to, amt) in dist {
-                    let net = amt - amt * fees / total;
-                    if net > 0 {
-                        push(ledger, &usdc, &to, net)?;
-                        changes.push((usdc.clone(), cid.clone(), to, net));
-                        paid += net;
-                    }
-                }
+                let paid = pay_pro_rata(ledger, &usdc, &cid, e, &dist, total, &mut changes)?;
                 e.balance -= paid;
                 e.flags.resolved = true;
                 e.flags.disputed = false;
+            }
+            "release_milestone_funds" | "dispute_milestone" | "resolve_milestone_dispute"
+                if e.kind == MULTI =>
+            {
+                let idx = arg_int(args, 1)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|i| *i < e.milestones.len())
+                    .ok_or_else(|| err(10))?;
+                if first != invoker {
+                    return Err("unauthorized: signer did not authorize".into());
+                }
+                let m = e.milestones[idx].clone();
+                match function {
+                    "release_milestone_funds" => {
+                        if first != e.roles.release_signer {
+                            return Err(err(4));
+                        }
+                        if m.flags.released {
+                            return Err(err(35));
+                        }
+                        if m.flags.resolved {
+                            return Err(err(24));
+                        }
+                        if !m.approved {
+                            return Err(err(5));
+                        }
+                        if m.flags.disputed {
+                            return Err(err(16));
+                        }
+                        if e.balance < m.amount {
+                            return Err(err(6));
+                        }
+                        let tw_fee = m.amount * TW_FEE_BPS / 10_000;
+                        let platform_fee = m.amount * i64::from(e.platform_fee) / 10_000;
+                        let net = m.amount - tw_fee - platform_fee;
+                        for (to, amt) in [
+                            (TW_FEE_ADDRESS.to_string(), tw_fee),
+                            (e.roles.platform_address.clone(), platform_fee),
+                            (m.receiver.clone(), net),
+                        ] {
+                            push(ledger, &usdc, &to, amt)?;
+                            changes.push((usdc.clone(), cid.clone(), to, amt));
+                        }
+                        e.balance -= m.amount;
+                        e.milestones[idx].flags.released = true;
+                    }
+                    "dispute_milestone" => {
+                        let r = &e.roles;
+                        if first == r.dispute_resolver {
+                            return Err(err(40));
+                        }
+                        if ![
+                            &r.approver,
+                            &r.service_provider,
+                            &r.platform_address,
+                            &r.release_signer,
+                        ]
+                        .contains(&&first)
+                            && first != m.receiver
+                        {
+                            return Err(err(26));
+                        }
+                        if m.flags.disputed {
+                            return Err(err(13));
+                        }
+                        if m.flags.released {
+                            return Err(err(35));
+                        }
+                        e.milestones[idx].flags.disputed = true;
+                    }
+                    _ => {
+                        if first != e.roles.dispute_resolver {
+                            return Err(err(12));
+                        }
+                        if !m.flags.disputed {
+                            return Err(err(14));
+                        }
+                        let dist = distributions(args.get(2));
+                        if dist.iter().any(|(_, a)| *a <= 0) {
+                            return Err(err(38));
+                        }
+                        let total: i64 = dist.iter().map(|(_, a)| a).sum();
+                        if total <= 0 {
+                            return Err(err(41));
+                        }
+                        if total != m.amount || total > e.balance {
+                            return Err(err(39));
+                        }
+                        let paid =
+                            pay_pro_rata(ledger, &usdc, &cid, e, &dist, total, &mut changes)?;
+                        e.balance -= paid;
+                        e.milestones[idx].flags.resolved = true;
+                        e.milestones[idx].flags.disputed = false;
+                    }
+                }
             }
             other => return Err(format!("unknown function {other}")),
         }
@@ -692,8 +908,12 @@ impl ContractHost for EscrowHost {
         args: &[ScVal],
         invoker: &str,
     ) -> Result<Changes, String> {
-        if contract == factory_id(&self.passphrase) && function == DEPLOY_FN {
-            return self.deploy(ledger, args, invoker);
+        if contract == factory_id(&self.passphrase) {
+            return match function {
+                DEPLOY_FN => self.deploy(ledger, SINGLE, args, invoker),
+                DEPLOY_MULTI_FN => self.deploy(ledger, MULTI, args, invoker),
+                other => Err(format!("unknown function {other}")),
+            };
         }
         let mut e = load(ledger, contract).ok_or_else(|| err(3))?;
         let snapshot = ledger.accounts.clone();
@@ -763,15 +983,28 @@ async fn gate(sb: &Sandbox, headers: &HeaderMap) -> Option<Response> {
 pub(crate) fn routes() -> Router<Arc<Sandbox>> {
     Router::new()
         .route("/deployer/single-release", post(deploy))
-        .route("/escrow/single-release/fund-escrow", post(fund))
+        .route("/deployer/multi-release", post(deploy_multi))
+        .route("/escrow/{kind}/fund-escrow", post(fund))
         .route(
-            "/escrow/single-release/change-milestone-status",
+            "/escrow/{kind}/change-milestone-status",
             post(change_status),
         )
-        .route("/escrow/single-release/approve-milestone", post(approve))
+        .route("/escrow/{kind}/approve-milestone", post(approve))
         .route("/escrow/single-release/release-funds", post(release))
         .route("/escrow/single-release/dispute-escrow", post(dispute))
         .route("/escrow/single-release/resolve-dispute", post(resolve))
+        .route(
+            "/escrow/multi-release/release-milestone-funds",
+            post(release_milestone),
+        )
+        .route(
+            "/escrow/multi-release/dispute-milestone",
+            post(dispute_milestone),
+        )
+        .route(
+            "/escrow/multi-release/resolve-milestone-dispute",
+            post(resolve_milestone),
+        )
         .route("/helper/send-transaction", post(send_transaction))
         .route("/helper/get-escrow-by-contract-ids", get(get_escrows))
         .route("/helper/get-multiple-escrow-balance", get(get_balances))
@@ -795,6 +1028,31 @@ fn human(units: i64) -> Value {
 /// The escrow as TW's indexer returns it (camelCase, human units, fee in percent).
 pub fn escrow_json(e: &Escrow) -> Value {
     let r = &e.roles;
+    if e.kind == MULTI {
+        return json!({
+            "contractId": e.contract_id,
+            "signer": e.deployer,
+            "type": MULTI,
+            "engagementId": e.engagement_id,
+            "title": e.title,
+            "description": e.description,
+            "roles": {
+                "approver": r.approver, "serviceProvider": r.service_provider, "platformAddress": r.platform_address,
+                "releaseSigner": r.release_signer, "disputeResolver": r.dispute_resolver,
+            },
+            "platformFee": f64::from(e.platform_fee) / 100.0,
+            "balance": human(e.balance),
+            "milestones": e.milestones.iter().map(|m| json!({
+                "description": m.description, "status": m.status, "evidence": m.evidence,
+                "amount": human(m.amount), "receiver": m.receiver,
+                "flags": { "approved": m.approved, "disputed": m.flags.disputed, "released": m.flags.released, "resolved": m.flags.resolved },
+            })).collect::<Vec<_>>(),
+            "trustline": { "address": e.trustline.issuer, "symbol": e.trustline.code },
+            "isActive": true,
+            "createdAt": e.created_at,
+            "updatedAt": e.updated_at,
+        });
+    }
     json!({
         "contractId": e.contract_id,
         "signer": e.deployer,
@@ -901,14 +1159,19 @@ fn field<'a>(b: &'a Value, name: &str) -> Result<&'a str, Box<Response>> {
         .map_err(Box::new)
 }
 
-fn escrow_or_error(sb: &Sandbox, id: &str) -> Result<Escrow, Box<Response>> {
+fn escrow_or_error(sb: &Sandbox, id: &str, kind: &str) -> Result<Escrow, Box<Response>> {
     let l = sb.ledger.lock().expect("ledger lock");
-    load(&l, id).ok_or_else(|| {
-        Box::new(nest_error(
+    match load(&l, id) {
+        Some(e) if e.kind == kind => Ok(e),
+        Some(_) => Err(Box::new(nest_error(
+            StatusCode::BAD_REQUEST,
+            json!(format!("{id} is not a {kind} escrow")),
+        ))),
+        None => Err(Box::new(nest_error(
             StatusCode::BAD_REQUEST,
             json!(contract_error(3)),
-        ))
-    })
+        ))),
+    }
 }
 
 macro_rules! try_resp {
@@ -925,6 +1188,18 @@ async fn deploy(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
+    deploy_kind(sb, headers, b, SINGLE).await
+}
+
+async fn deploy_multi(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    deploy_kind(sb, headers, b, MULTI).await
+}
+
+async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
@@ -937,14 +1212,17 @@ async fn deploy(
             .unwrap_or_default()
             .to_string()
     };
-    for k in [
+    let mut required = vec![
         "approver",
         "serviceProvider",
         "platformAddress",
         "releaseSigner",
         "disputeResolver",
-        "receiver",
-    ] {
+    ];
+    if kind == SINGLE {
+        required.push("receiver");
+    }
+    for k in required {
         if parse_strkey(&role(k)).is_none() {
             return nest_error(
                 StatusCode::BAD_REQUEST,
@@ -952,8 +1230,13 @@ async fn deploy(
             );
         }
     }
-    let Some(amount) = units(&b["amount"]) else {
-        return nest_error(StatusCode::BAD_REQUEST, json!(["amount must be a number"]));
+    let amount = if kind == SINGLE {
+        match units(&b["amount"]) {
+            Some(a) => a,
+            None => return nest_error(StatusCode::BAD_REQUEST, json!(["amount must be a number"])),
+        }
+    } else {
+        0
     };
     let fee_bps = match &b["platformFee"] {
         Value::Number(n) => n.as_f64().map(|p| (p * 100.0).round() as i64),
@@ -975,21 +1258,36 @@ async fn deploy(
             json!(format!("Unsupported trustline {trustline_issuer}")),
         );
     }
-    let milestones: Vec<Milestone> = b["milestones"]
+    let mut milestones = Vec::new();
+    for (i, m) in b["milestones"]
         .as_array()
-        .map(|ms| {
-            ms.iter()
-                .map(|m| Milestone {
-                    description: m["description"].as_str().unwrap_or_default().into(),
-                    status: String::new(),
-                    evidence: String::new(),
-                    approved: false,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let mut ms = Milestone {
+            description: m["description"].as_str().unwrap_or_default().into(),
+            ..Default::default()
+        };
+        if kind == MULTI {
+            let (Some(a), Some(r)) = (
+                units(&m["amount"]),
+                m["receiver"].as_str().filter(|r| parse_strkey(r).is_some()),
+            ) else {
+                return nest_error(
+                    StatusCode::BAD_REQUEST,
+                    json!([format!("milestones.{i} needs amount and receiver")]),
+                );
+            };
+            ms.amount = a;
+            ms.receiver = r.to_string();
+        }
+        milestones.push(ms);
+    }
     let passphrase = sb.passphrase();
     let escrow = Escrow {
+        kind: kind.to_string(),
         contract_id: String::new(),
         deployer: signer.clone(),
         engagement_id: b["engagementId"].as_str().unwrap_or_default().into(),
@@ -1020,11 +1318,17 @@ async fn deploy(
             salt.to_vec().try_into().unwrap_or_default(),
         )),
     ];
-    build(&sb, &signer, &factory_id(&passphrase), DEPLOY_FN, args)
+    let function = if kind == MULTI {
+        DEPLOY_MULTI_FN
+    } else {
+        DEPLOY_FN
+    };
+    build(&sb, &signer, &factory_id(&passphrase), function, args)
 }
 
 async fn fund(
     State(sb): State<Arc<Sandbox>>,
+    Path(kind): Path<String>,
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
@@ -1036,7 +1340,7 @@ async fn fund(
     let Some(amount) = units(&b["amount"]) else {
         return nest_error(StatusCode::BAD_REQUEST, json!(["amount must be a number"]));
     };
-    let e = try_resp!(escrow_or_error(&sb, &id));
+    let e = try_resp!(escrow_or_error(&sb, &id, &kind));
     let args = vec![
         sc_addr(&signer),
         escrow_scval(&e, &sb.passphrase()),
@@ -1062,6 +1366,7 @@ fn milestone_index(b: &Value) -> Result<i64, Box<Response>> {
 
 async fn change_status(
     State(sb): State<Arc<Sandbox>>,
+    Path(kind): Path<String>,
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
@@ -1070,6 +1375,7 @@ async fn change_status(
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
     let sp = try_resp!(field(&b, "serviceProvider")).to_string();
+    try_resp!(escrow_or_error(&sb, &id, &kind));
     let status = try_resp!(field(&b, "newStatus")).to_string();
     let idx = try_resp!(milestone_index(&b));
     let evidence = b["newEvidence"].as_str().map(sc_str).unwrap_or(ScVal::Void);
@@ -1084,6 +1390,7 @@ async fn change_status(
 
 async fn approve(
     State(sb): State<Arc<Sandbox>>,
+    Path(kind): Path<String>,
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
@@ -1092,6 +1399,7 @@ async fn approve(
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
     let approver = try_resp!(field(&b, "approver")).to_string();
+    try_resp!(escrow_or_error(&sb, &id, &kind));
     let idx = try_resp!(milestone_index(&b));
     build(
         &sb,
@@ -1157,6 +1465,79 @@ async fn resolve(
     )
 }
 
+async fn release_milestone(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let id = try_resp!(field(&b, "contractId")).to_string();
+    let signer = try_resp!(field(&b, "releaseSigner")).to_string();
+    let idx = try_resp!(milestone_index(&b));
+    try_resp!(escrow_or_error(&sb, &id, MULTI));
+    build(
+        &sb,
+        &signer,
+        &id,
+        "release_milestone_funds",
+        vec![sc_addr(&signer), sc_i128(idx)],
+    )
+}
+
+async fn dispute_milestone(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let id = try_resp!(field(&b, "contractId")).to_string();
+    let signer = try_resp!(field(&b, "signer")).to_string();
+    let idx = try_resp!(milestone_index(&b));
+    try_resp!(escrow_or_error(&sb, &id, MULTI));
+    build(
+        &sb,
+        &signer,
+        &id,
+        "dispute_milestone",
+        vec![sc_addr(&signer), sc_i128(idx)],
+    )
+}
+
+async fn resolve_milestone(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let id = try_resp!(field(&b, "contractId")).to_string();
+    let resolver = try_resp!(field(&b, "disputeResolver")).to_string();
+    let idx = try_resp!(milestone_index(&b));
+    try_resp!(escrow_or_error(&sb, &id, MULTI));
+    let mut entries = Vec::new();
+    for d in b["distributions"].as_array().cloned().unwrap_or_default() {
+        let (Some(addr), Some(amount)) = (d["address"].as_str(), units(&d["amount"])) else {
+            return nest_error(
+                StatusCode::BAD_REQUEST,
+                json!(["distributions must be [{address, amount}]"]),
+            );
+        };
+        entries.push((sc_addr(addr), sc_i128(amount)));
+    }
+    build(
+        &sb,
+        &resolver,
+        &id,
+        "resolve_milestone_dispute",
+        vec![sc_addr(&resolver), sc_i128(idx), sc_map(entries)],
+    )
+}
+
 async fn send_transaction(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
@@ -1183,7 +1564,9 @@ async fn send_transaction(
         OperationBody::InvokeHostFunction(InvokeHostFunctionOp {
             host_function: HostFunction::InvokeContract(c),
             ..
-        }) if c.function_name.0.as_slice() == DEPLOY_FN.as_bytes() => {
+        }) if c.function_name.0.as_slice() == DEPLOY_FN.as_bytes()
+            || c.function_name.0.as_slice() == DEPLOY_MULTI_FN.as_bytes() =>
+        {
             let args = c.args.to_vec();
             match args.get(2) {
                 Some(ScVal::Bytes(s)) => Some(escrow_id(&arg_str(&args, 0), s.0.as_slice())),

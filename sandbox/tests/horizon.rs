@@ -635,3 +635,37 @@ async fn python_stellar_sdk_is_accepted() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
+
+#[tokio::test]
+async fn dropped_streams_fault_closes_open_streams() {
+    let net = Net::new().await;
+    let resp = net
+        .http
+        .get(format!("{}/payments", net.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut s = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: open"));
+    net.http
+        .post(format!("{}/_sandbox/faults", net.base))
+        .json(&json!({ "dropStreams": true }))
+        .send()
+        .await
+        .unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = s.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream was closed by the fault");
+}

@@ -494,3 +494,111 @@ async fn send_transaction_unknown_outcome_is_settled_by_the_hash() {
         .await;
     assert_eq!(s, 503);
 }
+
+#[tokio::test]
+async fn multi_release_per_milestone_release_and_dispute() {
+    let tw = Tw::new().await;
+    let platform = tw.wallet("0").await;
+    let buyer = tw.wallet("100").await;
+    let seller = tw.wallet("0").await;
+    let designer = tw.wallet("0").await;
+    let body = json!({
+        "signer": gid(&platform),
+        "engagementId": "ord_multi",
+        "title": "Site",
+        "description": "Two deliverables",
+        "roles": {
+            "approver": gid(&buyer), "serviceProvider": gid(&seller), "platformAddress": gid(&platform),
+            "releaseSigner": gid(&buyer), "disputeResolver": gid(&platform),
+        },
+        "platformFee": 5,
+        "milestones": [
+            { "description": "Design", "amount": 60, "receiver": gid(&seller) },
+            { "description": "Build", "amount": 40, "receiver": gid(&designer) },
+        ],
+        "trustline": { "address": tw.issuer, "symbol": "USDC" },
+    });
+    let r = tw.run("/deployer/multi-release", body, &platform).await;
+    let id = r["contractId"].as_str().unwrap().to_string();
+    assert_eq!(r["escrow"]["type"], "multi-release");
+    assert_eq!(r["escrow"]["milestones"][1]["amount"], 40.0);
+    tw.run(
+        "/escrow/multi-release/fund-escrow",
+        json!({ "contractId": id, "signer": gid(&buyer), "amount": 100 }),
+        &buyer,
+    )
+    .await;
+    // Single-release paths refuse a multi-release escrow.
+    let (s, _) = tw
+        .post(
+            "/escrow/single-release/fund-escrow",
+            json!({ "contractId": id, "signer": gid(&buyer), "amount": 1 }),
+        )
+        .await;
+    assert_eq!(s, 400);
+    // Milestone 0: status, approval, release to its receiver with fees.
+    tw.run("/escrow/multi-release/change-milestone-status", json!({ "contractId": id, "milestoneIndex": "0", "newStatus": "Done", "serviceProvider": gid(&seller) }), &seller).await;
+    let (_, e) = tw
+        .post(
+            "/escrow/multi-release/release-milestone-funds",
+            json!({ "contractId": id, "milestoneIndex": "0", "releaseSigner": gid(&buyer) }),
+        )
+        .await;
+    assert_eq!(
+        e["message"],
+        "The escrow must be completed to release earnings"
+    );
+    tw.run(
+        "/escrow/multi-release/approve-milestone",
+        json!({ "contractId": id, "milestoneIndex": "0", "approver": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+    tw.run(
+        "/escrow/multi-release/release-milestone-funds",
+        json!({ "contractId": id, "milestoneIndex": "0", "releaseSigner": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+    assert_eq!(tw.usdc(&gid(&seller)).await, "56.8200000"); // 60 − 0.18 − 3.00
+    // Milestone 1: disputed by the buyer, resolved 30/10 pro rata.
+    tw.run(
+        "/escrow/multi-release/dispute-milestone",
+        json!({ "contractId": id, "milestoneIndex": "1", "signer": gid(&buyer) }),
+        &buyer,
+    )
+    .await;
+    let (_, e) = tw
+        .post("/escrow/multi-release/resolve-milestone-dispute", json!({ "contractId": id, "milestoneIndex": "1", "disputeResolver": gid(&platform), "distributions": [{ "address": gid(&designer), "amount": 30 }] }))
+        .await;
+    assert_eq!(
+        e["message"],
+        "The total amount to be distributed must be equal to the escrow balance"
+    );
+    tw.run(
+        "/escrow/multi-release/resolve-milestone-dispute",
+        json!({ "contractId": id, "milestoneIndex": "1", "disputeResolver": gid(&platform), "distributions": [{ "address": gid(&designer), "amount": 30 }, { "address": gid(&buyer), "amount": 10 }] }),
+        &platform,
+    )
+    .await;
+    assert_eq!(tw.usdc(&gid(&designer)).await, "28.4100000"); // 30 − 30 × 5.3 %
+    assert_eq!(tw.usdc(&gid(&buyer)).await, "9.4700000");
+    assert_eq!(tw.usdc(&gid(&platform)).await, "5.0000000");
+    assert_eq!(tw.usdc(TW_FEE).await, "0.3000000");
+    let escrows: Value = tw
+        .http
+        .get(format!(
+            "{}/helper/get-escrow-by-contract-ids?contractIds[]={id}",
+            tw.base
+        ))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(escrows[0]["balance"], 0.0);
+    assert_eq!(escrows[0]["milestones"][0]["flags"]["released"], true);
+    assert_eq!(escrows[0]["milestones"][1]["flags"]["resolved"], true);
+}
