@@ -1446,22 +1446,13 @@ async fn resolve(
     }
     let id = try_resp!(field(&b, "contractId")).to_string();
     let resolver = try_resp!(field(&b, "disputeResolver")).to_string();
-    let mut entries = Vec::new();
-    for d in b["distributions"].as_array().cloned().unwrap_or_default() {
-        let (Some(addr), Some(amount)) = (d["address"].as_str(), units(&d["amount"])) else {
-            return nest_error(
-                StatusCode::BAD_REQUEST,
-                json!(["distributions must be [{address, amount}]"]),
-            );
-        };
-        entries.push((sc_addr(addr), sc_i128(amount)));
-    }
+    let distributions = try_resp!(distributions_arg(&b));
     build(
         &sb,
         &resolver,
         &id,
         "resolve_dispute",
-        vec![sc_addr(&resolver), sc_map(entries)],
+        vec![sc_addr(&resolver), distributions],
     )
 }
 
@@ -1470,20 +1461,14 @@ async fn release_milestone(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers).await {
-        return r;
-    }
-    let id = try_resp!(field(&b, "contractId")).to_string();
-    let signer = try_resp!(field(&b, "releaseSigner")).to_string();
-    let idx = try_resp!(milestone_index(&b));
-    try_resp!(escrow_or_error(&sb, &id, MULTI));
-    build(
+    milestone_call(
         &sb,
-        &signer,
-        &id,
+        &headers,
+        &b,
+        "releaseSigner",
         "release_milestone_funds",
-        vec![sc_addr(&signer), sc_i128(idx)],
     )
+    .await
 }
 
 async fn dispute_milestone(
@@ -1491,20 +1476,47 @@ async fn dispute_milestone(
     headers: HeaderMap,
     Json(b): Json<Value>,
 ) -> Response {
-    if let Some(r) = gate(&sb, &headers).await {
+    milestone_call(&sb, &headers, &b, "signer", "dispute_milestone").await
+}
+
+/// A multi-release call `function(signer, milestone_index)` whose signer is the body's
+/// `signer_field`.
+async fn milestone_call(
+    sb: &Sandbox,
+    headers: &HeaderMap,
+    b: &Value,
+    signer_field: &str,
+    function: &str,
+) -> Response {
+    if let Some(r) = gate(sb, headers).await {
         return r;
     }
-    let id = try_resp!(field(&b, "contractId")).to_string();
-    let signer = try_resp!(field(&b, "signer")).to_string();
-    let idx = try_resp!(milestone_index(&b));
-    try_resp!(escrow_or_error(&sb, &id, MULTI));
+    let id = try_resp!(field(b, "contractId")).to_string();
+    let signer = try_resp!(field(b, signer_field)).to_string();
+    let idx = try_resp!(milestone_index(b));
+    try_resp!(escrow_or_error(sb, &id, MULTI));
     build(
-        &sb,
+        sb,
         &signer,
         &id,
-        "dispute_milestone",
+        function,
         vec![sc_addr(&signer), sc_i128(idx)],
     )
+}
+
+/// `distributions: [{address, amount}]` as the contract's `Map<Address, i128>`.
+fn distributions_arg(b: &Value) -> Result<ScVal, Box<Response>> {
+    let mut entries = Vec::new();
+    for d in b["distributions"].as_array().cloned().unwrap_or_default() {
+        let (Some(addr), Some(amount)) = (d["address"].as_str(), units(&d["amount"])) else {
+            return Err(Box::new(nest_error(
+                StatusCode::BAD_REQUEST,
+                json!(["distributions must be [{address, amount}]"]),
+            )));
+        };
+        entries.push((sc_addr(addr), sc_i128(amount)));
+    }
+    Ok(sc_map(entries))
 }
 
 async fn resolve_milestone(
@@ -1519,22 +1531,13 @@ async fn resolve_milestone(
     let resolver = try_resp!(field(&b, "disputeResolver")).to_string();
     let idx = try_resp!(milestone_index(&b));
     try_resp!(escrow_or_error(&sb, &id, MULTI));
-    let mut entries = Vec::new();
-    for d in b["distributions"].as_array().cloned().unwrap_or_default() {
-        let (Some(addr), Some(amount)) = (d["address"].as_str(), units(&d["amount"])) else {
-            return nest_error(
-                StatusCode::BAD_REQUEST,
-                json!(["distributions must be [{address, amount}]"]),
-            );
-        };
-        entries.push((sc_addr(addr), sc_i128(amount)));
-    }
+    let distributions = try_resp!(distributions_arg(&b));
     build(
         &sb,
         &resolver,
         &id,
         "resolve_milestone_dispute",
-        vec![sc_addr(&resolver), sc_i128(idx), sc_map(entries)],
+        vec![sc_addr(&resolver), sc_i128(idx), distributions],
     )
 }
 
