@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod money;
 pub mod pagination;
 pub mod services;
+pub mod stellar;
 pub mod store;
 
 pub use error::{Error, ErrorCode, Result};

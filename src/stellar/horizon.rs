@@ -1,0 +1,302 @@
+//! Horizon client (research/trustless-stellar.md §D): accounts, form-encoded submission,
+//! transactions by hash, payment pages.
+//!
+//! Submission outcomes are three-valued: applied, failed (with Horizon's result codes),
+//! or **unknown** (504 `timeout`, another 5xx, a transport error). An unknown outcome is
+//! settled by [`Horizon::submit_settled`]: poll `GET /transactions/{hash}` and resubmit
+//! only the identical envelope until it lands or its `max_time` has passed — never a new
+//! transaction, so nothing is paid twice. Submissions from one account are serialised by
+//! [`Horizon::account_lock`] (sequence numbers).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::money::Amount;
+use crate::stellar::tx::SignedEnvelope;
+
+/// A balance line of an account (amounts in base units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalanceLine {
+    /// `native`, `credit_alphanum4`, `credit_alphanum12`.
+    pub asset_type: String,
+    pub asset_code: Option<String>,
+    pub asset_issuer: Option<String>,
+    pub balance: Amount,
+    pub limit: Option<Amount>,
+}
+
+/// `GET /accounts/{id}`.
+#[derive(Clone, Debug)]
+pub struct AccountInfo {
+    pub id: String,
+    pub sequence: i64,
+    pub balances: Vec<BalanceLine>,
+    pub num_sponsored: i64,
+}
+
+impl AccountInfo {
+    /// The balance of a credit asset; `None` without a trustline.
+    pub fn credit(&self, code: &str, issuer: &str) -> Option<Amount> {
+        self.balances
+            .iter()
+            .find(|b| {
+                b.asset_code.as_deref() == Some(code) && b.asset_issuer.as_deref() == Some(issuer)
+            })
+            .map(|b| b.balance)
+    }
+
+    pub fn native(&self) -> Amount {
+        self.balances
+            .iter()
+            .find(|b| b.asset_type == "native")
+            .map(|b| b.balance)
+            .unwrap_or(Amount::ZERO)
+    }
+}
+
+/// What happened to a submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// In a ledger and successful.
+    Applied { hash: String, ledger: i64 },
+    /// Rejected or failed, with Horizon's `result_codes`.
+    Failed {
+        hash: String,
+        tx_code: String,
+        op_codes: Vec<String>,
+    },
+    /// Not known (504, 5xx, transport): must be settled by the hash.
+    Unknown { hash: String, reason: String },
+}
+
+/// A Horizon server.
+#[derive(Clone)]
+pub struct Horizon {
+    base: Url,
+    http: reqwest::Client,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+fn provider(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::ProviderError, message)
+}
+
+fn amount(v: &Value) -> Option<Amount> {
+    v.as_str().and_then(|s| Amount::parse(s).ok())
+}
+
+impl Horizon {
+    /// A client for the Horizon at `base` (10 s per request).
+    pub fn new(base: Url) -> Result<Horizon> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        Ok(Horizon {
+            base,
+            http,
+            locks: Arc::default(),
+        })
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.base
+            .join(path)
+            .map_err(|e| Error::internal(format!("horizon url: {e}")))
+    }
+
+    /// A lock held while building, signing and submitting a transaction of `account`,
+    /// so its sequence numbers are used one at a time.
+    pub fn account_lock(&self, account: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(account.to_string()).or_default().clone()
+    }
+
+    /// `GET /`: the network passphrase this Horizon serves.
+    pub async fn network_passphrase(&self) -> Result<String> {
+        let v: Value = self
+            .http
+            .get(self.url("/")?)
+            .send()
+            .await
+            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?
+            .json()
+            .await
+            .map_err(|e| provider(format!("Horizon root: {e}")))?;
+        v["network_passphrase"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| provider("Horizon root has no network_passphrase"))
+    }
+
+    /// `GET /accounts/{id}`; `None` when the account does not exist (404).
+    pub async fn account(&self, id: &str) -> Result<Option<AccountInfo>> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/accounts/{id}"))?)
+            .send()
+            .await
+            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon GET /accounts answered {}",
+                resp.status()
+            )));
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| provider(format!("account JSON: {e}")))?;
+        let sequence = v["sequence"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| provider("account without sequence"))?;
+        let balances = v["balances"]
+            .as_array()
+            .map(|bs| {
+                bs.iter()
+                    .filter_map(|b| {
+                        Some(BalanceLine {
+                            asset_type: b["asset_type"].as_str()?.to_string(),
+                            asset_code: b["asset_code"].as_str().map(str::to_string),
+                            asset_issuer: b["asset_issuer"].as_str().map(str::to_string),
+                            balance: amount(&b["balance"])?,
+                            limit: amount(&b["limit"]),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(AccountInfo {
+            id: id.to_string(),
+            sequence,
+            balances,
+            num_sponsored: v["num_sponsored"].as_i64().unwrap_or(0),
+        }))
+    }
+
+    /// `POST /transactions` (form-encoded `tx`), once.
+    pub async fn submit(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
+        let sent = self
+            .http
+            .post(self.url("/transactions")?)
+            .form(&[("tx", env.xdr.as_str())])
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(SubmitOutcome::Unknown {
+                    hash: env.hash.clone(),
+                    reason: format!("transport: {e}"),
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok(match status {
+            200 => SubmitOutcome::Applied {
+                hash: body["hash"].as_str().unwrap_or(&env.hash).to_string(),
+                ledger: body["ledger"].as_i64().unwrap_or(0),
+            },
+            400 if body["extras"]["result_codes"].is_object() => SubmitOutcome::Failed {
+                hash: env.hash.clone(),
+                tx_code: body["extras"]["result_codes"]["transaction"]
+                    .as_str()
+                    .unwrap_or("tx_failed")
+                    .to_string(),
+                op_codes: body["extras"]["result_codes"]["operations"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            400..=499 if status != 429 => {
+                return Err(provider(format!(
+                    "Horizon refused the transaction ({status}): {}",
+                    body["title"].as_str().unwrap_or("bad request")
+                )));
+            }
+            _ => SubmitOutcome::Unknown {
+                hash: env.hash.clone(),
+                reason: format!("HTTP {status}"),
+            },
+        })
+    }
+
+    /// `GET /transactions/{hash}`: `Some(successful, ledger)` once ingested.
+    pub async fn transaction(&self, hash: &str) -> Result<Option<(bool, i64)>> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/transactions/{hash}"))?)
+            .send()
+            .await
+            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            200 => {
+                let v: Value = resp
+                    .json()
+                    .await
+                    .map_err(|e| provider(format!("transaction JSON: {e}")))?;
+                Ok(Some((
+                    v["successful"].as_bool().unwrap_or(false),
+                    v["ledger"].as_i64().unwrap_or(0),
+                )))
+            }
+            s => Err(provider(format!("Horizon GET /transactions answered {s}"))),
+        }
+    }
+
+    /// Submits and settles: on an unknown outcome, polls the hash and resubmits the
+    /// identical envelope until it is known or `max_time` has passed (then it can never
+    /// land: `Failed` with `tx_too_late`). Never builds a new transaction.
+    pub async fn submit_settled(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.submit(env).await? {
+                SubmitOutcome::Unknown { reason, .. } => {
+                    tracing::warn!(hash = %env.hash, %reason, "transaction outcome unknown; settling by hash");
+                    match self.transaction(&env.hash).await {
+                        Ok(Some((true, ledger))) => {
+                            return Ok(SubmitOutcome::Applied {
+                                hash: env.hash.clone(),
+                                ledger,
+                            });
+                        }
+                        Ok(Some((false, _))) => {
+                            return Ok(SubmitOutcome::Failed {
+                                hash: env.hash.clone(),
+                                tx_code: "tx_failed".into(),
+                                op_codes: Vec::new(),
+                            });
+                        }
+                        _ => {}
+                    }
+                    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+                    if env.max_time != 0 && now > env.max_time + 5 {
+                        return Ok(SubmitOutcome::Failed {
+                            hash: env.hash.clone(),
+                            tx_code: "tx_too_late".into(),
+                            op_codes: Vec::new(),
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                known => return Ok(known),
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Stellar core: keys and strkeys ([`keys`]), the network a deployment is bound to
+//! ([`network`]), transaction envelopes built and signed with `stellar-xdr` ([`tx`]),
+//! and the Horizon client ([`horizon`]). See research/trustless-stellar.md §C–§E.
+
+pub mod horizon;
+pub mod keys;
+pub mod network;
+pub mod tx;
