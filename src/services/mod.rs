@@ -3,4 +3,5 @@ pub mod idempotency;
 pub mod keys;
 pub mod orders;
 pub mod users;
+pub mod wallets;
 pub mod webhooks;

@@ -117,14 +117,32 @@ impl Horizon {
         locks.entry(account.to_string()).or_default().clone()
     }
 
+    /// GET with bounded retries of transient answers (429, 5xx, transport errors):
+    /// reads are idempotent, so up to 4 attempts with 200 ms, 400 ms, 800 ms pauses.
+    async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        let url = self.url(path)?;
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let r = self.http.get(url.clone()).send().await;
+            let transient = match &r {
+                Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
+                Err(_) => true,
+            };
+            if !transient || attempt == 4 {
+                return r.map_err(|e| provider(format!("Horizon unreachable: {e}")));
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
+    }
+
     /// `GET /`: the network passphrase this Horizon serves.
     pub async fn network_passphrase(&self) -> Result<String> {
         let v: Value = self
-            .http
-            .get(self.url("/")?)
-            .send()
-            .await
-            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?
+            .get("/")
+            .await?
             .json()
             .await
             .map_err(|e| provider(format!("Horizon root: {e}")))?;
@@ -136,12 +154,7 @@ impl Horizon {
 
     /// `GET /accounts/{id}`; `None` when the account does not exist (404).
     pub async fn account(&self, id: &str) -> Result<Option<AccountInfo>> {
-        let resp = self
-            .http
-            .get(self.url(&format!("/accounts/{id}"))?)
-            .send()
-            .await
-            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?;
+        let resp = self.get(&format!("/accounts/{id}")).await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
         }
@@ -237,12 +250,7 @@ impl Horizon {
 
     /// `GET /transactions/{hash}`: `Some(successful, ledger)` once ingested.
     pub async fn transaction(&self, hash: &str) -> Result<Option<(bool, i64)>> {
-        let resp = self
-            .http
-            .get(self.url(&format!("/transactions/{hash}"))?)
-            .send()
-            .await
-            .map_err(|e| provider(format!("Horizon unreachable: {e}")))?;
+        let resp = self.get(&format!("/transactions/{hash}")).await?;
         match resp.status().as_u16() {
             404 => Ok(None),
             200 => {

@@ -252,6 +252,26 @@ pub fn add_signature(
     })
 }
 
+/// A stored signed envelope again as a [`SignedEnvelope`] (hash and max time computed).
+pub fn signed_from_xdr(b64: &str, network: &StellarNetwork) -> Result<SignedEnvelope> {
+    let TransactionEnvelope::Tx(v1) = decode_envelope(b64)? else {
+        return Err(Error::internal("stored envelope is not a v1 transaction"));
+    };
+    let hash = v1
+        .tx
+        .hash(network.id)
+        .map_err(|e| Error::internal(format!("hash: {e}")))?;
+    let max_time = match &v1.tx.cond {
+        Preconditions::Time(tb) => tb.max_time.0,
+        _ => 0,
+    };
+    Ok(SignedEnvelope {
+        xdr: b64.to_string(),
+        hash: hex::encode(hash),
+        max_time,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,426 @@
+//! Invisible Stellar wallets (DESIGN §7; research/trustless-stellar.md §C.7).
+//!
+//! Every user gets a wallet at creation (crypto mode): an ed25519 keypair whose seed is
+//! sealed by the [`Vault`] with the wallet id as associated data. A platform wallet is
+//! created at first start; on the sandbox and testnet it is funded by Friendbot, on
+//! mainnet the operator funds it.
+//!
+//! **Activation** is one transaction sourced and paid by the platform: begin
+//! sponsoring → create the account with 0 XLM → USDC trustline (signed by the wallet) →
+//! end sponsoring → a small XLM float to the wallet. The platform carries the reserves
+//! (1.5 XLM locked per wallet) and sends the float (default 1 XLM) so the wallet can pay
+//! the fees of the Soroban transactions Trustless Work sources from it (≈0.005 XLM
+//! each). Payments that OfferHub builds itself use the platform as transaction source,
+//! so they cost the wallet nothing.
+//!
+//! Activation is a saga: the signed envelope and its hash are stored **before**
+//! submission. A retry or a restart resubmits that identical envelope and settles an
+//! unknown outcome by its hash; only a definitive failure (e.g. `tx_too_late`,
+//! `tx_bad_seq`) lets a new envelope be built. Status: `PENDING_ACTIVATION`, `ACTIVE`,
+//! `FAILED` (+ reason).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::context::Context;
+use crate::error::{Error, ErrorCode, Result};
+use crate::ids::{IdKind, new_id};
+use crate::money::Amount;
+use crate::stellar::horizon::{Horizon, SubmitOutcome};
+use crate::stellar::keys::{Keypair, parse_account};
+use crate::stellar::network::StellarNetwork;
+use crate::stellar::tx::{self, CreditAsset};
+use crate::store::Store;
+use crate::vault::Vault;
+
+/// How long an activation envelope stays valid.
+const ACTIVATION_VALIDITY_SECS: i64 = 120;
+
+/// What wallet code needs to reach the network.
+pub struct StellarContext {
+    pub horizon: Horizon,
+    pub network: StellarNetwork,
+    /// USDC: code and issuer.
+    pub usdc: CreditAsset,
+    pub usdc_issuer: String,
+    pub vault: Arc<Vault>,
+    /// XLM (stroops) sent to each wallet at activation.
+    pub float_stroops: i64,
+    /// Friendbot base URL (`…/friendbot` on the sandbox, friendbot.stellar.org on
+    /// testnet); `None` on mainnet.
+    pub friendbot: Option<url::Url>,
+}
+
+/// `USER` or `PLATFORM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WalletKind {
+    User,
+    Platform,
+}
+
+impl WalletKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            WalletKind::User => "USER",
+            WalletKind::Platform => "PLATFORM",
+        }
+    }
+}
+
+/// A wallet as the API shows it (never the secret).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wallet {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub kind: String,
+    pub public_key: String,
+    /// `PENDING_ACTIVATION`, `ACTIVE` or `FAILED`.
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub activation_hash: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip)]
+    pub key_id: String,
+    #[serde(skip)]
+    sealed_secret: String,
+    #[serde(skip)]
+    activation_envelope: Option<String>,
+}
+
+const COLUMNS: &str = "id, user_id, kind, public_key, sealed_secret, key_id, status, failure_reason, \
+     activation_envelope, activation_hash, created_at, updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Wallet> {
+    Ok(Wallet {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        kind: r.try_get("kind")?,
+        public_key: r.try_get("public_key")?,
+        sealed_secret: r.try_get("sealed_secret")?,
+        key_id: r.try_get("key_id")?,
+        status: r.try_get("status")?,
+        failure_reason: r.try_get("failure_reason")?,
+        activation_envelope: r.try_get("activation_envelope")?,
+        activation_hash: r.try_get("activation_hash")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+async fn by(store: &Store, column: &'static str, value: &str) -> Result<Option<Wallet>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM wallets WHERE {column} = $1"
+    )))
+    .bind(value)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The wallet of a user; 404 `NOT_FOUND` when it has none.
+pub async fn for_user(store: &Store, user_id: &str) -> Result<Wallet> {
+    by(store, "user_id", user_id)
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("User {user_id} has no wallet")))
+}
+
+/// The platform wallet, when created.
+pub async fn platform(store: &Store) -> Result<Option<Wallet>> {
+    by(store, "kind", "PLATFORM").await
+}
+
+/// Creates a wallet (idempotent per user). Audited as `wallet.created`.
+pub async fn create(
+    store: &Store,
+    ctx: &Context,
+    sc: &StellarContext,
+    kind: WalletKind,
+    user_id: Option<&str>,
+) -> Result<Wallet> {
+    if let Some(u) = user_id
+        && let Some(w) = by(store, "user_id", u).await?
+    {
+        return Ok(w);
+    }
+    if kind == WalletKind::Platform
+        && let Some(w) = platform(store).await?
+    {
+        return Ok(w);
+    }
+    let kp = Keypair::random();
+    let id = new_id(IdKind::Wallet);
+    let sealed = sc.vault.seal(&id, kp.seed().as_slice())?;
+    let now = crate::clock::now();
+    let mut tx = store.begin_for(ctx).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO wallets (id, user_id, kind, public_key, sealed_secret, key_id, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING_ACTIVATION', $7, $7) ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(kp.public_key())
+    .bind(&sealed)
+    .bind(sc.vault.current_key_id())
+    .bind(&now)
+    .execute(tx.conn())
+    .await?;
+    if inserted.rows_affected() == 0 {
+        drop(tx);
+        return for_user(store, user_id.unwrap_or_default()).await;
+    }
+    tx.audit(
+        ctx.audit("wallet.created", "wallet", &id)
+            .after(serde_json::json!({ "userId": user_id, "kind": kind.as_str(), "publicKey": kp.public_key() })),
+    );
+    tx.commit().await?;
+    by(store, "id", &id)
+        .await?
+        .ok_or_else(|| Error::internal("wallet vanished"))
+}
+
+/// The wallet's keypair (opened from the vault).
+pub fn keypair(sc: &StellarContext, w: &Wallet) -> Result<Keypair> {
+    let seed = sc.vault.open(&w.id, &w.sealed_secret)?;
+    let arr: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::internal("wallet seed has a wrong length"))?;
+    Ok(Keypair::from_seed(&arr))
+}
+
+async fn set_status(store: &Store, id: &str, status: &str, reason: Option<&str>) -> Result<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE wallets SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(crate::clock::now())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    tx.audit(
+        Context::system()
+            .audit(
+                &format!("wallet.{}", status.to_ascii_lowercase()),
+                "wallet",
+                id,
+            )
+            .after(serde_json::json!({ "status": status, "reason": reason })),
+    );
+    tx.commit().await
+}
+
+/// Creates (once) and prepares the platform wallet: funded by Friendbot where there is
+/// one, with a USDC trustline (it receives platform fees). On mainnet an unfunded
+/// platform account leaves it `PENDING_ACTIVATION` with the reason saying what to do.
+pub async fn ensure_platform(
+    store: &Store,
+    sc: &StellarContext,
+    user_id: Option<&str>,
+) -> Result<Wallet> {
+    let w = create(store, &Context::system(), sc, WalletKind::Platform, user_id).await?;
+    if w.status == "ACTIVE" {
+        return Ok(w);
+    }
+    let kp = keypair(sc, &w)?;
+    let mut account = sc.horizon.account(&w.public_key).await?;
+    if account.is_none() {
+        let Some(fb) = &sc.friendbot else {
+            let reason = format!(
+                "fund the platform account {} with XLM (at least 5 XLM plus 1.5 XLM per wallet)",
+                w.public_key
+            );
+            set_status(store, &w.id, "PENDING_ACTIVATION", Some(&reason)).await?;
+            return by(store, "id", &w.id)
+                .await?
+                .ok_or_else(|| Error::internal("wallet vanished"));
+        };
+        let mut url = fb.clone();
+        url.query_pairs_mut().append_pair("addr", &w.public_key);
+        let r = reqwest::get(url)
+            .await
+            .map_err(|e| Error::new(ErrorCode::ProviderError, format!("friendbot: {e}")))?;
+        if !r.status().is_success() {
+            return Err(Error::new(
+                ErrorCode::ProviderError,
+                format!("friendbot answered {}", r.status()),
+            ));
+        }
+        account = sc.horizon.account(&w.public_key).await?;
+    }
+    let account = account.ok_or_else(|| {
+        Error::new(
+            ErrorCode::ProviderError,
+            "platform account still missing after funding",
+        )
+    })?;
+    if account.credit(&sc.usdc.code, &sc.usdc_issuer).is_none() {
+        let lock = sc.horizon.account_lock(&w.public_key);
+        let _guard = lock.lock().await;
+        let max_time =
+            u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS).unwrap_or(0);
+        let t = tx::transaction(
+            &kp.public_bytes(),
+            account.sequence + 1,
+            max_time,
+            vec![tx::change_trust(&kp.public_bytes(), &sc.usdc)],
+        )?;
+        match sc
+            .horizon
+            .submit_settled(&tx::sign(t, &sc.network, &[&kp])?)
+            .await?
+        {
+            SubmitOutcome::Applied { .. } => {}
+            other => {
+                return Err(Error::new(
+                    ErrorCode::ProviderError,
+                    format!("platform trustline failed: {other:?}"),
+                ));
+            }
+        }
+    }
+    set_status(store, &w.id, "ACTIVE", None).await?;
+    by(store, "id", &w.id)
+        .await?
+        .ok_or_else(|| Error::internal("wallet vanished"))
+}
+
+/// Runs the activation saga of one wallet to a definitive state (or leaves it pending
+/// when the network's answer stays unknown). Returns the wallet as it then is.
+pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Result<Wallet> {
+    let w = by(store, "id", wallet_id)
+        .await?
+        .ok_or_else(|| Error::internal("no such wallet"))?;
+    if w.status != "PENDING_ACTIVATION" || w.kind != "USER" {
+        return Ok(w);
+    }
+    let platform = platform(store)
+        .await?
+        .filter(|p| p.status == "ACTIVE")
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderUnavailable,
+                "the platform wallet is not active yet",
+            )
+        })?;
+    let lock = sc.horizon.account_lock(&platform.public_key);
+    let _guard = lock.lock().await;
+    // Resume: the identical envelope, never a new one, while it may still land.
+    let envelope = match &w.activation_envelope {
+        Some(xdr) => tx::signed_from_xdr(xdr, &sc.network)?,
+        None => {
+            let pkp = keypair(sc, &platform)?;
+            let wkp = keypair(sc, &w)?;
+            let seq = sc
+                .horizon
+                .account(&platform.public_key)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::ProviderError,
+                        "platform account missing on the network",
+                    )
+                })?
+                .sequence;
+            let wpk = wkp.public_bytes();
+            let max_time = u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS)
+                .unwrap_or(0);
+            let mut ops = vec![
+                tx::begin_sponsoring(&wpk),
+                tx::create_account(&wpk, 0),
+                tx::change_trust(&wpk, &sc.usdc),
+                tx::end_sponsoring(&wpk),
+            ];
+            if sc.float_stroops > 0 {
+                ops.push(tx::payment(
+                    &wpk,
+                    None,
+                    Amount::from_base_units(sc.float_stroops),
+                ));
+            }
+            let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, ops)?;
+            let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
+            let mut db = store.begin().await?;
+            sqlx::query(
+                "UPDATE wallets SET activation_envelope = $1, activation_hash = $2, \
+                 activation_attempts = activation_attempts + 1, updated_at = $3 WHERE id = $4",
+            )
+            .bind(&signed.xdr)
+            .bind(&signed.hash)
+            .bind(crate::clock::now())
+            .bind(&w.id)
+            .execute(db.conn())
+            .await?;
+            db.commit().await?;
+            signed
+        }
+    };
+    match sc.horizon.submit_settled(&envelope).await? {
+        SubmitOutcome::Applied { .. } => set_status(store, &w.id, "ACTIVE", None).await?,
+        SubmitOutcome::Failed {
+            tx_code, op_codes, ..
+        } => {
+            // Did an earlier envelope already activate it?
+            let on_chain = sc.horizon.account(&w.public_key).await?;
+            if on_chain
+                .as_ref()
+                .is_some_and(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer).is_some())
+            {
+                set_status(store, &w.id, "ACTIVE", None).await?;
+            } else if matches!(tx_code.as_str(), "tx_too_late" | "tx_bad_seq") {
+                // It can never land: a new envelope may be built on the next attempt.
+                let mut db = store.begin().await?;
+                sqlx::query(
+                    "UPDATE wallets SET activation_envelope = NULL, updated_at = $1 WHERE id = $2",
+                )
+                .bind(crate::clock::now())
+                .bind(&w.id)
+                .execute(db.conn())
+                .await?;
+                db.commit().await?;
+            } else {
+                let reason = format!("{tx_code} {}", op_codes.join(","))
+                    .trim()
+                    .to_string();
+                set_status(store, &w.id, "FAILED", Some(&reason)).await?;
+            }
+        }
+        SubmitOutcome::Unknown { .. } => {}
+    }
+    by(store, "id", &w.id)
+        .await?
+        .ok_or_else(|| Error::internal("wallet vanished"))
+}
+
+/// Activates up to `limit` pending wallets, oldest first. Returns how many became active.
+pub async fn activate_pending(store: &Store, sc: &StellarContext, limit: u32) -> Result<usize> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM wallets WHERE status = 'PENDING_ACTIVATION' AND kind = 'USER' ORDER BY seq LIMIT {limit}"
+    )))
+    .fetch_all(store.reader())
+    .await?;
+    let mut done = 0;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        match activate(store, sc, &id).await {
+            Ok(w) if w.status == "ACTIVE" => done += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(wallet_id = %id, error = %e, "wallet activation attempt failed")
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Validates a Stellar address given by a caller (`G…`, checksum); 400 naming `field`.
+pub fn validate_address(addr: &str, field: &str) -> Result<[u8; 32]> {
+    parse_account(addr, field)
+}

@@ -1,0 +1,177 @@
+//! Wallet lifecycle against the sandbox, on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use offerhub::config::{DatabaseUrl, Secret};
+use offerhub::context::Context;
+use offerhub::money::Amount;
+use offerhub::services::users::{self, NewUser, NoHooks, UserType};
+use offerhub::services::wallets::{self, StellarContext, WalletKind};
+use offerhub::stellar::horizon::Horizon;
+use offerhub::stellar::network::StellarNetwork;
+use offerhub::stellar::tx::CreditAsset;
+use offerhub::store::Store;
+use offerhub::vault::Vault;
+use offerhub_sandbox::{Sandbox, SandboxOptions, start};
+use offerhub_testkit::both_backends;
+
+async fn setup(url: &str) -> (Store, StellarContext, String) {
+    let store = Store::connect(&DatabaseUrl::new(url)).await.unwrap();
+    store.migrate().await.unwrap();
+    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+    let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let horizon = Horizon::new(base.parse().unwrap()).unwrap();
+    let network = StellarNetwork::from_passphrase(&horizon.network_passphrase().await.unwrap());
+    let issuer = sb.usdc().issuer;
+    let sc = StellarContext {
+        horizon,
+        network,
+        usdc: CreditAsset {
+            code: "USDC".into(),
+            issuer: offerhub::stellar::keys::parse_account(&issuer, "issuer").unwrap(),
+        },
+        usdc_issuer: issuer,
+        vault: Arc::new(Vault::new(&Secret::new(hex::encode([9u8; 32])), &[]).unwrap()),
+        float_stroops: 10_000_000,
+        friendbot: Some(format!("{base}/friendbot").parse().unwrap()),
+    };
+    (store, sc, base)
+}
+
+async fn user(store: &Store, ext: &str) -> String {
+    users::create(
+        store,
+        &Context::system(),
+        &NoHooks,
+        NewUser {
+            external_user_id: ext.into(),
+            email: None,
+            user_type: UserType::Both,
+        },
+    )
+    .await
+    .unwrap()
+    .0
+    .id
+}
+
+async fn lifecycle(url: String) {
+    let (store, sc, base) = setup(&url).await;
+    let platform = wallets::ensure_platform(&store, &sc, None).await.unwrap();
+    assert_eq!(platform.status, "ACTIVE");
+    let p = sc
+        .horizon
+        .account(&platform.public_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.credit("USDC", &sc.usdc_issuer), Some(Amount::ZERO));
+    // Idempotent.
+    assert_eq!(
+        wallets::ensure_platform(&store, &sc, None)
+            .await
+            .unwrap()
+            .id,
+        platform.id
+    );
+
+    let u = user(&store, "w1").await;
+    let w = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
+        .await
+        .unwrap();
+    assert_eq!(w.status, "PENDING_ACTIVATION");
+    assert_eq!(
+        wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
+            .await
+            .unwrap()
+            .id,
+        w.id
+    );
+    // The secret is sealed: the stored value is not the seed and opens only for this wallet.
+    let kp = wallets::keypair(&sc, &w).unwrap();
+    assert_eq!(kp.public_key(), w.public_key);
+    let sealed: String = sqlx::query_scalar("SELECT sealed_secret FROM wallets WHERE id = $1")
+        .bind(&w.id)
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("v1."));
+    assert!(!sealed.contains(kp.secret().as_str()));
+
+    // A transient 503 from Horizon is retried.
+    reqwest::Client::new()
+        .post(format!("{base}/_sandbox/faults"))
+        .json(&serde_json::json!({ "fail5xx": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let w = wallets::activate(&store, &sc, &w.id).await.unwrap();
+    assert_eq!(w.status, "ACTIVE", "{:?}", w.failure_reason);
+    let a = sc.horizon.account(&w.public_key).await.unwrap().unwrap();
+    assert_eq!(a.credit("USDC", &sc.usdc_issuer), Some(Amount::ZERO));
+    assert_eq!(
+        a.native(),
+        Amount::from_base_units(10_000_000),
+        "the XLM float arrived"
+    );
+    assert_eq!(a.num_sponsored, 3);
+
+    // A "restart" with the envelope stored: it is resubmitted, never signed anew.
+    let platform_seq = sc
+        .horizon
+        .account(&platform.public_key)
+        .await
+        .unwrap()
+        .unwrap()
+        .sequence;
+    sqlx::query("UPDATE wallets SET status = 'PENDING_ACTIVATION' WHERE id = $1")
+        .bind(&w.id)
+        .execute(store.reader())
+        .await
+        .unwrap();
+    let again = wallets::activate(&store, &sc, &w.id).await.unwrap();
+    assert_eq!(again.status, "ACTIVE");
+    assert_eq!(again.activation_hash, w.activation_hash);
+    assert_eq!(
+        sc.horizon
+            .account(&platform.public_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        platform_seq,
+        "no new transaction"
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT activation_attempts FROM wallets WHERE id = $1")
+        .bind(&w.id)
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+
+    // A 504 after applying is settled through the hash.
+    let u2 = user(&store, "w2").await;
+    let w2 = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u2))
+        .await
+        .unwrap();
+    reqwest::Client::new()
+        .post(format!("{base}/_sandbox/faults"))
+        .json(&serde_json::json!({ "timeoutAfterApply": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wallets::activate_pending(&store, &sc, 10).await.unwrap(), 1);
+    assert_eq!(
+        wallets::for_user(&store, &u2).await.unwrap().status,
+        "ACTIVE"
+    );
+    let _ = w2;
+    assert!(matches!(
+        offerhub::audit::verify(&store).await.unwrap(),
+        offerhub::audit::Verification::Intact { .. }
+    ));
+}
+both_backends!(wallet_lifecycle, lifecycle);
