@@ -7,6 +7,7 @@ pub mod events;
 pub mod middleware;
 pub mod routes;
 pub mod state;
+pub mod wallets;
 pub mod workers;
 
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router {
             post(routes::users::adjust),
         )
         .route("/balances/{id}", get(routes::users::balance))
+        .route("/users/{id}/wallet", get(wallets::get_wallet))
+        .route("/users/{id}/wallet/deposit", get(wallets::deposit))
         .route("/audit/logs", get(routes::audit::list))
         .route(
             "/orders",
@@ -135,7 +138,11 @@ pub async fn serve_on(
         .local_addr()
         .map_err(|e| Error::internal(format!("listener: {e}")))?;
     tracing::info!(%addr, backend = store.backend().as_str(), network = config.network.as_str(), "OfferHub listening");
-    let state = AppState::new(store.clone(), config);
+    let stellar = wallets::context(&config).await?;
+    let mut state = AppState::new(store.clone(), config);
+    if let Some(sc) = stellar {
+        state = state.with_stellar(sc);
+    }
     workers::start(&state);
     let app = router(state);
     axum::serve(listener, app)

@@ -21,6 +21,10 @@ pub struct AppState {
     pub user_hooks: Arc<dyn UserHooks>,
     /// Fan-out of committed events to SSE subscribers.
     pub events: Arc<crate::events::EventHub>,
+    /// Crypto mode: wallets on Stellar (`None` otherwise).
+    pub stellar: Option<Arc<offerhub::services::wallets::StellarContext>>,
+    /// Wakes the wallet activation worker.
+    pub wallet_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -38,7 +42,21 @@ impl AppState {
             started_at: Instant::now(),
             user_hooks: Arc::new(NoHooks),
             events,
+            stellar: None,
+            wallet_wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Crypto mode: new users get wallets (activated by the worker that
+    /// [`crate::workers::start`] runs).
+    pub fn with_stellar(mut self, sc: Arc<offerhub::services::wallets::StellarContext>) -> Self {
+        self.user_hooks = Arc::new(crate::wallets::WalletProvisioner {
+            store: self.store.clone(),
+            stellar: sc.clone(),
+            wake: self.wallet_wake.clone(),
+        });
+        self.stellar = Some(sc);
+        self
     }
 }
 

@@ -1,5 +1,5 @@
-//! Background workers of the daemon: the webhook dispatcher/sender and the purge of
-//! expired idempotency records. Each loop survives errors (logged) and wakes on new
+//! Background workers of the daemon: wallet activation (crypto mode), the webhook
+//! dispatcher/sender and the purge of expired idempotency records. Each loop survives errors (logged) and wakes on new
 //! events or a short tick.
 
 use std::time::Duration;
@@ -10,6 +10,14 @@ use crate::state::AppState;
 
 /// Starts every worker on the current runtime.
 pub fn start(state: &AppState) {
+    if let Some(sc) = &state.stellar {
+        tokio::spawn(crate::wallets::activation_worker(
+            state.store.clone(),
+            sc.clone(),
+            state.config.platform_user_id.clone(),
+            state.wallet_wake.clone(),
+        ));
+    }
     let s = state.clone();
     tokio::spawn(async move { webhook_loop(s).await });
     let s = state.clone();

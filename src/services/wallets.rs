@@ -420,6 +420,31 @@ pub async fn activate_pending(store: &Store, sc: &StellarContext, limit: u32) ->
     Ok(done)
 }
 
+/// Creates wallets for users that have none (a crash between creating a user and its
+/// wallet, or users created before crypto mode). Returns how many were created.
+pub async fn backfill(store: &Store, sc: &StellarContext, limit: u32) -> Result<usize> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT u.id FROM users u LEFT JOIN wallets w ON w.user_id = u.id \
+         WHERE w.id IS NULL ORDER BY u.seq LIMIT {limit}"
+    )))
+    .fetch_all(store.reader())
+    .await?;
+    let mut n = 0;
+    for r in rows {
+        let user_id: String = r.try_get("id")?;
+        create(
+            store,
+            &Context::system(),
+            sc,
+            WalletKind::User,
+            Some(&user_id),
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Validates a Stellar address given by a caller (`G…`, checksum); 400 naming `field`.
 pub fn validate_address(addr: &str, field: &str) -> Result<[u8; 32]> {
     parse_account(addr, field)

@@ -38,6 +38,23 @@ pub async fn app_with_workers(url: &str, extra: &[(&str, &str)]) -> TestApp {
     build(url, extra, true).await
 }
 
+/// Like [`app_with_workers`], in crypto mode against an embedded sandbox network.
+/// Returns the app and the sandbox's base URL.
+pub async fn app_with_sandbox(url: &str, extra: &[(&str, &str)]) -> (TestApp, String) {
+    let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions::default()).unwrap();
+    let addr = offerhub_sandbox::start(sb, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let key = "ab".repeat(32);
+    let mut all: Vec<(&str, &str)> = vec![
+        ("STELLAR_HORIZON_URL", base.as_str()),
+        ("WALLET_ENCRYPTION_KEY", key.as_str()),
+    ];
+    all.extend_from_slice(extra);
+    (build(url, &all, true).await, base)
+}
+
 async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("DATABASE_URL".into(), url.into());
@@ -50,7 +67,13 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
-    let state = AppState::new(store.clone(), config);
+    let stellar = offerhub_daemon::wallets::context(&config)
+        .await
+        .expect("stellar context");
+    let mut state = AppState::new(store.clone(), config);
+    if let Some(sc) = stellar {
+        state = state.with_stellar(sc);
+    }
     if workers {
         offerhub_daemon::workers::start(&state);
     }

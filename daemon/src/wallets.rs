@@ -1,0 +1,203 @@
+//! Crypto mode in the daemon: the Stellar context built at start, the user-creation
+//! hook that gives every new user a wallet, the activation worker, and the wallet
+//! endpoints (`GET /users/{id}/wallet`, `GET /users/{id}/wallet/deposit`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use futures_util::future::BoxFuture;
+use offerhub::config::{Config, Network, PaymentProvider};
+use offerhub::context::Context;
+use offerhub::error::{Error, ErrorCode, Result};
+use offerhub::services::users::{self, User, UserHooks};
+use offerhub::services::wallets::{self, StellarContext, WalletKind};
+use offerhub::stellar::horizon::Horizon;
+use offerhub::stellar::network::StellarNetwork;
+use offerhub::stellar::tx::CreditAsset;
+use offerhub::store::Store;
+use offerhub::vault::Vault;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::api::{ApiResult, Auth, Read, respond};
+use crate::state::AppState;
+
+/// XLM float sent to each wallet at activation: 1 XLM (stroops).
+pub const WALLET_FLOAT_STROOPS: i64 = 10_000_000;
+
+/// Builds the Stellar context for crypto mode; `None` when the deployment is not in
+/// crypto mode or has no Horizon. Fails when Horizon serves another network than
+/// configured (a signature for the wrong network would be refused as `tx_bad_auth`).
+pub async fn context(config: &Config) -> Result<Option<Arc<StellarContext>>> {
+    if config.payment_provider != PaymentProvider::Crypto {
+        return Ok(None);
+    }
+    let (Some(horizon_url), Some(key)) = (&config.horizon_url, &config.wallet_encryption_key)
+    else {
+        return Ok(None);
+    };
+    let horizon = Horizon::new(horizon_url.clone())?;
+    let served = horizon.network_passphrase().await?;
+    let network = match StellarNetwork::for_config(config.network) {
+        Some(n) if n.passphrase != served => {
+            return Err(Error::new(
+                ErrorCode::ProviderError,
+                format!(
+                    "STELLAR_HORIZON_URL serves {served:?}, not the {} network",
+                    config.network.as_str()
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => StellarNetwork::from_passphrase(&served),
+    };
+    let issuer = match &config.usdc_issuer {
+        Some(i) => i.clone(),
+        None => {
+            // The sandbox publishes its USDC issuer.
+            let info: serde_json::Value = reqwest::get(
+                horizon_url
+                    .join("/_sandbox/info")
+                    .map_err(|e| Error::internal(e.to_string()))?,
+            )
+            .await
+            .map_err(|e| Error::new(ErrorCode::ProviderError, format!("sandbox info: {e}")))?
+            .json()
+            .await
+            .map_err(|e| Error::new(ErrorCode::ProviderError, format!("sandbox info: {e}")))?;
+            info["usdc"]["issuer"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    Error::new(ErrorCode::ProviderError, "sandbox info has no USDC issuer")
+                })?
+        }
+    };
+    let friendbot = match config.network {
+        Network::Sandbox => horizon_url.join("/friendbot").ok(),
+        Network::Testnet => "https://friendbot.stellar.org/".parse().ok(),
+        Network::Mainnet => None,
+    };
+    Ok(Some(Arc::new(StellarContext {
+        horizon,
+        network,
+        usdc: CreditAsset {
+            code: config.usdc_asset_code.clone(),
+            issuer: offerhub::stellar::keys::parse_account(&issuer, "STELLAR_USDC_ISSUER")?,
+        },
+        usdc_issuer: issuer,
+        vault: Arc::new(Vault::new(key, &[])?),
+        float_stroops: WALLET_FLOAT_STROOPS,
+        friendbot,
+    })))
+}
+
+/// Gives each new user a wallet (a database row; the activation worker puts it on chain).
+pub struct WalletProvisioner {
+    pub store: Store,
+    pub stellar: Arc<StellarContext>,
+    pub wake: Arc<Notify>,
+}
+
+impl UserHooks for WalletProvisioner {
+    fn user_created<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            wallets::create(
+                &self.store,
+                &Context::system(),
+                &self.stellar,
+                WalletKind::User,
+                Some(&user.id),
+            )
+            .await?;
+            self.wake.notify_one();
+            Ok(())
+        })
+    }
+}
+
+/// Prepares the platform wallet, then activates pending wallets (and backfills users
+/// without one) whenever woken or every 2 s.
+pub async fn activation_worker(
+    store: Store,
+    sc: Arc<StellarContext>,
+    platform_user: Option<String>,
+    wake: Arc<Notify>,
+) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match wallets::ensure_platform(&store, &sc, platform_user.as_deref()).await {
+            Ok(w) if w.status == "ACTIVE" => break,
+            Ok(w) => tracing::warn!(reason = ?w.failure_reason, "platform wallet not active yet"),
+            Err(e) => tracing::warn!(error = %e, "platform wallet setup failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+    loop {
+        if let Err(e) = wallets::backfill(&store, &sc, 100).await {
+            tracing::warn!(error = %e, "wallet backfill failed");
+        }
+        if let Err(e) = wallets::activate_pending(&store, &sc, 50).await {
+            tracing::warn!(error = %e, "wallet activation pass failed");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), wake.notified()).await;
+    }
+}
+
+fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
+    state.stellar.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Wallets need crypto mode with a reachable Horizon",
+        )
+    })
+}
+
+/// `{id, publicKey, status, failureReason, activationHash, balances: {usdc, xlm}}`;
+/// balances are read from the network (null until the account exists).
+pub async fn get_wallet(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    users::get(&state.store, &id).await?;
+    let sc = crypto(&state)?;
+    let w = wallets::for_user(&state.store, &id).await?;
+    let on_chain = sc.horizon.account(&w.public_key).await.ok().flatten();
+    let mut body = serde_json::to_value(&w).unwrap_or_default();
+    body["balances"] = match on_chain {
+        Some(a) => json!({
+            "usdc": a.credit(&sc.usdc.code, &sc.usdc_issuer).map(|b| b.to_string()),
+            "xlm": a.native().to_string(),
+        }),
+        None => json!({ "usdc": null, "xlm": null }),
+    };
+    Ok(respond(StatusCode::OK, &auth.request_id, body))
+}
+
+/// The deposit instructions of seed 004.
+pub async fn deposit(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    users::get(&state.store, &id).await?;
+    let sc = crypto(&state)?;
+    let w = wallets::for_user(&state.store, &id).await?;
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        json!({
+            "provider": "crypto",
+            "method": "stellar_address",
+            "address": w.public_key,
+            "asset": { "code": sc.usdc.code, "issuer": sc.usdc_issuer },
+            "network": state.config.network.as_str(),
+            "walletStatus": w.status,
+            "instructions": "Send USDC to this Stellar address. Deposits are detected automatically within seconds.",
+        }),
+    ))
+}
