@@ -175,3 +175,68 @@ async fn lifecycle(url: String) {
     ));
 }
 both_backends!(wallet_lifecycle, lifecycle);
+
+async fn deposits_are_credited_exactly_once(url: String) {
+    use offerhub::services::deposits::{self, ManagedWallets};
+    let (store, sc, base) = setup(&url).await;
+    wallets::ensure_platform(&store, &sc, None).await.unwrap();
+    let u = user(&store, "d1").await;
+    let w = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
+        .await
+        .unwrap();
+    assert_eq!(
+        wallets::activate(&store, &sc, &w.id).await.unwrap().status,
+        "ACTIVE"
+    );
+    let fund = |amount: &'static str| {
+        let (base, addr) = (base.clone(), w.public_key.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/_sandbox/fund"))
+                .json(&serde_json::json!({ "address": addr, "amount": amount, "asset": "USDC" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    fund("25").await;
+    let mut managed = ManagedWallets::default();
+    assert_eq!(
+        deposits::catch_up(&store, &sc, &mut managed).await.unwrap(),
+        1
+    );
+    let b = offerhub::ledger::balance(store.reader(), &u).await.unwrap();
+    assert_eq!(b.available, Amount::parse("25").unwrap());
+    // Replaying everything from the beginning credits nothing twice.
+    sqlx::query("UPDATE monitor_state SET cursor = NULL WHERE id = 1")
+        .execute(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(
+        deposits::catch_up(&store, &sc, &mut ManagedWallets::default())
+            .await
+            .unwrap(),
+        0
+    );
+    // A deposit made while the monitor was stopped is caught up from the saved cursor.
+    fund("5").await;
+    assert_eq!(
+        deposits::catch_up(&store, &sc, &mut managed).await.unwrap(),
+        1
+    );
+    let b = offerhub::ledger::balance(store.reader(), &u).await.unwrap();
+    assert_eq!(b.available, Amount::parse("30").unwrap());
+    let credited: Vec<_> = offerhub::events::after(&store, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "balance.credited")
+        .collect();
+    assert_eq!(credited.len(), 2);
+    assert_eq!(credited[1].data["amount"], "5.00");
+    assert_eq!(credited[1].data["newAvailableBalance"], "30.00");
+    assert_eq!(credited[1].data["source"], "stellar_deposit");
+    assert!(offerhub::ledger::verify(&store).await.unwrap().is_clean());
+}
+both_backends!(deposits_once, deposits_are_credited_exactly_once);

@@ -147,6 +147,73 @@ pub async fn activation_worker(
     }
 }
 
+/// The deposit monitor: one leader among the daemons sharing a PostgreSQL database
+/// (session advisory lock on a dedicated connection); streams every payment from the
+/// saved cursor (the tip on first start) and credits managed wallets exactly once;
+/// reconnects with backoff when the stream drops.
+pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
+    use futures_util::StreamExt;
+    use offerhub::services::deposits::{self, ManagedWallets};
+    // Leadership: held for as long as this connection lives.
+    let _leader = if store.backend() == offerhub::store::Backend::Postgres {
+        loop {
+            match store.reader().acquire().await {
+                Ok(mut conn) => {
+                    let got: std::result::Result<bool, _> =
+                        sqlx::query_scalar("SELECT pg_try_advisory_lock(7301001)")
+                            .fetch_one(&mut *conn)
+                            .await;
+                    if matches!(got, Ok(true)) {
+                        tracing::info!("this daemon runs the deposit monitor");
+                        break Some(conn);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "deposit monitor: no database connection"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    } else {
+        None
+    };
+    let mut managed = ManagedWallets::default();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let cursor = match deposits::cursor(&store).await {
+            Ok(c) => c.unwrap_or_else(|| "now".to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "deposit monitor: cannot read the cursor");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        match sc.horizon.stream_payments(&cursor).await {
+            Ok(stream) => {
+                delay = Duration::from_millis(200);
+                let mut stream = std::pin::pin!(stream);
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(record) => {
+                            if let Err(e) =
+                                deposits::process_record(&store, &sc, &mut managed, &record).await
+                            {
+                                tracing::warn!(error = %e, "deposit monitor: record not processed; reconnecting");
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "deposit monitor: stream error");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deposit monitor: cannot open the stream"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
 fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
     state.stellar.as_ref().ok_or_else(|| {
         Error::new(

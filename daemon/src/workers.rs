@@ -17,6 +17,10 @@ pub fn start(state: &AppState) {
             state.config.platform_user_id.clone(),
             state.wallet_wake.clone(),
         ));
+        tokio::spawn(crate::wallets::deposit_monitor(
+            state.store.clone(),
+            sc.clone(),
+        ));
     }
     let s = state.clone();
     tokio::spawn(async move { webhook_loop(s).await });

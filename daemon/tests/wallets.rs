@@ -60,7 +60,7 @@ async fn new_user_gets_an_active_wallet(url: String) {
     assert_eq!(d.body["data"]["asset"]["code"], "USDC");
     assert_eq!(d.body["data"]["network"], "sandbox");
 
-    // A faucet deposit lands on chain (crediting the ledger is the deposit monitor's job).
+    // A faucet deposit lands on chain and the deposit monitor credits it, once.
     let r = reqwest::Client::new()
         .post(format!("{sandbox}/_sandbox/fund"))
         .json(&json!({ "address": address, "amount": "25", "asset": "USDC" }))

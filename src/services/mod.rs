@@ -1,4 +1,5 @@
 pub mod balances;
+pub mod deposits;
 pub mod idempotency;
 pub mod keys;
 pub mod orders;

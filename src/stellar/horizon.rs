@@ -79,6 +79,8 @@ pub enum SubmitOutcome {
 pub struct Horizon {
     base: Url,
     http: reqwest::Client,
+    /// For SSE: a connect timeout but no total timeout.
+    stream_http: reqwest::Client,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -97,9 +99,14 @@ impl Horizon {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
         Ok(Horizon {
             base,
             http,
+            stream_http,
             locks: Arc::default(),
         })
     }
@@ -194,6 +201,103 @@ impl Horizon {
             balances,
             num_sponsored: v["num_sponsored"].as_i64().unwrap_or(0),
         }))
+    }
+
+    /// `GET /payments?cursor=&limit=&order=asc`: the records after `cursor` (from the
+    /// beginning of history when empty), oldest first.
+    pub async fn payments_page(&self, cursor: &str, limit: u32) -> Result<Vec<Value>> {
+        let mut path = format!("/payments?order=asc&limit={}", limit.clamp(1, 200));
+        if !cursor.is_empty() {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let resp = self.get(&path).await?;
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon GET /payments answered {}",
+                resp.status()
+            )));
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| provider(format!("payments JSON: {e}")))?;
+        Ok(v["_embedded"]["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip):
+    /// yields each record (skipping `open`/`close` events) until the server closes the
+    /// stream or an error occurs. Resume by calling again with the last paging token.
+    pub async fn stream_payments(
+        &self,
+        cursor: &str,
+    ) -> Result<impl futures_util::Stream<Item = Result<Value>> + use<>> {
+        use futures_util::StreamExt;
+        let url = self.url(&format!("/payments?cursor={cursor}"))?;
+        let resp = self
+            .stream_http
+            .get(url)
+            .header("accept", "text/event-stream")
+            .header("last-event-id", cursor)
+            .send()
+            .await
+            .map_err(|e| provider(format!("Horizon stream: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon stream answered {}",
+                resp.status()
+            )));
+        }
+        let bytes = resp.bytes_stream();
+        Ok(futures_util::stream::unfold(
+            (
+                bytes,
+                String::new(),
+                std::collections::VecDeque::<Value>::new(),
+            ),
+            |(mut bytes, mut buf, mut ready)| async move {
+                loop {
+                    if let Some(v) = ready.pop_front() {
+                        return Some((Ok(v), (bytes, buf, ready)));
+                    }
+                    match bytes.next().await {
+                        None => return None,
+                        Some(Err(e)) => {
+                            return Some((
+                                Err(provider(format!("Horizon stream: {e}"))),
+                                (bytes, buf, ready),
+                            ));
+                        }
+                        Some(Ok(chunk)) => {
+                            buf.push_str(&String::from_utf8_lossy(&chunk));
+                            while let Some(end) = buf.find("\n\n") {
+                                let block: String = buf.drain(..end + 2).collect();
+                                let mut event = "";
+                                let mut data = String::new();
+                                for line in block.lines() {
+                                    if let Some(e) = line.strip_prefix("event:") {
+                                        event = e.trim();
+                                    } else if let Some(d) = line.strip_prefix("data:") {
+                                        data.push_str(d.trim_start());
+                                    }
+                                }
+                                if event == "close" {
+                                    return None;
+                                }
+                                if event.is_empty()
+                                    && let Ok(v) = serde_json::from_str::<Value>(&data)
+                                    && v.is_object()
+                                {
+                                    ready.push_back(v);
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        ))
     }
 
     /// `POST /transactions` (form-encoded `tx`), once.
