@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ClientOrderRefConflict,
     IdempotencyKeyInProgress,
     UserSuspended,
+    WithdrawalDestinationInvalid,
+    WithdrawalNotFound,
     PayloadTooLarge,
     MethodNotAllowed,
     RateLimited,
@@ -54,6 +56,8 @@ impl ErrorCode {
             ErrorCode::ClientOrderRefConflict => "CLIENT_ORDER_REF_CONFLICT",
             ErrorCode::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             ErrorCode::UserSuspended => "USER_SUSPENDED",
+            ErrorCode::WithdrawalDestinationInvalid => "WITHDRAWAL_DESTINATION_INVALID",
+            ErrorCode::WithdrawalNotFound => "WITHDRAWAL_NOT_FOUND",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -75,14 +79,17 @@ impl ErrorCode {
             ErrorCode::NotFound
             | ErrorCode::UserNotFound
             | ErrorCode::ApiKeyNotFound
-            | ErrorCode::OrderNotFound => 404,
+            | ErrorCode::OrderNotFound
+            | ErrorCode::WithdrawalNotFound => 404,
             ErrorCode::InvalidStateTransition
             | ErrorCode::IdempotencyConflict
             | ErrorCode::ClientOrderRefConflict
             | ErrorCode::IdempotencyKeyInProgress => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::InsufficientFunds | ErrorCode::UserSuspended => 422,
+            ErrorCode::InsufficientFunds
+            | ErrorCode::UserSuspended
+            | ErrorCode::WithdrawalDestinationInvalid => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::ProviderError => 502,

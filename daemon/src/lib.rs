@@ -56,6 +56,11 @@ pub fn router(state: AppState) -> Router {
         .route("/balances/{id}", get(routes::users::balance))
         .route("/users/{id}/wallet", get(wallets::get_wallet))
         .route("/users/{id}/wallet/deposit", get(wallets::deposit))
+        .route(
+            "/withdrawals",
+            post(routes::withdrawals::create).get(routes::withdrawals::list),
+        )
+        .route("/withdrawals/{id}", get(routes::withdrawals::get))
         .route("/audit/logs", get(routes::audit::list))
         .route(
             "/orders",

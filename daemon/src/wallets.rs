@@ -143,6 +143,9 @@ pub async fn activation_worker(
         if let Err(e) = wallets::activate_pending(&store, &sc, 50).await {
             tracing::warn!(error = %e, "wallet activation pass failed");
         }
+        if let Err(e) = offerhub::services::withdrawals::resume_pending(&store, &sc).await {
+            tracing::warn!(error = %e, "withdrawal resume pass failed");
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), wake.notified()).await;
     }
 }

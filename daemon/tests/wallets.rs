@@ -111,3 +111,241 @@ async fn without_crypto_mode_wallets_are_unavailable(url: String) {
     );
 }
 both_backends!(no_crypto_on, without_crypto_mode_wallets_are_unavailable);
+
+/// An external account on the sandbox with a USDC trustline.
+async fn external_account(sandbox: &str, with_trustline: bool) -> String {
+    use offerhub::stellar::{horizon::Horizon, keys::Keypair, network::StellarNetwork, tx};
+    let kp = Keypair::random();
+    reqwest::get(format!("{sandbox}/friendbot?addr={}", kp.public_key()))
+        .await
+        .unwrap();
+    if with_trustline {
+        let h = Horizon::new(sandbox.parse().unwrap()).unwrap();
+        let net = StellarNetwork::from_passphrase(&h.network_passphrase().await.unwrap());
+        let info: Value = reqwest::get(format!("{sandbox}/_sandbox/info"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let usdc = tx::CreditAsset {
+            code: "USDC".into(),
+            issuer: offerhub::stellar::keys::parse_account(
+                info["usdc"]["issuer"].as_str().unwrap(),
+                "issuer",
+            )
+            .unwrap(),
+        };
+        let seq = h.account(&kp.public_key()).await.unwrap().unwrap().sequence;
+        let t = tx::transaction(
+            &kp.public_bytes(),
+            seq + 1,
+            (chrono::Utc::now().timestamp() + 60) as u64,
+            vec![tx::change_trust(&kp.public_bytes(), &usdc)],
+        )
+        .unwrap();
+        h.submit(&tx::sign(t, &net, &[&kp]).unwrap()).await.unwrap();
+    }
+    kp.public_key()
+}
+
+async fn usdc_on_chain(sandbox: &str, account: &str) -> String {
+    let a: Value = reqwest::get(format!("{sandbox}/accounts/{account}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    a["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset_code"] == "USDC")
+        .map(|b| b["balance"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn crypto_withdrawals(url: String) {
+    let (t, sandbox) = app_with_sandbox(&url, &[]).await;
+    let (_, key) = t.key(&["read", "write"]).await;
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(r#"{"externalUserId": "seller"}"#),
+        )
+        .await;
+    let user = r.body["data"]["id"].as_str().unwrap().to_string();
+    let w = wait_active(&t, &key, &user).await;
+    let address = w["publicKey"].as_str().unwrap().to_string();
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": address, "amount": "25", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let b = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{user}/balance"),
+                Some(&key),
+                None,
+            )
+            .await;
+        if b.body["data"]["available"] == "25.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let dest = external_account(&sandbox, true).await;
+    let body = |amount: &str, dest: &str| {
+        json!({ "userId": user, "amount": amount, "destinationType": "crypto", "destinationRef": dest }).to_string()
+    };
+
+    // Destination checks and funds: 422, nothing changes.
+    let bad_checksum = format!("{}A", &dest[..55]);
+    for d in [
+        bad_checksum.as_str(),
+        "GNOPE",
+        &external_account(&sandbox, false).await,
+    ] {
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/withdrawals",
+                Some(&key),
+                Some(&body("1", d)),
+            )
+            .await;
+        assert_error(&r, 422, "WITHDRAWAL_DESTINATION_INVALID");
+        assert_eq!(r.body["error"]["details"]["field"], "destinationRef");
+    }
+    let unknown = offerhub::stellar::keys::Keypair::random().public_key();
+    assert_error(
+        &t.call(
+            "POST",
+            "/api/v1/withdrawals",
+            Some(&key),
+            Some(&body("1", &unknown)),
+        )
+        .await,
+        422,
+        "WITHDRAWAL_DESTINATION_INVALID",
+    );
+    assert_error(
+        &t.call(
+            "POST",
+            "/api/v1/withdrawals",
+            Some(&key),
+            Some(&body("26", &dest)),
+        )
+        .await,
+        422,
+        "INSUFFICIENT_FUNDS",
+    );
+
+    // A withdrawal lands on chain and the ledger matches.
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/withdrawals",
+            Some(&key),
+            Some(&body("10", &dest)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "WITHDRAWAL_COMPLETED");
+    assert!(r.body["data"]["txHash"].is_string());
+    assert_eq!(usdc_on_chain(&sandbox, &dest).await, "10.0000000");
+    assert_eq!(usdc_on_chain(&sandbox, &address).await, "15.0000000");
+    let b = t
+        .call(
+            "GET",
+            &format!("/api/v1/users/{user}/balance"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            b.body["data"]["available"].as_str(),
+            b.body["data"]["reserved"].as_str()
+        ),
+        (Some("15.00"), Some("0.00"))
+    );
+
+    // The sandbox answers 504 after applying: exactly one payment happens.
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/faults"))
+        .json(&json!({ "timeoutAfterApply": 2 }))
+        .send()
+        .await
+        .unwrap();
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/withdrawals",
+            Some(&key),
+            Some(&body("4", &dest)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "WITHDRAWAL_COMPLETED");
+    assert_eq!(
+        usdc_on_chain(&sandbox, &dest).await,
+        "14.0000000",
+        "paid exactly once"
+    );
+    let b = t
+        .call(
+            "GET",
+            &format!("/api/v1/users/{user}/balance"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(b.body["data"]["available"], "11.00");
+
+    let list = t
+        .call(
+            "GET",
+            &format!("/api/v1/withdrawals?userId={user}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
+    let h = t
+        .call(
+            "GET",
+            "/api/v1/events/history?types=withdrawal.*",
+            Some(&key),
+            None,
+        )
+        .await;
+    let types: Vec<_> = h.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "withdrawal.created",
+            "withdrawal.completed",
+            "withdrawal.created",
+            "withdrawal.completed"
+        ]
+    );
+    assert!(offerhub::ledger::verify(&t.store).await.unwrap().is_clean());
+    assert_error(
+        &t.call("GET", "/api/v1/withdrawals/wd_nope", Some(&key), None)
+            .await,
+        404,
+        "WITHDRAWAL_NOT_FOUND",
+    );
+}
+both_backends!(withdrawals_on, crypto_withdrawals);

@@ -6,3 +6,4 @@ pub mod orders;
 pub mod users;
 pub mod wallets;
 pub mod webhooks;
+pub mod withdrawals;

@@ -4,3 +4,4 @@ pub mod keys;
 pub mod orders;
 pub mod users;
 pub mod webhooks;
+pub mod withdrawals;

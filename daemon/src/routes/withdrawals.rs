@@ -1,0 +1,104 @@
+//! Withdrawals: `POST /withdrawals` (write), `GET /withdrawals?userId=` and
+//! `GET /withdrawals/{id}` (read). Crypto withdrawals pay USDC on Stellar; Airtm
+//! payouts (`bank`, `airtm_balance`) arrive with the Airtm integration.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use offerhub::error::{Error, ErrorCode};
+use offerhub::money::Amount;
+use offerhub::pagination::PageRequest;
+use offerhub::services::withdrawals;
+use serde::Deserialize;
+
+use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateWithdrawal {
+    #[serde(alias = "user_id")]
+    user_id: String,
+    /// Decimal string of USDC.
+    amount: String,
+    #[serde(alias = "destination_type")]
+    destination_type: String,
+    #[serde(alias = "destination_ref")]
+    destination_ref: String,
+    /// Airtm payouts only.
+    #[serde(default)]
+    commit: Option<bool>,
+}
+
+/// 201 with the withdrawal in its resulting state (`WITHDRAWAL_COMPLETED` when the
+/// payment landed, `WITHDRAWAL_PENDING` when its outcome is still being settled).
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(b): ApiJson<CreateWithdrawal>,
+) -> ApiResult {
+    let amount = Amount::parse_positive(&b.amount).map_err(|e| Error::amount("amount", e))?;
+    let _ = b.commit;
+    match b.destination_type.as_str() {
+        "crypto" => {
+            let sc = state.stellar.as_ref().ok_or_else(|| {
+                Error::new(
+                    ErrorCode::ProviderUnavailable,
+                    "Crypto withdrawals need crypto mode with a reachable Horizon",
+                )
+            })?;
+            let w = withdrawals::create_crypto(
+                &state.store,
+                &auth.context(),
+                sc,
+                &b.user_id,
+                amount,
+                &b.destination_ref,
+            )
+            .await?;
+            Ok(respond(StatusCode::CREATED, &auth.request_id, w))
+        }
+        "bank" | "airtm_balance" => Err(Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Airtm payouts are not configured on this deployment",
+        )
+        .into()),
+        other => Err(Error::validation(
+            "destinationType",
+            format!("must be crypto, bank or airtm_balance (got {other:?})"),
+        )
+        .into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListWithdrawals {
+    #[serde(alias = "user_id")]
+    user_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListWithdrawals>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    Ok(respond_page(
+        &auth.request_id,
+        withdrawals::list(&state.store, q.user_id.as_deref(), &page).await?,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        withdrawals::get(&state.store, &id).await?,
+    ))
+}

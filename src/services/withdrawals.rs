@@ -1,0 +1,394 @@
+//! Crypto withdrawals: USDC from a user's wallet to an external Stellar address.
+//!
+//! 1. Validate: active user, positive amount, `destinationRef` a valid `G…` (checksum)
+//!    that exists on the network and trusts USDC — else 422
+//!    `WITHDRAWAL_DESTINATION_INVALID` and nothing changes.
+//! 2. Hold the amount (available → reserved) and record the withdrawal
+//!    (`WITHDRAWAL_CREATED`) in one transaction.
+//! 3. Build the payment — the platform is the transaction source (it pays the fee), the
+//!    user's wallet is the operation source — sign it, and store the envelope and hash
+//!    (`WITHDRAWAL_PENDING`) **before** submitting.
+//! 4. Submit and settle: applied → post the hold to `external:stellar`
+//!    (`WITHDRAWAL_COMPLETED`); definitive failure → void the hold (`WITHDRAWAL_FAILED`);
+//!    unknown → stays pending and [`resume_pending`] resubmits the identical envelope
+//!    until it is known. A withdrawal is never paid twice.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::context::Context;
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::NewEvent;
+use crate::ids::{IdKind, new_id};
+use crate::ledger::{self, Posting};
+use crate::money::Amount;
+use crate::pagination::{Page, PageRequest};
+use crate::services::users;
+use crate::services::wallets::{self, StellarContext};
+use crate::stellar::horizon::SubmitOutcome;
+use crate::stellar::tx;
+use crate::store::Store;
+
+const VALIDITY_SECS: i64 = 120;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withdrawal {
+    pub id: String,
+    pub user_id: String,
+    pub amount: Amount,
+    pub currency: String,
+    pub destination_type: String,
+    pub destination_ref: String,
+    /// `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
+    /// `WITHDRAWAL_FAILED`.
+    pub status: String,
+    pub tx_hash: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+    #[serde(skip)]
+    seq: i64,
+    #[serde(skip)]
+    hold_id: Option<String>,
+    #[serde(skip)]
+    envelope: Option<String>,
+}
+
+const COLUMNS: &str = "seq, id, user_id, amount, currency, destination_type, destination_ref, status, hold_id, \
+     envelope, tx_hash, failure_reason, created_at, updated_at, completed_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal> {
+    Ok(Withdrawal {
+        seq: r.try_get("seq")?,
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        amount: Amount::from_base_units(r.try_get("amount")?),
+        currency: r.try_get("currency")?,
+        destination_type: r.try_get("destination_type")?,
+        destination_ref: r.try_get("destination_ref")?,
+        status: r.try_get("status")?,
+        hold_id: r.try_get("hold_id")?,
+        envelope: r.try_get("envelope")?,
+        tx_hash: r.try_get("tx_hash")?,
+        failure_reason: r.try_get("failure_reason")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        completed_at: r.try_get("completed_at")?,
+    })
+}
+
+fn not_found(id: &str) -> Error {
+    Error::new(
+        ErrorCode::WithdrawalNotFound,
+        format!("Withdrawal {id} does not exist"),
+    )
+}
+
+/// One withdrawal; 404 `WITHDRAWAL_NOT_FOUND`.
+pub async fn get(store: &Store, id: &str) -> Result<Withdrawal> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM withdrawals WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Withdrawals newest first, optionally of one user.
+pub async fn list(
+    store: &Store,
+    user_id: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Withdrawal>> {
+    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
+    let limit = page.limit + 1;
+    let rows = match user_id {
+        Some(u) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM withdrawals WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT {limit}"
+            )))
+            .bind(u)
+            .bind(cursor)
+            .fetch_all(store.reader())
+            .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM withdrawals WHERE seq < $1 ORDER BY seq DESC LIMIT {limit}"
+            )))
+            .bind(cursor)
+            .fetch_all(store.reader())
+            .await?
+        }
+    };
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, page.limit, |w| w.seq))
+}
+
+fn invalid_destination(message: &str) -> Error {
+    Error::new(ErrorCode::WithdrawalDestinationInvalid, message)
+        .with_details(json!({ "field": "destinationRef" }))
+}
+
+/// Creates and executes a crypto withdrawal (see the module documentation). Returns the
+/// withdrawal in its resulting state.
+pub async fn create_crypto(
+    store: &Store,
+    ctx: &Context,
+    sc: &StellarContext,
+    user_id: &str,
+    amount: Amount,
+    destination: &str,
+) -> Result<Withdrawal> {
+    if !amount.is_positive() {
+        return Err(Error::amount("amount", "must be greater than zero"));
+    }
+    let user = users::get(store, user_id).await?;
+    user.ensure_active()?;
+    let wallet = wallets::for_user(store, user_id).await?;
+    if wallet.status != "ACTIVE" {
+        return Err(Error::new(
+            ErrorCode::ProviderUnavailable,
+            format!("The user's wallet is {}", wallet.status),
+        ));
+    }
+    if crate::stellar::keys::parse_account(destination, "destinationRef").is_err() {
+        return Err(invalid_destination(
+            "destinationRef must be a Stellar account id (G…, valid checksum)",
+        ));
+    }
+    if destination == wallet.public_key {
+        return Err(invalid_destination(
+            "destinationRef is the user's own wallet",
+        ));
+    }
+    let dest = sc.horizon.account(destination).await?;
+    match dest {
+        None => {
+            return Err(invalid_destination(
+                "the destination account does not exist on the network",
+            ));
+        }
+        Some(a) if a.credit(&sc.usdc.code, &sc.usdc_issuer).is_none() => {
+            return Err(invalid_destination(
+                "the destination account has no USDC trustline",
+            ));
+        }
+        Some(_) => {}
+    }
+    let id = new_id(IdKind::Withdrawal);
+    let now = crate::clock::now();
+    let mut db = store.begin_for(ctx).await?;
+    let hold = ledger::hold(&mut db, user_id, amount, "withdrawal", &id).await?;
+    sqlx::query(
+        "INSERT INTO withdrawals (id, user_id, amount, currency, destination_type, destination_ref, status, hold_id, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'USDC', 'crypto', $4, 'WITHDRAWAL_CREATED', $5, $6, $6)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(amount.base_units())
+    .bind(destination)
+    .bind(&hold.id)
+    .bind(&now)
+    .execute(db.conn())
+    .await?;
+    let data = json!({ "withdrawalId": id, "userId": user_id, "amount": amount, "currency": "USDC", "destinationType": "crypto", "destinationRef": destination });
+    db.audit(
+        ctx.audit("withdrawal.created", "withdrawal", &id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new("withdrawal.created", "withdrawal", &id, data));
+    db.commit().await?;
+    execute(store, sc, &id).await
+}
+
+async fn set_envelope(store: &Store, id: &str, env: &tx::SignedEnvelope) -> Result<()> {
+    let mut db = store.begin().await?;
+    sqlx::query("UPDATE withdrawals SET status = 'WITHDRAWAL_PENDING', envelope = $1, tx_hash = $2, updated_at = $3 WHERE id = $4")
+        .bind(&env.xdr)
+        .bind(&env.hash)
+        .bind(crate::clock::now())
+        .bind(id)
+        .execute(db.conn())
+        .await?;
+    db.commit().await
+}
+
+/// Runs (or resumes) the payment of a created or pending withdrawal.
+pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Withdrawal> {
+    let w = get(store, id).await?;
+    if !matches!(
+        w.status.as_str(),
+        "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
+    ) {
+        return Ok(w);
+    }
+    let platform = wallets::platform(store)
+        .await?
+        .filter(|p| p.status == "ACTIVE")
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderUnavailable,
+                "the platform wallet is not active",
+            )
+        })?;
+    let lock = sc.horizon.account_lock(&platform.public_key);
+    let _guard = lock.lock().await;
+    let envelope = match &w.envelope {
+        Some(xdr) => tx::signed_from_xdr(xdr, &sc.network)?,
+        None => {
+            let wallet = wallets::for_user(store, &w.user_id).await?;
+            let pkp = wallets::keypair(sc, &platform)?;
+            let wkp = wallets::keypair(sc, &wallet)?;
+            let seq = sc
+                .horizon
+                .account(&platform.public_key)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::ProviderError,
+                        "platform account missing on the network",
+                    )
+                })?
+                .sequence;
+            let dest = crate::stellar::keys::parse_account(&w.destination_ref, "destinationRef")?;
+            let mut pay = tx::payment(&dest, Some(&sc.usdc), w.amount);
+            pay.source_account = Some(stellar_xdr::MuxedAccount::Ed25519(stellar_xdr::Uint256(
+                wkp.public_bytes(),
+            )));
+            let max_time =
+                u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
+            let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
+            let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
+            set_envelope(store, id, &signed).await?;
+            signed
+        }
+    };
+    match sc.horizon.submit_settled(&envelope).await? {
+        SubmitOutcome::Applied { hash, .. } => complete(store, &w, &hash).await?,
+        SubmitOutcome::Failed {
+            tx_code, op_codes, ..
+        } if tx_code == "tx_bad_seq" || tx_code == "tx_too_late" => {
+            // It can never land; a new envelope is built on the next attempt.
+            let mut db = store.begin().await?;
+            sqlx::query("UPDATE withdrawals SET envelope = NULL, updated_at = $1 WHERE id = $2")
+                .bind(crate::clock::now())
+                .bind(id)
+                .execute(db.conn())
+                .await?;
+            db.commit().await?;
+            tracing::info!(withdrawal_id = %id, %tx_code, ?op_codes, "withdrawal envelope expired; will rebuild");
+        }
+        SubmitOutcome::Failed {
+            tx_code, op_codes, ..
+        } => {
+            fail(
+                store,
+                &w,
+                &format!("{tx_code} {}", op_codes.join(","))
+                    .trim()
+                    .to_string(),
+            )
+            .await?
+        }
+        SubmitOutcome::Unknown { .. } => {}
+    }
+    get(store, id).await
+}
+
+async fn complete(store: &Store, w: &Withdrawal, hash: &str) -> Result<()> {
+    let now = crate::clock::now();
+    let mut db = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE withdrawals SET status = 'WITHDRAWAL_COMPLETED', tx_hash = $1, completed_at = $2, updated_at = $2 \
+         WHERE id = $3 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+    )
+    .bind(hash)
+    .bind(&now)
+    .bind(&w.id)
+    .execute(db.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
+    if let Some(h) = &w.hold_id {
+        ledger::post_hold(
+            &mut db,
+            h,
+            &[Posting::new(ledger::EXTERNAL_STELLAR, w.amount)],
+        )
+        .await?;
+    }
+    let data = json!({ "withdrawalId": w.id, "userId": w.user_id, "amount": w.amount, "currency": "USDC", "transactionHash": hash, "completedAt": now });
+    db.audit(
+        Context::system()
+            .audit("withdrawal.completed", "withdrawal", &w.id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new(
+        "withdrawal.completed",
+        "withdrawal",
+        &w.id,
+        data,
+    ));
+    db.commit().await
+}
+
+async fn fail(store: &Store, w: &Withdrawal, reason: &str) -> Result<()> {
+    let mut db = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE withdrawals SET status = 'WITHDRAWAL_FAILED', failure_reason = $1, updated_at = $2 \
+         WHERE id = $3 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+    )
+    .bind(reason)
+    .bind(crate::clock::now())
+    .bind(&w.id)
+    .execute(db.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
+    if let Some(h) = &w.hold_id {
+        ledger::void_hold(&mut db, h).await?;
+    }
+    let data =
+        json!({ "withdrawalId": w.id, "userId": w.user_id, "amount": w.amount, "reason": reason });
+    db.audit(
+        Context::system()
+            .audit("withdrawal.failed", "withdrawal", &w.id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new(
+        "withdrawal.failed",
+        "withdrawal",
+        &w.id,
+        data,
+    ));
+    db.commit().await
+}
+
+/// Resumes withdrawals left created or pending (a restart, an unknown outcome).
+pub async fn resume_pending(store: &Store, sc: &StellarContext) -> Result<usize> {
+    let rows = sqlx::query(
+        "SELECT id FROM withdrawals WHERE status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING') \
+         AND destination_type = 'crypto' ORDER BY seq LIMIT 50",
+    )
+    .fetch_all(store.reader())
+    .await?;
+    let mut n = 0;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        if let Err(e) = execute(store, sc, &id).await {
+            tracing::warn!(withdrawal_id = %id, error = %e, "withdrawal attempt failed");
+        }
+        n += 1;
+    }
+    Ok(n)
+}
