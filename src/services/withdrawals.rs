@@ -292,9 +292,7 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
             fail(
                 store,
                 &w,
-                &format!("{tx_code} {}", op_codes.join(","))
-                    .trim()
-                    .to_string(),
+                format!("{tx_code} {}", op_codes.join(",")).trim(),
             )
             .await?
         }
