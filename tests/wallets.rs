@@ -240,3 +240,62 @@ async fn deposits_are_credited_exactly_once(url: String) {
     assert!(offerhub::ledger::verify(&store).await.unwrap().is_clean());
 }
 both_backends!(deposits_once, deposits_are_credited_exactly_once);
+
+async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
+    use offerhub::services::reconcile;
+    let (store, sc, base) = setup(&url).await;
+    wallets::ensure_platform(&store, &sc, None).await.unwrap();
+    let u = user(&store, "r1").await;
+    let w = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
+        .await
+        .unwrap();
+    let u2 = user(&store, "r2").await;
+    wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u2))
+        .await
+        .unwrap();
+    wallets::activate(&store, &sc, &w.id).await.unwrap();
+    let clean = reconcile::wallets(&store, &sc, 4, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(clean.is_clean(), "{clean:?}");
+    assert_eq!(clean.wallets.len(), 2);
+    assert!(clean.wallets.iter().any(|c| c.status == "not_activated"));
+    // A deposit while no monitor runs: on chain 12, ledger 0.
+    reqwest::Client::new()
+        .post(format!("{base}/_sandbox/fund"))
+        .json(&serde_json::json!({ "address": w.public_key, "amount": "12", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let dirty = reconcile::wallets(&store, &sc, 4, &|done, _| {
+        seen.store(done, std::sync::atomic::Ordering::SeqCst)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "progress reported"
+    );
+    assert_eq!(dirty.discrepancies, 1);
+    let c = dirty.wallets.iter().find(|c| c.user_id == u).unwrap();
+    assert_eq!(
+        (c.status, c.difference),
+        ("mismatch", Amount::parse("12").unwrap())
+    );
+    assert_eq!(reconcile::fix(&store, &sc).await.unwrap(), 1);
+    assert_eq!(
+        reconcile::fix(&store, &sc).await.unwrap(),
+        0,
+        "fixing twice credits nothing more"
+    );
+    assert!(
+        reconcile::wallets(&store, &sc, 4, &|_, _| {})
+            .await
+            .unwrap()
+            .is_clean()
+    );
+    assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
+}
+both_backends!(reconcile_on, reconcile_finds_and_fixes_missed_deposits);

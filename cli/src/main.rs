@@ -69,6 +69,18 @@ enum Command {
         #[command(flatten)]
         run: SandboxRunArgs,
     },
+    /// Compare every wallet's on-chain USDC with its ledger balance; exit 1 on any
+    /// discrepancy (cron-friendly). `--fix` first credits deposits the monitor missed.
+    Reconcile {
+        /// Credit missed deposits (exactly once) before checking.
+        #[arg(long, env = "OFFERHUB_RECONCILE_FIX")]
+        fix: bool,
+        /// Wallets checked at the same time.
+        #[arg(long, env = "OFFERHUB_RECONCILE_CONCURRENCY", default_value_t = 8)]
+        concurrency: usize,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -370,6 +382,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             audit_verify(&store, output.output).await
         }
+        Command::Reconcile {
+            fix,
+            concurrency,
+            output,
+        } => {
+            let mut config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox
+            {
+                let file = config.data_dir.join("sandbox-url");
+                let url = std::fs::read_to_string(&file).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the sandbox network runs inside `offerhub serve`: start it first (no {} yet), or set STELLAR_HORIZON_URL",
+                        file.display()
+                    )
+                })?;
+                config.horizon_url = Some(url::Url::parse(url.trim())?);
+            }
+            let store = open_store(&config).await?;
+            let Some(sc) = offerhub_daemon::wallets::context(&config).await? else {
+                eprintln!(
+                    "reconcile needs crypto mode (PAYMENT_PROVIDER=crypto, WALLET_ENCRYPTION_KEY, a Horizon)"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            reconcile(&store, &sc, fix, concurrency, output.output).await
+        }
         Command::Webhooks { command } => {
             let config = match load_config(cli.config, false) {
                 Ok(c) => c,
@@ -660,4 +701,75 @@ async fn sandbox_fund(
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn reconcile(
+    store: &Store,
+    sc: &offerhub::services::wallets::StellarContext,
+    fix: bool,
+    concurrency: usize,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    use offerhub::services::reconcile;
+    if fix {
+        let n = reconcile::fix(store, sc).await?;
+        if output == Output::Table {
+            println!("credited {n} missed deposit(s)");
+        }
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if output == Output::Json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} wallets")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = reconcile::wallets(store, sc, concurrency, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    match output {
+        Output::Json => print_json(&report)?,
+        Output::Table => {
+            let rows = report.wallets.iter().filter(|c| c.status != "ok").map(|c| {
+                vec![
+                    c.user_id.clone(),
+                    c.public_key.clone(),
+                    c.on_chain
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    c.ledger.to_string(),
+                    c.difference.to_string(),
+                    c.status.to_string(),
+                ]
+            });
+            let t = table(
+                &[
+                    "USER",
+                    "WALLET",
+                    "ON CHAIN",
+                    "LEDGER",
+                    "DIFFERENCE",
+                    "STATUS",
+                ],
+                rows,
+            );
+            println!(
+                "{} wallets checked, {} discrepancies",
+                report.wallets.len(),
+                report.discrepancies
+            );
+            if report.wallets.iter().any(|c| c.status != "ok") {
+                println!("{t}");
+            }
+        }
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -337,3 +337,111 @@ async fn sandbox_command_and_faucet() {
     assert!(dir.join("sb.json").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn reconcile_exit_codes_with_a_stopped_monitor() {
+    let dir = temp_dir();
+    let (sb_port, port) = (free_port(), free_port());
+    let _sb = Daemon(
+        Command::new(BIN)
+            .args(["sandbox", "--port", &sb_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sandbox = format!("http://127.0.0.1:{sb_port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&sandbox).await.is_err() {
+        assert!(Instant::now() < deadline, "sandbox did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let env = [
+        ("STELLAR_HORIZON_URL", sandbox.as_str()),
+        (
+            "OFFERHUB_MASTER_KEY",
+            "ohk_master_test_0123456789abcdef0123456789abcdef",
+        ),
+        (
+            "WALLET_ENCRYPTION_KEY",
+            "cd0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        ),
+    ];
+    let spawn_serve = || {
+        let mut c = Command::new(BIN);
+        c.arg("serve")
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Daemon(c.spawn().unwrap())
+    };
+    let daemon = spawn_serve();
+    wait_healthy(port).await;
+    let client = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let r: serde_json::Value = client
+        .post(format!("{api}/users"))
+        .bearer_auth(env[1].1)
+        .json(&serde_json::json!({ "externalUserId": "rec-1" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = r["data"]["id"].as_str().unwrap().to_string();
+    let mut address = String::new();
+    for _ in 0..200 {
+        let w: serde_json::Value = client
+            .get(format!("{api}/users/{user}/wallet"))
+            .bearer_auth(env[1].1)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if w["data"]["status"] == "ACTIVE" {
+            address = w["data"]["publicKey"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!address.is_empty(), "wallet never became active");
+    drop(daemon); // the monitor stops with it
+
+    let reconcile = |extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("reconcile").args(extra).current_dir(&dir);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    assert_eq!(
+        reconcile(&[]).status.code(),
+        Some(0),
+        "clean before the deposit"
+    );
+    let out = offerhub(&dir, &["sandbox", "fund", &address, "7", "--url", &sandbox]);
+    assert!(out.status.success());
+    let out = reconcile(&["--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a deposit the monitor missed is a discrepancy"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["discrepancies"], 1);
+    assert_eq!(
+        reconcile(&["--fix"]).status.code(),
+        Some(0),
+        "clean after --fix"
+    );
+    assert_eq!(reconcile(&[]).status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/balances/{id}", get(routes::users::balance))
         .route("/users/{id}/wallet", get(wallets::get_wallet))
         .route("/users/{id}/wallet/deposit", get(wallets::deposit))
+        .route("/users/{id}/balance/sync", post(wallets::sync))
         .route(
             "/withdrawals",
             post(routes::withdrawals::create).get(routes::withdrawals::list),

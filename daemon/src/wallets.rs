@@ -271,3 +271,22 @@ pub async fn deposit(
         }),
     ))
 }
+
+/// `POST /users/{id}/balance/sync` (write): credits deposits the monitor has not
+/// processed yet, then compares this user's wallet with the ledger.
+pub async fn sync(
+    State(state): State<AppState>,
+    auth: crate::api::Auth<crate::api::Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    users::get(&state.store, &id).await?;
+    let sc = crypto(&state)?;
+    let credited = offerhub::services::reconcile::fix(&state.store, sc).await?;
+    let check = offerhub::services::reconcile::user(&state.store, sc, &id).await?;
+    let balance = offerhub::ledger::balance(state.store.reader(), &id).await?;
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        json!({ "depositsCredited": credited, "reconciliation": check, "balance": balance }),
+    ))
+}

@@ -3,6 +3,7 @@ pub mod deposits;
 pub mod idempotency;
 pub mod keys;
 pub mod orders;
+pub mod reconcile;
 pub mod users;
 pub mod wallets;
 pub mod webhooks;

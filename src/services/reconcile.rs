@@ -1,0 +1,163 @@
+//! Reconciliation against the network (DESIGN §3: in crypto mode the chain is the
+//! truth). For every user wallet: on-chain USDC must equal `available + reserved`; a
+//! pending withdrawal makes a difference "in flight" rather than a discrepancy. Reads
+//! run with bounded concurrency. [`fix`] credits deposits the monitor missed through the
+//! same exactly-once path ([`crate::services::deposits::catch_up`]).
+//! Escrow contract balances join these checks with the escrow flows (issue #7).
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::Result;
+use crate::ledger;
+use crate::money::Amount;
+use crate::services::deposits::{self, ManagedWallets};
+use crate::services::wallets::StellarContext;
+use crate::store::Store;
+
+/// Result for one wallet.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletCheck {
+    pub user_id: String,
+    pub wallet_id: String,
+    pub public_key: String,
+    /// USDC on the network; `None` when the account or trustline does not exist.
+    pub on_chain: Option<Amount>,
+    /// `available + reserved` in the ledger.
+    pub ledger: Amount,
+    /// Amount of withdrawals whose payment may be landing right now.
+    pub in_flight: Amount,
+    /// `on_chain − ledger`.
+    pub difference: Amount,
+    /// `ok`, `mismatch`, `in_flight` or `not_activated`.
+    pub status: &'static str,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub wallets: Vec<WalletCheck>,
+    pub discrepancies: usize,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.discrepancies == 0
+    }
+}
+
+async fn check_one(
+    store: &Store,
+    sc: &StellarContext,
+    user_id: String,
+    wallet_id: String,
+    public_key: String,
+    wallet_status: String,
+) -> Result<WalletCheck> {
+    let bal = ledger::balance(store.reader(), &user_id).await?;
+    let ledger_total = bal.total;
+    let in_flight: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals \
+         WHERE user_id = $1 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+    )
+    .bind(&user_id)
+    .fetch_one(store.reader())
+    .await?;
+    let on_chain = sc
+        .horizon
+        .account(&public_key)
+        .await?
+        .and_then(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer));
+    let chain = on_chain.unwrap_or(Amount::ZERO);
+    let difference = chain.checked_sub(ledger_total).unwrap_or(Amount::ZERO);
+    let status = if on_chain.is_none() && wallet_status != "ACTIVE" {
+        if ledger_total == Amount::ZERO {
+            "not_activated"
+        } else {
+            "mismatch"
+        }
+    } else if difference == Amount::ZERO {
+        "ok"
+    } else if in_flight > 0 && difference.base_units() >= -in_flight && difference.is_negative() {
+        "in_flight"
+    } else {
+        "mismatch"
+    };
+    Ok(WalletCheck {
+        user_id,
+        wallet_id,
+        public_key,
+        on_chain,
+        ledger: ledger_total,
+        in_flight: Amount::from_base_units(in_flight),
+        difference,
+        status,
+    })
+}
+
+/// Checks every user wallet, at most `concurrency` at a time; `progress` is called
+/// with the number of wallets done so far.
+pub async fn wallets(
+    store: &Store,
+    sc: &StellarContext,
+    concurrency: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Report> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, public_key, status FROM wallets WHERE kind = 'USER' ORDER BY seq",
+    )
+    .fetch_all(store.reader())
+    .await?;
+    let total = rows.len();
+    let mut items = Vec::with_capacity(total);
+    for r in &rows {
+        let user: Option<String> = r.try_get("user_id")?;
+        if let Some(u) = user {
+            items.push((
+                u,
+                r.try_get::<String, _>("id")?,
+                r.try_get::<String, _>("public_key")?,
+                r.try_get::<String, _>("status")?,
+            ));
+        }
+    }
+    let mut done = 0;
+    let mut checks = Vec::with_capacity(items.len());
+    let mut stream = futures_util::stream::iter(items)
+        .map(|(u, w, pk, st)| check_one(store, sc, u, w, pk, st))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(c) = stream.next().await {
+        checks.push(c?);
+        done += 1;
+        progress(done, total);
+    }
+    checks.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let discrepancies = checks.iter().filter(|c| c.status == "mismatch").count();
+    Ok(Report {
+        wallets: checks,
+        discrepancies,
+    })
+}
+
+/// One user's wallet (for `POST /users/{id}/balance/sync`).
+pub async fn user(store: &Store, sc: &StellarContext, user_id: &str) -> Result<WalletCheck> {
+    let w = crate::services::wallets::for_user(store, user_id).await?;
+    check_one(
+        store,
+        sc,
+        user_id.to_string(),
+        w.id.clone(),
+        w.public_key.clone(),
+        w.status.clone(),
+    )
+    .await
+}
+
+/// Credits deposits the monitor has not processed yet (exactly once).
+pub async fn fix(store: &Store, sc: &StellarContext) -> Result<usize> {
+    let mut managed = ManagedWallets::default();
+    deposits::catch_up(store, sc, &mut managed).await
+}
