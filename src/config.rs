@@ -161,6 +161,8 @@ pub struct Config {
     pub master_key: Option<Secret>,
     /// 32 bytes as 64 hex characters: AES-256-GCM key of wallet secrets.
     pub wallet_encryption_key: Option<Secret>,
+    /// Earlier keys that still open wallet secrets during a rotation (comma-separated).
+    pub wallet_encryption_keys_previous: Vec<Secret>,
     pub payment_provider: PaymentProvider,
     pub network: Network,
     /// `None` on the sandbox network: the embedded sandbox's address is used.
@@ -229,6 +231,10 @@ pub const SETTINGS: &[Setting] = &[
     s("DATABASE_URL", "database.url"),
     secret("OFFERHUB_MASTER_KEY", "secrets.master_key"),
     secret("WALLET_ENCRYPTION_KEY", "secrets.wallet_encryption_key"),
+    secret(
+        "WALLET_ENCRYPTION_KEYS_PREVIOUS",
+        "secrets.wallet_encryption_keys_previous",
+    ),
     s("PAYMENT_PROVIDER", "payments.provider"),
     s("STELLAR_NETWORK", "stellar.network"),
     s("STELLAR_HORIZON_URL", "stellar.horizon_url"),
@@ -596,6 +602,23 @@ impl Config {
                 None
             }
         });
+        let mut wallet_encryption_keys_previous = Vec::new();
+        for k in p
+            .get("WALLET_ENCRYPTION_KEYS_PREVIOUS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                wallet_encryption_keys_previous.push(Secret::new(k));
+            } else {
+                p.bad(
+                    "WALLET_ENCRYPTION_KEYS_PREVIOUS",
+                    "must be a comma-separated list of 64-hex-character keys",
+                );
+            }
+        }
         let payment_provider = p.parse_with(
             "PAYMENT_PROVIDER",
             "crypto",
@@ -816,6 +839,7 @@ impl Config {
             environment: environment.ok_or_else(|| missing("OFFERHUB_ENV"))?,
             master_key,
             wallet_encryption_key,
+            wallet_encryption_keys_previous,
             payment_provider: payment_provider.ok_or_else(|| missing("PAYMENT_PROVIDER"))?,
             network: net,
             horizon_url,

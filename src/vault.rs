@@ -97,6 +97,18 @@ impl Vault {
         })
     }
 
+    /// A vault holding only the current key (to prove a rotation is complete).
+    pub fn only_current(&self) -> Vault {
+        let mut keys = HashMap::new();
+        if let Some(c) = self.keys.get(&self.current) {
+            keys.insert(self.current.clone(), c.clone());
+        }
+        Vault {
+            keys,
+            current: self.current.clone(),
+        }
+    }
+
     /// The id of the key that seals.
     pub fn current_key_id(&self) -> &str {
         &self.current

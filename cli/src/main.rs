@@ -69,6 +69,11 @@ enum Command {
         #[command(flatten)]
         run: SandboxRunArgs,
     },
+    /// Wallet secrets: key rotation.
+    Wallet {
+        #[command(subcommand)]
+        command: WalletCommand,
+    },
     /// Compare every wallet's on-chain USDC with its ledger balance; exit 1 on any
     /// discrepancy (cron-friendly). `--fix` first credits deposits the monitor missed.
     Reconcile {
@@ -134,6 +139,30 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Re-encrypt every wallet secret under a new key, in batches; resumable (run it
+    /// again after an interruption); ends by proving every wallet opens with the new key
+    /// alone. Daemons keep working if they list the new key in
+    /// WALLET_ENCRYPTION_KEYS_PREVIOUS during the rotation.
+    RotateKey {
+        /// The new key (64 hex characters).
+        #[arg(
+            long,
+            env = "OFFERHUB_NEW_WALLET_ENCRYPTION_KEY",
+            hide_env_values = true,
+            conflicts_with = "generate"
+        )]
+        new_key: Option<String>,
+        /// Generate the new key and print it once.
+        #[arg(long)]
+        generate: bool,
+        /// Wallets per database transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
     },
 }
 
@@ -381,6 +410,82 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let store = open_store(&config).await?;
             audit_verify(&store, output.output).await
+        }
+        Command::Wallet {
+            command:
+                WalletCommand::RotateKey {
+                    new_key,
+                    generate,
+                    batch,
+                },
+        } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let Some(current) = config.wallet_encryption_key.clone() else {
+                eprintln!("WALLET_ENCRYPTION_KEY is not set: there is nothing to rotate from");
+                return Ok(ExitCode::from(2));
+            };
+            let new_key = match (new_key, generate) {
+                (Some(k), _) => offerhub::config::Secret::new(k),
+                (None, true) => {
+                    offerhub::config::Secret::new(offerhub::config::generate_wallet_key())
+                }
+                (None, false) => {
+                    eprintln!(
+                        "give --new-key (or OFFERHUB_NEW_WALLET_ENCRYPTION_KEY) or --generate"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let mut old = vec![current];
+            old.extend(config.wallet_encryption_keys_previous.iter().cloned());
+            let vault =
+                offerhub::vault::Vault::new(&new_key, &old).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = open_store(&config).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} wallets re-encrypted",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let r = offerhub::services::wallets::rotate_key(
+                &store,
+                &vault,
+                batch,
+                None,
+                &|done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+            )
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "re-encrypted {} wallets under key {}; {} remaining; {} verified with the new key alone",
+                r.resealed,
+                vault.current_key_id(),
+                r.remaining,
+                r.verified
+            );
+            if generate {
+                println!(
+                    "\nNew WALLET_ENCRYPTION_KEY (shown once, store it now):\n{}",
+                    new_key.expose()
+                );
+            }
+            println!(
+                "\nNext: set WALLET_ENCRYPTION_KEY to the new key and move the old one to \
+                 WALLET_ENCRYPTION_KEYS_PREVIOUS on every daemon; once all are restarted, run \
+                 rotate-key again (it re-seals wallets created meanwhile) and drop the old key."
+            );
+            Ok(if r.remaining == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Reconcile {
             fix,

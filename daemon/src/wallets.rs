@@ -88,7 +88,7 @@ pub async fn context(config: &Config) -> Result<Option<Arc<StellarContext>>> {
             issuer: offerhub::stellar::keys::parse_account(&issuer, "STELLAR_USDC_ISSUER")?,
         },
         usdc_issuer: issuer,
-        vault: Arc::new(Vault::new(key, &[])?),
+        vault: Arc::new(Vault::new(key, &config.wallet_encryption_keys_previous)?),
         float_stroops: WALLET_FLOAT_STROOPS,
         friendbot,
     })))
