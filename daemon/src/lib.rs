@@ -58,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{id}/wallet/deposit", get(wallets::deposit))
         .route("/users/{id}/balance/sync", post(wallets::sync))
         .route(
+            "/users/{id}/wallet/transactions",
+            get(wallets::transactions),
+        )
+        .route(
             "/withdrawals",
             post(routes::withdrawals::create).get(routes::withdrawals::list),
         )

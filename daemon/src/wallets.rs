@@ -290,3 +290,101 @@ pub async fn sync(
         json!({ "depositsCredited": credited, "reconciliation": check, "balance": balance }),
     ))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /users/{id}/wallet/transactions` (read): the wallet's on-chain movements, newest
+/// first: `{id, type, direction (in|out), asset, amount, from, to, transactionHash,
+/// createdAt}`; `meta.pagination.nextCursor` is the last record's paging token.
+pub async fn transactions(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+    crate::api::ApiQuery(q): crate::api::ApiQuery<TxQuery>,
+) -> ApiResult {
+    users::get(&state.store, &id).await?;
+    let sc = crypto(&state)?;
+    let w = wallets::for_user(&state.store, &id).await?;
+    let limit = offerhub::pagination::PageRequest::new(q.limit, None)?.limit;
+    let records = sc
+        .horizon
+        .account_payments(&w.public_key, q.cursor.as_deref(), limit)
+        .await?;
+    let asset = |r: &serde_json::Value| match r["asset_type"].as_str() {
+        Some("native") => json!("XLM"),
+        Some(_) => json!(r["asset_code"]),
+        None => serde_json::Value::Null,
+    };
+    let mut items = Vec::new();
+    for r in &records {
+        let kind = r["type"].as_str().unwrap_or_default();
+        let base = |direction: &str,
+                    asset: serde_json::Value,
+                    amount: &serde_json::Value,
+                    from: &serde_json::Value,
+                    to: &serde_json::Value| {
+            json!({
+                "id": r["id"], "type": kind, "direction": direction, "asset": asset, "amount": amount,
+                "from": from, "to": to, "transactionHash": r["transaction_hash"], "createdAt": r["created_at"],
+            })
+        };
+        match kind {
+            "create_account" => items.push(base(
+                "in",
+                json!("XLM"),
+                &r["starting_balance"],
+                &r["funder"],
+                &r["account"],
+            )),
+            "invoke_host_function" => {
+                for c in r["asset_balance_changes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let dir = if c["to"] == w.public_key.as_str() {
+                        "in"
+                    } else {
+                        "out"
+                    };
+                    if c["to"] == w.public_key.as_str() || c["from"] == w.public_key.as_str() {
+                        items.push(base(
+                            dir,
+                            json!(c["asset_code"]),
+                            &c["amount"],
+                            &c["from"],
+                            &c["to"],
+                        ));
+                    }
+                }
+            }
+            _ => {
+                let dir = if r["to"] == w.public_key.as_str() {
+                    "in"
+                } else {
+                    "out"
+                };
+                items.push(base(dir, asset(r), &r["amount"], &r["from"], &r["to"]));
+            }
+        }
+    }
+    let next = if records.len() as u32 == limit {
+        records
+            .last()
+            .and_then(|r| r["paging_token"].as_str().map(str::to_string))
+    } else {
+        None
+    };
+    Ok(crate::api::respond_page_with(
+        &auth.request_id,
+        items,
+        next.is_some(),
+        next,
+        json!({}),
+    ))
+}

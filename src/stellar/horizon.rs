@@ -227,6 +227,41 @@ impl Horizon {
             .unwrap_or_default())
     }
 
+    /// `GET /accounts/{id}/payments?order=desc&limit=&cursor=`: an account's payment
+    /// records, newest first.
+    pub async fn account_payments(
+        &self,
+        account: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Value>> {
+        let mut path = format!(
+            "/accounts/{account}/payments?order=desc&limit={}",
+            limit.clamp(1, 200)
+        );
+        if let Some(c) = cursor.filter(|c| !c.is_empty()) {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let resp = self.get(&path).await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon GET /accounts/…/payments answered {}",
+                resp.status()
+            )));
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| provider(format!("payments JSON: {e}")))?;
+        Ok(v["_embedded"]["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip):
     /// yields each record (skipping `open`/`close` events) until the server closes the
     /// stream or an error occurs. Resume by calling again with the last paging token.
