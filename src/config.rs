@@ -591,7 +591,17 @@ impl Config {
                 Some(Secret::new(v))
             }
         });
-        let wallet_encryption_key = p.get("WALLET_ENCRYPTION_KEY").and_then(|v| {
+        let wallet_key_raw = match p.get("WALLET_ENCRYPTION_KEY") {
+            Some(v) if v.starts_with("keyring:") => match read_keyring(v) {
+                Ok(k) => Some(k),
+                Err(problem) => {
+                    p.bad("WALLET_ENCRYPTION_KEY", problem);
+                    None
+                }
+            },
+            other => other.map(str::to_string),
+        };
+        let wallet_encryption_key = wallet_key_raw.as_deref().and_then(|v| {
             if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
                 Some(Secret::new(v))
             } else {
@@ -911,6 +921,23 @@ fn merged(
     Ok(map)
 }
 
+/// Reads a secret from the OS keyring: `keyring:<service>/<user>` (Linux: the kernel
+/// keyring via keyutils; no desktop session needed). Store one with e.g.
+/// `keyctl add user "<user>@<service>" <hex> @u` or any keyring-crate client.
+pub fn read_keyring(spec: &str) -> Result<String, String> {
+    let rest = spec.strip_prefix("keyring:").unwrap_or(spec);
+    let (service, user) = rest
+        .split_once('/')
+        .filter(|(s, u)| !s.is_empty() && !u.is_empty())
+        .ok_or_else(|| {
+            "must be keyring:<service>/<user> when read from the OS keyring".to_string()
+        })?;
+    keyring::Entry::new(service, user)
+        .and_then(|e| e.get_password())
+        .map(|k| k.trim().to_string())
+        .map_err(|e| format!("cannot read {service}/{user} from the OS keyring: {e}"))
+}
+
 fn resolve_path(base: &Path, p: &str) -> PathBuf {
     let path = PathBuf::from(p);
     if path.is_absolute() {
@@ -1056,6 +1083,27 @@ mod tests {
             ok.horizon_url.unwrap().as_str(),
             "https://horizon-testnet.stellar.org/"
         );
+    }
+
+    #[test]
+    fn wallet_key_from_the_os_keyring() {
+        let service = format!("offerhub-test-{}", crate::ids::random_alphanumeric(8));
+        let key = "ef".repeat(32);
+        let stored = keyring::Entry::new(&service, "wallet").and_then(|e| e.set_password(&key));
+        if stored.is_err() {
+            eprintln!("skipped: this machine's kernel keyring is not usable ({stored:?})");
+            return;
+        }
+        let spec = format!("keyring:{service}/wallet");
+        let c = load(&[("WALLET_ENCRYPTION_KEY", &spec)]).unwrap();
+        assert_eq!(c.wallet_encryption_key.unwrap().expose(), key);
+        let err = load(&[("WALLET_ENCRYPTION_KEY", "keyring:missing-service/none")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("WALLET_ENCRYPTION_KEY: cannot read"),
+            "{err}"
+        );
+        let _ = keyring::Entry::new(&service, "wallet").and_then(|e| e.delete_credential());
     }
 
     #[test]
