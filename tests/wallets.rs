@@ -297,5 +297,31 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
             .is_clean()
     );
     assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
+    // Per-account backfill: another missed deposit, found through the account's history
+    // without touching the global cursor.
+    let cursor_before = offerhub::services::deposits::cursor(&store).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{base}/_sandbox/fund"))
+        .json(&serde_json::json!({ "address": w.public_key, "amount": "3", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        offerhub::services::deposits::backfill_account(&store, &sc, &w.public_key)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        offerhub::services::deposits::backfill_account(&store, &sc, &w.public_key)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        offerhub::services::deposits::cursor(&store).await.unwrap(),
+        cursor_before
+    );
+    assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
 }
 both_backends!(reconcile_on, reconcile_finds_and_fixes_missed_deposits);

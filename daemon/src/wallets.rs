@@ -38,7 +38,11 @@ pub async fn context(config: &Config) -> Result<Option<Arc<StellarContext>>> {
     else {
         return Ok(None);
     };
-    let horizon = Horizon::new(horizon_url.clone())?;
+    let horizon = match config.network {
+        // Public Horizon's per-IP limit; the sandbox is local and unlimited.
+        Network::Testnet | Network::Mainnet => Horizon::new(horizon_url.clone())?.paced(3600),
+        Network::Sandbox => Horizon::new(horizon_url.clone())?,
+    };
     let served = horizon.network_passphrase().await?;
     let network = match StellarNetwork::for_config(config.network) {
         Some(n) if n.passphrase != served => {
@@ -272,8 +276,9 @@ pub async fn deposit(
     ))
 }
 
-/// `POST /users/{id}/balance/sync` (write): credits deposits the monitor has not
-/// processed yet, then compares this user's wallet with the ledger.
+/// `POST /users/{id}/balance/sync` (write): replays this wallet's payment history
+/// (crediting, exactly once, any deposit not yet credited), then compares the wallet
+/// with the ledger.
 pub async fn sync(
     State(state): State<AppState>,
     auth: crate::api::Auth<crate::api::Write>,
@@ -281,7 +286,9 @@ pub async fn sync(
 ) -> ApiResult {
     users::get(&state.store, &id).await?;
     let sc = crypto(&state)?;
-    let credited = offerhub::services::reconcile::fix(&state.store, sc).await?;
+    let w = wallets::for_user(&state.store, &id).await?;
+    let credited =
+        offerhub::services::deposits::backfill_account(&state.store, sc, &w.public_key).await?;
     let check = offerhub::services::reconcile::user(&state.store, sc, &id).await?;
     let balance = offerhub::ledger::balance(state.store.reader(), &id).await?;
     Ok(respond(

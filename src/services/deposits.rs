@@ -262,6 +262,34 @@ pub async fn catch_up(
     }
 }
 
+/// Per-account backfill: replays one wallet's whole payment history
+/// (`GET /accounts/{id}/payments`, newest first, paged) through the same exactly-once
+/// crediting, without moving the global cursor. Returns the number of new credits.
+pub async fn backfill_account(store: &Store, sc: &StellarContext, account: &str) -> Result<usize> {
+    let mut wallets = ManagedWallets::default();
+    wallets.refresh(store).await?;
+    let mut credited = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = sc
+            .horizon
+            .account_payments(account, cursor.as_deref(), 200)
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = last["paging_token"].as_str().map(str::to_string);
+        for record in &page {
+            let mut r = record.clone();
+            // Keep the global cursor where it is.
+            r["paging_token"] = Value::Null;
+            credited += process_record(store, sc, &mut wallets, &r).await?;
+        }
+        if page.len() < 200 {
+            break;
+        }
+    }
+    Ok(credited)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

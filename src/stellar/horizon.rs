@@ -81,6 +81,8 @@ pub struct Horizon {
     http: reqwest::Client,
     /// For SSE: a connect timeout but no total timeout.
     stream_http: reqwest::Client,
+    /// Request pacing (public Horizon: 3,600 requests/hour per IP); `None` = unpaced.
+    pacer: Option<Arc<governor::DefaultDirectRateLimiter>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -107,8 +109,28 @@ impl Horizon {
             base,
             http,
             stream_http,
+            pacer: None,
             locks: Arc::default(),
         })
+    }
+
+    /// Paces requests to at most `per_hour`, with bursts of up to a minute's worth
+    /// (research/trustless-stellar.md §D.4: public Horizon allows 3,600/hour per IP).
+    pub fn paced(mut self, per_hour: u32) -> Horizon {
+        if let Some(n) = std::num::NonZeroU32::new(per_hour) {
+            let burst = std::num::NonZeroU32::new((per_hour / 60).max(1))
+                .unwrap_or(std::num::NonZeroU32::MIN);
+            self.pacer = Some(Arc::new(governor::RateLimiter::direct(
+                governor::Quota::per_hour(n).allow_burst(burst),
+            )));
+        }
+        self
+    }
+
+    async fn pace(&self) {
+        if let Some(p) = &self.pacer {
+            p.until_ready().await;
+        }
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -131,6 +153,7 @@ impl Horizon {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
+            self.pace().await;
             let r = self.http.get(url.clone()).send().await;
             let transient = match &r {
                 Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
@@ -337,6 +360,7 @@ impl Horizon {
 
     /// `POST /transactions` (form-encoded `tx`), once.
     pub async fn submit(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
+        self.pace().await;
         let sent = self
             .http
             .post(self.url("/transactions")?)
