@@ -85,12 +85,4 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
-
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            has_more: self.has_more,
-            next_cursor: self.next_cursor,
-        }
-    }
 }

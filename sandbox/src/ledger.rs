@@ -290,16 +290,6 @@ impl Ledger {
         );
     }
 
-    /// Credit balance of `account` in `asset` (None without a trustline; the issuer has
-    /// unlimited supply).
-    pub fn credit_balance(&self, account: &str, asset: &CreditAsset) -> Option<i64> {
-        self.accounts
-            .get(account)?
-            .trustlines
-            .get(&asset_key(asset))
-            .map(|(_, t)| t.balance)
-    }
-
     /// Moves `amount` of a credit asset between two accounts (used by contracts).
     /// Errors with Horizon-like codes.
     pub fn transfer_credit(

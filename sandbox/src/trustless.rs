@@ -1,29 +1,12 @@
 //! `InvokeHostFunction` on sandbox contracts. The ledger hands contract calls to a
-//! [`ContractHost`]; the Trustless Work escrow simulator is one such host. Without a
-//! host, every invocation traps.
+//! [`ContractHost`]: the Trustless Work escrow simulator (`crate::tw::EscrowHost`).
 
 use stellar_xdr::{
     HostFunction, InvokeHostFunctionOp, InvokeHostFunctionResult, OperationResult,
     OperationResultTr, ScAddress,
 };
 
-use crate::ledger::{ContractHost, CreditAsset, Ledger, PaymentRecord};
-
-/// A host with no contracts: every call traps.
-pub struct NoContracts;
-
-impl ContractHost for NoContracts {
-    fn invoke(
-        &self,
-        _ledger: &mut Ledger,
-        contract: &str,
-        _function: &str,
-        _args: &[stellar_xdr::ScVal],
-        _invoker: &str,
-    ) -> Result<Vec<(CreditAsset, String, String, i64)>, String> {
-        Err(format!("contract {contract} does not exist"))
-    }
-}
+use crate::ledger::{ContractHost, Ledger, PaymentRecord};
 
 fn trapped() -> OperationResult {
     OperationResult::OpInner(OperationResultTr::InvokeHostFunction(

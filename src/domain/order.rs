@@ -83,10 +83,6 @@ impl OrderStatus {
             Closed => &[],
         }
     }
-
-    pub fn is_terminal(self) -> bool {
-        self == Closed
-    }
 }
 
 /// Checks `from → to`; 409 `INVALID_STATE_TRANSITION` with `currentState`,
@@ -116,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_round_trips_and_closed_is_terminal() {
+    fn every_state_round_trips_and_closed_has_no_successor() {
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
             assert!(!s.next().contains(&s), "{s:?} loops");

@@ -80,14 +80,6 @@ impl ManagedWallets {
         }
         Ok(self.by_key.get(account).cloned())
     }
-
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
 }
 
 /// One incoming USDC movement found in a record.

@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{IdKind, new_id};
 use crate::money::Amount;
 use crate::stellar::horizon::{Horizon, SubmitOutcome};
-use crate::stellar::keys::{Keypair, parse_account};
+use crate::stellar::keys::Keypair;
 use crate::stellar::network::StellarNetwork;
 use crate::stellar::tx::{self, CreditAsset};
 use crate::store::Store;
@@ -443,11 +443,6 @@ pub async fn backfill(store: &Store, sc: &StellarContext, limit: u32) -> Result<
         n += 1;
     }
     Ok(n)
-}
-
-/// Validates a Stellar address given by a caller (`G…`, checksum); 400 naming `field`.
-pub fn validate_address(addr: &str, field: &str) -> Result<[u8; 32]> {
-    parse_account(addr, field)
 }
 
 /// Progress of a key rotation.
