@@ -325,3 +325,92 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
     assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
 }
 both_backends!(reconcile_on, reconcile_finds_and_fixes_missed_deposits);
+
+async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
+    use offerhub::services::{deposits, withdrawals};
+    let (store, sc, base) = setup(&url).await;
+    wallets::ensure_platform(&store, &sc, None).await.unwrap();
+    let u = user(&store, "c1").await;
+    let w = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
+        .await
+        .unwrap();
+    wallets::activate(&store, &sc, &w.id).await.unwrap();
+    let u2 = user(&store, "c2").await;
+    let w2 = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u2))
+        .await
+        .unwrap();
+    let w2 = wallets::activate(&store, &sc, &w2.id).await.unwrap();
+    reqwest::Client::new()
+        .post(format!("{base}/_sandbox/fund"))
+        .json(&serde_json::json!({ "address": w.public_key, "amount": "20", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    deposits::catch_up(&store, &sc, &mut deposits::ManagedWallets::default())
+        .await
+        .unwrap();
+    let wd = withdrawals::record_crypto(
+        &store,
+        &Context::system(),
+        &sc,
+        &u,
+        Amount::parse("6").unwrap(),
+        &w2.public_key,
+    )
+    .await
+    .unwrap();
+    assert_eq!(wd.status, "WITHDRAWAL_CREATED");
+    // Five executors and the resume worker at once, as a request and workers of several
+    // daemons could.
+    let sc = std::sync::Arc::new(sc);
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (store, sc, id) = (store.clone(), sc.clone(), wd.id.clone());
+        tasks.push(tokio::spawn(async move {
+            withdrawals::execute(&store, &sc, &id).await.unwrap().status
+        }));
+    }
+    let (s2, sc2) = (store.clone(), sc.clone());
+    tasks.push(tokio::spawn(async move {
+        withdrawals::resume_pending(&s2, &sc2).await.unwrap();
+        String::new()
+    }));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let done = withdrawals::get(&store, &wd.id).await.unwrap();
+    assert_eq!(done.status, "WITHDRAWAL_COMPLETED");
+    let dest = sc.horizon.account(&w2.public_key).await.unwrap().unwrap();
+    assert_eq!(
+        dest.credit("USDC", &sc.usdc_issuer),
+        Some(Amount::parse("6").unwrap()),
+        "paid exactly once"
+    );
+    let src = sc.horizon.account(&w.public_key).await.unwrap().unwrap();
+    assert_eq!(
+        src.credit("USDC", &sc.usdc_issuer),
+        Some(Amount::parse("14").unwrap())
+    );
+    let types: Vec<String> = offerhub::events::after(&store, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .filter(|t| t.starts_with("withdrawal.") || t == "user.stellar_linked")
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "user.stellar_linked",
+            "user.stellar_linked",
+            "withdrawal.created",
+            "withdrawal.pending",
+            "withdrawal.completed"
+        ]
+    );
+    assert!(offerhub::ledger::verify(&store).await.unwrap().is_clean());
+}
+both_backends!(
+    concurrent_withdrawal_on,
+    concurrent_executors_pay_a_withdrawal_once
+);

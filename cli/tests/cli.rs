@@ -178,7 +178,7 @@ async fn init_serve_keys_and_revocation() {
     let hook: serde_json::Value = client
         .post(format!("http://127.0.0.1:{port}/api/v1/webhooks/endpoints"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({ "url": "http://127.0.0.1:9/hook", "events": ["user.*"] }))
+        .json(&serde_json::json!({ "url": "http://127.0.0.1:9/hook", "events": ["user.created"] }))
         .send()
         .await
         .unwrap()

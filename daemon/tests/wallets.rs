@@ -335,8 +335,10 @@ async fn crypto_withdrawals(url: String) {
         types,
         [
             "withdrawal.created",
+            "withdrawal.pending",
             "withdrawal.completed",
             "withdrawal.created",
+            "withdrawal.pending",
             "withdrawal.completed"
         ]
     );

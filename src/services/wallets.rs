@@ -194,26 +194,44 @@ pub fn keypair(sc: &StellarContext, w: &Wallet) -> Result<Keypair> {
     Ok(Keypair::from_seed(&arr))
 }
 
-async fn set_status(store: &Store, id: &str, status: &str, reason: Option<&str>) -> Result<()> {
+/// Moves a wallet to `status` (compare-and-set: only an actual change writes, audits and,
+/// for a user wallet becoming `ACTIVE`, emits `user.stellar_linked`).
+async fn set_status(store: &Store, w: &Wallet, status: &str, reason: Option<&str>) -> Result<()> {
+    let now = crate::clock::now();
     let mut tx = store.begin().await?;
-    sqlx::query(
-        "UPDATE wallets SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4",
+    let done = sqlx::query(
+        "UPDATE wallets SET status = $1, failure_reason = $2, updated_at = $3 \
+         WHERE id = $4 AND (status <> $1 OR COALESCE(failure_reason, '') <> COALESCE($2, ''))",
     )
     .bind(status)
     .bind(reason)
-    .bind(crate::clock::now())
-    .bind(id)
+    .bind(&now)
+    .bind(&w.id)
     .execute(tx.conn())
     .await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
+    }
     tx.audit(
         Context::system()
             .audit(
                 &format!("wallet.{}", status.to_ascii_lowercase()),
                 "wallet",
-                id,
+                &w.id,
             )
             .after(serde_json::json!({ "status": status, "reason": reason })),
     );
+    if status == "ACTIVE"
+        && let Some(user) = &w.user_id
+        && w.kind == "USER"
+    {
+        tx.emit(crate::events::NewEvent::new(
+            "user.stellar_linked",
+            "user",
+            user,
+            serde_json::json!({ "userId": user, "walletId": w.id, "stellarAddress": w.public_key, "linkedAt": now }),
+        ));
+    }
     tx.commit().await
 }
 
@@ -237,7 +255,7 @@ pub async fn ensure_platform(
                 "fund the platform account {} with XLM (at least 5 XLM plus 1.5 XLM per wallet)",
                 w.public_key
             );
-            set_status(store, &w.id, "PENDING_ACTIVATION", Some(&reason)).await?;
+            set_status(store, &w, "PENDING_ACTIVATION", Some(&reason)).await?;
             return by(store, "id", &w.id)
                 .await?
                 .ok_or_else(|| Error::internal("wallet vanished"));
@@ -286,7 +304,7 @@ pub async fn ensure_platform(
             }
         }
     }
-    set_status(store, &w.id, "ACTIVE", None).await?;
+    set_status(store, &w, "ACTIVE", None).await?;
     by(store, "id", &w.id)
         .await?
         .ok_or_else(|| Error::internal("wallet vanished"))
@@ -295,12 +313,6 @@ pub async fn ensure_platform(
 /// Runs the activation saga of one wallet to a definitive state (or leaves it pending
 /// when the network's answer stays unknown). Returns the wallet as it then is.
 pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Result<Wallet> {
-    let w = by(store, "id", wallet_id)
-        .await?
-        .ok_or_else(|| Error::internal("no such wallet"))?;
-    if w.status != "PENDING_ACTIVATION" || w.kind != "USER" {
-        return Ok(w);
-    }
     let platform = platform(store)
         .await?
         .filter(|p| p.status == "ACTIVE")
@@ -312,6 +324,13 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
         })?;
     let lock = sc.horizon.account_lock(&platform.public_key);
     let _guard = lock.lock().await;
+    // Read under the lock: a concurrent activation of this wallet has finished by now.
+    let w = by(store, "id", wallet_id)
+        .await?
+        .ok_or_else(|| Error::internal("no such wallet"))?;
+    if w.status != "PENDING_ACTIVATION" || w.kind != "USER" {
+        return Ok(w);
+    }
     // Resume: the identical envelope, never a new one, while it may still land.
     let envelope = match &w.activation_envelope {
         Some(xdr) => tx::signed_from_xdr(xdr, &sc.network)?,
@@ -347,10 +366,12 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
             }
             let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, ops)?;
             let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
+            // Compare-and-set: at most one stored envelope (another daemon may race).
             let mut db = store.begin().await?;
-            sqlx::query(
+            let stored = sqlx::query(
                 "UPDATE wallets SET activation_envelope = $1, activation_hash = $2, \
-                 activation_attempts = activation_attempts + 1, updated_at = $3 WHERE id = $4",
+                 activation_attempts = activation_attempts + 1, updated_at = $3 \
+                 WHERE id = $4 AND activation_envelope IS NULL AND status = 'PENDING_ACTIVATION'",
             )
             .bind(&signed.xdr)
             .bind(&signed.hash)
@@ -359,11 +380,16 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
             .execute(db.conn())
             .await?;
             db.commit().await?;
+            if stored.rows_affected() == 0 {
+                return by(store, "id", &w.id)
+                    .await?
+                    .ok_or_else(|| Error::internal("wallet vanished"));
+            }
             signed
         }
     };
     match sc.horizon.submit_settled(&envelope).await? {
-        SubmitOutcome::Applied { .. } => set_status(store, &w.id, "ACTIVE", None).await?,
+        SubmitOutcome::Applied { .. } => set_status(store, &w, "ACTIVE", None).await?,
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
         } => {
@@ -373,15 +399,17 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 .as_ref()
                 .is_some_and(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer).is_some())
             {
-                set_status(store, &w.id, "ACTIVE", None).await?;
+                set_status(store, &w, "ACTIVE", None).await?;
             } else if matches!(tx_code.as_str(), "tx_too_late" | "tx_bad_seq") {
                 // It can never land: a new envelope may be built on the next attempt.
                 let mut db = store.begin().await?;
                 sqlx::query(
-                    "UPDATE wallets SET activation_envelope = NULL, updated_at = $1 WHERE id = $2",
+                    "UPDATE wallets SET activation_envelope = NULL, updated_at = $1 \
+                     WHERE id = $2 AND activation_envelope = $3",
                 )
                 .bind(crate::clock::now())
                 .bind(&w.id)
+                .bind(&envelope.xdr)
                 .execute(db.conn())
                 .await?;
                 db.commit().await?;
@@ -389,7 +417,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 let reason = format!("{tx_code} {}", op_codes.join(","))
                     .trim()
                     .to_string();
-                set_status(store, &w.id, "FAILED", Some(&reason)).await?;
+                set_status(store, &w, "FAILED", Some(&reason)).await?;
             }
         }
         SubmitOutcome::Unknown { .. } => {}

@@ -11,7 +11,10 @@
 //! 4. Submit and settle: applied → post the hold to `external:stellar`
 //!    (`WITHDRAWAL_COMPLETED`); definitive failure → void the hold (`WITHDRAWAL_FAILED`);
 //!    unknown → stays pending and [`resume_pending`] resubmits the identical envelope
-//!    until it is known. A withdrawal is never paid twice.
+//!    until it is known. A withdrawal is never paid twice: one envelope at most is
+//!    stored (compare-and-set) and submitted, and a new one is built only once the
+//!    stored one has expired unapplied (`tx_too_late`). Emits `withdrawal.created`,
+//!    `withdrawal.pending`, `withdrawal.completed` / `withdrawal.failed`.
 
 use serde::Serialize;
 use serde_json::json;
@@ -147,6 +150,20 @@ pub async fn create_crypto(
     amount: Amount,
     destination: &str,
 ) -> Result<Withdrawal> {
+    let w = record_crypto(store, ctx, sc, user_id, amount, destination).await?;
+    execute(store, sc, &w.id).await
+}
+
+/// Validates, holds the amount and records the withdrawal (`WITHDRAWAL_CREATED`)
+/// without paying yet; [`execute`] pays.
+pub async fn record_crypto(
+    store: &Store,
+    ctx: &Context,
+    sc: &StellarContext,
+    user_id: &str,
+    amount: Amount,
+    destination: &str,
+) -> Result<Withdrawal> {
     if !amount.is_positive() {
         return Err(Error::amount("amount", "must be greater than zero"));
     }
@@ -206,30 +223,51 @@ pub async fn create_crypto(
     );
     db.emit(NewEvent::new("withdrawal.created", "withdrawal", &id, data));
     db.commit().await?;
-    execute(store, sc, &id).await
+    get(store, &id).await
 }
 
-async fn set_envelope(store: &Store, id: &str, env: &tx::SignedEnvelope) -> Result<()> {
+/// Stores the envelope, compare-and-set on there being none: at most one envelope
+/// per withdrawal can ever exist, so two executors (a request and the resume worker,
+/// or two daemons) can never both pay. `false` when another executor stored one first.
+/// Emits `withdrawal.pending`.
+async fn store_envelope(store: &Store, w: &Withdrawal, env: &tx::SignedEnvelope) -> Result<bool> {
     let mut db = store.begin().await?;
-    sqlx::query("UPDATE withdrawals SET status = 'WITHDRAWAL_PENDING', envelope = $1, tx_hash = $2, updated_at = $3 WHERE id = $4")
-        .bind(&env.xdr)
-        .bind(&env.hash)
-        .bind(crate::clock::now())
-        .bind(id)
-        .execute(db.conn())
-        .await?;
-    db.commit().await
+    let done = sqlx::query(
+        "UPDATE withdrawals SET status = 'WITHDRAWAL_PENDING', envelope = $1, tx_hash = $2, updated_at = $3 \
+         WHERE id = $4 AND envelope IS NULL AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+    )
+    .bind(&env.xdr)
+    .bind(&env.hash)
+    .bind(crate::clock::now())
+    .bind(&w.id)
+    .execute(db.conn())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let data = json!({ "withdrawalId": w.id, "userId": w.user_id, "amount": w.amount, "transactionHash": env.hash });
+    db.audit(
+        Context::system()
+            .audit("withdrawal.pending", "withdrawal", &w.id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new(
+        "withdrawal.pending",
+        "withdrawal",
+        &w.id,
+        data,
+    ));
+    db.commit().await?;
+    Ok(true)
 }
 
 /// Runs (or resumes) the payment of a created or pending withdrawal.
+///
+/// Safety: the withdrawal is re-read under the platform account's lock; only the one
+/// stored envelope is ever submitted; a new envelope is built only after the stored one
+/// can no longer land (`tx_too_late`). A `tx_bad_seq` leaves the envelope in place to be
+/// retried until it lands or expires.
 pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Withdrawal> {
-    let w = get(store, id).await?;
-    if !matches!(
-        w.status.as_str(),
-        "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
-    ) {
-        return Ok(w);
-    }
     let platform = wallets::platform(store)
         .await?
         .filter(|p| p.status == "ACTIVE")
@@ -241,6 +279,13 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
         })?;
     let lock = sc.horizon.account_lock(&platform.public_key);
     let _guard = lock.lock().await;
+    let w = get(store, id).await?;
+    if !matches!(
+        w.status.as_str(),
+        "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
+    ) {
+        return Ok(w);
+    }
     let envelope = match &w.envelope {
         Some(xdr) => tx::signed_from_xdr(xdr, &sc.network)?,
         None => {
@@ -267,24 +312,41 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
                 u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
             let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
             let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
-            set_envelope(store, id, &signed).await?;
-            signed
+            if !store_envelope(store, &w, &signed).await? {
+                // Another executor stored its envelope first: settle that one instead.
+                let current = get(store, id).await?;
+                match &current.envelope {
+                    Some(xdr)
+                        if matches!(
+                            current.status.as_str(),
+                            "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
+                        ) =>
+                    {
+                        tx::signed_from_xdr(xdr, &sc.network)?
+                    }
+                    _ => return Ok(current),
+                }
+            } else {
+                signed
+            }
         }
     };
     match sc.horizon.submit_settled(&envelope).await? {
         SubmitOutcome::Applied { hash, .. } => complete(store, &w, &hash).await?,
-        SubmitOutcome::Failed {
-            tx_code, op_codes, ..
-        } if tx_code == "tx_bad_seq" || tx_code == "tx_too_late" => {
-            // It can never land; a new envelope is built on the next attempt.
+        SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_too_late" => {
+            // It can never land now: allow a new envelope, unless another was stored.
             let mut db = store.begin().await?;
-            sqlx::query("UPDATE withdrawals SET envelope = NULL, updated_at = $1 WHERE id = $2")
+            sqlx::query("UPDATE withdrawals SET envelope = NULL, updated_at = $1 WHERE id = $2 AND envelope = $3")
                 .bind(crate::clock::now())
                 .bind(id)
+                .bind(&envelope.xdr)
                 .execute(db.conn())
                 .await?;
             db.commit().await?;
-            tracing::info!(withdrawal_id = %id, %tx_code, ?op_codes, "withdrawal envelope expired; will rebuild");
+            tracing::info!(withdrawal_id = %id, "withdrawal envelope expired unapplied; a new one will be built");
+        }
+        SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_bad_seq" => {
+            tracing::warn!(withdrawal_id = %id, "withdrawal envelope has a stale sequence; retrying until it lands or expires");
         }
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
