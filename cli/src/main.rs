@@ -61,7 +61,8 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
-    /// Run the sandbox network alone (Horizon subset on loopback), or fund an address.
+    /// Run the sandbox network alone (Horizon subset and Trustless Work V1 on loopback),
+    /// or fund an address.
     #[command(args_conflicts_with_subcommands = true)]
     Sandbox {
         #[command(subcommand)]
