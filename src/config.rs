@@ -173,6 +173,19 @@ pub struct Config {
     pub platform_user_id: Option<String>,
     pub trustless_api_url: Option<Url>,
     pub trustless_api_key: Option<Secret>,
+    /// Default platform fee of new escrows, basis points (`TRUSTLESS_PLATFORM_FEE` is a
+    /// percentage, default 0).
+    pub trustless_platform_fee_bps: u32,
+    /// Largest fee OfferHub signs for a Trustless Work transaction (stroops).
+    pub trustless_max_fee_stroops: u32,
+    /// The TW factory contract deploys must call (`C…`); unset = not pinned.
+    pub trustless_factory_contract: Option<String>,
+    /// Pacing of Trustless Work requests (TW allows 50/min).
+    pub trustless_requests_per_minute: u32,
+    /// How long an escrow call waits for its saga before answering 202.
+    pub saga_wait_ms: u64,
+    /// Transient failures of one saga step before it parks `NEEDS_ATTENTION`.
+    pub saga_max_attempts: u32,
     pub airtm: AirtmConfig,
     /// Requests per minute per API key.
     pub rate_limit_per_minute: u32,
@@ -243,6 +256,15 @@ pub const SETTINGS: &[Setting] = &[
     s("PLATFORM_USER_ID", "stellar.platform_user_id"),
     s("TRUSTLESS_API_URL", "trustless.api_url"),
     secret("TRUSTLESS_API_KEY", "trustless.api_key"),
+    s("TRUSTLESS_PLATFORM_FEE", "trustless.platform_fee"),
+    s("TRUSTLESS_MAX_FEE_STROOPS", "trustless.max_fee_stroops"),
+    s("TRUSTLESS_FACTORY_CONTRACT", "trustless.factory_contract"),
+    s(
+        "TRUSTLESS_REQUESTS_PER_MINUTE",
+        "trustless.requests_per_minute",
+    ),
+    s("OFFERHUB_SAGA_WAIT_MS", "sagas.wait_ms"),
+    s("OFFERHUB_SAGA_MAX_ATTEMPTS", "sagas.max_attempts"),
     s("AIRTM_ENV", "airtm.env"),
     s("AIRTM_BASE_URL", "airtm.base_url"),
     secret("AIRTM_API_KEY", "airtm.api_key"),
@@ -828,6 +850,52 @@ impl Config {
                     .filter(|n| (1..=3_600_000).contains(n))
             },
         );
+        let trustless_platform_fee_bps = p.parse_with(
+            "TRUSTLESS_PLATFORM_FEE",
+            "0",
+            "a percentage between 0 and 99 with at most two decimals, such as 2.5",
+            |v| {
+                crate::services::escrow::fee_bps(
+                    "TRUSTLESS_PLATFORM_FEE",
+                    &serde_json::Value::String(v.to_string()),
+                )
+                .ok()
+            },
+        );
+        let trustless_max_fee_stroops = p.parse_with(
+            "TRUSTLESS_MAX_FEE_STROOPS",
+            "10000000",
+            "a number of stroops between 100 and 1000000000",
+            |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (100..=1_000_000_000).contains(n))
+            },
+        );
+        let trustless_factory_contract = p.get("TRUSTLESS_FACTORY_CONTRACT").map(str::to_string);
+        if let Some(c) = &trustless_factory_contract
+            && stellar_strkey::Contract::from_string(c).is_err()
+        {
+            p.bad("TRUSTLESS_FACTORY_CONTRACT", "must be a contract id (C…)");
+        }
+        let trustless_requests_per_minute = p.parse_with(
+            "TRUSTLESS_REQUESTS_PER_MINUTE",
+            "45",
+            "a number between 1 and 50 (Trustless Work allows 50 per minute)",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=50).contains(n)),
+        );
+        let saga_wait_ms = p.parse_with(
+            "OFFERHUB_SAGA_WAIT_MS",
+            "20000",
+            "a number of milliseconds between 0 and 120000",
+            |v| v.parse::<u64>().ok().filter(|n| *n <= 120_000),
+        );
+        let saga_max_attempts = p.parse_with(
+            "OFFERHUB_SAGA_MAX_ATTEMPTS",
+            "30",
+            "a number between 1 and 1000",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+        );
         let webhook_disable_after_hours = p.parse_with(
             "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
             "72",
@@ -858,6 +926,16 @@ impl Config {
             platform_user_id,
             trustless_api_url,
             trustless_api_key,
+            trustless_platform_fee_bps: trustless_platform_fee_bps
+                .ok_or_else(|| missing("TRUSTLESS_PLATFORM_FEE"))?,
+            trustless_max_fee_stroops: trustless_max_fee_stroops
+                .ok_or_else(|| missing("TRUSTLESS_MAX_FEE_STROOPS"))?,
+            trustless_factory_contract,
+            trustless_requests_per_minute: trustless_requests_per_minute
+                .ok_or_else(|| missing("TRUSTLESS_REQUESTS_PER_MINUTE"))?,
+            saga_wait_ms: saga_wait_ms.ok_or_else(|| missing("OFFERHUB_SAGA_WAIT_MS"))?,
+            saga_max_attempts: saga_max_attempts
+                .ok_or_else(|| missing("OFFERHUB_SAGA_MAX_ATTEMPTS"))?,
             airtm: AirtmConfig {
                 env: airtm_env,
                 base_url: airtm_base_url.ok_or_else(|| missing("AIRTM_BASE_URL"))?,

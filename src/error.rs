@@ -35,6 +35,16 @@ pub enum ErrorCode {
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    EscrowNotFound,
+    DisputeNotFound,
+    MilestoneNotFound,
+    SagaNotFound,
+    EscrowAlreadyExists,
+    DisputeAlreadyOpen,
+    OperationInProgress,
+    EscrowContractError,
+    WalletNotReady,
+    XdrVerificationFailed,
 }
 
 impl ErrorCode {
@@ -65,6 +75,16 @@ impl ErrorCode {
             ErrorCode::ProviderError => "PROVIDER_ERROR",
             ErrorCode::ProviderTimeout => "PROVIDER_TIMEOUT",
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+            ErrorCode::EscrowNotFound => "ESCROW_NOT_FOUND",
+            ErrorCode::DisputeNotFound => "DISPUTE_NOT_FOUND",
+            ErrorCode::MilestoneNotFound => "MILESTONE_NOT_FOUND",
+            ErrorCode::SagaNotFound => "SAGA_NOT_FOUND",
+            ErrorCode::EscrowAlreadyExists => "ESCROW_ALREADY_EXISTS",
+            ErrorCode::DisputeAlreadyOpen => "DISPUTE_ALREADY_OPEN",
+            ErrorCode::OperationInProgress => "OPERATION_IN_PROGRESS",
+            ErrorCode::EscrowContractError => "ESCROW_CONTRACT_ERROR",
+            ErrorCode::WalletNotReady => "WALLET_NOT_READY",
+            ErrorCode::XdrVerificationFailed => "XDR_VERIFICATION_FAILED",
         }
     }
 
@@ -80,19 +100,28 @@ impl ErrorCode {
             | ErrorCode::UserNotFound
             | ErrorCode::ApiKeyNotFound
             | ErrorCode::OrderNotFound
-            | ErrorCode::WithdrawalNotFound => 404,
+            | ErrorCode::WithdrawalNotFound
+            | ErrorCode::EscrowNotFound
+            | ErrorCode::DisputeNotFound
+            | ErrorCode::MilestoneNotFound
+            | ErrorCode::SagaNotFound => 404,
             ErrorCode::InvalidStateTransition
             | ErrorCode::IdempotencyConflict
             | ErrorCode::ClientOrderRefConflict
-            | ErrorCode::IdempotencyKeyInProgress => 409,
+            | ErrorCode::IdempotencyKeyInProgress
+            | ErrorCode::EscrowAlreadyExists
+            | ErrorCode::DisputeAlreadyOpen
+            | ErrorCode::OperationInProgress => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::InsufficientFunds
             | ErrorCode::UserSuspended
-            | ErrorCode::WithdrawalDestinationInvalid => 422,
+            | ErrorCode::WithdrawalDestinationInvalid
+            | ErrorCode::EscrowContractError
+            | ErrorCode::WalletNotReady => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
-            ErrorCode::ProviderError => 502,
+            ErrorCode::ProviderError | ErrorCode::XdrVerificationFailed => 502,
             ErrorCode::ProviderUnavailable => 503,
             ErrorCode::ProviderTimeout => 504,
         }

@@ -21,6 +21,8 @@ pub enum IdKind {
     Journal,
     WebhookEndpoint,
     WebhookDelivery,
+    Saga,
+    DisputeComment,
 }
 
 impl IdKind {
@@ -41,6 +43,8 @@ impl IdKind {
             IdKind::Journal => "jtx_",
             IdKind::WebhookEndpoint => "whe_",
             IdKind::WebhookDelivery => "whd_",
+            IdKind::Saga => "sag_",
+            IdKind::DisputeComment => "dcm_",
         }
     }
 }

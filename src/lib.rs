@@ -16,6 +16,7 @@ pub mod pagination;
 pub mod services;
 pub mod stellar;
 pub mod store;
+pub mod trustless;
 pub mod vault;
 
 pub use error::{Error, ErrorCode, Result};

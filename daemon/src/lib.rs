@@ -74,6 +74,33 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(routes::orders::get))
         .route("/orders/{id}/reserve", post(routes::orders::reserve))
         .route("/orders/{id}/cancel", post(routes::orders::cancel))
+        .route("/orders/{id}/escrow", post(routes::escrow::create))
+        .route("/orders/{id}/escrow/fund", post(routes::escrow::fund))
+        .route(
+            "/orders/{id}/resolution/release",
+            post(routes::escrow::release),
+        )
+        .route(
+            "/orders/{id}/resolution/refund",
+            post(routes::escrow::refund),
+        )
+        .route(
+            "/orders/{id}/resolution/dispute",
+            post(routes::escrow::dispute),
+        )
+        .route("/orders/{id}/milestones", get(routes::escrow::milestones))
+        .route(
+            "/orders/{id}/milestones/{milestone_ref}/{op}",
+            post(routes::escrow::milestone),
+        )
+        .route("/disputes", get(routes::escrow::list_disputes))
+        .route("/disputes/{id}", get(routes::escrow::get_dispute))
+        .route("/disputes/{id}/assign", post(routes::escrow::assign))
+        .route("/disputes/{id}/comments", post(routes::escrow::comment))
+        .route("/disputes/{id}/resolve", post(routes::escrow::resolve))
+        .route("/sagas", get(routes::escrow::list_sagas))
+        .route("/sagas/{id}", get(routes::escrow::get_saga))
+        .route("/sagas/{id}/retry", post(routes::escrow::retry_saga))
         .route("/events", get(events::stream))
         .route("/events/history", get(events::history))
         .route(

@@ -25,6 +25,8 @@ pub struct AppState {
     pub stellar: Option<Arc<offerhub::services::wallets::StellarContext>>,
     /// Wakes the wallet activation worker.
     pub wallet_wake: Arc<tokio::sync::Notify>,
+    /// Escrow orchestration (crypto mode with Trustless Work configured).
+    pub escrow: Option<Arc<offerhub::services::escrow::EscrowContext>>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             events,
             stellar: None,
             wallet_wake: Arc::new(tokio::sync::Notify::new()),
+            escrow: None,
         }
     }
 
@@ -55,6 +58,7 @@ impl AppState {
             stellar: sc.clone(),
             wake: self.wallet_wake.clone(),
         });
+        self.escrow = escrow_context(&self.config, &sc);
         self.stellar = Some(sc);
         self
     }
@@ -86,4 +90,45 @@ impl RateLimiter {
             }
         }
     }
+}
+
+/// The escrow context: Trustless Work at `TRUSTLESS_API_URL` (on the sandbox network,
+/// the sandbox itself, which serves TW beside Horizon, with any key).
+pub fn escrow_context(
+    config: &Config,
+    sc: &Arc<offerhub::services::wallets::StellarContext>,
+) -> Option<Arc<offerhub::services::escrow::EscrowContext>> {
+    use offerhub::config::Network;
+    let url = match (&config.trustless_api_url, config.network) {
+        (Some(u), _) => u.clone(),
+        (None, Network::Sandbox) => config.horizon_url.clone()?,
+        (None, _) => return None,
+    };
+    let key = match (&config.trustless_api_key, config.network) {
+        (Some(k), _) => k.expose().to_string(),
+        (None, Network::Sandbox) => "sandbox".to_string(),
+        (None, _) => return None,
+    };
+    let tw = match offerhub::trustless::TrustlessWork::new(
+        url,
+        key,
+        config.trustless_requests_per_minute,
+    ) {
+        Ok(tw) => tw,
+        Err(e) => {
+            tracing::error!(error = %e, "Trustless Work client unavailable; escrow disabled");
+            return None;
+        }
+    };
+    Some(Arc::new(offerhub::services::escrow::EscrowContext {
+        sc: sc.clone(),
+        tw,
+        settings: offerhub::services::escrow::EscrowSettings {
+            platform_fee_bps: config.trustless_platform_fee_bps,
+            max_fee_stroops: config.trustless_max_fee_stroops,
+            factory_contract: config.trustless_factory_contract.clone(),
+            wait: std::time::Duration::from_millis(config.saga_wait_ms),
+            max_attempts: config.saga_max_attempts,
+        },
+    }))
 }

@@ -1,4 +1,4 @@
-//! Background workers of the daemon: wallet activation (crypto mode), the webhook
+//! Background workers of the daemon: wallet activation (crypto mode), saga resume, the webhook
 //! dispatcher/sender and the purge of expired idempotency records. Each loop survives errors (logged) and wakes on new
 //! events or a short tick.
 
@@ -21,6 +21,18 @@ pub fn start(state: &AppState) {
             state.store.clone(),
             sc.clone(),
         ));
+    }
+    if let Some(ec) = &state.escrow {
+        let (ec, store) = (ec.clone(), state.store.clone());
+        tokio::spawn(async move {
+            // Resumes sagas left running (a restart, an unknown outcome, a retry).
+            loop {
+                if let Err(e) = offerhub::services::escrow::resume_due(&ec, &store).await {
+                    tracing::warn!(error = %e, "saga resume pass failed");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
     }
     let s = state.clone();
     tokio::spawn(async move { webhook_loop(s).await });

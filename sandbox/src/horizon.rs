@@ -88,6 +88,8 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
         .route("/payments", get(all_payments))
         .route("/transactions", post(submit))
         .route("/transactions/{hash}", get(transaction))
+        .route("/transactions/{hash}/payments", get(transaction_payments))
+        .route("/_sandbox/invocations", get(invocations))
         .route("/friendbot", get(friendbot))
         .route("/_sandbox/info", get(info))
         .route("/_sandbox/fund", post(fund))
@@ -316,6 +318,63 @@ async fn transaction(State(sb): State<Arc<Sandbox>>, Path(hash): Path<String>) -
         Some(t) => Json(tx_json(t)).into_response(),
         None => not_found(),
     }
+}
+
+/// `GET /transactions/{hash}/payments`: the payment records of one transaction.
+async fn transaction_payments(
+    State(sb): State<Arc<Sandbox>>,
+    Path(hash): Path<String>,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let l = sb.ledger.lock().expect("ledger lock");
+    if !l.transactions.contains_key(&hash) {
+        return not_found();
+    }
+    let records: Vec<Value> = l
+        .payments
+        .iter()
+        .filter(|p| p.tx_hash == hash)
+        .map(payment_json)
+        .collect();
+    Json(json!({ "_links": {}, "_embedded": { "records": records } })).into_response()
+}
+
+/// `GET /_sandbox/invocations`: every contract call submitted to the sandbox
+/// (`[{hash, source, contract, function, successful}]`, in ledger order) — lets tests
+/// prove that no step was submitted twice.
+async fn invocations(State(sb): State<Arc<Sandbox>>) -> Response {
+    use stellar_xdr::{HostFunction, Limits, OperationBody, ReadXdr, TransactionEnvelope};
+    let l = sb.ledger.lock().expect("ledger lock");
+    let mut out: Vec<(u32, Value)> = Vec::new();
+    for t in l.transactions.values() {
+        let Ok(TransactionEnvelope::Tx(v1)) =
+            TransactionEnvelope::from_xdr_base64(&t.envelope_xdr, Limits::none())
+        else {
+            continue;
+        };
+        for op in v1.tx.operations.iter() {
+            if let OperationBody::InvokeHostFunction(i) = &op.body
+                && let HostFunction::InvokeContract(c) = &i.host_function
+            {
+                let contract =
+                    crate::tw::scval_json(&stellar_xdr::ScVal::Address(c.contract_address.clone()));
+                out.push((
+                    t.ledger,
+                    json!({
+                        "hash": t.hash,
+                        "source": t.source_account,
+                        "contract": contract,
+                        "function": String::from_utf8_lossy(c.function_name.0.as_slice()),
+                        "successful": t.successful,
+                    }),
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(ledger, _)| *ledger);
+    Json(Value::Array(out.into_iter().map(|(_, v)| v).collect())).into_response()
 }
 
 fn asset_fields(v: &mut Value, asset: &Option<CreditAsset>) {
@@ -667,6 +726,11 @@ pub struct Faults {
     /// Close every open stream now.
     #[serde(default)]
     pub drop_streams: bool,
+    /// The next Trustless Work builder answer carries a tampered transaction:
+    /// `"amount"` (integer arguments doubled) or `"destination"` (account arguments
+    /// replaced by another account) — to prove that callers refuse to sign it.
+    #[serde(default)]
+    pub tamper_xdr: Option<String>,
 }
 
 async fn set_faults(State(sb): State<Arc<Sandbox>>, Json(f): Json<Faults>) -> Response {

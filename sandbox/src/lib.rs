@@ -278,6 +278,11 @@ impl Sandbox {
         armed
     }
 
+    /// Consumes the "tamper with the next builder answer" fault, if armed.
+    pub(crate) fn take_tamper(&self) -> Option<String> {
+        self.faults.lock().expect("faults lock").tamper_xdr.take()
+    }
+
     /// Sets the fault injection (as `POST /_sandbox/faults` does).
     pub fn set_faults(&self, faults: horizon::Faults) {
         *self.faults.lock().expect("faults lock") = faults;

@@ -1007,6 +1007,8 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
         )
         .route("/helper/send-transaction", post(send_transaction))
         .route("/helper/get-escrow-by-contract-ids", get(get_escrows))
+        .route("/helper/get-escrows-by-signer", get(get_escrows_by_signer))
+        .route("/indexer/update-from-txHash", post(update_from_tx_hash))
         .route("/helper/get-multiple-escrow-balance", get(get_balances))
 }
 
@@ -1095,6 +1097,35 @@ fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<S
         .invoke(&mut dry, contract, function, &args, signer)
     {
         return nest_error(StatusCode::BAD_REQUEST, json!(text));
+    }
+    let mut args = args;
+    if let Some(kind) = sb.take_tamper() {
+        // A compromised or buggy API: same call, other amount or other destination.
+        for a in args.iter_mut() {
+            match (kind.as_str(), &*a) {
+                ("amount", ScVal::I128(p)) if p.lo > 0 => {
+                    *a = sc_i128(i64::try_from(p.lo).unwrap_or(0).saturating_mul(2));
+                }
+                ("destination", ScVal::Address(ScAddress::Account(_))) => {
+                    *a = sc_addr("GBWWSOATPLIC72ZBOIM7WJCT7VCAHNWW4QUBZ2H4FORMCCIUM5ZVKSZN");
+                }
+                ("destination", ScVal::Map(Some(m))) => {
+                    let entries: Vec<(ScVal, ScVal)> = m
+                        .0
+                        .iter()
+                        .map(|e| match e.key {
+                            ScVal::Address(ScAddress::Account(_)) => (
+                                sc_addr("GBWWSOATPLIC72ZBOIM7WJCT7VCAHNWW4QUBZ2H4FORMCCIUM5ZVKSZN"),
+                                e.val.clone(),
+                            ),
+                            _ => (e.key.clone(), e.val.clone()),
+                        })
+                        .collect();
+                    *a = sc_map(entries);
+                }
+                _ => {}
+            }
+        }
     }
     let contract_address = match sc_addr(contract) {
         ScVal::Address(a) => a,
@@ -1648,6 +1679,61 @@ async fn get_escrows(
             .collect(),
     ))
     .into_response()
+}
+
+/// `GET /helper/get-escrows-by-signer?signer=…[&engagementId=…]`: escrows deployed by
+/// `signer`, optionally of one engagement.
+async fn get_escrows_by_signer(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let one = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(signer) = one("signer") else {
+        return nest_error(
+            StatusCode::BAD_REQUEST,
+            json!(["signer should not be empty"]),
+        );
+    };
+    let engagement = one("engagementId");
+    let l = sb.ledger.lock().expect("ledger lock");
+    let mut found: Vec<Escrow> = l
+        .contracts
+        .keys()
+        .filter_map(|id| load(&l, id))
+        .filter(|e| e.deployer == signer)
+        .filter(|e| engagement.as_ref().is_none_or(|g| &e.engagement_id == g))
+        .collect();
+    found.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Json(Value::Array(found.iter().map(escrow_json).collect())).into_response()
+}
+
+/// `POST /indexer/update-from-txHash {txHash}`: the sandbox indexer reads the ledger
+/// itself, so this only acknowledges a known transaction.
+async fn update_from_tx_hash(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let hash = try_resp!(field(&b, "txHash")).to_string();
+    let known = sb
+        .ledger
+        .lock()
+        .expect("ledger lock")
+        .transactions
+        .contains_key(&hash);
+    if known {
+        Json(json!({ "status": "SUCCESS", "message": "The escrow has been updated" }))
+            .into_response()
+    } else {
+        nest_error(StatusCode::BAD_REQUEST, json!("Transaction not found"))
+    }
 }
 
 async fn get_balances(

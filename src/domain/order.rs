@@ -2,7 +2,8 @@
 //!
 //! `ORDER_CREATED → FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING → IN_PROGRESS →
 //! {RELEASE_REQUESTED → RELEASED → CLOSED | REFUND_REQUESTED → REFUNDED → CLOSED |
-//! DISPUTED → (resolution) → CLOSED}`, and `CLOSED` by cancel before funding.
+//! DISPUTED → (resolution) → CLOSED}`, and `CLOSED` by cancel before funding
+//! (`ORDER_CREATED`, `FUNDS_RESERVED` or an unfunded `ESCROW_FUNDING`).
 //! A failed escrow deploy or funding compensates back to `FUNDS_RESERVED`.
 
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,7 @@ impl OrderStatus {
             OrderCreated => &[FundsReserved, Closed],
             FundsReserved => &[EscrowCreating, Closed],
             EscrowCreating => &[EscrowFunding, FundsReserved],
-            EscrowFunding => &[InProgress, FundsReserved],
+            EscrowFunding => &[InProgress, FundsReserved, Closed],
             InProgress => &[ReleaseRequested, RefundRequested, Disputed],
             ReleaseRequested => &[Released, InProgress],
             RefundRequested => &[Refunded, InProgress],

@@ -12,8 +12,9 @@
 //! transaction as the credit, so a restart resumes exactly after the last processed
 //! record. Emits `balance.credited` with `source: "stellar_deposit"`.
 //!
-//! Transfers out of OfferHub's own escrow contracts will be credited by the escrow saga
-//! (issue #7), which must then exclude them here.
+//! Transfers out of OfferHub's own escrow contracts (releases, refunds, resolutions)
+//! are not deposits: the escrow saga credits them from the same transaction
+//! ([`crate::services::escrow`]), so they are skipped here.
 
 use std::collections::HashMap;
 
@@ -170,7 +171,9 @@ pub async fn process_record(
         .to_string();
     let mut mine = Vec::new();
     for inc in incoming(record, &sc.usdc.code, &sc.usdc_issuer) {
-        if let Some(user) = wallets.owner(store, &inc.to, &created_at).await? {
+        if let Some(user) = wallets.owner(store, &inc.to, &created_at).await?
+            && !crate::services::escrow::is_own_contract(store, &inc.from).await?
+        {
             mine.push((user, inc));
         }
     }

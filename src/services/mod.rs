@@ -1,9 +1,12 @@
 pub mod balances;
 pub mod deposits;
+pub mod disputes;
+pub mod escrow;
 pub mod idempotency;
 pub mod keys;
 pub mod orders;
 pub mod reconcile;
+pub mod sagas;
 pub mod users;
 pub mod wallets;
 pub mod webhooks;

@@ -47,9 +47,10 @@ pub struct Order {
     pub hold_id: Option<String>,
     pub cancel_reason: Option<String>,
     pub milestones: Vec<Milestone>,
-    /// The order's escrow once created (escrow issue); `null` before.
+    /// The order's escrow once created (see [`crate::services::escrow::Escrow`]);
+    /// `null` before.
     pub escrow: Option<Value>,
-    /// The open or resolved dispute (dispute issue); `null` when none.
+    /// The latest dispute (see [`crate::services::disputes::Dispute`]); `null` when none.
     pub dispute: Option<Value>,
     pub created_at: String,
     pub updated_at: String,
@@ -359,6 +360,14 @@ async fn load_in(tx: &mut Tx, id: &str) -> Result<Order> {
         .into_iter()
         .map(|(_, m)| m)
         .collect();
+    order.escrow = crate::services::escrow::for_order(tx.conn(), id)
+        .await?
+        .map(|e| json!(e));
+    order.dispute = crate::services::disputes::latest_of(tx.conn(), &[id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|d| json!(d));
     Ok(order)
 }
 
@@ -383,6 +392,14 @@ pub async fn get(store: &Store, id: &str) -> Result<Order> {
         .into_iter()
         .map(|(_, m)| m)
         .collect();
+    order.escrow = crate::services::escrow::for_order(store.reader(), id)
+        .await?
+        .map(|e| json!(e));
+    order.dispute = crate::services::disputes::latest_of(store.reader(), &[id])
+        .await?
+        .into_iter()
+        .next()
+        .map(|d| json!(d));
     Ok(order)
 }
 
@@ -422,7 +439,17 @@ pub async fn list(store: &Store, filter: &OrderFilter, page: &PageRequest) -> Re
     let mut orders = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
     let ms = milestones_of(store.reader(), &ids).await?;
+    let escrows = crate::services::escrow::escrows_of(store.reader(), &ids).await?;
+    let disputes = crate::services::disputes::latest_of(store.reader(), &ids).await?;
     for o in &mut orders {
+        o.escrow = escrows
+            .iter()
+            .find(|e| e.order_id == o.id)
+            .map(|e| json!(e));
+        o.dispute = disputes
+            .iter()
+            .find(|d| d.order_id == o.id)
+            .map(|d| json!(d));
         o.milestones = ms
             .iter()
             .filter(|(oid, _)| *oid == o.id)
@@ -442,7 +469,7 @@ async fn cas_status(
     transition(order.status, to, sources)?;
     let now = crate::clock::now();
     let done =
-        sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+        sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4 AND active_saga IS NULL")
             .bind(to.as_str())
             .bind(&now)
             .bind(&order.id)
@@ -452,6 +479,18 @@ async fn cas_status(
     if done.rows_affected() == 0 {
         let current = load_in(tx, &order.id).await?;
         transition(current.status, to, sources)?;
+        let active: Option<String> =
+            sqlx::query_scalar("SELECT active_saga FROM orders WHERE id = $1")
+                .bind(&order.id)
+                .fetch_one(tx.conn())
+                .await?;
+        if let Some(saga) = active {
+            return Err(Error::new(
+                ErrorCode::OperationInProgress,
+                "Another operation on this order is running; wait for it or see its saga",
+            )
+            .with_details(json!({ "sagaId": saga })));
+        }
         return Err(Error::new(
             ErrorCode::InvalidStateTransition,
             "The order changed concurrently; retry",
@@ -548,8 +587,9 @@ pub async fn reserve(store: &Store, ctx: &Context, id: &str) -> Result<Order> {
     Ok(after)
 }
 
-/// Cancels an order before escrow: `ORDER_CREATED | FUNDS_RESERVED → CLOSED`, voiding
-/// the hold. `reason` at most 500 characters. Emits `balance.released` (when funds were
+/// Cancels an order before its escrow is funded: `ORDER_CREATED | FUNDS_RESERVED |
+/// ESCROW_FUNDING → CLOSED` (not while an operation runs), voiding the hold; a
+/// deployed, unfunded escrow becomes `CANCELED`. `reason` at most 500 characters. Emits `balance.released` (when funds were
 /// reserved), `order.canceled`, `order.closed`.
 pub async fn cancel(
     store: &Store,
@@ -565,13 +605,23 @@ pub async fn cancel(
             "must be at most 500 characters",
         ));
     }
-    let sources = [OrderStatus::OrderCreated, OrderStatus::FundsReserved];
+    let sources = [
+        OrderStatus::OrderCreated,
+        OrderStatus::FundsReserved,
+        OrderStatus::EscrowFunding,
+    ];
     let order = get(store, id).await?;
     transition(order.status, OrderStatus::Closed, &sources)?;
     let mut tx = store.begin_for(ctx).await?;
     let closed_at = cas_status(&mut tx, &order, OrderStatus::Closed, &sources).await?;
     sqlx::query("UPDATE orders SET cancel_reason = $1 WHERE id = $2")
         .bind(&reason)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    // A deployed but unfunded contract stays empty on chain; the escrow ends here.
+    sqlx::query("UPDATE escrows SET status = 'CANCELED', closed_at = $1, updated_at = $1 WHERE order_id = $2 AND status = 'CREATED'")
+        .bind(&closed_at)
         .bind(id)
         .execute(tx.conn())
         .await?;

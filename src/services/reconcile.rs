@@ -3,7 +3,9 @@
 //! pending withdrawal makes a difference "in flight" rather than a discrepancy. Reads
 //! run with bounded concurrency. [`fix`] credits deposits the monitor missed through the
 //! same exactly-once path ([`crate::services::deposits::catch_up`]).
-//! Escrow contract balances join these checks with the escrow flows (issue #7).
+//! For every escrow with a contract: its on-chain balance (Trustless Work
+//! `get-multiple-escrow-balance`, 20 per request) must equal `escrow:{order}`; a
+//! running saga makes a difference "in flight".
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -35,11 +37,28 @@ pub struct WalletCheck {
     pub status: &'static str,
 }
 
+/// Result for one escrow contract.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowCheck {
+    pub order_id: String,
+    pub escrow_id: String,
+    pub contract_id: String,
+    /// The contract's USDC balance; `None` when Trustless Work does not report it.
+    pub on_chain: Option<Amount>,
+    /// `escrow:{order}` in the ledger.
+    pub ledger: Amount,
+    pub difference: Amount,
+    /// `ok`, `mismatch` or `in_flight` (a saga of the order is running).
+    pub status: &'static str,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub wallets: Vec<WalletCheck>,
+    pub escrows: Vec<EscrowCheck>,
     pub discrepancies: usize,
 }
 
@@ -138,8 +157,65 @@ pub async fn wallets(
     let discrepancies = checks.iter().filter(|c| c.status == "mismatch").count();
     Ok(Report {
         wallets: checks,
+        escrows: Vec::new(),
         discrepancies,
     })
+}
+
+/// Checks every escrow contract against its ledger account and adds the result to
+/// `report`.
+pub async fn escrows(
+    store: &Store,
+    ec: &crate::services::escrow::EscrowContext,
+    report: &mut Report,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.order_id, e.contract_id, COALESCE(a.balance, 0) AS balance, o.active_saga          FROM escrows e JOIN orders o ON o.id = e.order_id          LEFT JOIN ledger_accounts a ON a.id = 'escrow:' || e.order_id          WHERE e.contract_id IS NOT NULL ORDER BY e.seq",
+    )
+    .fetch_all(store.reader())
+    .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        items.push((
+            r.try_get::<String, _>("id")?,
+            r.try_get::<String, _>("order_id")?,
+            r.try_get::<String, _>("contract_id")?,
+            Amount::from_base_units(r.try_get("balance")?),
+            r.try_get::<Option<String>, _>("active_saga")?.is_some(),
+        ));
+    }
+    let ids: Vec<String> = items.iter().map(|i| i.2.clone()).collect();
+    let chain = ec.tw.balances(&ids).await?;
+    for (escrow_id, order_id, contract_id, ledger_balance, busy) in items {
+        let on_chain = chain
+            .iter()
+            .find(|(c, _)| *c == contract_id)
+            .map(|(_, a)| *a);
+        let difference = on_chain
+            .unwrap_or(Amount::ZERO)
+            .checked_sub(ledger_balance)
+            .unwrap_or(Amount::ZERO);
+        let status = if difference == Amount::ZERO && on_chain.is_some() {
+            "ok"
+        } else if busy {
+            "in_flight"
+        } else {
+            "mismatch"
+        };
+        if status == "mismatch" {
+            report.discrepancies += 1;
+        }
+        report.escrows.push(EscrowCheck {
+            order_id,
+            escrow_id,
+            contract_id,
+            on_chain,
+            ledger: ledger_balance,
+            difference,
+            status,
+        });
+    }
+    Ok(())
 }
 
 /// One user's wallet (for `POST /users/{id}/balance/sync`).

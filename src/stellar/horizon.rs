@@ -250,6 +250,33 @@ impl Horizon {
             .unwrap_or_default())
     }
 
+    /// `GET /transactions/{hash}/payments`: the payment records of one transaction
+    /// (contract transfers appear as `invoke_host_function` with
+    /// `asset_balance_changes`, research/trustless-stellar.md §F.13). Empty when
+    /// Horizon does not know the transaction yet.
+    pub async fn transaction_payments(&self, hash: &str) -> Result<Vec<Value>> {
+        let resp = self
+            .get(&format!("/transactions/{hash}/payments?limit=200"))
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon GET /transactions/…/payments answered {}",
+                resp.status()
+            )));
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| provider(format!("payments JSON: {e}")))?;
+        Ok(v["_embedded"]["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// `GET /accounts/{id}/payments?order=desc&limit=&cursor=`: an account's payment
     /// records, newest first.
     pub async fn account_payments(

@@ -28,6 +28,21 @@ pub struct CreditAsset {
 }
 
 impl CreditAsset {
+    /// The asset's Stellar Asset Contract id (`C…`) on `network`:
+    /// `sha256(XDR(HashIdPreimage::ContractId{network_id, FromAsset(asset)}))`
+    /// (research/trustless-stellar.md §C.6). This is what an escrow's trustline holds.
+    pub fn contract_id(&self, network: &crate::stellar::network::StellarNetwork) -> String {
+        use sha2::{Digest, Sha256};
+        let preimage =
+            stellar_xdr::HashIdPreimage::ContractId(stellar_xdr::HashIdPreimageContractId {
+                network_id: stellar_xdr::Hash(network.id),
+                contract_id_preimage: stellar_xdr::ContractIdPreimage::Asset(self.xdr()),
+            });
+        let bytes = preimage.to_xdr(Limits::none()).unwrap_or_default();
+        let id: [u8; 32] = Sha256::digest(&bytes).into();
+        stellar_strkey::Contract(id).to_string().to_string()
+    }
+
     fn xdr(&self) -> Asset {
         let issuer = account_id(&self.issuer);
         if self.code.len() <= 4 {
@@ -318,5 +333,11 @@ mod tests {
         );
         assert_eq!(c.max_time, 2_000_000_000);
         assert!(decode_envelope("garbage").is_err());
+        // research/trustless-stellar.md §C.6: testnet USDC's contract, checked with
+        // py-stellar-sdk.
+        assert_eq!(
+            usdc.contract_id(&net),
+            "CBIELTK6YBZJU5UP2WWQEUCYKLPU6AUNZ2BQ4WWFEIE3USCIHMXQDAMA"
+        );
     }
 }

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod escrow;
 pub mod health;
 pub mod keys;
 pub mod orders;

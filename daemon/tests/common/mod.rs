@@ -21,6 +21,10 @@ pub const MASTER: &str = "ohk_master_test_0123456789abcdef0123456789abcdef";
 pub struct TestApp {
     pub app: Router,
     pub store: Store,
+    /// Crypto mode: the Stellar context the daemon uses (for reconciliation checks).
+    pub stellar: Option<std::sync::Arc<offerhub::services::wallets::StellarContext>>,
+    /// Escrow orchestration, when configured.
+    pub escrow: Option<std::sync::Arc<offerhub::services::escrow::EscrowContext>>,
 }
 
 pub struct Resp {
@@ -78,6 +82,8 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
         offerhub_daemon::workers::start(&state);
     }
     TestApp {
+        stellar: state.stellar.clone(),
+        escrow: state.escrow.clone(),
         app: router(state),
         store,
     }

@@ -1,0 +1,456 @@
+//! Escrow, resolution, milestone, dispute and saga routes (seed 004 flows 1–6):
+//!
+//! - `POST /orders/{id}/escrow` `{platformFee?}`, `POST /orders/{id}/escrow/fund`
+//! - `POST /orders/{id}/resolution/release` `{requestedBy?, reason?}`,
+//!   `…/refund` `{reason}`, `…/dispute` `{openedBy, reason, evidence?}`
+//! - `GET /orders/{id}/milestones`, `POST /orders/{id}/milestones/{ref}/complete|approve|release`
+//! - `GET /disputes`, `GET /disputes/{id}`, `POST /disputes/{id}/assign|comments|resolve`
+//! - `GET /sagas`, `GET /sagas/{id}`, `POST /sagas/{id}/retry`
+//!
+//! Operations that move money on chain run as sagas: the call waits for its saga up to
+//! `OFFERHUB_SAGA_WAIT_MS`, then answers `200` with the result, the saga's error when
+//! it was compensated (nothing changed), or `202` with the current state and the saga
+//! (`saga.status` `RUNNING` or `NEEDS_ATTENTION`) — follow it with `GET /sagas/{id}`
+//! or the events.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use offerhub::error::{Error, ErrorCode};
+use offerhub::money::Amount;
+use offerhub::pagination::PageRequest;
+use offerhub::services::disputes::{self, DisputeFilter};
+use offerhub::services::escrow::{self, EscrowContext};
+use offerhub::services::orders;
+use offerhub::services::sagas::{self, Saga};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
+use crate::state::AppState;
+
+fn escrow_ctx(state: &AppState) -> Result<Arc<EscrowContext>, Error> {
+    state.escrow.clone().ok_or_else(|| {
+        Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Escrow needs crypto mode with a Stellar network and Trustless Work configured",
+        )
+    })
+}
+
+/// Drives the saga and renders the outcome: `ok_status` with `body()` when it
+/// completed, its error when compensated, 202 with `body()` + `saga` otherwise.
+async fn outcome<F, Fut>(
+    state: &AppState,
+    request_id: &str,
+    saga: Saga,
+    ok_status: StatusCode,
+    body: F,
+) -> ApiResult
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, Error>>,
+{
+    let ec = escrow_ctx(state)?;
+    let saga = escrow::drive(ec, state.store.clone(), saga.id.clone()).await?;
+    match saga.status.as_str() {
+        "COMPLETED" => Ok(respond(ok_status, request_id, body().await?)),
+        "COMPENSATED" => {
+            Err(sagas::error_of(saga.last_error.as_ref().unwrap_or(&Value::Null)).into())
+        }
+        _ => {
+            let mut v = body().await?;
+            v["saga"] = json!(saga);
+            Ok(respond(StatusCode::ACCEPTED, request_id, v))
+        }
+    }
+}
+
+async fn order_json(state: &AppState, id: &str) -> Result<Value, Error> {
+    Ok(json!(orders::get(&state.store, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateEscrow {
+    /// Percent (0–99, two decimals) overriding `TRUSTLESS_PLATFORM_FEE` for this order.
+    #[serde(alias = "platform_fee")]
+    platform_fee: Option<Value>,
+}
+
+/// `FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING`: deploys the contract.
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CreateEscrow>,
+) -> ApiResult {
+    let ec = escrow_ctx(&state)?;
+    let fee = b
+        .platform_fee
+        .as_ref()
+        .map(|v| escrow::fee_bps("platformFee", v))
+        .transpose()?;
+    let saga = escrow::create(&state.store, &ec, &auth.context(), &id, fee).await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::CREATED, || {
+        order_json(&state, &id)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// `ESCROW_FUNDING → IN_PROGRESS`: the buyer's wallet funds the contract.
+pub async fn fund(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(_): ApiJson<Empty>,
+) -> ApiResult {
+    escrow_ctx(&state)?;
+    let saga = escrow::fund(&state.store, &auth.context(), &id).await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
+        order_json(&state, &id)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReleaseBody {
+    /// Accepted for compatibility with the seed's example; informational.
+    #[serde(alias = "requested_by")]
+    requested_by: Option<String>,
+    reason: Option<String>,
+}
+
+/// `IN_PROGRESS → … → CLOSED`: complete, approve and release on chain.
+pub async fn release(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReleaseBody>,
+) -> ApiResult {
+    escrow_ctx(&state)?;
+    let _ = (b.requested_by, b.reason);
+    let saga = escrow::release(&state.store, &auth.context(), &id).await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
+        order_json(&state, &id)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    reason: Option<String>,
+}
+
+/// `IN_PROGRESS → … → CLOSED`: dispute and resolve 100 % to the buyer.
+pub async fn refund(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RefundBody>,
+) -> ApiResult {
+    escrow_ctx(&state)?;
+    let reason = b
+        .reason
+        .ok_or_else(|| Error::validation("reason", "is required"))?;
+    let saga = escrow::refund(&state.store, &auth.context(), &id, &reason).await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
+        order_json(&state, &id)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DisputeBody {
+    #[serde(alias = "opened_by")]
+    opened_by: String,
+    reason: String,
+    evidence: Option<Value>,
+    /// Accepted (upstream's clients send it); must match the path when given.
+    #[serde(alias = "order_id")]
+    order_id: Option<String>,
+}
+
+/// Opens a dispute and disputes the escrow on chain → `DISPUTED`. 201 with the dispute
+/// (and its order).
+pub async fn dispute(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<DisputeBody>,
+) -> ApiResult {
+    escrow_ctx(&state)?;
+    if let Some(o) = &b.order_id
+        && *o != id
+    {
+        return Err(Error::validation("orderId", "must match the order in the path").into());
+    }
+    let (d, saga) = disputes::open(
+        &state.store,
+        &auth.context(),
+        &id,
+        &b.opened_by,
+        &b.reason,
+        b.evidence,
+    )
+    .await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::CREATED, || {
+        dispute_json(&state, &d.id)
+    })
+    .await
+}
+
+async fn dispute_json(state: &AppState, id: &str) -> Result<Value, Error> {
+    let d = disputes::get(&state.store, id).await?;
+    let mut v = json!(d);
+    v["order"] = json!(orders::get(&state.store, &d.order_id).await?);
+    Ok(v)
+}
+
+/// The order's milestones.
+pub async fn milestones(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let order = orders::get(&state.store, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, order.milestones))
+}
+
+/// `complete` (seller), `approve` (buyer) or `release` (buyer) one milestone of a
+/// multi-release order.
+pub async fn milestone(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path((id, milestone_ref, op)): Path<(String, String, String)>,
+    ApiJson(_): ApiJson<Empty>,
+) -> Result<Response, crate::api::ApiError> {
+    if !matches!(op.as_str(), "complete" | "approve" | "release") {
+        return Err(Error::new(ErrorCode::NotFound, "No such route").into());
+    }
+    escrow_ctx(&state)?;
+    let saga = escrow::milestone(&state.store, &auth.context(), &id, &milestone_ref, &op).await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::OK, || async {
+        let order = orders::get(&state.store, &id).await?;
+        let m = order
+            .milestones
+            .into_iter()
+            .find(|m| m.milestone_ref == milestone_ref);
+        Ok(json!(m))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListDisputes {
+    #[serde(alias = "order_id")]
+    order_id: Option<String>,
+    status: Option<String>,
+    #[serde(alias = "opened_by")]
+    opened_by: Option<String>,
+    #[serde(alias = "assigned_to")]
+    assigned_to: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Disputes newest first; filters combine with AND.
+pub async fn list_disputes(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListDisputes>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    if let Some(s) = &q.status
+        && ![
+            "OPENING",
+            "OPEN",
+            "UNDER_REVIEW",
+            "RESOLVING",
+            "RESOLVED",
+            "FAILED",
+        ]
+        .contains(&s.as_str())
+    {
+        return Err(Error::validation("status", format!("{s:?} is not a dispute status")).into());
+    }
+    if let Some(o) = &q.opened_by
+        && !["BUYER", "SELLER"].contains(&o.as_str())
+    {
+        return Err(Error::validation("openedBy", "must be BUYER or SELLER").into());
+    }
+    let f = DisputeFilter {
+        order_id: q.order_id,
+        status: q.status,
+        opened_by: q.opened_by,
+        assigned_to: q.assigned_to,
+    };
+    Ok(respond_page(
+        &auth.request_id,
+        disputes::list(&state.store, &f, &page).await?,
+    ))
+}
+
+/// One dispute with its comments and its order.
+pub async fn get_dispute(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        dispute_json(&state, &id).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AssignBody {
+    #[serde(alias = "assigned_to")]
+    assigned_to: String,
+}
+
+/// `OPEN → UNDER_REVIEW` with a reviewer (support scope).
+pub async fn assign(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<AssignBody>,
+) -> ApiResult {
+    let d = disputes::assign(&state.store, &auth.context(), &id, &b.assigned_to).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, d))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    author: String,
+    body: String,
+}
+
+/// Adds a comment; 201 with it.
+pub async fn comment(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CommentBody>,
+) -> ApiResult {
+    let c = disputes::comment(&state.store, &auth.context(), &id, &b.author, &b.body).await?;
+    Ok(respond(StatusCode::CREATED, &auth.request_id, c))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResolveBody {
+    decision: String,
+    #[serde(alias = "release_amount")]
+    release_amount: Option<String>,
+    #[serde(alias = "refund_amount")]
+    refund_amount: Option<String>,
+    note: Option<String>,
+}
+
+/// Resolves on chain (support scope): each party is credited its net share → `CLOSED`.
+pub async fn resolve(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ResolveBody>,
+) -> ApiResult {
+    escrow_ctx(&state)?;
+    let parse = |field: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| Amount::parse_non_negative(s).map_err(|e| Error::amount(field, e)))
+            .transpose()
+    };
+    let release = parse("releaseAmount", &b.release_amount)?;
+    let refund = parse("refundAmount", &b.refund_amount)?;
+    let (d, saga) = disputes::resolve(
+        &state.store,
+        &auth.context(),
+        &id,
+        &b.decision,
+        release,
+        refund,
+        b.note,
+    )
+    .await?;
+    outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
+        dispute_json(&state, &d.id)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListSagas {
+    status: Option<String>,
+    #[serde(alias = "order_id")]
+    order_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Sagas newest first (`status`: RUNNING, COMPLETED, COMPENSATED, NEEDS_ATTENTION).
+pub async fn list_sagas(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListSagas>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    if let Some(s) = &q.status
+        && !["RUNNING", "COMPLETED", "COMPENSATED", "NEEDS_ATTENTION"].contains(&s.as_str())
+    {
+        return Err(Error::validation("status", format!("{s:?} is not a saga status")).into());
+    }
+    let p = sagas::list(
+        &state.store,
+        q.status.as_deref(),
+        q.order_id.as_deref(),
+        &page,
+    )
+    .await?;
+    Ok(respond_page(&auth.request_id, p))
+}
+
+pub async fn get_saga(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        sagas::get(&state.store, &id).await?,
+    ))
+}
+
+/// Puts a `NEEDS_ATTENTION` saga back to work (support scope) and waits for it like
+/// the original call.
+pub async fn retry_saga(
+    State(state): State<AppState>,
+    auth: Auth<Support>,
+    Path(id): Path<String>,
+    ApiJson(_): ApiJson<Empty>,
+) -> ApiResult {
+    let ec = escrow_ctx(&state)?;
+    sagas::retry(&state.store, &auth.context(), &id).await?;
+    let saga = escrow::drive(ec, state.store.clone(), id).await?;
+    let code = if saga.status == "RUNNING" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond(code, &auth.request_id, saga))
+}

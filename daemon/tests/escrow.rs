@@ -1,0 +1,605 @@
+//! Escrow orchestration through the API against the embedded sandbox (Horizon + Trustless
+//! Work over real HTTP) — SQLite and PostgreSQL. Every flow ends with balances equal to
+//! the chain (fees included), reconciliation clean and the ledger verified.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, app_with_sandbox, assert_error};
+use offerhub_testkit::both_backends;
+use serde_json::{Value, json};
+
+/// A marketplace with a buyer holding 500 USDC and a seller, fee 5 %.
+struct Market {
+    t: TestApp,
+    key: String,
+    sandbox: String,
+    buyer: String,
+    seller: String,
+    buyer_address: String,
+    seller_address: String,
+}
+
+async fn user(t: &TestApp, key: &str, ext: &str) -> (String, String) {
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(key),
+            Some(&json!({ "externalUserId": ext }).to_string()),
+        )
+        .await;
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    for _ in 0..400 {
+        let w = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{id}/wallet"),
+                Some(key),
+                None,
+            )
+            .await;
+        if w.body["data"]["status"] == "ACTIVE" {
+            return (
+                id,
+                w.body["data"]["publicKey"].as_str().unwrap().to_string(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("wallet of {ext} did not become ACTIVE");
+}
+
+async fn market(url: &str, extra: &[(&str, &str)]) -> Market {
+    let mut all = vec![("TRUSTLESS_PLATFORM_FEE", "5")];
+    all.extend_from_slice(extra);
+    let (t, sandbox) = app_with_sandbox(url, &all).await;
+    let (_, key) = t.key(&["read", "write", "support"]).await;
+    let (buyer, buyer_address) = user(&t, &key, "buyer").await;
+    let (seller, seller_address) = user(&t, &key, "seller").await;
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": buyer_address, "amount": "500", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    let m = Market {
+        t,
+        key,
+        sandbox,
+        buyer,
+        seller,
+        buyer_address,
+        seller_address,
+    };
+    for _ in 0..400 {
+        if m.balance(&m.buyer).await["available"] == "500.00" {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the deposit was not credited");
+}
+
+impl Market {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> common::Resp {
+        let b = body.map(|b| b.to_string());
+        self.t
+            .call(
+                method,
+                &format!("/api/v1{path}"),
+                Some(&self.key),
+                b.as_deref(),
+            )
+            .await
+    }
+
+    async fn balance(&self, user: &str) -> Value {
+        self.call("GET", &format!("/users/{user}/balance"), None)
+            .await
+            .body["data"]
+            .clone()
+    }
+
+    /// An order of `amount` with funds reserved.
+    async fn order(&self, amount: &str, milestones: Value) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/orders",
+                Some(json!({ "buyerId": self.buyer, "sellerId": self.seller, "amount": amount, "title": "Logo design", "milestones": milestones })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.body["data"]["id"].as_str().unwrap().to_string();
+        let r = self
+            .call("POST", &format!("/orders/{id}/reserve"), None)
+            .await;
+        assert_eq!(r.body["data"]["status"], "FUNDS_RESERVED", "{}", r.body);
+        id
+    }
+
+    /// An order in progress: reserved, escrow deployed and funded.
+    async fn funded(&self, amount: &str) -> String {
+        let id = self.order(amount, json!([])).await;
+        let r = self
+            .call("POST", &format!("/orders/{id}/escrow"), None)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["data"]["status"], "ESCROW_FUNDING");
+        assert_eq!(r.body["data"]["escrow"]["status"], "CREATED");
+        assert!(
+            r.body["data"]["escrow"]["contractId"]
+                .as_str()
+                .unwrap()
+                .starts_with('C')
+        );
+        let r = self
+            .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["data"]["status"], "IN_PROGRESS");
+        assert_eq!(r.body["data"]["escrow"]["status"], "FUNDED");
+        assert_eq!(
+            r.body["data"]["escrow"]["balance"],
+            format!("{amount}.00").replace(".00.00", ".00")
+        );
+        id
+    }
+
+    async fn usdc(&self, account: &str) -> String {
+        let a: Value = reqwest::get(format!("{}/accounts/{account}", self.sandbox))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        a["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset_code"] == "USDC")
+            .map(|b| {
+                b["balance"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn invocations(&self, function: &str) -> usize {
+        let v: Value = reqwest::get(format!("{}/_sandbox/invocations", self.sandbox))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["function"] == function)
+            .count()
+    }
+
+    /// Ledger verified, every wallet and escrow equal to the chain.
+    async fn clean(&self) {
+        let report = offerhub::ledger::verify(&self.t.store).await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        let sc = self.t.stellar.as_ref().unwrap();
+        let mut r = offerhub::services::reconcile::wallets(&self.t.store, sc, 4, &|_, _| {})
+            .await
+            .unwrap();
+        offerhub::services::reconcile::escrows(
+            &self.t.store,
+            self.t.escrow.as_ref().unwrap(),
+            &mut r,
+        )
+        .await
+        .unwrap();
+        assert!(r.is_clean(), "{r:#?}");
+        assert!(r.escrows.iter().all(|e| e.status == "ok"));
+    }
+
+    /// Ledger balances equal the wallets on chain (available + reserved).
+    async fn matches_chain(&self, user: &str, address: &str) -> String {
+        let b = self.balance(user).await;
+        let chain = self.usdc(address).await;
+        let total = b["total"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
+        assert_eq!(total, chain, "ledger {b} vs chain {chain}");
+        chain
+    }
+
+    async fn event_types(&self, order: &str) -> Vec<String> {
+        // Every event that names the order, in commit order.
+        sqlx::query_scalar::<_, String>(
+            "SELECT event_type FROM events WHERE resource_id = $1 OR data LIKE $2 ORDER BY seq",
+        )
+        .bind(order)
+        .bind(format!("%{order}%"))
+        .fetch_all(self.t.store.reader())
+        .await
+        .unwrap()
+    }
+}
+
+async fn happy_path(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.funded("100").await;
+    assert_eq!(m.balance(&m.buyer).await["available"], "400.00");
+    assert_eq!(m.balance(&m.buyer).await["reserved"], "0.00");
+    assert_eq!(m.usdc(&m.buyer_address).await, "400");
+
+    let r = m
+        .call(
+            "POST",
+            &format!("/orders/{id}/resolution/release"),
+            Some(json!({ "requestedBy": m.buyer })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "CLOSED");
+    assert_eq!(r.body["data"]["escrow"]["status"], "RELEASED");
+    assert_eq!(r.body["data"]["escrow"]["balance"], "0.00");
+    // 100 − 0.3 % Trustless Work − 5 % platform = 94.70 arrived and is credited once.
+    assert_eq!(m.balance(&m.seller).await["available"], "94.70");
+    assert_eq!(m.matches_chain(&m.seller, &m.seller_address).await, "94.7");
+    m.matches_chain(&m.buyer, &m.buyer_address).await;
+    // The deposit monitor does not credit the contract's transfer a second time.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.balance(&m.seller).await["available"], "94.70");
+    let types = m.event_types(&id).await;
+    for t in [
+        "order.escrow_creating",
+        "order.escrow_funding",
+        "order.escrow_funded",
+        "order.in_progress",
+        "order.release_requested",
+        "escrow.milestone_completed",
+        "order.released",
+        "order.closed",
+    ] {
+        assert!(types.contains(&t.to_string()), "{t} missing from {types:?}");
+    }
+    let sagas = m.call("GET", &format!("/sagas?orderId={id}"), None).await;
+    let kinds: Vec<&str> = sagas.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["RELEASE", "ESCROW_FUND", "ESCROW_DEPLOY"]);
+    assert!(
+        sagas.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "COMPLETED")
+    );
+    assert_eq!(sagas.body["data"][0]["done"].as_array().unwrap().len(), 3);
+    m.clean().await;
+}
+both_backends!(happy, happy_path);
+
+async fn open_dispute(m: &Market, id: &str, opened_by: &str) -> String {
+    let r = m
+        .call(
+            "POST",
+            &format!("/orders/{id}/resolution/dispute"),
+            Some(json!({ "openedBy": opened_by, "reason": "QUALITY_ISSUE", "evidence": [{"url": "https://example.com/a.png"}] })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "OPEN");
+    assert_eq!(r.body["data"]["order"]["status"], "DISPUTED");
+    assert_eq!(r.body["data"]["order"]["escrow"]["status"], "DISPUTED");
+    r.body["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn resolutions(url: String) {
+    let m = market(&url, &[]).await;
+
+    // Refund without dispute: dispute + resolve 100 % to the buyer; fees are taken.
+    let a = m.funded("50").await;
+    let r = m
+        .call(
+            "POST",
+            &format!("/orders/{a}/resolution/refund"),
+            Some(json!({})),
+        )
+        .await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(r.body["error"]["details"]["field"], "reason");
+    let r = m
+        .call(
+            "POST",
+            &format!("/orders/{a}/resolution/refund"),
+            Some(json!({ "reason": "Seller cancelled" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "CLOSED");
+    assert_eq!(r.body["data"]["escrow"]["status"], "REFUNDED");
+    // 500 − 50 + (50 − 0.15 − 2.50) = 497.35
+    assert_eq!(m.balance(&m.buyer).await["available"], "497.35");
+    assert_eq!(m.invocations("dispute_escrow").await, 1);
+
+    // FULL_RELEASE, opened by the seller, reviewed and commented.
+    let b = m.funded("100").await;
+    let d = open_dispute(&m, &b, "SELLER").await;
+    let again = m
+        .call(
+            "POST",
+            &format!("/orders/{b}/resolution/dispute"),
+            Some(json!({ "openedBy": "BUYER", "reason": "OTHER" })),
+        )
+        .await;
+    assert_error(&again, 409, "DISPUTE_ALREADY_OPEN");
+    let r = m
+        .call(
+            "POST",
+            &format!("/disputes/{d}/assign"),
+            Some(json!({ "assignedTo": "agent@support" })),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "UNDER_REVIEW", "{}", r.body);
+    let r = m
+        .call(
+            "POST",
+            &format!("/disputes/{d}/comments"),
+            Some(json!({ "author": "agent@support", "body": "Files received" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = m.call("GET", &format!("/disputes/{d}"), None).await;
+    assert_eq!(r.body["data"]["comments"][0]["body"], "Files received");
+    assert_eq!(r.body["data"]["openedBy"], "SELLER");
+    let r = m
+        .call(
+            "POST",
+            &format!("/disputes/{d}/resolve"),
+            Some(json!({ "decision": "FULL_RELEASE", "note": "Delivered" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "RESOLVED");
+    assert_eq!(r.body["data"]["order"]["status"], "CLOSED");
+    assert_eq!(m.balance(&m.seller).await["available"], "94.70");
+
+    // FULL_REFUND.
+    let c = m.funded("100").await;
+    let d = open_dispute(&m, &c, "BUYER").await;
+    let r = m
+        .call(
+            "POST",
+            &format!("/disputes/{d}/resolve"),
+            Some(json!({ "decision": "FULL_REFUND" })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["order"]["escrow"]["status"], "REFUNDED");
+    // 497.35 − 100 (B) − 100 (C) + 94.70
+    assert_eq!(m.balance(&m.buyer).await["available"], "392.05");
+
+    // SPLIT 80/20: amounts are validated against the escrow balance before anything moves.
+    let e = m.funded("100").await;
+    let d = open_dispute(&m, &e, "BUYER").await;
+    let r = m
+        .call(
+            "POST",
+            &format!("/disputes/{d}/resolve"),
+            Some(json!({ "decision": "SPLIT", "releaseAmount": "80.00", "refundAmount": "30.00" })),
+        )
+        .await;
+    assert_error(&r, 400, "INVALID_AMOUNT_FORMAT");
+    assert_eq!(
+        m.call("GET", &format!("/disputes/{d}"), None).await.body["data"]["status"],
+        "OPEN"
+    );
+    let r = m
+        .call("POST", &format!("/disputes/{d}/resolve"), Some(json!({ "decision": "SPLIT", "release_amount": "80.00", "refund_amount": "20.00", "note": "80% delivered" })))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["decision"], "SPLIT");
+    assert_eq!(r.body["data"]["releaseAmount"], "80.00");
+    // Fees 5.3 % pro rata: seller 80 − 4.24, buyer 20 − 1.06.
+    assert_eq!(m.balance(&m.seller).await["available"], "170.46");
+    assert_eq!(m.balance(&m.buyer).await["available"], "310.99");
+    m.matches_chain(&m.seller, &m.seller_address).await;
+    m.matches_chain(&m.buyer, &m.buyer_address).await;
+
+    let list = m
+        .call("GET", "/disputes?status=RESOLVED&limit=2", None)
+        .await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(list.body["meta"]["pagination"]["hasMore"], true);
+    let types = m.event_types(&e).await;
+    assert_eq!(
+        types.iter().filter(|t| *t == "dispute.resolved").count(),
+        1,
+        "{types:?}"
+    );
+    assert!(types.contains(&"order.closed".to_string()));
+    m.clean().await;
+}
+both_backends!(disputes, resolutions);
+
+async fn cancel_before_escrow(url: String) {
+    let m = market(&url, &[]).await;
+    let a = m.order("10", json!([])).await;
+    let r = m
+        .call(
+            "POST",
+            &format!("/orders/{a}/cancel"),
+            Some(json!({ "reason": "changed mind" })),
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "CLOSED", "{}", r.body);
+    // Deployed but not funded: the contract stays empty, the hold is voided.
+    let b = m.order("20", json!([])).await;
+    let r = m.call("POST", &format!("/orders/{b}/escrow"), None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let again = m.call("POST", &format!("/orders/{b}/escrow"), None).await;
+    assert_error(&again, 409, "ESCROW_ALREADY_EXISTS");
+    let r = m.call("POST", &format!("/orders/{b}/cancel"), None).await;
+    assert_eq!(r.body["data"]["status"], "CLOSED", "{}", r.body);
+    assert_eq!(r.body["data"]["escrow"]["status"], "CANCELED");
+    assert_error(
+        &m.call("POST", &format!("/orders/{b}/escrow/fund"), None)
+            .await,
+        409,
+        "INVALID_STATE_TRANSITION",
+    );
+    let bal = m.balance(&m.buyer).await;
+    assert_eq!(
+        (bal["available"].as_str(), bal["reserved"].as_str()),
+        (Some("500.00"), Some("0.00"))
+    );
+    assert_eq!(m.invocations("fund_escrow").await, 0);
+    m.clean().await;
+}
+both_backends!(cancel, cancel_before_escrow);
+
+async fn tampered_xdr_is_refused(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.order("40", json!([])).await;
+    let r = m.call("POST", &format!("/orders/{id}/escrow"), None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let faults = |kind: &str| {
+        let url = format!("{}/_sandbox/faults", m.sandbox);
+        let body = json!({ "tamperXdr": kind });
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Another amount in the fund call: refused, nothing signed, nothing moved.
+    faults("amount").await;
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert_error(&r, 502, "XDR_VERIFICATION_FAILED");
+    assert_eq!(r.body["error"]["details"]["check"], "argument 2");
+    let o = m.call("GET", &format!("/orders/{id}"), None).await;
+    assert_eq!(o.body["data"]["status"], "ESCROW_FUNDING");
+    assert_eq!(o.body["data"]["escrow"]["status"], "CREATED");
+    assert_eq!(m.invocations("fund_escrow").await, 0);
+    assert_eq!(m.usdc(&m.buyer_address).await, "500");
+    let audit = m
+        .call("GET", "/audit/logs?action=escrow.xdr_refused", None)
+        .await;
+    assert!(
+        audit.body.to_string().contains("escrow.xdr_refused"),
+        "{}",
+        audit.body
+    );
+
+    // The same call without tampering goes through.
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert_eq!(r.body["data"]["status"], "IN_PROGRESS", "{}", r.body);
+
+    // Another destination in the first release step: refused, the order is restored.
+    faults("destination").await;
+    let r = m
+        .call("POST", &format!("/orders/{id}/resolution/release"), None)
+        .await;
+    assert_error(&r, 502, "XDR_VERIFICATION_FAILED");
+    let o = m.call("GET", &format!("/orders/{id}"), None).await;
+    assert_eq!(o.body["data"]["status"], "IN_PROGRESS");
+    assert_eq!(m.invocations("change_milestone_status").await, 0);
+    let r = m
+        .call("POST", &format!("/orders/{id}/resolution/release"), None)
+        .await;
+    assert_eq!(r.body["data"]["status"], "CLOSED", "{}", r.body);
+    m.clean().await;
+}
+both_backends!(tampered, tampered_xdr_is_refused);
+
+async fn concurrent_releases_execute_once(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.funded("60").await;
+    let path = format!("/orders/{id}/resolution/release");
+    let (a, b) = tokio::join!(m.call("POST", &path, None), m.call("POST", &path, None));
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+    let loser = if a.status == 409 { &a } else { &b };
+    let code = loser.body["error"]["code"].as_str().unwrap();
+    assert!(
+        ["OPERATION_IN_PROGRESS", "INVALID_STATE_TRANSITION"].contains(&code),
+        "{}",
+        loser.body
+    );
+    assert_eq!(m.invocations("release_funds").await, 1);
+    assert_eq!(m.invocations("approve_milestone").await, 1);
+    assert_eq!(m.balance(&m.seller).await["available"], "56.82");
+    m.clean().await;
+}
+both_backends!(concurrent_release, concurrent_releases_execute_once);
+
+async fn milestones_release_one_by_one(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m
+        .order("30", json!([{ "milestoneRef": "design", "title": "Design", "amount": "10" }, { "milestoneRef": "build", "title": "Build", "amount": "20" }]))
+        .await;
+    let r = m.call("POST", &format!("/orders/{id}/escrow"), None).await;
+    assert_eq!(
+        r.body["data"]["escrow"]["kind"], "multi-release",
+        "{}",
+        r.body
+    );
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert_eq!(r.body["data"]["status"], "IN_PROGRESS", "{}", r.body);
+    let ms = |op: &str, r: &str| format!("/orders/{id}/milestones/{r}/{op}");
+    assert_error(
+        &m.call("POST", &ms("approve", "design"), None).await,
+        409,
+        "INVALID_STATE_TRANSITION",
+    );
+    assert_error(
+        &m.call("POST", &ms("complete", "nope"), None).await,
+        404,
+        "MILESTONE_NOT_FOUND",
+    );
+    for (op, status) in [
+        ("complete", "COMPLETED"),
+        ("approve", "APPROVED"),
+        ("release", "RELEASED"),
+    ] {
+        let r = m.call("POST", &ms(op, "design"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["data"]["status"], status);
+    }
+    // 10 − 0.03 − 0.50
+    assert_eq!(m.balance(&m.seller).await["available"], "9.47");
+    let list = m
+        .call("GET", &format!("/orders/{id}/milestones"), None)
+        .await;
+    assert_eq!(list.body["data"][1]["status"], "PENDING");
+    // The rest through the whole-order release.
+    let r = m
+        .call("POST", &format!("/orders/{id}/resolution/release"), None)
+        .await;
+    assert_eq!(r.body["data"]["status"], "CLOSED", "{}", r.body);
+    assert_eq!(m.balance(&m.seller).await["available"], "28.41");
+    m.matches_chain(&m.seller, &m.seller_address).await;
+    m.clean().await;
+}
+both_backends!(milestones, milestones_release_one_by_one);

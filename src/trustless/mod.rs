@@ -1,0 +1,506 @@
+//! Trustless Work V1 REST client (research/trustless-stellar.md §A).
+//!
+//! - Base URL per network (`https://api.trustlesswork.com`, testnet
+//!   `https://dev.api.trustlesswork.com`, the embedded sandbox otherwise), `x-api-key`
+//!   on every request (§A.1). The key never appears in logs or errors.
+//! - **Pacing**: TW allows 50 requests per 60 s per client (§A.1, §F.9). Every request
+//!   waits for a token of a governor bucket (default 45/min, burst 5), so callers queue
+//!   instead of provoking 429s.
+//! - **Builders** (`POST /deployer/{single,multi}-release`, `POST /escrow/{type}/…`)
+//!   answer `201 {status: "SUCCESS", unsignedTransaction}` (§A.2); [`TrustlessWork::build`]
+//!   returns that base64 envelope — unverified: callers must pass it through
+//!   [`verify`] before any key signs it.
+//! - **Submission**: `POST /helper/send-transaction {signedXdr}` → [`SendOutcome`]:
+//!   `SUCCESS` → submitted (deploys add `contractId`); `FAILED` with a 4xx → refused or
+//!   failed on chain (message kept); a 5xx, a timeout or a transport error → **unknown**:
+//!   the caller settles it by the transaction hash on Horizon (§A.6, §F.3).
+//! - **Errors**: any non-2xx is a failure; the contract's error texts (§B.7), and the
+//!   `Error(Contract, #n)` form, become `ESCROW_CONTRACT_ERROR` (422) with
+//!   `details.contractError` naming the variant; 401/403 → `PROVIDER_ERROR`; 429 →
+//!   `PROVIDER_UNAVAILABLE`; 5xx → `PROVIDER_ERROR`; timeouts → `PROVIDER_TIMEOUT`.
+//!
+//! JSON amounts are **human units** (numbers, `5000` = 5,000 USDC); OfferHub keeps base
+//! units (10^7 per USDC) and converts only here ([`human`]).
+
+pub mod verify;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::money::Amount;
+
+/// The contract's errors (§B.7): code, variant, and the text the API echoes (the
+/// texts of codes 1 and 5 are verbatim from the contract; the others follow the
+/// variant names).
+pub const CONTRACT_ERRORS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "AmountCannotBeZero",
+        "Amount cannot be equal to or less than zero",
+    ),
+    (2, "EscrowAlreadyInitialized", "Escrow already initialized"),
+    (3, "EscrowNotFound", "Escrow not found"),
+    (
+        4,
+        "OnlyReleaseSignerCanReleaseEarnings",
+        "Only the release signer can release the escrow earnings",
+    ),
+    (
+        5,
+        "EscrowNotCompleted",
+        "The escrow must be completed to release earnings",
+    ),
+    (
+        6,
+        "EscrowBalanceNotEnoughToSendEarnings",
+        "The escrow balance must be equal to the amount of earnings defined for the escrow",
+    ),
+    (
+        8,
+        "OnlyServiceProviderChangeMilstoneStatus",
+        "Only the service provider can change milestone status",
+    ),
+    (
+        9,
+        "NoMilestoneDefined",
+        "Escrow initialized without milestone",
+    ),
+    (10, "InvalidMileStoneIndex", "Invalid milestone index"),
+    (
+        11,
+        "OnlyApproverChangeMilstoneFlag",
+        "Only the approver can change milestone flag",
+    ),
+    (
+        12,
+        "OnlyDisputeResolverCanExecuteThisFunction",
+        "Only the dispute resolver can execute this function",
+    ),
+    (13, "EscrowAlreadyInDispute", "Escrow already in dispute"),
+    (14, "EscrowNotInDispute", "Escrow not in dispute"),
+    (
+        16,
+        "EscrowOpenedForDisputeResolution",
+        "Escrow is opened for dispute resolution",
+    ),
+    (
+        24,
+        "EscrowAlreadyResolved",
+        "The escrow is already resolved",
+    ),
+    (
+        26,
+        "UnauthorizedToChangeDisputeFlag",
+        "You are not authorized to change the dispute flag",
+    ),
+    (27, "TooManyMilestones", "Too many milestones"),
+    (
+        29,
+        "MilestoneHasAlreadyBeenApproved",
+        "The milestone has already been approved",
+    ),
+    (
+        30,
+        "EmptyMilestoneStatus",
+        "The milestone status cannot be empty",
+    ),
+    (
+        31,
+        "PlatformFeeTooHigh",
+        "The platform fee cannot exceed 99%",
+    ),
+    (32, "FlagsMustBeFalse", "All flags must be false"),
+    (
+        33,
+        "EscrowPropertiesMismatch",
+        "The escrow properties do not match",
+    ),
+    (
+        35,
+        "EscrowAlreadyReleased",
+        "The escrow funds have been released",
+    ),
+    (
+        38,
+        "AmountsToBeTransferredShouldBePositive",
+        "The amounts to be transferred should be positive",
+    ),
+    (
+        39,
+        "DistributionsMustEqualEscrowBalance",
+        "The total amount to be distributed must be equal to the escrow balance",
+    ),
+    (
+        40,
+        "DisputeResolverCannotDisputeTheEscrow",
+        "The dispute resolver cannot dispute the escrow",
+    ),
+    (41, "TotalAmountCannotBeZero", "Total amount cannot be zero"),
+];
+
+/// The contract error variant a TW message carries, if any: its text (§B.7), its
+/// variant name, or `Error(Contract, #n)`.
+pub fn contract_error(message: &str) -> Option<&'static str> {
+    let lower = message.to_ascii_lowercase();
+    for (code, variant, text) in CONTRACT_ERRORS {
+        if lower.contains(&text.to_ascii_lowercase())
+            || message.contains(variant)
+            || message.contains(&format!("Error(Contract, #{code})"))
+        {
+            return Some(variant);
+        }
+    }
+    None
+}
+
+/// Base units → the human-unit JSON number TW expects (`1000000000` → `100`).
+pub fn human(amount: Amount) -> Value {
+    let units = amount.base_units();
+    let whole = units / 10_000_000;
+    let frac = (units % 10_000_000).abs();
+    let text = if frac == 0 {
+        whole.to_string()
+    } else {
+        let f = format!("{frac:07}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    serde_json::from_str::<Value>(&text).unwrap_or(json!(0))
+}
+
+/// A human-unit JSON number (or numeric string) from TW → base units.
+pub fn units(v: &Value) -> Option<Amount> {
+    match v {
+        Value::Number(n) => Amount::parse(&n.to_string()).ok(),
+        Value::String(s) => Amount::parse(s).ok(),
+        _ => None,
+    }
+}
+
+/// What `POST /helper/send-transaction` said.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendOutcome {
+    /// `status: "SUCCESS"`; deploys carry the new `contractId`.
+    Submitted { contract_id: Option<String> },
+    /// A 4xx or `status: "FAILED"`: refused, or failed on chain (`message` from TW).
+    Failed { message: String },
+    /// 5xx, timeout, transport error: settle by the hash.
+    Unknown { reason: String },
+}
+
+/// A Trustless Work V1 API.
+#[derive(Clone)]
+pub struct TrustlessWork {
+    base: Url,
+    api_key: Arc<String>,
+    http: reqwest::Client,
+    pacer: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for TrustlessWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustlessWork")
+            .field("base", &self.base.as_str())
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+fn provider(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::ProviderError, message)
+}
+
+fn message_of(body: &Value) -> String {
+    match &body["message"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::Null => body.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The error for a non-2xx answer of TW.
+fn answer_error(status: u16, body: &Value, path: &str) -> Error {
+    let message = message_of(body);
+    if let Some(variant) = contract_error(&message) {
+        return Error::new(
+            ErrorCode::EscrowContractError,
+            format!("The escrow contract refused: {message}"),
+        )
+        .with_details(json!({ "contractError": variant, "providerMessage": message }));
+    }
+    match status {
+        401 | 403 => provider(format!(
+            "Trustless Work rejected the API key ({status}) on {path}"
+        )),
+        429 => Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Trustless Work rate limit reached; retrying later",
+        ),
+        400..=499 => Error::new(
+            ErrorCode::ProviderError,
+            format!("Trustless Work refused {path} ({status}): {message}"),
+        )
+        .with_details(json!({ "providerStatus": status, "providerMessage": message })),
+        _ => provider(format!(
+            "Trustless Work answered {status} on {path}: {message}"
+        )),
+    }
+}
+
+/// Whether a failure may succeed when simply tried again later (rate limit, provider
+/// down, timeouts) — as opposed to a refusal that needs a change.
+pub fn is_transient(e: &Error) -> bool {
+    match e.code {
+        ErrorCode::ProviderUnavailable | ErrorCode::ProviderTimeout => true,
+        ErrorCode::ProviderError => e
+            .details
+            .as_ref()
+            .and_then(|d| d.get("providerStatus"))
+            .is_none(),
+        _ => false,
+    }
+}
+
+impl TrustlessWork {
+    /// A client for `base` with `api_key`, at most `per_minute` requests a minute
+    /// (bursts of 5), 30 s per request.
+    pub fn new(base: Url, api_key: String, per_minute: u32) -> Result<TrustlessWork> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let per = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_minute.clamp(1, 5)).unwrap_or(NonZeroU32::MIN);
+        let quota = governor::Quota::per_minute(per).allow_burst(burst);
+        Ok(TrustlessWork {
+            base,
+            api_key: Arc::new(api_key),
+            http,
+            pacer: Arc::new(governor::RateLimiter::direct(quota)),
+        })
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| Error::internal(format!("TW url: {e}")))
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> std::result::Result<(u16, Value), Error> {
+        self.pacer.until_ready().await;
+        let resp = req
+            .header("x-api-key", self.api_key.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    Error::new(
+                        ErrorCode::ProviderTimeout,
+                        format!("Trustless Work timed out on {path}"),
+                    )
+                } else {
+                    Error::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!("Trustless Work unreachable on {path}: {}", e.without_url()),
+                    )
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// Calls a builder (`POST` `path` with `body`) and returns the unsigned envelope
+    /// (base64 XDR). Errors: see the module documentation.
+    pub async fn build(&self, path: &str, body: &Value) -> Result<String> {
+        let (status, answer) = self
+            .send(self.http.post(self.url(path)?).json(body), path)
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(answer_error(status, &answer, path));
+        }
+        if answer["status"].as_str() != Some("SUCCESS") {
+            return Err(provider(format!(
+                "Trustless Work answered {path} without SUCCESS: {}",
+                message_of(&answer)
+            )));
+        }
+        answer["unsignedTransaction"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| provider(format!("Trustless Work returned no transaction for {path}")))
+    }
+
+    /// `POST /helper/send-transaction {signedXdr}`.
+    pub async fn send_transaction(&self, signed_xdr: &str) -> Result<SendOutcome> {
+        let path = "/helper/send-transaction";
+        let sent = self
+            .send(
+                self.http
+                    .post(self.url(path)?)
+                    .json(&json!({ "signedXdr": signed_xdr })),
+                path,
+            )
+            .await;
+        let (status, answer) = match sent {
+            Ok(x) => x,
+            Err(e) => return Ok(SendOutcome::Unknown { reason: e.message }),
+        };
+        Ok(match status {
+            200..=299 if answer["status"].as_str() == Some("SUCCESS") => SendOutcome::Submitted {
+                contract_id: answer["contractId"].as_str().map(str::to_string),
+            },
+            200..=299 | 400..=499 if status != 429 => SendOutcome::Failed {
+                message: message_of(&answer),
+            },
+            _ => SendOutcome::Unknown {
+                reason: format!("HTTP {status}: {}", message_of(&answer)),
+            },
+        })
+    }
+
+    /// `POST /indexer/update-from-txHash {txHash}` (§A.5): tells TW's indexer about a
+    /// transaction submitted straight to Horizon (§F.8). Best effort.
+    pub async fn update_from_tx_hash(&self, hash: &str) -> Result<()> {
+        let path = "/indexer/update-from-txHash";
+        let (status, answer) = self
+            .send(
+                self.http
+                    .post(self.url(path)?)
+                    .json(&json!({ "txHash": hash })),
+                path,
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(answer_error(status, &answer, path))
+        }
+    }
+
+    async fn get_json(&self, path: &str, query: &[(String, String)]) -> Result<Value> {
+        let (status, answer) = self
+            .send(self.http.get(self.url(path)?).query(query), path)
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(answer_error(status, &answer, path));
+        }
+        Ok(answer)
+    }
+
+    /// `GET /helper/get-escrow-by-contract-ids?contractIds[]=…` (§A.5): the escrows as
+    /// TW's indexer knows them.
+    pub async fn escrows(&self, contract_ids: &[String]) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for chunk in contract_ids.chunks(20) {
+            let q: Vec<(String, String)> = chunk
+                .iter()
+                .map(|id| ("contractIds[]".to_string(), id.clone()))
+                .chain([("validateOnChain".to_string(), "true".to_string())])
+                .collect();
+            let v = self
+                .get_json("/helper/get-escrow-by-contract-ids", &q)
+                .await?;
+            out.extend(v.as_array().cloned().unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// `GET /helper/get-escrows-by-signer?signer=…&engagementId=…` (§A.5): how a
+    /// deploy whose answer was lost finds its contract id.
+    pub async fn escrows_by_signer(&self, signer: &str, engagement_id: &str) -> Result<Vec<Value>> {
+        let v = self
+            .get_json(
+                "/helper/get-escrows-by-signer",
+                &[
+                    ("signer".into(), signer.into()),
+                    ("engagementId".into(), engagement_id.into()),
+                    ("validateOnChain".into(), "true".into()),
+                ],
+            )
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `GET /helper/get-multiple-escrow-balance?addresses[]=…` (≤ 20 per request, §A.5):
+    /// `(contract id, balance in base units)`.
+    pub async fn balances(&self, contract_ids: &[String]) -> Result<Vec<(String, Amount)>> {
+        let mut out = Vec::new();
+        for chunk in contract_ids.chunks(20) {
+            let q: Vec<(String, String)> = chunk
+                .iter()
+                .map(|id| ("addresses[]".to_string(), id.clone()))
+                .collect();
+            let v = self
+                .get_json("/helper/get-multiple-escrow-balance", &q)
+                .await?;
+            for item in v.as_array().cloned().unwrap_or_default() {
+                let (Some(addr), Some(bal)) = (item["address"].as_str(), units(&item["balance"]))
+                else {
+                    return Err(provider("Trustless Work balance without address or amount"));
+                };
+                out.push((addr.to_string(), bal));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units_round_trip() {
+        for (units_, text) in [
+            (1_000_000_000, "100"),
+            (12_345_678, "1.2345678"),
+            (800_000_000, "80"),
+            (5, "0.0000005"),
+        ] {
+            let v = human(Amount::from_base_units(units_));
+            assert_eq!(v.to_string(), text);
+            assert_eq!(units(&v), Some(Amount::from_base_units(units_)));
+        }
+    }
+
+    #[test]
+    fn contract_texts_and_codes_are_recognised() {
+        assert_eq!(
+            contract_error("Escrow already in dispute"),
+            Some("EscrowAlreadyInDispute")
+        );
+        assert_eq!(
+            contract_error("HostError: Error(Contract, #39)"),
+            Some("DistributionsMustEqualEscrowBalance")
+        );
+        assert_eq!(contract_error("something else"), None);
+        let e = answer_error(
+            400,
+            &json!({"message": "The escrow must be completed to release earnings", "statusCode": 400}),
+            "/x",
+        );
+        assert_eq!(e.code, ErrorCode::EscrowContractError);
+        assert_eq!(e.details.unwrap()["contractError"], "EscrowNotCompleted");
+        assert!(is_transient(&answer_error(503, &Value::Null, "/x")));
+        assert!(!is_transient(&answer_error(
+            400,
+            &json!({"message": ["x"]}),
+            "/x"
+        )));
+    }
+}

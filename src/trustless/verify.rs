@@ -1,0 +1,327 @@
+//! **No blind signing** (DESIGN §4, research/trustless-stellar.md §F.1): every envelope
+//! Trustless Work returns is decoded and checked against what OfferHub asked for before
+//! any wallet key signs it:
+//!
+//! - a v1 transaction envelope (no fee bump, no v0), no signatures yet;
+//! - source account = the expected signer; no operation with another source;
+//! - exactly **one** `InvokeHostFunction` calling `InvokeContract` on the expected
+//!   contract (for deploys: the configured factory, when one is configured) and function;
+//! - the call's arguments equal the expected ones (addresses, amounts in base units,
+//!   milestone indexes, distributions, the escrow's roles, amount, fee and trustline);
+//! - every Soroban authorization entry uses the source account's credentials (anything
+//!   else would need another signature);
+//! - fee ≤ the configured cap; time bounds present and ending within the allowed window.
+//!
+//! A mismatch is `XDR_VERIFICATION_FAILED` (502) naming the check, what was expected
+//! and what was found; the caller audits it and signs nothing.
+
+use serde_json::{Value, json};
+use stellar_xdr::{
+    HostFunction, OperationBody, Preconditions, ScAddress, ScVal, SorobanCredentials,
+    TransactionEnvelope,
+};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::stellar::keys::account_strkey;
+use crate::stellar::tx::decode_envelope;
+
+/// The expected value of one argument.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Arg {
+    /// Any value (not checked).
+    Any,
+    /// An account (`G…`) or contract (`C…`) address.
+    Address(String),
+    /// An integer (i128/u32/i32/u64/i64 or a numeric string), e.g. base units or an index.
+    Int(i128),
+    /// A string.
+    Str(String),
+    /// A map with symbol keys: the listed keys must be present with these values
+    /// (other keys are not checked).
+    Fields(Vec<(&'static str, Arg)>),
+    /// A vector with exactly these items.
+    Items(Vec<Arg>),
+    /// A `Map<Address, i128>` with exactly these entries (distributions).
+    Distribution(Vec<(String, i128)>),
+}
+
+/// What a builder's transaction must be.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    /// The account that signs and is the transaction source (`G…`).
+    pub source: String,
+    /// The contract called (`C…`); `None` only for a deploy without a configured factory.
+    pub contract: Option<String>,
+    /// Acceptable function names (deploys: the factory function of the escrow type).
+    pub functions: Vec<&'static str>,
+    pub args: Vec<Arg>,
+    /// Largest acceptable `fee` (stroops, resource fee included).
+    pub max_fee: u32,
+    /// `max_time` must be in `(now, now + max_validity_secs]`.
+    pub max_validity_secs: u64,
+}
+
+fn refuse(check: &str, expected: Value, found: Value) -> Error {
+    Error::new(
+        ErrorCode::XdrVerificationFailed,
+        format!(
+            "The transaction Trustless Work returned fails the {check} check; nothing was signed"
+        ),
+    )
+    .with_details(json!({ "check": check, "expected": expected, "found": found }))
+}
+
+/// An address as its strkey.
+pub fn address(v: &ScVal) -> Option<String> {
+    match v {
+        ScVal::Address(ScAddress::Account(stellar_xdr::AccountId(
+            stellar_xdr::PublicKey::PublicKeyTypeEd25519(k),
+        ))) => Some(account_strkey(&k.0)),
+        ScVal::Address(ScAddress::Contract(c)) => {
+            Some(stellar_strkey::Contract(c.0.0).to_string().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// An integer value (any integer type, or a numeric string).
+pub fn int(v: &ScVal) -> Option<i128> {
+    match v {
+        ScVal::I128(p) => Some((i128::from(p.hi) << 64) | i128::from(p.lo)),
+        ScVal::U128(p) => i128::try_from((u128::from(p.hi) << 64) | u128::from(p.lo)).ok(),
+        ScVal::U32(n) => Some(i128::from(*n)),
+        ScVal::I32(n) => Some(i128::from(*n)),
+        ScVal::U64(n) => Some(i128::from(*n)),
+        ScVal::I64(n) => Some(i128::from(*n)),
+        ScVal::String(s) => String::from_utf8_lossy(s.0.as_slice()).parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(v: &ScVal) -> Option<String> {
+    match v {
+        ScVal::String(s) => Some(String::from_utf8_lossy(s.0.as_slice()).into_owned()),
+        ScVal::Symbol(s) => Some(String::from_utf8_lossy(s.0.as_slice()).into_owned()),
+        _ => None,
+    }
+}
+
+/// A short rendering of a value for error details.
+fn show(v: &ScVal) -> Value {
+    if let Some(a) = address(v) {
+        return json!(a);
+    }
+    if let Some(n) = int(v) {
+        return json!(n.to_string());
+    }
+    if let Some(t) = text(v) {
+        return json!(t);
+    }
+    json!(format!("{:?}", std::mem::discriminant(v)))
+}
+
+fn field<'a>(v: &'a ScVal, key: &str) -> Option<&'a ScVal> {
+    match v {
+        ScVal::Map(Some(m)) => {
+            m.0.iter()
+                .find(|e| text(&e.key).as_deref() == Some(key))
+                .map(|e| &e.val)
+        }
+        _ => None,
+    }
+}
+
+fn check_arg(path: &str, expected: &Arg, found: &ScVal) -> Result<()> {
+    let mismatch = |e: Value| Err(refuse(&format!("argument {path}"), e, show(found)));
+    match expected {
+        Arg::Any => Ok(()),
+        Arg::Address(a) => {
+            if address(found).as_deref() == Some(a.as_str()) {
+                Ok(())
+            } else {
+                mismatch(json!(a))
+            }
+        }
+        Arg::Int(n) => {
+            if int(found) == Some(*n) {
+                Ok(())
+            } else {
+                mismatch(json!(n.to_string()))
+            }
+        }
+        Arg::Str(s) => {
+            if text(found).as_deref() == Some(s.as_str()) {
+                Ok(())
+            } else {
+                mismatch(json!(s))
+            }
+        }
+        Arg::Fields(fields) => {
+            for (k, want) in fields {
+                let Some(v) = field(found, k) else {
+                    return Err(refuse(
+                        &format!("argument {path}.{k}"),
+                        json!("present"),
+                        json!("missing"),
+                    ));
+                };
+                check_arg(&format!("{path}.{k}"), want, v)?;
+            }
+            Ok(())
+        }
+        Arg::Items(items) => {
+            let ScVal::Vec(Some(v)) = found else {
+                return mismatch(json!("a vector"));
+            };
+            if v.0.len() != items.len() {
+                return Err(refuse(
+                    &format!("argument {path} length"),
+                    json!(items.len()),
+                    json!(v.0.len()),
+                ));
+            }
+            for (i, (want, got)) in items.iter().zip(v.0.iter()).enumerate() {
+                check_arg(&format!("{path}[{i}]"), want, got)?;
+            }
+            Ok(())
+        }
+        Arg::Distribution(entries) => {
+            let ScVal::Map(Some(m)) = found else {
+                return mismatch(json!("a map of distributions"));
+            };
+            let mut got: Vec<(String, i128)> = Vec::new();
+            for e in m.0.iter() {
+                match (address(&e.key), int(&e.val)) {
+                    (Some(a), Some(n)) => got.push((a, n)),
+                    _ => return mismatch(json!("address → amount entries")),
+                }
+            }
+            let mut want = entries.clone();
+            want.sort();
+            got.sort();
+            if want == got {
+                Ok(())
+            } else {
+                Err(refuse(
+                    &format!("argument {path} (distributions)"),
+                    json!(
+                        want.iter()
+                            .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
+                            .collect::<Vec<_>>()
+                    ),
+                    json!(
+                        got.iter()
+                            .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
+                            .collect::<Vec<_>>()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Checks the unsigned envelope `b64` against `exp` at unix time `now`.
+pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
+    let env = decode_envelope(b64).map_err(|e| {
+        refuse(
+            "decoding",
+            json!("a transaction envelope"),
+            json!(e.message),
+        )
+    })?;
+    let TransactionEnvelope::Tx(v1) = env else {
+        return Err(refuse(
+            "envelope type",
+            json!("v1 transaction"),
+            json!("fee bump or v0"),
+        ));
+    };
+    if !v1.signatures.is_empty() {
+        return Err(refuse("signatures", json!(0), json!(v1.signatures.len())));
+    }
+    let tx = &v1.tx;
+    let source = match &tx.source_account {
+        stellar_xdr::MuxedAccount::Ed25519(k) => account_strkey(&k.0),
+        stellar_xdr::MuxedAccount::MuxedEd25519(m) => account_strkey(&m.ed25519.0),
+    };
+    if source != exp.source {
+        return Err(refuse("source account", json!(exp.source), json!(source)));
+    }
+    if tx.fee > exp.max_fee {
+        return Err(refuse("fee cap", json!(exp.max_fee), json!(tx.fee)));
+    }
+    let bounds = match &tx.cond {
+        Preconditions::Time(tb) => Some(tb.clone()),
+        Preconditions::V2(p) => p.time_bounds.clone(),
+        Preconditions::None => None,
+    };
+    let max_time = bounds.map(|b| b.max_time.0).unwrap_or(0);
+    if max_time == 0 || max_time <= now || max_time > now + exp.max_validity_secs {
+        return Err(refuse(
+            "time bounds",
+            json!(format!("max_time within {} s", exp.max_validity_secs)),
+            json!(max_time),
+        ));
+    }
+    if tx.operations.len() != 1 {
+        return Err(refuse(
+            "operation count",
+            json!(1),
+            json!(tx.operations.len()),
+        ));
+    }
+    let op = &tx.operations[0];
+    if let Some(s) = &op.source_account {
+        let key = match s {
+            stellar_xdr::MuxedAccount::Ed25519(k) => account_strkey(&k.0),
+            stellar_xdr::MuxedAccount::MuxedEd25519(m) => account_strkey(&m.ed25519.0),
+        };
+        if key != exp.source {
+            return Err(refuse("operation source", json!(exp.source), json!(key)));
+        }
+    }
+    let OperationBody::InvokeHostFunction(invoke) = &op.body else {
+        return Err(refuse(
+            "operation type",
+            json!("invoke_host_function"),
+            json!(op.body.name()),
+        ));
+    };
+    let HostFunction::InvokeContract(call) = &invoke.host_function else {
+        return Err(refuse(
+            "host function",
+            json!("InvokeContract"),
+            json!(invoke.host_function.name()),
+        ));
+    };
+    let contract = address(&ScVal::Address(call.contract_address.clone())).unwrap_or_default();
+    if let Some(c) = &exp.contract
+        && *c != contract
+    {
+        return Err(refuse("contract", json!(c), json!(contract)));
+    }
+    let function = String::from_utf8_lossy(call.function_name.0.as_slice()).into_owned();
+    if !exp.functions.contains(&function.as_str()) {
+        return Err(refuse("function", json!(exp.functions), json!(function)));
+    }
+    if call.args.len() != exp.args.len() {
+        return Err(refuse(
+            "argument count",
+            json!(exp.args.len()),
+            json!(call.args.len()),
+        ));
+    }
+    for (i, (want, got)) in exp.args.iter().zip(call.args.iter()).enumerate() {
+        check_arg(&i.to_string(), want, got)?;
+    }
+    for a in invoke.auth.iter() {
+        if !matches!(a.credentials, SorobanCredentials::SourceAccount) {
+            return Err(refuse(
+                "authorization entries",
+                json!("source-account credentials only"),
+                json!("address credentials (another signer)"),
+            ));
+        }
+    }
+    Ok(())
+}
