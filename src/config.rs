@@ -186,6 +186,8 @@ pub struct Config {
     pub saga_wait_ms: u64,
     /// Transient failures of one saga step before it parks `NEEDS_ATTENTION`.
     pub saga_max_attempts: u32,
+    /// How long a crashed executor's saga stays leased before another resumes it.
+    pub saga_lease_secs: u32,
     pub airtm: AirtmConfig,
     /// Requests per minute per API key.
     pub rate_limit_per_minute: u32,
@@ -265,6 +267,7 @@ pub const SETTINGS: &[Setting] = &[
     ),
     s("OFFERHUB_SAGA_WAIT_MS", "sagas.wait_ms"),
     s("OFFERHUB_SAGA_MAX_ATTEMPTS", "sagas.max_attempts"),
+    s("OFFERHUB_SAGA_LEASE_SECS", "sagas.lease_secs"),
     s("AIRTM_ENV", "airtm.env"),
     s("AIRTM_BASE_URL", "airtm.base_url"),
     secret("AIRTM_API_KEY", "airtm.api_key"),
@@ -896,6 +899,12 @@ impl Config {
             "a number between 1 and 1000",
             |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
         );
+        let saga_lease_secs = p.parse_with(
+            "OFFERHUB_SAGA_LEASE_SECS",
+            "30",
+            "a number of seconds between 1 and 3600",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=3600).contains(n)),
+        );
         let webhook_disable_after_hours = p.parse_with(
             "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
             "72",
@@ -936,6 +945,7 @@ impl Config {
             saga_wait_ms: saga_wait_ms.ok_or_else(|| missing("OFFERHUB_SAGA_WAIT_MS"))?,
             saga_max_attempts: saga_max_attempts
                 .ok_or_else(|| missing("OFFERHUB_SAGA_MAX_ATTEMPTS"))?,
+            saga_lease_secs: saga_lease_secs.ok_or_else(|| missing("OFFERHUB_SAGA_LEASE_SECS"))?,
             airtm: AirtmConfig {
                 env: airtm_env,
                 base_url: airtm_base_url.ok_or_else(|| missing("AIRTM_BASE_URL"))?,

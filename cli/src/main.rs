@@ -515,7 +515,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(2));
             };
-            reconcile(&store, &sc, fix, concurrency, output.output).await
+            let ec = offerhub_daemon::state::escrow_context(&config, &sc);
+            reconcile(&store, &sc, ec.as_deref(), fix, concurrency, output.output).await
         }
         Command::Webhooks { command } => {
             let config = match load_config(cli.config, false) {
@@ -812,6 +813,7 @@ async fn sandbox_fund(
 async fn reconcile(
     store: &Store,
     sc: &offerhub::services::wallets::StellarContext,
+    ec: Option<&offerhub::services::escrow::EscrowContext>,
     fix: bool,
     concurrency: usize,
     output: Output,
@@ -831,11 +833,14 @@ async fn reconcile(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} wallets")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let report = reconcile::wallets(store, sc, concurrency, &|done, total| {
+    let mut report = reconcile::wallets(store, sc, concurrency, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })
     .await?;
+    if let Some(ec) = ec {
+        reconcile::escrows(store, ec, &mut report).await?;
+    }
     bar.finish_and_clear();
     match output {
         Output::Json => print_json(&report)?,
@@ -870,6 +875,36 @@ async fn reconcile(
             );
             if report.wallets.iter().any(|c| c.status != "ok") {
                 println!("{t}");
+            }
+            println!("{} escrows checked", report.escrows.len());
+            let bad: Vec<_> = report.escrows.iter().filter(|e| e.status != "ok").collect();
+            if !bad.is_empty() {
+                let rows = bad.iter().map(|e| {
+                    vec![
+                        e.order_id.clone(),
+                        e.contract_id.clone(),
+                        e.on_chain
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        e.ledger.to_string(),
+                        e.difference.to_string(),
+                        e.status.to_string(),
+                    ]
+                });
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "ORDER",
+                            "CONTRACT",
+                            "ON CHAIN",
+                            "LEDGER",
+                            "DIFFERENCE",
+                            "STATUS"
+                        ],
+                        rows
+                    )
+                );
             }
         }
     }

@@ -129,6 +129,7 @@ pub fn escrow_context(
             factory_contract: config.trustless_factory_contract.clone(),
             wait: std::time::Duration::from_millis(config.saga_wait_ms),
             max_attempts: config.saga_max_attempts,
+            lease_secs: i64::from(config.saga_lease_secs),
         },
     }))
 }

@@ -73,6 +73,9 @@ pub struct EscrowSettings {
     pub wait: Duration,
     /// Transient failures of one step before the saga parks `NEEDS_ATTENTION`.
     pub max_attempts: u32,
+    /// An executor's lease on a saga (renewed at every step); after a crash another
+    /// executor resumes the saga once it expires.
+    pub lease_secs: i64,
 }
 
 /// What escrow code needs: the Stellar context, the TW client, the settings.
@@ -878,7 +881,7 @@ async fn failpoint(name: &str) {
 
 /// Runs a saga until it ends or must wait (transient failure), holding its lease.
 pub async fn run(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()> {
-    if !sagas::lease(store, saga_id, false).await? {
+    if !sagas::lease(store, saga_id, false, ec.settings.lease_secs).await? {
         return Ok(());
     }
     let result = run_leased(ec, store, saga_id).await;
@@ -894,7 +897,7 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
         }
         match execute_step(ec, store, &saga).await {
             Ok(()) => {
-                sagas::lease(store, saga_id, true).await?;
+                sagas::lease(store, saga_id, true, ec.settings.lease_secs).await?;
             }
             Err(StepError::Transient(e)) => {
                 tracing::warn!(saga_id, step = saga.step, error = %e, "saga step will be retried");

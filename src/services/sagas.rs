@@ -26,9 +26,6 @@ use crate::events::NewEvent;
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Store, Tx};
 
-/// How long an executor's lease lasts (renewed at every step).
-pub const LEASE_SECS: i64 = 90;
-
 /// Who signs a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -313,9 +310,11 @@ fn in_secs(secs: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Takes (or renews, with `renew`) the lease of a running saga; `false` when another
-/// executor holds it or the saga is not running.
-pub async fn lease(store: &Store, id: &str, renew: bool) -> Result<bool> {
+/// Takes (or renews, with `renew`) the lease of a running saga for `secs` seconds;
+/// `false` when another executor holds it or the saga is not running. The lease only
+/// avoids duplicate work: safety comes from the compare-and-set on the stored envelope
+/// and on the step, so an executor that outlives its lease cannot double-submit.
+pub async fn lease(store: &Store, id: &str, renew: bool, secs: i64) -> Result<bool> {
     let now = crate::clock::now();
     let mut tx = store.begin().await?;
     let sql = if renew {
@@ -324,7 +323,7 @@ pub async fn lease(store: &Store, id: &str, renew: bool) -> Result<bool> {
         "UPDATE sagas SET locked_until = $1 WHERE id = $2 AND status = 'RUNNING' \
          AND (locked_until IS NULL OR locked_until < $3)"
     };
-    let mut q = sqlx::query(sql).bind(in_secs(LEASE_SECS)).bind(id);
+    let mut q = sqlx::query(sql).bind(in_secs(secs)).bind(id);
     if !renew {
         q = q.bind(&now);
     }
