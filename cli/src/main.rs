@@ -1,5 +1,6 @@
 //! `offerhub`: the daemon (`serve`) and the operator's tools.
 
+mod disputes;
 mod init;
 mod output;
 
@@ -86,6 +87,16 @@ enum Command {
         concurrency: usize,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Escrow disputes: list, show, assign, resolve on chain.
+    Disputes {
+        #[command(subcommand)]
+        command: disputes::DisputesCommand,
+    },
+    /// Sagas (the on-chain steps of escrow operations): list, retry.
+    Sagas {
+        #[command(subcommand)]
+        command: disputes::SagasCommand,
     },
     /// Print a shell completion script.
     Completions {
@@ -251,10 +262,10 @@ enum WebhooksCommand {
 }
 
 #[derive(Args, Clone, Copy)]
-struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// table or json.
     #[arg(long, env = "OFFERHUB_OUTPUT", value_enum, default_value_t = Output::Table)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 fn main() -> ExitCode {
@@ -517,6 +528,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let ec = offerhub_daemon::state::escrow_context(&config, &sc);
             reconcile(&store, &sc, ec.as_deref(), fix, concurrency, output.output).await
+        }
+        Command::Disputes { command } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            let ec = escrow_context(config).await;
+            disputes::disputes_command(&store, ec.as_deref(), command).await
+        }
+        Command::Sagas { command } => {
+            let config = match load_config(cli.config, false) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let store = open_store(&config).await?;
+            let ec = escrow_context(config).await;
+            disputes::sagas_command(&store, ec.as_deref(), command).await
         }
         Command::Webhooks { command } => {
             let config = match load_config(cli.config, false) {
@@ -808,6 +837,19 @@ async fn sandbox_fund(
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The escrow context of this configuration, when it can reach Horizon and Trustless
+/// Work (on the sandbox network, through the URL a running `offerhub serve` wrote).
+async fn escrow_context(
+    mut config: Config,
+) -> Option<std::sync::Arc<offerhub::services::escrow::EscrowContext>> {
+    if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox {
+        let url = std::fs::read_to_string(config.data_dir.join("sandbox-url")).ok()?;
+        config.horizon_url = url::Url::parse(url.trim()).ok();
+    }
+    let sc = offerhub_daemon::wallets::context(&config).await.ok()??;
+    offerhub_daemon::state::escrow_context(&config, &sc)
 }
 
 async fn reconcile(

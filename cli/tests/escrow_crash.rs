@@ -297,3 +297,164 @@ async fn sigkill_between_steps(db: String) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 both_backends!(sigkill, sigkill_between_steps);
+
+/// `offerhub disputes list|show|assign|resolve` and `offerhub sagas list` on a disputed
+/// order (real binary; the CLI runs the resolution saga itself).
+async fn operator_resolves_a_dispute(db: String) {
+    let dir = std::env::temp_dir().join(format!(
+        "offerhub-disputes-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sb_port = free_port();
+    let _sandbox = Proc(
+        Command::new(BIN)
+            .args(["sandbox", "--port", &sb_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let s = Setup {
+        dir: dir.clone(),
+        port: free_port(),
+        sandbox: format!("http://127.0.0.1:{sb_port}"),
+        db,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(&s.sandbox).await.is_err() {
+        assert!(Instant::now() < deadline, "sandbox did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_daemon, _rx) = s.serve(None).await;
+    let mut ids = Vec::new();
+    for ext in ["buyer", "seller"] {
+        let u = s
+            .call("POST", "/users", Some(json!({ "externalUserId": ext })))
+            .await;
+        ids.push(u["data"]["id"].as_str().unwrap().to_string());
+    }
+    let mut buyer_address = String::new();
+    for u in &ids {
+        let path = format!("/users/{u}/wallet");
+        s.until("an active wallet", async || {
+            s.call("GET", &path, None).await["data"]["status"] == "ACTIVE"
+        })
+        .await;
+        if *u == ids[0] {
+            buyer_address = s.call("GET", &path, None).await["data"]["publicKey"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    }
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/fund", s.sandbox))
+        .json(&json!({ "address": buyer_address, "amount": "50", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    let bal = format!("/users/{}/balance", ids[0]);
+    s.until("the deposit", async || {
+        s.call("GET", &bal, None).await["data"]["available"] == "50.00"
+    })
+    .await;
+    let o = s
+        .call("POST", "/orders", Some(json!({ "buyerId": ids[0], "sellerId": ids[1], "amount": "50", "title": "Disputed" })))
+        .await;
+    let id = o["data"]["id"].as_str().unwrap().to_string();
+    for step in ["reserve", "escrow", "escrow/fund"] {
+        s.call("POST", &format!("/orders/{id}/{step}"), Some(json!({})))
+            .await;
+    }
+    assert_eq!(s.order_status(&id).await, "IN_PROGRESS");
+    let d = s
+        .call(
+            "POST",
+            &format!("/orders/{id}/resolution/dispute"),
+            Some(json!({ "openedBy": "BUYER", "reason": "NOT_DELIVERED" })),
+        )
+        .await;
+    let dispute = d["data"]["id"].as_str().unwrap().to_string();
+
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args);
+        s.env(&mut c);
+        c.output().unwrap()
+    };
+    let out = cli(&["disputes", "list"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&dispute));
+    let out = cli(&[
+        "disputes",
+        "assign",
+        &dispute,
+        "--to",
+        "agent@ops",
+        "--output",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "UNDER_REVIEW");
+    // Split amounts that do not add up to the escrow balance: refused before anything moves.
+    let out = cli(&[
+        "disputes",
+        "resolve",
+        &dispute,
+        "--decision",
+        "SPLIT",
+        "--release",
+        "30",
+        "--refund",
+        "30",
+        "--yes",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("escrow balance 50.00"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["disputes", "show", &dispute, "--output", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dispute"]["status"], "UNDER_REVIEW");
+    let out = cli(&[
+        "disputes",
+        "resolve",
+        &dispute,
+        "--decision",
+        "SPLIT",
+        "--release",
+        "40",
+        "--refund",
+        "10",
+        "--note",
+        "mostly done",
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dispute"]["status"], "RESOLVED");
+    assert_eq!(v["saga"]["status"], "COMPLETED");
+    assert_eq!(s.order_status(&id).await, "CLOSED");
+    // 40 − 40 × 5.3 % to the seller.
+    let seller = s
+        .call("GET", &format!("/users/{}/balance", ids[1]), None)
+        .await;
+    assert_eq!(seller["data"]["available"], "37.88");
+    let out = cli(&["sagas", "list", "--status", "COMPLETED"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RESOLVE"));
+    let out = cli(&["sagas", "list"]);
+    assert!(out.status.success());
+    assert!(cli(&["reconcile"]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+both_backends!(operator_cli, operator_resolves_a_dispute);
