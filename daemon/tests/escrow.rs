@@ -589,6 +589,7 @@ async fn milestones_release_one_by_one(url: String) {
     }
     // 10 − 0.03 − 0.50
     assert_eq!(m.balance(&m.seller).await["available"], "9.47");
+    assert_eq!(m.invocations("release_milestone_funds").await, 1);
     let list = m
         .call("GET", &format!("/orders/{id}/milestones"), None)
         .await;

@@ -172,13 +172,21 @@ pub fn human(amount: Amount) -> Value {
     serde_json::from_str::<Value>(&text).unwrap_or(json!(0))
 }
 
-/// A human-unit JSON number (or numeric string) from TW → base units.
+/// A human-unit JSON number (or numeric string) from TW → base units. Decimal text is
+/// converted exactly; exponent forms (JavaScript writes `5e-7`) through `f64`, rounded
+/// to the nearest base unit.
 pub fn units(v: &Value) -> Option<Amount> {
-    match v {
-        Value::Number(n) => Amount::parse(&n.to_string()).ok(),
-        Value::String(s) => Amount::parse(s).ok(),
-        _ => None,
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    if let Ok(a) = Amount::parse(&text) {
+        return Some(a);
     }
+    let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
+    let scaled = (f * 10_000_000.0).round();
+    (scaled.abs() < 9.0e15).then(|| Amount::from_base_units(scaled as i64))
 }
 
 /// What `POST /helper/send-transaction` said.
@@ -470,7 +478,7 @@ mod tests {
             (1_000_000_000, "100"),
             (12_345_678, "1.2345678"),
             (800_000_000, "80"),
-            (5, "0.0000005"),
+            (5, "5e-7"),
         ] {
             let v = human(Amount::from_base_units(units_));
             assert_eq!(v.to_string(), text);

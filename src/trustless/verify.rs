@@ -325,3 +325,238 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stellar::keys::Keypair;
+    use stellar_xdr::{
+        InvokeContractArgs, InvokeHostFunctionOp, Limits, Memo, MuxedAccount, Operation, ScSymbol,
+        SequenceNumber, SorobanAddressCredentials, SorobanAuthorizationEntry,
+        SorobanAuthorizedFunction, SorobanAuthorizedInvocation, TimeBounds, TimePoint, Transaction,
+        TransactionExt, TransactionV1Envelope, Uint256, WriteXdr,
+    };
+
+    const NOW: u64 = 1_800_000_000;
+    const CONTRACT: &str = "CBIELTK6YBZJU5UP2WWQEUCYKLPU6AUNZ2BQ4WWFEIE3USCIHMXQDAMA";
+
+    fn addr(s: &str) -> ScVal {
+        if let Ok(c) = stellar_strkey::Contract::from_string(s) {
+            return ScVal::Address(ScAddress::Contract(stellar_xdr::ContractId(
+                stellar_xdr::Hash(c.0),
+            )));
+        }
+        let k = crate::stellar::keys::parse_account(s, "a").unwrap();
+        ScVal::Address(ScAddress::Account(stellar_xdr::AccountId(
+            stellar_xdr::PublicKey::PublicKeyTypeEd25519(Uint256(k)),
+        )))
+    }
+
+    fn i128v(n: i64) -> ScVal {
+        ScVal::I128(stellar_xdr::Int128Parts {
+            hi: 0,
+            lo: n as u64,
+        })
+    }
+
+    /// A fund call sourced by `source`, with `ops` copies, `fee`, `max_time`, and
+    /// optionally an address-credential auth entry.
+    fn envelope(
+        source: &Keypair,
+        amount: i64,
+        ops: usize,
+        fee: u32,
+        max_time: u64,
+        foreign_auth: bool,
+    ) -> String {
+        let args = vec![addr(&source.public_key()), ScVal::Void, i128v(amount)];
+        let call = InvokeContractArgs {
+            contract_address: match addr(CONTRACT) {
+                ScVal::Address(a) => a,
+                _ => unreachable!(),
+            },
+            function_name: ScSymbol("fund_escrow".as_bytes().to_vec().try_into().unwrap()),
+            args: args.try_into().unwrap(),
+        };
+        let mut auth = Vec::new();
+        if foreign_auth {
+            auth.push(SorobanAuthorizationEntry {
+                credentials: SorobanCredentials::Address(SorobanAddressCredentials {
+                    address: match addr(&Keypair::random().public_key()) {
+                        ScVal::Address(a) => a,
+                        _ => unreachable!(),
+                    },
+                    nonce: 1,
+                    signature_expiration_ledger: 10,
+                    signature: ScVal::Void,
+                }),
+                root_invocation: SorobanAuthorizedInvocation {
+                    function: SorobanAuthorizedFunction::ContractFn(call.clone()),
+                    sub_invocations: Default::default(),
+                },
+            });
+        }
+        let op = Operation {
+            source_account: None,
+            body: OperationBody::InvokeHostFunction(InvokeHostFunctionOp {
+                host_function: HostFunction::InvokeContract(call),
+                auth: auth.try_into().unwrap(),
+            }),
+        };
+        let tx = Transaction {
+            source_account: MuxedAccount::Ed25519(Uint256(source.public_bytes())),
+            fee,
+            seq_num: SequenceNumber(5),
+            cond: Preconditions::Time(TimeBounds {
+                min_time: TimePoint(0),
+                max_time: TimePoint(max_time),
+            }),
+            memo: Memo::None,
+            operations: vec![op; ops].try_into().unwrap(),
+            ext: TransactionExt::V0,
+        };
+        TransactionEnvelope::Tx(TransactionV1Envelope {
+            tx,
+            signatures: Default::default(),
+        })
+        .to_xdr_base64(Limits::none())
+        .unwrap()
+    }
+
+    fn expected(source: &Keypair) -> Expected {
+        Expected {
+            source: source.public_key(),
+            contract: Some(CONTRACT.into()),
+            functions: vec!["fund_escrow"],
+            args: vec![
+                Arg::Address(source.public_key()),
+                Arg::Any,
+                Arg::Int(1_000_000_000),
+            ],
+            max_fee: 1_000_000,
+            max_validity_secs: 900,
+        }
+    }
+
+    fn check(b64: &str, exp: &Expected) -> String {
+        match verify(b64, exp, NOW) {
+            Ok(()) => "ok".into(),
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::XdrVerificationFailed);
+                e.details.unwrap()["check"].as_str().unwrap().to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn every_check_refuses_its_mismatch() {
+        let kp = Keypair::random();
+        let exp = expected(&kp);
+        let good = envelope(&kp, 1_000_000_000, 1, 50_100, NOW + 300, false);
+        assert_eq!(check(&good, &exp), "ok");
+        assert_eq!(
+            check(
+                &envelope(&kp, 2_000_000_000, 1, 50_100, NOW + 300, false),
+                &exp
+            ),
+            "argument 2"
+        );
+        assert_eq!(
+            check(
+                &envelope(
+                    &Keypair::random(),
+                    1_000_000_000,
+                    1,
+                    50_100,
+                    NOW + 300,
+                    false
+                ),
+                &exp
+            ),
+            "source account"
+        );
+        assert_eq!(
+            check(
+                &envelope(&kp, 1_000_000_000, 2, 50_100, NOW + 300, false),
+                &exp
+            ),
+            "operation count"
+        );
+        assert_eq!(
+            check(
+                &envelope(&kp, 1_000_000_000, 1, 5_000_000, NOW + 300, false),
+                &exp
+            ),
+            "fee cap"
+        );
+        assert_eq!(
+            check(&envelope(&kp, 1_000_000_000, 1, 50_100, 0, false), &exp),
+            "time bounds"
+        );
+        assert_eq!(
+            check(
+                &envelope(&kp, 1_000_000_000, 1, 50_100, NOW + 86_400, false),
+                &exp
+            ),
+            "time bounds"
+        );
+        assert_eq!(
+            check(
+                &envelope(&kp, 1_000_000_000, 1, 50_100, NOW - 1, false),
+                &exp
+            ),
+            "time bounds"
+        );
+        assert_eq!(
+            check(
+                &envelope(&kp, 1_000_000_000, 1, 50_100, NOW + 300, true),
+                &exp
+            ),
+            "authorization entries"
+        );
+        let mut other = exp.clone();
+        other.contract = Some("CA3D5KRYM6CB7OWQ6TWYRR3Z4T7GNZLKERYNZGGA5SOAOPIFY6YQGAXE".into());
+        assert_eq!(check(&good, &other), "contract");
+        let mut other = exp.clone();
+        other.functions = vec!["release_funds"];
+        assert_eq!(check(&good, &other), "function");
+        assert_eq!(check("AAAA", &exp), "decoding");
+    }
+
+    #[test]
+    fn distributions_compare_as_sets() {
+        let a = "GBWWSOATPLIC72ZBOIM7WJCT7VCAHNWW4QUBZ2H4FORMCCIUM5ZVKSZN".to_string();
+        let b = Keypair::random().public_key();
+        let map = ScVal::Map(Some(stellar_xdr::ScMap(
+            vec![
+                stellar_xdr::ScMapEntry {
+                    key: addr(&b),
+                    val: i128v(20),
+                },
+                stellar_xdr::ScMapEntry {
+                    key: addr(&a),
+                    val: i128v(80),
+                },
+            ]
+            .try_into()
+            .unwrap(),
+        )));
+        assert!(
+            check_arg(
+                "1",
+                &Arg::Distribution(vec![(a.clone(), 80), (b.clone(), 20)]),
+                &map
+            )
+            .is_ok()
+        );
+        assert!(
+            check_arg(
+                "1",
+                &Arg::Distribution(vec![(a.clone(), 80), (b.clone(), 21)]),
+                &map
+            )
+            .is_err()
+        );
+        assert!(check_arg("1", &Arg::Distribution(vec![(a, 100)]), &map).is_err());
+    }
+}
