@@ -14,8 +14,8 @@ use offerhub::money::Amount;
 use offerhub::pagination::PageRequest;
 use offerhub::services::disputes::{self, Dispute, DisputeFilter};
 use offerhub::services::escrow::{self, EscrowContext};
+use offerhub::services::orders;
 use offerhub::services::sagas::{self, Saga};
-use offerhub::services::{escrow as escrow_svc, orders};
 use offerhub::store::Store;
 
 use crate::OutputArgs;
@@ -194,7 +194,7 @@ pub async fn disputes_command(
         }
         DisputesCommand::Show { id, output } => {
             let d = disputes::get(store, &id).await?;
-            let esc = escrow_svc::for_order(store.reader(), &d.order_id).await?;
+            let esc = escrow::for_order(store.reader(), &d.order_id).await?;
             match output.output {
                 Output::Json => print_json(&serde_json::json!({ "dispute": d, "escrow": esc }))?,
                 Output::Table => {
@@ -236,7 +236,7 @@ pub async fn disputes_command(
             let refund = amount("refund", &refund)?;
             let d = disputes::get(store, &id).await?;
             let order = orders::get(store, &d.order_id).await?;
-            let esc = escrow_svc::for_order(store.reader(), &order.id)
+            let esc = escrow::for_order(store.reader(), &order.id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("order {} has no escrow", order.id))?;
             // Validated before anything moves or anyone is asked.

@@ -76,8 +76,9 @@ enum Command {
         #[command(subcommand)]
         command: WalletCommand,
     },
-    /// Compare every wallet's on-chain USDC with its ledger balance; exit 1 on any
-    /// discrepancy (cron-friendly). `--fix` first credits deposits the monitor missed.
+    /// Compare every wallet's on-chain USDC with its ledger balance and every escrow
+    /// contract's balance with `escrow:{order}`; exit 1 on any discrepancy
+    /// (cron-friendly). `--fix` first credits deposits the monitor missed.
     Reconcile {
         /// Credit missed deposits (exactly once) before checking.
         #[arg(long, env = "OFFERHUB_RECONCILE_FIX")]

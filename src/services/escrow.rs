@@ -1525,6 +1525,10 @@ async fn apply(
         return Ok(());
     }
     let oid = order.id.as_str();
+    // Every landed step is on record, whatever its effects.
+    db.audit(sys.audit("saga.step_applied", "saga", &saga.id).after(json!({
+        "orderId": oid, "step": saga.step, "action": step.action, "milestone": step.milestone, "transactionHash": hash,
+    })));
     match step.action {
         Action::Deploy => {
             sqlx::query("UPDATE escrows SET contract_id = $1, deploy_hash = $2, status = 'CREATED', updated_at = $3 WHERE order_id = $4")

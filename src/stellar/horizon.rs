@@ -255,15 +255,22 @@ impl Horizon {
     /// `asset_balance_changes`, research/trustless-stellar.md §F.13). Empty when
     /// Horizon does not know the transaction yet.
     pub async fn transaction_payments(&self, hash: &str) -> Result<Vec<Value>> {
-        let resp = self
-            .get(&format!("/transactions/{hash}/payments?limit=200"))
-            .await?;
+        self.records(
+            &format!("/transactions/{hash}/payments?limit=200"),
+            "/transactions/…/payments",
+        )
+        .await
+    }
+
+    /// The `_embedded.records` of a page; empty on 404.
+    async fn records(&self, path: &str, what: &str) -> Result<Vec<Value>> {
+        let resp = self.get(path).await?;
         if resp.status().as_u16() == 404 {
             return Ok(Vec::new());
         }
         if !resp.status().is_success() {
             return Err(provider(format!(
-                "Horizon GET /transactions/…/payments answered {}",
+                "Horizon GET {what} answered {}",
                 resp.status()
             )));
         }
@@ -292,24 +299,7 @@ impl Horizon {
         if let Some(c) = cursor.filter(|c| !c.is_empty()) {
             path.push_str(&format!("&cursor={c}"));
         }
-        let resp = self.get(&path).await?;
-        if resp.status().as_u16() == 404 {
-            return Ok(Vec::new());
-        }
-        if !resp.status().is_success() {
-            return Err(provider(format!(
-                "Horizon GET /accounts/…/payments answered {}",
-                resp.status()
-            )));
-        }
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| provider(format!("payments JSON: {e}")))?;
-        Ok(v["_embedded"]["records"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
+        self.records(&path, "/accounts/…/payments").await
     }
 
     /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip):
