@@ -139,8 +139,19 @@ pub enum Environment {
 /// Airtm settings (research/airtm.md §1 for base URLs).
 #[derive(Clone, Debug)]
 pub struct AirtmConfig {
+    /// `sandbox` or `production` (Airtm's environments).
     pub env: String,
-    pub base_url: Url,
+    /// Airtm API base ending in `/v2`; `None` on the sandbox network without
+    /// `AIRTM_BASE_URL`: the embedded simulator's `/airtm/v2` is used.
+    pub base_url: Option<Url>,
+    /// Airtm's hosted checkout, `{id}` standing for the payin id; `None` = derived from
+    /// the base URL (`{origin}/payin/{id}`, research/airtm.md §5).
+    pub checkout_url: Option<String>,
+    /// Linking requires an ID-verified Airtm account.
+    pub require_verified: bool,
+    /// The reconciler re-reads open top-ups and payouts untouched for this long, every
+    /// this long (seconds).
+    pub reconcile_secs: u32,
     pub api_key: Option<Secret>,
     pub api_secret: Option<Secret>,
     /// Svix signing secrets (`whsec_…`); several during a rotation, comma-separated.
@@ -270,6 +281,9 @@ pub const SETTINGS: &[Setting] = &[
     s("OFFERHUB_SAGA_LEASE_SECS", "sagas.lease_secs"),
     s("AIRTM_ENV", "airtm.env"),
     s("AIRTM_BASE_URL", "airtm.base_url"),
+    s("AIRTM_CHECKOUT_URL", "airtm.checkout_url"),
+    s("AIRTM_REQUIRE_VERIFIED", "airtm.require_verified"),
+    s("AIRTM_RECONCILE_SECS", "airtm.reconcile_secs"),
     secret("AIRTM_API_KEY", "airtm.api_key"),
     secret("AIRTM_API_SECRET", "airtm.api_secret"),
     secret("AIRTM_WEBHOOK_SECRET", "airtm.webhook_secret"),
@@ -742,13 +756,13 @@ impl Config {
                     format!("is required on {}", net.as_str()),
                 );
             }
-            if wallet_encryption_key.is_none()
-                && p.get("WALLET_ENCRYPTION_KEY").is_none()
-                && payment_provider == Some(PaymentProvider::Crypto)
-            {
+            if wallet_encryption_key.is_none() && p.get("WALLET_ENCRYPTION_KEY").is_none() {
                 p.bad(
                     "WALLET_ENCRYPTION_KEY",
-                    format!("is required on {} in crypto mode", net.as_str()),
+                    format!(
+                        "is required on {} (every user has a Stellar wallet, in airtm mode too)",
+                        net.as_str()
+                    ),
                 );
             }
         }
@@ -763,10 +777,36 @@ impl Config {
         };
         let airtm_base_url = match p.get("AIRTM_BASE_URL") {
             Some(v) => p.url("AIRTM_BASE_URL", v),
+            None if net == Network::Sandbox => None,
             None => airtm_default.and_then(|u| Url::parse(u).ok()),
         };
+        let airtm_checkout_url = p.get("AIRTM_CHECKOUT_URL").map(str::to_string);
+        if let Some(t) = &airtm_checkout_url
+            && (!t.contains("{id}") || Url::parse(&t.replace("{id}", "x")).is_err())
+        {
+            p.bad(
+                "AIRTM_CHECKOUT_URL",
+                "must be a URL containing {id} (the payin id), such as https://app.airtm.com/payin/{id}",
+            );
+        }
+        let airtm_require_verified = p.parse_with(
+            "AIRTM_REQUIRE_VERIFIED",
+            "false",
+            "true or false",
+            |v| match v {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+        );
         let airtm_api_key = p.get("AIRTM_API_KEY").map(Secret::new);
         let airtm_api_secret = p.get("AIRTM_API_SECRET").map(Secret::new);
+        let airtm_reconcile_secs = p.parse_with(
+            "AIRTM_RECONCILE_SECS",
+            "60",
+            "a number of seconds between 1 and 86400",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=86_400).contains(n)),
+        );
         let webhook_secrets: Vec<Secret> = p
             .get("AIRTM_WEBHOOK_SECRET")
             .map(|v| {
@@ -948,7 +988,12 @@ impl Config {
             saga_lease_secs: saga_lease_secs.ok_or_else(|| missing("OFFERHUB_SAGA_LEASE_SECS"))?,
             airtm: AirtmConfig {
                 env: airtm_env,
-                base_url: airtm_base_url.ok_or_else(|| missing("AIRTM_BASE_URL"))?,
+                base_url: airtm_base_url,
+                checkout_url: airtm_checkout_url,
+                require_verified: airtm_require_verified
+                    .ok_or_else(|| missing("AIRTM_REQUIRE_VERIFIED"))?,
+                reconcile_secs: airtm_reconcile_secs
+                    .ok_or_else(|| missing("AIRTM_RECONCILE_SECS"))?,
                 api_key: airtm_api_key,
                 api_secret: airtm_api_secret,
                 webhook_secrets,

@@ -45,6 +45,11 @@ pub enum ErrorCode {
     EscrowContractError,
     WalletNotReady,
     XdrVerificationFailed,
+    TopupNotFound,
+    AirtmUserNotFound,
+    AirtmUserNotLinked,
+    AirtmUserInvalid,
+    WithdrawalNotCommittable,
 }
 
 impl ErrorCode {
@@ -85,6 +90,11 @@ impl ErrorCode {
             ErrorCode::EscrowContractError => "ESCROW_CONTRACT_ERROR",
             ErrorCode::WalletNotReady => "WALLET_NOT_READY",
             ErrorCode::XdrVerificationFailed => "XDR_VERIFICATION_FAILED",
+            ErrorCode::TopupNotFound => "TOPUP_NOT_FOUND",
+            ErrorCode::AirtmUserNotFound => "AIRTM_USER_NOT_FOUND",
+            ErrorCode::AirtmUserNotLinked => "AIRTM_USER_NOT_LINKED",
+            ErrorCode::AirtmUserInvalid => "AIRTM_USER_INVALID",
+            ErrorCode::WithdrawalNotCommittable => "WITHDRAWAL_NOT_COMMITTABLE",
         }
     }
 
@@ -104,21 +114,26 @@ impl ErrorCode {
             | ErrorCode::EscrowNotFound
             | ErrorCode::DisputeNotFound
             | ErrorCode::MilestoneNotFound
-            | ErrorCode::SagaNotFound => 404,
+            | ErrorCode::SagaNotFound
+            | ErrorCode::TopupNotFound => 404,
             ErrorCode::InvalidStateTransition
             | ErrorCode::IdempotencyConflict
             | ErrorCode::ClientOrderRefConflict
             | ErrorCode::IdempotencyKeyInProgress
             | ErrorCode::EscrowAlreadyExists
             | ErrorCode::DisputeAlreadyOpen
-            | ErrorCode::OperationInProgress => 409,
+            | ErrorCode::OperationInProgress
+            | ErrorCode::WithdrawalNotCommittable => 409,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::InsufficientFunds
             | ErrorCode::UserSuspended
             | ErrorCode::WithdrawalDestinationInvalid
             | ErrorCode::EscrowContractError
-            | ErrorCode::WalletNotReady => 422,
+            | ErrorCode::WalletNotReady
+            | ErrorCode::AirtmUserNotFound
+            | ErrorCode::AirtmUserNotLinked
+            | ErrorCode::AirtmUserInvalid => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::ProviderError | ErrorCode::XdrVerificationFailed => 502,

@@ -23,6 +23,7 @@ pub enum IdKind {
     WebhookDelivery,
     Saga,
     DisputeComment,
+    InboundWebhook,
 }
 
 impl IdKind {
@@ -45,6 +46,7 @@ impl IdKind {
             IdKind::WebhookDelivery => "whd_",
             IdKind::Saga => "sag_",
             IdKind::DisputeComment => "dcm_",
+            IdKind::InboundWebhook => "iwh_",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! services that the daemon's HTTP handlers and the operator CLI both call.
 //! No HTTP and no CLI code lives here.
 
+pub mod airtm;
 pub mod audit;
 pub mod clock;
 pub mod config;

@@ -11,7 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use offerhub::config::{Config, Sources};
 use offerhub::context::Context;
 use offerhub::pagination::PageRequest;
-use offerhub::services::{keys, webhooks};
+use offerhub::services::{inbox, keys, webhooks};
 use offerhub::store::Store;
 
 use crate::output::{Output, print_json, table};
@@ -235,21 +235,27 @@ enum LedgerCommand {
 
 #[derive(Subcommand)]
 enum WebhooksCommand {
-    /// List webhook endpoints.
+    /// List webhook endpoints, or with --inbound the provider webhooks received
+    /// (Airtm), newest first.
     List {
+        #[arg(long)]
+        inbound: bool,
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Show an endpoint (whe_…) with its latest deliveries, or one delivery (whd_…).
+    /// Show an endpoint (whe_…) with its latest deliveries, one delivery (whd_…), or
+    /// one received provider webhook (iwh_…).
     Show {
         id: String,
         #[command(flatten)]
         output: OutputArgs,
     },
     /// Send again: one delivery (whd_…), or with --endpoint and --since every matching
-    /// event since a time to one endpoint. The running daemon sends them.
+    /// event since a time to one endpoint. The running daemon sends them. With a
+    /// received provider webhook (iwh_…): process it again (the daemon re-fetches the
+    /// top-up or payout from Airtm; money moves at most once).
     Replay {
-        /// A delivery id to send again.
+        /// A delivery id (whd_…) or received webhook id (iwh_…).
         delivery: Option<String>,
         /// Endpoint id (whe_…) for a replay since a time.
         #[arg(long, requires = "since", conflicts_with = "delivery")]
@@ -380,6 +386,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })?;
                 let addr = offerhub_sandbox::start(sb, ([127, 0, 0, 1], 0).into()).await?;
                 config.horizon_url = Some(url::Url::parse(&format!("http://{addr}"))?);
+                // Operator commands (reconcile, disputes) find the running sandbox here.
+                std::fs::write(
+                    config.data_dir.join("sandbox-url"),
+                    format!("http://{addr}\n"),
+                )?;
                 eprintln!(
                     "Sandbox network (Horizon) on http://{addr}, state in {}",
                     state_file.display()
@@ -523,7 +534,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let Some(sc) = offerhub_daemon::wallets::context(&config).await? else {
                 eprintln!(
-                    "reconcile needs crypto mode (PAYMENT_PROVIDER=crypto, WALLET_ENCRYPTION_KEY, a Horizon)"
+                    "reconcile needs wallets: WALLET_ENCRYPTION_KEY and a Horizon (STELLAR_HORIZON_URL or the sandbox)"
                 );
                 return Ok(ExitCode::from(2));
             };
@@ -709,6 +720,26 @@ fn endpoint_table(items: &[webhooks::Endpoint]) -> comfy_table::Table {
     )
 }
 
+fn inbound_table(items: &[inbox::InboundWebhook]) -> comfy_table::Table {
+    table(
+        &[
+            "ID", "PROVIDER", "EVENT ID", "TYPE", "STATUS", "ATTEMPTS", "NOTE", "RECEIVED",
+        ],
+        items.iter().map(|w| {
+            vec![
+                w.id.clone(),
+                w.provider.clone(),
+                w.event_id.clone(),
+                w.event_type.clone(),
+                w.status.clone(),
+                w.attempts.to_string(),
+                w.last_error.clone().unwrap_or_else(|| "-".into()),
+                w.received_at.clone(),
+            ]
+        }),
+    )
+}
+
 fn delivery_table(items: &[webhooks::Delivery]) -> comfy_table::Table {
     table(
         &[
@@ -740,7 +771,42 @@ fn delivery_table(items: &[webhooks::Delivery]) -> comfy_table::Table {
 async fn webhooks_command(store: &Store, command: WebhooksCommand) -> anyhow::Result<ExitCode> {
     let ctx = Context::operator();
     match command {
-        WebhooksCommand::List { output } => {
+        WebhooksCommand::List {
+            inbound: true,
+            output,
+        } => {
+            let page = inbox::list(store, &PageRequest::new(Some(100), None)?).await?;
+            match output.output {
+                Output::Json => print_json(&page.items)?,
+                Output::Table => println!("{}", inbound_table(&page.items)),
+            }
+        }
+        WebhooksCommand::Show { id, output } if id.starts_with("iwh_") => {
+            let w = inbox::get(store, &id).await?;
+            match output.output {
+                Output::Json => print_json(&w)?,
+                Output::Table => {
+                    println!("{}", inbound_table(std::slice::from_ref(&w)));
+                    println!("{}", serde_json::to_string_pretty(&w.payload)?);
+                }
+            }
+        }
+        WebhooksCommand::Replay {
+            delivery: Some(d),
+            endpoint: None,
+            since: None,
+            output,
+        } if d.starts_with("iwh_") => {
+            let w = inbox::replay(store, &ctx, &d).await?;
+            match output.output {
+                Output::Json => print_json(&w)?,
+                Output::Table => println!(
+                    "{d} ({} {}) queued for processing by the running daemon",
+                    w.provider, w.event_type
+                ),
+            }
+        }
+        WebhooksCommand::List { output, .. } => {
             let page = webhooks::list_endpoints(store, &PageRequest::new(Some(100), None)?).await?;
             match output.output {
                 Output::Json => print_json(&page.items)?,

@@ -445,3 +445,174 @@ async fn reconcile_exit_codes_with_a_stopped_monitor() {
     assert_eq!(reconcile(&[]).status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `PAYMENT_PROVIDER=airtm` on the embedded sandbox: `offerhub serve` registers its
+/// webhook intake with the sandbox's Airtm simulator (generated Svix secret); a top-up
+/// confirmed at Airtm is credited through the signed webhook; the operator lists,
+/// shows and replays the received webhook without crediting twice.
+#[tokio::test]
+async fn airtm_mode_on_the_embedded_sandbox() {
+    let dir = temp_dir();
+    let port = free_port();
+    let master = "ohk_master_test_0123456789abcdef0123456789abcdef";
+    let env = [
+        (
+            "OFFERHUB_DATA_DIR",
+            dir.join("data").to_str().unwrap().to_string(),
+        ),
+        ("OFFERHUB_MASTER_KEY", master.to_string()),
+        (
+            "WALLET_ENCRYPTION_KEY",
+            "cd0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".to_string(),
+        ),
+        ("PAYMENT_PROVIDER", "airtm".to_string()),
+        ("PORT", port.to_string()),
+    ];
+    let mut c = Command::new(BIN);
+    c.arg("serve")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &env {
+        c.env(k, v);
+    }
+    let _daemon = Daemon(c.spawn().unwrap());
+    wait_healthy(port).await;
+    let client = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = client
+            .request(method, format!("{api}{path}"))
+            .bearer_auth(master);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            r.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let user = call(
+        reqwest::Method::POST,
+        "/users",
+        Some(serde_json::json!({ "externalUserId": "fiat-buyer" })),
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..200 {
+        if call(reqwest::Method::GET, &format!("/users/{user}/wallet"), None).await["data"]["status"]
+            == "ACTIVE"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = call(reqwest::Method::GET, "/health/detailed", None).await;
+    let airtm = &health["data"]["dependencies"]["airtm"];
+    assert_eq!(airtm["webhookIntake"], "enabled", "{health}");
+    let treasury = airtm["treasury"]["publicKey"].as_str().unwrap().to_string();
+    let sandbox = std::fs::read_to_string(dir.join("data").join("sandbox-url")).unwrap();
+    let sandbox = sandbox.trim();
+    let r = client
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&serde_json::json!({ "address": treasury, "amount": "100", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let t = call(
+        reqwest::Method::POST,
+        "/topups",
+        Some(serde_json::json!({ "userId": user, "amount": "25", "returnUrl": "https://m.example/ok", "cancelUrl": "https://m.example/no" })),
+    )
+    .await;
+    let id = t["data"]["id"].as_str().unwrap().to_string();
+    let payin = t["data"]["airtmPayinId"].as_str().unwrap().to_string();
+    let r = client
+        .post(format!("{sandbox}/_sandbox/airtm/payins/{payin}/confirm"))
+        .json(&serde_json::json!({ "email": "fiat@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let mut status = serde_json::Value::Null;
+    for _ in 0..200 {
+        status = call(reqwest::Method::GET, &format!("/topups/{id}"), None).await["data"]["status"]
+            .clone();
+        if status == "TOPUP_SUCCEEDED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "TOPUP_SUCCEEDED");
+    let balance = || {
+        call(
+            reqwest::Method::GET,
+            &format!("/users/{user}/balance"),
+            None,
+        )
+    };
+    assert_eq!(balance().await["data"]["available"], "24.75");
+
+    // The operator's view of the received webhooks, and a replay that moves nothing.
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(&dir);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = cli(&["webhooks", "list", "--inbound", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let confirmed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["eventType"] == "payin.confirmed")
+        .expect("payin.confirmed received");
+    let wid = confirmed["id"].as_str().unwrap();
+    assert!(wid.starts_with("iwh_"));
+    let out = cli(&["webhooks", "show", wid]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&payin));
+    let out = cli(&["webhooks", "replay", wid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..100 {
+        let out = cli(&["webhooks", "show", wid, "--output", "json"]);
+        let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if w["status"] == "PROCESSED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(balance().await["data"]["available"], "24.75");
+    let out = cli(&["ledger", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cli(&["reconcile"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -66,6 +66,28 @@ pub fn router(state: AppState) -> Router {
             post(routes::withdrawals::create).get(routes::withdrawals::list),
         )
         .route("/withdrawals/{id}", get(routes::withdrawals::get))
+        .route(
+            "/withdrawals/{id}/commit",
+            post(routes::airtm::commit_withdrawal),
+        )
+        .route(
+            "/withdrawals/{id}/refresh",
+            post(routes::airtm::refresh_withdrawal),
+        )
+        .route(
+            "/withdrawals/{id}/cancel",
+            post(routes::airtm::cancel_withdrawal),
+        )
+        .route("/users/{id}/airtm/link", post(routes::airtm::link))
+        .route(
+            "/topups",
+            post(routes::airtm::create_topup).get(routes::airtm::list_topups),
+        )
+        .route("/topups/{id}", get(routes::airtm::get_topup))
+        .route("/topups/{id}/refresh", post(routes::airtm::refresh_topup))
+        .route("/topups/{id}/cancel", post(routes::airtm::cancel_topup))
+        .route("/topups/{id}/callback", get(routes::airtm::topup_callback))
+        .route("/webhooks/airtm", post(routes::airtm::webhook))
         .route("/audit/logs", get(routes::audit::list))
         .route(
             "/orders",
@@ -180,6 +202,9 @@ pub async fn serve_on(
     if let Some(sc) = stellar {
         state = state.with_stellar(sc);
     }
+    if state.airtm.is_some() {
+        state = register_with_embedded_airtm(state, addr).await;
+    }
     workers::start(&state);
     let app = router(state);
     axum::serve(listener, app)
@@ -189,6 +214,56 @@ pub async fn serve_on(
     tracing::info!("shutting down");
     let _ = tokio::time::timeout(Duration::from_secs(30), store.close()).await;
     Ok(())
+}
+
+/// On the sandbox network without `AIRTM_BASE_URL`, the Airtm simulator is the
+/// embedded sandbox: register this daemon's `POST /api/v1/webhooks/airtm` with it, as an
+/// operator does in Airtm's dashboard, with the configured secret or a fresh one.
+async fn register_with_embedded_airtm(state: AppState, addr: std::net::SocketAddr) -> AppState {
+    let config = state.config.clone();
+    if config.network != offerhub::config::Network::Sandbox || config.airtm.base_url.is_some() {
+        return state;
+    }
+    let Some(sandbox) = config.horizon_url.clone() else {
+        return state;
+    };
+    let (secret, state) = match config.airtm.webhook_secrets.first() {
+        Some(s) => (s.clone(), state),
+        None => {
+            use base64::Engine;
+            let key: [u8; 24] = rand::random();
+            let s = offerhub::config::Secret::new(format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            ));
+            (s.clone(), state.with_airtm_webhook_secret(s))
+        }
+    };
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let target = format!(
+        "http://{}/api/v1/webhooks/airtm",
+        std::net::SocketAddr::new(host, addr.port())
+    );
+    let registered = async {
+        reqwest::Client::new()
+            .post(sandbox.join("/_sandbox/airtm/webhook-endpoints").ok()?)
+            .json(&serde_json::json!({ "url": target, "secret": secret.expose() }))
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()
+    }
+    .await;
+    match registered {
+        Some(_) => tracing::info!(%target, "registered with the sandbox's Airtm simulator"),
+        None => tracing::warn!("could not register with the sandbox's Airtm simulator"),
+    }
+    state
 }
 
 async fn shutdown_signal() {

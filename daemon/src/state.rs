@@ -27,6 +27,12 @@ pub struct AppState {
     pub wallet_wake: Arc<tokio::sync::Notify>,
     /// Escrow orchestration (crypto mode with Trustless Work configured).
     pub escrow: Option<Arc<offerhub::services::escrow::EscrowContext>>,
+    /// Airtm mode (`PAYMENT_PROVIDER=airtm`): top-ups and payouts.
+    pub airtm: Option<Arc<offerhub::services::airtm::AirtmContext>>,
+    /// Svix verification of `POST /webhooks/airtm` (empty = intake disabled).
+    pub airtm_webhooks: Arc<offerhub::airtm::svix::SvixVerifier>,
+    /// Wakes the Airtm inbox/reconciler worker.
+    pub airtm_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl AppState {
@@ -47,6 +53,9 @@ impl AppState {
             stellar: None,
             wallet_wake: Arc::new(tokio::sync::Notify::new()),
             escrow: None,
+            airtm: None,
+            airtm_webhooks: Arc::new(webhook_verifier(&[])),
+            airtm_wake: None,
         }
     }
 
@@ -59,9 +68,81 @@ impl AppState {
             wake: self.wallet_wake.clone(),
         });
         self.escrow = escrow_context(&self.config, &sc);
+        self.airtm = airtm_context(&self.config, &sc);
+        if self.airtm.is_some() {
+            self.airtm_webhooks = Arc::new(webhook_verifier(&self.config.airtm.webhook_secrets));
+            self.airtm_wake = Some(Arc::new(tokio::sync::Notify::new()));
+        }
         self.stellar = Some(sc);
         self
     }
+
+    /// Adds a webhook secret (the embedded sandbox's generated one).
+    pub fn with_airtm_webhook_secret(mut self, secret: offerhub::config::Secret) -> Self {
+        let mut all = self.config.airtm.webhook_secrets.clone();
+        all.push(secret);
+        self.airtm_webhooks = Arc::new(webhook_verifier(&all));
+        self
+    }
+}
+
+/// A Svix verifier for `secrets`; a malformed secret is logged (never shown) and the
+/// intake then refuses every delivery rather than accepting unsigned ones.
+fn webhook_verifier(secrets: &[offerhub::config::Secret]) -> offerhub::airtm::svix::SvixVerifier {
+    match offerhub::airtm::svix::SvixVerifier::new(secrets) {
+        Ok(v) => v,
+        Err(problem) => {
+            tracing::error!(%problem, "Airtm webhook intake disabled");
+            offerhub::airtm::svix::SvixVerifier::disabled()
+        }
+    }
+}
+
+/// The Airtm context in `PAYMENT_PROVIDER=airtm` mode: the API at `AIRTM_BASE_URL` (on
+/// the sandbox network without it, the embedded simulator's `/airtm/v2`, with sandbox
+/// credentials when none are set).
+pub fn airtm_context(
+    config: &Config,
+    sc: &Arc<offerhub::services::wallets::StellarContext>,
+) -> Option<Arc<offerhub::services::airtm::AirtmContext>> {
+    use offerhub::config::{Network, PaymentProvider};
+    if config.payment_provider != PaymentProvider::Airtm {
+        return None;
+    }
+    let base = match (&config.airtm.base_url, config.network) {
+        (Some(u), _) => u.clone(),
+        (None, Network::Sandbox) => config.horizon_url.as_ref()?.join("/airtm/v2").ok()?,
+        (None, _) => return None,
+    };
+    let sandbox = config.network == Network::Sandbox;
+    let key = match (&config.airtm.api_key, sandbox) {
+        (Some(k), _) => k.expose().to_string(),
+        (None, true) => "sandbox".to_string(),
+        (None, false) => return None,
+    };
+    let secret = match (&config.airtm.api_secret, sandbox) {
+        (Some(k), _) => k.expose().to_string(),
+        (None, true) => "sandbox".to_string(),
+        (None, false) => return None,
+    };
+    let client = match offerhub::airtm::Airtm::new(base.clone(), &key, &secret) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Airtm client unavailable; Airtm disabled");
+            return None;
+        }
+    };
+    Some(Arc::new(offerhub::services::airtm::AirtmContext {
+        client,
+        sc: sc.clone(),
+        checkout_template: config
+            .airtm
+            .checkout_url
+            .clone()
+            .unwrap_or_else(|| offerhub::services::airtm::default_checkout_template(&base)),
+        public_base_url: config.public_base_url.clone(),
+        require_verified: config.airtm.require_verified,
+    }))
 }
 
 /// Per-API-key request budget (GCRA via `governor`): `n` requests per minute with a

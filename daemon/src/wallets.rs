@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
-use offerhub::config::{Config, Network, PaymentProvider};
+use offerhub::config::{Config, Network};
 use offerhub::context::Context;
 use offerhub::error::{Error, ErrorCode, Result};
 use offerhub::services::users::{self, User, UserHooks};
@@ -27,13 +27,10 @@ use crate::state::AppState;
 /// XLM float sent to each wallet at activation: 1 XLM (stroops).
 pub const WALLET_FLOAT_STROOPS: i64 = 10_000_000;
 
-/// Builds the Stellar context for crypto mode; `None` when the deployment is not in
-/// crypto mode or has no Horizon. Fails when Horizon serves another network than
+/// Builds the Stellar context (wallets, treasury); `None` when the deployment has no
+/// Horizon or no wallet key. Airtm mode uses it too: fiat settles as USDC in wallets. Fails when Horizon serves another network than
 /// configured (a signature for the wrong network would be refused as `tx_bad_auth`).
 pub async fn context(config: &Config) -> Result<Option<Arc<StellarContext>>> {
-    if config.payment_provider != PaymentProvider::Crypto {
-        return Ok(None);
-    }
     let (Some(horizon_url), Some(key)) = (&config.horizon_url, &config.wallet_encryption_key)
     else {
         return Ok(None);

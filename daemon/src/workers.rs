@@ -34,6 +34,33 @@ pub fn start(state: &AppState) {
             }
         });
     }
+    if let (Some(ac), Some(wake)) = (&state.airtm, &state.airtm_wake) {
+        let (ac, wake, store) = (ac.clone(), wake.clone(), state.store.clone());
+        let every = std::time::Duration::from_secs(u64::from(state.config.airtm.reconcile_secs));
+        tokio::spawn(async move {
+            // The inbox of Airtm webhooks, and the reconciler: open top-ups and payouts
+            // are re-read from Airtm so a missed webhook never leaves money stuck.
+            let mut last_reconcile = tokio::time::Instant::now();
+            loop {
+                let processed = offerhub::services::airtm::process_inbox(&store, &ac, 50)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "Airtm inbox pass failed");
+                        0
+                    });
+                if last_reconcile.elapsed() >= every {
+                    last_reconcile = tokio::time::Instant::now();
+                    let stale = i64::try_from(every.as_secs()).unwrap_or(60);
+                    if let Err(e) = offerhub::services::airtm::reconcile(&store, &ac, stale).await {
+                        tracing::warn!(error = %e, "Airtm reconciliation pass failed");
+                    }
+                }
+                if processed == 0 {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+                }
+            }
+        });
+    }
     let s = state.clone();
     tokio::spawn(async move { webhook_loop(s).await });
     let s = state.clone();

@@ -1,6 +1,7 @@
-//! OfferHub sandbox: a local, faithful subset of Stellar's Horizon API and of Trustless
-//! Work's V1 REST API (single-release escrows; Airtm in time) so that OfferHub runs and
-//! is tested offline.
+//! OfferHub sandbox: a local, faithful subset of Stellar's Horizon API, of Trustless
+//! Work's V1 REST API and of Airtm's Enterprise API v2 ([`airtm`]: payins with a hosted
+//! checkout, payouts, user lookup, Svix-signed webhooks) so that OfferHub runs and is
+//! tested offline.
 //!
 //! It depends on no OfferHub crate: envelopes are decoded with `stellar-xdr` and
 //! signatures verified with `ed25519-dalek` directly, which makes it an independent
@@ -11,6 +12,7 @@
 //! `POST /_sandbox/fund {address, amount, asset: "USDC"|"XLM"}` or `GET /friendbot?addr=`;
 //! inject faults with `POST /_sandbox/faults` (see [`horizon::Faults`]).
 
+pub mod airtm;
 pub mod horizon;
 pub mod ledger;
 pub mod trustless;
@@ -57,6 +59,9 @@ pub struct Sandbox {
     pub(crate) usdc: CreditAsset,
     pub(crate) escrow_host: tw::EscrowHost,
     pub(crate) tw_throttle: Mutex<tw::Throttle>,
+    pub(crate) airtm: Mutex<airtm::AirtmSim>,
+    /// Sends the Airtm simulator's webhooks.
+    pub(crate) webhook_http: reqwest::Client,
 }
 
 fn derived_key(passphrase: &str, role: &str) -> SigningKey {
@@ -150,6 +155,12 @@ impl Sandbox {
                 },
             },
             tw_throttle: Mutex::new(tw::Throttle::default()),
+            airtm: Mutex::new(airtm::AirtmSim::default()),
+            webhook_http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(std::io::Error::other)?,
         }))
     }
 
@@ -292,6 +303,7 @@ impl Sandbox {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         horizon::routes()
             .merge(tw::routes())
+            .merge(airtm::routes())
             .with_state(self.clone())
     }
 }

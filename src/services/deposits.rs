@@ -14,7 +14,9 @@
 //!
 //! Transfers out of OfferHub's own escrow contracts (releases, refunds, resolutions)
 //! are not deposits: the escrow saga credits them from the same transaction
-//! ([`crate::services::escrow`]), so they are skipped here.
+//! ([`crate::services::escrow`]), so they are skipped here. So are the treasury's
+//! transfers that settle Airtm top-ups: their hash is stored on the top-up before
+//! submission and [`crate::services::topups`] credits them.
 
 use std::collections::HashMap;
 
@@ -173,6 +175,7 @@ pub async fn process_record(
     for inc in incoming(record, &sc.usdc.code, &sc.usdc_issuer) {
         if let Some(user) = wallets.owner(store, &inc.to, &created_at).await?
             && !crate::services::escrow::is_own_contract(store, &inc.from).await?
+            && !is_topup_settlement(store, &inc.tx_hash).await?
         {
             mine.push((user, inc));
         }
@@ -226,6 +229,17 @@ pub async fn process_record(
     }
     tx.commit().await?;
     Ok(credited)
+}
+
+/// Whether `tx_hash` is the treasury transfer of an Airtm top-up.
+async fn is_topup_settlement(store: &Store, tx_hash: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM topups WHERE settlement_tx_hash = $1",
+    )
+    .bind(tx_hash)
+    .fetch_one(store.reader())
+    .await?;
+    Ok(n > 0)
 }
 
 /// The saved cursor; `None` before the first record ("start at the tip").

@@ -1,12 +1,17 @@
+pub mod airtm;
 pub mod balances;
 pub mod deposits;
 pub mod disputes;
 pub mod escrow;
 pub mod idempotency;
+pub mod inbox;
 pub mod keys;
 pub mod orders;
+pub mod payouts;
 pub mod reconcile;
 pub mod sagas;
+pub mod topups;
+pub mod treasury;
 pub mod users;
 pub mod wallets;
 pub mod webhooks;

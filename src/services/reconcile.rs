@@ -29,7 +29,8 @@ pub struct WalletCheck {
     pub on_chain: Option<Amount>,
     /// `available + reserved` in the ledger.
     pub ledger: Amount,
-    /// Amount of withdrawals whose payment may be landing right now.
+    /// Amount of withdrawals (and Airtm payout sweeps) whose payment may be landing
+    /// right now.
     pub in_flight: Amount,
     /// `on_chain − ledger`.
     pub difference: Amount,
@@ -78,9 +79,19 @@ async fn check_one(
 ) -> Result<WalletCheck> {
     let bal = ledger::balance(store.reader(), &user_id).await?;
     let ledger_total = bal.total;
+    // Outgoing: crypto withdrawals being paid, Airtm payouts being swept to the treasury.
     let in_flight: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals \
-         WHERE user_id = $1 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE user_id = $1 \
+         AND ((destination_type = 'crypto' AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')) \
+         OR status = 'WITHDRAWAL_SETTLING')",
+    )
+    .bind(&user_id)
+    .fetch_one(store.reader())
+    .await?;
+    // Incoming: Airtm top-ups whose treasury transfer may have landed before the credit.
+    let incoming: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(net_amount), 0) AS BIGINT) FROM topups \
+         WHERE user_id = $1 AND status = 'TOPUP_SETTLING'",
     )
     .bind(&user_id)
     .fetch_one(store.reader())
@@ -100,7 +111,9 @@ async fn check_one(
         }
     } else if difference == Amount::ZERO {
         "ok"
-    } else if in_flight > 0 && difference.base_units() >= -in_flight && difference.is_negative() {
+    } else if (in_flight > 0 && difference.base_units() >= -in_flight && difference.is_negative())
+        || (incoming > 0 && difference.base_units() <= incoming && difference.is_positive())
+    {
         "in_flight"
     } else {
         "mismatch"

@@ -77,10 +77,21 @@ pub struct User {
     #[serde(rename = "type")]
     pub user_type: UserType,
     pub status: UserStatus,
+    /// The linked Airtm account (`POST /users/{id}/airtm/link`), if any.
+    pub airtm: Option<AirtmLink>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
     seq: i64,
+}
+
+/// A user's Airtm account: Airtm's user id (uuid) and the email payouts go to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AirtmLink {
+    pub airtm_user_id: String,
+    pub email: String,
+    pub linked_at: String,
 }
 
 impl User {
@@ -112,7 +123,8 @@ impl UserHooks for NoHooks {
     }
 }
 
-const COLUMNS: &str = "seq, id, external_user_id, email, user_type, status, created_at, updated_at";
+const COLUMNS: &str = "seq, id, external_user_id, email, user_type, status, airtm_user_id, airtm_email, \
+     airtm_linked_at, created_at, updated_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -122,6 +134,18 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<User> {
         email: r.try_get("email")?,
         user_type: UserType::parse(&r.try_get::<String, _>("user_type")?)?,
         status: UserStatus::parse(&r.try_get::<String, _>("status")?)?,
+        airtm: match (
+            r.try_get::<Option<String>, _>("airtm_user_id")?,
+            r.try_get::<Option<String>, _>("airtm_email")?,
+            r.try_get::<Option<String>, _>("airtm_linked_at")?,
+        ) {
+            (Some(airtm_user_id), Some(email), Some(linked_at)) => Some(AirtmLink {
+                airtm_user_id,
+                email,
+                linked_at,
+            }),
+            _ => None,
+        },
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })

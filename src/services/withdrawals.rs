@@ -44,10 +44,19 @@ pub struct Withdrawal {
     pub currency: String,
     pub destination_type: String,
     pub destination_ref: String,
-    /// `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
-    /// `WITHDRAWAL_FAILED`.
+    /// Crypto: `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
+    /// `WITHDRAWAL_FAILED`. Airtm payouts ([`crate::services::payouts`]) add
+    /// `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
+    /// `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
     pub status: String,
+    /// Crypto: the payment's transaction hash.
     pub tx_hash: Option<String>,
+    /// Airtm payouts: Airtm's payout id, its status text and the recipient's email.
+    pub airtm_payout_id: Option<String>,
+    pub airtm_status: Option<String>,
+    pub airtm_email: Option<String>,
+    /// Airtm payouts: the sweep of the USDC from the user's wallet to the treasury.
+    pub settlement_tx_hash: Option<String>,
     pub failure_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -55,13 +64,14 @@ pub struct Withdrawal {
     #[serde(skip)]
     seq: i64,
     #[serde(skip)]
-    hold_id: Option<String>,
+    pub(crate) hold_id: Option<String>,
     #[serde(skip)]
     envelope: Option<String>,
 }
 
 const COLUMNS: &str = "seq, id, user_id, amount, currency, destination_type, destination_ref, status, hold_id, \
-     envelope, tx_hash, failure_reason, created_at, updated_at, completed_at";
+     envelope, tx_hash, failure_reason, created_at, updated_at, completed_at, payout_id, airtm_status, airtm_email, \
+     settlement_tx_hash";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal> {
     Ok(Withdrawal {
@@ -76,6 +86,10 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal> {
         hold_id: r.try_get("hold_id")?,
         envelope: r.try_get("envelope")?,
         tx_hash: r.try_get("tx_hash")?,
+        airtm_payout_id: r.try_get("payout_id")?,
+        airtm_status: r.try_get("airtm_status")?,
+        airtm_email: r.try_get("airtm_email")?,
+        settlement_tx_hash: r.try_get("settlement_tx_hash")?,
         failure_reason: r.try_get("failure_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -83,7 +97,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal> {
     })
 }
 
-fn not_found(id: &str) -> Error {
+pub(crate) fn not_found(id: &str) -> Error {
     Error::new(
         ErrorCode::WithdrawalNotFound,
         format!("Withdrawal {id} does not exist"),

@@ -84,7 +84,35 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
             json!({ "status": "unavailable", "detail": "escrow needs crypto mode with Trustless Work configured" })
         }
     };
-    let providers_ok = horizon["status"] == "healthy" && trustless["status"] == "healthy";
+    // Airtm mode: the treasury (platform wallet) that settles top-ups in USDC, and
+    // whether webhook intake can verify signatures. Airtm itself is not probed.
+    let airtm = match &state.airtm {
+        None => json!({ "status": "disabled", "detail": "PAYMENT_PROVIDER is not airtm" }),
+        Some(ac) => {
+            let platform = offerhub::services::wallets::platform(&state.store)
+                .await
+                .ok()
+                .flatten();
+            let treasury_usdc = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                offerhub::services::treasury::balance(&state.store, &ac.sc),
+            )
+            .await
+            {
+                Ok(Ok(b)) => b,
+                _ => None,
+            };
+            let intake = !state.airtm_webhooks.is_empty();
+            json!({
+                "status": if intake { "healthy" } else { "degraded" },
+                "webhookIntake": if intake { "enabled" } else { "disabled: AIRTM_WEBHOOK_SECRET is not set" },
+                "treasury": { "publicKey": platform.map(|p| p.public_key), "usdc": treasury_usdc },
+            })
+        }
+    };
+    let providers_ok = horizon["status"] == "healthy"
+        && trustless["status"] == "healthy"
+        && airtm["status"] != "degraded";
     let db_ok = db["status"] == "healthy";
     let status = if !db_ok {
         "unhealthy"
@@ -104,7 +132,7 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
         json!({
             "status": status,
             "version": offerhub::VERSION,
-            "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless },
+            "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless, "airtm": airtm },
         }),
     )
 }

@@ -1,3 +1,4 @@
+pub mod airtm;
 pub mod audit;
 pub mod escrow;
 pub mod health;

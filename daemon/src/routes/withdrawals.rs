@@ -1,6 +1,7 @@
 //! Withdrawals: `POST /withdrawals` (write), `GET /withdrawals?userId=` and
 //! `GET /withdrawals/{id}` (read). Crypto withdrawals pay USDC on Stellar; Airtm
-//! payouts (`bank`, `airtm_balance`) arrive with the Airtm integration.
+//! payouts (`bank`, `airtm_balance`, [`offerhub::services::payouts`]) pay the user's
+//! linked Airtm account; their commit/refresh/cancel live in [`crate::routes::airtm`].
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,22 +23,24 @@ pub struct CreateWithdrawal {
     amount: String,
     #[serde(alias = "destination_type")]
     destination_type: String,
-    #[serde(alias = "destination_ref")]
-    destination_ref: String,
-    /// Airtm payouts only.
+    /// Crypto: the Stellar account (required). Airtm: an optional reference.
+    #[serde(alias = "destination_ref", default)]
+    destination_ref: Option<String>,
+    /// Airtm payouts only: commit at once (default false: `POST /withdrawals/{id}/commit`).
     #[serde(default)]
     commit: Option<bool>,
 }
 
-/// 201 with the withdrawal in its resulting state (`WITHDRAWAL_COMPLETED` when the
-/// payment landed, `WITHDRAWAL_PENDING` when its outcome is still being settled).
+/// 201 with the withdrawal in its resulting state. Crypto: `WITHDRAWAL_COMPLETED` when
+/// the payment landed, `WITHDRAWAL_PENDING` when its outcome is still being settled.
+/// Airtm: `WITHDRAWAL_CREATED` (commit later) or, with `commit: true`, whatever Airtm
+/// reports (`WITHDRAWAL_COMMITTED`, … `WITHDRAWAL_COMPLETED`).
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
     ApiJson(b): ApiJson<CreateWithdrawal>,
 ) -> ApiResult {
     let amount = Amount::parse_positive(&b.amount).map_err(|e| Error::amount("amount", e))?;
-    let _ = b.commit;
     match b.destination_type.as_str() {
         "crypto" => {
             let sc = state.stellar.as_ref().ok_or_else(|| {
@@ -52,16 +55,30 @@ pub async fn create(
                 sc,
                 &b.user_id,
                 amount,
-                &b.destination_ref,
+                b.destination_ref.as_deref().ok_or_else(|| {
+                    Error::validation("destinationRef", "is required for crypto withdrawals")
+                })?,
             )
             .await?;
             Ok(respond(StatusCode::CREATED, &auth.request_id, w))
         }
-        "bank" | "airtm_balance" => Err(Error::new(
-            ErrorCode::ProviderUnavailable,
-            "Airtm payouts are not configured on this deployment",
-        )
-        .into()),
+        "bank" | "airtm_balance" => {
+            let ac = crate::routes::airtm::context(&state)?;
+            let w = offerhub::services::payouts::create(
+                &state.store,
+                &auth.context(),
+                &ac,
+                &offerhub::services::payouts::NewPayoutWithdrawal {
+                    user_id: &b.user_id,
+                    amount,
+                    destination_type: &b.destination_type,
+                    destination_ref: b.destination_ref.as_deref(),
+                    commit: b.commit.unwrap_or(false),
+                },
+            )
+            .await?;
+            Ok(respond(StatusCode::CREATED, &auth.request_id, w))
+        }
         other => Err(Error::validation(
             "destinationType",
             format!("must be crypto, bank or airtm_balance (got {other:?})"),

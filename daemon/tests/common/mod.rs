@@ -25,6 +25,8 @@ pub struct TestApp {
     pub stellar: Option<std::sync::Arc<offerhub::services::wallets::StellarContext>>,
     /// Escrow orchestration, when configured.
     pub escrow: Option<std::sync::Arc<offerhub::services::escrow::EscrowContext>>,
+    /// Airtm mode, when configured.
+    pub airtm: Option<std::sync::Arc<offerhub::services::airtm::AirtmContext>>,
 }
 
 pub struct Resp {
@@ -84,12 +86,25 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     TestApp {
         stellar: state.stellar.clone(),
         escrow: state.escrow.clone(),
+        airtm: state.airtm.clone(),
         app: router(state),
         store,
     }
 }
 
 impl TestApp {
+    /// Serves the app on a loopback port (for callers that need real HTTP, such as the
+    /// sandbox's webhook sender); returns its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
     pub async fn call(
         &self,
         method: &str,

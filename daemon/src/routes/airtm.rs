@@ -1,0 +1,297 @@
+//! Airtm mode routes: account linking (`POST /users/{id}/airtm/link`), top-ups
+//! (`POST|GET /topups`, `GET /topups/{id}`, `POST /topups/{id}/refresh|cancel`, the
+//! public browser return `GET /topups/{id}/callback`), payout actions
+//! (`POST /withdrawals/{id}/commit|refresh|cancel`) and the public Svix-verified intake
+//! `POST /webhooks/airtm`. Without `PAYMENT_PROVIDER=airtm` they answer 503
+//! `PROVIDER_UNAVAILABLE`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use offerhub::error::{Error, ErrorCode};
+use offerhub::ids::{self, IdKind};
+use offerhub::money::Amount;
+use offerhub::pagination::PageRequest;
+use offerhub::services::airtm::{self as airtm_service, AirtmContext};
+use offerhub::services::{inbox, payouts, topups};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{
+    ApiError, ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page,
+};
+use crate::state::AppState;
+
+/// The Airtm context, or 503 naming the setting.
+pub fn context(state: &AppState) -> Result<Arc<AirtmContext>, Error> {
+    state.airtm.clone().ok_or_else(|| {
+        Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Airtm is not enabled on this deployment (set PAYMENT_PROVIDER=airtm)",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LinkBody {
+    email: String,
+}
+
+/// 200 with the user, its `airtm` link filled.
+pub async fn link(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<LinkBody>,
+) -> ApiResult {
+    let ac = context(&state)?;
+    let user = airtm_service::link(&state.store, &auth.context(), &ac, &id, &b.email).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateTopUp {
+    #[serde(alias = "user_id")]
+    user_id: String,
+    /// Decimal string, USD, at most 2 decimals.
+    amount: String,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(alias = "return_url")]
+    return_url: String,
+    #[serde(alias = "cancel_url")]
+    cancel_url: String,
+}
+
+/// 201 with the top-up; send the buyer to `confirmationUri`.
+pub async fn create_topup(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    ApiJson(b): ApiJson<CreateTopUp>,
+) -> ApiResult {
+    let ac = context(&state)?;
+    let amount = Amount::parse_positive(&b.amount).map_err(|e| Error::amount("amount", e))?;
+    let t = topups::create(
+        &state.store,
+        &auth.context(),
+        &ac,
+        &topups::NewTopUp {
+            user_id: &b.user_id,
+            amount,
+            currency: b.currency.as_deref().unwrap_or("USD"),
+            return_url: &b.return_url,
+            cancel_url: &b.cancel_url,
+        },
+    )
+    .await?;
+    Ok(respond(StatusCode::CREATED, &auth.request_id, t))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListTopUps {
+    #[serde(alias = "user_id")]
+    user_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list_topups(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    ApiQuery(q): ApiQuery<ListTopUps>,
+) -> ApiResult {
+    let page = PageRequest::new(q.limit, q.cursor)?;
+    Ok(respond_page(
+        &auth.request_id,
+        topups::list(
+            &state.store,
+            q.user_id.as_deref(),
+            q.status.as_deref(),
+            &page,
+        )
+        .await?,
+    ))
+}
+
+fn topup_id(id: &str) -> Result<(), Error> {
+    if ids::is_valid(IdKind::TopUp, id) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::TopupNotFound,
+            format!("Top-up {id} does not exist"),
+        ))
+    }
+}
+
+pub async fn get_topup(
+    State(state): State<AppState>,
+    auth: Auth<Read>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    topup_id(&id)?;
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        topups::get(&state.store, &id).await?,
+    ))
+}
+
+/// Re-reads the payin from Airtm and applies it (may credit a confirmed top-up, once).
+pub async fn refresh_topup(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    topup_id(&id)?;
+    let ac = context(&state)?;
+    let t = topups::refresh(&state.store, &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, t))
+}
+
+pub async fn cancel_topup(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    topup_id(&id)?;
+    let ac = context(&state)?;
+    let t = topups::cancel(&state.store, &auth.context(), &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, t))
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    result: Option<String>,
+}
+
+/// The buyer's browser returning from Airtm's checkout (public, no API key): a 303 to
+/// the marketplace's `returnUrl` (`result=confirmed`) or `cancelUrl`, with `topupId` and
+/// `status` added. Never credits: only Airtm's own word does (webhook or re-fetch).
+pub async fn topup_callback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<CallbackQuery>,
+) -> ApiResult {
+    topup_id(&id)?;
+    let t = topups::get(&state.store, &id).await?;
+    let target = if q.result.as_deref() == Some("confirmed") {
+        &t.return_url
+    } else {
+        &t.cancel_url
+    };
+    let mut url = url::Url::parse(target)
+        .map_err(|_| Error::internal(format!("stored URL of top-up {id} is invalid")))?;
+    url.query_pairs_mut()
+        .append_pair("topupId", &t.id)
+        .append_pair("status", &t.status);
+    if let Some(wake) = &state.airtm_wake {
+        // Let the reconciler look at it soon; the browser is not a proof of payment.
+        wake.notify_one();
+    }
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+/// `POST /webhooks/airtm` (public): verifies the Svix signature over the raw body
+/// (`svix-id`, `svix-timestamp` within 5 minutes, any `v1,` entry, every configured
+/// secret), stores the message in the inbox unique on `svix-id` and answers 200 at once;
+/// the worker processes it. 401 `UNAUTHORIZED` for a missing, forged, foreign-secret or
+/// stale signature (nothing stored); 503 when no `AIRTM_WEBHOOK_SECRET` is configured.
+pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match intake(&state, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Error> {
+    context(state)?;
+    if state.airtm_webhooks.is_empty() {
+        return Err(Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Airtm webhook intake is disabled: AIRTM_WEBHOOK_SECRET is not set",
+        ));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = state.airtm_webhooks.verify(
+        header("svix-id"),
+        header("svix-timestamp"),
+        header("svix-signature"),
+        body,
+        now,
+    ) {
+        tracing::warn!(reason = %e, "Airtm webhook refused");
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            format!("Webhook signature verification failed: {e}"),
+        ));
+    }
+    let svix_id = header("svix-id").unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Error::validation("body", "must be a JSON object {type, data}"))?;
+    let event_type = airtm_service::event_type(&parsed)
+        .ok_or_else(|| Error::validation("body", "must be a JSON object {type, data}"))?
+        .to_string();
+    let text = std::str::from_utf8(body).map_err(|_| Error::validation("body", "must be UTF-8"))?;
+    let new = inbox::receive(&state.store, "airtm", svix_id, &event_type, text).await?;
+    if let Some(wake) = &state.airtm_wake {
+        wake.notify_one();
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "data": { "received": true, "duplicate": !new } })),
+    )
+        .into_response())
+}
+
+fn withdrawal_id(id: &str) -> Result<(), Error> {
+    if ids::is_valid(IdKind::Withdrawal, id) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::WithdrawalNotFound,
+            format!("Withdrawal {id} does not exist"),
+        ))
+    }
+}
+
+pub async fn commit_withdrawal(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = context(&state)?;
+    let w = payouts::commit(&state.store, &auth.context(), &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
+}
+
+pub async fn refresh_withdrawal(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = context(&state)?;
+    let w = payouts::refresh(&state.store, &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
+}
+
+pub async fn cancel_withdrawal(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = context(&state)?;
+    let w = payouts::cancel(&state.store, &auth.context(), &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
+}

@@ -1,0 +1,702 @@
+//! Airtm Enterprise API v2 client (research/airtm.md; Airtm's OpenAPI document
+//! "Airtm Enterprise API V2", `https://api.enterprise.airtm.com/openapi.json`).
+//!
+//! - **Base URL** by `AIRTM_ENV`: `https://api.stg.enterprise.airtm.com/v2` (sandbox) or
+//!   `https://api.enterprise.airtm.com/v2` (production), `AIRTM_BASE_URL` overrides;
+//!   the embedded OfferHub sandbox serves the same paths under `/airtm/v2` (§1).
+//! - **Auth**: HTTP Basic `base64(api_key:secret_key)` on every request (§2); the
+//!   header is built once and never logged (`Debug` redacts it).
+//! - **Pacing**: Airtm allows 10 requests/s per key (§3): every request waits for a
+//!   token of a governor bucket of 10/s with bursts of 1, so no second window ever holds
+//!   more than 10 requests.
+//! - **Errors**: the `{code, message, data}` envelope (§10). 401/403 and the auth
+//!   reason codes → `PROVIDER_ERROR` naming the credentials; 429 → `PROVIDER_UNAVAILABLE`
+//!   (transient); 5xx, `415003`, `415998`, `415999`, timeouts, transport → transient;
+//!   other 4xx → `PROVIDER_ERROR` with `details.providerCode`/`providerMessage`/
+//!   `providerStatus` (recipient codes map to `AIRTM_USER_*`). GETs are retried up to 3
+//!   times on transient failures; creates are not — they carry our `code`, and callers
+//!   look the resource up by code before trying again (§9); commits are never retried
+//!   blindly (§9).
+//! - **Amounts**: USD as JSON numbers with at most 2 decimals (§4). OfferHub keeps base
+//!   units (10^-7) and converts only here ([`usd`], [`amount_of`]).
+//! - **Statuses** are parsed case-insensitively and never fail deserialisation: values
+//!   we do not know become `Other(..)` (§6).
+
+pub mod svix;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::money::Amount;
+
+/// Status of a payin (`PayinStatus`, §5). `BRIDGE_FAILED` reads as `Failed` and
+/// `BRIDGE_CANCELED` as `Canceled`; anything else unknown is kept as `Other`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayinStatus {
+    Created,
+    Processing,
+    Confirmed,
+    Canceled,
+    Failed,
+    Other(String),
+}
+
+impl PayinStatus {
+    pub fn parse(s: &str) -> PayinStatus {
+        match s.to_ascii_uppercase().as_str() {
+            "CREATED" => PayinStatus::Created,
+            "PROCESSING" => PayinStatus::Processing,
+            "CONFIRMED" => PayinStatus::Confirmed,
+            "CANCELED" | "CANCELLED" | "BRIDGE_CANCELED" => PayinStatus::Canceled,
+            "FAILED" | "BRIDGE_FAILED" => PayinStatus::Failed,
+            other => PayinStatus::Other(other.to_string()),
+        }
+    }
+}
+
+/// Status of a payout (`PayoutStatus`, §6), grouped by what OfferHub does with it:
+/// `Processing` covers `COMMITTED`, `PROCESSING`, `SIGNED`, `PENDING_SIGNATURE`,
+/// `CANCEL_REQUESTED` and every `BRIDGE_*`/`COSMOEM_*` value that is not a wait on the
+/// recipient; `PendingUserAction` covers `PENDING`, `PENDING_USER_ACTION` and
+/// `BRIDGE_USER_SIGNUP_PENDING`. Only `COMPLETED`, `CANCELED` and `FAILED` are final;
+/// `ERROR` needs an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayoutStatus {
+    Created,
+    Processing(String),
+    PendingUserAction,
+    Completed,
+    Canceled,
+    Failed,
+    Error,
+}
+
+impl PayoutStatus {
+    pub fn parse(s: &str) -> PayoutStatus {
+        match s.to_ascii_uppercase().as_str() {
+            "CREATED" => PayoutStatus::Created,
+            "PENDING" | "PENDING_USER_ACTION" | "BRIDGE_USER_SIGNUP_PENDING" => {
+                PayoutStatus::PendingUserAction
+            }
+            "COMPLETED" => PayoutStatus::Completed,
+            "CANCELED" | "CANCELLED" => PayoutStatus::Canceled,
+            "FAILED" => PayoutStatus::Failed,
+            "ERROR" => PayoutStatus::Error,
+            other => PayoutStatus::Processing(other.to_string()),
+        }
+    }
+}
+
+/// A payin as Airtm reports it (`PayinResponse`).
+#[derive(Clone, Debug)]
+pub struct Payin {
+    pub id: String,
+    pub code: String,
+    /// Airtm's status text, as sent.
+    pub status_text: String,
+    pub status: PayinStatus,
+    /// What the user pays.
+    pub amount: Option<Amount>,
+    /// What the enterprise receives (`amount − airtmFee`).
+    pub net_amount: Option<Amount>,
+    pub airtm_fee: Option<Amount>,
+    pub airtm_user_email: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+/// A payout as Airtm reports it (`PayoutResponse`).
+#[derive(Clone, Debug)]
+pub struct Payout {
+    pub id: String,
+    pub code: String,
+    pub status_text: String,
+    pub status: PayoutStatus,
+    /// `grossAmount − enterpriseFee`: what the enterprise is charged.
+    pub amount: Option<Amount>,
+    /// What the recipient receives.
+    pub net_amount: Option<Amount>,
+    pub airtm_fee: Option<Amount>,
+    pub reason_code: Option<String>,
+    pub reason_description: Option<String>,
+}
+
+/// An Airtm user (`GET /users/{email}`, §7).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AirtmUser {
+    pub id: String,
+    /// `active` or `inactive`.
+    pub status: String,
+    pub is_verified: bool,
+    pub country: Option<String>,
+}
+
+/// Body of `POST /payins` (`CreatePayinRequest`, every field required).
+#[derive(Clone, Debug)]
+pub struct NewPayin<'a> {
+    pub code: &'a str,
+    pub amount: Amount,
+    pub description: &'a str,
+    pub confirmation_uri: &'a str,
+    pub cancel_uri: &'a str,
+}
+
+/// Body of `POST /payouts` (`CreatePayoutRequest`).
+#[derive(Clone, Debug)]
+pub struct NewPayout<'a> {
+    pub code: &'a str,
+    pub email: &'a str,
+    pub amount: Amount,
+    pub notes: &'a str,
+    pub commit: bool,
+}
+
+/// `amount` as Airtm's JSON number with 2 decimals. `Err` (naming `field`) when the
+/// amount has more than 2 decimals, which Airtm refuses.
+pub fn usd(amount: Amount, field: &str) -> Result<Value> {
+    let units = amount.base_units();
+    if units % 100_000 != 0 {
+        return Err(Error::amount(
+            field,
+            "Airtm amounts have at most 2 decimals (USD cents)",
+        ));
+    }
+    let cents = units / 100_000;
+    let text = format!(
+        "{}{}.{:02}",
+        if cents < 0 { "-" } else { "" },
+        cents.abs() / 100,
+        cents.abs() % 100
+    );
+    serde_json::from_str(&text).map_err(|e| Error::internal(format!("amount JSON: {e}")))
+}
+
+/// An Airtm JSON amount (number, or numeric string) as base units, rounded to cents;
+/// `None` when absent or unreadable.
+pub fn amount_of(v: &Value) -> Option<Amount> {
+    let f = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !f.is_finite() || f.abs() > 1e12 {
+        return None;
+    }
+    Amount::parse(&format!("{f:.2}")).ok()
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Payin {
+    /// Reads a `PayinResponse`; `None` without an id.
+    pub fn from_json(v: &Value) -> Option<Payin> {
+        let status_text = text(&v["status"]).unwrap_or_default();
+        Some(Payin {
+            id: text(&v["id"])?,
+            code: text(&v["code"]).unwrap_or_default(),
+            status: PayinStatus::parse(&status_text),
+            status_text,
+            amount: amount_of(&v["amount"]),
+            net_amount: amount_of(&v["netAmount"]),
+            airtm_fee: amount_of(&v["airtmFee"]),
+            airtm_user_email: text(&v["airtmUserEmail"]),
+            failure_reason: text(&v["failureReason"]),
+        })
+    }
+}
+
+impl Payout {
+    /// Reads a `PayoutResponse`; `None` without an id.
+    pub fn from_json(v: &Value) -> Option<Payout> {
+        let status_text = text(&v["status"]).unwrap_or_default();
+        Some(Payout {
+            id: text(&v["id"])?,
+            code: text(&v["code"]).unwrap_or_default(),
+            status: PayoutStatus::parse(&status_text),
+            status_text,
+            amount: amount_of(&v["amount"]),
+            net_amount: amount_of(&v["netAmount"]),
+            airtm_fee: amount_of(&v["airtmFee"]),
+            reason_code: text(&v["reasonCode"]),
+            reason_description: text(&v["reasonDescription"]),
+        })
+    }
+}
+
+/// Reason codes that mean "try again later" (§10).
+const TRANSIENT_CODES: &[&str] = &["415003", "415998", "415999"];
+/// Reason codes about our credentials or account (§10).
+const AUTH_CODES: &[&str] = &["415904", "415905", "415006", "415028"];
+/// Reason codes about the recipient (§7, §10).
+const USER_CODES: &[&str] = &[
+    "415008", "415009", "415010", "415060", "415061", "415062", "415064", "415065", "415103",
+    "415912",
+];
+
+/// The reason code of an error returned by this client, if Airtm sent one.
+pub fn provider_code(e: &Error) -> Option<&str> {
+    e.details.as_ref()?.get("providerCode")?.as_str()
+}
+
+/// Whether a failure of this client may succeed when tried again later.
+pub fn is_transient(e: &Error) -> bool {
+    match e.code {
+        ErrorCode::ProviderUnavailable | ErrorCode::ProviderTimeout => true,
+        ErrorCode::ProviderError => {
+            provider_code(e).is_some_and(|c| TRANSIENT_CODES.contains(&c))
+                || e.details
+                    .as_ref()
+                    .and_then(|d| d.get("providerStatus"))
+                    .and_then(Value::as_u64)
+                    .is_none_or(|s| s >= 500)
+        }
+        _ => false,
+    }
+}
+
+/// The error for a non-2xx answer (§10).
+fn answer_error(status: u16, body: &Value, what: &str) -> Error {
+    let code = text(&body["code"]).unwrap_or_default();
+    let message = text(&body["message"]).unwrap_or_else(|| format!("HTTP {status}"));
+    let details =
+        json!({ "providerStatus": status, "providerCode": code, "providerMessage": message });
+    if status == 401 || status == 403 || AUTH_CODES.contains(&code.as_str()) {
+        return Error::new(
+            ErrorCode::ProviderError,
+            format!("Airtm rejected the API credentials ({status}) on {what}: check AIRTM_API_KEY, AIRTM_API_SECRET and AIRTM_ENV"),
+        )
+        .with_details(details);
+    }
+    if status == 429 {
+        return Error::new(
+            ErrorCode::ProviderUnavailable,
+            "Airtm rate limit reached; try again shortly",
+        )
+        .with_details(details);
+    }
+    if code == "415059" {
+        return Error::new(
+            ErrorCode::AirtmUserNotFound,
+            format!("Airtm has no account for this email: {message}"),
+        )
+        .with_details(details);
+    }
+    if USER_CODES.contains(&code.as_str()) {
+        return Error::new(
+            ErrorCode::AirtmUserInvalid,
+            format!("The Airtm account cannot take part: {message}"),
+        )
+        .with_details(details);
+    }
+    Error::new(
+        ErrorCode::ProviderError,
+        format!("Airtm refused {what} ({status} {code}): {message}"),
+    )
+    .with_details(details)
+}
+
+/// An Airtm Enterprise API v2 client. Cheap to clone.
+#[derive(Clone)]
+pub struct Airtm {
+    base: Url,
+    authorization: Arc<String>,
+    http: reqwest::Client,
+    pacer: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for Airtm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Airtm")
+            .field("base", &self.base.as_str())
+            .field("authorization", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Airtm {
+    /// A client for `base` (ending in `/v2`) with Basic credentials, 30 s per request.
+    pub fn new(base: Url, api_key: &str, api_secret: &str) -> Result<Airtm> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::internal(format!("http client: {e}")))?;
+        let creds =
+            base64::engine::general_purpose::STANDARD.encode(format!("{api_key}:{api_secret}"));
+        let quota = governor::Quota::per_second(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
+        let mut base = base;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        Ok(Airtm {
+            base,
+            authorization: Arc::new(format!("Basic {creds}")),
+            http,
+            pacer: Arc::new(governor::RateLimiter::direct(quota)),
+        })
+    }
+
+    /// The base URL (ends in `/`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| Error::internal(format!("Airtm url: {e}")))
+    }
+
+    /// One request: `(status, JSON body or Null)`; transport failures as errors.
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Value)> {
+        self.pacer.until_ready().await;
+        let resp = req
+            .header("authorization", self.authorization.as_str())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    Error::new(
+                        ErrorCode::ProviderTimeout,
+                        format!("Airtm timed out on {what}"),
+                    )
+                } else {
+                    Error::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!("Airtm unreachable on {what}: {}", e.without_url()),
+                    )
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// GET with up to 3 retries on transient failures; `Ok(None)` on 404.
+    async fn get(&self, path: &str, what: &str) -> Result<Option<Value>> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match self.send(self.http.get(self.url(path)?), what).await {
+                Ok((404, _)) => return Ok(None),
+                Ok((s, body)) if (200..300).contains(&s) => return Ok(Some(body)),
+                Ok((s, body)) => Err(answer_error(s, &body, what)),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if attempt < 4 && is_transient(&e) => {
+                    tracing::debug!(what, error = %e, "Airtm GET failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `GET /users/{email}` (§7): `None` when Airtm has no such user (404, 415059).
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<AirtmUser>> {
+        let path = format!(
+            "users/{}",
+            url::form_urlencoded::byte_serialize(email.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        );
+        let body = match self.get(&path, "GET /users/{email}").await {
+            Ok(b) => b,
+            Err(e) if e.code == ErrorCode::AirtmUserNotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(body.and_then(|v| {
+            Some(AirtmUser {
+                id: text(&v["id"])?,
+                status: text(&v["status"]).unwrap_or_default().to_ascii_lowercase(),
+                is_verified: v["isVerified"].as_bool().unwrap_or(false),
+                country: text(&v["country"]),
+            })
+        }))
+    }
+
+    /// `POST /payins` (§5): one item carrying the whole amount. A duplicate `code`
+    /// (415029) answers with the existing payin (fetched by code).
+    pub async fn create_payin(&self, p: &NewPayin<'_>) -> Result<Payin> {
+        let amount = usd(p.amount, "amount")?;
+        let body = json!({
+            "code": p.code,
+            "amount": amount,
+            "description": p.description,
+            "items": [{ "description": p.description, "amount": amount, "quantity": 1 }],
+            "confirmationUri": p.confirmation_uri,
+            "cancelUri": p.cancel_uri,
+        });
+        let what = "POST /payins";
+        let (status, answer) = self
+            .send(self.http.post(self.url("payins")?).json(&body), what)
+            .await?;
+        if (200..300).contains(&status) {
+            return Payin::from_json(&answer)
+                .ok_or_else(|| Error::new(ErrorCode::ProviderError, "Airtm payin without an id"));
+        }
+        let e = answer_error(status, &answer, what);
+        if provider_code(&e) == Some("415029")
+            && let Some(existing) = self.payin_by_code(p.code).await?
+        {
+            return Ok(existing);
+        }
+        Err(e)
+    }
+
+    /// `GET /payins/{id}`.
+    pub async fn payin(&self, id: &str) -> Result<Option<Payin>> {
+        Ok(self
+            .get(&format!("payins/{}", seg(id)), "GET /payins/{id}")
+            .await?
+            .as_ref()
+            .and_then(Payin::from_json))
+    }
+
+    /// `GET /payins/by-code/{code}` — how a payin is found after a crash (§5, §9).
+    pub async fn payin_by_code(&self, code: &str) -> Result<Option<Payin>> {
+        Ok(self
+            .get(
+                &format!("payins/by-code/{}", seg(code)),
+                "GET /payins/by-code/{code}",
+            )
+            .await?
+            .as_ref()
+            .and_then(Payin::from_json))
+    }
+
+    /// `DELETE /payins/{id}`: cancels a payin the user has not paid (§5). Errors with
+    /// reason 415030 when it can no longer be canceled.
+    pub async fn cancel_payin(&self, id: &str) -> Result<()> {
+        let what = "DELETE /payins/{id}";
+        let (status, body) = self
+            .send(
+                self.http.delete(self.url(&format!("payins/{}", seg(id)))?),
+                what,
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(answer_error(status, &body, what))
+        }
+    }
+
+    /// `POST /payouts` (§6). A duplicate `code` (415056) answers with the existing
+    /// payout (fetched by code).
+    pub async fn create_payout(&self, p: &NewPayout<'_>) -> Result<Payout> {
+        let body = json!({
+            "code": p.code,
+            "airtmUserEmail": p.email,
+            "amount": usd(p.amount, "amount")?,
+            "notes": p.notes,
+            "commit": p.commit,
+        });
+        let what = "POST /payouts";
+        let (status, answer) = self
+            .send(self.http.post(self.url("payouts")?).json(&body), what)
+            .await?;
+        if (200..300).contains(&status) {
+            return Payout::from_json(&answer)
+                .ok_or_else(|| Error::new(ErrorCode::ProviderError, "Airtm payout without an id"));
+        }
+        let e = answer_error(status, &answer, what);
+        if provider_code(&e) == Some("415056")
+            && let Some(existing) = self.payout_by_code(p.code).await?
+        {
+            return Ok(existing);
+        }
+        Err(e)
+    }
+
+    /// `POST /payouts/{id}/commit`: answers an empty 2xx (§6); callers re-read the
+    /// payout. Reason 415027 ("already processed") is reported as an error for the
+    /// caller to settle with a GET; never retried here.
+    pub async fn commit_payout(&self, id: &str) -> Result<()> {
+        let what = "POST /payouts/{id}/commit";
+        let (status, body) = self
+            .send(
+                self.http
+                    .post(self.url(&format!("payouts/{}/commit", seg(id)))?),
+                what,
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(answer_error(status, &body, what))
+        }
+    }
+
+    /// `GET /payouts/{id}`.
+    pub async fn payout(&self, id: &str) -> Result<Option<Payout>> {
+        Ok(self
+            .get(&format!("payouts/{}", seg(id)), "GET /payouts/{id}")
+            .await?
+            .as_ref()
+            .and_then(Payout::from_json))
+    }
+
+    /// `GET /payouts/by-code/{code}` (§6, §9).
+    pub async fn payout_by_code(&self, code: &str) -> Result<Option<Payout>> {
+        Ok(self
+            .get(
+                &format!("payouts/by-code/{}", seg(code)),
+                "GET /payouts/by-code/{code}",
+            )
+            .await?
+            .as_ref()
+            .and_then(Payout::from_json))
+    }
+
+    /// `DELETE /payouts/{id}`: cancels a `CREATED` or `PENDING` payout; 415055 when it
+    /// is neither (§6).
+    pub async fn cancel_payout(&self, id: &str) -> Result<()> {
+        let what = "DELETE /payouts/{id}";
+        let (status, body) = self
+            .send(
+                self.http.delete(self.url(&format!("payouts/{}", seg(id)))?),
+                what,
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(answer_error(status, &body, what))
+        }
+    }
+
+    /// `GET /me/balance`: the enterprise's `{available, pending}` (§6).
+    pub async fn balance(&self) -> Result<(Option<Amount>, Option<Amount>)> {
+        let v = self
+            .get("me/balance", "GET /me/balance")
+            .await?
+            .unwrap_or(Value::Null);
+        Ok((amount_of(&v["available"]), amount_of(&v["pending"])))
+    }
+}
+
+/// One URL path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_cents_both_ways() {
+        let a = Amount::parse("50.25").unwrap();
+        assert_eq!(usd(a, "amount").unwrap().to_string(), "50.25");
+        assert_eq!(
+            usd(Amount::parse("7").unwrap(), "amount")
+                .unwrap()
+                .to_string(),
+            "7.0"
+        );
+        let e = usd(Amount::parse("1.005").unwrap(), "amount").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidAmountFormat);
+        assert_eq!(
+            amount_of(&json!(49.5)),
+            Some(Amount::parse("49.50").unwrap())
+        );
+        assert_eq!(
+            amount_of(&json!(0.1 + 0.2)),
+            Some(Amount::parse("0.30").unwrap())
+        );
+        assert_eq!(
+            amount_of(&json!("12.3")),
+            Some(Amount::parse("12.30").unwrap())
+        );
+        assert_eq!(amount_of(&json!(null)), None);
+        assert_eq!(amount_of(&json!("abc")), None);
+    }
+
+    #[test]
+    fn statuses_never_fail() {
+        assert_eq!(PayinStatus::parse("confirmed"), PayinStatus::Confirmed);
+        assert_eq!(PayinStatus::parse("BRIDGE_FAILED"), PayinStatus::Failed);
+        assert_eq!(PayinStatus::parse("BRIDGE_CANCELED"), PayinStatus::Canceled);
+        assert_eq!(
+            PayinStatus::parse("SOMETHING_NEW"),
+            PayinStatus::Other("SOMETHING_NEW".into())
+        );
+        assert_eq!(
+            PayoutStatus::parse("pending"),
+            PayoutStatus::PendingUserAction
+        );
+        assert_eq!(
+            PayoutStatus::parse("BRIDGE_FAILED"),
+            PayoutStatus::Processing("BRIDGE_FAILED".into())
+        );
+        assert_eq!(PayoutStatus::parse("Completed"), PayoutStatus::Completed);
+        assert_eq!(PayoutStatus::parse("ERROR"), PayoutStatus::Error);
+        let p = Payout::from_json(&json!({"id": "p1", "status": 7})).unwrap();
+        assert_eq!(p.status, PayoutStatus::Processing("7".into()));
+        assert!(Payin::from_json(&json!({"status": "CREATED"})).is_none());
+    }
+
+    #[test]
+    fn error_envelope_mapping() {
+        let e = answer_error(
+            400,
+            &json!({"code": "415059", "message": "Recipient not found"}),
+            "x",
+        );
+        assert_eq!(e.code, ErrorCode::AirtmUserNotFound);
+        let e = answer_error(
+            401,
+            &json!({"code": "415904", "message": "Unauthorized"}),
+            "x",
+        );
+        assert_eq!(e.code, ErrorCode::ProviderError);
+        assert!(!is_transient(&e));
+        let e = answer_error(
+            400,
+            &json!({"code": "415016", "message": "Insufficient balance"}),
+            "x",
+        );
+        assert_eq!(provider_code(&e), Some("415016"));
+        assert!(!is_transient(&e));
+        assert!(is_transient(&answer_error(503, &Value::Null, "x")));
+        assert!(is_transient(&answer_error(
+            400,
+            &json!({"code": "415003", "message": "down"}),
+            "x"
+        )));
+        assert!(is_transient(&answer_error(429, &Value::Null, "x")));
+    }
+
+    #[test]
+    fn debug_hides_credentials() {
+        let a = Airtm::new("http://127.0.0.1:1/v2".parse().unwrap(), "key", "s3cret").unwrap();
+        let d = format!("{a:?}");
+        assert!(
+            !d.contains("s3cret")
+                && !d.contains(&base64::engine::general_purpose::STANDARD.encode("key:s3cret"))
+        );
+        assert_eq!(a.base().as_str(), "http://127.0.0.1:1/v2/");
+    }
+}
