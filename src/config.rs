@@ -817,6 +817,12 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        if crate::airtm::svix::SvixVerifier::new(&webhook_secrets).is_err() {
+            p.bad(
+                "AIRTM_WEBHOOK_SECRET",
+                "must be whsec_ + base64 secrets (comma-separated during a rotation), as Airtm's webhook settings show them",
+            );
+        }
         if payment_provider == Some(PaymentProvider::Airtm) && net != Network::Sandbox {
             if airtm_api_key.is_none() {
                 p.bad("AIRTM_API_KEY", "is required when PAYMENT_PROVIDER=airtm");
@@ -1247,6 +1253,39 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.0.iter().any(|i| i.variable == "STELLAR_HORIZON_URL"));
+    }
+
+    #[test]
+    fn airtm_settings_are_validated() {
+        let err = load(&[
+            ("AIRTM_WEBHOOK_SECRET", "whsec_%%%"),
+            ("AIRTM_CHECKOUT_URL", "https://app.example/payin"),
+            ("AIRTM_REQUIRE_VERIFIED", "maybe"),
+            ("AIRTM_RECONCILE_SECS", "0"),
+        ])
+        .unwrap_err();
+        for v in [
+            "AIRTM_WEBHOOK_SECRET",
+            "AIRTM_CHECKOUT_URL",
+            "AIRTM_REQUIRE_VERIFIED",
+            "AIRTM_RECONCILE_SECS",
+        ] {
+            assert!(err.0.iter().any(|i| i.variable == v), "{v}: {err}");
+        }
+        assert!(!err.to_string().contains("%%%"));
+        let c = load(&[
+            ("PAYMENT_PROVIDER", "airtm"),
+            ("AIRTM_WEBHOOK_SECRET", "whsec_b2xk,whsec_bmV3"),
+        ])
+        .unwrap();
+        assert_eq!(c.airtm.webhook_secrets.len(), 2);
+        assert!(c.airtm.base_url.is_none()); // the embedded simulator on the sandbox network
+        let c = load(&[
+            ("STELLAR_NETWORK", "testnet"),
+            ("PAYMENT_PROVIDER", "airtm"),
+        ])
+        .unwrap_err();
+        assert!(c.0.iter().any(|i| i.variable == "AIRTM_API_KEY"));
     }
 
     #[test]

@@ -388,6 +388,16 @@ impl Airtm {
         Ok((status, body))
     }
 
+    /// A request whose success is any 2xx with a body we do not need (cancel, commit).
+    async fn expect_2xx(&self, req: reqwest::RequestBuilder, what: &str) -> Result<()> {
+        let (status, body) = self.send(req, what).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(answer_error(status, &body, what))
+        }
+    }
+
     /// GET with up to 3 retries on transient failures; `Ok(None)` on 404.
     async fn get(&self, path: &str, what: &str) -> Result<Option<Value>> {
         let mut delay = Duration::from_millis(200);
@@ -487,18 +497,8 @@ impl Airtm {
     /// `DELETE /payins/{id}`: cancels a payin the user has not paid (§5). Errors with
     /// reason 415030 when it can no longer be canceled.
     pub async fn cancel_payin(&self, id: &str) -> Result<()> {
-        let what = "DELETE /payins/{id}";
-        let (status, body) = self
-            .send(
-                self.http.delete(self.url(&format!("payins/{}", seg(id)))?),
-                what,
-            )
-            .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(answer_error(status, &body, what))
-        }
+        let req = self.http.delete(self.url(&format!("payins/{}", seg(id)))?);
+        self.expect_2xx(req, "DELETE /payins/{id}").await
     }
 
     /// `POST /payouts` (§6). A duplicate `code` (415056) answers with the existing
@@ -532,19 +532,10 @@ impl Airtm {
     /// payout. Reason 415027 ("already processed") is reported as an error for the
     /// caller to settle with a GET; never retried here.
     pub async fn commit_payout(&self, id: &str) -> Result<()> {
-        let what = "POST /payouts/{id}/commit";
-        let (status, body) = self
-            .send(
-                self.http
-                    .post(self.url(&format!("payouts/{}/commit", seg(id)))?),
-                what,
-            )
-            .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(answer_error(status, &body, what))
-        }
+        let req = self
+            .http
+            .post(self.url(&format!("payouts/{}/commit", seg(id)))?);
+        self.expect_2xx(req, "POST /payouts/{id}/commit").await
     }
 
     /// `GET /payouts/{id}`.
@@ -571,18 +562,8 @@ impl Airtm {
     /// `DELETE /payouts/{id}`: cancels a `CREATED` or `PENDING` payout; 415055 when it
     /// is neither (§6).
     pub async fn cancel_payout(&self, id: &str) -> Result<()> {
-        let what = "DELETE /payouts/{id}";
-        let (status, body) = self
-            .send(
-                self.http.delete(self.url(&format!("payouts/{}", seg(id)))?),
-                what,
-            )
-            .await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(answer_error(status, &body, what))
-        }
+        let req = self.http.delete(self.url(&format!("payouts/{}", seg(id)))?);
+        self.expect_2xx(req, "DELETE /payouts/{id}").await
     }
 
     /// `GET /me/balance`: the enterprise's `{available, pending}` (§6).

@@ -586,6 +586,14 @@ pub async fn cancel(store: &Store, ctx: &Context, ac: &AirtmContext, id: &str) -
     if !cancelable.contains(&t.status.as_str()) {
         return Err(refuse(&t));
     }
+    {
+        let mut db = store.begin_for(ctx).await?;
+        db.audit(
+            ctx.audit("topup.cancel_requested", "topup", id)
+                .before(json!({ "status": t.status })),
+        );
+        db.commit().await?;
+    }
     let payin = match &t.airtm_payin_id {
         Some(pid) => Some(pid.clone()),
         None => ac.client.payin_by_code(id).await?.map(|p| p.id),
