@@ -163,13 +163,17 @@ pub async fn process(
     }
 }
 
-/// Processes due Airtm messages of the inbox (at most `limit`). Returns how many.
+/// Processes due Airtm messages of the inbox (at most `limit`). Returns how many were
+/// finished (failed attempts are not counted, so a caller can back off).
 pub async fn process_inbox(store: &Store, ac: &AirtmContext, limit: u32) -> Result<usize> {
     let due = inbox::due(store, limit).await?;
-    let n = due.len();
+    let mut n = 0;
     for msg in due.into_iter().filter(|m| m.provider == "airtm") {
         match process(store, ac, &msg).await {
-            Ok((status, note)) => inbox::finish(store, &msg.id, status, note.as_deref()).await?,
+            Ok((status, note)) => {
+                inbox::finish(store, &msg.id, status, note.as_deref()).await?;
+                n += 1;
+            }
             Err(e) => {
                 tracing::warn!(webhook_id = %msg.id, error = %e, "Airtm webhook processing failed; will retry");
                 inbox::attempt_failed(store, &msg.id, &e.message).await?;

@@ -524,6 +524,17 @@ pub async fn cancel(
         None => ac.client.payout_by_code(id).await?.map(|p| p.id),
     };
     let Some(pid) = pid else {
+        // Not found at Airtm. A create that timed out may still land for a short while:
+        // refuse until that window has passed rather than void a hold Airtm may pay.
+        let recent = chrono::DateTime::parse_from_rfc3339(&w.created_at)
+            .map(|t| chrono::Utc::now().signed_duration_since(t) < chrono::Duration::minutes(5))
+            .unwrap_or(true);
+        if recent {
+            return Err(Error::new(
+                ErrorCode::OperationInProgress,
+                "Airtm has not confirmed whether this payout was created; try again in a few minutes",
+            ));
+        }
         // Airtm never created it: nothing can be paid.
         end(
             store,
