@@ -205,7 +205,9 @@ async fn crypto_withdrawals(url: String) {
     };
 
     // Destination checks and funds: 422, nothing changes.
-    let bad_checksum = format!("{}A", &dest[..55]);
+    // Change the last character (to one that differs from it), breaking the checksum.
+    let last = if dest.ends_with('A') { 'B' } else { 'A' };
+    let bad_checksum = format!("{}{last}", &dest[..55]);
     for d in [
         bad_checksum.as_str(),
         "GNOPE",
