@@ -57,7 +57,7 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
-    /// Outbound webhooks: endpoints, deliveries, replay.
+    /// Webhooks: outbound endpoints and deliveries, received provider (Airtm) webhooks; replay.
     Webhooks {
         #[command(subcommand)]
         command: WebhooksCommand,
@@ -238,6 +238,7 @@ enum WebhooksCommand {
     /// List webhook endpoints, or with --inbound the provider webhooks received
     /// (Airtm), newest first.
     List {
+        /// List received provider webhooks (iwh_…) instead of endpoints.
         #[arg(long)]
         inbound: bool,
         #[command(flatten)]

@@ -1,4 +1,5 @@
-//! Background workers of the daemon: wallet activation (crypto mode), saga resume, the webhook
+//! Background workers of the daemon: wallet activation and the deposit monitor, saga
+//! resume, in Airtm mode the inbox of Airtm webhooks and the Airtm reconciler, the webhook
 //! dispatcher/sender and the purge of expired idempotency records. Each loop survives errors (logged) and wakes on new
 //! events or a short tick.
 

@@ -382,6 +382,20 @@ async fn topup_credits_exactly_once(url: String) {
         .await,
         1
     );
+    // Audit rows: Airtm's status changes, the signed treasury transfer, the credit.
+    for action in [
+        "topup.created",
+        "topup.provider_status",
+        "topup.confirmed",
+        "treasury.transfer_signed",
+        "topup.succeeded",
+    ] {
+        assert!(
+            a.count(&format!("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_logs WHERE action = '{action}' AND resource_id = $1"), &id).await >= 1,
+            "{action}"
+        );
+    }
+    assert_eq!(a.count("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_logs WHERE action = 'treasury.transfer_signed' AND resource_id = $1", &id).await, 1);
     // The chain agrees: the treasury paid 49.50 USDC to the buyer's wallet.
     let sc = a.t.stellar.as_ref().unwrap();
     let acct = sc.horizon.account(&buyer_address).await.unwrap().unwrap();

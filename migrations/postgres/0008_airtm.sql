@@ -40,8 +40,6 @@ CREATE INDEX topups_settlement ON topups (settlement_tx_hash);
 ALTER TABLE withdrawals ADD COLUMN payout_id TEXT;
 ALTER TABLE withdrawals ADD COLUMN airtm_status TEXT;
 ALTER TABLE withdrawals ADD COLUMN airtm_email TEXT;
-ALTER TABLE withdrawals ADD COLUMN net_amount BIGINT;
-ALTER TABLE withdrawals ADD COLUMN airtm_fee BIGINT;
 ALTER TABLE withdrawals ADD COLUMN settlement_envelope TEXT;
 ALTER TABLE withdrawals ADD COLUMN settlement_tx_hash TEXT;
 CREATE INDEX withdrawals_payout ON withdrawals (payout_id);

@@ -565,15 +565,6 @@ impl Airtm {
         let req = self.http.delete(self.url(&format!("payouts/{}", seg(id)))?);
         self.expect_2xx(req, "DELETE /payouts/{id}").await
     }
-
-    /// `GET /me/balance`: the enterprise's `{available, pending}` (§6).
-    pub async fn balance(&self) -> Result<(Option<Amount>, Option<Amount>)> {
-        let v = self
-            .get("me/balance", "GET /me/balance")
-            .await?
-            .unwrap_or(Value::Null);
-        Ok((amount_of(&v["available"]), amount_of(&v["pending"])))
-    }
 }
 
 /// One URL path segment, percent-encoded.

@@ -16,3 +16,19 @@ pub mod users;
 pub mod wallets;
 pub mod webhooks;
 pub mod withdrawals;
+
+/// `v` as an absolute http(s) URL of at most 2048 characters; 400 `VALIDATION_ERROR`
+/// naming `field` otherwise. Used for webhook endpoints and top-up return URLs.
+pub fn http_url(field: &str, v: &str) -> crate::error::Result<url::Url> {
+    match url::Url::parse(v) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https") && u.host().is_some() && v.len() <= 2048 =>
+        {
+            Ok(u)
+        }
+        _ => Err(crate::error::Error::validation(
+            field,
+            "must be an absolute http(s) URL of at most 2048 characters",
+        )),
+    }
+}

@@ -246,6 +246,10 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
             ),
         ));
     }
+    // Record Airtm's view (payout id, status text) when it changed, audited.
+    let before = withdrawals::get(store, id).await?;
+    if before.airtm_payout_id.as_deref() != Some(p.id.as_str())
+        || before.airtm_status.as_deref() != Some(p.status_text.as_str())
     {
         let mut db = store.begin().await?;
         sqlx::query("UPDATE withdrawals SET payout_id = $1, airtm_status = $2, updated_at = $3 WHERE id = $4")
@@ -255,6 +259,12 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
             .bind(id)
             .execute(db.conn())
             .await?;
+        db.audit(
+            Context::system()
+                .audit("withdrawal.provider_status", "withdrawal", id)
+                .before(json!({ "airtmPayoutId": before.airtm_payout_id, "airtmStatus": before.airtm_status }))
+                .after(json!({ "airtmPayoutId": p.id, "airtmStatus": p.status_text })),
+        );
         db.commit().await?;
     }
     let w = withdrawals::get(store, id).await?;

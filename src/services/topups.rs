@@ -154,13 +154,6 @@ pub async fn list(
     Ok(Page::from_rows(items, page.limit, |t| t.seq))
 }
 
-fn http_url(field: &str, v: &str) -> Result<String> {
-    match url::Url::parse(v) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(v.to_string()),
-        _ => Err(Error::validation(field, "must be an absolute http(s) URL")),
-    }
-}
-
 /// What `POST /topups` takes.
 #[derive(Clone, Debug)]
 pub struct NewTopUp<'a> {
@@ -194,8 +187,8 @@ pub async fn create(
             "must be USD (Airtm settles in US dollars)",
         ));
     }
-    let return_url = http_url("returnUrl", t.return_url)?;
-    let cancel_url = http_url("cancelUrl", t.cancel_url)?;
+    let return_url = crate::services::http_url("returnUrl", t.return_url)?.to_string();
+    let cancel_url = crate::services::http_url("cancelUrl", t.cancel_url)?.to_string();
     let user = users::get(store, t.user_id).await?;
     user.ensure_active()?;
     let wallet = wallets::for_user(store, t.user_id).await?;
@@ -332,8 +325,11 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             ),
         ));
     }
-    // Record Airtm's view (id, status text, checkout URL) whatever happens next.
+    // Record Airtm's view (id, status text, checkout URL) when it changed, audited.
     let checkout = ac.checkout_url(&payin.id);
+    let before = get(store, id).await?;
+    if before.airtm_payin_id.as_deref() != Some(payin.id.as_str())
+        || before.airtm_status.as_deref() != Some(payin.status_text.as_str())
     {
         let mut db = store.begin().await?;
         sqlx::query(
@@ -347,6 +343,12 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
         .bind(id)
         .execute(db.conn())
         .await?;
+        db.audit(
+            Context::system()
+                .audit("topup.provider_status", "topup", id)
+                .before(json!({ "airtmPayinId": before.airtm_payin_id, "airtmStatus": before.airtm_status }))
+                .after(json!({ "airtmPayinId": payin.id, "airtmStatus": payin.status_text })),
+        );
         db.commit().await?;
     }
     let t = get(store, id).await?;

@@ -43,6 +43,13 @@ pub enum Owner {
 }
 
 impl Owner {
+    fn resource_type(self) -> &'static str {
+        match self {
+            Owner::TopUp => "topup",
+            Owner::Withdrawal => "withdrawal",
+        }
+    }
+
     fn table(self) -> &'static str {
         match self {
             Owner::TopUp => "topups",
@@ -171,6 +178,18 @@ pub async fn settle(store: &Store, sc: &StellarContext, t: &Transfer<'_>) -> Res
             .execute(db.conn())
             .await?
             .rows_affected();
+            if stored == 1 {
+                db.audit(
+                    crate::context::Context::system()
+                        .audit("treasury.transfer_signed", t.owner.resource_type(), t.id)
+                        .after(serde_json::json!({
+                            "transactionHash": signed.hash,
+                            "direction": match t.direction { Direction::ToUser => "treasury_to_user", Direction::FromUser => "user_to_treasury" },
+                            "userId": t.user_id,
+                            "amount": t.amount,
+                        })),
+                );
+            }
             db.commit().await?;
             if stored == 0 {
                 // Another executor stored its envelope first; the next attempt settles it.

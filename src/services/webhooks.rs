@@ -141,11 +141,7 @@ pub async fn create_endpoint(
     url: &str,
     events: &[String],
 ) -> Result<CreatedEndpoint> {
-    let parsed = url::Url::parse(url)
-        .map_err(|_| Error::validation("url", "must be an absolute http(s) URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || url.len() > 2048 {
-        return Err(Error::validation("url", "must be an absolute http(s) URL"));
-    }
+    crate::services::http_url("url", url)?;
     let filter =
         EventFilter::parse(events, &[]).map_err(|e| Error::validation("events", e.message))?;
     let patterns = if filter.types.is_empty() {

@@ -120,15 +120,27 @@ pub async fn list_topups(
     ))
 }
 
-fn topup_id(id: &str) -> Result<(), Error> {
-    if ids::is_valid(IdKind::TopUp, id) {
+/// 404 with `code` for a path id that is not shaped like an id of `kind` (nothing is
+/// looked up).
+fn known_id(kind: IdKind, code: ErrorCode, noun: &str, id: &str) -> Result<(), Error> {
+    if ids::is_valid(kind, id) {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorCode::TopupNotFound,
-            format!("Top-up {id} does not exist"),
-        ))
+        Err(Error::new(code, format!("{noun} {id} does not exist")))
     }
+}
+
+fn topup_id(id: &str) -> Result<(), Error> {
+    known_id(IdKind::TopUp, ErrorCode::TopupNotFound, "Top-up", id)
+}
+
+fn withdrawal_id(id: &str) -> Result<(), Error> {
+    known_id(
+        IdKind::Withdrawal,
+        ErrorCode::WithdrawalNotFound,
+        "Withdrawal",
+        id,
+    )
 }
 
 pub async fn get_topup(
@@ -250,17 +262,6 @@ async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
         axum::Json(json!({ "data": { "received": true, "duplicate": !new } })),
     )
         .into_response())
-}
-
-fn withdrawal_id(id: &str) -> Result<(), Error> {
-    if ids::is_valid(IdKind::Withdrawal, id) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorCode::WithdrawalNotFound,
-            format!("Withdrawal {id} does not exist"),
-        ))
-    }
 }
 
 pub async fn commit_withdrawal(
