@@ -51,6 +51,7 @@ pub struct InitArgs {
 }
 
 struct Answers {
+    pg_password: String,
     network: Network,
     host: String,
     port: u16,
@@ -92,10 +93,13 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
     }
     let mut port = args.port.unwrap_or(4000);
     let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    // The PostgreSQL password of the rendered docker-compose.yml; the default URL of a
+    // testnet/mainnet deployment points at that database.
+    let pg_password = hex::encode(rand::random::<[u8; 12]>());
     let default_db = if network == Network::Sandbox {
         "sqlite://data/offerhub.db".to_string()
     } else {
-        "postgres://offerhub:CHANGE_ME@127.0.0.1:5432/offerhub".to_string()
+        format!("postgres://offerhub:{pg_password}@127.0.0.1:5432/offerhub")
     };
     let mut database_url = args.database_url.clone().unwrap_or(default_db);
     let mut trustless_api_key = args.trustless_api_key.clone().unwrap_or_default();
@@ -109,8 +113,13 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
                 .interact_text()?;
         }
         if args.database_url.is_none() {
+            let prompt = if network == Network::Sandbox {
+                "Database URL (sqlite://… or postgres://…)"
+            } else {
+                "PostgreSQL URL (the docker-compose.yml database by default)"
+            };
             database_url = Input::new()
-                .with_prompt("Database URL (sqlite://… or postgres://…)")
+                .with_prompt(prompt)
                 .default(database_url)
                 .interact_text()?;
         }
@@ -148,7 +157,13 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
             }
         }
     }
+    if network != Network::Sandbox {
+        // Written out even when not asked, so the operator sees what the daemon will use.
+        horizon_url = horizon_url.or_else(|| network.default_horizon_url().map(str::to_string));
+        usdc_issuer = usdc_issuer.or_else(|| network.default_usdc_issuer().map(str::to_string));
+    }
     Ok(Answers {
+        pg_password,
         network,
         host,
         port,
@@ -229,7 +244,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         ("master_key", generate_master_key()),
         ("wallet_key", generate_wallet_key()),
         ("trustless_api_key", a.trustless_api_key.clone()),
-        ("pg_password", hex::encode(rand::random::<[u8; 12]>())),
+        ("pg_password", a.pg_password.clone()),
         ("dir", dir.display().to_string()),
         (
             "binary",
@@ -256,6 +271,18 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         "Wrote offerhub.toml, .env (mode 0600), docker-compose.yml and offerhub.service to {}",
         dir.display()
     );
+    if a.network != Network::Sandbox && a.trustless_api_key.is_empty() {
+        println!(
+            "TRUSTLESS_API_KEY is empty in .env: `offerhub serve` refuses to start on {} until it is set",
+            a.network.as_str()
+        );
+    }
+    if a.network != Network::Sandbox && a.database_url.starts_with("postgres") {
+        println!(
+            "Start PostgreSQL first (docker compose up -d in {}), or point DATABASE_URL at yours",
+            dir.display()
+        );
+    }
     println!(
         "Start the daemon with:  offerhub serve --config {}",
         dir.join("offerhub.toml").display()

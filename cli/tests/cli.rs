@@ -276,6 +276,70 @@ fn bad_configuration_stops_with_the_variable_named() {
 }
 
 #[test]
+fn testnet_init_writes_network_defaults_and_serve_names_the_missing_secret() {
+    let dir = temp_dir();
+    let out = Command::new(BIN)
+        .args(["init", "--yes", "--network", "testnet", "--dir", "conf"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("TRUSTLESS_API_KEY")
+        .env_remove("STELLAR_HORIZON_URL")
+        .env_remove("STELLAR_USDC_ISSUER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("TRUSTLESS_API_KEY is empty"), "{said}");
+    let toml = std::fs::read_to_string(dir.join("conf/offerhub.toml")).unwrap();
+    assert!(toml.contains("horizon-testnet.stellar.org"), "{toml}");
+    assert!(
+        toml.contains("GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5"),
+        "the testnet USDC issuer is the default: {toml}"
+    );
+    // The default PostgreSQL URL points at the rendered docker-compose database.
+    let compose = std::fs::read_to_string(dir.join("conf/docker-compose.yml")).unwrap();
+    let password = compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("POSTGRES_PASSWORD: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    assert!(
+        toml.contains(&format!(
+            "postgres://offerhub:{password}@127.0.0.1:5432/offerhub"
+        )),
+        "{toml}"
+    );
+    // serve stops at once, before touching the database, naming the secret.
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "conf/offerhub.toml"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("TRUSTLESS_API_KEY")
+        .env_remove("STELLAR_NETWORK")
+        .env_remove("PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TRUSTLESS_API_KEY: is required on testnet"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("OFFERHUB_MASTER_KEY"),
+        "init wrote that one: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn version_and_completions() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("offerhub "));
