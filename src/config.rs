@@ -495,11 +495,27 @@ pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+fn data_dir_of(map: &BTreeMap<String, String>, base: &Path) -> PathBuf {
+    resolve_path(
+        base,
+        map.get("OFFERHUB_DATA_DIR")
+            .map(String::as_str)
+            .unwrap_or("data"),
+    )
+}
+
 impl Config {
     /// Loads and validates without side effects (no generated secrets).
     pub fn from_sources(sources: &Sources) -> Result<Config, ConfigError> {
         let map = merged(sources, None)?;
         Config::from_map(&map, &base_dir(sources.config_file.as_deref()))
+    }
+
+    /// The data directory these sources name (`OFFERHUB_DATA_DIR`, default `data` next to
+    /// the config file), without validating or generating anything.
+    pub fn data_dir(sources: &Sources) -> Result<PathBuf, ConfigError> {
+        let base = base_dir(sources.config_file.as_deref());
+        Ok(data_dir_of(&merged(sources, None)?, &base))
     }
 
     /// Loads, validates, and — on the sandbox network only — fills a missing master key
@@ -520,13 +536,7 @@ impl Config {
                 GeneratedSecrets::default(),
             ));
         }
-        let data_dir = resolve_path(
-            &base,
-            first
-                .get("OFFERHUB_DATA_DIR")
-                .map(String::as_str)
-                .unwrap_or("data"),
-        );
+        let data_dir = data_dir_of(&first, &base);
         let path = generated_secrets_path(&data_dir);
         let mut stored = if path.is_file() {
             read_dotenv(&path)?

@@ -213,13 +213,10 @@ enum SandboxCommand {
         /// USDC or XLM.
         #[arg(long, default_value = "USDC")]
         asset: String,
-        /// The sandbox's URL.
-        #[arg(
-            long,
-            env = "OFFERHUB_SANDBOX_URL",
-            default_value = "http://127.0.0.1:8000"
-        )]
-        url: String,
+        /// The sandbox's URL (default: the one a running `offerhub serve` wrote to
+        /// `data/sandbox-url`, else http://127.0.0.1:8000 of `offerhub sandbox`).
+        #[arg(long, env = "OFFERHUB_SANDBOX_URL")]
+        url: Option<String>,
     },
 }
 
@@ -355,7 +352,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     url,
                 }),
             ..
-        } => sandbox_fund(&url, &address, &amount, &asset).await,
+        } => {
+            let url = url
+                .or_else(|| {
+                    let dir = Sources::discover(cli.config)
+                        .and_then(|s| Config::data_dir(&s))
+                        .ok()?;
+                    let url = std::fs::read_to_string(dir.join("sandbox-url")).ok()?;
+                    Some(url.trim().to_string())
+                })
+                .unwrap_or_else(|| "http://127.0.0.1:8000".into());
+            sandbox_fund(&url, &address, &amount, &asset).await
+        }
         Command::Sandbox { command: None, run } => {
             let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions {
                 passphrase: None,

@@ -93,6 +93,7 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
         .route("/friendbot", get(friendbot))
         .route("/_sandbox/info", get(info))
         .route("/_sandbox/fund", post(fund))
+        .route("/_sandbox/accounts", post(external_account))
         .route("/_sandbox/faults", post(set_faults))
 }
 
@@ -703,6 +704,20 @@ async fn fund(State(sb): State<Arc<Sandbox>>, Json(b): Json<FundBody>) -> Respon
     };
     match sb.fund(&b.address, units, usdc) {
         Ok(t) => Json(tx_json(&t)).into_response(),
+        Err(r) => rejection_response(&r),
+    }
+}
+
+/// `POST /_sandbox/accounts` → 201 `{"address": "G…", "trustlines": ["USDC"]}`: a new
+/// account outside OfferHub (100 XLM, a USDC trustline), e.g. as the destination of a
+/// withdrawal. Its key is not kept.
+async fn external_account(State(sb): State<Arc<Sandbox>>) -> Response {
+    match sb.external_account(100 * 10_000_000) {
+        Ok(address) => (
+            StatusCode::CREATED,
+            Json(json!({ "address": address, "trustlines": ["USDC"] })),
+        )
+            .into_response(),
         Err(r) => rejection_response(&r),
     }
 }

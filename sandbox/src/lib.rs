@@ -10,6 +10,7 @@
 //!
 //! Start it with [`start`] (or `offerhub sandbox`); fund addresses with
 //! `POST /_sandbox/fund {address, amount, asset: "USDC"|"XLM"}` or `GET /friendbot?addr=`;
+//! create an outside wallet (USDC trustline) to withdraw to with `POST /_sandbox/accounts`;
 //! inject faults with `POST /_sandbox/faults` (see [`horizon::Faults`]).
 
 pub mod airtm;
@@ -25,10 +26,10 @@ use std::sync::{Arc, Mutex};
 use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use stellar_xdr::{
-    AccountId, AlphaNum4, Asset, AssetCode4, CreateAccountOp, DecoratedSignature, Limits, Memo,
-    MuxedAccount, Operation, OperationBody, PaymentOp, Preconditions, PublicKey, SequenceNumber,
-    Signature, SignatureHint, Transaction, TransactionEnvelope, TransactionExt,
-    TransactionV1Envelope, Uint256, WriteXdr,
+    AccountId, AlphaNum4, Asset, AssetCode4, ChangeTrustAsset, ChangeTrustOp, CreateAccountOp,
+    DecoratedSignature, Limits, Memo, MuxedAccount, Operation, OperationBody, PaymentOp,
+    Preconditions, PublicKey, SequenceNumber, Signature, SignatureHint, Transaction,
+    TransactionEnvelope, TransactionExt, TransactionV1Envelope, Uint256, WriteXdr,
 };
 use tokio::sync::broadcast;
 
@@ -219,8 +220,6 @@ impl Sandbox {
         let mut l = self.ledger.lock().expect("ledger lock");
         let signer = if usdc { &self.issuer } else { &self.root };
         let source_pk = signer.verifying_key().to_bytes();
-        let source_id = strkey(&source_pk);
-        let seq = l.accounts.get(&source_id).map(|a| a.seq).unwrap_or(0);
         let dest = ledger::parse_strkey(address).unwrap_or([0; 32]);
         let body = if usdc {
             OperationBody::Payment(PaymentOp {
@@ -243,6 +242,23 @@ impl Sandbox {
                 starting_balance: units,
             })
         };
+        self.submit_signed(&mut l, signer, body)
+    }
+
+    /// Builds, signs with `signer` (also the source account) and submits a one-operation
+    /// transaction, as a client would.
+    fn submit_signed(
+        &self,
+        l: &mut Ledger,
+        signer: &SigningKey,
+        body: OperationBody,
+    ) -> Result<TxRecord, Rejection> {
+        let source_pk = signer.verifying_key().to_bytes();
+        let seq = l
+            .accounts
+            .get(&strkey(&source_pk))
+            .map(|a| a.seq)
+            .unwrap_or(0);
         let tx = Transaction {
             source_account: MuxedAccount::Ed25519(Uint256(source_pk)),
             fee: 100,
@@ -276,7 +292,39 @@ impl Sandbox {
             signatures: vec![sig].try_into().expect("one signature"),
         });
         let b64 = env.to_xdr_base64(Limits::none()).expect("encodable");
-        self.submit_locked(&mut l, &b64)
+        self.submit_locked(l, &b64)
+    }
+
+    /// Creates an account outside OfferHub — what a user's own wallet (Freighter, Lobstr,
+    /// an exchange) would be: funded with `xlm_units` of XLM by the root account, with a
+    /// USDC trustline signed by its own (random, not kept) key. Returns its G… address.
+    /// It can receive withdrawals; nothing can spend from it.
+    pub fn external_account(&self, xlm_units: i64) -> Result<String, Rejection> {
+        let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let pk = key.verifying_key().to_bytes();
+        let address = strkey(&pk);
+        let mut l = self.ledger.lock().expect("ledger lock");
+        self.submit_signed(
+            &mut l,
+            &self.root,
+            OperationBody::CreateAccount(CreateAccountOp {
+                destination: AccountId(PublicKey::PublicKeyTypeEd25519(Uint256(pk))),
+                starting_balance: xlm_units,
+            }),
+        )?;
+        let issuer = self.issuer.verifying_key().to_bytes();
+        self.submit_signed(
+            &mut l,
+            &key,
+            OperationBody::ChangeTrust(ChangeTrustOp {
+                line: ChangeTrustAsset::CreditAlphanum4(AlphaNum4 {
+                    asset_code: AssetCode4(*b"USDC"),
+                    issuer: AccountId(PublicKey::PublicKeyTypeEd25519(Uint256(issuer))),
+                }),
+                limit: i64::MAX,
+            }),
+        )?;
+        Ok(address)
     }
 
     /// Consumes one "answer with a timeout after applying" fault, if armed.

@@ -669,3 +669,50 @@ async fn dropped_streams_fault_closes_open_streams() {
     .await;
     assert!(end.is_ok(), "the stream was closed by the fault");
 }
+
+#[tokio::test]
+async fn outside_account_with_a_usdc_trustline_receives_payments() {
+    let net = Net::new().await;
+    let r = net
+        .http
+        .post(format!("{}/_sandbox/accounts", net.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    let address = body["address"].as_str().unwrap().to_string();
+    assert!(address.starts_with('G') && address.len() == 56, "{body}");
+    let (status, account) = net.account(&address).await;
+    assert_eq!(status, 200);
+    let balances = account["balances"].as_array().unwrap();
+    let usdc = balances
+        .iter()
+        .find(|b| b["asset_code"] == "USDC")
+        .expect("a USDC trustline");
+    assert_eq!(usdc["balance"], "0.0000000");
+    assert_eq!(usdc["asset_issuer"], net.usdc_issuer.as_str());
+    let xlm = balances
+        .iter()
+        .find(|b| b["asset_type"] == "native")
+        .unwrap();
+    // 100 XLM less the 100-stroop fee of the trustline transaction it signed.
+    assert_eq!(xlm["balance"], "99.9999900");
+    // USDC can be paid to it.
+    let r = net
+        .http
+        .post(format!("{}/_sandbox/fund", net.base))
+        .json(&json!({ "address": address, "amount": "7.5", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, account) = net.account(&address).await;
+    assert!(
+        account["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["asset_code"] == "USDC" && b["balance"] == "7.5000000")
+    );
+}
