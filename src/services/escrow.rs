@@ -452,7 +452,8 @@ async fn funded_escrow(store: &Store, order: &Order) -> Result<Escrow> {
 
 /// `POST /orders/{id}/escrow/fund`: funds the contract with exactly the order amount
 /// from the buyer's wallet (`ESCROW_FUNDING → IN_PROGRESS` once applied). Emits
-/// `order.escrow_funding`.
+/// `order.escrow_funding`; audited as `order.fund_requested` (the transitions themselves
+/// are audited as `order.<status>` when they happen).
 pub async fn fund(store: &Store, ctx: &Context, order_id: &str) -> Result<Saga> {
     let order = orders::get(store, order_id).await?;
     let escrow = funded_escrow(store, &order).await?;
@@ -482,7 +483,7 @@ pub async fn fund(store: &Store, ctx: &Context, order_id: &str) -> Result<Saga> 
     sagas::insert(&mut db, &saga_id, "ESCROW_FUND", order_id, None, &plan).await?;
     let data = json!({ "orderId": order_id, "escrowId": escrow.id, "contractId": escrow.contract_id, "amount": order.amount, "sagaId": saga_id });
     db.audit(
-        ctx.audit("order.escrow_funding", "order", order_id)
+        ctx.audit("order.fund_requested", "order", order_id)
             .after(&data),
     );
     db.emit(order_event("order.escrow_funding", order_id, data));
@@ -1449,7 +1450,13 @@ async fn set_milestone(
 }
 
 /// Moves the order along `path` (each a compare-and-set on the previous state).
-async fn walk(db: &mut Tx, order_id: &str, from: OrderStatus, path: &[OrderStatus]) -> Result<()> {
+async fn walk(
+    db: &mut Tx,
+    saga_id: &str,
+    order_id: &str,
+    from: OrderStatus,
+    path: &[OrderStatus],
+) -> Result<()> {
     let mut current = from;
     for next in path {
         transition(current, *next, &[current])?;
@@ -1468,6 +1475,17 @@ async fn walk(db: &mut Tx, order_id: &str, from: OrderStatus, path: &[OrderStatu
                 current.as_str()
             )));
         }
+        // Every state the order passes through is on record, e.g. `order.in_progress`.
+        db.audit(
+            Context::system()
+                .audit(
+                    &format!("order.{}", next.as_str().to_ascii_lowercase()),
+                    "order",
+                    order_id,
+                )
+                .before(json!({ "status": current.as_str() }))
+                .after(json!({ "status": next.as_str(), "sagaId": saga_id })),
+        );
         current = *next;
     }
     Ok(())
@@ -1698,6 +1716,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         "ESCROW_DEPLOY" => {
             walk(
                 db,
+                &saga.id,
                 oid,
                 OrderStatus::EscrowCreating,
                 &[OrderStatus::EscrowFunding],
@@ -1707,6 +1726,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         "ESCROW_FUND" => {
             walk(
                 db,
+                &saga.id,
                 oid,
                 OrderStatus::EscrowFunding,
                 &[OrderStatus::InProgress],
@@ -1723,6 +1743,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         "RELEASE" => {
             walk(
                 db,
+                &saga.id,
                 oid,
                 OrderStatus::ReleaseRequested,
                 &[OrderStatus::Released, OrderStatus::Closed],
@@ -1741,6 +1762,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         "REFUND" => {
             walk(
                 db,
+                &saga.id,
                 oid,
                 OrderStatus::RefundRequested,
                 &[OrderStatus::Refunded, OrderStatus::Closed],
@@ -1757,13 +1779,27 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
             db.emit(closed("REFUNDED"));
         }
         "DISPUTE" => {
-            walk(db, oid, OrderStatus::InProgress, &[OrderStatus::Disputed]).await?;
+            walk(
+                db,
+                &saga.id,
+                oid,
+                OrderStatus::InProgress,
+                &[OrderStatus::Disputed],
+            )
+            .await?;
             if let Some(d) = &saga.dispute_id {
                 crate::services::disputes::opened(db, d, oid).await?;
             }
         }
         "RESOLVE" => {
-            walk(db, oid, OrderStatus::Disputed, &[OrderStatus::Closed]).await?;
+            walk(
+                db,
+                &saga.id,
+                oid,
+                OrderStatus::Disputed,
+                &[OrderStatus::Closed],
+            )
+            .await?;
             let decision = saga.params["decision"]
                 .as_str()
                 .unwrap_or("SPLIT")
@@ -1787,6 +1823,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
             if left == 0 {
                 walk(
                     db,
+                    &saga.id,
                     oid,
                     OrderStatus::InProgress,
                     &[
@@ -1852,7 +1889,7 @@ async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
         _ => None,
     };
     if let Some((from, to)) = back {
-        walk(&mut db, oid, from, &[to]).await?;
+        walk(&mut db, &saga.id, oid, from, &[to]).await?;
     }
     let data = json!({ "sagaId": saga.id, "kind": saga.kind, "orderId": oid, "reason": sagas::error_json(e) });
     db.audit(
