@@ -83,7 +83,7 @@ pub fn redact(v: Value) -> Value {
 }
 
 /// One stored audit row, as the API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditLog {
     pub id: String,

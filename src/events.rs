@@ -42,7 +42,7 @@ impl NewEvent {
 }
 
 /// A committed event.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     #[serde(skip)]

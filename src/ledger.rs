@@ -430,7 +430,7 @@ pub async fn post_hold(tx: &mut Tx, hold_id: &str, destinations: &[Posting]) -> 
 }
 
 /// A user's balance: `total = available + reserved`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     pub user_id: String,
@@ -473,7 +473,7 @@ where
 }
 
 /// One posting on a user's account, as the balance history shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// The journal transaction id (`jtx_…`).

@@ -147,6 +147,15 @@ fn sse_event(e: &Event) -> SseEvent {
 /// `data:` `{id, type, occurredAt, resourceType, resourceId, data}`. Resume with the
 /// `Last-Event-ID` header or `?cursor=<event id>`; filters `types` (comma list or
 /// repeated; `order.*` wildcards) and `resources`. Heartbeat comment every 15 s.
+#[utoipa::path(
+    get,
+    operation_id = "streamEvents",
+    path = "/events",
+    tag = "Events",
+    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource ids, comma list or repeated"), ("cursor" = Option<String>, Query, description = "Resume after this event id (or send Last-Event-ID)"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    security(("bearer" = ["any"])),
+    responses((status = 200, description = "text/event-stream: `id:` event id, `event:` type, `data:` the event as JSON; a comment heartbeat every 15 s", content_type = "text/event-stream", body = offerhub::events::Event))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     _auth: Auth<AnyScope>,
@@ -231,6 +240,15 @@ pub async fn stream(
 
 /// `GET /events/history` (read): the same rows as JSON pages, oldest first. `cursor` is
 /// an event id or the previous page's `nextCursor`.
+#[utoipa::path(
+    get,
+    operation_id = "listEvents",
+    path = "/events/history",
+    tag = "Events",
+    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource ids"), ("cursor" = Option<String>, Query, description = "An event id or the previous page's nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Events, oldest first", body = crate::openapi::Page<offerhub::events::Event>))
+)]
 pub async fn history(
     State(state): State<AppState>,
     auth: Auth<Read>,

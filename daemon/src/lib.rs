@@ -5,6 +5,7 @@
 pub mod api;
 pub mod events;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod wallets;
@@ -16,7 +17,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
 use offerhub::config::Config;
 use offerhub::error::{Error, ErrorCode};
 use offerhub::store::Store;
@@ -26,115 +26,83 @@ use tower_http::trace::TraceLayer;
 use crate::api::{ApiError, REQUEST_ID};
 pub use crate::state::AppState;
 
-/// The full application: every route under `/api/v1`, JSON 404/405 fallbacks, the
-/// request-id, tracing and body-limit layers.
+/// Declares the API once: [`ROUTES`] (what the OpenAPI test checks against) and the
+/// axum router of the same routes, so the two cannot drift apart.
+macro_rules! api_routes {
+    ($($path:literal => $($method:ident $handler:path),+;)*) => {
+        /// Every route under `/api/v1` as `(method, path)`, path parameters in `{braces}`
+        /// as in OpenAPI. [`openapi::document`] must describe each of them (a test checks).
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        fn api_routes() -> Router<AppState> {
+            Router::new()
+                $(.route($path, axum::routing::MethodRouter::new()$(.$method($handler))+))*
+        }
+    };
+}
+
+api_routes! {
+    "/openapi.json" => get openapi::serve;
+    "/health" => get routes::health::health;
+    "/health/detailed" => get routes::health::detailed;
+    "/auth/api-keys" => post routes::keys::create, get routes::keys::list;
+    "/auth/api-keys/{id}" => delete routes::keys::revoke;
+    "/auth/me" => get routes::keys::me;
+    "/users" => post routes::users::create, get routes::users::list;
+    "/users/{id}" => get routes::users::get, patch routes::users::update;
+    "/users/{id}/balance" => get routes::users::balance;
+    "/users/{id}/balance/history" => get routes::users::history;
+    "/users/{id}/balance/adjustments" => post routes::users::adjust;
+    "/balances/{id}" => get routes::users::balance_alias;
+    "/users/{id}/wallet" => get wallets::get_wallet;
+    "/users/{id}/wallet/deposit" => get wallets::deposit;
+    "/users/{id}/balance/sync" => post wallets::sync;
+    "/users/{id}/wallet/transactions" => get wallets::transactions;
+    "/withdrawals" => post routes::withdrawals::create, get routes::withdrawals::list;
+    "/withdrawals/{id}" => get routes::withdrawals::get;
+    "/withdrawals/{id}/commit" => post routes::airtm::commit_withdrawal;
+    "/withdrawals/{id}/refresh" => post routes::airtm::refresh_withdrawal;
+    "/withdrawals/{id}/cancel" => post routes::airtm::cancel_withdrawal;
+    "/users/{id}/airtm/link" => post routes::airtm::link;
+    "/topups" => post routes::airtm::create_topup, get routes::airtm::list_topups;
+    "/topups/{id}" => get routes::airtm::get_topup;
+    "/topups/{id}/refresh" => post routes::airtm::refresh_topup;
+    "/topups/{id}/cancel" => post routes::airtm::cancel_topup;
+    "/topups/{id}/callback" => get routes::airtm::topup_callback;
+    "/webhooks/airtm" => post routes::airtm::webhook;
+    "/audit/logs" => get routes::audit::list;
+    "/orders" => post routes::orders::create, get routes::orders::list;
+    "/orders/{id}" => get routes::orders::get;
+    "/orders/{id}/reserve" => post routes::orders::reserve;
+    "/orders/{id}/cancel" => post routes::orders::cancel;
+    "/orders/{id}/escrow" => post routes::escrow::create;
+    "/orders/{id}/escrow/fund" => post routes::escrow::fund;
+    "/orders/{id}/resolution/release" => post routes::escrow::release;
+    "/orders/{id}/resolution/refund" => post routes::escrow::refund;
+    "/orders/{id}/resolution/dispute" => post routes::escrow::dispute;
+    "/orders/{id}/milestones" => get routes::escrow::milestones;
+    "/orders/{id}/milestones/{milestone_ref}/{op}" => post routes::escrow::milestone;
+    "/disputes" => get routes::escrow::list_disputes;
+    "/disputes/{id}" => get routes::escrow::get_dispute;
+    "/disputes/{id}/assign" => post routes::escrow::assign;
+    "/disputes/{id}/comments" => post routes::escrow::comment;
+    "/disputes/{id}/resolve" => post routes::escrow::resolve;
+    "/sagas" => get routes::escrow::list_sagas;
+    "/sagas/{id}" => get routes::escrow::get_saga;
+    "/sagas/{id}/retry" => post routes::escrow::retry_saga;
+    "/events" => get events::stream;
+    "/events/history" => get events::history;
+    "/webhooks/endpoints" => post routes::webhooks::create, get routes::webhooks::list;
+    "/webhooks/endpoints/{id}" => delete routes::webhooks::delete;
+    "/webhooks/deliveries" => get routes::webhooks::deliveries;
+    "/webhooks/deliveries/{id}/replay" => post routes::webhooks::replay;
+}
+
+/// The full application: every route of [`ROUTES`] under `/api/v1`, JSON 404/405
+/// fallbacks, the request-id, tracing and body-limit layers.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let v1 = Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/health/detailed", get(routes::health::detailed))
-        .route(
-            "/auth/api-keys",
-            post(routes::keys::create).get(routes::keys::list),
-        )
-        .route("/auth/api-keys/{id}", delete(routes::keys::revoke))
-        .route("/auth/me", get(routes::keys::me))
-        .route(
-            "/users",
-            post(routes::users::create).get(routes::users::list),
-        )
-        .route(
-            "/users/{id}",
-            get(routes::users::get).patch(routes::users::update),
-        )
-        .route("/users/{id}/balance", get(routes::users::balance))
-        .route("/users/{id}/balance/history", get(routes::users::history))
-        .route(
-            "/users/{id}/balance/adjustments",
-            post(routes::users::adjust),
-        )
-        .route("/balances/{id}", get(routes::users::balance))
-        .route("/users/{id}/wallet", get(wallets::get_wallet))
-        .route("/users/{id}/wallet/deposit", get(wallets::deposit))
-        .route("/users/{id}/balance/sync", post(wallets::sync))
-        .route(
-            "/users/{id}/wallet/transactions",
-            get(wallets::transactions),
-        )
-        .route(
-            "/withdrawals",
-            post(routes::withdrawals::create).get(routes::withdrawals::list),
-        )
-        .route("/withdrawals/{id}", get(routes::withdrawals::get))
-        .route(
-            "/withdrawals/{id}/commit",
-            post(routes::airtm::commit_withdrawal),
-        )
-        .route(
-            "/withdrawals/{id}/refresh",
-            post(routes::airtm::refresh_withdrawal),
-        )
-        .route(
-            "/withdrawals/{id}/cancel",
-            post(routes::airtm::cancel_withdrawal),
-        )
-        .route("/users/{id}/airtm/link", post(routes::airtm::link))
-        .route(
-            "/topups",
-            post(routes::airtm::create_topup).get(routes::airtm::list_topups),
-        )
-        .route("/topups/{id}", get(routes::airtm::get_topup))
-        .route("/topups/{id}/refresh", post(routes::airtm::refresh_topup))
-        .route("/topups/{id}/cancel", post(routes::airtm::cancel_topup))
-        .route("/topups/{id}/callback", get(routes::airtm::topup_callback))
-        .route("/webhooks/airtm", post(routes::airtm::webhook))
-        .route("/audit/logs", get(routes::audit::list))
-        .route(
-            "/orders",
-            post(routes::orders::create).get(routes::orders::list),
-        )
-        .route("/orders/{id}", get(routes::orders::get))
-        .route("/orders/{id}/reserve", post(routes::orders::reserve))
-        .route("/orders/{id}/cancel", post(routes::orders::cancel))
-        .route("/orders/{id}/escrow", post(routes::escrow::create))
-        .route("/orders/{id}/escrow/fund", post(routes::escrow::fund))
-        .route(
-            "/orders/{id}/resolution/release",
-            post(routes::escrow::release),
-        )
-        .route(
-            "/orders/{id}/resolution/refund",
-            post(routes::escrow::refund),
-        )
-        .route(
-            "/orders/{id}/resolution/dispute",
-            post(routes::escrow::dispute),
-        )
-        .route("/orders/{id}/milestones", get(routes::escrow::milestones))
-        .route(
-            "/orders/{id}/milestones/{milestone_ref}/{op}",
-            post(routes::escrow::milestone),
-        )
-        .route("/disputes", get(routes::escrow::list_disputes))
-        .route("/disputes/{id}", get(routes::escrow::get_dispute))
-        .route("/disputes/{id}/assign", post(routes::escrow::assign))
-        .route("/disputes/{id}/comments", post(routes::escrow::comment))
-        .route("/disputes/{id}/resolve", post(routes::escrow::resolve))
-        .route("/sagas", get(routes::escrow::list_sagas))
-        .route("/sagas/{id}", get(routes::escrow::get_saga))
-        .route("/sagas/{id}/retry", post(routes::escrow::retry_saga))
-        .route("/events", get(events::stream))
-        .route("/events/history", get(events::history))
-        .route(
-            "/webhooks/endpoints",
-            post(routes::webhooks::create).get(routes::webhooks::list),
-        )
-        .route("/webhooks/endpoints/{id}", delete(routes::webhooks::delete))
-        .route("/webhooks/deliveries", get(routes::webhooks::deliveries))
-        .route(
-            "/webhooks/deliveries/{id}/replay",
-            post(routes::webhooks::replay),
-        )
+    let v1 = api_routes()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,

@@ -229,6 +229,15 @@ fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
 
 /// `{id, publicKey, status, failureReason, activationHash, balances: {usdc, xlm}}`;
 /// balances are read from the network (null until the account exists).
+#[utoipa::path(
+    get,
+    operation_id = "getWallet",
+    path = "/users/{id}/wallet",
+    tag = "Wallets",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The wallet", body = crate::openapi::Data<crate::openapi::WalletView>))
+)]
 pub async fn get_wallet(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -250,6 +259,15 @@ pub async fn get_wallet(
 }
 
 /// The deposit instructions of seed 004.
+#[utoipa::path(
+    get,
+    operation_id = "getDepositInstructions",
+    path = "/users/{id}/wallet/deposit",
+    tag = "Wallets",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Deposit instructions", body = crate::openapi::Data<crate::openapi::DepositInstructions>))
+)]
 pub async fn deposit(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -276,6 +294,15 @@ pub async fn deposit(
 /// `POST /users/{id}/balance/sync` (write): replays this wallet's payment history
 /// (crediting, exactly once, any deposit not yet credited), then compares the wallet
 /// with the ledger.
+#[utoipa::path(
+    post,
+    operation_id = "syncBalance",
+    path = "/users/{id}/balance/sync",
+    tag = "Wallets",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Missed deposits credited; the comparison with the ledger", body = crate::openapi::Data<crate::openapi::SyncOutcome>))
+)]
 pub async fn sync(
     State(state): State<AppState>,
     auth: crate::api::Auth<crate::api::Write>,
@@ -295,8 +322,9 @@ pub async fn sync(
     ))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TxQuery {
     limit: Option<u32>,
     cursor: Option<String>,
@@ -305,6 +333,15 @@ pub struct TxQuery {
 /// `GET /users/{id}/wallet/transactions` (read): the wallet's on-chain movements, newest
 /// first: `{id, type, direction (in|out), asset, amount, from, to, transactionHash,
 /// createdAt}`; `meta.pagination.nextCursor` is the last record's paging token.
+#[utoipa::path(
+    get,
+    operation_id = "listWalletTransactions",
+    path = "/users/{id}/wallet/transactions",
+    tag = "Wallets",
+    params(("id" = String, Path, description = "User id (usr_…)"), TxQuery),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "On-chain movements, newest first", body = crate::openapi::Page<crate::openapi::WalletTransaction>))
+)]
 pub async fn transactions(
     State(state): State<AppState>,
     auth: Auth<Read>,

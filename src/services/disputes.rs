@@ -31,7 +31,7 @@ pub const REASONS: [&str; 3] = ["NOT_DELIVERED", "QUALITY_ISSUE", "OTHER"];
 /// Decisions of a resolution.
 pub const DECISIONS: [&str; 3] = ["FULL_RELEASE", "FULL_REFUND", "SPLIT"];
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: String,
@@ -40,7 +40,7 @@ pub struct Comment {
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dispute {
     pub id: String,

@@ -86,7 +86,7 @@ pub struct EscrowContext {
 }
 
 /// The escrow of an order as the API shows it (inside the order).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Escrow {
     pub id: String,

@@ -19,7 +19,7 @@ use crate::services::users::{self, User};
 use crate::store::{Store, Tx};
 
 /// A milestone of an order (multi-release escrow).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Milestone {
     pub milestone_ref: String,
@@ -31,7 +31,7 @@ pub struct Milestone {
 }
 
 /// An order as the API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: String,
@@ -47,10 +47,11 @@ pub struct Order {
     pub hold_id: Option<String>,
     pub cancel_reason: Option<String>,
     pub milestones: Vec<Milestone>,
-    /// The order's escrow once created (see [`crate::services::escrow::Escrow`]);
-    /// `null` before.
+    /// The order's escrow once created (an `Escrow`); `null` before.
+    #[schema(value_type = Option<crate::services::escrow::Escrow>)]
     pub escrow: Option<Value>,
-    /// The latest dispute (see [`crate::services::disputes::Dispute`]); `null` when none.
+    /// The latest dispute (a `Dispute`); `null` when none.
+    #[schema(value_type = Option<crate::services::disputes::Dispute>, no_recursion)]
     pub dispute: Option<Value>,
     pub created_at: String,
     pub updated_at: String,

@@ -27,7 +27,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::store::{Store, Tx};
 
 /// Who signs a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Party {
     Platform,
@@ -36,7 +36,7 @@ pub enum Party {
 }
 
 /// One on-chain call of a saga.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Deploy,
@@ -53,14 +53,14 @@ pub enum Action {
 
 /// A share of a resolution: `amount` in base units (gross), `None` = the whole
 /// on-chain balance of the escrow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Share {
     pub party: Party,
     pub amount: Option<i64>,
 }
 
 /// One step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub action: Action,
@@ -101,7 +101,7 @@ pub struct Plan {
 }
 
 /// A step already applied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DoneStep {
     pub action: Action,
@@ -110,7 +110,7 @@ pub struct DoneStep {
 }
 
 /// A saga as the API and the CLI show it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Saga {
     pub id: String,

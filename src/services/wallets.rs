@@ -54,7 +54,7 @@ pub struct StellarContext {
 }
 
 /// `USER` or `PLATFORM`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WalletKind {
     User,
@@ -71,7 +71,7 @@ impl WalletKind {
 }
 
 /// A wallet as the API shows it (never the secret).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {
     pub id: String,

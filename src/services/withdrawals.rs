@@ -35,7 +35,7 @@ use crate::store::Store;
 
 const VALIDITY_SECS: i64 = 120;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Withdrawal {
     pub id: String,

@@ -35,13 +35,23 @@ pub fn context(state: &AppState) -> Result<Arc<AirtmContext>, Error> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LinkBody {
     email: String,
 }
 
 /// 200 with the user, its `airtm` link filled.
+#[utoipa::path(
+    post,
+    operation_id = "linkAirtmAccount",
+    path = "/users/{id}/airtm/link",
+    tag = "Top-ups",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    request_body = LinkBody,
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "The user with its airtm link", body = crate::openapi::Data<offerhub::services::users::User>))
+)]
 pub async fn link(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -53,7 +63,7 @@ pub async fn link(
     Ok(respond(StatusCode::OK, &auth.request_id, user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTopUp {
     #[serde(alias = "user_id")]
@@ -69,6 +79,15 @@ pub struct CreateTopUp {
 }
 
 /// 201 with the top-up; send the buyer to `confirmationUri`.
+#[utoipa::path(
+    post,
+    operation_id = "createTopUp",
+    path = "/topups",
+    tag = "Top-ups",
+    request_body = CreateTopUp,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "Awaiting the buyer at confirmationUri", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+)]
 pub async fn create_topup(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -92,8 +111,9 @@ pub async fn create_topup(
     Ok(respond(StatusCode::CREATED, &auth.request_id, t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListTopUps {
     #[serde(alias = "user_id")]
     user_id: Option<String>,
@@ -102,6 +122,15 @@ pub struct ListTopUps {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listTopUps",
+    path = "/topups",
+    tag = "Top-ups",
+    params(ListTopUps),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Top-ups, newest first", body = crate::openapi::Page<offerhub::services::topups::TopUp>))
+)]
 pub async fn list_topups(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -143,6 +172,15 @@ fn withdrawal_id(id: &str) -> Result<(), Error> {
     )
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getTopUp",
+    path = "/topups/{id}",
+    tag = "Top-ups",
+    params(("id" = String, Path, description = "Top-up id (top_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The top-up", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+)]
 pub async fn get_topup(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -157,6 +195,15 @@ pub async fn get_topup(
 }
 
 /// Re-reads the payin from Airtm and applies it (may credit a confirmed top-up, once).
+#[utoipa::path(
+    post,
+    operation_id = "refreshTopUp",
+    path = "/topups/{id}/refresh",
+    tag = "Top-ups",
+    params(("id" = String, Path, description = "Top-up id (top_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+)]
 pub async fn refresh_topup(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -168,6 +215,15 @@ pub async fn refresh_topup(
     Ok(respond(StatusCode::OK, &auth.request_id, t))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "cancelTopUp",
+    path = "/topups/{id}/cancel",
+    tag = "Top-ups",
+    params(("id" = String, Path, description = "Top-up id (top_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Canceled", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+)]
 pub async fn cancel_topup(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -179,7 +235,8 @@ pub async fn cancel_topup(
     Ok(respond(StatusCode::OK, &auth.request_id, t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     result: Option<String>,
 }
@@ -187,6 +244,15 @@ pub struct CallbackQuery {
 /// The buyer's browser returning from Airtm's checkout (public, no API key): a 303 to
 /// the marketplace's `returnUrl` (`result=confirmed`) or `cancelUrl`, with `topupId` and
 /// `status` added. Never credits: only Airtm's own word does (webhook or re-fetch).
+#[utoipa::path(
+    get,
+    operation_id = "topUpCallback",
+    path = "/topups/{id}/callback",
+    tag = "Top-ups",
+    params(("id" = String, Path, description = "Top-up id (top_…)"), CallbackQuery),
+    security(()),
+    responses((status = 303, description = "Redirect to returnUrl or cancelUrl with topupId and status"))
+)]
 pub async fn topup_callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -216,6 +282,16 @@ pub async fn topup_callback(
 /// secret), stores the message in the inbox unique on `svix-id` and answers 200 at once;
 /// the worker processes it. 401 `UNAUTHORIZED` for a missing, forged, foreign-secret or
 /// stale signature (nothing stored); 503 when no `AIRTM_WEBHOOK_SECRET` is configured.
+#[utoipa::path(
+    post,
+    operation_id = "receiveAirtmWebhook",
+    path = "/webhooks/airtm",
+    tag = "Webhooks",
+    params(("svix-id" = String, Header, description = "Svix message id"), ("svix-timestamp" = String, Header, description = "Unix seconds"), ("svix-signature" = String, Header, description = "v1,<base64 HMAC-SHA256> entries")),
+    request_body = Object,
+    security(()),
+    responses((status = 200, description = "Stored (or already stored); processed asynchronously", body = crate::openapi::Data<crate::openapi::WebhookReceipt>), (status = 401, description = "Signature verification failed (nothing stored)", body = crate::openapi::ErrorResponse))
+)]
 pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match intake(&state, &headers, &body).await {
         Ok(r) => r,
@@ -264,6 +340,15 @@ async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "commitWithdrawal",
+    path = "/withdrawals/{id}/commit",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Committed; Airtm's outcome applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn commit_withdrawal(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -275,6 +360,15 @@ pub async fn commit_withdrawal(
     Ok(respond(StatusCode::OK, &auth.request_id, w))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "refreshWithdrawal",
+    path = "/withdrawals/{id}/refresh",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn refresh_withdrawal(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -286,6 +380,15 @@ pub async fn refresh_withdrawal(
     Ok(respond(StatusCode::OK, &auth.request_id, w))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "cancelWithdrawal",
+    path = "/withdrawals/{id}/cancel",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Canceled; the hold returned to available", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn cancel_withdrawal(
     State(state): State<AppState>,
     auth: Auth<Write>,

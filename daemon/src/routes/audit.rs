@@ -10,8 +10,9 @@ use serde::Deserialize;
 use crate::api::{ApiQuery, ApiResult, Auth, Support, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     resource_type: Option<String>,
     resource_id: Option<String>,
@@ -23,6 +24,15 @@ pub struct AuditQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listAuditLogs",
+    path = "/audit/logs",
+    tag = "Audit",
+    params(AuditQuery),
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "Audit rows, newest first", body = crate::openapi::Page<offerhub::audit::AuditLog>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Support>,

@@ -72,7 +72,7 @@ async fn order_json(state: &AppState, id: &str) -> Result<Value, Error> {
     Ok(json!(orders::get(&state.store, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateEscrow {
     /// Percent (0–99, two decimals) overriding `TRUSTLESS_PLATFORM_FEE` for this order.
@@ -81,6 +81,16 @@ pub struct CreateEscrow {
 }
 
 /// `FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING`: deploys the contract.
+#[utoipa::path(
+    post,
+    operation_id = "createEscrow",
+    path = "/orders/{id}/escrow",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    request_body = CreateEscrow,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "ESCROW_FUNDING: the contract is deployed", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -105,6 +115,15 @@ pub async fn create(
 pub struct Empty {}
 
 /// `ESCROW_FUNDING → IN_PROGRESS`: the buyer's wallet funds the contract.
+#[utoipa::path(
+    post,
+    operation_id = "fundEscrow",
+    path = "/orders/{id}/escrow/fund",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "IN_PROGRESS: the contract holds the amount", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn fund(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -119,7 +138,7 @@ pub async fn fund(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReleaseBody {
     /// Accepted for compatibility with the seed's example; informational.
@@ -129,6 +148,16 @@ pub struct ReleaseBody {
 }
 
 /// `IN_PROGRESS → … → CLOSED`: complete, approve and release on chain.
+#[utoipa::path(
+    post,
+    operation_id = "releaseEscrow",
+    path = "/orders/{id}/resolution/release",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    request_body = ReleaseBody,
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "CLOSED: released to the seller", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn release(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -144,13 +173,23 @@ pub async fn release(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
     reason: Option<String>,
 }
 
 /// `IN_PROGRESS → … → CLOSED`: dispute and resolve 100 % to the buyer.
+#[utoipa::path(
+    post,
+    operation_id = "refundEscrow",
+    path = "/orders/{id}/resolution/refund",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    request_body = RefundBody,
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "CLOSED: refunded to the buyer", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn refund(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -168,7 +207,7 @@ pub async fn refund(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DisputeBody {
     #[serde(alias = "opened_by")]
@@ -182,6 +221,16 @@ pub struct DisputeBody {
 
 /// Opens a dispute and disputes the escrow on chain → `DISPUTED`. 201 with the dispute
 /// (and its order).
+#[utoipa::path(
+    post,
+    operation_id = "openDispute",
+    path = "/orders/{id}/resolution/dispute",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    request_body = DisputeBody,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "The dispute (OPEN) and its order (DISPUTED)", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn dispute(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -217,6 +266,15 @@ async fn dispute_json(state: &AppState, id: &str) -> Result<Value, Error> {
 }
 
 /// The order's milestones.
+#[utoipa::path(
+    get,
+    operation_id = "listMilestones",
+    path = "/orders/{id}/milestones",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The milestones", body = crate::openapi::Data<Vec<offerhub::services::orders::Milestone>>))
+)]
 pub async fn milestones(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -228,6 +286,15 @@ pub async fn milestones(
 
 /// `complete` (seller), `approve` (buyer) or `release` (buyer) one milestone of a
 /// multi-release order.
+#[utoipa::path(
+    post,
+    operation_id = "advanceMilestone",
+    path = "/orders/{id}/milestones/{milestone_ref}/{op}",
+    tag = "Escrow",
+    params(("id" = String, Path, description = "Order id (ord_…)"), ("milestone_ref" = String, Path, description = "The milestone's milestoneRef"), ("op" = String, Path, description = "complete (seller), approve (buyer) or release (buyer)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "The order after the milestone step", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn milestone(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -250,8 +317,9 @@ pub async fn milestone(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListDisputes {
     #[serde(alias = "order_id")]
     order_id: Option<String>,
@@ -265,6 +333,15 @@ pub struct ListDisputes {
 }
 
 /// Disputes newest first; filters combine with AND.
+#[utoipa::path(
+    get,
+    operation_id = "listDisputes",
+    path = "/disputes",
+    tag = "Disputes",
+    params(ListDisputes),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Disputes, newest first", body = crate::openapi::Page<offerhub::services::disputes::Dispute>))
+)]
 pub async fn list_disputes(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -302,6 +379,15 @@ pub async fn list_disputes(
 }
 
 /// One dispute with its comments and its order.
+#[utoipa::path(
+    get,
+    operation_id = "getDispute",
+    path = "/disputes/{id}",
+    tag = "Disputes",
+    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The dispute with comments and order", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>))
+)]
 pub async fn get_dispute(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -314,7 +400,7 @@ pub async fn get_dispute(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AssignBody {
     #[serde(alias = "assigned_to")]
@@ -322,6 +408,16 @@ pub struct AssignBody {
 }
 
 /// `OPEN → UNDER_REVIEW` with a reviewer (support scope).
+#[utoipa::path(
+    post,
+    operation_id = "assignDispute",
+    path = "/disputes/{id}/assign",
+    tag = "Disputes",
+    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
+    request_body = AssignBody,
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "UNDER_REVIEW", body = crate::openapi::Data<offerhub::services::disputes::Dispute>))
+)]
 pub async fn assign(
     State(state): State<AppState>,
     auth: Auth<Support>,
@@ -332,7 +428,7 @@ pub async fn assign(
     Ok(respond(StatusCode::OK, &auth.request_id, d))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     author: String,
@@ -340,6 +436,16 @@ pub struct CommentBody {
 }
 
 /// Adds a comment; 201 with it.
+#[utoipa::path(
+    post,
+    operation_id = "commentOnDispute",
+    path = "/disputes/{id}/comments",
+    tag = "Disputes",
+    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
+    request_body = CommentBody,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "The comment", body = crate::openapi::Data<offerhub::services::disputes::Comment>))
+)]
 pub async fn comment(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -350,7 +456,7 @@ pub async fn comment(
     Ok(respond(StatusCode::CREATED, &auth.request_id, c))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResolveBody {
     decision: String,
@@ -362,6 +468,16 @@ pub struct ResolveBody {
 }
 
 /// Resolves on chain (support scope): each party is credited its net share → `CLOSED`.
+#[utoipa::path(
+    post,
+    operation_id = "resolveDispute",
+    path = "/disputes/{id}/resolve",
+    tag = "Disputes",
+    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
+    request_body = ResolveBody,
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+)]
 pub async fn resolve(
     State(state): State<AppState>,
     auth: Auth<Support>,
@@ -392,8 +508,9 @@ pub async fn resolve(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListSagas {
     status: Option<String>,
     #[serde(alias = "order_id")]
@@ -403,6 +520,15 @@ pub struct ListSagas {
 }
 
 /// Sagas newest first (`status`: RUNNING, COMPLETED, COMPENSATED, NEEDS_ATTENTION).
+#[utoipa::path(
+    get,
+    operation_id = "listSagas",
+    path = "/sagas",
+    tag = "Sagas",
+    params(ListSagas),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Sagas, newest first", body = crate::openapi::Page<offerhub::services::sagas::Saga>))
+)]
 pub async fn list_sagas(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -424,6 +550,15 @@ pub async fn list_sagas(
     Ok(respond_page(&auth.request_id, p))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getSaga",
+    path = "/sagas/{id}",
+    tag = "Sagas",
+    params(("id" = String, Path, description = "Saga id (sag_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The saga", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
+)]
 pub async fn get_saga(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -438,6 +573,15 @@ pub async fn get_saga(
 
 /// Puts a `NEEDS_ATTENTION` saga back to work (support scope) and waits for it like
 /// the original call.
+#[utoipa::path(
+    post,
+    operation_id = "retrySaga",
+    path = "/sagas/{id}/retry",
+    tag = "Sagas",
+    params(("id" = String, Path, description = "Saga id (sag_…)")),
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "Completed on retry", body = crate::openapi::Data<offerhub::services::sagas::Saga>), (status = 202, description = "Back to work, still running", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
+)]
 pub async fn retry_saga(
     State(state): State<AppState>,
     auth: Auth<Support>,

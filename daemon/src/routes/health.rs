@@ -12,6 +12,14 @@ use crate::api::{request_id, respond};
 use crate::state::AppState;
 
 /// `200 {"data": {"status": "healthy", "version", "uptimeSeconds"}}`.
+#[utoipa::path(
+    get,
+    operation_id = "getHealth",
+    path = "/health",
+    tag = "System",
+    security(()),
+    responses((status = 200, description = "Alive", body = crate::openapi::Data<crate::openapi::Health>))
+)]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     respond(
         StatusCode::OK,
@@ -26,6 +34,14 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
 
 /// Checks each dependency. `status` is `unhealthy` (HTTP 503) when the database is
 /// down, `degraded` when a provider is unavailable, else `healthy`.
+#[utoipa::path(
+    get,
+    operation_id = "getHealthDetailed",
+    path = "/health/detailed",
+    tag = "System",
+    security(()),
+    responses((status = 200, description = "Healthy or degraded", body = crate::openapi::Data<crate::openapi::HealthDetailed>), (status = 503, description = "The database is down", body = crate::openapi::Data<crate::openapi::HealthDetailed>))
+)]
 pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let db = match tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await

@@ -12,21 +12,31 @@ use serde_json::json;
 use crate::api::{AnyScope, ApiJson, ApiQuery, ApiResult, Auth, Support, respond, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
     scopes: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 /// `201 {"data": {id, key, name, scopes, keyHint, createdAt}}`; `key` is shown only here.
+#[utoipa::path(
+    post,
+    operation_id = "createApiKey",
+    path = "/auth/api-keys",
+    tag = "API keys",
+    request_body = CreateKey,
+    security(("bearer" = ["support"])),
+    responses((status = 201, description = "Created; `key` is shown only here", body = crate::openapi::Data<crate::openapi::CreatedApiKey>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Support>,
@@ -40,6 +50,15 @@ pub async fn create(
 }
 
 /// Paginated, newest first; never the secret.
+#[utoipa::path(
+    get,
+    operation_id = "listApiKeys",
+    path = "/auth/api-keys",
+    tag = "API keys",
+    params(ListQuery),
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "Keys, newest first", body = crate::openapi::Page<offerhub::services::keys::ApiKey>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Support>,
@@ -51,6 +70,15 @@ pub async fn list(
 }
 
 /// Revokes; the key gets 401 from its next request on.
+#[utoipa::path(
+    delete,
+    operation_id = "revokeApiKey",
+    path = "/auth/api-keys/{id}",
+    tag = "API keys",
+    params(("id" = String, Path, description = "API key id (key_…)")),
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "Revoked", body = crate::openapi::Data<offerhub::services::keys::ApiKey>))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     auth: Auth<Support>,
@@ -61,6 +89,14 @@ pub async fn revoke(
 }
 
 /// `{"data": {apiKeyId, apiKeyName, scopes}}`.
+#[utoipa::path(
+    get,
+    operation_id = "getCurrentApiKey",
+    path = "/auth/me",
+    tag = "API keys",
+    security(("bearer" = ["any"])),
+    responses((status = 200, description = "The calling key", body = crate::openapi::Data<crate::openapi::Me>))
+)]
 pub async fn me(auth: Auth<AnyScope>) -> Response {
     respond(
         StatusCode::OK,

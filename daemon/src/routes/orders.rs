@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MilestoneBody {
     #[serde(alias = "milestone_ref")]
@@ -23,7 +23,7 @@ pub struct MilestoneBody {
     amount: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrder {
     #[serde(alias = "buyer_id")]
@@ -47,6 +47,15 @@ fn amount(field: &str, v: &str) -> Result<Amount, Error> {
 }
 
 /// 201 with the order in `ORDER_CREATED`.
+#[utoipa::path(
+    post,
+    operation_id = "createOrder",
+    path = "/orders",
+    tag = "Orders",
+    request_body = CreateOrder,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "ORDER_CREATED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -79,8 +88,9 @@ pub async fn create(
     Ok(respond(StatusCode::CREATED, &auth.request_id, order))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListOrders {
     #[serde(alias = "buyer_id")]
     buyer_id: Option<String>,
@@ -92,6 +102,15 @@ pub struct ListOrders {
 }
 
 /// Filters combine with AND; an unknown `status` is a 400 naming it.
+#[utoipa::path(
+    get,
+    operation_id = "listOrders",
+    path = "/orders",
+    tag = "Orders",
+    params(ListOrders),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Orders, newest first", body = crate::openapi::Page<offerhub::services::orders::Order>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -114,6 +133,15 @@ pub async fn list(
     Ok(respond_page(&auth.request_id, page))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getOrder",
+    path = "/orders/{id}",
+    tag = "Orders",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The order with its escrow and latest dispute", body = crate::openapi::Data<offerhub::services::orders::Order>))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -124,6 +152,15 @@ pub async fn get(
 }
 
 /// Holds the order amount on the buyer's balance → `FUNDS_RESERVED`.
+#[utoipa::path(
+    post,
+    operation_id = "reserveOrderFunds",
+    path = "/orders/{id}/reserve",
+    tag = "Orders",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "FUNDS_RESERVED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+)]
 pub async fn reserve(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -133,13 +170,23 @@ pub async fn reserve(
     Ok(respond(StatusCode::OK, &auth.request_id, order))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     reason: Option<String>,
 }
 
 /// From `ORDER_CREATED` or `FUNDS_RESERVED` → `CLOSED`, voiding the hold.
+#[utoipa::path(
+    post,
+    operation_id = "cancelOrder",
+    path = "/orders/{id}/cancel",
+    tag = "Orders",
+    params(("id" = String, Path, description = "Order id (ord_…)")),
+    request_body = CancelBody,
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "CLOSED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Auth<Write>,

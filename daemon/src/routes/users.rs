@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateUser {
     #[serde(alias = "external_user_id")]
@@ -27,6 +27,15 @@ pub struct CreateUser {
 }
 
 /// 201 with the new user, or 200 with the existing one for a known `externalUserId`.
+#[utoipa::path(
+    post,
+    operation_id = "createUser",
+    path = "/users",
+    tag = "Users",
+    request_body = CreateUser,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "Created (with a wallet in crypto mode)", body = crate::openapi::Data<offerhub::services::users::User>), (status = 200, description = "A user with this externalUserId exists: that user", body = crate::openapi::Data<offerhub::services::users::User>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -51,8 +60,9 @@ pub async fn create(
     Ok(respond(status, &auth.request_id, user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListUsers {
     #[serde(alias = "external_user_id")]
     external_user_id: Option<String>,
@@ -60,6 +70,15 @@ pub struct ListUsers {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listUsers",
+    path = "/users",
+    tag = "Users",
+    params(ListUsers),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Users, newest first", body = crate::openapi::Page<offerhub::services::users::User>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -70,6 +89,15 @@ pub async fn list(
     Ok(respond_page(&auth.request_id, users))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getUser",
+    path = "/users/{id}",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The user", body = crate::openapi::Data<offerhub::services::users::User>))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -79,7 +107,7 @@ pub async fn get(
     Ok(respond(StatusCode::OK, &auth.request_id, user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     /// A string sets, `null` clears, absent leaves as is.
@@ -90,6 +118,16 @@ pub struct PatchUser {
     status: Option<UserStatus>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "updateUser",
+    path = "/users/{id}",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    request_body = PatchUser,
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "The updated user", body = crate::openapi::Data<offerhub::services::users::User>))
+)]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -117,6 +155,15 @@ pub async fn update(
 }
 
 /// `{userId, available, reserved, total, currency: "USD"}`.
+#[utoipa::path(
+    get,
+    operation_id = "getUserBalance",
+    path = "/users/{id}/balance",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The balance", body = crate::openapi::Data<offerhub::ledger::Balance>))
+)]
 pub async fn balance(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -126,14 +173,42 @@ pub async fn balance(
     Ok(respond(StatusCode::OK, &auth.request_id, b))
 }
 
-#[derive(Deserialize)]
+/// Alias of `GET /users/{id}/balance` (the seed's path).
+#[utoipa::path(
+    get,
+    operation_id = "getBalance",
+    path = "/balances/{id}",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The balance", body = crate::openapi::Data<offerhub::ledger::Balance>))
+)]
+pub async fn balance_alias(
+    state: State<AppState>,
+    auth: Auth<Read>,
+    id: Path<String>,
+) -> ApiResult {
+    balance(state, auth, id).await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 /// Postings on the user's available and reserved accounts, newest first.
+#[utoipa::path(
+    get,
+    operation_id = "listBalanceHistory",
+    path = "/users/{id}/balance/history",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)"), HistoryQuery),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Postings, newest first", body = crate::openapi::Page<offerhub::ledger::HistoryEntry>))
+)]
 pub async fn history(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -146,7 +221,7 @@ pub async fn history(
     Ok(respond_page(&auth.request_id, entries))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
     /// Signed decimal string, e.g. `"25.00"` or `"-1.00"`.
@@ -155,6 +230,16 @@ pub struct AdjustBody {
 }
 
 /// 201 with `{transactionId, userId, amount, reason, balance}`.
+#[utoipa::path(
+    post,
+    operation_id = "adjustBalance",
+    path = "/users/{id}/balance/adjustments",
+    tag = "Users",
+    params(("id" = String, Path, description = "User id (usr_…)")),
+    request_body = AdjustBody,
+    security(("bearer" = ["support"])),
+    responses((status = 201, description = "Adjusted", body = crate::openapi::Data<offerhub::services::balances::Adjustment>))
+)]
 pub async fn adjust(
     State(state): State<AppState>,
     auth: Auth<Support>,

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     url: String,
@@ -22,6 +22,15 @@ pub struct CreateEndpoint {
 }
 
 /// 201 with the endpoint and its `secret` (`whsec_…`, shown only here).
+#[utoipa::path(
+    post,
+    operation_id = "createWebhookEndpoint",
+    path = "/webhooks/endpoints",
+    tag = "Webhooks",
+    request_body = CreateEndpoint,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "The endpoint and its secret (shown only here)", body = crate::openapi::Data<crate::openapi::CreatedEndpoint>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -34,13 +43,23 @@ pub async fn create(
     Ok(respond(StatusCode::CREATED, &auth.request_id, data))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listWebhookEndpoints",
+    path = "/webhooks/endpoints",
+    tag = "Webhooks",
+    params(Paging),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Endpoints", body = crate::openapi::Page<offerhub::services::webhooks::Endpoint>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -53,6 +72,15 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "deleteWebhookEndpoint",
+    path = "/webhooks/endpoints/{id}",
+    tag = "Webhooks",
+    params(("id" = String, Path, description = "Endpoint id (whe_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Deleted", body = crate::openapi::Data<offerhub::services::webhooks::Endpoint>))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -62,8 +90,9 @@ pub async fn delete(
     Ok(respond(StatusCode::OK, &auth.request_id, e))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     endpoint_id: Option<String>,
     event_id: Option<String>,
@@ -72,6 +101,15 @@ pub struct DeliveryQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listWebhookDeliveries",
+    path = "/webhooks/deliveries",
+    tag = "Webhooks",
+    params(DeliveryQuery),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Deliveries, newest first", body = crate::openapi::Page<offerhub::services::webhooks::Delivery>))
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -90,6 +128,15 @@ pub async fn deliveries(
 }
 
 /// 201 with the new delivery, due at once.
+#[utoipa::path(
+    post,
+    operation_id = "replayWebhookDelivery",
+    path = "/webhooks/deliveries/{id}/replay",
+    tag = "Webhooks",
+    params(("id" = String, Path, description = "Delivery id (whd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "A new delivery, due at once", body = crate::openapi::Data<offerhub::services::webhooks::Delivery>))
+)]
 pub async fn replay(
     State(state): State<AppState>,
     auth: Auth<Write>,

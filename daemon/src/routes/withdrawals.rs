@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateWithdrawal {
     #[serde(alias = "user_id")]
@@ -35,6 +35,15 @@ pub struct CreateWithdrawal {
 /// the payment landed, `WITHDRAWAL_PENDING` when its outcome is still being settled.
 /// Airtm: `WITHDRAWAL_CREATED` (commit later) or, with `commit: true`, whatever Airtm
 /// reports (`WITHDRAWAL_COMMITTED`, … `WITHDRAWAL_COMPLETED`).
+#[utoipa::path(
+    post,
+    operation_id = "createWithdrawal",
+    path = "/withdrawals",
+    tag = "Withdrawals",
+    request_body = CreateWithdrawal,
+    security(("bearer" = ["write"])),
+    responses((status = 201, description = "The withdrawal in its resulting state", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth<Write>,
@@ -87,8 +96,9 @@ pub async fn create(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListWithdrawals {
     #[serde(alias = "user_id")]
     user_id: Option<String>,
@@ -96,6 +106,15 @@ pub struct ListWithdrawals {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listWithdrawals",
+    path = "/withdrawals",
+    tag = "Withdrawals",
+    params(ListWithdrawals),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "Withdrawals, newest first", body = crate::openapi::Page<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<Read>,
@@ -108,6 +127,15 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getWithdrawal",
+    path = "/withdrawals/{id}",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The withdrawal", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<Read>,

@@ -1,0 +1,152 @@
+//! The OpenAPI document: served publicly, OpenAPI 3.1, and describing every route of
+//! the router (`offerhub_daemon::ROUTES`) — a route added without its `#[utoipa::path]`
+//! fails here.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref"
+                    && let Some(r) = x.as_str()
+                {
+                    out.push(r.to_string());
+                }
+                refs(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+async fn document(url: String) {
+    let t = common::app(&url, &[]).await;
+    // Public: no API key.
+    let r = t.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    assert_eq!(doc["info"]["version"], offerhub::VERSION);
+
+    let routes: BTreeSet<(String, String)> = offerhub_daemon::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            documented.insert((method.clone(), path.clone()));
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                !id.is_empty() && operation_ids.insert(id.clone()),
+                "{method} {path}: operationId {id:?} missing or not unique"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.contains_key("default"),
+                "{method} {path}: no error response"
+            );
+            assert!(
+                responses
+                    .keys()
+                    .any(|k| k.starts_with('2') || k.starts_with('3')),
+                "{method} {path}: no success response"
+            );
+            // Protected operations name their scope; public ones say so.
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no security requirement"));
+            assert_eq!(security.len(), 1, "{method} {path}");
+            let scopes = security[0]
+                .get("bearer")
+                .map(|s| s.as_array().unwrap().clone());
+            if let Some(scopes) = scopes {
+                assert_eq!(scopes.len(), 1, "{method} {path}: {scopes:?}");
+                assert!(
+                    ["read", "write", "support", "any"].contains(&scopes[0].as_str().unwrap()),
+                    "{method} {path}: {scopes:?}"
+                );
+            } else {
+                assert!(
+                    security[0].as_object().unwrap().is_empty(),
+                    "{method} {path}"
+                );
+            }
+            // Path parameters are declared.
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_matches(|c| c == '{' || c == '}');
+                assert!(
+                    op["parameters"].as_array().is_some_and(|ps| ps
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path")),
+                    "{method} {path}: path parameter {name} undeclared"
+                );
+            }
+        }
+    }
+    let missing: Vec<_> = routes.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the OpenAPI document: {missing:?}"
+    );
+    let phantom: Vec<_> = documented.difference(&routes).collect();
+    assert!(phantom.is_empty(), "documented but not routed: {phantom:?}");
+
+    // Every reference resolves.
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "dangling reference {r}"
+        );
+    }
+    // Amounts are strings, never numbers.
+    let order = &doc["components"]["schemas"]["Order"]["properties"];
+    assert_eq!(
+        order["amount"]["$ref"], "#/components/schemas/Amount",
+        "{order}"
+    );
+    assert_eq!(doc["components"]["schemas"]["Amount"]["type"], "string");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    // Checked by an independent validator when the CI provides one.
+    if let Ok(python) = std::env::var("OFFERHUB_PY_OPENAPI_VALIDATOR") {
+        let file =
+            std::env::temp_dir().join(format!("offerhub-openapi-{}.json", std::process::id()));
+        std::fs::write(&file, doc.to_string()).unwrap();
+        let out = std::process::Command::new(python)
+            .args(["-m", "openapi_spec_validator"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            out.status.success(),
+            "openapi-spec-validator: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("OFFERHUB_PY_OPENAPI_VALIDATOR unset: the independent validation is skipped");
+    }
+}
+offerhub_testkit::both_backends!(openapi_document, document);
