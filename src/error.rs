@@ -53,6 +53,50 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (docs/ERRORS.md lists each; a test checks). A new
+    /// variant goes here too.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::ValidationError,
+        ErrorCode::InvalidAmountFormat,
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::InsufficientScope,
+        ErrorCode::NotFound,
+        ErrorCode::UserNotFound,
+        ErrorCode::ApiKeyNotFound,
+        ErrorCode::OrderNotFound,
+        ErrorCode::InsufficientFunds,
+        ErrorCode::InvalidStateTransition,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::ClientOrderRefConflict,
+        ErrorCode::IdempotencyKeyInProgress,
+        ErrorCode::UserSuspended,
+        ErrorCode::WithdrawalDestinationInvalid,
+        ErrorCode::WithdrawalNotFound,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::ProviderError,
+        ErrorCode::ProviderTimeout,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::EscrowNotFound,
+        ErrorCode::DisputeNotFound,
+        ErrorCode::MilestoneNotFound,
+        ErrorCode::SagaNotFound,
+        ErrorCode::EscrowAlreadyExists,
+        ErrorCode::DisputeAlreadyOpen,
+        ErrorCode::OperationInProgress,
+        ErrorCode::EscrowContractError,
+        ErrorCode::WalletNotReady,
+        ErrorCode::XdrVerificationFailed,
+        ErrorCode::TopupNotFound,
+        ErrorCode::AirtmUserNotFound,
+        ErrorCode::AirtmUserNotLinked,
+        ErrorCode::AirtmUserInvalid,
+        ErrorCode::WithdrawalNotCommittable,
+    ];
+
     /// The wire spelling, e.g. `INSUFFICIENT_FUNDS`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -211,5 +255,26 @@ impl From<sqlx::Error> for Error {
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::internal(format!("migration: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// docs/ERRORS.md lists every code with the status the daemon answers.
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let doc = include_str!("../docs/ERRORS.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
+            assert!(doc.contains(&row), "docs/ERRORS.md lacks the row {row}");
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(
+            rows,
+            ErrorCode::ALL.len(),
+            "a documented code no longer exists"
+        );
     }
 }

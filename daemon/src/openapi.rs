@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use offerhub::error::ErrorCode;
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
@@ -66,8 +67,8 @@ pub struct Page<T> {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct ErrorObject {
-    /// Stable machine code, e.g. `VALIDATION_ERROR`, `INSUFFICIENT_FUNDS` (docs/ERRORS.md).
-    #[schema(value_type = String, example = "VALIDATION_ERROR")]
+    /// Stable machine code (docs/ERRORS.md explains each).
+    #[schema(schema_with = error_codes)]
     pub code: String,
     /// Human-readable; names the field for bad input.
     pub message: String,
@@ -75,6 +76,15 @@ pub struct ErrorObject {
     pub status_code: u16,
     /// E.g. `{"field": "amount"}` for a validation error.
     pub details: Option<Value>,
+}
+
+/// The `code` schema: a string, one of [`ErrorCode::ALL`].
+fn error_codes() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+        .examples(["VALIDATION_ERROR"])
+        .build()
 }
 
 /// `{"error": {code, message, statusCode, details?}}` — every non-2xx answer.
