@@ -152,7 +152,7 @@ fn sse_event(e: &Event) -> SseEvent {
     operation_id = "streamEvents",
     path = "/events",
     tag = "Events",
-    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource ids, comma list or repeated"), ("cursor" = Option<String>, Query, description = "Resume after this event id (or send Last-Event-ID)"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource types (order, user, escrow, …), comma list or repeated"), ("cursor" = Option<String>, Query, description = "Resume after this event id (or send Last-Event-ID)"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     security(("bearer" = ["any"])),
     responses((status = 200, description = "text/event-stream: `id:` event id, `event:` type, `data:` the event as JSON; a comment heartbeat every 15 s", content_type = "text/event-stream", body = offerhub::events::Event))
 )]
@@ -245,7 +245,7 @@ pub async fn stream(
     operation_id = "listEvents",
     path = "/events/history",
     tag = "Events",
-    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource ids"), ("cursor" = Option<String>, Query, description = "An event id or the previous page's nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20")),
+    params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource types (order, user, …)"), ("cursor" = Option<String>, Query, description = "An event id or the previous page's nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20")),
     security(("bearer" = ["read"])),
     responses((status = 200, description = "Events, oldest first", body = crate::openapi::Page<offerhub::events::Event>))
 )]

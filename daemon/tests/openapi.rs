@@ -150,3 +150,21 @@ async fn document(url: String) {
     }
 }
 offerhub_testkit::both_backends!(openapi_document, document);
+
+/// docs/API.md has a section, with an example, for every route.
+#[test]
+fn api_reference_covers_every_route() {
+    let doc = include_str!("../../docs/API.md");
+    for (method, path) in offerhub_daemon::ROUTES {
+        let heading = format!("### `{} {path}`", method.to_uppercase());
+        let at = doc
+            .find(&heading)
+            .unwrap_or_else(|| panic!("docs/API.md has no section {heading}"));
+        let section = &doc[at + heading.len()..];
+        let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+        assert!(
+            section.contains("```sh") && section.contains("HTTP "),
+            "{heading}: no request/response example"
+        );
+    }
+}
