@@ -412,7 +412,8 @@ async fn escrow_funded(d: &Daemon, p: &Parties, order: &str) {
     assert_eq!(d.usdc_on_chain(&p.buyer_address).await, "50.0000000");
 }
 
-/// The seller withdraws everything available to a new outside wallet; returns the amount.
+/// The seller withdraws `expected` (everything available) to a new outside wallet; it
+/// arrives there on chain and leaves nothing behind.
 async fn seller_withdraws(d: &Daemon, p: &Parties, expected: &str) {
     let dest: Value = d
         .http

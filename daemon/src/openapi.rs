@@ -378,7 +378,7 @@ pub async fn serve() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body.clone(),
+        body.as_str(),
     )
         .into_response()
 }
