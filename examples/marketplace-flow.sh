@@ -74,11 +74,28 @@ until_equal() {
   exit 1
 }
 
-order_state() { printf '   order %s: %s' "$1" "$(jq -r .status <<<"$2")"; 
-  local e; e=$(jq -r '.escrow.status // empty' <<<"$2")
+# order_state ID ORDER_JSON — one line: the order's status and its escrow's.
+order_state() {
+  local e
+  printf '   order %s: %s' "$1" "$(jq -r .status <<<"$2")"
+  e=$(jq -r '.escrow.status // empty' <<<"$2")
   [[ -n "$e" ]] && printf ', escrow %s (contract %s, balance %s)' "$e" \
     "$(jq -r .escrow.contractId <<<"$2")" "$(jq -r .escrow.balance <<<"$2")"
   printf '\n'
+}
+
+# act METHOD PATH [JSON] — calls an order action and prints the order's state. A chain
+# operation still settling answers 202 with its saga: wait for the saga, then re-read.
+act() {
+  local o saga
+  o=$(api "$@")
+  saga=$(jq -r '.saga.id // empty' <<<"$o")
+  if [[ -n "$saga" ]]; then
+    echo "   (still settling on chain: waiting for $saga)"
+    until_equal "saga $saga" '.status != "RUNNING"' true GET "/sagas/$saga"
+    o=$(api GET "/orders/$ORDER")
+  fi
+  order_state "$ORDER" "$o"
 }
 
 sandbox_url() {
@@ -118,15 +135,15 @@ new_order() {
   order_state "$ORDER" "$o"
 
   step "Reserve the buyer's funds (a hold on the ledger)"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/reserve")"
+  act POST "/orders/$ORDER/reserve"
   balances
 }
 
 escrow_and_fund() {
   step "Deploy the escrow contract (Trustless Work, single release)"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/escrow")"
+  act POST "/orders/$ORDER/escrow"
   step "Fund the escrow from the buyer's wallet"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/escrow/fund")"
+  act POST "/orders/$ORDER/escrow/fund"
   balances
 }
 
@@ -152,7 +169,7 @@ flow_release() {
   new_order release
   escrow_and_fund
   step "The buyer approves: release to the seller (fees are taken by the contract)"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/resolution/release" "{\"requestedBy\":\"$BUYER\"}")"
+  act POST "/orders/$ORDER/resolution/release" "{\"requestedBy\":\"$BUYER\"}"
   balances
   withdraw_seller
 }
@@ -162,7 +179,7 @@ flow_refund() {
   new_order refund
   escrow_and_fund
   step "Refund the buyer"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/resolution/refund" '{"reason":"Seller could not deliver"}')"
+  act POST "/orders/$ORDER/resolution/refund" '{"reason":"Seller could not deliver"}'
   balances
 }
 
@@ -187,7 +204,7 @@ flow_cancel() {
   setup cancel
   new_order cancel
   step "Cancel the order before any escrow: the hold is voided"
-  order_state "$ORDER" "$(api POST "/orders/$ORDER/cancel" '{"reason":"Buyer changed their mind"}')"
+  act POST "/orders/$ORDER/cancel" '{"reason":"Buyer changed their mind"}'
   balances
 }
 
