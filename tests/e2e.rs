@@ -717,6 +717,22 @@ async fn marketplace(database_url: String) {
     assert_eq!(report["discrepancies"], 0, "{report}");
     exit_ok(&d.offerhub(&["ledger", "verify"]), "offerhub ledger verify");
     exit_ok(&d.offerhub(&["audit", "verify"]), "offerhub audit verify");
+    // `offerhub sandbox fund` finds the running daemon's sandbox by itself.
+    let outside: Value = d
+        .http
+        .post(format!("{}/_sandbox/accounts", d.sandbox))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outside = outside["address"].as_str().unwrap();
+    exit_ok(
+        &d.offerhub(&["sandbox", "fund", outside, "1.5"]),
+        "offerhub sandbox fund",
+    );
+    assert_eq!(d.usdc_on_chain(outside).await, "1.5000000");
     let _ = std::fs::remove_dir_all(&d.dir);
 }
 offerhub_testkit::both_backends!(marketplace_flows, marketplace);
