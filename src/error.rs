@@ -7,184 +7,78 @@
 
 use serde_json::Value;
 
-/// Stable, documented error codes (seed 004 and research/upstream.md §6), each with its
-/// HTTP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    ValidationError,
-    InvalidAmountFormat,
-    InvalidRequest,
-    Unauthorized,
-    InsufficientScope,
-    NotFound,
-    UserNotFound,
-    ApiKeyNotFound,
-    OrderNotFound,
-    InsufficientFunds,
-    InvalidStateTransition,
-    IdempotencyConflict,
-    ClientOrderRefConflict,
-    IdempotencyKeyInProgress,
-    UserSuspended,
-    WithdrawalDestinationInvalid,
-    WithdrawalNotFound,
-    PayloadTooLarge,
-    MethodNotAllowed,
-    RateLimited,
-    Internal,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    EscrowNotFound,
-    DisputeNotFound,
-    MilestoneNotFound,
-    SagaNotFound,
-    EscrowAlreadyExists,
-    DisputeAlreadyOpen,
-    OperationInProgress,
-    EscrowContractError,
-    WalletNotReady,
-    XdrVerificationFailed,
-    TopupNotFound,
-    AirtmUserNotFound,
-    AirtmUserNotLinked,
-    AirtmUserInvalid,
-    WithdrawalNotCommittable,
+/// Declares every error code once: its variant, wire spelling and HTTP status. Generates
+/// [`ErrorCode`], [`ErrorCode::ALL`], [`ErrorCode::as_str`] and [`ErrorCode::http_status`].
+macro_rules! error_codes {
+    ($($variant:ident => $wire:literal, $status:literal;)*) => {
+        /// Stable, documented error codes (seed 004 and research/upstream.md §6), each
+        /// with its HTTP status. docs/ERRORS.md explains each one (a test checks).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The wire spelling, e.g. `INSUFFICIENT_FUNDS`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)*
+                }
+            }
+
+            /// The HTTP status the daemon answers with.
+            pub const fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code, in declaration order (docs/ERRORS.md lists each; a test checks). A new
-    /// variant goes here too.
-    pub const ALL: &[ErrorCode] = &[
-        ErrorCode::ValidationError,
-        ErrorCode::InvalidAmountFormat,
-        ErrorCode::InvalidRequest,
-        ErrorCode::Unauthorized,
-        ErrorCode::InsufficientScope,
-        ErrorCode::NotFound,
-        ErrorCode::UserNotFound,
-        ErrorCode::ApiKeyNotFound,
-        ErrorCode::OrderNotFound,
-        ErrorCode::InsufficientFunds,
-        ErrorCode::InvalidStateTransition,
-        ErrorCode::IdempotencyConflict,
-        ErrorCode::ClientOrderRefConflict,
-        ErrorCode::IdempotencyKeyInProgress,
-        ErrorCode::UserSuspended,
-        ErrorCode::WithdrawalDestinationInvalid,
-        ErrorCode::WithdrawalNotFound,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::RateLimited,
-        ErrorCode::Internal,
-        ErrorCode::ProviderError,
-        ErrorCode::ProviderTimeout,
-        ErrorCode::ProviderUnavailable,
-        ErrorCode::EscrowNotFound,
-        ErrorCode::DisputeNotFound,
-        ErrorCode::MilestoneNotFound,
-        ErrorCode::SagaNotFound,
-        ErrorCode::EscrowAlreadyExists,
-        ErrorCode::DisputeAlreadyOpen,
-        ErrorCode::OperationInProgress,
-        ErrorCode::EscrowContractError,
-        ErrorCode::WalletNotReady,
-        ErrorCode::XdrVerificationFailed,
-        ErrorCode::TopupNotFound,
-        ErrorCode::AirtmUserNotFound,
-        ErrorCode::AirtmUserNotLinked,
-        ErrorCode::AirtmUserInvalid,
-        ErrorCode::WithdrawalNotCommittable,
-    ];
-
-    /// The wire spelling, e.g. `INSUFFICIENT_FUNDS`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::ValidationError => "VALIDATION_ERROR",
-            ErrorCode::InvalidAmountFormat => "INVALID_AMOUNT_FORMAT",
-            ErrorCode::InvalidRequest => "INVALID_REQUEST",
-            ErrorCode::Unauthorized => "UNAUTHORIZED",
-            ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::UserNotFound => "USER_NOT_FOUND",
-            ErrorCode::ApiKeyNotFound => "API_KEY_NOT_FOUND",
-            ErrorCode::OrderNotFound => "ORDER_NOT_FOUND",
-            ErrorCode::InsufficientFunds => "INSUFFICIENT_FUNDS",
-            ErrorCode::InvalidStateTransition => "INVALID_STATE_TRANSITION",
-            ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
-            ErrorCode::ClientOrderRefConflict => "CLIENT_ORDER_REF_CONFLICT",
-            ErrorCode::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
-            ErrorCode::UserSuspended => "USER_SUSPENDED",
-            ErrorCode::WithdrawalDestinationInvalid => "WITHDRAWAL_DESTINATION_INVALID",
-            ErrorCode::WithdrawalNotFound => "WITHDRAWAL_NOT_FOUND",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::RateLimited => "RATE_LIMITED",
-            ErrorCode::Internal => "INTERNAL_ERROR",
-            ErrorCode::ProviderError => "PROVIDER_ERROR",
-            ErrorCode::ProviderTimeout => "PROVIDER_TIMEOUT",
-            ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
-            ErrorCode::EscrowNotFound => "ESCROW_NOT_FOUND",
-            ErrorCode::DisputeNotFound => "DISPUTE_NOT_FOUND",
-            ErrorCode::MilestoneNotFound => "MILESTONE_NOT_FOUND",
-            ErrorCode::SagaNotFound => "SAGA_NOT_FOUND",
-            ErrorCode::EscrowAlreadyExists => "ESCROW_ALREADY_EXISTS",
-            ErrorCode::DisputeAlreadyOpen => "DISPUTE_ALREADY_OPEN",
-            ErrorCode::OperationInProgress => "OPERATION_IN_PROGRESS",
-            ErrorCode::EscrowContractError => "ESCROW_CONTRACT_ERROR",
-            ErrorCode::WalletNotReady => "WALLET_NOT_READY",
-            ErrorCode::XdrVerificationFailed => "XDR_VERIFICATION_FAILED",
-            ErrorCode::TopupNotFound => "TOPUP_NOT_FOUND",
-            ErrorCode::AirtmUserNotFound => "AIRTM_USER_NOT_FOUND",
-            ErrorCode::AirtmUserNotLinked => "AIRTM_USER_NOT_LINKED",
-            ErrorCode::AirtmUserInvalid => "AIRTM_USER_INVALID",
-            ErrorCode::WithdrawalNotCommittable => "WITHDRAWAL_NOT_COMMITTABLE",
-        }
-    }
-
-    /// The HTTP status the daemon answers with.
-    pub const fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::ValidationError
-            | ErrorCode::InvalidAmountFormat
-            | ErrorCode::InvalidRequest => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::InsufficientScope => 403,
-            ErrorCode::NotFound
-            | ErrorCode::UserNotFound
-            | ErrorCode::ApiKeyNotFound
-            | ErrorCode::OrderNotFound
-            | ErrorCode::WithdrawalNotFound
-            | ErrorCode::EscrowNotFound
-            | ErrorCode::DisputeNotFound
-            | ErrorCode::MilestoneNotFound
-            | ErrorCode::SagaNotFound
-            | ErrorCode::TopupNotFound => 404,
-            ErrorCode::InvalidStateTransition
-            | ErrorCode::IdempotencyConflict
-            | ErrorCode::ClientOrderRefConflict
-            | ErrorCode::IdempotencyKeyInProgress
-            | ErrorCode::EscrowAlreadyExists
-            | ErrorCode::DisputeAlreadyOpen
-            | ErrorCode::OperationInProgress
-            | ErrorCode::WithdrawalNotCommittable => 409,
-            ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::InsufficientFunds
-            | ErrorCode::UserSuspended
-            | ErrorCode::WithdrawalDestinationInvalid
-            | ErrorCode::EscrowContractError
-            | ErrorCode::WalletNotReady
-            | ErrorCode::AirtmUserNotFound
-            | ErrorCode::AirtmUserNotLinked
-            | ErrorCode::AirtmUserInvalid => 422,
-            ErrorCode::RateLimited => 429,
-            ErrorCode::Internal => 500,
-            ErrorCode::ProviderError | ErrorCode::XdrVerificationFailed => 502,
-            ErrorCode::ProviderUnavailable => 503,
-            ErrorCode::ProviderTimeout => 504,
-        }
-    }
+error_codes! {
+    ValidationError => "VALIDATION_ERROR", 400;
+    InvalidAmountFormat => "INVALID_AMOUNT_FORMAT", 400;
+    InvalidRequest => "INVALID_REQUEST", 400;
+    Unauthorized => "UNAUTHORIZED", 401;
+    InsufficientScope => "INSUFFICIENT_SCOPE", 403;
+    NotFound => "NOT_FOUND", 404;
+    UserNotFound => "USER_NOT_FOUND", 404;
+    ApiKeyNotFound => "API_KEY_NOT_FOUND", 404;
+    OrderNotFound => "ORDER_NOT_FOUND", 404;
+    InsufficientFunds => "INSUFFICIENT_FUNDS", 422;
+    InvalidStateTransition => "INVALID_STATE_TRANSITION", 409;
+    IdempotencyConflict => "IDEMPOTENCY_CONFLICT", 409;
+    ClientOrderRefConflict => "CLIENT_ORDER_REF_CONFLICT", 409;
+    IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS", 409;
+    UserSuspended => "USER_SUSPENDED", 422;
+    WithdrawalDestinationInvalid => "WITHDRAWAL_DESTINATION_INVALID", 422;
+    WithdrawalNotFound => "WITHDRAWAL_NOT_FOUND", 404;
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413;
+    MethodNotAllowed => "METHOD_NOT_ALLOWED", 405;
+    RateLimited => "RATE_LIMITED", 429;
+    Internal => "INTERNAL_ERROR", 500;
+    ProviderError => "PROVIDER_ERROR", 502;
+    ProviderTimeout => "PROVIDER_TIMEOUT", 504;
+    ProviderUnavailable => "PROVIDER_UNAVAILABLE", 503;
+    EscrowNotFound => "ESCROW_NOT_FOUND", 404;
+    DisputeNotFound => "DISPUTE_NOT_FOUND", 404;
+    MilestoneNotFound => "MILESTONE_NOT_FOUND", 404;
+    SagaNotFound => "SAGA_NOT_FOUND", 404;
+    EscrowAlreadyExists => "ESCROW_ALREADY_EXISTS", 409;
+    DisputeAlreadyOpen => "DISPUTE_ALREADY_OPEN", 409;
+    OperationInProgress => "OPERATION_IN_PROGRESS", 409;
+    EscrowContractError => "ESCROW_CONTRACT_ERROR", 422;
+    WalletNotReady => "WALLET_NOT_READY", 422;
+    XdrVerificationFailed => "XDR_VERIFICATION_FAILED", 502;
+    TopupNotFound => "TOPUP_NOT_FOUND", 404;
+    AirtmUserNotFound => "AIRTM_USER_NOT_FOUND", 422;
+    AirtmUserNotLinked => "AIRTM_USER_NOT_LINKED", 422;
+    AirtmUserInvalid => "AIRTM_USER_INVALID", 422;
+    WithdrawalNotCommittable => "WITHDRAWAL_NOT_COMMITTABLE", 409;
 }
 
 /// An error with its code, a human message and optional structured details.

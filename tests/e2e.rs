@@ -227,23 +227,25 @@ impl Daemon {
         )
     }
 
-    /// USDC an account holds on the sandbox chain (Horizon's 7-decimal string).
-    async fn usdc_on_chain(&self, address: &str) -> String {
+    /// A new account outside OfferHub with a USDC trustline (`POST /_sandbox/accounts`).
+    async fn outside_account(&self) -> String {
         let a: Value = self
             .http
-            .get(format!("{}/accounts/{address}", self.sandbox))
+            .post(format!("{}/_sandbox/accounts", self.sandbox))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        a["balances"]
-            .as_array()
+        a["address"].as_str().unwrap().to_string()
+    }
+
+    /// USDC an account holds on the sandbox chain (Horizon's 7-decimal string).
+    async fn usdc_on_chain(&self, address: &str) -> String {
+        offerhub_sandbox::usdc_balance(&self.sandbox, address)
+            .await
             .unwrap()
-            .iter()
-            .find(|b| b["asset_code"] == "USDC")
-            .map(|b| b["balance"].as_str().unwrap().to_string())
             .unwrap_or_default()
     }
 }
@@ -415,16 +417,8 @@ async fn escrow_funded(d: &Daemon, p: &Parties, order: &str) {
 /// The seller withdraws `expected` (everything available) to a new outside wallet; it
 /// arrives there on chain and leaves nothing behind.
 async fn seller_withdraws(d: &Daemon, p: &Parties, expected: &str) {
-    let dest: Value = d
-        .http
-        .post(format!("{}/_sandbox/accounts", d.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let dest = dest["address"].as_str().unwrap();
+    let dest = d.outside_account().await;
+    let dest = dest.as_str();
     let body = json!({ "userId": p.seller, "amount": expected, "destinationType": "crypto", "destinationRef": dest });
     let w = d.ok("POST", "/withdrawals", Some(body), 201).await;
     let id = w["id"].as_str().unwrap().to_string();
@@ -718,16 +712,8 @@ async fn marketplace(database_url: String) {
     exit_ok(&d.offerhub(&["ledger", "verify"]), "offerhub ledger verify");
     exit_ok(&d.offerhub(&["audit", "verify"]), "offerhub audit verify");
     // `offerhub sandbox fund` finds the running daemon's sandbox by itself.
-    let outside: Value = d
-        .http
-        .post(format!("{}/_sandbox/accounts", d.sandbox))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let outside = outside["address"].as_str().unwrap();
+    let outside = d.outside_account().await;
+    let outside = outside.as_str();
     exit_ok(
         &d.offerhub(&["sandbox", "fund", outside, "1.5"]),
         "offerhub sandbox fund",

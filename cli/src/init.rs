@@ -36,7 +36,8 @@ pub struct InitArgs {
     /// Port of the API.
     #[arg(long, env = "PORT")]
     port: Option<u16>,
-    /// sqlite://… or postgres://… (default: SQLite under data/).
+    /// sqlite://… or postgres://… (default: SQLite under data/ on the sandbox network,
+    /// the rendered docker-compose PostgreSQL on testnet/mainnet).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
     /// Trustless Work API key (testnet/mainnet).

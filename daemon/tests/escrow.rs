@@ -148,27 +148,15 @@ impl Market {
         id
     }
 
+    /// On-chain USDC without trailing zeros (`"94.7"`).
     async fn usdc(&self, account: &str) -> String {
-        let a: Value = reqwest::get(format!("{}/accounts/{account}", self.sandbox))
+        offerhub_sandbox::usdc_balance(&self.sandbox, account)
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        a["balances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["asset_code"] == "USDC")
-            .map(|b| {
-                b["balance"]
-                    .as_str()
-                    .unwrap()
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            })
             .unwrap_or_default()
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 
     async fn invocations(&self, function: &str) -> usize {

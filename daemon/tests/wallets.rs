@@ -150,18 +150,9 @@ async fn external_account(sandbox: &str, with_trustline: bool) -> String {
 }
 
 async fn usdc_on_chain(sandbox: &str, account: &str) -> String {
-    let a: Value = reqwest::get(format!("{sandbox}/accounts/{account}"))
+    offerhub_sandbox::usdc_balance(sandbox, account)
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    a["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["asset_code"] == "USDC")
-        .map(|b| b["balance"].as_str().unwrap().to_string())
         .unwrap_or_default()
 }
 

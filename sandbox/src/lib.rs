@@ -369,3 +369,21 @@ pub async fn start(sandbox: Arc<Sandbox>, addr: SocketAddr) -> std::io::Result<S
     });
     Ok(bound)
 }
+
+/// The USDC balance of `account` as the sandbox's Horizon reports it
+/// (`GET {base}/accounts/{account}`): Horizon's 7-decimal string, e.g. `"99.7000000"`;
+/// `None` when the account does not exist or holds no USDC trustline. For tests and
+/// tools that check the chain side of a flow.
+pub async fn usdc_balance(base: &str, account: &str) -> reqwest::Result<Option<String>> {
+    let r = reqwest::get(format!("{}/accounts/{account}", base.trim_end_matches('/'))).await?;
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let a: serde_json::Value = r.error_for_status()?.json().await?;
+    Ok(a["balances"].as_array().and_then(|bs| {
+        bs.iter()
+            .find(|b| b["asset_code"] == "USDC")
+            .and_then(|b| b["balance"].as_str())
+            .map(str::to_string)
+    }))
+}

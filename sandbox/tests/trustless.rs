@@ -103,21 +103,9 @@ impl Tw {
     }
 
     async fn usdc(&self, who: &str) -> String {
-        let a: Value = self
-            .http
-            .get(format!("{}/accounts/{who}", self.base))
-            .send()
+        offerhub_sandbox::usdc_balance(&self.base, who)
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        a["balances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["asset_code"] == "USDC")
-            .map(|b| b["balance"].as_str().unwrap().to_string())
             .unwrap_or_default()
     }
 
