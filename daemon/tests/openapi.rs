@@ -130,8 +130,11 @@ async fn document(url: String) {
 
     // Checked by an independent validator when the CI provides one.
     if let Ok(python) = std::env::var("OFFERHUB_PY_OPENAPI_VALIDATOR") {
+        // Both backends' tests run in this process at once: one file each.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file =
-            std::env::temp_dir().join(format!("offerhub-openapi-{}.json", std::process::id()));
+            std::env::temp_dir().join(format!("offerhub-openapi-{}-{n}.json", std::process::id()));
         std::fs::write(&file, doc.to_string()).unwrap();
         let out = std::process::Command::new(python)
             .args(["-m", "openapi_spec_validator"])
