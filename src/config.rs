@@ -214,6 +214,13 @@ pub struct Config {
     pub webhook_backoff_base_ms: u64,
     /// An endpoint failing continuously for this long is disabled.
     pub webhook_disable_after_hours: u32,
+    /// Whether webhook endpoints may target loopback, private, link-local and other
+    /// non-public addresses (`OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS`, default false:
+    /// for local development only).
+    pub webhook_allow_private_networks: bool,
+    /// Largest magnitude of one support balance adjustment (`OFFERHUB_MAX_ADJUSTMENT`,
+    /// default 1000000.00 USDC).
+    pub max_adjustment: crate::money::Amount,
 }
 
 /// One setting: its environment name, TOML path, and whether it is a secret.
@@ -276,6 +283,21 @@ pub const SETTINGS: &[Setting] = &[
         "TRUSTLESS_REQUESTS_PER_MINUTE",
         "trustless.requests_per_minute",
     ),
+    s(
+        "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        "webhooks.allow_private_networks",
+    ),
+    s(
+        "OFFERHUB_WEBHOOK_BACKOFF_BASE_MS",
+        "webhooks.backoff_base_ms",
+    ),
+    s(
+        "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
+        "webhooks.disable_after_hours",
+    ),
+    s("OFFERHUB_ORDER_MIN_AMOUNT", "limits.order_min_amount"),
+    s("OFFERHUB_ORDER_MAX_AMOUNT", "limits.order_max_amount"),
+    s("OFFERHUB_MAX_ADJUSTMENT", "limits.max_adjustment"),
     s("OFFERHUB_SAGA_WAIT_MS", "sagas.wait_ms"),
     s("OFFERHUB_SAGA_MAX_ATTEMPTS", "sagas.max_attempts"),
     s("OFFERHUB_SAGA_LEASE_SECS", "sagas.lease_secs"),
@@ -556,7 +578,7 @@ impl Config {
             }
         }
         if !generated.names.is_empty() {
-            std::fs::create_dir_all(&data_dir).map_err(|e| {
+            crate::store::private_dir(&data_dir).map_err(|e| {
                 issue(
                     "OFFERHUB_DATA_DIR",
                     format!("cannot create {}: {e}", data_dir.display()),
@@ -890,6 +912,22 @@ impl Config {
             "a positive decimal amount such as 50000.00",
             positive_amount,
         );
+        let max_adjustment = p.parse_with(
+            "OFFERHUB_MAX_ADJUSTMENT",
+            "1000000.00",
+            "a positive decimal amount such as 1000000.00",
+            positive_amount,
+        );
+        let webhook_allow_private_networks = p.parse_with(
+            "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+            "false",
+            "true or false",
+            |v| match v {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+        );
         if let (Some(min), Some(max)) = (order_min_amount, order_max_amount)
             && min > max
         {
@@ -1028,6 +1066,9 @@ impl Config {
                 .ok_or_else(|| missing("OFFERHUB_WEBHOOK_BACKOFF_BASE_MS"))?,
             webhook_disable_after_hours: webhook_disable_after_hours
                 .ok_or_else(|| missing("OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS"))?,
+            webhook_allow_private_networks: webhook_allow_private_networks
+                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS"))?,
+            max_adjustment: max_adjustment.ok_or_else(|| missing("OFFERHUB_MAX_ADJUSTMENT"))?,
         })
     }
 

@@ -58,6 +58,9 @@ error_codes! {
     WithdrawalDestinationInvalid => "WITHDRAWAL_DESTINATION_INVALID", 422;
     WithdrawalNotFound => "WITHDRAWAL_NOT_FOUND", 404;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413;
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", 415;
+    AmountOutOfRange => "AMOUNT_OUT_OF_RANGE", 422;
+    FeatureNotEnabled => "FEATURE_NOT_ENABLED", 422;
     MethodNotAllowed => "METHOD_NOT_ALLOWED", 405;
     RateLimited => "RATE_LIMITED", 429;
     Internal => "INTERNAL_ERROR", 500;
@@ -119,6 +122,21 @@ impl Error {
             format!("{field}: {problem}"),
         )
         .with_details(serde_json::json!({ "field": field }))
+    }
+
+    /// 422 `AMOUNT_OUT_OF_RANGE` for `field`: the amount, or the balance it would
+    /// produce, is beyond what OfferHub holds or a configured ceiling.
+    pub fn out_of_range(field: &str, problem: impl std::fmt::Display) -> Self {
+        Error::new(ErrorCode::AmountOutOfRange, format!("{field}: {problem}"))
+            .with_details(serde_json::json!({ "field": field }))
+    }
+
+    /// 422 `FEATURE_NOT_ENABLED`: the operation needs a mode or provider this deployment
+    /// is not configured for; `setting` (e.g. `PAYMENT_PROVIDER=airtm`) says what enables
+    /// it and goes into `details.setting`.
+    pub fn feature_not_enabled(message: impl Into<String>, setting: &str) -> Self {
+        Error::new(ErrorCode::FeatureNotEnabled, message)
+            .with_details(serde_json::json!({ "setting": setting }))
     }
 
     /// 500 `INTERNAL_ERROR`. The cause is logged here and never shown to the caller.

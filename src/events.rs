@@ -112,6 +112,61 @@ pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
     Ok(())
 }
 
+/// Every event type OfferHub emits (docs/EVENTS.md describes each; `tests/docs.rs`
+/// checks that the code emits nothing else). Webhook endpoint patterns are validated
+/// against it ([`EventFilter::parse_catalogued`]).
+pub const EVENT_TYPES: &[&str] = &[
+    "balance.credited",
+    "balance.debited",
+    "balance.released",
+    "balance.reserved",
+    "dispute.comment_added",
+    "dispute.opened",
+    "dispute.resolved",
+    "dispute.under_review",
+    "escrow.created",
+    "escrow.funded",
+    "escrow.milestone_approved",
+    "escrow.milestone_completed",
+    "escrow.refunded",
+    "escrow.released",
+    "order.canceled",
+    "order.closed",
+    "order.created",
+    "order.disputed",
+    "order.escrow_creating",
+    "order.escrow_funded",
+    "order.escrow_funding",
+    "order.funds_reserved",
+    "order.in_progress",
+    "order.refund_requested",
+    "order.refunded",
+    "order.release_requested",
+    "order.released",
+    "saga.compensated",
+    "saga.needs_attention",
+    "topup.canceled",
+    "topup.confirmation_required",
+    "topup.created",
+    "topup.failed",
+    "topup.processing",
+    "topup.succeeded",
+    "user.airtm_linked",
+    "user.created",
+    "user.reactivated",
+    "user.stellar_linked",
+    "user.suspended",
+    "user.updated",
+    "withdrawal.canceled",
+    "withdrawal.committed",
+    "withdrawal.completed",
+    "withdrawal.created",
+    "withdrawal.failed",
+    "withdrawal.needs_attention",
+    "withdrawal.pending",
+    "withdrawal.pending_user_action",
+];
+
 /// Which events a subscriber wants. Empty lists mean "all".
 ///
 /// `types`: exact names (`order.created`) or prefix wildcards (`order.*`, `*`).
@@ -153,6 +208,34 @@ impl EventFilter {
             .map(|r| r.to_ascii_lowercase())
             .collect();
         Ok(EventFilter { types, resources })
+    }
+
+    /// [`EventFilter::parse`], and every type pattern must name something OfferHub
+    /// emits: `*`, a type of [`EVENT_TYPES`], or `prefix.*` where some type starts with
+    /// `prefix.`. Errors name `field`.
+    pub fn parse_catalogued(types: &[String], field: &str) -> Result<EventFilter> {
+        let filter =
+            EventFilter::parse(types, &[]).map_err(|e| Error::validation(field, e.message))?;
+        for t in &filter.types {
+            let known = t == "*"
+                || EVENT_TYPES.contains(&t.as_str())
+                || t.strip_suffix(".*").is_some_and(|prefix| {
+                    EVENT_TYPES.iter().any(|e| {
+                        e.strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                });
+            if !known {
+                return Err(Error::validation(
+                    field,
+                    format!(
+                        "{t:?} matches no event type OfferHub emits (see docs/EVENTS.md; \
+                         wildcards such as order.* or * are accepted)"
+                    ),
+                ));
+            }
+        }
+        Ok(filter)
     }
 
     pub fn matches(&self, e: &Event) -> bool {

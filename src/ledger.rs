@@ -83,6 +83,15 @@ impl Recorded {
     }
 }
 
+/// 422 `AMOUNT_OUT_OF_RANGE`: the posting would take `account` beyond ±[`Amount::MAX`].
+fn out_of_range(account: &str) -> Error {
+    Error::out_of_range(
+        "amount",
+        "would take a balance beyond the largest amount OfferHub holds (100000000000 USDC)",
+    )
+    .with_details(serde_json::json!({ "field": "amount", "account": account }))
+}
+
 /// 422 `INSUFFICIENT_FUNDS` naming the account and the amount asked for.
 fn insufficient(account: &str, requested: Amount) -> Error {
     Error::new(
@@ -186,28 +195,41 @@ pub async fn record(
                 .try_get("id")?;
         return Ok(Recorded::AlreadyApplied(existing));
     }
+    // Every leg within ±Amount::MAX and every balance kept there: `balance + $1` stays
+    // far from the i64 edge on both backends (no overflow error, no SQLite REAL).
+    if let Some(p) = legs.iter().find(|p| !p.amount.in_range()) {
+        return Err(out_of_range(&p.account));
+    }
+    let max = Amount::MAX.base_units();
     // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
     legs.sort_by(|a, b| a.account.cmp(&b.account));
     for p in legs {
         let delta = p.amount.base_units();
         let row = sqlx::query(
             "UPDATE ledger_accounts SET balance = balance + $1 \
-             WHERE id = $2 AND (non_negative = 0 OR balance + $1 >= 0) RETURNING balance",
+             WHERE id = $2 AND (non_negative = 0 OR balance + $1 >= 0) \
+               AND balance + $1 <= $3 AND balance + $1 >= -$3 RETURNING balance",
         )
         .bind(delta)
         .bind(&p.account)
+        .bind(max)
         .fetch_optional(tx.conn())
         .await?;
         let Some(row) = row else {
-            let exists = sqlx::query("SELECT 1 FROM ledger_accounts WHERE id = $1")
-                .bind(&p.account)
-                .fetch_optional(tx.conn())
-                .await?
-                .is_some();
-            return Err(if exists {
-                insufficient(&p.account, p.amount)
-            } else {
-                Error::internal(format!("posting to unknown ledger account {}", p.account))
+            let balance: Option<i64> =
+                sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
+                    .bind(&p.account)
+                    .fetch_optional(tx.conn())
+                    .await?;
+            return Err(match balance {
+                None => Error::internal(format!("posting to unknown ledger account {}", p.account)),
+                Some(b)
+                    if i128::from(b) + i128::from(delta) > i128::from(max)
+                        || i128::from(b) + i128::from(delta) < -i128::from(max) =>
+                {
+                    out_of_range(&p.account)
+                }
+                Some(_) => insufficient(&p.account, p.amount),
             });
         };
         let balance_after: i64 = row.try_get("balance")?;
@@ -356,7 +378,8 @@ pub async fn hold(
 
 fn neg(a: Amount) -> Result<Amount> {
     a.checked_neg()
-        .ok_or_else(|| Error::amount("amount", "is too large"))
+        .filter(|n| n.in_range())
+        .ok_or_else(|| Error::out_of_range("amount", crate::money::AmountError::Overflow))
 }
 
 /// Compare-and-set of a pending hold to `to`; 409 `INVALID_STATE_TRANSITION` when it

@@ -13,6 +13,7 @@ pub mod events;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod outbound;
 pub mod pagination;
 pub mod services;
 pub mod stellar;

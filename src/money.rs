@@ -31,7 +31,7 @@ pub enum AmountError {
     Format,
     #[error("must have at most 7 decimal places")]
     TooPrecise,
-    #[error("is too large")]
+    #[error("is beyond the largest amount OfferHub holds (100000000000 USDC)")]
     Overflow,
     #[error("must not be negative")]
     Negative,
@@ -39,8 +39,26 @@ pub enum AmountError {
     NotPositive,
 }
 
+impl AmountError {
+    /// The API error for this problem in `field`: 422 `AMOUNT_OUT_OF_RANGE` for
+    /// [`AmountError::Overflow`], 400 `INVALID_AMOUNT_FORMAT` otherwise.
+    pub fn at(&self, field: &str) -> crate::error::Error {
+        match self {
+            AmountError::Overflow => crate::error::Error::out_of_range(field, self),
+            _ => crate::error::Error::amount(field, self),
+        }
+    }
+}
+
 impl Amount {
     pub const ZERO: Amount = Amount(0);
+
+    /// The largest magnitude of an amount and of any ledger balance: 10^18 base units
+    /// (100,000,000,000 USDC). Twice it still fits an `i64` (and PostgreSQL's `BIGINT`,
+    /// SQLite's `INTEGER`), so `balance + amount` can be computed and checked in SQL
+    /// without overflowing. Parsing refuses larger amounts ([`AmountError::Overflow`]),
+    /// the ledger refuses postings that would take an account beyond it.
+    pub const MAX: Amount = Amount(1_000_000_000_000_000_000);
 
     /// Wraps a count of base units.
     pub const fn from_base_units(units: i64) -> Self {
@@ -88,6 +106,9 @@ impl Amount {
         }
         frac_value *= 10_i128.pow(DECIMALS - frac.len() as u32);
         let magnitude = int_value * i128::from(SCALE) + frac_value;
+        if magnitude > i128::from(Amount::MAX.0) {
+            return Err(AmountError::Overflow);
+        }
         let signed = if negative { -magnitude } else { magnitude };
         i64::try_from(signed)
             .map(Amount)
@@ -133,6 +154,11 @@ impl Amount {
 
     pub fn is_positive(self) -> bool {
         self.0 > 0
+    }
+
+    /// Whether `|self| <= Amount::MAX`.
+    pub fn in_range(self) -> bool {
+        self.0.unsigned_abs() <= Amount::MAX.0.unsigned_abs()
     }
 }
 
@@ -214,21 +240,26 @@ mod tests {
             assert_eq!(Amount::parse(s), Err(AmountError::Format), "{s:?}");
         }
         assert_eq!(Amount::parse("1.00000001"), Err(AmountError::TooPrecise));
+        for beyond in [
+            "922337203685.4775808",
+            "-922337203685.4775808",
+            "99999999999999999999",
+            "922337203685.4775807",
+            "100000000000.0000001",
+            "-100000000000.0000001",
+            "900000000000",
+        ] {
+            assert_eq!(
+                Amount::parse(beyond),
+                Err(AmountError::Overflow),
+                "{beyond}"
+            );
+        }
+        // Amount::MAX (100 billion USDC) itself is accepted, in both signs.
+        assert_eq!(Amount::parse("100000000000").unwrap(), Amount::MAX);
         assert_eq!(
-            Amount::parse("922337203685.4775808"),
-            Err(AmountError::Overflow)
-        );
-        assert_eq!(
-            Amount::parse("-922337203685.4775808").unwrap().base_units(),
-            i64::MIN
-        );
-        assert_eq!(
-            Amount::parse("99999999999999999999"),
-            Err(AmountError::Overflow)
-        );
-        assert_eq!(
-            Amount::parse("922337203685.4775807").unwrap().base_units(),
-            i64::MAX
+            Amount::parse("-100000000000.0000000").unwrap().base_units(),
+            -Amount::MAX.base_units()
         );
     }
 
@@ -282,7 +313,11 @@ mod tests {
         #[test]
         fn display_parse_roundtrip(units in any::<i64>()) {
             let a = Amount::from_base_units(units);
-            prop_assert_eq!(Amount::parse(&a.to_string()).unwrap(), a);
+            if a.in_range() {
+                prop_assert_eq!(Amount::parse(&a.to_string()).unwrap(), a);
+            } else {
+                prop_assert_eq!(Amount::parse(&a.to_string()), Err(AmountError::Overflow));
+            }
         }
 
         #[test]

@@ -102,12 +102,20 @@ impl Store {
                 events_written: Arc::new(Notify::new()),
             });
         }
-        if let Some(path) = sqlite_file_path(raw)
-            && let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
+        let file = sqlite_file_path(raw);
+        if let Some(path) = &file {
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+                && !parent.exists()
+            {
+                private_dir(parent).map_err(|e| {
+                    Error::internal(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            // Created 0600 before SQLite opens it: its -wal and -shm files take the
+            // database file's mode.
+            private_file(path)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", path.display())))?;
         }
         let options = AnyConnectOptions::from_str(raw)
             .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
@@ -125,6 +133,13 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
+        if let Some(path) = &file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = restrict(std::path::Path::new(&p), 0o600);
+            }
+        }
         Ok(Store {
             backend: Backend::Sqlite,
             writer,
@@ -207,6 +222,58 @@ fn sqlite_pragmas(
         conn.execute("PRAGMA foreign_keys = ON").await?;
         Ok(())
     })
+}
+
+/// Creates `dir` (and missing parents) readable by the owner only (0700 on Unix), or
+/// restricts it to 0700 when it exists: the data directory holds the database, the
+/// generated secrets and the sandbox state.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    restrict(dir, 0o700)
+}
+
+/// Creates `path` empty with mode 0600 when it does not exist, and restricts an
+/// existing one to 0600.
+pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?;
+    restrict(path, 0o600)
+}
+
+/// Sets `mode` on an existing file or directory (no-op off Unix or when missing).
+fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o777 != mode => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }
 
 /// The file behind a `sqlite:` URL, when it names one (not `:memory:`).

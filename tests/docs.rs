@@ -51,5 +51,15 @@ fn every_emitted_event_type_is_in_the_catalog() {
             catalog.contains(&format!("`{t}`")),
             "docs/EVENTS.md does not describe the event type {t}"
         );
+        assert!(
+            offerhub::events::EVENT_TYPES.contains(&t.as_str()),
+            "events::EVENT_TYPES (what webhook patterns are checked against) lacks {t}"
+        );
+    }
+    for t in offerhub::events::EVENT_TYPES {
+        assert!(
+            catalog.contains(&format!("`{t}`")),
+            "docs/EVENTS.md does not describe {t} of events::EVENT_TYPES"
+        );
     }
 }

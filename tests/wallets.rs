@@ -335,11 +335,16 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
         .await
         .unwrap();
     wallets::activate(&store, &sc, &w.id).await.unwrap();
-    let u2 = user(&store, "c2").await;
-    let w2 = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u2))
+    // The destination is outside OfferHub (a managed wallet is refused as one).
+    let outside: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/_sandbox/accounts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    let w2 = wallets::activate(&store, &sc, &w2.id).await.unwrap();
+    let outside = outside["address"].as_str().unwrap().to_string();
     reqwest::Client::new()
         .post(format!("{base}/_sandbox/fund"))
         .json(&serde_json::json!({ "address": w.public_key, "amount": "20", "asset": "USDC" }))
@@ -355,7 +360,7 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
         &sc,
         &u,
         Amount::parse("6").unwrap(),
-        &w2.public_key,
+        &outside,
     )
     .await
     .unwrap();
@@ -380,7 +385,7 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
     }
     let done = withdrawals::get(&store, &wd.id).await.unwrap();
     assert_eq!(done.status, "WITHDRAWAL_COMPLETED");
-    let dest = sc.horizon.account(&w2.public_key).await.unwrap().unwrap();
+    let dest = sc.horizon.account(&outside).await.unwrap().unwrap();
     assert_eq!(
         dest.credit("USDC", &sc.usdc_issuer),
         Some(Amount::parse("6").unwrap()),

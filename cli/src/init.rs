@@ -183,6 +183,11 @@ fn render(template: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
+/// Whether a database URL carries a password (`scheme://user:password@host/…`).
+fn url_has_password(u: &str) -> bool {
+    url::Url::parse(u).is_ok_and(|u| u.password().is_some())
+}
+
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -238,7 +243,27 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
                 "development".into()
             },
         ),
-        ("database_url", a.database_url.clone()),
+        // A URL with a password goes to .env (0600) only; a SQLite path stays readable
+        // in offerhub.toml.
+        (
+            "database_line",
+            if url_has_password(&a.database_url) {
+                "# url: in .env (DATABASE_URL), because it carries the password".to_string()
+            } else {
+                format!(
+                    "url = {}                # [DATABASE_URL] sqlite://… or postgres://…",
+                    toml_string(&a.database_url)
+                )
+            },
+        ),
+        (
+            "database_env",
+            if url_has_password(&a.database_url) {
+                format!("DATABASE_URL={}", a.database_url)
+            } else {
+                String::new()
+            },
+        ),
         ("payment_provider", "crypto".into()),
         ("network", a.network.as_str().into()),
         ("stellar_extra", stellar_extra),

@@ -388,7 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if config.network == offerhub::config::Network::Sandbox && config.horizon_url.is_none()
             {
                 let state_file = config.data_dir.join("sandbox-state.json");
-                std::fs::create_dir_all(&config.data_dir)?;
+                offerhub::store::private_dir(&config.data_dir)?;
                 let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions {
                     passphrase: None,
                     state_file: Some(state_file.clone()),
@@ -548,7 +548,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let ec = offerhub_daemon::state::escrow_context(&config, &sc);
-            reconcile(&store, &sc, ec.as_deref(), fix, concurrency, output.output).await
+            let treasury = config.payment_provider == offerhub::config::PaymentProvider::Airtm;
+            reconcile(
+                &store,
+                &sc,
+                ec.as_deref(),
+                treasury,
+                fix,
+                concurrency,
+                output.output,
+            )
+            .await
         }
         Command::Disputes { command } => {
             let config = match load_config(cli.config, false) {
@@ -932,6 +942,7 @@ async fn reconcile(
     store: &Store,
     sc: &offerhub::services::wallets::StellarContext,
     ec: Option<&offerhub::services::escrow::EscrowContext>,
+    treasury: bool,
     fix: bool,
     concurrency: usize,
     output: Output,
@@ -959,6 +970,7 @@ async fn reconcile(
     if let Some(ec) = ec {
         reconcile::escrows(store, ec, &mut report).await?;
     }
+    reconcile::platform(store, sc, treasury, &mut report).await?;
     bar.finish_and_clear();
     match output {
         Output::Json => print_json(&report)?,
@@ -993,6 +1005,21 @@ async fn reconcile(
             );
             if report.wallets.iter().any(|c| c.status != "ok") {
                 println!("{t}");
+            }
+            if let Some(p) = &report.platform {
+                println!(
+                    "platform wallet {}: {} USDC on chain, fees:platform {}{}, difference {} ({})",
+                    p.public_key,
+                    p.on_chain
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    p.fees_platform,
+                    p.external_airtm
+                        .map(|a| format!(", external:airtm {a}"))
+                        .unwrap_or_default(),
+                    p.difference,
+                    p.status
+                );
             }
             println!("{} escrows checked", report.escrows.len());
             let bad: Vec<_> = report.escrows.iter().filter(|e| e.status != "ok").collect();

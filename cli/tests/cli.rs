@@ -123,6 +123,8 @@ async fn init_serve_keys_and_revocation() {
         Command::new(BIN)
             .args(["serve", "--config", config])
             .current_dir(&dir)
+            // The webhook endpoint below is on loopback.
+            .env("OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -300,20 +302,39 @@ fn testnet_init_writes_network_defaults_and_serve_names_the_missing_secret() {
         toml.contains("GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5"),
         "the testnet USDC issuer is the default: {toml}"
     );
-    // The default PostgreSQL URL points at the rendered docker-compose database.
-    let compose = std::fs::read_to_string(dir.join("conf/docker-compose.yml")).unwrap();
-    let password = compose
+    // The default PostgreSQL URL points at the rendered docker-compose database; the
+    // password lives only in .env (0600), which Compose reads.
+    let env = std::fs::read_to_string(dir.join("conf/.env")).unwrap();
+    let password = env
         .lines()
-        .find_map(|l| l.trim().strip_prefix("POSTGRES_PASSWORD: "))
+        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD="))
         .unwrap()
-        .trim_matches('"')
         .to_string();
+    assert!(password.len() >= 16);
     assert!(
-        toml.contains(&format!(
-            "postgres://offerhub:{password}@127.0.0.1:5432/offerhub"
+        env.contains(&format!(
+            "DATABASE_URL=postgres://offerhub:{password}@127.0.0.1:5432/offerhub"
         )),
-        "{toml}"
+        "{env}"
     );
+    let compose = std::fs::read_to_string(dir.join("conf/docker-compose.yml")).unwrap();
+    assert!(compose.contains("${POSTGRES_PASSWORD"), "{compose}");
+    for (name, text) in [("offerhub.toml", &toml), ("docker-compose.yml", &compose)] {
+        assert!(
+            !text.contains(&password),
+            "{name} holds the password: {text}"
+        );
+    }
+    let unit = std::fs::read_to_string(dir.join("conf/offerhub.service")).unwrap();
+    assert!(unit.contains("User=offerhub"), "{unit}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("conf/.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     // serve stops at once, before touching the database, naming the secret.
     let started = Instant::now();
     let out = Command::new(BIN)

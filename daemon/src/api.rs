@@ -252,8 +252,22 @@ fn serde_error(path: String, inner: &str) -> Error {
     Error::validation(&field, problem)
 }
 
+/// Whether a `Content-Type` value is JSON: `application/json` or a `+json` type, any
+/// parameters (`; charset=utf-8`), case-insensitive.
+fn is_json_media_type(v: &str) -> bool {
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// A JSON body of type `T`. An empty body is read as `{}` (for POSTs whose fields are
-/// all optional). Errors: 400 `VALIDATION_ERROR` naming the field; 413
+/// all optional). Errors: 415 `UNSUPPORTED_MEDIA_TYPE` for a body without
+/// `Content-Type: application/json`; 400 `VALIDATION_ERROR` naming the field; 413
 /// `PAYLOAD_TOO_LARGE` above the configured limit.
 pub struct ApiJson<T>(pub T);
 
@@ -261,6 +275,10 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &St) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?").to_string());
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::from(Error::new(
@@ -274,8 +292,31 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for ApiJson<T> {
         let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
+            if !content_type.as_deref().is_some_and(is_json_media_type) {
+                return Err(Error::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!(
+                        "Content-Type must be application/json (got {})",
+                        content_type.as_deref().unwrap_or("none")
+                    ),
+                )
+                .with_details(json!({ "field": "Content-Type" }))
+                .into());
+            }
             &bytes
         };
+        // JSON can carry NUL only as the escape \u0000; no field accepts it and
+        // PostgreSQL cannot store it in text.
+        if slice
+            .windows(6)
+            .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].eq_ignore_ascii_case(b"0000"))
+        {
+            return Err(Error::validation(
+                "body",
+                "strings must not contain NUL characters (\\u0000)",
+            )
+            .into());
+        }
         let de = &mut serde_json::Deserializer::from_slice(slice);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(ApiJson(v)),

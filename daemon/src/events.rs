@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::api::{AnyScope, ApiResult, Auth, Read, respond_page_with};
+use crate::api::{ApiResult, Auth, Read, respond_page_with};
 use crate::state::AppState;
 
 /// Heartbeat interval of SSE connections.
@@ -153,12 +153,12 @@ fn sse_event(e: &Event) -> SseEvent {
     path = "/events",
     tag = "Events",
     params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource types (order, user, escrow, …), comma list or repeated"), ("cursor" = Option<String>, Query, description = "Resume after this event id (or send Last-Event-ID)"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    security(("bearer" = ["any"])),
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "text/event-stream: `id:` event id, `event:` type, `data:` the event as JSON; a comment heartbeat every 15 s", content_type = "text/event-stream", body = offerhub::events::Event))
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    _auth: Auth<AnyScope>,
+    _auth: Auth<Read>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {

@@ -110,7 +110,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(middleware::refuse_nul));
     let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .nest("/api/v1", v1)
@@ -128,8 +129,67 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }),
         )
+        .layer(axum::middleware::map_response(envelope_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A handler that panicked: 500 with the envelope (the panic is logged, never shown).
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    ApiError::from(Error::internal("a request handler panicked")).into_response()
+}
+
+/// Errors produced by the HTTP stack itself (body limit 413, a rejected extractor, a
+/// layer's timeout…) carry no envelope: give every non-JSON 4xx/5xx answer one, with the
+/// code of its status, so clients can always branch on `error.code`.
+async fn envelope_errors(resp: axum::response::Response) -> axum::response::Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/problem+json")
+        });
+    if is_json {
+        return resp;
+    }
+    let (code, message) = match status.as_u16() {
+        404 => (ErrorCode::NotFound, "No such route"),
+        405 => (
+            ErrorCode::MethodNotAllowed,
+            "This route does not support this method",
+        ),
+        413 => (
+            ErrorCode::PayloadTooLarge,
+            "Request body is larger than the configured limit",
+        ),
+        415 => (
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        ),
+        401 => (ErrorCode::Unauthorized, "Missing or invalid API key"),
+        429 => (ErrorCode::RateLimited, "Too many requests"),
+        s if s >= 500 => (ErrorCode::Internal, "An internal error occurred"),
+        _ => (
+            ErrorCode::InvalidRequest,
+            "The request cannot be understood",
+        ),
+    };
+    let mut body = crate::api::error_body(&Error::new(code, message));
+    // Keep the status the stack chose (e.g. 408 from a timeout) when it differs.
+    body["error"]["statusCode"] = serde_json::json!(status.as_u16());
+    let mut out = (status, axum::Json(body)).into_response();
+    for name in [axum::http::header::RETRY_AFTER, axum::http::header::ALLOW] {
+        if let Some(v) = resp.headers().get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 async fn not_found() -> impl IntoResponse {

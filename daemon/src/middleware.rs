@@ -34,6 +34,36 @@ pub struct IdempotencyRecord(pub String);
 /// Response header marking a replayed response.
 pub const REPLAYED: &str = "idempotent-replayed";
 
+/// Refuses a request whose path or query string carries a NUL character (`%00`): no
+/// identifier or filter contains one, and PostgreSQL cannot store one in text. 400
+/// `VALIDATION_ERROR` naming `path` or the query parameter.
+pub async fn refuse_nul(req: Request, next: Next) -> Response {
+    let path_has_nul = percent_decodes_to_nul(req.uri().path());
+    if path_has_nul {
+        return ApiError::from(Error::validation(
+            "path",
+            "must not contain NUL characters (%00)",
+        ))
+        .into_response();
+    }
+    if let Some(q) = req.uri().query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if k.contains('\0') || v.contains('\0') {
+                return ApiError::from(Error::validation(
+                    &k.replace('\0', ""),
+                    "must not contain NUL characters (%00)",
+                ))
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn percent_decodes_to_nul(s: &str) -> bool {
+    s.as_bytes().windows(3).any(|w| w == b"%00") || s.contains('\0')
+}
+
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let outcome = match h

@@ -33,6 +33,10 @@ pub struct AppState {
     pub airtm_webhooks: Arc<offerhub::airtm::svix::SvixVerifier>,
     /// Wakes the Airtm inbox/reconciler worker.
     pub airtm_wake: Option<Arc<tokio::sync::Notify>>,
+    /// Seals secrets at rest (webhook endpoint secrets; wallets use the same keys through
+    /// [`offerhub::services::wallets::StellarContext::vault`]). `None` without
+    /// `WALLET_ENCRYPTION_KEY`.
+    pub vault: Option<Arc<offerhub::vault::Vault>>,
 }
 
 impl AppState {
@@ -43,6 +47,12 @@ impl AppState {
             Some(config.database_url.expose().to_string()),
         );
         let rate_limiter = Arc::new(RateLimiter::per_minute(config.rate_limit_per_minute));
+        let vault = config.wallet_encryption_key.as_ref().and_then(|k| {
+            offerhub::vault::Vault::new(k, &config.wallet_encryption_keys_previous)
+                .map(Arc::new)
+                .map_err(|e| tracing::error!(error = %e, "the vault cannot be opened"))
+                .ok()
+        });
         AppState {
             store,
             config: Arc::new(config),
@@ -56,7 +66,18 @@ impl AppState {
             airtm: None,
             airtm_webhooks: Arc::new(webhook_verifier(&[])),
             airtm_wake: None,
+            vault,
         }
+    }
+
+    /// The vault, or 422 `FEATURE_NOT_ENABLED` naming `WALLET_ENCRYPTION_KEY`.
+    pub fn vault(&self) -> Result<&Arc<offerhub::vault::Vault>, offerhub::error::Error> {
+        self.vault.as_ref().ok_or_else(|| {
+            offerhub::error::Error::feature_not_enabled(
+                "Secrets at rest are sealed with WALLET_ENCRYPTION_KEY, which is not set",
+                "WALLET_ENCRYPTION_KEY",
+            )
+        })
     }
 
     /// Crypto mode: new users get wallets (activated by the worker that
@@ -67,6 +88,7 @@ impl AppState {
             stellar: sc.clone(),
             wake: self.wallet_wake.clone(),
         });
+        self.vault = Some(sc.vault.clone());
         self.escrow = escrow_context(&self.config, &sc);
         self.airtm = airtm_context(&self.config, &sc);
         if self.airtm.is_some() {

@@ -220,9 +220,9 @@ pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
 
 fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
     state.stellar.as_ref().ok_or_else(|| {
-        Error::new(
-            ErrorCode::ProviderUnavailable,
-            "Wallets need crypto mode with a reachable Horizon",
+        Error::feature_not_enabled(
+            "Wallets need crypto mode (a Stellar network and WALLET_ENCRYPTION_KEY)",
+            "WALLET_ENCRYPTION_KEY",
         )
     })
 }
@@ -348,6 +348,16 @@ pub async fn transactions(
     Path(id): Path<String>,
     crate::api::ApiQuery(q): crate::api::ApiQuery<TxQuery>,
 ) -> ApiResult {
+    if let Some(c) = q.cursor.as_deref()
+        && !c.is_empty()
+        && !offerhub::stellar::horizon::is_paging_token(c)
+    {
+        return Err(Error::validation(
+            "cursor",
+            "must be a nextCursor value from a previous page (a decimal paging token)",
+        )
+        .into());
+    }
     users::get(&state.store, &id).await?;
     let sc = crypto(&state)?;
     let w = wallets::for_user(&state.store, &id).await?;

@@ -76,21 +76,36 @@ pub fn start(state: &AppState) {
 }
 
 async fn webhook_loop(state: AppState) {
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let allow_private = state.config.webhook_allow_private_networks;
+    let client = match offerhub::outbound::client(
+        concat!("OfferHub-Webhooks/", env!("CARGO_PKG_VERSION")),
+        allow_private,
+    ) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook HTTP client unavailable; webhooks disabled");
             return;
         }
     };
+    let Some(vault) = state.vault.clone() else {
+        tracing::warn!("no WALLET_ENCRYPTION_KEY: outbound webhooks disabled");
+        return;
+    };
+    match webhooks::seal_plaintext_secrets(&state.store, &vault).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            endpoints = n,
+            "sealed webhook endpoint secrets stored in plain text"
+        ),
+        Err(e) => tracing::warn!(error = %e, "sealing plain-text webhook secrets failed"),
+    }
     let policy = webhooks::SendPolicy {
         backoff_base: Duration::from_millis(state.config.webhook_backoff_base_ms),
         disable_after: Duration::from_secs(
             u64::from(state.config.webhook_disable_after_hours) * 3600,
         ),
+        vault: &vault,
+        allow_private_networks: allow_private,
     };
     let tick = Duration::from_millis(state.config.webhook_backoff_base_ms.clamp(10, 1000));
     let mut live = state.events.subscribe();

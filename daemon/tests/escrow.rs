@@ -188,8 +188,16 @@ impl Market {
         )
         .await
         .unwrap();
+        // The platform wallet holds exactly the platform fees the ledger booked.
+        offerhub::services::reconcile::platform(&self.t.store, sc, false, &mut r)
+            .await
+            .unwrap();
         assert!(r.is_clean(), "{r:#?}");
         assert!(r.escrows.iter().all(|e| e.status == "ok"));
+        assert!(
+            r.platform.as_ref().is_some_and(|p| p.status == "ok"),
+            "{r:#?}"
+        );
     }
 
     /// Ledger balances equal the wallets on chain (available + reserved).

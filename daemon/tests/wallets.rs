@@ -106,8 +106,8 @@ async fn without_crypto_mode_wallets_are_unavailable(url: String) {
             None,
         )
         .await,
-        503,
-        "PROVIDER_UNAVAILABLE",
+        422,
+        "FEATURE_NOT_ENABLED",
     );
 }
 both_backends!(no_crypto_on, without_crypto_mode_wallets_are_unavailable);
@@ -239,6 +239,58 @@ async fn crypto_withdrawals(url: String) {
         "INSUFFICIENT_FUNDS",
     );
 
+    // Wallets OfferHub manages are no destination: the platform (treasury) wallet would
+    // receive USDC no ledger account backs; another user's would bypass the ledger.
+    let platform = offerhub::services::wallets::platform(&t.store)
+        .await
+        .unwrap()
+        .unwrap()
+        .public_key;
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(r#"{"externalUserId": "other"}"#),
+        )
+        .await;
+    let other = r.body["data"]["id"].as_str().unwrap().to_string();
+    let other_wallet = wait_active(&t, &key, &other).await["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (d, says) in [
+        (&platform, "platform"),
+        (&other_wallet, "another OfferHub user"),
+    ] {
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/withdrawals",
+                Some(&key),
+                Some(&body("1", d)),
+            )
+            .await;
+        assert_error(&r, 422, "WITHDRAWAL_DESTINATION_INVALID");
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{}",
+            r.body
+        );
+    }
+    let b = t
+        .call(
+            "GET",
+            &format!("/api/v1/users/{user}/balance"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        b.body["data"]["available"], "25.00",
+        "refusals hold nothing"
+    );
+
     // A withdrawal lands on chain and the ledger matches.
     let r = t
         .call(
@@ -342,5 +394,37 @@ async fn crypto_withdrawals(url: String) {
         404,
         "WITHDRAWAL_NOT_FOUND",
     );
+
+    // Reconciliation watches the platform wallet: clean now, and USDC that reaches it
+    // from outside (no ledger account behind it) is a discrepancy.
+    let sc = t.stellar.as_ref().unwrap();
+    let mut report = offerhub::services::reconcile::wallets(&t.store, sc, 4, &|_, _| {})
+        .await
+        .unwrap();
+    offerhub::services::reconcile::platform(&t.store, sc, false, &mut report)
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.platform.as_ref().unwrap().status, "ok");
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": platform, "amount": "3", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let mut report = offerhub::services::reconcile::wallets(&t.store, sc, 4, &|_, _| {})
+        .await
+        .unwrap();
+    offerhub::services::reconcile::platform(&t.store, sc, false, &mut report)
+        .await
+        .unwrap();
+    let p = report.platform.as_ref().unwrap();
+    assert_eq!(
+        (p.status, p.difference.to_string()),
+        ("mismatch", "3.00".to_string())
+    );
+    assert_eq!(report.discrepancies, 1);
 }
 both_backends!(withdrawals_on, crypto_withdrawals);

@@ -49,7 +49,7 @@ pub async fn adjust(
     }
     let negated = amount
         .checked_neg()
-        .ok_or_else(|| Error::amount("amount", "is too large"))?;
+        .ok_or_else(|| crate::money::AmountError::Overflow.at("amount"))?;
     users::get(store, user_id).await?;
     let mut tx = store.begin_for(ctx).await?;
     let before = ledger::balance(tx.conn(), user_id).await?;

@@ -54,12 +54,36 @@ pub struct EscrowCheck {
     pub status: &'static str,
 }
 
+/// Result for the platform wallet (in Airtm mode also the treasury).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformCheck {
+    pub wallet_id: String,
+    pub public_key: String,
+    /// USDC on the network; `None` when the account or trustline does not exist.
+    pub on_chain: Option<Amount>,
+    /// `fees:platform`: the platform fees the ledger says this wallet received.
+    pub fees_platform: Amount,
+    /// Airtm mode: `external:airtm` (top-ups paid out by the treasury count negative,
+    /// payouts swept into it positive); `None` in crypto mode.
+    pub external_airtm: Option<Amount>,
+    /// `on_chain − fees_platform (− external_airtm in Airtm mode)`: in crypto mode USDC
+    /// that no ledger account backs (must be zero); in Airtm mode the treasury's float,
+    /// funded by the operator outside the ledger (must not be negative).
+    pub difference: Amount,
+    /// `ok`, `float` (Airtm: a non-negative float), `in_flight` (a saga that can pay a
+    /// platform fee is running) or `mismatch`.
+    pub status: &'static str,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub wallets: Vec<WalletCheck>,
     pub escrows: Vec<EscrowCheck>,
+    /// The platform wallet, when [`platform`] ran and the wallet exists.
+    pub platform: Option<PlatformCheck>,
     pub discrepancies: usize,
 }
 
@@ -171,6 +195,7 @@ pub async fn wallets(
     Ok(Report {
         wallets: checks,
         escrows: Vec::new(),
+        platform: None,
         discrepancies,
     })
 }
@@ -228,6 +253,75 @@ pub async fn escrows(
             status,
         });
     }
+    Ok(())
+}
+
+/// Checks the platform wallet against the accounts that back it and adds the result to
+/// `report`. Crypto mode: its USDC must equal `fees:platform` (USDC paid to it from
+/// outside — e.g. a withdrawal to its address — is a discrepancy). Airtm mode
+/// (`treasury`): it also holds the treasury float, which the ledger does not book, so
+/// `on_chain − fees:platform − external:airtm` is the float and only a negative one is
+/// a discrepancy. A running escrow saga may land a fee before the ledger books it:
+/// `in_flight`.
+pub async fn platform(
+    store: &Store,
+    sc: &StellarContext,
+    treasury: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(w) = crate::services::wallets::platform(store).await? else {
+        return Ok(());
+    };
+    let account_balance = |id: &'static str| async move {
+        let b: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(store.reader())
+                .await?;
+        Ok::<_, crate::error::Error>(Amount::from_base_units(b.unwrap_or(0)))
+    };
+    let fees = account_balance(ledger::FEES_PLATFORM).await?;
+    let external_airtm = if treasury {
+        Some(account_balance(ledger::EXTERNAL_AIRTM).await?)
+    } else {
+        None
+    };
+    let on_chain = sc
+        .horizon
+        .account(&w.public_key)
+        .await?
+        .and_then(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer));
+    let backing = fees
+        .checked_add(external_airtm.unwrap_or(Amount::ZERO))
+        .unwrap_or(Amount::ZERO);
+    let difference = on_chain
+        .unwrap_or(Amount::ZERO)
+        .checked_sub(backing)
+        .unwrap_or(Amount::ZERO);
+    let busy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE active_saga IS NOT NULL")
+        .fetch_one(store.reader())
+        .await?;
+    let status = if treasury && !difference.is_negative() {
+        "float"
+    } else if difference == Amount::ZERO {
+        "ok"
+    } else if busy > 0 && difference.is_positive() {
+        "in_flight"
+    } else {
+        "mismatch"
+    };
+    if status == "mismatch" {
+        report.discrepancies += 1;
+    }
+    report.platform = Some(PlatformCheck {
+        wallet_id: w.id.clone(),
+        public_key: w.public_key.clone(),
+        on_chain,
+        fees_platform: fees,
+        external_airtm,
+        difference,
+        status,
+    });
     Ok(())
 }
 

@@ -31,6 +31,8 @@ use crate::events::{self, EventFilter};
 use crate::ids::{self, IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Backend, Store};
+use crate::vault::Vault;
+use zeroize::Zeroizing;
 
 /// Retry delays in units of the configured base (5 s by default).
 pub const RETRY_SCHEDULE: [u64; 12] = [
@@ -133,23 +135,57 @@ pub struct CreatedEndpoint {
     pub secret: crate::config::Secret,
 }
 
-/// Creates an endpoint. `url`: http(s), at most 2048 characters; `events`: type
-/// patterns (default all). Audited as `webhook_endpoint.created`.
+/// The associated data an endpoint's secret is sealed with (distinct from wallets').
+fn secret_aad(endpoint_id: &str) -> String {
+    format!("webhook_endpoint:{endpoint_id}")
+}
+
+/// Opens an endpoint's stored secret. Rows written before secrets were sealed hold the
+/// plain `whsec_…` value until [`seal_plaintext_secrets`] runs (at `serve` start).
+fn open_secret(vault: &Vault, endpoint_id: &str, stored: &str) -> Result<Zeroizing<String>> {
+    if stored.starts_with("whsec_") {
+        return Ok(Zeroizing::new(stored.to_string()));
+    }
+    let bytes = vault.open(&secret_aad(endpoint_id), stored)?;
+    String::from_utf8(bytes.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| {
+            Error::internal(format!(
+                "webhook endpoint {endpoint_id}: secret is not UTF-8"
+            ))
+        })
+}
+
+/// Registration settings of [`create_endpoint`].
+#[derive(Clone, Copy, Debug)]
+pub struct EndpointPolicy<'a> {
+    /// Seals the endpoint's signing secret at rest.
+    pub vault: &'a Vault,
+    /// `OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS`: accept non-public targets.
+    pub allow_private_networks: bool,
+}
+
+/// Creates an endpoint. `url`: a public http(s) URL of at most 2048 characters
+/// ([`crate::outbound::check_url`]: loopback, private, link-local and metadata addresses
+/// are refused unless `policy.allow_private_networks`); `events`: type patterns that
+/// match something in [`crate::events::EVENT_TYPES`] (default all). The secret is stored
+/// sealed by `policy.vault`. Errors: 400 `VALIDATION_ERROR` naming `url` or `events`.
+/// Audited as `webhook_endpoint.created`.
 pub async fn create_endpoint(
     store: &Store,
     ctx: &Context,
+    policy: EndpointPolicy<'_>,
     url: &str,
     events: &[String],
 ) -> Result<CreatedEndpoint> {
-    crate::services::http_url("url", url)?;
-    let filter =
-        EventFilter::parse(events, &[]).map_err(|e| Error::validation("events", e.message))?;
+    crate::outbound::check_url("url", url, policy.allow_private_networks).await?;
+    let filter = EventFilter::parse_catalogued(events, "events")?;
     let patterns = if filter.types.is_empty() {
         vec!["*".to_string()]
     } else {
         filter.types
     };
-    let secret = format!("whsec_{}", ids::random_alphanumeric(40));
+    let secret = Zeroizing::new(format!("whsec_{}", ids::random_alphanumeric(40)));
     let endpoint = Endpoint {
         seq: 0,
         id: new_id(IdKind::WebhookEndpoint),
@@ -168,7 +204,11 @@ pub async fn create_endpoint(
     .bind(&endpoint.id)
     .bind(&endpoint.url)
     .bind(endpoint.events.join(","))
-    .bind(&secret)
+    .bind(
+        policy
+            .vault
+            .seal(&secret_aad(&endpoint.id), secret.as_bytes())?,
+    )
     .bind(&endpoint.created_at)
     .execute(tx.conn())
     .await?;
@@ -179,7 +219,7 @@ pub async fn create_endpoint(
     tx.commit().await?;
     Ok(CreatedEndpoint {
         endpoint,
-        secret: crate::config::Secret::new(secret),
+        secret: crate::config::Secret::new(secret.to_string()),
     })
 }
 
@@ -336,11 +376,18 @@ async fn insert_delivery(
 
 /// Sender settings.
 #[derive(Clone, Copy, Debug)]
-pub struct SendPolicy {
+pub struct SendPolicy<'a> {
     /// Unit of [`RETRY_SCHEDULE`].
     pub backoff_base: Duration,
     /// An endpoint failing continuously this long is disabled.
     pub disable_after: Duration,
+    /// Opens the endpoints' sealed secrets.
+    pub vault: &'a Vault,
+    /// `OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS`: deliver to non-public targets. The
+    /// `client` given to [`deliver_due`] must resolve names with
+    /// [`crate::outbound::PublicOnlyResolver`] when this is false
+    /// ([`crate::outbound::client`]).
+    pub allow_private_networks: bool,
 }
 
 struct Due {
@@ -353,11 +400,13 @@ struct Due {
 }
 
 /// Claims up to `limit` due deliveries (a 60 s lease) and sends them, at most
-/// [`SEND_CONCURRENCY`] at a time. Returns how many were attempted.
+/// [`SEND_CONCURRENCY`] at a time. Returns how many were attempted. A target that is
+/// not a public address (when `policy` does not allow private networks) is recorded
+/// as a failed attempt with [`crate::outbound::REFUSED`], never dialled.
 pub async fn deliver_due(
     store: &Store,
     client: &reqwest::Client,
-    policy: SendPolicy,
+    policy: SendPolicy<'_>,
     limit: u32,
 ) -> Result<usize> {
     let now = chrono::Utc::now();
@@ -427,7 +476,7 @@ pub async fn deliver_due(
 async fn send_one(
     store: &Store,
     client: &reqwest::Client,
-    policy: SendPolicy,
+    policy: SendPolicy<'_>,
     d: Due,
 ) -> Result<()> {
     let Some(event) = events::get(store, &d.event_id).await? else {
@@ -438,21 +487,39 @@ async fn send_one(
     };
     let body = serde_json::to_string(&event).map_err(Error::internal)?;
     let t = chrono::Utc::now().timestamp();
-    let result = client
-        .post(&d.url)
-        .timeout(SEND_TIMEOUT)
-        .header("content-type", "application/json")
-        .header(
-            "user-agent",
-            concat!("OfferHub-Webhooks/", env!("CARGO_PKG_VERSION")),
-        )
-        .header("offerhub-signature", signature(&d.secret, t, &body))
-        .header("offerhub-event-id", &event.id)
-        .header("offerhub-event-type", &event.event_type)
-        .header("offerhub-delivery-id", &d.delivery_id)
-        .body(body)
-        .send()
-        .await;
+    let secret = open_secret(policy.vault, &d.endpoint_id, &d.secret)?;
+    let target = url::Url::parse(&d.url)
+        .map_err(|_| crate::outbound::REFUSED)
+        .and_then(|u| crate::outbound::check_target(&u, policy.allow_private_networks).map(|()| u));
+    let result = match target {
+        Err(refused) => Err(refused),
+        Ok(target) => client
+            .post(target)
+            .timeout(SEND_TIMEOUT)
+            .header("content-type", "application/json")
+            .header(
+                "user-agent",
+                concat!("OfferHub-Webhooks/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("offerhub-signature", signature(&secret, t, &body))
+            .header("offerhub-event-id", &event.id)
+            .header("offerhub-event-type", &event.event_type)
+            .header("offerhub-delivery-id", &d.delivery_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                // Never how the connection failed (refused, reset, no route): that
+                // would tell a caller what listens where.
+                if crate::outbound::is_refusal(&e) {
+                    crate::outbound::REFUSED
+                } else if e.is_timeout() {
+                    "failed: timed out"
+                } else {
+                    "failed: could not connect"
+                }
+            }),
+    };
     let (ok, status, error) = match result {
         Ok(resp) if resp.status().is_success() => {
             (true, Some(i64::from(resp.status().as_u16())), None)
@@ -460,18 +527,9 @@ async fn send_one(
         Ok(resp) => (
             false,
             Some(i64::from(resp.status().as_u16())),
-            Some(format!("HTTP {}", resp.status())),
+            Some(format!("failed: HTTP {}", resp.status().as_u16())),
         ),
-        // The error text names the URL but never the secret.
-        Err(e) => (
-            false,
-            None,
-            Some(if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                "connection failed".to_string()
-            }),
-        ),
+        Err(reason) => (false, None, Some(reason.to_string())),
     };
     let now = chrono::Utc::now();
     let now_s = crate::clock::format_ts(now);
@@ -679,6 +737,73 @@ pub async fn replay_since(
     );
     tx.commit().await?;
     Ok(n)
+}
+
+/// Seals every endpoint secret still stored in plain text (rows written before
+/// secrets were sealed). Idempotent; run by `serve` at start. Returns how many.
+pub async fn seal_plaintext_secrets(store: &Store, vault: &Vault) -> Result<usize> {
+    let rows = sqlx::query("SELECT id, secret FROM webhook_endpoints WHERE secret LIKE 'whsec_%'")
+        .fetch_all(store.reader())
+        .await?;
+    let mut n = 0;
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let plain: String = r.try_get("secret")?;
+        let sealed = vault.seal(&secret_aad(&id), plain.as_bytes())?;
+        let mut tx = store.begin().await?;
+        let done =
+            sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
+                .bind(&sealed)
+                .bind(&id)
+                .bind(&plain)
+                .execute(tx.conn())
+                .await?;
+        tx.commit().await?;
+        n += usize::try_from(done.rows_affected()).unwrap_or(0);
+    }
+    Ok(n)
+}
+
+/// Re-seals every endpoint secret not yet under `vault`'s current key (part of
+/// `offerhub wallet rotate-key`: one vault key protects wallets and webhook secrets).
+/// Compare-and-set per row; returns how many were re-sealed.
+pub async fn reseal_secrets(store: &Store, vault: &Vault) -> Result<usize> {
+    let current = vault.current_key_id().to_string();
+    let rows = sqlx::query("SELECT id, secret FROM webhook_endpoints")
+        .fetch_all(store.reader())
+        .await?;
+    let mut n = 0;
+    for r in &rows {
+        let id: String = r.try_get("id")?;
+        let stored: String = r.try_get("secret")?;
+        if Vault::key_id_of(&stored) == Some(current.as_str()) {
+            continue;
+        }
+        let plain = open_secret(vault, &id, &stored)?;
+        let sealed = vault.seal(&secret_aad(&id), plain.as_bytes())?;
+        let mut tx = store.begin().await?;
+        let done =
+            sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
+                .bind(&sealed)
+                .bind(&id)
+                .bind(&stored)
+                .execute(tx.conn())
+                .await?;
+        tx.commit().await?;
+        n += usize::try_from(done.rows_affected()).unwrap_or(0);
+    }
+    Ok(n)
+}
+
+/// Endpoint secrets not sealed under `key_id` (plain-text ones included).
+pub async fn secrets_not_under(store: &Store, key_id: &str) -> Result<i64> {
+    let prefix = format!("v1.{key_id}.%");
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE secret NOT LIKE $1")
+            .bind(prefix)
+            .fetch_one(store.reader())
+            .await?,
+    )
 }
 
 #[cfg(test)]

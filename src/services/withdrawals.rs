@@ -186,7 +186,7 @@ pub async fn record_crypto(
     let wallet = wallets::for_user(store, user_id).await?;
     if wallet.status != "ACTIVE" {
         return Err(Error::new(
-            ErrorCode::ProviderUnavailable,
+            ErrorCode::WalletNotReady,
             format!("The user's wallet is {}", wallet.status),
         ));
     }
@@ -199,6 +199,21 @@ pub async fn record_crypto(
         return Err(invalid_destination(
             "destinationRef is the user's own wallet",
         ));
+    }
+    // USDC paid to a wallet OfferHub manages would land there with no ledger account
+    // behind it (the platform/treasury) or bypass the recipient's ledger (another user):
+    // money between users moves through orders, never through a chain payment.
+    let managed: Option<String> =
+        sqlx::query_scalar("SELECT kind FROM wallets WHERE public_key = $1")
+            .bind(destination)
+            .fetch_optional(store.reader())
+            .await?;
+    if let Some(kind) = managed {
+        return Err(invalid_destination(if kind == "USER" {
+            "destinationRef is another OfferHub user's wallet: move money between users with an order, not a withdrawal"
+        } else {
+            "destinationRef is OfferHub's own platform (treasury) wallet: withdrawals must leave OfferHub"
+        }));
     }
     let dest = sc.horizon.account(destination).await?;
     match dest {

@@ -86,6 +86,20 @@ pub struct Horizon {
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+/// `v` percent-encoded for a query string value, so that it cannot add parameters.
+fn query_value(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// Whether `c` has the shape of a Horizon paging token (`now`, or a decimal operation
+/// or ledger id that fits a signed 64-bit integer, as Horizon's are). API cursors that reach
+/// Horizon are checked with this first, so a malformed one is the caller's 400 rather
+/// than Horizon's error.
+pub fn is_paging_token(c: &str) -> bool {
+    c == "now"
+        || (!c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) && c.parse::<i64>().is_ok())
+}
+
 fn provider(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::ProviderError, message)
 }
@@ -133,6 +147,8 @@ impl Horizon {
         }
     }
 
+    /// `base` + `path`. Every value interpolated into `path` must already be encoded
+    /// ([`query_value`]) or validated (account ids, hashes).
     fn url(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)
@@ -231,7 +247,7 @@ impl Horizon {
     pub async fn payments_page(&self, cursor: &str, limit: u32) -> Result<Vec<Value>> {
         let mut path = format!("/payments?order=asc&limit={}", limit.clamp(1, 200));
         if !cursor.is_empty() {
-            path.push_str(&format!("&cursor={cursor}"));
+            path.push_str(&format!("&cursor={}", query_value(cursor)));
         }
         let resp = self.get(&path).await?;
         if !resp.status().is_success() {
@@ -297,7 +313,7 @@ impl Horizon {
             limit.clamp(1, 200)
         );
         if let Some(c) = cursor.filter(|c| !c.is_empty()) {
-            path.push_str(&format!("&cursor={c}"));
+            path.push_str(&format!("&cursor={}", query_value(c)));
         }
         self.records(&path, "/accounts/…/payments").await
     }
@@ -310,7 +326,7 @@ impl Horizon {
         cursor: &str,
     ) -> Result<impl futures_util::Stream<Item = Result<Value>> + use<>> {
         use futures_util::StreamExt;
-        let url = self.url(&format!("/payments?cursor={cursor}"))?;
+        let url = self.url(&format!("/payments?cursor={}", query_value(cursor)))?;
         let resp = self
             .stream_http
             .get(url)

@@ -25,12 +25,12 @@ use crate::api::{
 };
 use crate::state::AppState;
 
-/// The Airtm context, or 503 naming the setting.
+/// The Airtm context, or 422 `FEATURE_NOT_ENABLED` naming the setting.
 pub fn context(state: &AppState) -> Result<Arc<AirtmContext>, Error> {
     state.airtm.clone().ok_or_else(|| {
-        Error::new(
-            ErrorCode::ProviderUnavailable,
+        Error::feature_not_enabled(
             "Airtm is not enabled on this deployment (set PAYMENT_PROVIDER=airtm)",
+            "PAYMENT_PROVIDER=airtm",
         )
     })
 }
@@ -94,7 +94,7 @@ pub async fn create_topup(
     ApiJson(b): ApiJson<CreateTopUp>,
 ) -> ApiResult {
     let ac = context(&state)?;
-    let amount = Amount::parse_positive(&b.amount).map_err(|e| Error::amount("amount", e))?;
+    let amount = Amount::parse_positive(&b.amount).map_err(|e| e.at("amount"))?;
     let t = topups::create(
         &state.store,
         &auth.context(),
@@ -281,7 +281,8 @@ pub async fn topup_callback(
 /// (`svix-id`, `svix-timestamp` within 5 minutes, any `v1,` entry, every configured
 /// secret), stores the message in the inbox unique on `svix-id` and answers 200 at once;
 /// the worker processes it. 401 `UNAUTHORIZED` for a missing, forged, foreign-secret or
-/// stale signature (nothing stored); 503 when no `AIRTM_WEBHOOK_SECRET` is configured.
+/// stale signature (nothing stored); 422 `FEATURE_NOT_ENABLED` when Airtm is not enabled or no
+/// `AIRTM_WEBHOOK_SECRET` is configured.
 #[utoipa::path(
     post,
     operation_id = "receiveAirtmWebhook",
@@ -302,9 +303,9 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
 async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Error> {
     context(state)?;
     if state.airtm_webhooks.is_empty() {
-        return Err(Error::new(
-            ErrorCode::ProviderUnavailable,
+        return Err(Error::feature_not_enabled(
             "Airtm webhook intake is disabled: AIRTM_WEBHOOK_SECRET is not set",
+            "AIRTM_WEBHOOK_SECRET",
         ));
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

@@ -33,9 +33,9 @@ use crate::state::AppState;
 
 fn escrow_ctx(state: &AppState) -> Result<Arc<EscrowContext>, Error> {
     state.escrow.clone().ok_or_else(|| {
-        Error::new(
-            ErrorCode::ProviderUnavailable,
+        Error::feature_not_enabled(
             "Escrow needs crypto mode with a Stellar network and Trustless Work configured",
+            "TRUSTLESS_API_KEY",
         )
     })
 }
@@ -487,7 +487,7 @@ pub async fn resolve(
     escrow_ctx(&state)?;
     let parse = |field: &str, v: &Option<String>| {
         v.as_deref()
-            .map(|s| Amount::parse_non_negative(s).map_err(|e| Error::amount(field, e)))
+            .map(|s| Amount::parse_non_negative(s).map_err(|e| e.at(field)))
             .transpose()
     };
     let release = parse("releaseAmount", &b.release_amount)?;

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use offerhub::error::{Error, ErrorCode};
 use offerhub::pagination::PageRequest;
 use offerhub::services::keys;
 use serde::Deserialize;
@@ -43,6 +44,27 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult {
     let scopes = keys::parse_scopes(&body.scopes)?;
+    // A key can mint only what it holds itself (the master key holds every scope).
+    let beyond: Vec<&str> = scopes
+        .iter()
+        .filter(|s| !auth.principal.has(**s))
+        .map(|s| s.as_str())
+        .collect();
+    if !beyond.is_empty() {
+        return Err(Error::new(
+            ErrorCode::InsufficientScope,
+            format!(
+                "scopes: this API key cannot grant scopes it does not hold ({})",
+                beyond.join(", ")
+            ),
+        )
+        .with_details(json!({
+            "field": "scopes",
+            "required": beyond,
+            "granted": auth.principal.scopes(),
+        }))
+        .into());
+    }
     let created = keys::create(&state.store, &auth.context(), &body.name, &scopes).await?;
     let mut data = serde_json::to_value(&created.key).unwrap_or_default();
     data["key"] = json!(created.token.expose());

@@ -43,7 +43,7 @@ pub struct CreateOrder {
 }
 
 fn amount(field: &str, v: &str) -> Result<Amount, Error> {
-    Amount::parse_positive(v).map_err(|e| Error::amount(field, e))
+    Amount::parse_positive(v).map_err(|e| e.at(field))
 }
 
 /// 201 with the order in `ORDER_CREATED`.

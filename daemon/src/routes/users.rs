@@ -246,7 +246,15 @@ pub async fn adjust(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AdjustBody>,
 ) -> ApiResult {
-    let amount = Amount::parse(&body.amount).map_err(|e| Error::amount("amount", e))?;
+    let amount = Amount::parse(&body.amount).map_err(|e| e.at("amount"))?;
+    let max = state.config.max_adjustment;
+    if amount > max || amount.checked_neg().is_none_or(|n| n > max) {
+        return Err(Error::out_of_range(
+            "amount",
+            format!("must be at most {max} in either direction (OFFERHUB_MAX_ADJUSTMENT)"),
+        )
+        .into());
+    }
     let adj = balances::adjust(&state.store, &auth.context(), &id, amount, &body.reason).await?;
     Ok(respond(StatusCode::CREATED, &auth.request_id, adj))
 }

@@ -36,8 +36,17 @@ pub async fn create(
     auth: Auth<Write>,
     ApiJson(b): ApiJson<CreateEndpoint>,
 ) -> ApiResult {
-    let created =
-        webhooks::create_endpoint(&state.store, &auth.context(), &b.url, &b.events).await?;
+    let created = webhooks::create_endpoint(
+        &state.store,
+        &auth.context(),
+        webhooks::EndpointPolicy {
+            vault: state.vault()?,
+            allow_private_networks: state.config.webhook_allow_private_networks,
+        },
+        &b.url,
+        &b.events,
+    )
+    .await?;
     let mut data = serde_json::to_value(&created.endpoint).unwrap_or_default();
     data["secret"] = json!(created.secret.expose());
     Ok(respond(StatusCode::CREATED, &auth.request_id, data))

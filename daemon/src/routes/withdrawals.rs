@@ -5,7 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use offerhub::error::{Error, ErrorCode};
+use offerhub::error::Error;
 use offerhub::money::Amount;
 use offerhub::pagination::PageRequest;
 use offerhub::services::withdrawals;
@@ -49,13 +49,13 @@ pub async fn create(
     auth: Auth<Write>,
     ApiJson(b): ApiJson<CreateWithdrawal>,
 ) -> ApiResult {
-    let amount = Amount::parse_positive(&b.amount).map_err(|e| Error::amount("amount", e))?;
+    let amount = Amount::parse_positive(&b.amount).map_err(|e| e.at("amount"))?;
     match b.destination_type.as_str() {
         "crypto" => {
             let sc = state.stellar.as_ref().ok_or_else(|| {
-                Error::new(
-                    ErrorCode::ProviderUnavailable,
-                    "Crypto withdrawals need crypto mode with a reachable Horizon",
+                Error::feature_not_enabled(
+                    "Crypto withdrawals need crypto mode (a Stellar network and WALLET_ENCRYPTION_KEY)",
+                    "WALLET_ENCRYPTION_KEY",
                 )
             })?;
             let w = withdrawals::create_crypto(

@@ -65,6 +65,12 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("DATABASE_URL".into(), url.into());
     map.insert("OFFERHUB_MASTER_KEY".into(), MASTER.into());
+    // Webhook secrets are sealed with the wallet key; test receivers listen on loopback.
+    map.insert("WALLET_ENCRYPTION_KEY".into(), "ab".repeat(32));
+    map.insert(
+        "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS".into(),
+        "true".into(),
+    );
     for (k, v) in extra {
         map.insert(k.to_string(), v.to_string());
     }
