@@ -157,7 +157,8 @@ enum KeysCommand {
     },
     /// Revoke a key; it is refused from its next request on.
     Revoke {
-        /// The key id (key_…).
+        /// The key id (key_…). A full secret (ohk_live_…) is accepted too, and never
+        /// printed back.
         id: String,
         #[command(flatten)]
         output: OutputArgs,
@@ -275,6 +276,14 @@ pub(crate) struct OutputArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Sandbox { .. }) {
+        // `offerhub … | head`: end quietly when the reader goes away (no panic on a
+        // broken pipe). The daemon keeps ignoring SIGPIPE (its sockets report EPIPE).
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let default_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
@@ -614,7 +623,34 @@ async fn keys_command(store: &Store, command: KeysCommand) -> anyhow::Result<Exi
             }
         }
         KeysCommand::Revoke { id, output } => {
-            let key = keys::revoke(store, &ctx, &id).await?;
+            let id = if id.starts_with("ohk_") {
+                // A secret: find its key without ever printing it.
+                match keys::authenticate(store, None, id.trim()).await {
+                    Ok(keys::Principal::Key(k)) => k.id,
+                    _ => {
+                        eprintln!(
+                            "error: that looks like an API key secret, and it matches no live \
+                             key; revoke by id (key_…, see `offerhub keys list`)"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            } else {
+                id
+            };
+            let key = match keys::revoke(store, &ctx, &id).await {
+                Ok(k) => k,
+                Err(e)
+                    if matches!(
+                        e.code,
+                        offerhub::ErrorCode::NotFound | offerhub::ErrorCode::ApiKeyNotFound
+                    ) =>
+                {
+                    eprintln!("error: no API key {id} (see `offerhub keys list`)");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            };
             match output.output {
                 Output::Json => print_json(&key)?,
                 Output::Table => println!("revoked {} ({})", key.id, key.name),
