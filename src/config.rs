@@ -544,6 +544,19 @@ impl Config {
     /// or wallet encryption key from `{data_dir}/secrets.env`, generating and persisting
     /// them there (mode 0600) on first run. On testnet/mainnet missing secrets are errors.
     pub fn load(sources: &Sources) -> Result<(Config, GeneratedSecrets), ConfigError> {
+        Config::load_with(sources, true)
+    }
+
+    /// Like [`Config::load`] but never writes anything: secrets already generated into
+    /// `{data_dir}/secrets.env` are read, missing ones stay missing (operator commands).
+    pub fn load_existing(sources: &Sources) -> Result<Config, ConfigError> {
+        Config::load_with(sources, false).map(|(c, _)| c)
+    }
+
+    fn load_with(
+        sources: &Sources,
+        generate: bool,
+    ) -> Result<(Config, GeneratedSecrets), ConfigError> {
         let base = base_dir(sources.config_file.as_deref());
         let first = merged(sources, None)?;
         let network = first.get("STELLAR_NETWORK").map(String::as_str);
@@ -567,7 +580,7 @@ impl Config {
         };
         let mut generated = GeneratedSecrets::default();
         for name in &missing {
-            if stored.get(*name).is_none_or(|v| v.is_empty()) {
+            if generate && stored.get(*name).is_none_or(|v| v.is_empty()) {
                 let value = if *name == "OFFERHUB_MASTER_KEY" {
                     generate_master_key()
                 } else {
@@ -1137,14 +1150,15 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// `sqlite://relative/x.db?…` → `sqlite:///abs/base/relative/x.db?…` so that the file
-/// does not depend on the working directory of the process.
+/// `sqlite://relative/x.db?…`, `sqlite:relative/x.db`, `sqlite:///abs/x.db` →
+/// `sqlite:///abs/…/x.db?…` so that the file does not depend on the working directory
+/// of the process; without a query, `mode=rwc` (`serve` creates the file).
 fn resolve_sqlite_url(base: &Path, url: &str) -> String {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    if rest.starts_with(':') || rest.starts_with('/') {
+    if rest.starts_with(':') {
         return url.to_string();
     }
     let (path, query) = match rest.split_once('?') {

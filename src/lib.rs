@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod keystore;
 pub mod ledger;
 pub mod money;
 pub mod outbound;

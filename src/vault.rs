@@ -6,10 +6,15 @@
 //! id is the first 16 hex characters of `SHA-256("offerhub-vault-key-id" || key)` — it
 //! names the key without revealing anything about it. Several keys can be loaded: the
 //! current one seals, every loaded one opens (that is how a rotation keeps the daemon
-//! working while `offerhub wallet rotate-key` re-encrypts). Errors never contain key
-//! material or plaintext.
+//! working while `offerhub wallet rotate-key` re-encrypts). A vault given a key
+//! directory ([`Vault::with_key_dir`]) loads a key it is missing from
+//! `<dir>/<key id>.key` the first time a value sealed under it is opened — that is how
+//! a running daemon follows a rotation (see [`crate::keystore`]). Errors never contain
+//! key material or plaintext.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -46,13 +51,16 @@ const VERSION: &str = "v1";
 
 /// Decoded 32-byte keys by key id, and which one seals.
 pub struct Vault {
-    keys: HashMap<String, Aes256Gcm>,
+    keys: RwLock<HashMap<String, Aes256Gcm>>,
     current: String,
+    /// Where keys this vault lacks may be found (`<key id>.key`), when set.
+    key_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ids: Vec<&String> = self.keys.keys().collect();
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<&String> = keys.keys().collect();
         ids.sort();
         write!(f, "Vault(current={}, keys={ids:?})", self.current)
     }
@@ -67,7 +75,7 @@ pub fn key_id(key: &[u8; 32]) -> String {
 }
 
 /// Decodes a 64-hex-character key.
-fn decode_key(hex_key: &Secret) -> Result<Zeroizing<[u8; 32]>> {
+pub(crate) fn decode_key(hex_key: &Secret) -> Result<Zeroizing<[u8; 32]>> {
     let bytes = Zeroizing::new(
         hex::decode(hex_key.expose())
             .map_err(|_| verr("wallet encryption key is not hexadecimal"))?,
@@ -92,21 +100,66 @@ impl Vault {
                 .or_insert_with(|| Aes256Gcm::new((&*k).into()));
         }
         Ok(Vault {
-            keys,
+            keys: RwLock::new(keys),
             current: current_id,
+            key_dir: None,
         })
     }
 
-    /// A vault holding only the current key (to prove a rotation is complete).
+    /// Also loads, on demand, keys saved as `<dir>/<key id>.key` (64 hex characters;
+    /// see [`crate::keystore::save_key`]): a value sealed under a key this vault lacks
+    /// is opened after reading that key from there.
+    pub fn with_key_dir(mut self, dir: impl Into<PathBuf>) -> Vault {
+        self.key_dir = Some(dir.into());
+        self
+    }
+
+    /// A vault holding only the current key (to prove a rotation is complete); it loads
+    /// nothing from a key directory.
     pub fn only_current(&self) -> Vault {
-        let mut keys = HashMap::new();
-        if let Some(c) = self.keys.get(&self.current) {
-            keys.insert(self.current.clone(), c.clone());
-        }
+        self.only(&[])
+    }
+
+    /// A vault holding the current key and the loaded keys named in `also`, nothing
+    /// else (to prove a key can be retired).
+    pub fn only(&self, also: &[&str]) -> Vault {
+        let all = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let keys = all
+            .iter()
+            .filter(|(id, _)| **id == self.current || also.contains(&id.as_str()))
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
         Vault {
-            keys,
+            keys: RwLock::new(keys),
             current: self.current.clone(),
+            key_dir: None,
         }
+    }
+
+    /// The ids of the keys loaded now.
+    pub fn loaded_key_ids(&self) -> Vec<String> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = keys.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The cipher of key `id`: loaded, or read from the key directory now.
+    fn cipher(&self, id: &str) -> Option<Aes256Gcm> {
+        if let Some(c) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Some(c.clone());
+        }
+        let key = crate::keystore::load_key(self.key_dir.as_deref()?, id).ok()??;
+        let cipher = Aes256Gcm::new((&*key).into());
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), cipher.clone());
+        tracing::info!(
+            key_id = id,
+            "loaded a wallet encryption key from the key directory"
+        );
+        Some(cipher)
     }
 
     /// The id of the key that seals.
@@ -117,8 +170,7 @@ impl Vault {
     /// Seals `plaintext` for `wallet_id` under the current key.
     pub fn seal(&self, wallet_id: &str, plaintext: &[u8]) -> Result<String> {
         let cipher = self
-            .keys
-            .get(&self.current)
+            .cipher(&self.current)
             .ok_or_else(|| verr("vault has no current key"))?;
         let nonce_bytes: [u8; 12] = rand::random();
         let ct = cipher
@@ -159,7 +211,7 @@ impl Vault {
                 "wallet {wallet_id}: sealed secret has an unknown format"
             )));
         };
-        let cipher = self.keys.get(id).ok_or_else(|| {
+        let cipher = self.cipher(id).ok_or_else(|| {
             verr(format!(
                 "wallet {wallet_id}: sealed under key {id}, which is not loaded"
             ))

@@ -21,13 +21,79 @@ use offerhub::store::Store;
 use crate::OutputArgs;
 use crate::output::{Output, print_json, table};
 
+/// `disputes list --status` (case-insensitive; `-` or `_` alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DisputeStatus {
+    #[value(name = "OPENING")]
+    Opening,
+    #[value(name = "OPEN")]
+    Open,
+    #[value(name = "UNDER_REVIEW", alias = "under-review")]
+    UnderReview,
+    #[value(name = "RESOLVING")]
+    Resolving,
+    #[value(name = "RESOLVED")]
+    Resolved,
+    #[value(name = "FAILED")]
+    Failed,
+}
+
+/// `disputes resolve --decision` (case-insensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Decision {
+    #[value(name = "FULL_RELEASE", alias = "full-release")]
+    FullRelease,
+    #[value(name = "FULL_REFUND", alias = "full-refund")]
+    FullRefund,
+    #[value(name = "SPLIT")]
+    Split,
+}
+
+/// `sagas list --status` (case-insensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SagaStatus {
+    /// RUNNING and NEEDS_ATTENTION.
+    #[value(name = "active")]
+    Active,
+    #[value(name = "RUNNING")]
+    Running,
+    #[value(name = "COMPLETED")]
+    Completed,
+    #[value(name = "COMPENSATED")]
+    Compensated,
+    #[value(name = "NEEDS_ATTENTION", alias = "needs-attention")]
+    NeedsAttention,
+}
+
+/// The wire spelling of a value enum (its clap name, upper case).
+fn wire(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_ascii_uppercase())
+        .unwrap_or_default()
+}
+
+/// An error of the service layer, with API field names replaced by the flags that set
+/// them.
+fn flags(e: offerhub::Error) -> anyhow::Error {
+    let mut m = e.message;
+    for (field, flag) in [
+        ("releaseAmount", "--release"),
+        ("refundAmount", "--refund"),
+        ("decision", "--decision"),
+        ("assignedTo", "--to"),
+    ] {
+        m = m.replace(field, flag);
+    }
+    anyhow::anyhow!(m)
+}
+
 #[derive(Subcommand)]
 pub enum DisputesCommand {
     /// List disputes, newest first.
     List {
-        /// OPENING, OPEN, UNDER_REVIEW, RESOLVING, RESOLVED or FAILED.
-        #[arg(long, env = "OFFERHUB_DISPUTE_STATUS")]
-        status: Option<String>,
+        /// Only disputes in this status (case-insensitive).
+        #[arg(long, env = "OFFERHUB_DISPUTE_STATUS", value_enum, ignore_case = true)]
+        status: Option<DisputeStatus>,
         #[arg(long)]
         order: Option<String>,
         #[arg(long, env = "OFFERHUB_LIMIT", default_value_t = 50)]
@@ -54,8 +120,9 @@ pub enum DisputesCommand {
     /// to the escrow balance).
     Resolve {
         id: String,
-        #[arg(long)]
-        decision: String,
+        /// Who gets the escrow (case-insensitive).
+        #[arg(long, value_enum, ignore_case = true)]
+        decision: Decision,
         /// SPLIT: gross amount to the seller, e.g. 80.00.
         #[arg(long)]
         release: Option<String>,
@@ -76,10 +143,15 @@ pub enum DisputesCommand {
 pub enum SagasCommand {
     /// List sagas, newest first (default: those needing attention or running).
     List {
-        /// RUNNING, COMPLETED, COMPENSATED, NEEDS_ATTENTION, or `active` (RUNNING and
-        /// NEEDS_ATTENTION).
-        #[arg(long, env = "OFFERHUB_SAGA_STATUS", default_value = "active")]
-        status: String,
+        /// `active` (RUNNING and NEEDS_ATTENTION) or one status (case-insensitive).
+        #[arg(
+            long,
+            env = "OFFERHUB_SAGA_STATUS",
+            value_enum,
+            ignore_case = true,
+            default_value_t = SagaStatus::Active
+        )]
+        status: SagaStatus,
         #[arg(long)]
         order: Option<String>,
         #[arg(long, env = "OFFERHUB_LIMIT", default_value_t = 50)]
@@ -182,13 +254,19 @@ pub async fn disputes_command(
         } => {
             let f = DisputeFilter {
                 order_id: order,
-                status,
+                status: status.map(wire),
                 ..Default::default()
             };
             let page =
                 disputes::list(store, &f, &PageRequest::new(Some(limit.min(100)), None)?).await?;
             match output.output {
                 Output::Json => print_json(&page.items)?,
+                Output::Table if page.items.is_empty() => println!(
+                    "no disputes match{}",
+                    status
+                        .map(|s| format!(" (status {})", wire(s)))
+                        .unwrap_or_default()
+                ),
                 Output::Table => println!("{}", dispute_rows(&page.items)),
             }
         }
@@ -232,6 +310,7 @@ pub async fn disputes_command(
             yes,
             output,
         } => {
+            let decision = wire(decision);
             let release = amount("release", &release)?;
             let refund = amount("refund", &refund)?;
             let d = disputes::get(store, &id).await?;
@@ -240,23 +319,18 @@ pub async fn disputes_command(
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("order {} has no escrow", order.id))?;
             // Validated before anything moves or anyone is asked.
-            let split = disputes::check_decision(&decision, release, refund, esc.balance)?;
-            if !yes {
-                let prompt = format!(
-                    "Resolve {id} ({decision}): {} to the seller, {} to the buyer (gross; fees {}% + 0.3% come off pro rata)?",
-                    split.release, split.refund, esc.platform_fee
-                );
-                let ok = dialoguer::Confirm::new()
-                    .with_prompt(prompt)
-                    .default(false)
-                    .interact()?;
-                if !ok {
-                    eprintln!("nothing changed");
-                    return Ok(ExitCode::from(1));
-                }
+            let split =
+                disputes::check_decision(&decision, release, refund, esc.balance).map_err(flags)?;
+            let prompt = format!(
+                "Resolve {id} ({decision}): {} to the seller, {} to the buyer (gross; fees {}% + 0.3% come off pro rata)?",
+                split.release, split.refund, esc.platform_fee
+            );
+            if let Err(code) = crate::wallet::confirm(&prompt, yes) {
+                return Ok(code);
             }
-            let (_, saga) =
-                disputes::resolve(store, &ctx, &id, &decision, release, refund, note).await?;
+            let (_, saga) = disputes::resolve(store, &ctx, &id, &decision, release, refund, note)
+                .await
+                .map_err(flags)?;
             let saga = run(store, ec, &saga.id).await?;
             let d = disputes::get(store, &id).await?;
             match output.output {
@@ -287,7 +361,7 @@ pub async fn sagas_command(
             output,
         } => {
             let page = PageRequest::new(Some(limit.min(100)), None)?;
-            let items = if status == "active" {
+            let items = if status == SagaStatus::Active {
                 let mut v = sagas::list(store, Some("NEEDS_ATTENTION"), order.as_deref(), &page)
                     .await?
                     .items;
@@ -298,12 +372,20 @@ pub async fn sagas_command(
                 );
                 v
             } else {
-                sagas::list(store, Some(&status), order.as_deref(), &page)
+                sagas::list(store, Some(&wire(status)), order.as_deref(), &page)
                     .await?
                     .items
             };
             match output.output {
                 Output::Json => print_json(&items)?,
+                Output::Table if items.is_empty() => println!(
+                    "no sagas match (status {})",
+                    if status == SagaStatus::Active {
+                        "RUNNING or NEEDS_ATTENTION".to_string()
+                    } else {
+                        wire(status)
+                    }
+                ),
                 Output::Table => println!("{}", saga_rows(&items)),
             }
         }

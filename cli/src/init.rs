@@ -27,8 +27,9 @@ pub struct InitArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
-    /// sandbox (embedded simulator), testnet or mainnet.
-    #[arg(long, env = "STELLAR_NETWORK")]
+    /// sandbox (embedded simulator), testnet or mainnet (case-insensitive).
+    #[arg(long, env = "STELLAR_NETWORK", ignore_case = true,
+          value_parser = clap::builder::PossibleValuesParser::new(["sandbox", "testnet", "mainnet"]))]
     network: Option<String>,
     /// Address to bind.
     #[arg(long, env = "HOST")]
@@ -40,7 +41,9 @@ pub struct InitArgs {
     /// the rendered docker-compose PostgreSQL on testnet/mainnet).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// Trustless Work API key (testnet/mainnet).
+    /// Trustless Work API key (testnet/mainnet): made in Trustless Work's BackOffice dApp,
+    /// https://dapp.trustlesswork.com (testnet: https://dapp.dev.trustlesswork.com), one
+    /// per network, shown once.
     #[arg(long, env = "TRUSTLESS_API_KEY", hide_env_values = true)]
     trustless_api_key: Option<String>,
     /// Horizon URL (default per network).
@@ -62,8 +65,24 @@ struct Answers {
     usdc_issuer: Option<String>,
 }
 
+/// Refuses a database URL that is neither SQLite nor PostgreSQL (naming only its
+/// scheme: the URL may hold a password).
+fn check_database_url(url: &str) -> Result<(), String> {
+    let ok = ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    if ok {
+        return Ok(());
+    }
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or(url);
+    Err(format!(
+        "--database-url must start with sqlite: or postgres:// (got {scheme:?}), e.g. \
+         sqlite://data/offerhub.db or postgres://user:password@host:5432/offerhub"
+    ))
+}
+
 fn parse_network(s: &str) -> anyhow::Result<Network> {
-    match s {
+    match s.to_ascii_lowercase().as_str() {
         "sandbox" => Ok(Network::Sandbox),
         "testnet" => Ok(Network::Testnet),
         "mainnet" => Ok(Network::Mainnet),
@@ -103,6 +122,7 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
         format!("postgres://offerhub:{pg_password}@127.0.0.1:5432/offerhub")
     };
     let mut database_url = args.database_url.clone().unwrap_or(default_db);
+    check_database_url(&database_url).map_err(|e| anyhow::anyhow!(e))?;
     let mut trustless_api_key = args.trustless_api_key.clone().unwrap_or_default();
     let mut horizon_url = args.horizon_url.clone();
     let mut usdc_issuer = args.usdc_issuer.clone();
@@ -122,12 +142,24 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
             database_url = Input::new()
                 .with_prompt(prompt)
                 .default(database_url)
+                .validate_with(|u: &String| check_database_url(u))
                 .interact_text()?;
         }
         if network != Network::Sandbox {
             if trustless_api_key.is_empty() {
+                let dapp = if network == Network::Testnet {
+                    "https://dapp.dev.trustlesswork.com"
+                } else {
+                    "https://dapp.trustlesswork.com"
+                };
+                eprintln!(
+                    "A Trustless Work API key is made in Trustless Work's BackOffice dApp, \
+                     {dapp} (one per network, shown once). Leave it empty to set \
+                     TRUSTLESS_API_KEY in .env later."
+                );
                 trustless_api_key = Password::new()
                     .with_prompt("Trustless Work API key")
+                    .allow_empty_password(true)
                     .interact()?;
             }
             if horizon_url.is_none() {
@@ -299,8 +331,14 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     if a.network != Network::Sandbox && a.trustless_api_key.is_empty() {
         println!(
-            "TRUSTLESS_API_KEY is empty in .env: `offerhub serve` refuses to start on {} until it is set",
-            a.network.as_str()
+            "TRUSTLESS_API_KEY is empty in .env: `offerhub serve` refuses to start on {} until it is set \
+             (make one in Trustless Work's BackOffice dApp, {})",
+            a.network.as_str(),
+            if a.network == Network::Testnet {
+                "https://dapp.dev.trustlesswork.com"
+            } else {
+                "https://dapp.trustlesswork.com"
+            }
         );
     }
     if a.network != Network::Sandbox && a.database_url.starts_with("postgres") {

@@ -3,6 +3,8 @@
 mod disputes;
 mod init;
 mod output;
+mod serve;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,14 +28,36 @@ struct Cli {
     /// Configuration file (default: ./offerhub.toml when present).
     #[arg(long, global = true, env = "OFFERHUB_CONFIG")]
     config: Option<PathBuf>,
+    /// Print which configuration file, data directory and database are used (stderr).
+    #[arg(long, short = 'v', global = true, env = "OFFERHUB_VERBOSE")]
+    verbose: bool,
+    /// Log format on stderr: text (colours only on a terminal) or json (one object a
+    /// line). Levels come from RUST_LOG, e.g. RUST_LOG=info,offerhub::access=warn.
+    #[arg(
+        long,
+        global = true,
+        env = "OFFERHUB_LOG_FORMAT",
+        value_enum,
+        ignore_case = true,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: migrate the database, then serve the API until SIGINT/SIGTERM.
-    Serve,
+    /// One `serve` per data directory (data/serve.lock).
+    Serve(serve::ServeArgs),
     /// Create a configuration directory: offerhub.toml, .env (fresh secrets, mode 0600),
     /// docker-compose.yml (PostgreSQL) and a systemd unit.
     Init(init::InitArgs),
@@ -71,10 +95,10 @@ enum Command {
         #[command(flatten)]
         run: SandboxRunArgs,
     },
-    /// Wallet secrets: key rotation.
+    /// Wallet secrets: key rotation (rotate-key, retire-key, keys).
     Wallet {
         #[command(subcommand)]
-        command: WalletCommand,
+        command: wallet::WalletCommand,
     },
     /// Compare every wallet's on-chain USDC with its ledger balance and every escrow
     /// contract's balance with `escrow:{order}`; exit 1 on any discrepancy
@@ -133,7 +157,8 @@ enum KeysCommand {
     },
     /// Revoke a key; it is refused from its next request on.
     Revoke {
-        /// The key id (key_…).
+        /// The key id (key_…). A full secret (ohk_live_…) is accepted too, and never
+        /// printed back.
         id: String,
         #[command(flatten)]
         output: OutputArgs,
@@ -152,30 +177,6 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         output: OutputArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum WalletCommand {
-    /// Re-encrypt every wallet secret under a new key, in batches; resumable (run it
-    /// again after an interruption); ends by proving every wallet opens with the new key
-    /// alone. Daemons keep working if they list the new key in
-    /// WALLET_ENCRYPTION_KEYS_PREVIOUS during the rotation.
-    RotateKey {
-        /// The new key (64 hex characters).
-        #[arg(
-            long,
-            env = "OFFERHUB_NEW_WALLET_ENCRYPTION_KEY",
-            hide_env_values = true,
-            conflicts_with = "generate"
-        )]
-        new_key: Option<String>,
-        /// Generate the new key and print it once.
-        #[arg(long)]
-        generate: bool,
-        /// Wallets per database transaction.
-        #[arg(long, default_value_t = 100)]
-        batch: u32,
     },
 }
 
@@ -275,18 +276,37 @@ pub(crate) struct OutputArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Sandbox { .. }) {
+        // `offerhub … | head`: end quietly when the reader goes away (no panic on a
+        // broken pipe). The daemon keeps ignoring SIGPIPE (its sockets report EPIPE).
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    match cli.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            // Plain text in files, pipes and under systemd; NO_COLOR is honoured.
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -303,11 +323,69 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints, with `--verbose`, which configuration, data directory and database a
+/// command uses.
+fn announce(verbose: bool, sources: &Sources, config: &Config) {
+    if verbose {
+        eprintln!(
+            "config: {}; data directory: {}; database: {}",
+            sources
+                .config_file
+                .as_ref()
+                .map(|p| std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string())
+                .unwrap_or_else(|| "none (defaults and environment)".into()),
+            config.data_dir.display(),
+            serve::describe(&config.database_url)
+        );
+    }
+}
+
+/// Loads the configuration of an operator command without writing anything (no
+/// generated secrets, no data directory); on a problem prints every issue and exits 2.
+fn load_existing(path: Option<PathBuf>, verbose: bool) -> Result<Config, ExitCode> {
+    match Sources::discover(path).and_then(|s| Config::load_existing(&s).map(|c| (s, c))) {
+        Ok((sources, config)) => {
+            announce(verbose, &sources, &config);
+            Ok(config)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Opens the existing database of an operator command (never creates one).
+async fn existing_store(path: Option<PathBuf>, verbose: bool) -> Result<(Config, Store), ExitCode> {
+    let config = load_existing(path, verbose)?;
+    match serve::open_existing(&config).await {
+        Ok(store) => Ok((config, store)),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 /// Loads the configuration; on a problem prints every issue and exits with 2.
-fn load_config(path: Option<PathBuf>, announce_secrets: bool) -> Result<Config, ExitCode> {
-    let loaded = Sources::discover(path).and_then(|s| Config::load(&s));
+fn load_config(
+    path: Option<PathBuf>,
+    announce_secrets: bool,
+    verbose: bool,
+    serve_args: Option<&serve::ServeArgs>,
+) -> Result<Config, ExitCode> {
+    let loaded = Sources::discover(path).and_then(|mut s| {
+        if let Some(a) = serve_args {
+            a.apply(&mut s);
+        }
+        Config::load(&s).map(|c| (s, c))
+    });
     match loaded {
-        Ok((config, generated)) => {
+        Ok((sources, (config, generated))) => {
+            announce(verbose, &sources, &config);
             if announce_secrets && let Some(p) = generated.written_to {
                 eprintln!(
                     "Generated {} on first run and stored them in {} (mode 0600). \
@@ -323,12 +401,6 @@ fn load_config(path: Option<PathBuf>, announce_secrets: bool) -> Result<Config, 
             Err(ExitCode::from(2))
         }
     }
-}
-
-async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -380,176 +452,102 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tokio::signal::ctrl_c().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => {
-            let mut config = match load_config(cli.config, true) {
+        Command::Serve(args) => {
+            let config = match load_config(cli.config, true, cli.verbose, Some(&args)) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            if config.network == offerhub::config::Network::Sandbox && config.horizon_url.is_none()
-            {
-                let state_file = config.data_dir.join("sandbox-state.json");
-                offerhub::store::private_dir(&config.data_dir)?;
-                let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions {
-                    passphrase: None,
-                    state_file: Some(state_file.clone()),
-                })?;
-                let addr = offerhub_sandbox::start(sb, ([127, 0, 0, 1], 0).into()).await?;
-                config.horizon_url = Some(url::Url::parse(&format!("http://{addr}"))?);
-                // Operator commands (reconcile, disputes) find the running sandbox here.
-                std::fs::write(
-                    config.data_dir.join("sandbox-url"),
-                    format!("http://{addr}\n"),
-                )?;
-                eprintln!(
-                    "Sandbox network (Horizon) on http://{addr}, state in {}",
-                    state_file.display()
-                );
-            }
-            eprintln!(
-                "OfferHub {} on http://{} (database: {}, network: {})",
-                offerhub::VERSION,
-                config.bind_addr(),
-                config.database_url,
-                config.network.as_str()
-            );
-            offerhub_daemon::serve(config).await?;
-            Ok(ExitCode::SUCCESS)
+            serve::run(config).await
         }
         Command::Db {
             command: DbCommand::Migrate,
         } => {
-            let config = match load_config(cli.config, false) {
+            let config = match load_config(cli.config, false, cli.verbose, None) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            open_store(&config).await?;
+            if let Err(msg) = serve::open_or_create(&config).await {
+                eprintln!("error: {msg}");
+                return Ok(ExitCode::FAILURE);
+            }
             println!("migrations applied to {}", config.database_url);
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys { command } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (_, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             keys_command(&store, command).await
         }
         Command::Audit {
             command: AuditCommand::Verify { output },
         } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (_, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             audit_verify(&store, output.output).await
         }
-        Command::Wallet {
-            command:
-                WalletCommand::RotateKey {
-                    new_key,
-                    generate,
-                    batch,
-                },
-        } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+        Command::Wallet { command } => {
+            let config_flag = cli.config.clone();
+            let (config, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let Some(current) = config.wallet_encryption_key.clone() else {
-                eprintln!("WALLET_ENCRYPTION_KEY is not set: there is nothing to rotate from");
-                return Ok(ExitCode::from(2));
-            };
-            let new_key = match (new_key, generate) {
-                (Some(k), _) => offerhub::config::Secret::new(k),
-                (None, true) => {
-                    offerhub::config::Secret::new(offerhub::config::generate_wallet_key())
+            match command {
+                wallet::WalletCommand::RotateKey(args) => {
+                    wallet::rotate(&config, config_flag.as_deref(), &store, args).await
                 }
-                (None, false) => {
-                    eprintln!(
-                        "give --new-key (or OFFERHUB_NEW_WALLET_ENCRYPTION_KEY) or --generate"
-                    );
-                    return Ok(ExitCode::from(2));
+                wallet::WalletCommand::RetireKey { key_id, yes } => {
+                    wallet::retire(&config, &store, &key_id, yes).await
                 }
-            };
-            let mut old = vec![current];
-            old.extend(config.wallet_encryption_keys_previous.iter().cloned());
-            let vault =
-                offerhub::vault::Vault::new(&new_key, &old).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let store = open_store(&config).await?;
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} wallets re-encrypted",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            let r = offerhub::services::wallets::rotate_key(
-                &store,
-                &vault,
-                batch,
-                None,
-                &|done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                },
-            )
-            .await?;
-            bar.finish_and_clear();
-            println!(
-                "re-encrypted {} wallets under key {}; {} remaining; {} verified with the new key alone",
-                r.resealed,
-                vault.current_key_id(),
-                r.remaining,
-                r.verified
-            );
-            if generate {
-                println!(
-                    "\nNew WALLET_ENCRYPTION_KEY (shown once, store it now):\n{}",
-                    new_key.expose()
-                );
+                wallet::WalletCommand::Keys { output } => {
+                    wallet::keys(&config, &store, output.output).await
+                }
             }
-            println!(
-                "\nNext: set WALLET_ENCRYPTION_KEY to the new key and move the old one to \
-                 WALLET_ENCRYPTION_KEYS_PREVIOUS on every daemon; once all are restarted, run \
-                 rotate-key again (it re-seals wallets created meanwhile) and drop the old key."
-            );
-            Ok(if r.remaining == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
         }
         Command::Reconcile {
             fix,
             concurrency,
             output,
         } => {
-            let mut config = match load_config(cli.config, false) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
+            // Exit 3 = could not check (unlike 1 = a discrepancy was found).
+            let (mut config, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
+                Err(_) => return Ok(ExitCode::from(3)),
             };
             if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox
             {
                 let file = config.data_dir.join("sandbox-url");
-                let url = std::fs::read_to_string(&file).map_err(|_| {
-                    anyhow::anyhow!(
-                        "the sandbox network runs inside `offerhub serve`: start it first (no {} yet), or set STELLAR_HORIZON_URL",
+                let Some(url) = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|u| url::Url::parse(u.trim()).ok())
+                else {
+                    eprintln!(
+                        "could not check: the sandbox network runs inside `offerhub serve`: start it first (no {} yet), or set STELLAR_HORIZON_URL",
                         file.display()
-                    )
-                })?;
-                config.horizon_url = Some(url::Url::parse(url.trim())?);
+                    );
+                    return Ok(ExitCode::from(3));
+                };
+                config.horizon_url = Some(url);
             }
-            let store = open_store(&config).await?;
-            let Some(sc) = offerhub_daemon::wallets::context(&config).await? else {
-                eprintln!(
-                    "reconcile needs wallets: WALLET_ENCRYPTION_KEY and a Horizon (STELLAR_HORIZON_URL or the sandbox)"
-                );
-                return Ok(ExitCode::from(2));
+            let sc = match offerhub_daemon::wallets::context(&config).await {
+                Ok(Some(sc)) => sc,
+                Ok(None) => {
+                    eprintln!(
+                        "could not check: reconcile needs wallets: WALLET_ENCRYPTION_KEY and a Horizon (STELLAR_HORIZON_URL or the sandbox)"
+                    );
+                    return Ok(ExitCode::from(3));
+                }
+                Err(e) => {
+                    eprintln!("could not check: Horizon is not reachable: {e}");
+                    return Ok(ExitCode::from(3));
+                }
             };
             let ec = offerhub_daemon::state::escrow_context(&config, &sc);
             let treasury = config.payment_provider == offerhub::config::PaymentProvider::Airtm;
-            reconcile(
+            match reconcile(
                 &store,
                 &sc,
                 ec.as_deref(),
@@ -559,41 +557,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output.output,
             )
             .await
+            {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("could not check: {e:#}");
+                    Ok(ExitCode::from(3))
+                }
+            }
         }
         Command::Disputes { command } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (config, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             let ec = escrow_context(config).await;
             disputes::disputes_command(&store, ec.as_deref(), command).await
         }
         Command::Sagas { command } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (config, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             let ec = escrow_context(config).await;
             disputes::sagas_command(&store, ec.as_deref(), command).await
         }
         Command::Webhooks { command } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (_, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             webhooks_command(&store, command).await
         }
         Command::Ledger {
             command: LedgerCommand::Verify { output },
         } => {
-            let config = match load_config(cli.config, false) {
-                Ok(c) => c,
+            let (_, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let store = open_store(&config).await?;
             ledger_verify(&store, output.output).await
         }
     }
@@ -633,7 +634,34 @@ async fn keys_command(store: &Store, command: KeysCommand) -> anyhow::Result<Exi
             }
         }
         KeysCommand::Revoke { id, output } => {
-            let key = keys::revoke(store, &ctx, &id).await?;
+            let id = if id.starts_with("ohk_") {
+                // A secret: find its key without ever printing it.
+                match keys::authenticate(store, None, id.trim()).await {
+                    Ok(keys::Principal::Key(k)) => k.id,
+                    _ => {
+                        eprintln!(
+                            "error: that looks like an API key secret, and it matches no live \
+                             key; revoke by id (key_…, see `offerhub keys list`)"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            } else {
+                id
+            };
+            let key = match keys::revoke(store, &ctx, &id).await {
+                Ok(k) => k,
+                Err(e)
+                    if matches!(
+                        e.code,
+                        offerhub::ErrorCode::NotFound | offerhub::ErrorCode::ApiKeyNotFound
+                    ) =>
+                {
+                    eprintln!("error: no API key {id} (see `offerhub keys list`)");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            };
             match output.output {
                 Output::Json => print_json(&key)?,
                 Output::Table => println!("revoked {} ({})", key.id, key.name),

@@ -1,4 +1,9 @@
 //! Output of operator commands: tables (comfy-table) for people, JSON for scripts.
+//!
+//! Tables fit the terminal's width (dynamic arrangement) and colour their STATUS column
+//! only when stdout is a terminal and `NO_COLOR` is unset; piped output is plain.
+
+use std::io::IsTerminal;
 
 use serde::Serialize;
 
@@ -15,13 +20,48 @@ pub fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A table with `header` and `rows`.
+/// Whether stdout gets colours.
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The colour of a status value.
+fn status_colour(v: &str) -> Option<comfy_table::Color> {
+    use comfy_table::Color;
+    match v.to_ascii_uppercase().as_str() {
+        "OK" | "ACTIVE" | "COMPLETED" | "RESOLVED" | "DELIVERED" | "PROCESSED" | "CLOSED" => {
+            Some(Color::Green)
+        }
+        "FAILED" | "NEEDS_ATTENTION" | "DISABLED" | "DISCREPANCY" | "MISMATCH" | "COMPENSATED" => {
+            Some(Color::Red)
+        }
+        "RUNNING" | "PENDING" | "OPEN" | "UNDER_REVIEW" | "RESOLVING" | "RETRYING" => {
+            Some(Color::Yellow)
+        }
+        _ => None,
+    }
+}
+
+/// A table with `header` and `rows`, as wide as the terminal allows.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    let colour = colour();
     t.set_header(header.iter().copied());
+    let status = header.iter().position(|h| *h == "STATUS");
     for r in rows {
-        t.add_row(r);
+        let cells = r.into_iter().enumerate().map(|(i, v)| {
+            let c = status
+                .filter(|s| *s == i && colour)
+                .and_then(|_| status_colour(&v));
+            let cell = comfy_table::Cell::new(v);
+            match c {
+                Some(c) => cell.fg(c),
+                None => cell,
+            }
+        });
+        t.add_row(cells);
     }
     t
 }

@@ -2,6 +2,7 @@
 //! workers and the chain monitor. [`router`] builds the HTTP application; [`serve`] runs
 //! it until SIGINT/SIGTERM.
 
+pub mod access_log;
 pub mod api;
 pub mod events;
 pub mod middleware;
@@ -103,6 +104,7 @@ api_routes! {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let v1 = api_routes()
+        .route_layer(axum::middleware::from_fn(access_log::route_info))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(access_log::access_log))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req

@@ -89,7 +89,11 @@ pub async fn context(config: &Config) -> Result<Option<Arc<StellarContext>>> {
             issuer: offerhub::stellar::keys::parse_account(&issuer, "STELLAR_USDC_ISSUER")?,
         },
         usdc_issuer: issuer,
-        vault: Arc::new(Vault::new(key, &config.wallet_encryption_keys_previous)?),
+        // A key a rotation saved (see offerhub::keystore) is loaded when first needed.
+        vault: Arc::new(
+            Vault::new(key, &config.wallet_encryption_keys_previous)?
+                .with_key_dir(offerhub::keystore::key_dir(&config.data_dir)),
+        ),
         float_stroops: WALLET_FLOAT_STROOPS,
         friendbot,
     })))

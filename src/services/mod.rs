@@ -9,6 +9,7 @@ pub mod keys;
 pub mod orders;
 pub mod payouts;
 pub mod reconcile;
+pub mod rotation;
 pub mod sagas;
 pub mod topups;
 pub mod treasury;

@@ -473,32 +473,12 @@ pub async fn backfill(store: &Store, sc: &StellarContext, limit: u32) -> Result<
     Ok(n)
 }
 
-/// Progress of a key rotation.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rotation {
-    /// Wallets re-sealed by this run.
-    pub resealed: usize,
-    /// Wallets still sealed under another key (0 when complete).
-    pub remaining: i64,
-    /// Wallets proven to open with the new key alone (after completion).
-    pub verified: usize,
-}
-
-async fn not_under(store: &Store, key_id: &str) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM wallets WHERE key_id <> $1")
-            .bind(key_id)
-            .fetch_one(store.reader())
-            .await?,
-    )
-}
+/// Progress of a key rotation (see [`crate::services::rotation`]).
+pub use crate::services::rotation::Rotation;
 
 /// Re-seals every wallet not yet under `vault`'s current key, in batches of `batch`,
 /// stopping after `max_batches` when given (an interruption is harmless: the next run
-/// continues with what is left). Each row is updated by compare-and-set on its key id,
-/// so a concurrent daemon write is never overwritten. When nothing remains, proves that
-/// every wallet opens with the current key alone. `progress(done, total)` reports.
+/// continues with what is left). A thin wrapper of [`crate::services::rotation::rotate`].
 pub async fn rotate_key(
     store: &Store,
     vault: &Vault,
@@ -506,64 +486,10 @@ pub async fn rotate_key(
     max_batches: Option<u32>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Rotation> {
-    let current = vault.current_key_id().to_string();
-    let total = usize::try_from(not_under(store, &current).await?).unwrap_or(0);
-    let mut out = Rotation::default();
-    let mut batches = 0;
-    loop {
-        if max_batches.is_some_and(|m| batches >= m) {
-            break;
-        }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, sealed_secret, key_id FROM wallets WHERE key_id <> $1 ORDER BY seq LIMIT {}",
-            batch.max(1)
-        )))
-        .bind(&current)
-        .fetch_all(store.reader())
-        .await?;
-        if rows.is_empty() {
-            break;
-        }
-        let mut tx = store.begin().await?;
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let sealed: String = r.try_get("sealed_secret")?;
-            let old_key: String = r.try_get("key_id")?;
-            let seed = vault.open(&id, &sealed)?;
-            let resealed = vault.seal(&id, seed.as_slice())?;
-            let done = sqlx::query(
-                "UPDATE wallets SET sealed_secret = $1, key_id = $2 WHERE id = $3 AND key_id = $4",
-            )
-            .bind(&resealed)
-            .bind(&current)
-            .bind(&id)
-            .bind(&old_key)
-            .execute(tx.conn())
-            .await?;
-            out.resealed += usize::try_from(done.rows_affected()).unwrap_or(0);
-        }
-        tx.audit(
-            Context::operator()
-                .audit("wallet.key_rotated", "wallet", "batch")
-                .after(serde_json::json!({ "wallets": rows.len(), "keyId": current })),
-        );
-        tx.commit().await?;
-        batches += 1;
-        progress(out.resealed.min(total), total);
-    }
-    out.remaining = not_under(store, &current).await?;
-    if out.remaining == 0 {
-        // Proof: every wallet opens with the new key alone.
-        let only_new = vault.only_current();
-        let mut rows =
-            sqlx::query("SELECT id, sealed_secret FROM wallets ORDER BY seq").fetch(store.reader());
-        use futures_util::TryStreamExt;
-        while let Some(r) = rows.try_next().await? {
-            let id: String = r.try_get("id")?;
-            let sealed: String = r.try_get("sealed_secret")?;
-            only_new.open(&id, &sealed)?;
-            out.verified += 1;
-        }
-    }
-    Ok(out)
+    let batches = std::sync::atomic::AtomicU32::new(0);
+    let stop = || {
+        let n = batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        max_batches.is_some_and(|m| n >= m)
+    };
+    crate::services::rotation::rotate(store, vault, batch, &stop, progress).await
 }

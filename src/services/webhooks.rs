@@ -135,9 +135,10 @@ pub struct CreatedEndpoint {
     pub secret: crate::config::Secret,
 }
 
-/// The associated data an endpoint's secret is sealed with (distinct from wallets').
+/// The associated data an endpoint's secret is sealed with: its id (`whe_…`, never a
+/// wallet's id), as [`crate::services::rotation::SEALED_TABLES`] re-seals it.
 fn secret_aad(endpoint_id: &str) -> String {
-    format!("webhook_endpoint:{endpoint_id}")
+    endpoint_id.to_string()
 }
 
 /// Opens an endpoint's stored secret. Rows written before secrets were sealed hold the
