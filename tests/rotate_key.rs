@@ -119,3 +119,66 @@ async fn rotation(url: String) {
     );
 }
 both_backends!(rotate_on, rotation);
+
+/// Webhook endpoint secrets are sealed with the same vault and rotate with it: a secret
+/// sealed under the old key and one stored in plain text (before sealing existed) both
+/// end under the new key, open to the same secret, and the old key can be retired.
+async fn webhook_secrets_rotate(url: String) {
+    use offerhub::services::{rotation, webhooks};
+    let store = Store::connect(&DatabaseUrl::new(&url)).await.unwrap();
+    store.migrate().await.unwrap();
+    let old = Vault::new(&key(1), &[]).unwrap();
+    let created = webhooks::create_endpoint(
+        &store,
+        &Context::operator(),
+        webhooks::EndpointPolicy {
+            vault: &old,
+            allow_private_networks: false,
+        },
+        "https://93.184.216.34/hooks",
+        &["order.*".to_string()],
+    )
+    .await
+    .unwrap();
+    let stored = |id: String| {
+        let store = store.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT secret FROM webhook_endpoints WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.reader())
+                .await
+                .unwrap()
+        }
+    };
+    let sealed = stored(created.endpoint.id.clone()).await;
+    assert!(sealed.starts_with(&format!("v1.{}.", old.current_key_id())));
+    assert!(!sealed.contains(created.secret.expose()));
+    // A row from before secrets were sealed.
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, event_filter, secret, status, created_at) \
+         VALUES ('whe_legacy', 'https://93.184.216.34/old', '*', 'whsec_legacyplaintext', 'ACTIVE', '2026-01-01T00:00:00.000Z')",
+    )
+    .execute(store.reader())
+    .await
+    .unwrap();
+    let new = Vault::new(&key(2), &[key(1)]).unwrap();
+    let r = rotation::rotate(&store, &new, 1, &|| false, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.remaining, 0, "{r:?}");
+    let new_only = Vault::new(&key(2), &[]).unwrap();
+    assert_eq!(rotation::verify(&store, &new_only).await.unwrap(), 2);
+    for (id, secret) in [
+        (created.endpoint.id.clone(), created.secret.expose().to_string()),
+        ("whe_legacy".to_string(), "whsec_legacyplaintext".to_string()),
+    ] {
+        let s = stored(id.clone()).await;
+        assert!(s.starts_with(&format!("v1.{}.", new_only.current_key_id())), "{s}");
+        assert_eq!(new_only.open(&id, &s).unwrap().as_slice(), secret.as_bytes());
+    }
+    assert_eq!(
+        rotation::count_under(&store, old.current_key_id()).await.unwrap(),
+        0
+    );
+}
+both_backends!(webhook_rotate_on, webhook_secrets_rotate);
