@@ -407,7 +407,6 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
         types,
         [
             "user.stellar_linked",
-            "user.stellar_linked",
             "withdrawal.created",
             "withdrawal.pending",
             "withdrawal.completed"

@@ -1,7 +1,10 @@
 //! Outbound webhooks to the marketplace (DESIGN §5).
 //!
-//! - **Endpoints** `{url, events}`: `events` are type patterns as in SSE (`order.*`,
-//!   `*`). Each has a secret `whsec_…`, returned once at creation.
+//! - **Endpoints** `{url, events}`: `url` must pass the SSRF policy of
+//!   [`crate::outbound`]; `events` are type patterns as in SSE (`order.*`, `*`) that must
+//!   match the catalog ([`crate::events::EVENT_TYPES`]). Each has a secret `whsec_…`,
+//!   returned once at creation and stored sealed by the vault (the endpoint id is the
+//!   associated data; `offerhub wallet rotate-key` re-seals it with the wallets).
 //! - **Dispatcher** ([`dispatch`]): reads the event outbox after a persisted cursor and
 //!   creates one delivery per (matching active endpoint, event), advancing the cursor in
 //!   the same transaction — a durable queue, exactly one delivery row per pair even
@@ -763,48 +766,6 @@ pub async fn seal_plaintext_secrets(store: &Store, vault: &Vault) -> Result<usiz
         n += usize::try_from(done.rows_affected()).unwrap_or(0);
     }
     Ok(n)
-}
-
-/// Re-seals every endpoint secret not yet under `vault`'s current key (part of
-/// `offerhub wallet rotate-key`: one vault key protects wallets and webhook secrets).
-/// Compare-and-set per row; returns how many were re-sealed.
-pub async fn reseal_secrets(store: &Store, vault: &Vault) -> Result<usize> {
-    let current = vault.current_key_id().to_string();
-    let rows = sqlx::query("SELECT id, secret FROM webhook_endpoints")
-        .fetch_all(store.reader())
-        .await?;
-    let mut n = 0;
-    for r in &rows {
-        let id: String = r.try_get("id")?;
-        let stored: String = r.try_get("secret")?;
-        if Vault::key_id_of(&stored) == Some(current.as_str()) {
-            continue;
-        }
-        let plain = open_secret(vault, &id, &stored)?;
-        let sealed = vault.seal(&secret_aad(&id), plain.as_bytes())?;
-        let mut tx = store.begin().await?;
-        let done =
-            sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
-                .bind(&sealed)
-                .bind(&id)
-                .bind(&stored)
-                .execute(tx.conn())
-                .await?;
-        tx.commit().await?;
-        n += usize::try_from(done.rows_affected()).unwrap_or(0);
-    }
-    Ok(n)
-}
-
-/// Endpoint secrets not sealed under `key_id` (plain-text ones included).
-pub async fn secrets_not_under(store: &Store, key_id: &str) -> Result<i64> {
-    let prefix = format!("v1.{key_id}.%");
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_endpoints WHERE secret NOT LIKE $1")
-            .bind(prefix)
-            .fetch_one(store.reader())
-            .await?,
-    )
 }
 
 #[cfg(test)]
