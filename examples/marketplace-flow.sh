@@ -12,14 +12,17 @@
 #   cancel   … reserve, then cancel before any escrow: the hold returns to the buyer
 #   all      every flow above, one after the other
 #
-# Environment: OFFERHUB_URL (default http://localhost:4000), OFFERHUB_API_KEY (scopes
-# read,write,support: resolving a dispute is a support action). Every run creates new
+# Environment: OFFERHUB_API_URL (or OFFERHUB_URL; default http://localhost:4000; with or
+# without /api/v1), OFFERHUB_API_KEY (scopes read,write,support: resolving a dispute is a
+# support action — checked with GET /auth/me before any money moves). Every mutation
+# carries an Idempotency-Key, so a retried call is executed once. Every run creates new
 # users, so the script can be run again and again. Exits non-zero at the first failure,
-# printing OfferHub's error.
+# printing OfferHub's error. The same flows with @offerhub/sdk: marketplace-flow.ts.
 set -euo pipefail
 
-BASE="${OFFERHUB_URL:-http://localhost:4000}"
-API="$BASE/api/v1"
+BASE="${OFFERHUB_API_URL:-${OFFERHUB_URL:-http://localhost:4000}}"
+BASE="${BASE%/}"
+API="${BASE%/api/v1}/api/v1"
 KEY="${OFFERHUB_API_KEY:?set OFFERHUB_API_KEY to an API key with scopes read,write,support (offerhub keys create)}"
 FLOW="${1:-release}"
 RUN="$(date +%s)-$$"
@@ -30,17 +33,21 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null || { echo "this example needs $tool" >&2; exit 2; }
 done
 
+# idempotency_key — a fresh key for one mutation (sent again unchanged on a retry).
+idempotency_key() {
+  if [[ -r /proc/sys/kernel/random/uuid ]]; then cat /proc/sys/kernel/random/uuid
+  else printf 'flow-%s-%s-%s' "$RUN" "$RANDOM" "$RANDOM"; fi
+}
+
 # api METHOD PATH [JSON] — prints the response's `data`; stops on any non-2xx answer.
+# Every mutation (any method but GET) carries an Idempotency-Key.
 api() {
   local method=$1 path=$2 body=${3:-} out status
+  local -a args=(-H "Authorization: Bearer $KEY")
+  [[ "$method" != GET ]] && args+=(-H "Idempotency-Key: $(idempotency_key)")
+  [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' -d "$body")
   out=$(mktemp)
-  if [[ -n "$body" ]]; then
-    status=$(curl -sS -o "$out" -w '%{http_code}' -X "$method" "$API$path" \
-      -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$body")
-  else
-    status=$(curl -sS -o "$out" -w '%{http_code}' -X "$method" "$API$path" \
-      -H "Authorization: Bearer $KEY")
-  fi
+  status=$(curl -sS -o "$out" -w '%{http_code}' -X "$method" "$API$path" "${args[@]}")
   if [[ "$status" != 2* ]]; then
     echo "!! $method $path answered $status:" >&2
     jq . "$out" >&2 2>/dev/null || cat "$out" >&2
@@ -207,6 +214,23 @@ flow_cancel() {
   act POST "/orders/$ORDER/cancel" '{"reason":"Buyer changed their mind"}'
   balances
 }
+
+# check_scopes — before any money moves: the key must hold every scope the flows use.
+check_scopes() {
+  local me missing=()
+  me=$(api GET /auth/me)
+  for scope in read write support; do
+    jq -e --arg s "$scope" '.scopes | index($s)' <<<"$me" >/dev/null || missing+=("$scope")
+  done
+  if ((${#missing[@]})); then
+    echo "!! the API key $(jq -r .apiKeyId <<<"$me") lacks the scope(s) ${missing[*]}: create one with read,write,support (offerhub keys create --scopes read,write,support)" >&2
+    exit 2
+  fi
+}
+
+case "$FLOW" in
+  release | refund | split | dispute | cancel | all) check_scopes ;;
+esac
 
 case "$FLOW" in
   release) flow_release ;;

@@ -63,3 +63,38 @@ fn every_emitted_event_type_is_in_the_catalog() {
         );
     }
 }
+
+/// docs/EVENTS.md shows an example payload for every event type, each valid JSON of the
+/// event shape with that `type`.
+#[test]
+fn every_event_type_has_an_example_payload() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = std::fs::read_to_string(root.join("docs/EVENTS.md")).unwrap();
+    let examples = catalog
+        .split_once("## Example payloads")
+        .expect("docs/EVENTS.md has an Example payloads section")
+        .1;
+    let mut shown = Vec::new();
+    for block in examples.split("```json").skip(1) {
+        let json = block.split("```").next().unwrap();
+        let v: serde_json::Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("an example payload is not JSON ({e}):\n{json}"));
+        for field in [
+            "id",
+            "type",
+            "occurredAt",
+            "resourceType",
+            "resourceId",
+            "data",
+        ] {
+            assert!(v.get(field).is_some(), "example lacks {field}: {v}");
+        }
+        shown.push(v["type"].as_str().unwrap().to_string());
+    }
+    for t in offerhub::events::EVENT_TYPES {
+        assert!(
+            shown.iter().any(|s| s == t),
+            "docs/EVENTS.md has no example payload of {t}"
+        );
+    }
+}

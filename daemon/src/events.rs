@@ -163,16 +163,19 @@ pub async fn stream(
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {
     let q = parse_query(uri.query())?;
+    // An empty `?cursor=` means no cursor, as on `/events/history`; a bad one is named
+    // by where it came from.
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .filter(|s| !s.is_empty())
-        .or(q.cursor);
+        .map(|id| (id, "Last-Event-ID"))
+        .or(q.cursor.filter(|c| !c.is_empty()).map(|c| (c, "cursor")));
     // Subscribe before reading the database, so nothing committed meanwhile is missed.
     let mut live = state.events.subscribe();
     let mut last = match &resume {
-        Some(id) => events::seq_of(&state.store, id, "Last-Event-ID").await?,
+        Some((id, field)) => events::seq_of(&state.store, id, field).await?,
         None => events::last_seq(&state.store).await?,
     };
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);

@@ -129,7 +129,8 @@ pub struct CreatedApiKey {
 pub struct CreatedEndpoint {
     #[serde(flatten)]
     pub endpoint: offerhub::services::webhooks::Endpoint,
-    /// `whsec_…`: verifies `X-OfferHub-Signature`.
+    /// `whsec_<base64 key>`: verifies the Standard Webhooks headers of each delivery
+    /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
     pub secret: String,
 }
 

@@ -85,6 +85,17 @@ async fn sse_live_and_resume(url: String) {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["details"]["field"], "Last-Event-ID");
+    let r = t
+        .call("GET", "/api/v1/events?cursor=evt_unknown", Some(&key), None)
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["details"]["field"], "cursor");
+    // An empty cursor is no cursor, as on /events/history (which answers 200 to it).
+    let _stream = t.sse("/api/v1/events?cursor=", &key, None).await;
+    let r = t
+        .call("GET", "/api/v1/events/history?cursor=", Some(&key), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = t.call("GET", "/api/v1/events", None, None).await;
     assert_eq!(r.status, 401);
 }

@@ -41,8 +41,31 @@ async fn start_receiver() -> (Receiver, String) {
     (r, url)
 }
 
-/// Verifies `OfferHub-Signature` independently of OfferHub's code.
+/// Verifies the Standard Webhooks headers independently of OfferHub's code: the key is
+/// the base64 after `whsec_`, the MAC covers `id.timestamp.body`; and the deprecated
+/// `OfferHub-Signature` (keyed with the whole secret string) as well.
 fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts = headers["webhook-timestamp"].to_str().unwrap();
+    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap();
+    let Ok(key) = b64.decode(secret.strip_prefix("whsec_").unwrap()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let standard = headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|s| mac.clone().verify_slice(&b64.decode(s).unwrap()).is_ok());
+    standard && age.abs() < 300 && verify_legacy(secret, headers, body)
+}
+
+/// The deprecated `OfferHub-Signature: t=…,v1=<hex>` header.
+fn verify_legacy(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     let sig = headers["offerhub-signature"].to_str().unwrap();
     let (t, v1) = sig.split_once(",v1=").unwrap();
     let t = t.strip_prefix("t=").unwrap();
@@ -50,6 +73,13 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     age.abs() < 300 && mac.verify_slice(&hex::decode(v1).unwrap()).is_ok()
+}
+
+fn v_id(body: &str) -> String {
+    serde_json::from_str::<Value>(body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn wait_for(r: &Receiver, n: usize) -> Vec<(HeaderMap, String)> {
@@ -94,6 +124,13 @@ async fn signed_deliveries_retries_and_replay(url: String) {
     let secret = r.body["data"]["secret"].as_str().unwrap().to_string();
     let endpoint = r.body["data"]["id"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
+    {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret.strip_prefix("whsec_").unwrap())
+            .expect("whsec_<base64>");
+        assert_eq!(key.len(), 32);
+    }
     let r = t
         .call("GET", "/api/v1/webhooks/endpoints", Some(&key), None)
         .await;
@@ -115,7 +152,16 @@ async fn signed_deliveries_retries_and_replay(url: String) {
     let got = wait_for(&rx, 1).await;
     let (headers, body) = &got[0];
     assert!(verify(&secret, headers, body), "signature verifies");
-    assert!(!verify("whsec_other", headers, body));
+    assert!(!verify(
+        "whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==",
+        headers,
+        body
+    ));
+    assert_eq!(
+        headers["webhook-id"],
+        v_id(body),
+        "webhook-id is the event id"
+    );
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["type"], "user.created");
     assert_eq!(v["resourceId"], u1.as_str());
@@ -256,3 +302,35 @@ async fn failing_endpoint_is_disabled(url: String) {
     panic!("endpoint was never disabled");
 }
 both_backends!(disable_on, failing_endpoint_is_disabled);
+
+/// A secret issued before Standard Webhooks (`whsec_` + 40 alphanumerics, stored in plain
+/// text by old versions) keeps working: its 40 characters are base64 of a 30-byte key,
+/// and both the Standard Webhooks headers and `OfferHub-Signature` verify with it.
+async fn legacy_secret_keeps_verifying(url: String) {
+    let t = app_with_workers(&url, &[("OFFERHUB_WEBHOOK_BACKOFF_BASE_MS", "20")]).await;
+    let (_, key) = t.key(&["read", "write"]).await;
+    let (rx, hook_url) = start_receiver().await;
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/webhooks/endpoints",
+            Some(&key),
+            Some(&json!({ "url": hook_url, "events": ["user.created"] }).to_string()),
+        )
+        .await;
+    let endpoint = r.body["data"]["id"].as_str().unwrap().to_string();
+    let legacy = "whsec_Q2xa8Vb7nRk3TzP0mWd5YhJ4uLs9GcXe1FoIvN6q";
+    sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2")
+        .bind(legacy)
+        .bind(&endpoint)
+        .execute(t.store.reader())
+        .await
+        .unwrap();
+    create_user(&t, &key, "legacy1").await;
+    let got = wait_for(&rx, 1).await;
+    assert!(
+        verify(legacy, &got[0].0, &got[0].1),
+        "legacy secret verifies"
+    );
+}
+both_backends!(legacy_secret_on, legacy_secret_keeps_verifying);

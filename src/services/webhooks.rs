@@ -2,17 +2,27 @@
 //!
 //! - **Endpoints** `{url, events}`: `url` must pass the SSRF policy of
 //!   [`crate::outbound`]; `events` are type patterns as in SSE (`order.*`, `*`) that must
-//!   match the catalog ([`crate::events::EVENT_TYPES`]). Each has a secret `whsec_…`,
-//!   returned once at creation and stored sealed by the vault (the endpoint id is the
-//!   associated data; `offerhub wallet rotate-key` re-seals it with the wallets).
+//!   match the catalog ([`crate::events::EVENT_TYPES`]). Each has a Standard Webhooks
+//!   secret `whsec_<base64 of 32 random bytes>`, returned once at creation and stored
+//!   sealed by the vault (the endpoint id is the associated data; `offerhub wallet
+//!   rotate-key` re-seals it with the wallets). Secrets issued before Standard Webhooks
+//!   (`whsec_` + 40 alphanumerics) are themselves valid base64 (30 key bytes), so the
+//!   same string keeps working with Standard Webhooks verifiers; nothing is re-issued.
 //! - **Dispatcher** ([`dispatch`]): reads the event outbox after a persisted cursor and
 //!   creates one delivery per (matching active endpoint, event), advancing the cursor in
 //!   the same transaction — a durable queue, exactly one delivery row per pair even
 //!   with several daemons (the cursor row is locked).
 //! - **Sender** ([`deliver_due`]): claims due deliveries with a lease, POSTs the event
-//!   JSON `{id, type, occurredAt, resourceType, resourceId, data}` with headers
-//!   `OfferHub-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
-//!   `OfferHub-Event-Id`, `OfferHub-Event-Type`, `OfferHub-Delivery-Id`. A 2xx succeeds;
+//!   JSON `{id, type, occurredAt, resourceType, resourceId, data}` with the
+//!   [Standard Webhooks](https://www.standardwebhooks.com/) headers ([`standard_headers`]):
+//!   `webhook-id` (the event id, the same on every retry and replay, so a receiver
+//!   deduplicates on it), `webhook-timestamp` (unix seconds) and
+//!   `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` where
+//!   `key` is the base64-decoded part of the secret after `whsec_`; plus
+//!   `OfferHub-Event-Id`, `OfferHub-Event-Type`, `OfferHub-Delivery-Id` and, deprecated and
+//!   kept for the 0.x line only, the former
+//!   `OfferHub-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
+//!   ([`legacy_signature`], keyed with the whole secret string). A 2xx succeeds;
 //!   anything else is retried on [`RETRY_SCHEDULE`] × the configured unit (5 s by
 //!   default: 5 s, 1 min, 5 min, 30 min, 2 h, 5 h, 10 h × 5, 14 h — about 3 days), then
 //!   `FAILED`. An endpoint failing continuously for the configured time (72 h) is
@@ -31,7 +41,7 @@ use sqlx::Row;
 use crate::context::Context;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{self, EventFilter};
-use crate::ids::{self, IdKind, new_id};
+use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Backend, Store};
 use crate::vault::Vault;
@@ -120,8 +130,48 @@ fn delivery_from_row(r: &sqlx::any::AnyRow) -> Result<Delivery> {
     })
 }
 
-/// `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+/// The HMAC key of a `whsec_…` secret: the base64-decoded part after `whsec_` (Standard
+/// Webhooks). A secret that does not decode (none is issued that way) is keyed with its
+/// whole string, so a delivery is still signed rather than dropped.
+pub fn secret_key(secret: &str) -> Vec<u8> {
+    crate::airtm::svix::decode_secret(secret).unwrap_or_else(|| secret.as_bytes().to_vec())
+}
+
+/// The Standard Webhooks headers of one message: `[("webhook-id", id),
+/// ("webhook-timestamp", t), ("webhook-signature", "v1,<base64 HMAC-SHA256(key,
+/// "<id>.<t>.<body>")>")]` with `key` = [`secret_key`]`(secret)`.
+pub fn standard_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> [(&'static str, String); 3] {
+    [
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            crate::airtm::svix::sign(&secret_key(secret), id, timestamp, body.as_bytes()),
+        ),
+    ]
+}
+
+/// A new endpoint secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks).
+fn new_secret() -> Zeroizing<String> {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(key.as_mut());
+    Zeroizing::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key.as_ref())
+    ))
+}
+
+/// Deprecated `OfferHub-Signature` value, sent alongside the Standard Webhooks headers
+/// during the 0.x line: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, keyed with
+/// the whole secret string.
+pub fn legacy_signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(format!("{timestamp}.{body}").as_bytes());
@@ -189,7 +239,7 @@ pub async fn create_endpoint(
     } else {
         filter.types
     };
-    let secret = Zeroizing::new(format!("whsec_{}", ids::random_alphanumeric(40)));
+    let secret = new_secret();
     let endpoint = Endpoint {
         seq: 0,
         id: new_id(IdKind::WebhookEndpoint),
@@ -505,7 +555,18 @@ async fn send_one(
                 "user-agent",
                 concat!("OfferHub-Webhooks/", env!("CARGO_PKG_VERSION")),
             )
-            .header("offerhub-signature", signature(&secret, t, &body))
+            .headers(
+                standard_headers(&secret, &event.id, t, &body)
+                    .into_iter()
+                    .filter_map(|(name, value)| {
+                        Some((
+                            reqwest::header::HeaderName::from_static(name),
+                            reqwest::header::HeaderValue::from_str(&value).ok()?,
+                        ))
+                    })
+                    .collect(),
+            )
+            .header("offerhub-signature", legacy_signature(&secret, t, &body))
             .header("offerhub-event-id", &event.id)
             .header("offerhub-event-type", &event.event_type)
             .header("offerhub-delivery-id", &d.delivery_id)
@@ -772,10 +833,36 @@ pub async fn seal_plaintext_secrets(store: &Store, vault: &Vault) -> Result<usiz
 mod tests {
     use super::*;
 
+    /// The Standard Webhooks specification's own test vector
+    /// (github.com/standard-webhooks/standard-webhooks, libraries' test suites).
+    #[test]
+    fn standard_signature_matches_the_specification_vector() {
+        let h = standard_headers(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(h[0], ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek".into()));
+        assert_eq!(h[1], ("webhook-timestamp", "1614265330".into()));
+        assert_eq!(h[2].1, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn new_secrets_are_32_base64_bytes_and_legacy_ones_still_decode() {
+        let s = new_secret();
+        assert!(s.starts_with("whsec_"));
+        assert_eq!(crate::airtm::svix::decode_secret(&s).unwrap().len(), 32);
+        assert_ne!(*s, *new_secret());
+        // A secret issued before Standard Webhooks: whsec_ + 40 alphanumerics.
+        let legacy = format!("whsec_{}", crate::ids::random_alphanumeric(40));
+        assert_eq!(secret_key(&legacy).len(), 30);
+    }
+
     #[test]
     fn signature_is_hmac_of_timestamp_dot_body() {
         // Independent check with the hmac crate's verify.
-        let sig = signature("whsec_test", 1700000000, "{\"a\":1}");
+        let sig = legacy_signature("whsec_test", 1700000000, "{\"a\":1}");
         let v1 = sig.strip_prefix("t=1700000000,v1=").unwrap();
         let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
         mac.update(b"1700000000.{\"a\":1}");
