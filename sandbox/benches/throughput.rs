@@ -174,7 +174,12 @@ fn main() {
             .expect("deposit applies");
         lat.push(t.elapsed());
     }
-    report("faucet deposits (signed in-process)", wallets_n, start.elapsed(), lat);
+    report(
+        "faucet deposits (signed in-process)",
+        wallets_n,
+        start.elapsed(),
+        lat,
+    );
 
     // Payments wallet[i] → wallet[i+1], 1 USDC each; the platform pays the fee (the
     // transaction's source) as OfferHub does for its sponsored wallets.
@@ -238,5 +243,10 @@ fn main() {
         assert!(r.is_err(), "an underfunded payment fails");
         lat.push(t.elapsed());
     }
-    report("failed payments (rolled back)", failing.len(), start.elapsed(), lat);
+    report(
+        "failed payments (rolled back)",
+        failing.len(),
+        start.elapsed(),
+        lat,
+    );
 }

@@ -146,17 +146,122 @@ pub struct Rejection {
     pub hash: Option<String>,
 }
 
+/// A map of ledger entries whose changes are journaled, so that a failed transaction
+/// (or a builder's dry run) is undone in time proportional to the entries it touched
+/// rather than to the size of the ledger — what stellar-core's nested `LedgerTxn`
+/// achieves for the network (research/trustless-stellar.md §D: a transaction that
+/// fails after validation changes nothing but its fee and sequence number).
+///
+/// Reads go through `Deref` to the underlying `BTreeMap`; every mutation goes through
+/// [`Journaled::get_mut`], [`Journaled::insert`] or [`Journaled::remove`], which record
+/// the entry's previous value. [`Journaled::mark`] and [`Journaled::rollback_to`] give
+/// nested savepoints. It serialises as the plain map.
+#[derive(Clone, Debug)]
+pub struct Journaled<V> {
+    map: BTreeMap<String, V>,
+    undo: Vec<(String, Option<V>)>,
+}
+
+impl<V> Default for Journaled<V> {
+    fn default() -> Self {
+        Journaled {
+            map: BTreeMap::new(),
+            undo: Vec::new(),
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Journaled<V> {
+    type Target = BTreeMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<V: Serialize> Serialize for Journaled<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.map.serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Journaled<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Journaled {
+            map: BTreeMap::deserialize(d)?,
+            undo: Vec::new(),
+        })
+    }
+}
+
+impl<V: Clone> Journaled<V> {
+    /// The entry for `key`, to modify; its current value is journaled first.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let old = self.map.get(key)?.clone();
+        self.undo.push((key.to_string(), Some(old)));
+        self.map.get_mut(key)
+    }
+
+    /// Inserts or replaces an entry (journaled).
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        let old = self.map.insert(key.clone(), value);
+        self.undo.push((key, old.clone()));
+        old
+    }
+
+    /// Removes an entry (journaled).
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let old = self.map.remove(key)?;
+        self.undo.push((key.to_string(), Some(old.clone())));
+        Some(old)
+    }
+
+    /// A savepoint: the journal's current length.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// Undoes every change made since `mark`, newest first.
+    pub fn rollback_to(&mut self, mark: usize) {
+        while self.undo.len() > mark {
+            let Some((key, old)) = self.undo.pop() else {
+                break;
+            };
+            match old {
+                Some(v) => {
+                    self.map.insert(key, v);
+                }
+                None => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Drops the journal (the changes are final).
+    pub fn commit(&mut self) {
+        self.undo.clear();
+    }
+}
+
+/// A savepoint of the mutable ledger state ([`Ledger::savepoint`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint {
+    accounts: usize,
+    contracts: usize,
+    payments: usize,
+}
+
 /// The whole ledger state (serialisable for `--state`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
     pub passphrase: String,
     pub ledger_seq: u32,
-    pub accounts: BTreeMap<String, Account>,
+    pub accounts: Journaled<Account>,
     pub transactions: BTreeMap<String, TxRecord>,
     pub payments: Vec<PaymentRecord>,
     /// Contract state of the Trustless Work simulator, keyed by contract id.
     #[serde(default)]
-    pub contracts: BTreeMap<String, serde_json::Value>,
+    pub contracts: Journaled<serde_json::Value>,
     /// The error text of the last contract call that trapped (what TW's API echoes).
     #[serde(skip)]
     pub last_trap: Option<String>,
@@ -269,6 +374,28 @@ impl Ledger {
             ledger_seq: 2,
             ..Default::default()
         }
+    }
+
+    /// A savepoint: what [`Ledger::rollback`] returns to.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            accounts: self.accounts.mark(),
+            contracts: self.contracts.mark(),
+            payments: self.payments.len(),
+        }
+    }
+
+    /// Undoes every change to accounts, contracts and payments since `sp`.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.accounts.rollback_to(sp.accounts);
+        self.contracts.rollback_to(sp.contracts);
+        self.payments.truncate(sp.payments);
+    }
+
+    /// Makes every journaled change final (drops the undo journal).
+    pub fn commit(&mut self) {
+        self.accounts.commit();
+        self.contracts.commit();
     }
 
     /// Creates an account directly (genesis: root and issuer).
@@ -504,11 +631,9 @@ impl Ledger {
             src.seq = tx.seq_num.0;
             src.last_modified_ledger = ledger_seq;
         }
-        let snapshot = (
-            self.accounts.clone(),
-            self.payments.len(),
-            self.contracts.clone(),
-        );
+        // Fee and sequence are final; operations are journaled from here.
+        self.commit();
+        let savepoint = self.savepoint();
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
         let mut sponsoring: BTreeMap<String, String> = BTreeMap::new(); // sponsored → sponsor
@@ -563,14 +688,12 @@ impl Ledger {
         if !success {
             // Operations are rolled back; fee and sequence (charged before the
             // snapshot) stay spent.
-            let (accounts, n_payments, contracts) = snapshot;
-            self.accounts = accounts;
-            self.payments.truncate(n_payments);
-            self.contracts = contracts;
+            self.rollback(savepoint);
             for r in &mut records {
                 r.successful = false;
             }
         }
+        self.commit();
         self.payments.extend(records);
         let record = TxRecord {
             hash: hash.clone(),
@@ -928,5 +1051,32 @@ impl Ledger {
             ),
             _ => fail("op_not_supported", OperationResult::OpNotSupported),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_rolls_back_nested_savepoints_newest_first() {
+        let mut m: Journaled<i64> = Journaled::default();
+        m.insert("a".into(), 1);
+        m.commit();
+        let outer = m.mark();
+        if let Some(v) = m.get_mut("a") {
+            *v = 2;
+        }
+        m.insert("b".into(), 3);
+        let inner = m.mark();
+        m.remove("a");
+        if let Some(v) = m.get_mut("b") {
+            *v = 4;
+        }
+        m.rollback_to(inner);
+        assert_eq!((m.get("a"), m.get("b")), (Some(&2), Some(&3)));
+        m.rollback_to(outer);
+        assert_eq!((m.get("a"), m.get("b")), (Some(&1), None));
+        assert_eq!(serde_json::to_string(&m).unwrap_or_default(), r#"{"a":1}"#);
     }
 }

@@ -181,7 +181,7 @@ impl Sandbox {
     }
 
     fn submit_locked(&self, l: &mut Ledger, b64: &str) -> Result<TxRecord, Rejection> {
-        let before = l.payments.last().map(|p| p.id).unwrap_or(0);
+        let before = l.payments.len();
         let (unix, iso) = now();
         l.last_trap = None;
         let result = l.submit(b64, unix, &iso, &self.escrow_host);
@@ -190,7 +190,7 @@ impl Sandbox {
             Err(r) => r.tx_code == "tx_failed" || r.tx_code == "tx_bad_sponsorship",
         };
         if applied {
-            for p in l.payments.iter().filter(|p| p.id > before) {
+            for p in l.payments.iter().skip(before) {
                 let _ = self.payments_tx.send(p.clone());
             }
             if let Some(path) = &self.state_file

@@ -916,14 +916,14 @@ impl ContractHost for EscrowHost {
             };
         }
         let mut e = load(ledger, contract).ok_or_else(|| err(3))?;
-        let snapshot = ledger.accounts.clone();
+        let savepoint = ledger.savepoint();
         match self.call(ledger, &mut e, function, args, invoker) {
             Ok(c) => {
                 save(ledger, &e);
                 Ok(c)
             }
             Err(text) => {
-                ledger.accounts = snapshot;
+                ledger.rollback(savepoint);
                 Err(text)
             }
         }
@@ -1083,21 +1083,26 @@ pub fn escrow_json(e: &Escrow) -> Value {
 /// Builds the unsigned envelope for `function(args)` on `contract`, sourced from
 /// `signer`, after dry-running it against a copy of the ledger.
 fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<ScVal>) -> Response {
-    let l = sb.ledger.lock().expect("ledger lock");
-    let Some(acct) = l.accounts.get(signer) else {
-        return nest_error(
-            StatusCode::BAD_REQUEST,
-            json!(format!("Account not found: {signer}")),
-        );
+    let seq = {
+        let mut l = sb.ledger.lock().expect("ledger lock");
+        let Some(acct) = l.accounts.get(signer) else {
+            return nest_error(
+                StatusCode::BAD_REQUEST,
+                json!(format!("Account not found: {signer}")),
+            );
+        };
+        let seq = acct.seq;
+        // Dry run (as TW simulates): applied, then undone through the journal.
+        let savepoint = l.savepoint();
+        let dry = sb
+            .escrow_host
+            .invoke(&mut l, contract, function, &args, signer);
+        l.rollback(savepoint);
+        if let Err(text) = dry {
+            return nest_error(StatusCode::BAD_REQUEST, json!(text));
+        }
+        seq
     };
-    let seq = acct.seq;
-    let mut dry = l.clone();
-    if let Err(text) = sb
-        .escrow_host
-        .invoke(&mut dry, contract, function, &args, signer)
-    {
-        return nest_error(StatusCode::BAD_REQUEST, json!(text));
-    }
     let mut args = args;
     if let Some(kind) = sb.take_tamper() {
         // A compromised or buggy API: same call, other amount or other destination.
