@@ -70,7 +70,7 @@ pub(crate) fn problem(
     resp
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "not_found",

@@ -352,7 +352,21 @@ impl Sandbox {
         horizon::routes()
             .merge(tw::routes())
             .merge(airtm::routes())
+            .fallback(not_found)
             .with_state(self.clone())
+    }
+}
+
+/// Unknown routes answer in the error format of the API their path belongs to:
+/// Trustless Work's (NestJS) `{message, error, statusCode}` under its prefixes,
+/// Horizon's problem+json `not_found` elsewhere.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    let path = uri.path();
+    let tw = ["/escrow/", "/deployer/", "/helper/", "/indexer/"];
+    if tw.iter().any(|p| path.starts_with(p)) {
+        tw::not_found(&method, path)
+    } else {
+        horizon::not_found()
     }
 }
 
