@@ -113,6 +113,12 @@ pub struct PaymentRecord {
     pub function: Option<String>,
     /// For `invoke_host_function`: `[(asset, from, to, amount)]` transfers.
     pub balance_changes: Vec<(CreditAsset, String, String, i64)>,
+    /// For path payments: the amount sent and the operation's bound (`send_max` of
+    /// strict-receive, `dest_min` of strict-send).
+    #[serde(default)]
+    pub source_amount: i64,
+    #[serde(default)]
+    pub bound: i64,
 }
 
 /// A processed (applied or failed-after-validation) transaction.
@@ -747,6 +753,37 @@ impl Ledger {
         }
     }
 
+    /// Moves `amount` of `asset` (native or credit) from `from` to `to` with the
+    /// payment rules; Horizon's operation code on failure.
+    fn move_asset(
+        &mut self,
+        asset: &Asset,
+        from: &str,
+        to: &str,
+        amount: i64,
+    ) -> Result<(), &'static str> {
+        if !self.accounts.contains_key(to) {
+            return Err("op_no_destination");
+        }
+        match credit_of(asset) {
+            None => {
+                if !self.reserve_ok(from, 0, amount) {
+                    return Err("op_underfunded");
+                }
+                let ledger_seq = self.ledger_seq;
+                if let Some(a) = self.accounts.get_mut(from) {
+                    a.balance -= amount;
+                }
+                if let Some(a) = self.accounts.get_mut(to) {
+                    a.balance += amount;
+                    a.last_modified_ledger = ledger_seq;
+                }
+                Ok(())
+            }
+            Some(c) => self.transfer_credit(&c, from, to, amount),
+        }
+    }
+
     fn reserve_ok(&self, id: &str, extra_entries: i64, spend: i64) -> bool {
         self.accounts
             .get(id)
@@ -782,6 +819,8 @@ impl Ledger {
                 contract: None,
                 function: None,
                 balance_changes: Vec::new(),
+                source_amount: 0,
+                bound: 0,
             }
         };
         if !self.accounts.contains_key(op_source)
@@ -895,6 +934,108 @@ impl Ledger {
                     }
                 }
                 ok(pay(PaymentResult::Success))
+            }
+            OperationBody::PathPaymentStrictReceive(op) => {
+                let r =
+                    |x| OperationResult::OpInner(OperationResultTr::PathPaymentStrictReceive(x));
+                use stellar_xdr::PathPaymentStrictReceiveResult as R;
+                if op.dest_amount <= 0 || op.send_max <= 0 {
+                    return fail("op_malformed", r(R::Malformed));
+                }
+                // No order book: only a same-asset payment with an empty path converts.
+                if op.send_asset != op.dest_asset || !op.path.is_empty() {
+                    return fail("op_too_few_offers", r(R::TooFewOffers));
+                }
+                if op.dest_amount > op.send_max {
+                    return fail("op_over_source_max", r(R::OverSendmax));
+                }
+                let dest = strkey(&muxed_key(&op.destination));
+                if let Err(code) = self.move_asset(&op.send_asset, op_source, &dest, op.dest_amount)
+                {
+                    let x = match code {
+                        "op_src_no_trust" => R::SrcNoTrust,
+                        "op_underfunded" => R::Underfunded,
+                        "op_no_trust" => R::NoTrust,
+                        "op_line_full" => R::LineFull,
+                        "op_no_destination" => R::NoDestination,
+                        _ => R::Malformed,
+                    };
+                    return fail(code, r(x));
+                }
+                let mut rec = record(
+                    "path_payment_strict_receive",
+                    credit_of(&op.dest_asset),
+                    op_source,
+                    &dest,
+                    op.dest_amount,
+                );
+                rec.source_amount = op.dest_amount;
+                rec.bound = op.send_max;
+                records.push(rec);
+                ok(r(R::Success(
+                    stellar_xdr::PathPaymentStrictReceiveResultSuccess {
+                        offers: Default::default(),
+                        last: stellar_xdr::SimplePaymentResult {
+                            destination: stellar_xdr::AccountId(
+                                stellar_xdr::PublicKey::PublicKeyTypeEd25519(stellar_xdr::Uint256(
+                                    muxed_key(&op.destination),
+                                )),
+                            ),
+                            asset: op.dest_asset.clone(),
+                            amount: op.dest_amount,
+                        },
+                    },
+                )))
+            }
+            OperationBody::PathPaymentStrictSend(op) => {
+                let r = |x| OperationResult::OpInner(OperationResultTr::PathPaymentStrictSend(x));
+                use stellar_xdr::PathPaymentStrictSendResult as R;
+                if op.send_amount <= 0 || op.dest_min <= 0 {
+                    return fail("op_malformed", r(R::Malformed));
+                }
+                if op.send_asset != op.dest_asset || !op.path.is_empty() {
+                    return fail("op_too_few_offers", r(R::TooFewOffers));
+                }
+                if op.send_amount < op.dest_min {
+                    return fail("op_under_dest_min", r(R::UnderDestmin));
+                }
+                let dest = strkey(&muxed_key(&op.destination));
+                if let Err(code) = self.move_asset(&op.send_asset, op_source, &dest, op.send_amount)
+                {
+                    let x = match code {
+                        "op_src_no_trust" => R::SrcNoTrust,
+                        "op_underfunded" => R::Underfunded,
+                        "op_no_trust" => R::NoTrust,
+                        "op_line_full" => R::LineFull,
+                        "op_no_destination" => R::NoDestination,
+                        _ => R::Malformed,
+                    };
+                    return fail(code, r(x));
+                }
+                let mut rec = record(
+                    "path_payment_strict_send",
+                    credit_of(&op.dest_asset),
+                    op_source,
+                    &dest,
+                    op.send_amount,
+                );
+                rec.source_amount = op.send_amount;
+                rec.bound = op.dest_min;
+                records.push(rec);
+                ok(r(R::Success(
+                    stellar_xdr::PathPaymentStrictSendResultSuccess {
+                        offers: Default::default(),
+                        last: stellar_xdr::SimplePaymentResult {
+                            destination: stellar_xdr::AccountId(
+                                stellar_xdr::PublicKey::PublicKeyTypeEd25519(stellar_xdr::Uint256(
+                                    muxed_key(&op.destination),
+                                )),
+                            ),
+                            asset: op.dest_asset.clone(),
+                            amount: op.send_amount,
+                        },
+                    },
+                )))
             }
             OperationBody::ChangeTrust(op) => {
                 let asset = match &op.line {
