@@ -1204,9 +1204,12 @@ fn escrow_status(e: &Escrow) -> &'static str {
 /// (`createdAt`|`updatedAt`|`amount`) and `orderDirection`. `page` and
 /// `validateOnChain` are accepted; every match is answered in one page and the
 /// sandbox's indexer is always in step with its ledger.
-fn filter_escrows(mut found: Vec<Escrow>, q: &[(String, String)]) -> Result<Vec<Value>, Response> {
+fn filter_escrows(
+    mut found: Vec<Escrow>,
+    q: &[(String, String)],
+) -> Result<Vec<Value>, Box<Response>> {
     let one = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let bad = |m: &str| nest_error(StatusCode::BAD_REQUEST, json!([m]));
+    let bad = |m: &str| Box::new(nest_error(StatusCode::BAD_REQUEST, json!([m])));
     if let Some(v) = one("isActive")
         && v == "false"
     {
@@ -2044,7 +2047,7 @@ async fn get_escrows_by_signer(
     };
     match filter_escrows(found, &q) {
         Ok(v) => Json(Value::Array(v)).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -2098,7 +2101,7 @@ async fn get_escrows_by_role(
     };
     match filter_escrows(found, &q) {
         Ok(v) => Json(Value::Array(v)).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
