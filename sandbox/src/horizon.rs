@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -70,7 +71,7 @@ pub(crate) fn problem(
     resp
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -86,6 +87,15 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
         .route("/accounts/{id}", get(account))
         .route("/accounts/{id}/payments", get(account_payments))
         .route("/payments", get(all_payments))
+        .route("/accounts/{id}/transactions", get(account_transactions))
+        .route("/accounts/{id}/operations", get(account_operations))
+        .route("/accounts/{id}/effects", get(account_effects))
+        .route("/fee_stats", get(fee_stats))
+        .route("/ledgers", get(ledgers))
+        .route("/ledgers/{seq}", get(ledger))
+        .route("/operations", get(operations))
+        .route("/effects", get(effects))
+        .route("/assets", get(assets))
         .route("/transactions", post(submit))
         .route("/transactions/{hash}", get(transaction))
         .route("/transactions/{hash}/payments", get(transaction_payments))
@@ -427,6 +437,28 @@ pub(crate) fn payment_json(p: &PaymentRecord) -> Value {
                 })
                 .collect::<Vec<_>>());
         }
+        "path_payment_strict_receive" | "path_payment_strict_send" => {
+            let receive = p.kind == "path_payment_strict_receive";
+            v["type_i"] = json!(if receive { 2 } else { 13 });
+            asset_fields(&mut v, &p.asset);
+            v["from"] = json!(p.from);
+            v["to"] = json!(p.to);
+            v["amount"] = json!(amount(p.amount));
+            v["path"] = json!([]);
+            v["source_amount"] = json!(amount(p.source_amount));
+            if receive {
+                v["source_max"] = json!(amount(p.bound));
+            } else {
+                v["destination_min"] = json!(amount(p.bound));
+            }
+            let mut src = json!({});
+            asset_fields(&mut src, &p.asset);
+            for k in ["asset_type", "asset_code", "asset_issuer"] {
+                if let Some(x) = src.get(k) {
+                    v[format!("source_{k}")] = x.clone();
+                }
+            }
+        }
         _ => {
             v["type_i"] = json!(1);
             asset_fields(&mut v, &p.asset);
@@ -438,7 +470,7 @@ pub(crate) fn payment_json(p: &PaymentRecord) -> Value {
     v
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub(crate) struct PageQuery {
     cursor: Option<String>,
     order: Option<String>,
@@ -463,7 +495,8 @@ async fn account_payments(
             ),
         );
     }
-    payments(sb, Some(id), q, headers).await
+    let path = format!("/accounts/{id}/payments");
+    payments(sb, Some(id), q, headers, path).await
 }
 
 async fn all_payments(
@@ -471,7 +504,7 @@ async fn all_payments(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    payments(sb, None, q, headers).await
+    payments(sb, None, q, headers, "/payments".to_string()).await
 }
 
 async fn payments(
@@ -479,6 +512,7 @@ async fn payments(
     account: Option<String>,
     q: PageQuery,
     headers: HeaderMap,
+    path: String,
 ) -> Response {
     if let Some(r) = faults(&sb).await {
         return r;
@@ -553,11 +587,12 @@ async fn payments(
             .map(|p| p.id.to_string())
             .unwrap_or_else(|| cursor.unwrap_or(0).to_string());
         let order = if desc { "desc" } else { "asc" };
+        let base = format!("{}{}", base_url(&headers), path);
         return Json(json!({
             "_links": {
-                "self": { "href": format!("?cursor={}&limit={limit}&order={order}", cursor_raw.unwrap_or_default()) },
-                "next": { "href": format!("?cursor={next}&limit={limit}&order={order}") },
-                "prev": { "href": format!("?cursor={}&limit={limit}&order={}", records.first().map(|p| p.id).unwrap_or(0), if desc { "asc" } else { "desc" }) },
+                "self": { "href": format!("{base}?cursor={}&limit={limit}&order={order}", cursor_raw.unwrap_or_default()) },
+                "next": { "href": format!("{base}?cursor={next}&limit={limit}&order={order}") },
+                "prev": { "href": format!("{base}?cursor={}&limit={limit}&order={}", records.first().map(|p| p.id).unwrap_or(0), if desc { "asc" } else { "desc" }) },
             },
             "_embedded": { "records": records.iter().map(|p| payment_json(p)).collect::<Vec<_>>() },
         }))
@@ -758,4 +793,629 @@ async fn set_faults(State(sb): State<Arc<Sandbox>>, Json(f): Json<Faults>) -> Re
         ..f
     };
     Json(json!({ "latencyMs": current.latency_ms, "fail5xx": current.fail_5xx, "fail429": current.fail_429, "timeoutAfterApply": current.timeout_after_apply })).into_response()
+}
+
+// ---------- history routes (issue #19) ----------
+
+/// `http://{Host}`: Horizon's `_links.href` values are absolute URLs.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// A Horizon collection page (`_links.self/next/prev` absolute, `_embedded.records`)
+/// over records in ascending paging order: `(sort key, paging_token, record)`.
+/// Cursors are paging tokens (`"now"` = the end); `order` asc|desc; `limit` 1..=200.
+fn page(
+    items: Vec<(i64, String, Value)>,
+    q: &PageQuery,
+    base: &str,
+    path: &str,
+    cursor_key: fn(&str) -> Option<i64>,
+) -> Response {
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=200).contains(&limit) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Bad Request",
+            "The request you sent was invalid in some way.",
+            Some(
+                json!({ "invalid_field": "limit", "reason": "The limit must be between 1 and 200" }),
+            ),
+        );
+    }
+    let desc = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad Request",
+                "The request you sent was invalid in some way.",
+                Some(json!({ "invalid_field": "order", "reason": "order: invalid value" })),
+            );
+        }
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some("now") => Some(i64::MAX),
+        Some(c) => match cursor_key(c) {
+            Some(k) => Some(k),
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "Bad Request",
+                    "The request you sent was invalid in some way.",
+                    Some(json!({ "invalid_field": "cursor", "reason": "unable to parse cursor" })),
+                );
+            }
+        },
+    };
+    let mut items = items;
+    if desc {
+        items.reverse();
+        if let Some(c) = cursor {
+            items.retain(|(k, _, _)| *k < c);
+        }
+    } else if let Some(c) = cursor {
+        items.retain(|(k, _, _)| *k > c);
+    }
+    items.truncate(limit as usize);
+    let order = if desc { "desc" } else { "asc" };
+    let first = items.first().map(|(_, t, _)| t.clone()).unwrap_or_default();
+    let last = items
+        .last()
+        .map(|(_, t, _)| t.clone())
+        .or(q.cursor.clone())
+        .unwrap_or_default();
+    let link = |cursor: &str, order: &str| json!({ "href": format!("{base}{path}?cursor={cursor}&limit={limit}&order={order}") });
+    Json(json!({
+        "_links": {
+            "self": link(q.cursor.as_deref().unwrap_or(""), order),
+            "next": link(&last, order),
+            "prev": link(&first, if desc { "asc" } else { "desc" }),
+        },
+        "_embedded": { "records": items.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>() },
+    }))
+    .into_response()
+}
+
+fn int_cursor(c: &str) -> Option<i64> {
+    c.parse().ok()
+}
+
+/// Effects' paging tokens are `{operation id}-{index}`.
+fn effect_cursor(c: &str) -> Option<i64> {
+    match c.split_once('-') {
+        Some((op, n)) => Some(op.parse::<i64>().ok()?.checked_mul(64)? + n.parse::<i64>().ok()?),
+        None => c.parse::<i64>().ok()?.checked_mul(64),
+    }
+}
+
+fn bad_account(id: &str) -> Option<Response> {
+    parse_strkey(id).is_none().then(|| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Bad Request",
+            "The request you sent was invalid in some way.",
+            Some(json!({ "invalid_field": "account_id", "reason": "Account ID must start with `G` and contain 56 alphanum characters" })),
+        )
+    })
+}
+
+/// `GET /fee_stats` (Horizon "Retrieve Fee Stats"): the sandbox's ledgers are never
+/// full, so every percentile is the 100-stroop base fee.
+async fn fee_stats(State(sb): State<Arc<Sandbox>>) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let last = sb.ledger.lock().expect("ledger lock").ledger_seq;
+    let dist = json!({
+        "max": "100", "min": "100", "mode": "100",
+        "p10": "100", "p20": "100", "p30": "100", "p40": "100", "p50": "100",
+        "p60": "100", "p70": "100", "p80": "100", "p90": "100", "p95": "100", "p99": "100",
+    });
+    Json(json!({
+        "last_ledger": last.to_string(),
+        "last_ledger_base_fee": "100",
+        "ledger_capacity_usage": "0.01",
+        "fee_charged": dist,
+        "max_fee": dist,
+    }))
+    .into_response()
+}
+
+fn ledger_hash(seq: u32) -> String {
+    hex::encode(sha2::Sha256::digest(
+        format!("offerhub-sandbox-ledger:{seq}").as_bytes(),
+    ))
+}
+
+/// A ledger record (Horizon "Ledger" resource); every sandbox ledger closes with one
+/// transaction (or none, for the genesis ledgers).
+fn ledger_json(seq: u32, tx: Option<&TxRecord>, base: &str) -> Value {
+    let (ok, failed, ops, closed) = match tx {
+        Some(t) => (
+            u32::from(t.successful),
+            u32::from(!t.successful),
+            t.operation_count,
+            t.created_at.clone(),
+        ),
+        None => (0, 0, 0, "1970-01-01T00:00:00Z".to_string()),
+    };
+    let token = (i64::from(seq) << 32).to_string();
+    json!({
+        "_links": {
+            "self": { "href": format!("{base}/ledgers/{seq}") },
+            "transactions": { "href": format!("{base}/ledgers/{seq}/transactions{{?cursor,limit,order}}"), "templated": true },
+            "operations": { "href": format!("{base}/ledgers/{seq}/operations{{?cursor,limit,order}}"), "templated": true },
+            "payments": { "href": format!("{base}/ledgers/{seq}/payments{{?cursor,limit,order}}"), "templated": true },
+            "effects": { "href": format!("{base}/ledgers/{seq}/effects{{?cursor,limit,order}}"), "templated": true },
+        },
+        "id": ledger_hash(seq),
+        "paging_token": token,
+        "hash": ledger_hash(seq),
+        "prev_hash": if seq > 1 { ledger_hash(seq - 1) } else { String::new() },
+        "sequence": seq,
+        "successful_transaction_count": ok,
+        "failed_transaction_count": failed,
+        "operation_count": ops,
+        "tx_set_operation_count": ops,
+        "closed_at": closed,
+        "total_coins": "100000000000.0000000",
+        "fee_pool": "0.0000000",
+        "base_fee_in_stroops": 100,
+        "base_reserve_in_stroops": crate::ledger::BASE_RESERVE,
+        "max_tx_set_size": 1000,
+        "protocol_version": 23,
+        "header_xdr": "",
+    })
+}
+
+/// `GET /ledgers` (Horizon "List All Ledgers").
+async fn ledgers(
+    State(sb): State<Arc<Sandbox>>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let base = base_url(&headers);
+    let l = sb.ledger.lock().expect("ledger lock");
+    let by_seq: std::collections::BTreeMap<u32, &TxRecord> =
+        l.transactions.values().map(|t| (t.ledger, t)).collect();
+    let items = (1..=l.ledger_seq)
+        .map(|seq| {
+            (
+                i64::from(seq) << 32,
+                (i64::from(seq) << 32).to_string(),
+                ledger_json(seq, by_seq.get(&seq).copied(), &base),
+            )
+        })
+        .collect();
+    page(items, &q, &base, "/ledgers", int_cursor)
+}
+
+/// `GET /ledgers/{sequence}` (Horizon "Retrieve a Ledger").
+async fn ledger(
+    State(sb): State<Arc<Sandbox>>,
+    Path(seq): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let l = sb.ledger.lock().expect("ledger lock");
+    let Some(seq) = seq
+        .parse::<u32>()
+        .ok()
+        .filter(|s| (1..=l.ledger_seq).contains(s))
+    else {
+        return not_found();
+    };
+    let tx = l.transactions.values().find(|t| t.ledger == seq);
+    Json(ledger_json(seq, tx, &base_url(&headers))).into_response()
+}
+
+/// Every operation of the ledger's transactions, in order, as Horizon "Operation"
+/// records: payments-like ones as in the payments endpoints, others with their
+/// type-specific fields (`change_trust`, sponsorship).
+fn operations_of(l: &crate::ledger::Ledger, account: Option<&str>) -> Vec<(i64, String, Value)> {
+    use stellar_xdr::{Limits, OperationBody, ReadXdr, TransactionEnvelope};
+    let mut txs: Vec<&TxRecord> = l.transactions.values().collect();
+    txs.sort_by_key(|t| t.ledger);
+    let mut out = Vec::new();
+    for t in txs {
+        let Ok(TransactionEnvelope::Tx(v1)) =
+            TransactionEnvelope::from_xdr_base64(&t.envelope_xdr, Limits::none())
+        else {
+            continue;
+        };
+        for (i, op) in v1.tx.operations.iter().enumerate() {
+            let toid = (i64::from(t.ledger) << 32) | (1 << 12) | (i as i64 + 1);
+            let source = op
+                .source_account
+                .as_ref()
+                .map(|m| match m {
+                    stellar_xdr::MuxedAccount::Ed25519(k) => crate::ledger::strkey(&k.0),
+                    stellar_xdr::MuxedAccount::MuxedEd25519(m) => {
+                        crate::ledger::strkey(&m.ed25519.0)
+                    }
+                })
+                .unwrap_or_else(|| t.source_account.clone());
+            let recorded = l
+                .payments
+                .binary_search_by_key(&toid, |p| p.id)
+                .ok()
+                .and_then(|ix| l.payments.get(ix));
+            let mut v = match recorded {
+                Some(p) => payment_json(p),
+                None => {
+                    let (kind, type_i, extra) = match &op.body {
+                        OperationBody::ChangeTrust(ct) => {
+                            let mut e = json!({ "limit": amount(ct.limit), "trustor": source });
+                            if let stellar_xdr::ChangeTrustAsset::CreditAlphanum4(a) = &ct.line {
+                                let issuer = match &a.issuer.0 {
+                                    stellar_xdr::PublicKey::PublicKeyTypeEd25519(k) => {
+                                        crate::ledger::strkey(&k.0)
+                                    }
+                                };
+                                e["asset_type"] = json!("credit_alphanum4");
+                                e["asset_code"] = json!(
+                                    String::from_utf8_lossy(&a.asset_code.0).trim_end_matches('\0')
+                                );
+                                e["trustee"] = json!(issuer);
+                                e["asset_issuer"] = json!(issuer);
+                            }
+                            ("change_trust", 6, e)
+                        }
+                        OperationBody::BeginSponsoringFutureReserves(b) => (
+                            "begin_sponsoring_future_reserves",
+                            16,
+                            json!({ "sponsored_id": match &b.sponsored_id.0 {
+                                stellar_xdr::PublicKey::PublicKeyTypeEd25519(k) => crate::ledger::strkey(&k.0),
+                            } }),
+                        ),
+                        OperationBody::EndSponsoringFutureReserves => {
+                            ("end_sponsoring_future_reserves", 17, json!({}))
+                        }
+                        other => (other.name(), other.discriminant() as i32, json!({})),
+                    };
+                    let mut v = json!({
+                        "id": toid.to_string(),
+                        "paging_token": toid.to_string(),
+                        "transaction_successful": t.successful,
+                        "source_account": source,
+                        "type": to_snake(kind),
+                        "type_i": type_i,
+                        "created_at": t.created_at,
+                        "transaction_hash": t.hash,
+                    });
+                    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                        for (k, x) in e {
+                            o.insert(k.clone(), x.clone());
+                        }
+                    }
+                    v
+                }
+            };
+            let involved = |a: &str| {
+                source == a
+                    || t.source_account == a
+                    || recorded.is_some_and(|p| p.participants.iter().any(|x| x == a))
+                    || v.get("sponsored_id").and_then(Value::as_str) == Some(a)
+            };
+            if account.is_some_and(|a| !involved(a)) {
+                continue;
+            }
+            v["transaction_successful"] = json!(t.successful);
+            out.push((toid, toid.to_string(), v));
+        }
+    }
+    out
+}
+
+fn to_snake(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn failed_filter(items: Vec<(i64, String, Value)>, q: &PageQuery) -> Vec<(i64, String, Value)> {
+    if q.include_failed.unwrap_or(false) {
+        items
+    } else {
+        items
+            .into_iter()
+            .filter(|(_, _, v)| v["transaction_successful"] != false)
+            .collect()
+    }
+}
+
+/// `GET /operations` (Horizon "List All Operations").
+async fn operations(
+    State(sb): State<Arc<Sandbox>>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let items = {
+        let l = sb.ledger.lock().expect("ledger lock");
+        failed_filter(operations_of(&l, None), &q)
+    };
+    page(items, &q, &base_url(&headers), "/operations", int_cursor)
+}
+
+/// `GET /accounts/{id}/operations` (Horizon "Retrieve an Account's Operations").
+async fn account_operations(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = bad_account(&id) {
+        return r;
+    }
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let items = {
+        let l = sb.ledger.lock().expect("ledger lock");
+        failed_filter(operations_of(&l, Some(&id)), &q)
+    };
+    page(
+        items,
+        &q,
+        &base_url(&headers),
+        &format!("/accounts/{id}/operations"),
+        int_cursor,
+    )
+}
+
+/// `GET /accounts/{id}/transactions` (Horizon "Retrieve an Account's Transactions"):
+/// transactions the account is the source of or takes part in.
+async fn account_transactions(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = bad_account(&id) {
+        return r;
+    }
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let items = {
+        let l = sb.ledger.lock().expect("ledger lock");
+        let ops = operations_of(&l, Some(&id));
+        let hashes: std::collections::BTreeSet<&str> = ops
+            .iter()
+            .filter_map(|(_, _, v)| v["transaction_hash"].as_str())
+            .collect();
+        let mut txs: Vec<&TxRecord> = l
+            .transactions
+            .values()
+            .filter(|t| t.source_account == id || hashes.contains(t.hash.as_str()))
+            .filter(|t| t.successful || q.include_failed.unwrap_or(false))
+            .collect();
+        txs.sort_by_key(|t| t.ledger);
+        txs.into_iter()
+            .map(|t| {
+                let k: i64 = t.paging_token.parse().unwrap_or(0);
+                (k, t.paging_token.clone(), tx_json(t))
+            })
+            .collect()
+    };
+    page(
+        items,
+        &q,
+        &base_url(&headers),
+        &format!("/accounts/{id}/transactions"),
+        int_cursor,
+    )
+}
+
+/// Effects derived from the payment records (Horizon "Effect" resources):
+/// `account_created`, `account_debited`, `account_credited`.
+fn effects_of(l: &crate::ledger::Ledger, account: Option<&str>) -> Vec<(i64, String, Value)> {
+    let mut out = Vec::new();
+    for p in l.payments.iter().filter(|p| p.successful) {
+        let mut list: Vec<(String, &str, Value)> = Vec::new();
+        match p.kind.as_str() {
+            "create_account" => {
+                list.push((
+                    p.to.clone(),
+                    "account_created",
+                    json!({ "starting_balance": amount(p.amount) }),
+                ));
+                list.push((
+                    p.from.clone(),
+                    "account_debited",
+                    json!({ "asset_type": "native", "amount": amount(p.amount) }),
+                ));
+            }
+            "invoke_host_function" => {
+                for (a, from, to, amt) in &p.balance_changes {
+                    let mut x = json!({ "amount": amount(*amt) });
+                    asset_fields(&mut x, &Some(a.clone()));
+                    if from.starts_with('G') {
+                        list.push((from.clone(), "account_debited", x.clone()));
+                    }
+                    if to.starts_with('G') {
+                        list.push((to.clone(), "account_credited", x));
+                    }
+                }
+            }
+            _ => {
+                let mut x = json!({ "amount": amount(p.amount) });
+                asset_fields(&mut x, &p.asset);
+                list.push((p.to.clone(), "account_credited", x.clone()));
+                list.push((p.from.clone(), "account_debited", x));
+            }
+        }
+        for (n, (acct, kind, extra)) in list.into_iter().enumerate() {
+            if account.is_some_and(|a| a != acct) {
+                continue;
+            }
+            let n = n as i64 + 1;
+            let type_i = match kind {
+                "account_created" => 0,
+                "account_credited" => 2,
+                _ => 3,
+            };
+            let mut v = json!({
+                "id": format!("{:019}-{:010}", p.id, n),
+                "paging_token": format!("{}-{n}", p.id),
+                "account": acct,
+                "type": kind,
+                "type_i": type_i,
+                "created_at": p.created_at,
+            });
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                for (k, x) in e {
+                    o.insert(k.clone(), x.clone());
+                }
+            }
+            out.push((p.id * 64 + n, format!("{}-{n}", p.id), v));
+        }
+    }
+    out
+}
+
+/// `GET /effects` (Horizon "List All Effects"; balance effects only).
+async fn effects(
+    State(sb): State<Arc<Sandbox>>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let items = effects_of(&sb.ledger.lock().expect("ledger lock"), None);
+    page(items, &q, &base_url(&headers), "/effects", effect_cursor)
+}
+
+/// `GET /accounts/{id}/effects` (Horizon "Retrieve an Account's Effects").
+async fn account_effects(
+    State(sb): State<Arc<Sandbox>>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = bad_account(&id) {
+        return r;
+    }
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let items = effects_of(&sb.ledger.lock().expect("ledger lock"), Some(&id));
+    page(
+        items,
+        &q,
+        &base_url(&headers),
+        &format!("/accounts/{id}/effects"),
+        effect_cursor,
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct AssetQuery {
+    asset_code: Option<String>,
+    asset_issuer: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// `GET /assets` (Horizon "List All Assets"): every credit asset with a trustline,
+/// with its holders and amounts.
+async fn assets(
+    State(sb): State<Arc<Sandbox>>,
+    Query(q): Query<AssetQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faults(&sb).await {
+        return r;
+    }
+    let base = base_url(&headers);
+    let mut totals: std::collections::BTreeMap<(String, String), (u64, i64)> = Default::default();
+    {
+        let l = sb.ledger.lock().expect("ledger lock");
+        for a in l.accounts.values() {
+            for (asset, line) in a.trustlines.values() {
+                let e = totals
+                    .entry((asset.code.clone(), asset.issuer.clone()))
+                    .or_default();
+                e.0 += 1;
+                e.1 += line.balance;
+            }
+        }
+    }
+    let items: Vec<(i64, String, Value)> = totals
+        .into_iter()
+        .filter(|((code, issuer), _)| {
+            q.asset_code.as_ref().is_none_or(|c| c == code)
+                && q.asset_issuer.as_ref().is_none_or(|i| i == issuer)
+        })
+        .enumerate()
+        .map(|(i, ((code, issuer), (n, total)))| {
+            let token = format!("{code}_{issuer}_credit_alphanum4");
+            (
+                i as i64 + 1,
+                token.clone(),
+                json!({
+                    "_links": { "toml": { "href": "" } },
+                    "asset_type": if code.len() <= 4 { "credit_alphanum4" } else { "credit_alphanum12" },
+                    "asset_code": code,
+                    "asset_issuer": issuer,
+                    "paging_token": token,
+                    "num_accounts": n,
+                    "num_claimable_balances": 0,
+                    "num_liquidity_pools": 0,
+                    "num_contracts": 0,
+                    "amount": amount(total),
+                    "accounts": { "authorized": n, "authorized_to_maintain_liabilities": 0, "unauthorized": 0 },
+                    "balances": { "authorized": amount(total), "authorized_to_maintain_liabilities": "0.0000000", "unauthorized": "0.0000000" },
+                    "claimable_balances_amount": "0.0000000",
+                    "liquidity_pools_amount": "0.0000000",
+                    "contracts_amount": "0.0000000",
+                    "flags": { "auth_required": false, "auth_revocable": false, "auth_immutable": false, "auth_clawback_enabled": false },
+                }),
+            )
+        })
+        .collect();
+    // Asset cursors are paging tokens, not numbers: page from the position.
+    let mut pq = PageQuery {
+        cursor: None,
+        order: q.page.order.clone(),
+        limit: q.page.limit,
+        include_failed: None,
+    };
+    let skip_to = q.page.cursor.as_ref().and_then(|c| {
+        items
+            .iter()
+            .find(|(_, t, _)| t == c)
+            .map(|(k, _, _)| k.to_string())
+    });
+    pq.cursor = skip_to;
+    page(items, &pq, &base, "/assets", int_cursor)
 }

@@ -113,6 +113,12 @@ pub struct PaymentRecord {
     pub function: Option<String>,
     /// For `invoke_host_function`: `[(asset, from, to, amount)]` transfers.
     pub balance_changes: Vec<(CreditAsset, String, String, i64)>,
+    /// For path payments: the amount sent and the operation's bound (`send_max` of
+    /// strict-receive, `dest_min` of strict-send).
+    #[serde(default)]
+    pub source_amount: i64,
+    #[serde(default)]
+    pub bound: i64,
 }
 
 /// A processed (applied or failed-after-validation) transaction.
@@ -146,17 +152,122 @@ pub struct Rejection {
     pub hash: Option<String>,
 }
 
+/// A map of ledger entries whose changes are journaled, so that a failed transaction
+/// (or a builder's dry run) is undone in time proportional to the entries it touched
+/// rather than to the size of the ledger — what stellar-core's nested `LedgerTxn`
+/// achieves for the network (research/trustless-stellar.md §D: a transaction that
+/// fails after validation changes nothing but its fee and sequence number).
+///
+/// Reads go through `Deref` to the underlying `BTreeMap`; every mutation goes through
+/// [`Journaled::get_mut`], [`Journaled::insert`] or [`Journaled::remove`], which record
+/// the entry's previous value. [`Journaled::mark`] and [`Journaled::rollback_to`] give
+/// nested savepoints. It serialises as the plain map.
+#[derive(Clone, Debug)]
+pub struct Journaled<V> {
+    map: BTreeMap<String, V>,
+    undo: Vec<(String, Option<V>)>,
+}
+
+impl<V> Default for Journaled<V> {
+    fn default() -> Self {
+        Journaled {
+            map: BTreeMap::new(),
+            undo: Vec::new(),
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Journaled<V> {
+    type Target = BTreeMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<V: Serialize> Serialize for Journaled<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.map.serialize(s)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Journaled<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Journaled {
+            map: BTreeMap::deserialize(d)?,
+            undo: Vec::new(),
+        })
+    }
+}
+
+impl<V: Clone> Journaled<V> {
+    /// The entry for `key`, to modify; its current value is journaled first.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let old = self.map.get(key)?.clone();
+        self.undo.push((key.to_string(), Some(old)));
+        self.map.get_mut(key)
+    }
+
+    /// Inserts or replaces an entry (journaled).
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        let old = self.map.insert(key.clone(), value);
+        self.undo.push((key, old.clone()));
+        old
+    }
+
+    /// Removes an entry (journaled).
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let old = self.map.remove(key)?;
+        self.undo.push((key.to_string(), Some(old.clone())));
+        Some(old)
+    }
+
+    /// A savepoint: the journal's current length.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// Undoes every change made since `mark`, newest first.
+    pub fn rollback_to(&mut self, mark: usize) {
+        while self.undo.len() > mark {
+            let Some((key, old)) = self.undo.pop() else {
+                break;
+            };
+            match old {
+                Some(v) => {
+                    self.map.insert(key, v);
+                }
+                None => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Drops the journal (the changes are final).
+    pub fn commit(&mut self) {
+        self.undo.clear();
+    }
+}
+
+/// A savepoint of the mutable ledger state ([`Ledger::savepoint`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint {
+    accounts: usize,
+    contracts: usize,
+    payments: usize,
+}
+
 /// The whole ledger state (serialisable for `--state`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
     pub passphrase: String,
     pub ledger_seq: u32,
-    pub accounts: BTreeMap<String, Account>,
+    pub accounts: Journaled<Account>,
     pub transactions: BTreeMap<String, TxRecord>,
     pub payments: Vec<PaymentRecord>,
     /// Contract state of the Trustless Work simulator, keyed by contract id.
     #[serde(default)]
-    pub contracts: BTreeMap<String, serde_json::Value>,
+    pub contracts: Journaled<serde_json::Value>,
     /// The error text of the last contract call that trapped (what TW's API echoes).
     #[serde(skip)]
     pub last_trap: Option<String>,
@@ -269,6 +380,28 @@ impl Ledger {
             ledger_seq: 2,
             ..Default::default()
         }
+    }
+
+    /// A savepoint: what [`Ledger::rollback`] returns to.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            accounts: self.accounts.mark(),
+            contracts: self.contracts.mark(),
+            payments: self.payments.len(),
+        }
+    }
+
+    /// Undoes every change to accounts, contracts and payments since `sp`.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.accounts.rollback_to(sp.accounts);
+        self.contracts.rollback_to(sp.contracts);
+        self.payments.truncate(sp.payments);
+    }
+
+    /// Makes every journaled change final (drops the undo journal).
+    pub fn commit(&mut self) {
+        self.accounts.commit();
+        self.contracts.commit();
     }
 
     /// Creates an account directly (genesis: root and issuer).
@@ -504,11 +637,9 @@ impl Ledger {
             src.seq = tx.seq_num.0;
             src.last_modified_ledger = ledger_seq;
         }
-        let snapshot = (
-            self.accounts.clone(),
-            self.payments.len(),
-            self.contracts.clone(),
-        );
+        // Fee and sequence are final; operations are journaled from here.
+        self.commit();
+        let savepoint = self.savepoint();
         let mut outcomes = Vec::new();
         let mut records = Vec::new();
         let mut sponsoring: BTreeMap<String, String> = BTreeMap::new(); // sponsored → sponsor
@@ -563,14 +694,12 @@ impl Ledger {
         if !success {
             // Operations are rolled back; fee and sequence (charged before the
             // snapshot) stay spent.
-            let (accounts, n_payments, contracts) = snapshot;
-            self.accounts = accounts;
-            self.payments.truncate(n_payments);
-            self.contracts = contracts;
+            self.rollback(savepoint);
             for r in &mut records {
                 r.successful = false;
             }
         }
+        self.commit();
         self.payments.extend(records);
         let record = TxRecord {
             hash: hash.clone(),
@@ -624,6 +753,37 @@ impl Ledger {
         }
     }
 
+    /// Moves `amount` of `asset` (native or credit) from `from` to `to` with the
+    /// payment rules; Horizon's operation code on failure.
+    fn move_asset(
+        &mut self,
+        asset: &Asset,
+        from: &str,
+        to: &str,
+        amount: i64,
+    ) -> Result<(), &'static str> {
+        if !self.accounts.contains_key(to) {
+            return Err("op_no_destination");
+        }
+        match credit_of(asset) {
+            None => {
+                if !self.reserve_ok(from, 0, amount) {
+                    return Err("op_underfunded");
+                }
+                let ledger_seq = self.ledger_seq;
+                if let Some(a) = self.accounts.get_mut(from) {
+                    a.balance -= amount;
+                }
+                if let Some(a) = self.accounts.get_mut(to) {
+                    a.balance += amount;
+                    a.last_modified_ledger = ledger_seq;
+                }
+                Ok(())
+            }
+            Some(c) => self.transfer_credit(&c, from, to, amount),
+        }
+    }
+
     fn reserve_ok(&self, id: &str, extra_entries: i64, spend: i64) -> bool {
         self.accounts
             .get(id)
@@ -659,6 +819,8 @@ impl Ledger {
                 contract: None,
                 function: None,
                 balance_changes: Vec::new(),
+                source_amount: 0,
+                bound: 0,
             }
         };
         if !self.accounts.contains_key(op_source)
@@ -772,6 +934,108 @@ impl Ledger {
                     }
                 }
                 ok(pay(PaymentResult::Success))
+            }
+            OperationBody::PathPaymentStrictReceive(op) => {
+                let r =
+                    |x| OperationResult::OpInner(OperationResultTr::PathPaymentStrictReceive(x));
+                use stellar_xdr::PathPaymentStrictReceiveResult as R;
+                if op.dest_amount <= 0 || op.send_max <= 0 {
+                    return fail("op_malformed", r(R::Malformed));
+                }
+                // No order book: only a same-asset payment with an empty path converts.
+                if op.send_asset != op.dest_asset || !op.path.is_empty() {
+                    return fail("op_too_few_offers", r(R::TooFewOffers));
+                }
+                if op.dest_amount > op.send_max {
+                    return fail("op_over_source_max", r(R::OverSendmax));
+                }
+                let dest = strkey(&muxed_key(&op.destination));
+                if let Err(code) = self.move_asset(&op.send_asset, op_source, &dest, op.dest_amount)
+                {
+                    let x = match code {
+                        "op_src_no_trust" => R::SrcNoTrust,
+                        "op_underfunded" => R::Underfunded,
+                        "op_no_trust" => R::NoTrust,
+                        "op_line_full" => R::LineFull,
+                        "op_no_destination" => R::NoDestination,
+                        _ => R::Malformed,
+                    };
+                    return fail(code, r(x));
+                }
+                let mut rec = record(
+                    "path_payment_strict_receive",
+                    credit_of(&op.dest_asset),
+                    op_source,
+                    &dest,
+                    op.dest_amount,
+                );
+                rec.source_amount = op.dest_amount;
+                rec.bound = op.send_max;
+                records.push(rec);
+                ok(r(R::Success(
+                    stellar_xdr::PathPaymentStrictReceiveResultSuccess {
+                        offers: Default::default(),
+                        last: stellar_xdr::SimplePaymentResult {
+                            destination: stellar_xdr::AccountId(
+                                stellar_xdr::PublicKey::PublicKeyTypeEd25519(stellar_xdr::Uint256(
+                                    muxed_key(&op.destination),
+                                )),
+                            ),
+                            asset: op.dest_asset.clone(),
+                            amount: op.dest_amount,
+                        },
+                    },
+                )))
+            }
+            OperationBody::PathPaymentStrictSend(op) => {
+                let r = |x| OperationResult::OpInner(OperationResultTr::PathPaymentStrictSend(x));
+                use stellar_xdr::PathPaymentStrictSendResult as R;
+                if op.send_amount <= 0 || op.dest_min <= 0 {
+                    return fail("op_malformed", r(R::Malformed));
+                }
+                if op.send_asset != op.dest_asset || !op.path.is_empty() {
+                    return fail("op_too_few_offers", r(R::TooFewOffers));
+                }
+                if op.send_amount < op.dest_min {
+                    return fail("op_under_dest_min", r(R::UnderDestmin));
+                }
+                let dest = strkey(&muxed_key(&op.destination));
+                if let Err(code) = self.move_asset(&op.send_asset, op_source, &dest, op.send_amount)
+                {
+                    let x = match code {
+                        "op_src_no_trust" => R::SrcNoTrust,
+                        "op_underfunded" => R::Underfunded,
+                        "op_no_trust" => R::NoTrust,
+                        "op_line_full" => R::LineFull,
+                        "op_no_destination" => R::NoDestination,
+                        _ => R::Malformed,
+                    };
+                    return fail(code, r(x));
+                }
+                let mut rec = record(
+                    "path_payment_strict_send",
+                    credit_of(&op.dest_asset),
+                    op_source,
+                    &dest,
+                    op.send_amount,
+                );
+                rec.source_amount = op.send_amount;
+                rec.bound = op.dest_min;
+                records.push(rec);
+                ok(r(R::Success(
+                    stellar_xdr::PathPaymentStrictSendResultSuccess {
+                        offers: Default::default(),
+                        last: stellar_xdr::SimplePaymentResult {
+                            destination: stellar_xdr::AccountId(
+                                stellar_xdr::PublicKey::PublicKeyTypeEd25519(stellar_xdr::Uint256(
+                                    muxed_key(&op.destination),
+                                )),
+                            ),
+                            asset: op.dest_asset.clone(),
+                            amount: op.send_amount,
+                        },
+                    },
+                )))
             }
             OperationBody::ChangeTrust(op) => {
                 let asset = match &op.line {
@@ -928,5 +1192,32 @@ impl Ledger {
             ),
             _ => fail("op_not_supported", OperationResult::OpNotSupported),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_rolls_back_nested_savepoints_newest_first() {
+        let mut m: Journaled<i64> = Journaled::default();
+        m.insert("a".into(), 1);
+        m.commit();
+        let outer = m.mark();
+        if let Some(v) = m.get_mut("a") {
+            *v = 2;
+        }
+        m.insert("b".into(), 3);
+        let inner = m.mark();
+        m.remove("a");
+        if let Some(v) = m.get_mut("b") {
+            *v = 4;
+        }
+        m.rollback_to(inner);
+        assert_eq!((m.get("a"), m.get("b")), (Some(&2), Some(&3)));
+        m.rollback_to(outer);
+        assert_eq!((m.get("a"), m.get("b")), (Some(&1), None));
+        assert_eq!(serde_json::to_string(&m).unwrap_or_default(), r#"{"a":1}"#);
     }
 }

@@ -181,7 +181,7 @@ impl Sandbox {
     }
 
     fn submit_locked(&self, l: &mut Ledger, b64: &str) -> Result<TxRecord, Rejection> {
-        let before = l.payments.last().map(|p| p.id).unwrap_or(0);
+        let before = l.payments.len();
         let (unix, iso) = now();
         l.last_trap = None;
         let result = l.submit(b64, unix, &iso, &self.escrow_host);
@@ -190,7 +190,7 @@ impl Sandbox {
             Err(r) => r.tx_code == "tx_failed" || r.tx_code == "tx_bad_sponsorship",
         };
         if applied {
-            for p in l.payments.iter().filter(|p| p.id > before) {
+            for p in l.payments.iter().skip(before) {
                 let _ = self.payments_tx.send(p.clone());
             }
             if let Some(path) = &self.state_file
@@ -352,7 +352,21 @@ impl Sandbox {
         horizon::routes()
             .merge(tw::routes())
             .merge(airtm::routes())
+            .fallback(not_found)
             .with_state(self.clone())
+    }
+}
+
+/// Unknown routes answer in the error format of the API their path belongs to:
+/// Trustless Work's (NestJS) `{message, error, statusCode}` under its prefixes,
+/// Horizon's problem+json `not_found` elsewhere.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    let path = uri.path();
+    let tw = ["/escrow/", "/deployer/", "/helper/", "/indexer/"];
+    if tw.iter().any(|p| path.starts_with(p)) {
+        tw::not_found(&method, path)
+    } else {
+        horizon::not_found()
     }
 }
 

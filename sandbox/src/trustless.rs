@@ -67,6 +67,8 @@ pub(crate) fn apply_invoke(
                 contract: Some(contract),
                 function: Some(function),
                 balance_changes: changes,
+                source_amount: 0,
+                bound: 0,
             });
             crate::ledger::OpOutcomePub::ok(OperationResult::OpInner(
                 OperationResultTr::InvokeHostFunction(InvokeHostFunctionResult::Success(

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -64,6 +64,7 @@ pub fn contract_error(code: u32) -> &'static str {
         4 => "Only the release signer can release the escrow earnings",
         5 => "The escrow must be completed to release earnings",
         6 => "The escrow balance must be equal to the amount of earnings defined for the escrow",
+        7 => "Only the platform address should be able to execute this function",
         8 => "Only the service provider can change milestone status",
         9 => "Escrow initialized without milestone",
         10 => "Invalid milestone index",
@@ -72,6 +73,8 @@ pub fn contract_error(code: u32) -> &'static str {
         13 => "Escrow already in dispute",
         14 => "Escrow not in dispute",
         16 => "Escrow is opened for dispute resolution",
+        22 => "You can't change the escrow properties after the milestone is approved",
+        23 => "The escrow has funds, it cannot be modified",
         24 => "The escrow is already resolved",
         26 => "You are not authorized to change the dispute flag",
         27 => "Too many milestones",
@@ -81,6 +84,7 @@ pub fn contract_error(code: u32) -> &'static str {
         32 => "All flags must be false",
         33 => "The escrow properties do not match",
         35 => "The escrow funds have been released",
+        37 => "The platform address of the escrow cannot be changed",
         38 => "The amounts to be transferred should be positive",
         39 => "The total amount to be distributed must be equal to the escrow balance",
         40 => "The dispute resolver cannot dispute the escrow",
@@ -535,6 +539,113 @@ fn pay_pro_rata(
     Ok(paid)
 }
 
+/// The properties an `initialize_escrow`/`update_escrow` call carries.
+struct EscrowProps {
+    engagement_id: String,
+    title: String,
+    description: String,
+    roles: Roles,
+    amount: i64,
+    platform_fee: u32,
+    milestones: Vec<Milestone>,
+    trustline_address: String,
+}
+
+/// Current time as stored in escrows (RFC 3339 with nanoseconds; TW's indexer keeps
+/// Firestore timestamps, see [`firestore_timestamp`]).
+fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Decodes and checks the escrow argument of `initialize_escrow`/`update_escrow` with
+/// the contract's rules (§B.2): flags false (32), 1..10 milestones (9, 27), fee ≤ 99 %
+/// (31), amount > 0 (1).
+fn escrow_from_scval(kind: &str, arg: Option<&ScVal>) -> Result<EscrowProps, String> {
+    let v = arg.map(scval_json).unwrap_or(Value::Null);
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let all_false = |f: &Value| {
+        ["disputed", "released", "resolved"]
+            .iter()
+            .all(|k| f.get(*k).and_then(Value::as_bool) == Some(false))
+    };
+    let flags_false = if kind == MULTI {
+        v["milestones"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().all(|m| all_false(&m["flags"])))
+    } else {
+        all_false(&v["flags"])
+    };
+    let milestones: Vec<Milestone> = v
+        .get("milestones")
+        .and_then(Value::as_array)
+        .map(|ms| {
+            ms.iter()
+                .map(|m| Milestone {
+                    description: m["description"].as_str().unwrap_or_default().into(),
+                    status: m["status"].as_str().unwrap_or_default().into(),
+                    evidence: m["evidence"].as_str().unwrap_or_default().into(),
+                    approved: m["approved"]
+                        .as_bool()
+                        .or_else(|| m.pointer("/flags/approved").and_then(Value::as_bool))
+                        .unwrap_or(false),
+                    amount: m["amount"].as_i64().unwrap_or(0),
+                    receiver: m["receiver"].as_str().unwrap_or_default().into(),
+                    flags: Flags::default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !flags_false || milestones.iter().any(|m| m.approved) {
+        return Err(err(32));
+    }
+    if milestones.is_empty() {
+        return Err(err(9));
+    }
+    if milestones.len() > 10 {
+        return Err(err(27));
+    }
+    let fee = v["platform_fee"].as_u64().unwrap_or(u64::MAX);
+    if fee > 9900 {
+        return Err(err(31));
+    }
+    let amount = if kind == MULTI {
+        if milestones
+            .iter()
+            .any(|m| m.amount <= 0 || parse_strkey(&m.receiver).is_none())
+        {
+            return Err(err(1));
+        }
+        milestones.iter().map(|m| m.amount).sum()
+    } else {
+        v["amount"].as_i64().unwrap_or(0)
+    };
+    if amount <= 0 {
+        return Err(err(1));
+    }
+    Ok(EscrowProps {
+        engagement_id: s("/engagement_id"),
+        title: s("/title"),
+        description: s("/description"),
+        roles: Roles {
+            approver: s("/roles/approver"),
+            service_provider: s("/roles/service_provider"),
+            platform_address: s("/roles/platform_address"),
+            release_signer: s("/roles/release_signer"),
+            dispute_resolver: s("/roles/dispute_resolver"),
+            receiver: s("/roles/receiver"),
+        },
+        amount,
+        platform_fee: u32::try_from(fee).unwrap_or(u32::MAX),
+        milestones,
+        trustline_address: s("/trustline/address"),
+    })
+}
+
 impl EscrowHost {
     fn deploy(
         &self,
@@ -555,100 +666,28 @@ impl EscrowHost {
         if ledger.contracts.contains_key(&id) {
             return Err(err(2));
         }
-        let v = args.get(1).map(scval_json).unwrap_or(Value::Null);
-        let s = |p: &str| {
-            v.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let all_false = |f: &Value| {
-            ["disputed", "released", "resolved"]
-                .iter()
-                .all(|k| f.get(*k).and_then(Value::as_bool) == Some(false))
-        };
-        let flags_false = if kind == MULTI {
-            v["milestones"]
-                .as_array()
-                .is_some_and(|ms| ms.iter().all(|m| all_false(&m["flags"])))
-        } else {
-            all_false(&v["flags"])
-        };
-        let milestones: Vec<Milestone> = v
-            .get("milestones")
-            .and_then(Value::as_array)
-            .map(|ms| {
-                ms.iter()
-                    .map(|m| Milestone {
-                        description: m["description"].as_str().unwrap_or_default().into(),
-                        status: m["status"].as_str().unwrap_or_default().into(),
-                        evidence: m["evidence"].as_str().unwrap_or_default().into(),
-                        approved: m["approved"]
-                            .as_bool()
-                            .or_else(|| m.pointer("/flags/approved").and_then(Value::as_bool))
-                            .unwrap_or(false),
-                        amount: m["amount"].as_i64().unwrap_or(0),
-                        receiver: m["receiver"].as_str().unwrap_or_default().into(),
-                        flags: Flags::default(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !flags_false || milestones.iter().any(|m| m.approved) {
-            return Err(err(32));
+        let parsed = escrow_from_scval(kind, args.get(1))?;
+        if parsed.trustline_address != asset_contract_id(&self.passphrase, &self.usdc) {
+            return Err("unknown trustline contract".into());
         }
-        if milestones.is_empty() {
-            return Err(err(9));
-        }
-        if milestones.len() > 10 {
-            return Err(err(27));
-        }
-        let fee = v["platform_fee"].as_u64().unwrap_or(u64::MAX);
-        if fee > 9900 {
-            return Err(err(31));
-        }
-        let amount = if kind == MULTI {
-            if milestones
-                .iter()
-                .any(|m| m.amount <= 0 || parse_strkey(&m.receiver).is_none())
-            {
-                return Err(err(1));
-            }
-            milestones.iter().map(|m| m.amount).sum()
-        } else {
-            v["amount"].as_i64().unwrap_or(0)
-        };
-        if amount <= 0 {
-            return Err(err(1));
-        }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = now_iso();
         let e = Escrow {
             kind: kind.to_string(),
             contract_id: id,
             deployer,
-            engagement_id: s("/engagement_id"),
-            title: s("/title"),
-            description: s("/description"),
-            roles: Roles {
-                approver: s("/roles/approver"),
-                service_provider: s("/roles/service_provider"),
-                platform_address: s("/roles/platform_address"),
-                release_signer: s("/roles/release_signer"),
-                dispute_resolver: s("/roles/dispute_resolver"),
-                receiver: s("/roles/receiver"),
-            },
-            amount,
-            platform_fee: fee as u32,
-            milestones,
+            engagement_id: parsed.engagement_id,
+            title: parsed.title,
+            description: parsed.description,
+            roles: parsed.roles,
+            amount: parsed.amount,
+            platform_fee: parsed.platform_fee,
+            milestones: parsed.milestones,
             flags: Flags::default(),
             trustline: self.usdc.clone(),
             balance: 0,
             created_at: now.clone(),
             updated_at: now,
         };
-        if s("/trustline/address") != asset_contract_id(&self.passphrase, &self.usdc) {
-            return Err("unknown trustline contract".into());
-        }
         save(ledger, &e);
         Ok(Vec::new())
     }
@@ -797,6 +836,64 @@ impl EscrowHost {
                 e.flags.resolved = true;
                 e.flags.disputed = false;
             }
+            "update_escrow" => {
+                // §B.2: platform address only; not disputed; no milestone approved yet;
+                // nothing funded; the new properties obey the deploy rules.
+                if first != invoker || first != e.roles.platform_address {
+                    return Err(err(7));
+                }
+                let disputed = e.flags.disputed || e.milestones.iter().any(|m| m.flags.disputed);
+                if disputed {
+                    return Err(err(16));
+                }
+                if e.milestones.iter().any(|m| m.approved) {
+                    return Err(err(22));
+                }
+                if e.balance != 0 {
+                    return Err(err(23));
+                }
+                let new = escrow_from_scval(e.kind.as_str(), args.get(1))?;
+                if new.roles.platform_address != e.roles.platform_address {
+                    return Err(err(37));
+                }
+                if new.trustline_address != asset_contract_id(&self.passphrase, &e.trustline) {
+                    return Err("unknown trustline contract".into());
+                }
+                e.engagement_id = new.engagement_id;
+                e.title = new.title;
+                e.description = new.description;
+                e.roles = new.roles;
+                e.amount = new.amount;
+                e.platform_fee = new.platform_fee;
+                e.milestones = new.milestones;
+            }
+            "withdraw_remaining_funds" if e.kind == MULTI => {
+                // §B.9 (inferred rules): the dispute resolver distributes what is left
+                // once every milestone is released or resolved; fees pro rata as in a
+                // resolution (§B.5).
+                if first != invoker || first != e.roles.dispute_resolver {
+                    return Err(err(12));
+                }
+                if e.milestones
+                    .iter()
+                    .any(|m| !(m.flags.released || m.flags.resolved))
+                {
+                    return Err(err(5));
+                }
+                let dist = distributions(args.get(1));
+                if dist.iter().any(|(_, a)| *a <= 0) {
+                    return Err(err(38));
+                }
+                let total: i64 = dist.iter().map(|(_, a)| a).sum();
+                if total <= 0 {
+                    return Err(err(41));
+                }
+                if total != e.balance {
+                    return Err(err(39));
+                }
+                let paid = pay_pro_rata(ledger, &usdc, &cid, e, &dist, total, &mut changes)?;
+                e.balance -= paid;
+            }
             "release_milestone_funds" | "dispute_milestone" | "resolve_milestone_dispute"
                 if e.kind == MULTI =>
             {
@@ -894,7 +991,7 @@ impl EscrowHost {
             }
             other => return Err(format!("unknown function {other}")),
         }
-        e.updated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        e.updated_at = now_iso();
         Ok(changes)
     }
 }
@@ -916,14 +1013,14 @@ impl ContractHost for EscrowHost {
             };
         }
         let mut e = load(ledger, contract).ok_or_else(|| err(3))?;
-        let snapshot = ledger.accounts.clone();
+        let savepoint = ledger.savepoint();
         match self.call(ledger, &mut e, function, args, invoker) {
             Ok(c) => {
                 save(ledger, &e);
                 Ok(c)
             }
             Err(text) => {
-                ledger.accounts = snapshot;
+                ledger.rollback(savepoint);
                 Err(text)
             }
         }
@@ -939,12 +1036,7 @@ pub struct Throttle {
 }
 
 fn nest_error(status: StatusCode, message: Value) -> Response {
-    let error = match status {
-        StatusCode::BAD_REQUEST => "Bad Request",
-        StatusCode::UNAUTHORIZED => "Unauthorized",
-        StatusCode::NOT_FOUND => "Not Found",
-        _ => "Internal Server Error",
-    };
+    let error = status.canonical_reason().unwrap_or("Error");
     (
         status,
         Json(json!({ "message": message, "error": error, "statusCode": status.as_u16() })),
@@ -1008,6 +1100,12 @@ pub(crate) fn routes() -> Router<Arc<Sandbox>> {
         .route("/helper/send-transaction", post(send_transaction))
         .route("/helper/get-escrow-by-contract-ids", get(get_escrows))
         .route("/helper/get-escrows-by-signer", get(get_escrows_by_signer))
+        .route("/helper/get-escrows-by-role", get(get_escrows_by_role))
+        .route("/escrow/{kind}/update-escrow", put(update_escrow))
+        .route(
+            "/escrow/multi-release/withdraw-remaining-funds",
+            post(withdraw_remaining),
+        )
         .route("/indexer/update-from-txHash", post(update_from_tx_hash))
         .route("/helper/get-multiple-escrow-balance", get(get_balances))
 }
@@ -1027,77 +1125,194 @@ fn human(units: i64) -> Value {
         .unwrap_or(json!(0))
 }
 
-/// The escrow as TW's indexer returns it (camelCase, human units, fee in percent).
+/// A stored RFC 3339 time as the Firestore timestamp TW's indexer answers
+/// (`{_seconds, _nanoseconds}`: the `Date` type of `@trustless-work/escrow` 3.0.5).
+pub fn firestore_timestamp(iso: &str) -> Value {
+    match chrono::DateTime::parse_from_rfc3339(iso) {
+        Ok(t) => json!({ "_seconds": t.timestamp(), "_nanoseconds": t.timestamp_subsec_nanos() }),
+        Err(_) => json!({ "_seconds": 0, "_nanoseconds": 0 }),
+    }
+}
+
+/// The escrow as TW's indexer returns it: `GetEscrowsFromIndexerResponse` of
+/// `@trustless-work/escrow` 3.0.5 (camelCase, human-unit numbers, fee in percent,
+/// `user` = the address that deployed it, Firestore timestamps). Also the `escrow` of
+/// the deploy and update answers (`InitializeSingleReleaseEscrowResponse`).
 pub fn escrow_json(e: &Escrow) -> Value {
     let r = &e.roles;
-    if e.kind == MULTI {
-        return json!({
-            "contractId": e.contract_id,
-            "signer": e.deployer,
-            "type": MULTI,
-            "engagementId": e.engagement_id,
-            "title": e.title,
-            "description": e.description,
-            "roles": {
-                "approver": r.approver, "serviceProvider": r.service_provider, "platformAddress": r.platform_address,
-                "releaseSigner": r.release_signer, "disputeResolver": r.dispute_resolver,
-            },
-            "platformFee": f64::from(e.platform_fee) / 100.0,
-            "balance": human(e.balance),
-            "milestones": e.milestones.iter().map(|m| json!({
-                "description": m.description, "status": m.status, "evidence": m.evidence,
-                "amount": human(m.amount), "receiver": m.receiver,
-                "flags": { "approved": m.approved, "disputed": m.flags.disputed, "released": m.flags.released, "resolved": m.flags.resolved },
-            })).collect::<Vec<_>>(),
-            "trustline": { "address": e.trustline.issuer, "symbol": e.trustline.code },
-            "isActive": true,
-            "createdAt": e.created_at,
-            "updatedAt": e.updated_at,
-        });
-    }
-    json!({
+    let mut v = json!({
         "contractId": e.contract_id,
         "signer": e.deployer,
-        "type": "single-release",
+        "user": e.deployer,
+        "type": e.kind,
         "engagementId": e.engagement_id,
         "title": e.title,
         "description": e.description,
-        "roles": {
-            "approver": r.approver, "serviceProvider": r.service_provider, "platformAddress": r.platform_address,
-            "releaseSigner": r.release_signer, "disputeResolver": r.dispute_resolver, "receiver": r.receiver,
-        },
         "amount": human(e.amount),
         "platformFee": f64::from(e.platform_fee) / 100.0,
         "balance": human(e.balance),
-        "milestones": e.milestones.iter().map(|m| json!({
-            "description": m.description, "status": m.status, "evidence": m.evidence, "approved": m.approved,
-        })).collect::<Vec<_>>(),
-        "flags": { "disputed": e.flags.disputed, "released": e.flags.released, "resolved": e.flags.resolved },
         "trustline": { "address": e.trustline.issuer, "symbol": e.trustline.code },
         "isActive": true,
-        "createdAt": e.created_at,
-        "updatedAt": e.updated_at,
-    })
+        "createdAt": firestore_timestamp(&e.created_at),
+        "updatedAt": firestore_timestamp(&e.updated_at),
+    });
+    if e.kind == MULTI {
+        v["roles"] = json!({
+            "approver": r.approver, "serviceProvider": r.service_provider, "platformAddress": r.platform_address,
+            "releaseSigner": r.release_signer, "disputeResolver": r.dispute_resolver,
+        });
+        v["milestones"] = json!(e.milestones.iter().map(|m| json!({
+            "description": m.description, "status": m.status, "evidence": m.evidence,
+            "amount": human(m.amount), "receiver": m.receiver,
+            "flags": { "approved": m.approved, "disputed": m.flags.disputed, "released": m.flags.released, "resolved": m.flags.resolved },
+        })).collect::<Vec<_>>());
+    } else {
+        v["roles"] = json!({
+            "approver": r.approver, "serviceProvider": r.service_provider, "platformAddress": r.platform_address,
+            "releaseSigner": r.release_signer, "disputeResolver": r.dispute_resolver, "receiver": r.receiver,
+        });
+        v["milestones"] = json!(e.milestones.iter().map(|m| json!({
+            "description": m.description, "status": m.status, "evidence": m.evidence, "approved": m.approved,
+        })).collect::<Vec<_>>());
+        v["flags"] = json!({ "disputed": e.flags.disputed, "released": e.flags.released, "resolved": e.flags.resolved });
+    }
+    v
+}
+
+/// TW's indexer status (research §B.3): `inDispute`, `resolved`, `released`,
+/// `pendingRelease` (every milestone approved) or `working`.
+fn escrow_status(e: &Escrow) -> &'static str {
+    let any = |f: fn(&Milestone) -> bool| e.milestones.iter().any(f);
+    let all = |f: fn(&Milestone) -> bool| !e.milestones.is_empty() && e.milestones.iter().all(f);
+    if e.flags.disputed || any(|m| m.flags.disputed) {
+        "inDispute"
+    } else if e.flags.resolved || (e.kind == MULTI && all(|m| m.flags.resolved)) {
+        "resolved"
+    } else if e.flags.released || (e.kind == MULTI && all(|m| m.flags.released || m.flags.resolved))
+    {
+        "released"
+    } else if all(|m| m.approved) {
+        "pendingRelease"
+    } else {
+        "working"
+    }
+}
+
+/// The filters of `GetEscrowsFromIndexerParams` (`@trustless-work/escrow` 3.0.5):
+/// `isActive`, `title` (substring), `engagementId`, `status`, `type`, `minAmount`,
+/// `maxAmount`, `startDate`/`endDate` (on `createdAt`), `orderBy`
+/// (`createdAt`|`updatedAt`|`amount`) and `orderDirection`. `page` and
+/// `validateOnChain` are accepted; every match is answered in one page and the
+/// sandbox's indexer is always in step with its ledger.
+fn filter_escrows(
+    mut found: Vec<Escrow>,
+    q: &[(String, String)],
+) -> Result<Vec<Value>, Box<Response>> {
+    let one = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let bad = |m: &str| Box::new(nest_error(StatusCode::BAD_REQUEST, json!([m])));
+    if let Some(v) = one("isActive")
+        && v == "false"
+    {
+        found.clear();
+    }
+    if let Some(t) = one("title") {
+        let t = t.to_lowercase();
+        found.retain(|e| e.title.to_lowercase().contains(&t));
+    }
+    if let Some(g) = one("engagementId") {
+        found.retain(|e| e.engagement_id == g);
+    }
+    if let Some(st) = one("status") {
+        if ![
+            "working",
+            "pendingRelease",
+            "released",
+            "resolved",
+            "inDispute",
+        ]
+        .contains(&st)
+        {
+            return Err(bad(
+                "status must be one of working, pendingRelease, released, resolved, inDispute",
+            ));
+        }
+        found.retain(|e| escrow_status(e) == st);
+    }
+    if let Some(t) = one("type") {
+        if t != SINGLE && t != MULTI {
+            return Err(bad("type must be single-release or multi-release"));
+        }
+        found.retain(|e| e.kind == t);
+    }
+    for (k, min) in [("minAmount", true), ("maxAmount", false)] {
+        if let Some(a) = one(k) {
+            let Some(a) = crate::horizon::parse_amount(a) else {
+                return Err(bad(&format!("{k} must be a number")));
+            };
+            found.retain(|e| if min { e.amount >= a } else { e.amount <= a });
+        }
+    }
+    for (k, start) in [("startDate", true), ("endDate", false)] {
+        if let Some(d) = one(k) {
+            let bound = chrono::DateTime::parse_from_rfc3339(d)
+                .map(|t| t.timestamp())
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map(|n| {
+                        let day = n
+                            .and_hms_opt(0, 0, 0)
+                            .map(|t| t.and_utc().timestamp())
+                            .unwrap_or(0);
+                        if start { day } else { day + 86_399 }
+                    })
+                });
+            let Ok(bound) = bound else {
+                return Err(bad(&format!("{k} must be a date")));
+            };
+            found.retain(|e| {
+                let t = chrono::DateTime::parse_from_rfc3339(&e.created_at)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0);
+                if start { t >= bound } else { t <= bound }
+            });
+        }
+    }
+    match one("orderBy").unwrap_or("createdAt") {
+        "createdAt" => found.sort_by(|a, b| a.created_at.cmp(&b.created_at)),
+        "updatedAt" => found.sort_by(|a, b| a.updated_at.cmp(&b.updated_at)),
+        "amount" => found.sort_by_key(|e| e.amount),
+        _ => return Err(bad("orderBy must be one of createdAt, updatedAt, amount")),
+    }
+    match one("orderDirection").unwrap_or("desc") {
+        "asc" => {}
+        "desc" => found.reverse(),
+        _ => return Err(bad("orderDirection must be asc or desc")),
+    }
+    Ok(found.iter().map(escrow_json).collect())
 }
 
 /// Builds the unsigned envelope for `function(args)` on `contract`, sourced from
 /// `signer`, after dry-running it against a copy of the ledger.
 fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<ScVal>) -> Response {
-    let l = sb.ledger.lock().expect("ledger lock");
-    let Some(acct) = l.accounts.get(signer) else {
-        return nest_error(
-            StatusCode::BAD_REQUEST,
-            json!(format!("Account not found: {signer}")),
-        );
+    let seq = {
+        let mut l = sb.ledger.lock().expect("ledger lock");
+        let Some(acct) = l.accounts.get(signer) else {
+            return nest_error(
+                StatusCode::BAD_REQUEST,
+                json!(format!("Account not found: {signer}")),
+            );
+        };
+        let seq = acct.seq;
+        // Dry run (as TW simulates): applied, then undone through the journal.
+        let savepoint = l.savepoint();
+        let dry = sb
+            .escrow_host
+            .invoke(&mut l, contract, function, &args, signer);
+        l.rollback(savepoint);
+        if let Err(text) = dry {
+            return nest_error(StatusCode::BAD_REQUEST, json!(text));
+        }
+        seq
     };
-    let seq = acct.seq;
-    let mut dry = l.clone();
-    if let Err(text) = sb
-        .escrow_host
-        .invoke(&mut dry, contract, function, &args, signer)
-    {
-        return nest_error(StatusCode::BAD_REQUEST, json!(text));
-    }
     let mut args = args;
     if let Some(kind) = sb.take_tamper() {
         // A compromised or buggy API: same call, other amount or other destination.
@@ -1214,27 +1429,16 @@ macro_rules! try_resp {
     };
 }
 
-async fn deploy(
-    State(sb): State<Arc<Sandbox>>,
-    headers: HeaderMap,
-    Json(b): Json<Value>,
-) -> Response {
-    deploy_kind(sb, headers, b, SINGLE).await
-}
-
-async fn deploy_multi(
-    State(sb): State<Arc<Sandbox>>,
-    headers: HeaderMap,
-    Json(b): Json<Value>,
-) -> Response {
-    deploy_kind(sb, headers, b, MULTI).await
-}
-
-async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str) -> Response {
-    if let Some(r) = gate(&sb, &headers).await {
-        return r;
-    }
-    let signer = try_resp!(field(&b, "signer")).to_string();
+/// The escrow a deploy body (or an update's `escrow`) describes: the request types of
+/// `@trustless-work/escrow` 3.0.5 (`InitializeSingleReleaseEscrowPayload`,
+/// `InitializeMultiReleaseEscrowPayload`, `UpdateSingleReleaseEscrowPayload.escrow`,
+/// `UpdateMultiReleaseEscrowPayload.escrow`).
+fn escrow_from_body(
+    sb: &Sandbox,
+    b: &Value,
+    kind: &str,
+    signer: &str,
+) -> Result<Escrow, Box<Response>> {
     let roles = &b["roles"];
     let role = |k: &str| {
         roles
@@ -1255,16 +1459,21 @@ async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str)
     }
     for k in required {
         if parse_strkey(&role(k)).is_none() {
-            return nest_error(
+            return Err(Box::new(nest_error(
                 StatusCode::BAD_REQUEST,
                 json!([format!("roles.{k} must be a Stellar address")]),
-            );
+            )));
         }
     }
     let amount = if kind == SINGLE {
         match units(&b["amount"]) {
             Some(a) => a,
-            None => return nest_error(StatusCode::BAD_REQUEST, json!(["amount must be a number"])),
+            None => {
+                return Err(Box::new(nest_error(
+                    StatusCode::BAD_REQUEST,
+                    json!(["amount must be a number"]),
+                )));
+            }
         }
     } else {
         0
@@ -1274,20 +1483,20 @@ async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str)
         _ => None,
     };
     let Some(fee_bps) = fee_bps.filter(|f| *f >= 0) else {
-        return nest_error(
+        return Err(Box::new(nest_error(
             StatusCode::BAD_REQUEST,
             json!(["platformFee must be a number"]),
-        );
+        )));
     };
     let trustline_issuer = b
         .pointer("/trustline/address")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if trustline_issuer != sb.usdc.issuer {
-        return nest_error(
+        return Err(Box::new(nest_error(
             StatusCode::BAD_REQUEST,
             json!(format!("Unsupported trustline {trustline_issuer}")),
-        );
+        )));
     }
     let mut milestones = Vec::new();
     for (i, m) in b["milestones"]
@@ -1299,6 +1508,8 @@ async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str)
     {
         let mut ms = Milestone {
             description: m["description"].as_str().unwrap_or_default().into(),
+            status: m["status"].as_str().unwrap_or_default().into(),
+            evidence: m["evidence"].as_str().unwrap_or_default().into(),
             ..Default::default()
         };
         if kind == MULTI {
@@ -1306,21 +1517,20 @@ async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str)
                 units(&m["amount"]),
                 m["receiver"].as_str().filter(|r| parse_strkey(r).is_some()),
             ) else {
-                return nest_error(
+                return Err(Box::new(nest_error(
                     StatusCode::BAD_REQUEST,
                     json!([format!("milestones.{i} needs amount and receiver")]),
-                );
+                )));
             };
             ms.amount = a;
             ms.receiver = r.to_string();
         }
         milestones.push(ms);
     }
-    let passphrase = sb.passphrase();
-    let escrow = Escrow {
+    Ok(Escrow {
         kind: kind.to_string(),
         contract_id: String::new(),
-        deployer: signer.clone(),
+        deployer: signer.to_string(),
         engagement_id: b["engagementId"].as_str().unwrap_or_default().into(),
         title: b["title"].as_str().unwrap_or_default().into(),
         description: b["description"].as_str().unwrap_or_default().into(),
@@ -1340,7 +1550,28 @@ async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str)
         balance: 0,
         created_at: String::new(),
         updated_at: String::new(),
-    };
+    })
+}
+
+async fn deploy(State(sb): State<Arc<Sandbox>>, headers: HeaderMap, TwBody(b): TwBody) -> Response {
+    deploy_kind(sb, headers, b, SINGLE).await
+}
+
+async fn deploy_multi(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    TwBody(b): TwBody,
+) -> Response {
+    deploy_kind(sb, headers, b, MULTI).await
+}
+
+async fn deploy_kind(sb: Arc<Sandbox>, headers: HeaderMap, b: Value, kind: &str) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let signer = try_resp!(field(&b, "signer")).to_string();
+    let escrow = try_resp!(escrow_from_body(&sb, &b, kind, &signer));
+    let passphrase = sb.passphrase();
     let salt: [u8; 32] = rand::random();
     let args = vec![
         sc_addr(&signer),
@@ -1361,7 +1592,7 @@ async fn fund(
     State(sb): State<Arc<Sandbox>>,
     Path(kind): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1399,7 +1630,7 @@ async fn change_status(
     State(sb): State<Arc<Sandbox>>,
     Path(kind): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1423,7 +1654,7 @@ async fn approve(
     State(sb): State<Arc<Sandbox>>,
     Path(kind): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1444,7 +1675,7 @@ async fn approve(
 async fn release(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1457,7 +1688,7 @@ async fn release(
 async fn dispute(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1470,7 +1701,7 @@ async fn dispute(
 async fn resolve(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1490,7 +1721,7 @@ async fn resolve(
 async fn release_milestone(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     milestone_call(
         &sb,
@@ -1505,7 +1736,7 @@ async fn release_milestone(
 async fn dispute_milestone(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     milestone_call(&sb, &headers, &b, "signer", "dispute_milestone").await
 }
@@ -1553,7 +1784,7 @@ fn distributions_arg(b: &Value) -> Result<ScVal, Box<Response>> {
 async fn resolve_milestone(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1572,10 +1803,99 @@ async fn resolve_milestone(
     )
 }
 
+/// `PUT /escrow/{single-release|multi-release}/update-escrow {contractId, signer,
+/// escrow}` (`UpdateSingleReleaseEscrowPayload`/`UpdateMultiReleaseEscrowPayload`):
+/// replaces the escrow's properties. The contract's rules (§B.2) apply at the dry run:
+/// only the platform address, not in dispute, no milestone approved, nothing funded,
+/// same platform address, flags false. The send-transaction answer carries
+/// `contractId` and the updated `escrow`, as for a deploy.
+async fn update_escrow(
+    State(sb): State<Arc<Sandbox>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    TwBody(b): TwBody,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let id = try_resp!(field(&b, "contractId")).to_string();
+    let signer = try_resp!(field(&b, "signer")).to_string();
+    let current = try_resp!(escrow_or_error(&sb, &id, &kind));
+    if !b["escrow"].is_object() {
+        return nest_error(StatusCode::BAD_REQUEST, json!(["escrow must be an object"]));
+    }
+    let mut escrow = try_resp!(escrow_from_body(
+        &sb,
+        &b["escrow"],
+        &kind,
+        &current.deployer
+    ));
+    escrow.contract_id = id.clone();
+    let args = vec![sc_addr(&signer), escrow_scval(&escrow, &sb.passphrase())];
+    build(&sb, &signer, &id, "update_escrow", args)
+}
+
+/// `POST /escrow/multi-release/withdraw-remaining-funds {contractId, disputeResolver,
+/// distributions}` (`WithdrawRemainingFundsPayload`): the dispute resolver distributes
+/// what is left in a multi-release escrow once every milestone is released or
+/// resolved (the sandbox's reading of research §B.9; fees as in a resolution).
+async fn withdraw_remaining(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    TwBody(b): TwBody,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let id = try_resp!(field(&b, "contractId")).to_string();
+    let resolver = try_resp!(field(&b, "disputeResolver")).to_string();
+    try_resp!(escrow_or_error(&sb, &id, MULTI));
+    let distributions = try_resp!(distributions_arg(&b));
+    build(
+        &sb,
+        &resolver,
+        &id,
+        "withdraw_remaining_funds",
+        vec![sc_addr(&resolver), distributions],
+    )
+}
+
+/// A JSON request body; a body that is not JSON gets TW's (NestJS) error body
+/// `{message, error, statusCode}` instead of axum's plain-text rejection.
+pub(crate) struct TwBody(pub Value);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for TwBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| nest_error(StatusCode::BAD_REQUEST, json!("Invalid request body")))?;
+        if bytes.is_empty() {
+            return Ok(TwBody(json!({})));
+        }
+        serde_json::from_slice(&bytes).map(TwBody).map_err(|e| {
+            nest_error(
+                StatusCode::BAD_REQUEST,
+                json!(format!("Unexpected token in JSON: {e}")),
+            )
+        })
+    }
+}
+
+/// TW's (NestJS) answer to an unknown route: 404 `{message: "Cannot GET /path",
+/// error: "Not Found", statusCode: 404}`.
+pub(crate) fn not_found(method: &axum::http::Method, path: &str) -> Response {
+    nest_error(
+        StatusCode::NOT_FOUND,
+        json!(format!("Cannot {method} {path}")),
+    )
+}
+
 async fn send_transaction(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;
@@ -1595,6 +1915,13 @@ async fn send_transaction(
         _ => None,
     })
     .and_then(|op| match op.body {
+        OperationBody::InvokeHostFunction(InvokeHostFunctionOp {
+            host_function: HostFunction::InvokeContract(c),
+            ..
+        }) if c.function_name.0.as_slice() == b"update_escrow" => match &c.contract_address {
+            ScAddress::Contract(id) => Some(contract_strkey(id.0.0)),
+            _ => None,
+        },
         OperationBody::InvokeHostFunction(InvokeHostFunctionOp {
             host_function: HostFunction::InvokeContract(c),
             ..
@@ -1653,10 +1980,19 @@ async fn send_transaction(
     }
 }
 
-/// Repeated `key[]=a&key[]=b` or `key=a&key=b` (axios/qs style).
+/// An array query parameter in any of the forms qs (NestJS) accepts: repeated
+/// `key=a&key=b`, brackets `key[]=a&key[]=b`, indices `key[0]=a&key[1]=b` (axios'
+/// `indexes: true`, and what some HTTP clients send), or comma-separated values.
 fn list_param(q: &[(String, String)], name: &str) -> Vec<String> {
+    let matches = |k: &str| {
+        k == name
+            || k.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('['))
+                .and_then(|rest| rest.strip_suffix(']'))
+                .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()))
+    };
     q.iter()
-        .filter(|(k, _)| k == name || *k == format!("{name}[]"))
+        .filter(|(k, _)| matches(k))
         .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
         .filter(|v| !v.is_empty())
         .collect()
@@ -1681,8 +2017,8 @@ async fn get_escrows(
     .into_response()
 }
 
-/// `GET /helper/get-escrows-by-signer?signer=…[&engagementId=…]`: escrows deployed by
-/// `signer`, optionally of one engagement.
+/// `GET /helper/get-escrows-by-signer?signer=…` (+ the filters of
+/// [`filter_escrows`]): escrows deployed by `signer`.
 async fn get_escrows_by_signer(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
@@ -1691,24 +2027,82 @@ async fn get_escrows_by_signer(
     if let Some(r) = gate(&sb, &headers).await {
         return r;
     }
-    let one = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let Some(signer) = one("signer") else {
+    let Some(signer) = q
+        .iter()
+        .find(|(n, _)| n == "signer")
+        .map(|(_, v)| v.clone())
+    else {
         return nest_error(
             StatusCode::BAD_REQUEST,
             json!(["signer should not be empty"]),
         );
     };
-    let engagement = one("engagementId");
-    let l = sb.ledger.lock().expect("ledger lock");
-    let mut found: Vec<Escrow> = l
-        .contracts
-        .keys()
-        .filter_map(|id| load(&l, id))
-        .filter(|e| e.deployer == signer)
-        .filter(|e| engagement.as_ref().is_none_or(|g| &e.engagement_id == g))
-        .collect();
-    found.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-    Json(Value::Array(found.iter().map(escrow_json).collect())).into_response()
+    let found: Vec<Escrow> = {
+        let l = sb.ledger.lock().expect("ledger lock");
+        l.contracts
+            .keys()
+            .filter_map(|id| load(&l, id))
+            .filter(|e| e.deployer == signer)
+            .collect()
+    };
+    match filter_escrows(found, &q) {
+        Ok(v) => Json(Value::Array(v)).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// `GET /helper/get-escrows-by-role?role=…&roleAddress=…` (+ the filters of
+/// [`filter_escrows`]): escrows where `roleAddress` holds `role` (`approver`,
+/// `serviceProvider`, `platformAddress`, `releaseSigner`, `disputeResolver`,
+/// `receiver` — for multi-release, any milestone's receiver — or `signer`, the
+/// deployer), as `GetEscrowsFromIndexerByRoleParams` of `@trustless-work/escrow` 3.0.5.
+async fn get_escrows_by_role(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Some(r) = gate(&sb, &headers).await {
+        return r;
+    }
+    let one = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(role) = one("role") else {
+        return nest_error(StatusCode::BAD_REQUEST, json!(["role should not be empty"]));
+    };
+    let Some(address) = one("roleAddress").filter(|a| !a.is_empty()) else {
+        return nest_error(
+            StatusCode::BAD_REQUEST,
+            json!(["roleAddress should not be empty"]),
+        );
+    };
+    let holds: fn(&Escrow, &str) -> bool = match role.as_str() {
+        "approver" => |e, a| e.roles.approver == a,
+        "serviceProvider" => |e, a| e.roles.service_provider == a,
+        "platformAddress" => |e, a| e.roles.platform_address == a,
+        "releaseSigner" => |e, a| e.roles.release_signer == a,
+        "disputeResolver" => |e, a| e.roles.dispute_resolver == a,
+        "receiver" => |e, a| e.roles.receiver == a || e.milestones.iter().any(|m| m.receiver == a),
+        "signer" => |e, a| e.deployer == a,
+        _ => {
+            return nest_error(
+                StatusCode::BAD_REQUEST,
+                json!([
+                    "role must be one of the following values: approver, serviceProvider, platformAddress, releaseSigner, disputeResolver, receiver, signer"
+                ]),
+            );
+        }
+    };
+    let found: Vec<Escrow> = {
+        let l = sb.ledger.lock().expect("ledger lock");
+        l.contracts
+            .keys()
+            .filter_map(|id| load(&l, id))
+            .filter(|e| holds(e, &address))
+            .collect()
+    };
+    match filter_escrows(found, &q) {
+        Ok(v) => Json(Value::Array(v)).into_response(),
+        Err(r) => *r,
+    }
 }
 
 /// `POST /indexer/update-from-txHash {txHash}`: the sandbox indexer reads the ledger
@@ -1716,7 +2110,7 @@ async fn get_escrows_by_signer(
 async fn update_from_tx_hash(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
-    Json(b): Json<Value>,
+    TwBody(b): TwBody,
 ) -> Response {
     if let Some(r) = gate(&sb, &headers).await {
         return r;

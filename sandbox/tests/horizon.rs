@@ -716,3 +716,151 @@ async fn outside_account_with_a_usdc_trustline_receives_payments() {
             .any(|b| b["asset_code"] == "USDC" && b["balance"] == "7.5000000")
     );
 }
+
+/// Issue #19: path payments (same asset, empty path), fee stats, ledgers, operations,
+/// effects, assets, account sub-collections, absolute links, problem+json 404s.
+#[tokio::test]
+async fn path_payments_and_history_routes() {
+    use stellar_xdr::{PathPaymentStrictReceiveOp, PathPaymentStrictSendOp};
+    let net = Net::new().await;
+    let (a, b) = (net.wallet().await, net.wallet().await);
+    assert_eq!(net.fund(&a, "10", "USDC").await.0, 200);
+    let usdc = Asset::CreditAlphanum4(net.usdc());
+    let seq = net.seq(&a).await;
+    let ops = vec![
+        Operation {
+            source_account: None,
+            body: OperationBody::PathPaymentStrictSend(PathPaymentStrictSendOp {
+                send_asset: usdc.clone(),
+                send_amount: 20_000_000,
+                destination: muxed(&b),
+                dest_asset: usdc.clone(),
+                dest_min: 20_000_000,
+                path: Default::default(),
+            }),
+        },
+        Operation {
+            source_account: None,
+            body: OperationBody::PathPaymentStrictReceive(PathPaymentStrictReceiveOp {
+                send_asset: usdc.clone(),
+                send_max: 30_000_000,
+                destination: muxed(&b),
+                dest_asset: usdc.clone(),
+                dest_amount: 30_000_000,
+                path: Default::default(),
+            }),
+        },
+    ];
+    let (s, body) = net.submit(&net.envelope(&a, seq + 1, ops, &[&a], 0)).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        offerhub_sandbox::usdc_balance(&net.base, &gid(&b))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("5.0000000")
+    );
+    // A conversion needs an order book the sandbox does not model.
+    let seq = net.seq(&a).await;
+    let op = Operation {
+        source_account: None,
+        body: OperationBody::PathPaymentStrictSend(PathPaymentStrictSendOp {
+            send_asset: usdc.clone(),
+            send_amount: 10_000_000,
+            destination: muxed(&b),
+            dest_asset: Asset::Native,
+            dest_min: 1,
+            path: Default::default(),
+        }),
+    };
+    let (s, body) = net
+        .submit(&net.envelope(&a, seq + 1, vec![op], &[&a], 0))
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        body["extras"]["result_codes"]["operations"][0],
+        "op_too_few_offers"
+    );
+
+    let get = |path: &str| {
+        let url = format!("{}{path}", net.base);
+        let http = net.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let s = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string());
+            (s, ct, r.json::<Value>().await.unwrap())
+        }
+    };
+    // The payments record of a path payment.
+    let (_, _, p) = get(&format!(
+        "/accounts/{}/payments?order=desc&limit=2",
+        gid(&b)
+    ))
+    .await;
+    let recs = p["_embedded"]["records"].as_array().unwrap();
+    assert_eq!(recs[0]["type"], "path_payment_strict_receive");
+    assert_eq!(recs[0]["source_max"], "3.0000000");
+    assert_eq!(recs[1]["type"], "path_payment_strict_send");
+    assert_eq!(recs[1]["destination_min"], "2.0000000");
+    assert_eq!(recs[1]["path"], json!([]));
+    let next = p["_links"]["next"]["href"].as_str().unwrap();
+    assert!(next.starts_with(&net.base), "absolute link: {next}");
+
+    let (s, _, fs) = get("/fee_stats").await;
+    assert_eq!((s, fs["last_ledger_base_fee"].as_str()), (200, Some("100")));
+    assert_eq!(fs["fee_charged"]["p50"], "100");
+    let (_, _, ls) = get("/ledgers?order=desc&limit=1").await;
+    let last = &ls["_embedded"]["records"][0];
+    let seqn = last["sequence"].as_u64().unwrap();
+    assert!(
+        last["_links"]["self"]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://")
+    );
+    let (s, _, one) = get(&format!("/ledgers/{seqn}")).await;
+    assert_eq!((s, &one["hash"]), (200, &last["hash"]));
+    let (s, ct, _) = get("/ledgers/99999999").await;
+    assert_eq!((s, ct.as_deref()), (404, Some("application/problem+json")));
+
+    let (_, _, ops) = get(&format!("/accounts/{}/operations?limit=200", gid(&a))).await;
+    let types: Vec<&str> = ops["_embedded"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"change_trust"), "{types:?}");
+    assert!(types.contains(&"path_payment_strict_send"), "{types:?}");
+    let (_, _, txs) = get(&format!("/accounts/{}/transactions?limit=200", gid(&b))).await;
+    assert!(
+        txs["_embedded"]["records"].as_array().unwrap().len() >= 3,
+        "{txs}"
+    );
+    let (_, _, effs) = get(&format!("/accounts/{}/effects?limit=200", gid(&b))).await;
+    assert!(
+        effs["_embedded"]["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "account_credited" && e["amount"] == "2.0000000"),
+        "{effs}"
+    );
+    let (s, _, _) = get("/operations?limit=5").await;
+    assert_eq!(s, 200);
+    let (s, _, _) = get("/effects?limit=5").await;
+    assert_eq!(s, 200);
+    let (_, _, assets) = get("/assets?asset_code=USDC").await;
+    let usdc_rec = &assets["_embedded"]["records"][0];
+    assert_eq!(usdc_rec["asset_code"], "USDC");
+    assert!(
+        usdc_rec["num_accounts"].as_u64().unwrap() >= 3,
+        "{usdc_rec}"
+    );
+    let (s, ct, _) = get("/no_such_route").await;
+    assert_eq!((s, ct.as_deref()), (404, Some("application/problem+json")));
+}

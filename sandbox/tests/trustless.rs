@@ -590,3 +590,210 @@ async fn multi_release_per_milestone_release_and_dispute() {
     assert_eq!(escrows[0]["milestones"][0]["flags"]["released"], true);
     assert_eq!(escrows[0]["milestones"][1]["flags"]["resolved"], true);
 }
+
+/// Issue #19: the indexer's answer typed as `GetEscrowsFromIndexerResponse` of
+/// `@trustless-work/escrow` 3.0.5; `get-escrows-by-role`; the indexed array form;
+/// `update-escrow` with the contract's rules; TW's error body on 404s.
+#[tokio::test]
+async fn indexer_types_roles_update_and_errors() {
+    let tw = Tw::new().await;
+    let platform = tw.wallet("0").await;
+    let buyer = tw.wallet("100").await;
+    let seller = tw.wallet("0").await;
+    let id = tw.deploy(&platform, &buyer, &seller, 50.0).await;
+
+    let get = |path: String| {
+        let http = tw.http.clone();
+        let url = format!("{}{path}", tw.base);
+        async move {
+            let r = http
+                .get(url)
+                .header("x-api-key", "tw_test.key")
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Indexed array form, and the fields the npm client's type declares.
+    let (s, b) = get(format!(
+        "/helper/get-escrow-by-contract-ids?contractIds[0]={id}"
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let e = &b[0];
+    assert_eq!(e["contractId"], id.as_str());
+    assert_eq!(e["user"], gid(&platform).as_str());
+    assert_eq!(e["type"], "single-release");
+    assert!(
+        e["createdAt"]["_seconds"].as_i64().unwrap() > 1_700_000_000,
+        "{e}"
+    );
+    assert!(e["createdAt"]["_nanoseconds"].is_u64(), "{e}");
+    assert!(e["updatedAt"]["_seconds"].is_i64(), "{e}");
+    for k in [
+        "engagementId",
+        "title",
+        "roles",
+        "description",
+        "amount",
+        "platformFee",
+        "balance",
+        "milestones",
+        "flags",
+        "trustline",
+        "isActive",
+    ] {
+        assert!(!e[k].is_null(), "{k} missing: {e}");
+    }
+
+    // By role (and the by-signer filters).
+    let (s, b) = get(format!(
+        "/helper/get-escrows-by-role?role=approver&roleAddress={}",
+        gid(&buyer)
+    ))
+    .await;
+    assert_eq!((s, b.as_array().unwrap().len()), (200, 1), "{b}");
+    let (_, b) = get(format!(
+        "/helper/get-escrows-by-role?role=serviceProvider&roleAddress={}",
+        gid(&buyer)
+    ))
+    .await;
+    assert_eq!(b, json!([]));
+    let (s, b) = get(format!(
+        "/helper/get-escrows-by-role?role=owner&roleAddress={}",
+        gid(&buyer)
+    ))
+    .await;
+    assert_eq!((s, b["statusCode"].as_u64()), (400, Some(400)), "{b}");
+    let (_, b) = get(format!(
+        "/helper/get-escrows-by-signer?signer={}&status=working&type=single-release",
+        gid(&platform)
+    ))
+    .await;
+    assert_eq!(b.as_array().unwrap().len(), 1, "{b}");
+    let (_, b) = get(format!(
+        "/helper/get-escrows-by-signer?signer={}&status=released",
+        gid(&platform)
+    ))
+    .await;
+    assert_eq!(b, json!([]));
+
+    // update-escrow before funding: the platform changes the milestone and amount.
+    let put = |body: Value| {
+        let http = tw.http.clone();
+        let url = format!("{}/escrow/single-release/update-escrow", tw.base);
+        async move {
+            let r = http
+                .put(url)
+                .header("x-api-key", "tw_test.key")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let escrow = |amount: f64, platform_addr: &str| {
+        json!({
+            "engagementId": "ord_test", "title": "Logo v2", "description": "A better logo",
+            "roles": {
+                "approver": gid(&buyer), "serviceProvider": gid(&seller), "platformAddress": platform_addr,
+                "releaseSigner": gid(&buyer), "disputeResolver": gid(&platform), "receiver": gid(&seller),
+            },
+            "amount": amount, "platformFee": 5,
+            "milestones": [{ "description": "Deliver the logo in SVG" }],
+            "trustline": { "address": tw.issuer, "symbol": "USDC" },
+        })
+    };
+    // Only the platform address may update (contract error 7), and it cannot change.
+    let (s, b) = put(
+        json!({ "contractId": id, "signer": gid(&buyer), "escrow": escrow(60.0, &gid(&platform)) }),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"], "Bad Request");
+    assert_eq!(
+        b["message"],
+        "Only the platform address should be able to execute this function"
+    );
+    let (s, b) = put(
+        json!({ "contractId": id, "signer": gid(&platform), "escrow": escrow(60.0, &gid(&buyer)) }),
+    )
+    .await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (
+            400,
+            Some("The platform address of the escrow cannot be changed")
+        )
+    );
+    let (s, b) = put(json!({ "contractId": id, "signer": gid(&platform), "escrow": escrow(60.0, &gid(&platform)) })).await;
+    assert_eq!(s, 201, "{b}");
+    let signed = tw.sign(b["unsignedTransaction"].as_str().unwrap(), &platform);
+    let (s, r) = tw
+        .post("/helper/send-transaction", json!({ "signedXdr": signed }))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["contractId"], id.as_str());
+    assert_eq!(r["escrow"]["amount"], 60.0);
+    assert_eq!(r["escrow"]["title"], "Logo v2");
+    assert_eq!(
+        r["escrow"]["milestones"][0]["description"],
+        "Deliver the logo in SVG"
+    );
+    // Funded: no more updates (contract error 23).
+    let (_, b) = get(format!(
+        "/helper/get-escrow-by-contract-ids?contractIds[]={id}"
+    ))
+    .await;
+    let _ = b;
+    tw.run(
+        "/escrow/single-release/fund-escrow",
+        json!({ "contractId": id, "signer": gid(&buyer), "amount": 60 }),
+        &buyer,
+    )
+    .await;
+    let (s, b) = put(json!({ "contractId": id, "signer": gid(&platform), "escrow": escrow(70.0, &gid(&platform)) })).await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (400, Some("The escrow has funds, it cannot be modified"))
+    );
+
+    // TW's error body on unknown routes and on a body that is not JSON.
+    let (s, b) = get("/helper/no-such-route".into()).await;
+    assert_eq!(
+        (s, b),
+        (
+            404,
+            json!({ "message": "Cannot GET /helper/no-such-route", "error": "Not Found", "statusCode": 404 })
+        )
+    );
+    let r = tw
+        .http
+        .post(format!("{}/escrow/single-release/fund-escrow", tw.base))
+        .header("x-api-key", "tw_test.key")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        (b["statusCode"].as_u64(), b["error"].as_str()),
+        (Some(400), Some("Bad Request"))
+    );
+    // Horizon paths keep Horizon's problem+json.
+    let r = tw
+        .http
+        .get(format!("{}/no/such/thing", tw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+}
