@@ -169,15 +169,29 @@ async fn webhook_secrets_rotate(url: String) {
     let new_only = Vault::new(&key(2), &[]).unwrap();
     assert_eq!(rotation::verify(&store, &new_only).await.unwrap(), 2);
     for (id, secret) in [
-        (created.endpoint.id.clone(), created.secret.expose().to_string()),
-        ("whe_legacy".to_string(), "whsec_legacyplaintext".to_string()),
+        (
+            created.endpoint.id.clone(),
+            created.secret.expose().to_string(),
+        ),
+        (
+            "whe_legacy".to_string(),
+            "whsec_legacyplaintext".to_string(),
+        ),
     ] {
         let s = stored(id.clone()).await;
-        assert!(s.starts_with(&format!("v1.{}.", new_only.current_key_id())), "{s}");
-        assert_eq!(new_only.open(&id, &s).unwrap().as_slice(), secret.as_bytes());
+        assert!(
+            s.starts_with(&format!("v1.{}.", new_only.current_key_id())),
+            "{s}"
+        );
+        assert_eq!(
+            new_only.open(&id, &s).unwrap().as_slice(),
+            secret.as_bytes()
+        );
     }
     assert_eq!(
-        rotation::count_under(&store, old.current_key_id()).await.unwrap(),
+        rotation::count_under(&store, old.current_key_id())
+            .await
+            .unwrap(),
         0
     );
 }

@@ -136,11 +136,7 @@ async fn interactive_confirmation_and_terminal_tables() {
     let before = std::fs::read_to_string(&secrets).unwrap();
 
     // Answered "no": nothing changes.
-    let (code, shown) = on_terminal(
-        &dir,
-        &format!("{BIN} wallet rotate-key --generate"),
-        "n",
-    );
+    let (code, shown) = on_terminal(&dir, &format!("{BIN} wallet rotate-key --generate"), "n");
     assert_eq!(code, Some(1), "{shown}");
     assert!(shown.contains("nothing changed"), "{shown}");
     assert_eq!(std::fs::read_to_string(&secrets).unwrap(), before);
@@ -208,7 +204,10 @@ async fn interactive_confirmation_and_terminal_tables() {
         .output()
         .unwrap();
     let piped = String::from_utf8_lossy(&piped.stdout);
-    assert!(piped.contains("ACTIVE") && !piped.contains("\u{1b}["), "{piped}");
+    assert!(
+        piped.contains("ACTIVE") && !piped.contains("\u{1b}["),
+        "{piped}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
