@@ -91,15 +91,30 @@ order_state() {
   printf '\n'
 }
 
-# act METHOD PATH [JSON] — calls an order action and prints the order's state. A chain
-# operation still settling answers 202 with its saga: wait for the saga, then re-read.
+# settle ANSWER — a chain operation still settling answers 202 with its saga: wait until
+# the saga ends. One that did not complete (compensated: nothing happened; or parked
+# NEEDS_ATTENTION for an operator) stops the script, saying why. True when it waited.
+settle() {
+  local saga status
+  saga=$(jq -r '.saga.id // empty' <<<"$1")
+  [[ -z "$saga" ]] && return 1
+  echo "   (still settling on chain: waiting for $saga)"
+  until_equal "saga $saga" '.status != "RUNNING"' true GET "/sagas/$saga"
+  status=$(api GET "/sagas/$saga" | jq -r .status)
+  if [[ "$status" != COMPLETED ]]; then
+    echo "!! saga $saga ended $status:" >&2
+    api GET "/sagas/$saga" | jq '{kind, status, step, lastError}' >&2
+    exit 1
+  fi
+  return 0
+}
+
+# act METHOD PATH [JSON] — calls an order action and prints the order's state (after
+# waiting for a 202's saga).
 act() {
-  local o saga
+  local o
   o=$(api "$@")
-  saga=$(jq -r '.saga.id // empty' <<<"$o")
-  if [[ -n "$saga" ]]; then
-    echo "   (still settling on chain: waiting for $saga)"
-    until_equal "saga $saga" '.status != "RUNNING"' true GET "/sagas/$saga"
+  if settle "$o"; then
     o=$(api GET "/orders/$ORDER")
   fi
   order_state "$ORDER" "$o"
@@ -198,11 +213,17 @@ flow_split() {
   local d
   d=$(api POST "/orders/$ORDER/resolution/dispute" '{"openedBy":"BUYER","reason":"QUALITY_ISSUE","evidence":[{"url":"https://example.com/draft.png"}]}')
   DISPUTE=$(jq -r .id <<<"$d")
-  echo "   dispute $DISPUTE: $(jq -r .status <<<"$d"); order $(jq -r .order.status <<<"$d")"
+  if settle "$d"; then
+    d=$(api GET "/disputes/$DISPUTE")
+  fi
+  echo "   dispute $DISPUTE: $(jq -r .status <<<"$d"); order $(api GET "/orders/$ORDER" | jq -r .status)"
   step "Support resolves it: 60.00 to the seller, 40.00 back to the buyer"
   d=$(api POST "/disputes/$DISPUTE/resolve" '{"decision":"SPLIT","releaseAmount":"60.00","refundAmount":"40.00","note":"Partly delivered"}')
+  if settle "$d"; then
+    d=$(api GET "/disputes/$DISPUTE")
+  fi
   echo "   dispute $DISPUTE: $(jq -r .status <<<"$d") ($(jq -r .decision <<<"$d"))"
-  order_state "$ORDER" "$(jq .order <<<"$d")"
+  order_state "$ORDER" "$(api GET "/orders/$ORDER")"
   balances
   withdraw_seller
 }

@@ -155,38 +155,77 @@ pub async fn activation_worker(
     }
 }
 
+/// Advisory lock key of the deposit monitor's leadership.
+const MONITOR_LOCK: i64 = 7301001;
+
+/// How often the leader proves it still holds its lock.
+const LEADERSHIP_CHECK: Duration = Duration::from_secs(2);
+
 /// The deposit monitor: one leader among the daemons sharing a PostgreSQL database
 /// (session advisory lock on a dedicated connection); streams every payment from the
 /// saved cursor (the tip on first start) and credits managed wallets exactly once;
-/// reconnects with backoff when the stream drops.
+/// reconnects with backoff when the stream drops. The leader re-checks its lock every
+/// [`LEADERSHIP_CHECK`] on that connection (fencing): when the session is gone (its
+/// connection terminated or broken) it stops monitoring at once and competes for the
+/// lock again, so two daemons never both believe they lead for longer than that.
 pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
-    use futures_util::StreamExt;
-    use offerhub::services::deposits::{self, ManagedWallets};
-    // Leadership: held for as long as this connection lives.
-    let _leader = if store.backend() == offerhub::store::Backend::Postgres {
-        loop {
+    if store.backend() != offerhub::store::Backend::Postgres {
+        monitor_payments(&store, &sc).await;
+        return;
+    }
+    loop {
+        let mut conn = loop {
             match store.reader().acquire().await {
                 Ok(mut conn) => {
                     let got: std::result::Result<bool, _> =
-                        sqlx::query_scalar("SELECT pg_try_advisory_lock(7301001)")
+                        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                            .bind(MONITOR_LOCK)
                             .fetch_one(&mut *conn)
                             .await;
                     if matches!(got, Ok(true)) {
                         tracing::info!("this daemon runs the deposit monitor");
-                        break Some(conn);
+                        break conn;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "deposit monitor: no database connection"),
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
+        };
+        let fence = async {
+            loop {
+                tokio::time::sleep(LEADERSHIP_CHECK).await;
+                let held: std::result::Result<bool, _> = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                     AND objid = $1 AND pid = pg_backend_pid() AND granted)",
+                )
+                .bind(MONITOR_LOCK)
+                .fetch_one(&mut *conn)
+                .await;
+                if !matches!(held, Ok(true)) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = fence => {
+                tracing::warn!("deposit monitor: leadership lost (database session gone); monitoring stopped");
+            }
+            () = monitor_payments(&store, &sc) => {}
         }
-    } else {
-        None
-    };
+        // The connection may be broken: never hand it back to the pool.
+        drop(conn.detach());
+    }
+}
+
+/// Streams payments from the saved cursor and credits deposits, until the future is
+/// dropped (it never ends by itself).
+async fn monitor_payments(store: &Store, sc: &StellarContext) {
+    use futures_util::StreamExt;
+    use offerhub::services::deposits::{self, ManagedWallets};
     let mut managed = ManagedWallets::default();
     let mut delay = Duration::from_millis(200);
     loop {
-        let cursor = match deposits::cursor(&store).await {
+        let cursor = match deposits::cursor(store).await {
             Ok(c) => c.unwrap_or_else(|| "now".to_string()),
             Err(e) => {
                 tracing::warn!(error = %e, "deposit monitor: cannot read the cursor");
@@ -202,7 +241,7 @@ pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
                     match item {
                         Ok(record) => {
                             if let Err(e) =
-                                deposits::process_record(&store, &sc, &mut managed, &record).await
+                                deposits::process_record(store, sc, &mut managed, &record).await
                             {
                                 tracing::warn!(error = %e, "deposit monitor: record not processed; reconnecting");
                                 break;

@@ -428,3 +428,77 @@ async fn crypto_withdrawals(url: String) {
     assert_eq!(report.discrepancies, 1);
 }
 both_backends!(withdrawals_on, crypto_withdrawals);
+
+/// The deposit-monitor leader whose database session is terminated stops leading and
+/// the lock is taken again (fencing); deposits keep being credited exactly once.
+/// PostgreSQL only: SQLite has one daemon per file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn monitor_leadership_is_fenced_on_postgres() {
+    let url = offerhub_testkit::fresh_database_url(offerhub_testkit::Backend::Postgres).await;
+    let (t, sandbox) = app_with_sandbox(&url, &[]).await;
+    let holder = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 7301001 AND granted",
+        )
+        .fetch_optional(t.store.reader())
+        .await
+        .unwrap()
+    };
+    let mut first = None;
+    for _ in 0..200 {
+        first = holder().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = first.expect("a daemon leads the deposit monitor");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(t.store.reader())
+        .await
+        .unwrap();
+    assert!(terminated);
+    let mut second = None;
+    for _ in 0..300 {
+        second = holder().await.filter(|p| *p != first);
+        if second.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(second.is_some(), "leadership was re-acquired on a new session");
+    let (_, key) = t.key(&["read", "write"]).await;
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(r#"{"externalUserId": "fenced"}"#),
+        )
+        .await;
+    let user = r.body["data"]["id"].as_str().unwrap().to_string();
+    let address = wait_active(&t, &key, &user).await["publicKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": address, "amount": "7", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    let mut available = Value::Null;
+    for _ in 0..200 {
+        let b = t
+            .call("GET", &format!("/api/v1/users/{user}/balance"), Some(&key), None)
+            .await;
+        available = b.body["data"]["available"].clone();
+        if available == "7.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(available, "7.00", "the new leader credits deposits");
+    assert!(offerhub::ledger::verify(&t.store).await.unwrap().is_clean());
+}
