@@ -202,6 +202,32 @@ pub async fn open_or_create(config: &Config) -> Result<Store, String> {
     Ok(store)
 }
 
+/// On the embedded sandbox: `Some(reason)` when the database already belongs to another
+/// chain — its platform wallet is active there but unknown to this daemon's sandbox
+/// (another daemon's data directory with its own sandbox, or a sandbox state that was
+/// deleted). Serving would show wallets "ACTIVE" that do not exist.
+async fn foreign_chain(
+    store: &offerhub::store::Store,
+    sandbox: &std::net::SocketAddr,
+) -> Option<String> {
+    let platform = offerhub::services::wallets::platform(store).await.ok()??;
+    if platform.status != "ACTIVE" {
+        return None;
+    }
+    let url = format!("http://{sandbox}/accounts/{}", platform.public_key);
+    let status = reqwest::get(&url).await.ok()?.status();
+    (status == reqwest::StatusCode::NOT_FOUND).then(|| {
+        format!(
+            "this database belongs to another chain: its platform wallet {} is not on this \
+             daemon's embedded sandbox (the database is shared with another daemon's data \
+             directory, or this data directory's sandbox state was removed); run each \
+             sandbox daemon on its own database, or point STELLAR_HORIZON_URL at the one \
+             sandbox they share (`offerhub sandbox`)",
+            platform.public_key
+        )
+    })
+}
+
 /// `offerhub serve`.
 pub async fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     offerhub::store::private_dir(&config.data_dir).map_err(|e| {
@@ -252,6 +278,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         config.horizon_url = Some(url::Url::parse(&format!("http://{sandbox}"))?);
         // Operator commands (reconcile, disputes, sandbox fund) find the running sandbox
         // here; written only now that this daemon holds the lock and its port.
+        if let Some(problem) = foreign_chain(&store, &sandbox).await {
+            eprintln!("error: {problem}");
+            return Ok(ExitCode::from(2));
+        }
         let url_file = config.data_dir.join("sandbox-url");
         std::fs::write(&url_file, format!("http://{sandbox}\n"))?;
         state_files.push(url_file);

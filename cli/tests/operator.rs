@@ -291,3 +291,67 @@ async fn cli_polish() {
     assert!(err.contains("could not check"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits until the platform wallet recorded in the database at `url` is active (the
+/// daemon activates it on its chain at start).
+async fn wait_platform_active(url: &str) {
+    let store = offerhub::store::Store::connect(&offerhub::config::DatabaseUrl::new(url))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(w)) = offerhub::services::wallets::platform(&store).await
+            && w.status == "ACTIVE"
+        {
+            store.close().await;
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the platform wallet did not become active"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A daemon with the embedded sandbox refuses (exit 2, one line) a database that
+/// belongs to another chain: another data directory's sandbox on a shared PostgreSQL,
+/// or its own sandbox state removed (SQLite).
+#[tokio::test]
+async fn a_database_of_another_chain_is_refused() {
+    let pg = offerhub_testkit::fresh_database_url(offerhub_testkit::Backend::Postgres).await;
+    let dir = temp_dir("chain");
+    let sqlite = format!("sqlite://{}/data/offerhub.db", dir.display());
+    for (url, second_dir) in [(pg.as_str(), "other"), (sqlite.as_str(), "same")] {
+        let first = dir.join("first");
+        std::fs::create_dir_all(&first).unwrap();
+        let port = free_port();
+        let daemon = serve(
+            &first,
+            &["--port", &port.to_string()],
+            &[("DATABASE_URL", url)],
+        );
+        wait_healthy(port).await;
+        wait_platform_active(url).await;
+        drop(daemon);
+        let second = if second_dir == "same" {
+            // The same data directory whose sandbox state was removed.
+            std::fs::remove_file(first.join("data").join("sandbox-state.json")).unwrap();
+            first.clone()
+        } else {
+            let d = dir.join(second_dir);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        };
+        let o = cmd(&second, &["serve", "--port", &free_port().to_string()])
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains("belongs to another chain"), "{err}");
+        assert!(!err.contains(" on http://"), "{err}");
+        let _ = std::fs::remove_dir_all(&first);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

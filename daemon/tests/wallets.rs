@@ -467,7 +467,10 @@ async fn monitor_leadership_is_fenced_on_postgres() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(second.is_some(), "leadership was re-acquired on a new session");
+    assert!(
+        second.is_some(),
+        "leadership was re-acquired on a new session"
+    );
     let (_, key) = t.key(&["read", "write"]).await;
     let r = t
         .call(
@@ -491,7 +494,12 @@ async fn monitor_leadership_is_fenced_on_postgres() {
     let mut available = Value::Null;
     for _ in 0..200 {
         let b = t
-            .call("GET", &format!("/api/v1/users/{user}/balance"), Some(&key), None)
+            .call(
+                "GET",
+                &format!("/api/v1/users/{user}/balance"),
+                Some(&key),
+                None,
+            )
             .await;
         available = b.body["data"]["available"].clone();
         if available == "7.00" {
