@@ -54,6 +54,10 @@ pub struct Store {
     backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    /// PostgreSQL: connections that hold session advisory locks ([`Store::advisory_lock`]),
+    /// apart from the query pool so that lock holders never starve the queries they
+    /// wait on.
+    locks: Option<AnyPool>,
     /// Woken after every commit that wrote events (in-process subscribers).
     events_written: Arc<Notify>,
 }
@@ -89,6 +93,11 @@ impl Store {
         if url.is_postgres() {
             let options = AnyConnectOptions::from_str(raw)
                 .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+            let locks = AnyPoolOptions::new()
+                .max_connections(opts.max_connections.saturating_mul(2).max(4))
+                .min_connections(0)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(options.clone());
             let pool = AnyPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
@@ -97,6 +106,7 @@ impl Store {
                 .map_err(|e| Error::internal(format!("cannot connect to {url}: {e}")))?;
             return Ok(Store {
                 backend: Backend::Postgres,
+                locks: Some(locks),
                 writer: pool.clone(),
                 reader: pool,
                 events_written: Arc::new(Notify::new()),
@@ -141,6 +151,7 @@ impl Store {
             }
         }
         Ok(Store {
+            locks: None,
             backend: Backend::Sqlite,
             writer,
             reader,
@@ -203,8 +214,31 @@ impl Store {
         Ok(())
     }
 
+    /// Takes the database-wide lock `key` for as long as the returned guard lives:
+    /// PostgreSQL session advisory lock (`pg_advisory_lock`) on a connection of its own,
+    /// so daemons sharing the database exclude each other; `None` on SQLite, where one
+    /// `serve` owns the file. Waits for the lock. Dropping the guard unlocks (or, when
+    /// that fails, closes the session, which releases it too).
+    pub async fn advisory_lock(&self, key: i64) -> Result<Option<AdvisoryLock>> {
+        let Some(pool) = &self.locks else {
+            return Ok(None);
+        };
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_lock($1)) AS l")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Some(AdvisoryLock {
+            conn: Some(conn),
+            key,
+        }))
+    }
+
     /// Closes all connections (flushes the SQLite WAL on the last close).
     pub async fn close(&self) {
+        if let Some(l) = &self.locks {
+            l.close().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -286,6 +320,38 @@ fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
         return None;
     }
     Some(std::path::PathBuf::from(path))
+}
+
+/// A held [`Store::advisory_lock`].
+pub struct AdvisoryLock {
+    conn: Option<sqlx::pool::PoolConnection<Any>>,
+    key: i64,
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let key = self.key;
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move {
+                    let unlocked = sqlx::query(
+                        "SELECT 1 AS unlocked FROM (SELECT pg_advisory_unlock($1)) AS u",
+                    )
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await;
+                    if unlocked.is_err() {
+                        // Ending the session releases every lock it holds.
+                        drop(conn.detach());
+                    }
+                });
+            }
+            Err(_) => drop(conn.detach()),
+        }
+    }
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.

@@ -418,3 +418,96 @@ both_backends!(
     concurrent_withdrawal_on,
     concurrent_executors_pay_a_withdrawal_once
 );
+
+/// Two daemons (two stores, two Horizon clients with their own in-process locks) on one
+/// PostgreSQL pay withdrawals from the shared platform account at the same time: the
+/// database-wide submission lock gives each transaction its own sequence number, so
+/// every withdrawal completes, once. (SQLite has one daemon per file.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_daemons_share_the_platform_account_on_postgres() {
+    use offerhub::services::{deposits, withdrawals};
+    let url = offerhub_testkit::fresh_database_url(offerhub_testkit::Backend::Postgres).await;
+    let (store_a, sc_a, base) = setup(&url).await;
+    wallets::ensure_platform(&store_a, &sc_a, None)
+        .await
+        .unwrap();
+    let store_b = Store::connect(&DatabaseUrl::new(&url)).await.unwrap();
+    let sc_b = StellarContext {
+        horizon: Horizon::new(base.parse().unwrap()).unwrap(),
+        network: sc_a.network.clone(),
+        usdc: sc_a.usdc.clone(),
+        usdc_issuer: sc_a.usdc_issuer.clone(),
+        vault: sc_a.vault.clone(),
+        float_stroops: sc_a.float_stroops,
+        friendbot: sc_a.friendbot.clone(),
+    };
+    let http = reqwest::Client::new();
+    let outside: serde_json::Value = http
+        .post(format!("{base}/_sandbox/accounts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outside = outside["address"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let u = user(&store_a, &format!("two-{i}")).await;
+        let w = wallets::create(
+            &store_a,
+            &Context::system(),
+            &sc_a,
+            WalletKind::User,
+            Some(&u),
+        )
+        .await
+        .unwrap();
+        let w = wallets::activate(&store_a, &sc_a, &w.id).await.unwrap();
+        http.post(format!("{base}/_sandbox/fund"))
+            .json(&serde_json::json!({ "address": w.public_key, "amount": "5", "asset": "USDC" }))
+            .send()
+            .await
+            .unwrap();
+        deposits::catch_up(&store_a, &sc_a, &mut deposits::ManagedWallets::default())
+            .await
+            .unwrap();
+        let wd = withdrawals::record_crypto(
+            &store_a,
+            &Context::system(),
+            &sc_a,
+            &u,
+            Amount::parse("2").unwrap(),
+            &outside,
+        )
+        .await
+        .unwrap();
+        ids.push(wd.id);
+    }
+    let sc_a = Arc::new(sc_a);
+    let sc_b = Arc::new(sc_b);
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (store, sc) = if i % 2 == 0 {
+            (store_a.clone(), sc_a.clone())
+        } else {
+            (store_b.clone(), sc_b.clone())
+        };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            withdrawals::execute(&store, &sc, &id)
+                .await
+                .map(|w| w.status)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "WITHDRAWAL_COMPLETED");
+    }
+    let dest = sc_a.horizon.account(&outside).await.unwrap().unwrap();
+    assert_eq!(
+        dest.credit("USDC", &sc_a.usdc_issuer),
+        Some(Amount::parse("12").unwrap()),
+        "each withdrawal paid exactly once"
+    );
+    assert!(offerhub::ledger::verify(&store_a).await.unwrap().is_clean());
+}

@@ -1250,8 +1250,9 @@ async fn execute_step(
         .ok_or_else(|| Error::internal("saga without escrow"))?;
     let parties = Parties::load(store, &order).await?;
     let signer = parties.wallet(step.signer).clone();
-    let lock = ec.sc.horizon.account_lock(&signer.public_key);
-    let _guard = lock.lock().await;
+    let _guard =
+        crate::services::wallets::submission_lock(store, &ec.sc.horizon, &signer.public_key)
+            .await?;
     // Re-read under the signer's lock: another executor may have moved on.
     let saga = sagas::get(store, &saga.id).await?;
     if saga.status != "RUNNING" || saga.step != i64::try_from(idx).unwrap_or(-1) {

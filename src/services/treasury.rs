@@ -116,8 +116,7 @@ pub async fn settle(store: &Store, sc: &StellarContext, t: &Transfer<'_>) -> Res
                 "the platform (treasury) wallet is not active",
             )
         })?;
-    let lock = sc.horizon.account_lock(&platform.public_key);
-    let _guard = lock.lock().await;
+    let _guard = wallets::submission_lock(store, &sc.horizon, &platform.public_key).await?;
     let envelope = match stored_envelope(store, t).await? {
         Some(xdr) => {
             let env = tx::signed_from_xdr(&xdr, &sc.network)?;

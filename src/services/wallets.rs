@@ -129,6 +129,35 @@ pub async fn for_user(store: &Store, user_id: &str) -> Result<Wallet> {
         .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("User {user_id} has no wallet")))
 }
 
+/// Exclusive use of a Stellar source account while a transaction of it is built, signed
+/// and submitted: sequence numbers are used one at a time by every executor of every
+/// daemon sharing the database ([`submission_lock`]).
+pub struct SubmissionGuard {
+    _local: tokio::sync::OwnedMutexGuard<()>,
+    _database: Option<crate::store::AdvisoryLock>,
+}
+
+/// Takes the submission lock of `account`: first this process's
+/// ([`crate::stellar::horizon::Horizon::account_lock`], so one task per process waits
+/// on the database), then the database's (PostgreSQL advisory lock keyed by the
+/// account), so two daemons never build transactions with the same sequence number.
+pub async fn submission_lock(
+    store: &Store,
+    horizon: &crate::stellar::horizon::Horizon,
+    account: &str,
+) -> Result<SubmissionGuard> {
+    use sha2::{Digest, Sha256};
+    let local = horizon.account_lock(account).lock_owned().await;
+    let digest = Sha256::digest(format!("offerhub:stellar-source:{account}").as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    let database = store.advisory_lock(i64::from_be_bytes(key)).await?;
+    Ok(SubmissionGuard {
+        _local: local,
+        _database: database,
+    })
+}
+
 /// The platform wallet, when created.
 pub async fn platform(store: &Store) -> Result<Option<Wallet>> {
     by(store, "kind", "PLATFORM").await
@@ -280,8 +309,7 @@ pub async fn ensure_platform(
         )
     })?;
     if account.credit(&sc.usdc.code, &sc.usdc_issuer).is_none() {
-        let lock = sc.horizon.account_lock(&w.public_key);
-        let _guard = lock.lock().await;
+        let _guard = submission_lock(store, &sc.horizon, &w.public_key).await?;
         let max_time =
             u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS).unwrap_or(0);
         let t = tx::transaction(
@@ -322,8 +350,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 "the platform wallet is not active yet",
             )
         })?;
-    let lock = sc.horizon.account_lock(&platform.public_key);
-    let _guard = lock.lock().await;
+    let _guard = submission_lock(store, &sc.horizon, &platform.public_key).await?;
     // Read under the lock: a concurrent activation of this wallet has finished by now.
     let w = by(store, "id", wallet_id)
         .await?

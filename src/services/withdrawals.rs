@@ -306,8 +306,7 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
                 "the platform wallet is not active",
             )
         })?;
-    let lock = sc.horizon.account_lock(&platform.public_key);
-    let _guard = lock.lock().await;
+    let _guard = wallets::submission_lock(store, &sc.horizon, &platform.public_key).await?;
     let w = get(store, id).await?;
     if !matches!(
         w.status.as_str(),
