@@ -355,3 +355,63 @@ async fn a_database_of_another_chain_is_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM with an open SSE stream and busy workers: the daemon ends the stream, stops
+/// its workers and exits 0 within 5 s, logging no error.
+#[tokio::test]
+async fn sigterm_stops_everything_within_five_seconds() {
+    let dir = temp_dir("term");
+    let port = free_port();
+    let mut daemon = serve(&dir, &["--port", &port.to_string()], &[]);
+    wait_healthy(port).await;
+    let secrets = std::fs::read_to_string(dir.join("data").join("secrets.env")).unwrap();
+    let master = secrets
+        .lines()
+        .find_map(|l| l.strip_prefix("OFFERHUB_MASTER_KEY="))
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::new();
+    // Some work for the workers (a wallet to activate), and an SSE stream left open.
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/api/v1/users"))
+        .bearer_auth(&master)
+        .json(&serde_json::json!({ "externalUserId": "term-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let sse = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/events"))
+        .bearer_auth(&master)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let reader = tokio::spawn(async move { sse.bytes().await.map(|b| b.len()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = i32::try_from(daemon.0.id()).unwrap();
+    let start = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    let ended = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the SSE stream ended");
+    assert!(ended.is_ok());
+    let log = daemon.log();
+    for bad in [" ERROR ", "closed pool", "PoolClosed"] {
+        assert!(!log.contains(bad), "{bad:?} in the log:\n{log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,21 +35,22 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Broadcasts committed events to this daemon's subscribers.
 pub struct EventHub {
     sender: broadcast::Sender<Arc<Event>>,
+    /// `true` once the daemon shuts down: SSE streams end, the pump stops.
+    stopping: tokio::sync::watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl EventHub {
     /// Starts the pump (and, on PostgreSQL, its LISTEN connection) on the current runtime.
     pub fn start(store: Store, database_url: Option<String>) -> Arc<EventHub> {
         let (sender, _) = broadcast::channel(8192);
-        let hub = Arc::new(EventHub {
-            sender: sender.clone(),
-        });
+        let mut tasks = Vec::new();
         let wake = store.events_written();
         if store.backend() == Backend::Postgres
             && let Some(url) = database_url
         {
             let wake = wake.clone();
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 loop {
                     match sqlx::postgres::PgListener::connect(&url).await {
                         Ok(mut l) => {
@@ -65,9 +66,11 @@ impl EventHub {
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-            });
+            }));
         }
-        tokio::spawn(async move {
+        let pump_sender = sender.clone();
+        tasks.push(tokio::spawn(async move {
+            let sender = pump_sender;
             let mut last = loop {
                 match events::last_seq(&store).await {
                     Ok(s) => break s,
@@ -91,12 +94,34 @@ impl EventHub {
                     }
                 }
             }
-        });
-        hub
+        }));
+        Arc::new(EventHub {
+            sender,
+            stopping: tokio::sync::watch::channel(false).0,
+            tasks: std::sync::Mutex::new(tasks),
+        })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
+    }
+
+    /// Resolves once [`EventHub::shutdown`] was called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Ends every SSE stream (so a graceful shutdown does not wait on them) and stops
+    /// the pump and its LISTEN connection.
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
     }
 }
 
@@ -173,15 +198,36 @@ pub async fn stream(
         .map(|id| (id, "Last-Event-ID"))
         .or(q.cursor.filter(|c| !c.is_empty()).map(|c| (c, "cursor")));
     // Subscribe before reading the database, so nothing committed meanwhile is missed.
-    let mut live = state.events.subscribe();
-    let mut last = match &resume {
+    let live = state.events.subscribe();
+    let last = match &resume {
         Some((id, field)) => events::seq_of(&state.store, id, field).await?,
         None => events::last_seq(&state.store).await?,
     };
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let store = state.store.clone();
     let filter = q.filter;
+    let stopped = state.events.stopped();
     tokio::spawn(async move {
+        tokio::select! {
+            () = stopped => {}
+            () = forward(store, filter, last, live, tx) => {}
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+/// Sends a subscriber everything after `last` from the database, then the live events,
+/// until the client is gone.
+async fn forward(
+    store: Store,
+    filter: EventFilter,
+    mut last: i64,
+    mut live: broadcast::Receiver<Arc<Event>>,
+    tx: mpsc::Sender<Result<SseEvent, Infallible>>,
+) {
+    {
         // Sends everything after `last` from the database; false when the client is gone.
         async fn catch_up(
             store: &Store,
@@ -235,10 +281,7 @@ pub async fn stream(
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
-    });
-    Ok(Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
-        .into_response())
+    }
 }
 
 /// `GET /events/history` (read): the same rows as JSON pages, oldest first. `cursor` is

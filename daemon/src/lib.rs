@@ -236,14 +236,22 @@ pub async fn serve_on(
     if state.airtm.is_some() {
         state = register_with_embedded_airtm(state, addr).await;
     }
-    workers::start(&state);
+    let workers = workers::start(&state);
+    let events = state.events.clone();
     let app = router(state);
+    // On SIGINT/SIGTERM: stop the workers (leadership of the deposit monitor goes with
+    // its session) and end SSE streams at once, then let in-flight requests finish.
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: workers stopped, event streams closed");
+            workers.stop();
+            events.shutdown();
+        })
         .await
         .map_err(|e| Error::internal(format!("server: {e}")))?;
-    tracing::info!("shutting down");
-    let _ = tokio::time::timeout(Duration::from_secs(30), store.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), store.close()).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -9,23 +9,39 @@ use offerhub::services::{idempotency, webhooks};
 
 use crate::state::AppState;
 
-/// Starts every worker on the current runtime.
-pub fn start(state: &AppState) {
+/// The running workers of a daemon.
+pub struct Workers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Workers {
+    /// Stops every worker now. Safe at any point: a worker's open transaction rolls back,
+    /// and chain operations resume from their stored envelope (sagas, withdrawals) on
+    /// the next start or in another daemon.
+    pub fn stop(self) {
+        for h in self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Starts every worker on the current runtime; [`Workers::stop`] ends them (dropping
+/// the handle leaves them running).
+pub fn start(state: &AppState) -> Workers {
+    let mut handles = Vec::new();
     if let Some(sc) = &state.stellar {
-        tokio::spawn(crate::wallets::activation_worker(
+        handles.push(tokio::spawn(crate::wallets::activation_worker(
             state.store.clone(),
             sc.clone(),
             state.config.platform_user_id.clone(),
             state.wallet_wake.clone(),
-        ));
-        tokio::spawn(crate::wallets::deposit_monitor(
+        )));
+        handles.push(tokio::spawn(crate::wallets::deposit_monitor(
             state.store.clone(),
             sc.clone(),
-        ));
+        )));
     }
     if let Some(ec) = &state.escrow {
         let (ec, store) = (ec.clone(), state.store.clone());
-        tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             // Resumes sagas left running (a restart, an unknown outcome, a retry).
             loop {
                 if let Err(e) = offerhub::services::escrow::resume_due(&ec, &store).await {
@@ -33,12 +49,12 @@ pub fn start(state: &AppState) {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        });
+        }));
     }
     if let (Some(ac), Some(wake)) = (&state.airtm, &state.airtm_wake) {
         let (ac, wake, store) = (ac.clone(), wake.clone(), state.store.clone());
         let every = std::time::Duration::from_secs(u64::from(state.config.airtm.reconcile_secs));
-        tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             // The inbox of Airtm webhooks, and the reconciler: open top-ups and payouts
             // are re-read from Airtm so a missed webhook never leaves money stuck.
             let mut last_reconcile = tokio::time::Instant::now();
@@ -60,19 +76,20 @@ pub fn start(state: &AppState) {
                     let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
                 }
             }
-        });
+        }));
     }
     let s = state.clone();
-    tokio::spawn(async move { webhook_loop(s).await });
+    handles.push(tokio::spawn(async move { webhook_loop(s).await }));
     let s = state.clone();
-    tokio::spawn(async move {
+    handles.push(tokio::spawn(async move {
         loop {
             if let Err(e) = idempotency::purge_expired(&s.store).await {
                 tracing::warn!(error = %e, "idempotency purge failed");
             }
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
-    });
+    }));
+    Workers(handles)
 }
 
 async fn webhook_loop(state: AppState) {
