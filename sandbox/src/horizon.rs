@@ -781,6 +781,12 @@ pub struct Faults {
     /// replaced by another account) — to prove that callers refuse to sign it.
     #[serde(default)]
     pub tamper_xdr: Option<String>,
+    /// The next Trustless Work builder answer (for `function`, when given) calls the
+    /// contract with the argument at `path` altered — any argument, nested or not:
+    /// `{"path": "escrow.milestones[0].amount", "function": "fund_escrow"}`
+    /// (see [`crate::tamper`]).
+    #[serde(default)]
+    pub tamper_arg: Option<crate::tamper::TamperArg>,
 }
 
 async fn set_faults(State(sb): State<Arc<Sandbox>>, Json(f): Json<Faults>) -> Response {
