@@ -16,8 +16,8 @@
 pub mod airtm;
 pub mod horizon;
 pub mod ledger;
-pub mod trustless;
 pub mod tamper;
+pub mod trustless;
 pub mod tw;
 
 use std::net::SocketAddr;

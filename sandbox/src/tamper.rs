@@ -117,7 +117,10 @@ pub fn apply(function: &str, args: &mut [ScVal], t: &TamperArg) -> Result<(), St
         ),
         _ => (
             names.iter().position(|n| *n == "escrow").ok_or_else(|| {
-                format!("{function} has no argument {:?} (arguments: {names:?})", t.path)
+                format!(
+                    "{function} has no argument {:?} (arguments: {names:?})",
+                    t.path
+                )
             })?,
             &segs[..],
         ),
@@ -183,7 +186,9 @@ fn alter(v: &mut ScVal, segs: &[Seg], value: Option<&Value>) -> bool {
             if !alter(item, rest, value) {
                 return false;
             }
-            *v = ScVal::Vec(Some(stellar_xdr::ScVec(list.try_into().unwrap_or_default())));
+            *v = ScVal::Vec(Some(stellar_xdr::ScVec(
+                list.try_into().unwrap_or_default(),
+            )));
             true
         }
         // A map entry by position: `.address` is its key, `.amount` its value
@@ -230,7 +235,9 @@ fn sc_address(s: &str) -> Option<ScVal> {
 }
 
 fn sc_string(s: &str) -> ScVal {
-    ScVal::String(ScString(s.as_bytes().to_vec().try_into().unwrap_or_default()))
+    ScVal::String(ScString(
+        s.as_bytes().to_vec().try_into().unwrap_or_default(),
+    ))
 }
 
 /// An integer leaf as `n`, keeping its type (out of range: `None`).
@@ -346,7 +353,10 @@ mod tests {
                 Seg::Key("amount".into()),
             ])
         );
-        assert_eq!(parse_path("distributions[0].address").map(|s| s.len()), Some(3));
+        assert_eq!(
+            parse_path("distributions[0].address").map(|s| s.len()),
+            Some(3)
+        );
         assert_eq!(parse_path("a[x]"), None);
         assert_eq!(parse_path(""), None);
     }
@@ -378,7 +388,11 @@ mod tests {
             panic!()
         };
         assert_eq!(int_of(&m0.0[0].val), Some(140));
-        assert_eq!(int_of(&args[2]), Some(70), "only the named argument changes");
+        assert_eq!(
+            int_of(&args[2]),
+            Some(70),
+            "only the named argument changes"
+        );
 
         let mut args = vec![
             sc_address(seller).unwrap(),
