@@ -1029,7 +1029,10 @@ async fn call_for(
     // other flags at deploy — §B.2 — but a transaction is never signed on trust), and
     // a milestone status/evidence the deployer left unset.
     let title = order.title.clone();
-    let description = order.description.clone().unwrap_or_else(|| order.title.clone());
+    let description = order
+        .description
+        .clone()
+        .unwrap_or_else(|| order.title.clone());
     escrow_fields.push(("title", Arg::Str(title)));
     escrow_fields.push(("description", Arg::Str(description)));
     let unset_status = || Arg::StrIn(vec!["", "pending", "Pending"]);
