@@ -600,3 +600,447 @@ async fn milestones_release_one_by_one(url: String) {
     m.clean().await;
 }
 both_backends!(milestones, milestones_release_one_by_one);
+
+// ---------- every builder argument, tampered (issue #19, item 4) ----------
+
+/// What must not change when a tampered transaction is refused.
+#[derive(Debug, PartialEq)]
+struct MoneySnapshot {
+    buyer: Value,
+    seller: Value,
+    buyer_chain: String,
+    seller_chain: String,
+    invocations: usize,
+}
+
+impl Market {
+    async fn money(&self) -> MoneySnapshot {
+        let v: Value = reqwest::get(format!("{}/_sandbox/invocations", self.sandbox))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        MoneySnapshot {
+            buyer: self.balance(&self.buyer).await,
+            seller: self.balance(&self.seller).await,
+            buyer_chain: self.usdc(&self.buyer_address).await,
+            seller_chain: self.usdc(&self.seller_address).await,
+            invocations: v.as_array().unwrap().len(),
+        }
+    }
+
+    /// Arms the sandbox's `tamperArg` fault for the next `function` builder answer.
+    async fn tamper(&self, function: &str, path: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sandbox/faults", self.sandbox))
+            .json(&json!({ "tamperArg": { "function": function, "path": path } }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    /// `POST path` with the argument `arg` of `function` tampered: refused with
+    /// XDR_VERIFICATION_FAILED naming `check`, nothing signed, no money moved. When
+    /// the tampered call is not the saga's first step the saga is parked (earlier
+    /// steps are on chain) and is retried here, untampered.
+    async fn refused(&self, order: &str, path: &str, function: &str, arg: &str, check: &str) {
+        self.refused_with(order, path, None, function, arg, check)
+            .await
+    }
+
+    async fn refused_with(
+        &self,
+        order: &str,
+        path: &str,
+        body: Option<Value>,
+        function: &str,
+        arg: &str,
+        check: &str,
+    ) {
+        let before = self.money().await;
+        let status_before = self
+            .call("GET", &format!("/orders/{order}"), None)
+            .await
+            .body["data"]["status"]
+            .clone();
+        self.tamper(function, arg).await;
+        let r = self.call("POST", path, body).await;
+        let sagas = self
+            .call("GET", &format!("/sagas?orderId={order}"), None)
+            .await;
+        let saga = sagas.body["data"][0].clone();
+        if r.status == 502 {
+            assert_error(&r, 502, "XDR_VERIFICATION_FAILED");
+            let found = r.body["error"]["details"]["check"].as_str().unwrap_or("");
+            assert_eq!(found, check, "{function} {arg}: {}", r.body);
+            // Refused at the first step: compensated, the order as it was.
+            assert_eq!(saga["status"], "COMPENSATED", "{saga}");
+            let o = self.call("GET", &format!("/orders/{order}"), None).await;
+            assert_eq!(o.body["data"]["status"], status_before, "{function} {arg}");
+            assert_eq!(self.money().await, before, "{function} {arg}: money moved");
+            return;
+        }
+        // A later step: parked with the refusal, the money where it was.
+        assert_eq!(
+            saga["status"], "NEEDS_ATTENTION",
+            "{function} {arg}: {} {saga}",
+            r.body
+        );
+        assert_eq!(
+            saga["lastError"]["code"], "XDR_VERIFICATION_FAILED",
+            "{function} {arg}: {saga}"
+        );
+        assert_eq!(
+            saga["lastError"]["details"]["check"], check,
+            "{function} {arg}: {saga}"
+        );
+        let now = self.money().await;
+        assert_eq!(
+            (&now.buyer, &now.seller, &now.buyer_chain, &now.seller_chain),
+            (
+                &before.buyer,
+                &before.seller,
+                &before.buyer_chain,
+                &before.seller_chain
+            ),
+            "{function} {arg}: money moved"
+        );
+        let report = offerhub::ledger::verify(&self.t.store).await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        // Retried without tampering: the saga completes.
+        let id = saga["id"].as_str().unwrap();
+        let r = self.call("POST", &format!("/sagas/{id}/retry"), None).await;
+        assert!(r.status.is_success(), "{}", r.body);
+        for _ in 0..200 {
+            let s = self.call("GET", &format!("/sagas/{id}"), None).await;
+            if s.body["data"]["status"] == "COMPLETED" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{function} {arg}: the retried saga did not complete");
+    }
+}
+
+/// Each argument of each single-release call OfferHub signs, tampered one at a time by
+/// the sandbox: deploy, fund, release (status, approve, release), refund (dispute,
+/// resolve) and a split resolution.
+async fn every_single_release_argument_is_verified(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.order("40", json!([])).await;
+    let deploy = format!("/orders/{id}/escrow");
+    let escrow_args = [
+        "engagement_id",
+        "title",
+        "description",
+        "amount",
+        "platform_fee",
+        "roles.approver",
+        "roles.service_provider",
+        "roles.platform_address",
+        "roles.release_signer",
+        "roles.dispute_resolver",
+        "roles.receiver",
+        "trustline.address",
+        "flags.disputed",
+        "flags.released",
+        "flags.resolved",
+        "milestones",
+        "milestones[0].description",
+        "milestones[0].status",
+        "milestones[0].evidence",
+        "milestones[0].approved",
+    ];
+    let deploy_fn = offerhub_sandbox::tw::DEPLOY_FN;
+    m.refused(&id, &deploy, deploy_fn, "deployer", "argument 0")
+        .await;
+    for a in escrow_args {
+        let check = if a == "milestones" {
+            "argument 1.milestones length".to_string()
+        } else {
+            format!("argument 1.{a}")
+        };
+        m.refused(&id, &deploy, deploy_fn, &format!("escrow.{a}"), &check)
+            .await;
+    }
+    let r = m.call("POST", &deploy, None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let fund = format!("/orders/{id}/escrow/fund");
+    m.refused(&id, &fund, "fund_escrow", "signer", "argument 0")
+        .await;
+    m.refused(&id, &fund, "fund_escrow", "amount", "argument 2")
+        .await;
+    for a in escrow_args {
+        let check = if a == "milestones" {
+            "argument 1.milestones length".to_string()
+        } else {
+            format!("argument 1.{a}")
+        };
+        // Paths without the `escrow.` prefix resolve inside the escrow argument
+        // (`amount` alone is fund_escrow's own `amount` argument).
+        let path = if a == "amount" { "escrow.amount" } else { a };
+        m.refused(&id, &fund, "fund_escrow", path, &check).await;
+    }
+    let r = m.call("POST", &fund, None).await;
+    assert_eq!(r.body["data"]["status"], "IN_PROGRESS", "{}", r.body);
+
+    // Release: three calls; each argument of each.
+    let release = format!("/orders/{id}/resolution/release");
+    for (function, arg, check) in [
+        ("change_milestone_status", "milestone_index", "argument 0"),
+        ("change_milestone_status", "new_status", "argument 1"),
+        ("change_milestone_status", "new_evidence", "argument 2"),
+        ("change_milestone_status", "service_provider", "argument 3"),
+    ] {
+        m.refused(&id, &release, function, arg, check).await;
+    }
+    // The status change is now on chain; approve and release refusals park the saga
+    // at their step and the retry finishes the release.
+    m.refused(
+        &id,
+        &release,
+        "approve_milestone",
+        "milestone_index",
+        "argument 0",
+    )
+    .await;
+    let o = m.call("GET", &format!("/orders/{id}"), None).await;
+    assert_eq!(o.body["data"]["status"], "CLOSED", "{}", o.body);
+    // 40 − 0.3 % − 5 % = 37.88 to the seller, once.
+    assert_eq!(m.balance(&m.seller).await["available"], "37.88");
+    m.matches_chain(&m.seller, &m.seller_address).await;
+
+    for (function, arg, check) in [
+        ("approve_milestone", "approver", "argument 1"),
+        ("release_funds", "release_signer", "argument 0"),
+    ] {
+        let id = m.funded("10").await;
+        let release = format!("/orders/{id}/resolution/release");
+        m.refused(&id, &release, function, arg, check).await;
+        let o = m.call("GET", &format!("/orders/{id}"), None).await;
+        assert_eq!(o.body["data"]["status"], "CLOSED", "{}", o.body);
+    }
+
+    // Refund: dispute (step 0: compensated) then resolve 100 % to the buyer (step 1:
+    // parked, retried).
+    let id = m.funded("20").await;
+    let refund = format!("/orders/{id}/resolution/refund");
+    let reason = Some(json!({ "reason": "tamper test" }));
+    m.refused_with(
+        &id,
+        &refund,
+        reason.clone(),
+        "dispute_escrow",
+        "signer",
+        "argument 0",
+    )
+    .await;
+    m.refused_with(
+        &id,
+        &refund,
+        reason.clone(),
+        "resolve_dispute",
+        "dispute_resolver",
+        "argument 0",
+    )
+    .await;
+    for arg in [
+        "distributions[0].amount",
+        "distributions[0].address",
+        "distributions",
+    ] {
+        let id = m.funded("20").await;
+        let refund = format!("/orders/{id}/resolution/refund");
+        m.refused_with(
+            &id,
+            &refund,
+            reason.clone(),
+            "resolve_dispute",
+            arg,
+            "argument 1 (distributions)",
+        )
+        .await;
+        let o = m.call("GET", &format!("/orders/{id}"), None).await;
+        assert_eq!(o.body["data"]["escrow"]["status"], "REFUNDED", "{}", o.body);
+    }
+
+    // A split resolution: two distributions, each entry tampered (one step:
+    // compensated, the dispute stays open).
+    let id = m.funded("50").await;
+    let d = open_dispute(&m, &id, "BUYER").await;
+    let resolve = format!("/disputes/{d}/resolve");
+    let split = json!({ "decision": "SPLIT", "releaseAmount": "30.00", "refundAmount": "20.00" });
+    for arg in [
+        "distributions[0].amount",
+        "distributions[1].amount",
+        "distributions[0].address",
+        "distributions[1].address",
+        "distributions",
+    ] {
+        m.refused_with(
+            &id,
+            &resolve,
+            Some(split.clone()),
+            "resolve_dispute",
+            arg,
+            "argument 1 (distributions)",
+        )
+        .await;
+        let dispute = m.call("GET", &format!("/disputes/{d}"), None).await;
+        assert_ne!(dispute.body["data"]["status"], "RESOLVED", "{arg}");
+    }
+    let r = m.call("POST", &resolve, Some(split)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    m.clean().await;
+}
+both_backends!(tamper_single, every_single_release_argument_is_verified);
+
+/// Each argument of each multi-release call OfferHub signs, tampered one at a time:
+/// deploy, fund, complete/approve/release a milestone, dispute and resolve one.
+async fn every_multi_release_argument_is_verified(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m
+        .order("30", json!([{ "milestoneRef": "design", "title": "Design", "amount": "10" }, { "milestoneRef": "build", "title": "Build", "amount": "20" }]))
+        .await;
+    let escrow_args = [
+        "engagement_id",
+        "title",
+        "description",
+        "platform_fee",
+        "roles.approver",
+        "roles.service_provider",
+        "roles.platform_address",
+        "roles.release_signer",
+        "roles.dispute_resolver",
+        "trustline.address",
+        "milestones",
+        "milestones[0].amount",
+        "milestones[1].amount",
+        "milestones[0].receiver",
+        "milestones[1].receiver",
+        "milestones[1].description",
+        "milestones[0].status",
+        "milestones[0].evidence",
+        "milestones[0].flags.approved",
+        "milestones[1].flags.disputed",
+        "milestones[1].flags.released",
+        "milestones[1].flags.resolved",
+    ];
+    let check = |a: &str| {
+        if a == "milestones" {
+            "argument 1.milestones length".to_string()
+        } else {
+            format!("argument 1.{a}")
+        }
+    };
+    let deploy = format!("/orders/{id}/escrow");
+    let deploy_fn = offerhub_sandbox::tw::DEPLOY_MULTI_FN;
+    m.refused(&id, &deploy, deploy_fn, "deployer", "argument 0")
+        .await;
+    for a in escrow_args {
+        m.refused(&id, &deploy, deploy_fn, &format!("escrow.{a}"), &check(a))
+            .await;
+    }
+    let r = m.call("POST", &deploy, None).await;
+    assert_eq!(
+        r.body["data"]["escrow"]["kind"], "multi-release",
+        "{}",
+        r.body
+    );
+
+    let fund = format!("/orders/{id}/escrow/fund");
+    m.refused(&id, &fund, "fund_escrow", "signer", "argument 0")
+        .await;
+    m.refused(&id, &fund, "fund_escrow", "amount", "argument 2")
+        .await;
+    for a in escrow_args {
+        m.refused(&id, &fund, "fund_escrow", a, &check(a)).await;
+    }
+    let r = m.call("POST", &fund, None).await;
+    assert_eq!(r.body["data"]["status"], "IN_PROGRESS", "{}", r.body);
+
+    let ms = |op: &str| format!("/orders/{id}/milestones/design/{op}");
+    for (op, function, args) in [
+        (
+            "complete",
+            "change_milestone_status",
+            &[
+                ("milestone_index", "argument 0"),
+                ("new_status", "argument 1"),
+                ("new_evidence", "argument 2"),
+                ("service_provider", "argument 3"),
+            ][..],
+        ),
+        (
+            "approve",
+            "approve_milestone",
+            &[
+                ("milestone_index", "argument 0"),
+                ("approver", "argument 1"),
+            ][..],
+        ),
+        (
+            "release",
+            "release_milestone_funds",
+            &[
+                ("release_signer", "argument 0"),
+                ("milestone_index", "argument 1"),
+            ][..],
+        ),
+    ] {
+        for (arg, check) in args {
+            m.refused(&id, &ms(op), function, arg, check).await;
+        }
+        let r = m.call("POST", &ms(op), None).await;
+        assert_eq!(r.status, 200, "{op}: {}", r.body);
+    }
+    // 10 − 0.03 − 0.50, once.
+    assert_eq!(m.balance(&m.seller).await["available"], "9.47");
+
+    // A dispute over the remaining milestone, then a split of its 20.
+    let dispute = format!("/orders/{id}/resolution/dispute");
+    let body = json!({ "openedBy": "BUYER", "reason": "QUALITY_ISSUE" });
+    for (arg, check) in [("signer", "argument 0"), ("milestone_index", "argument 1")] {
+        m.refused_with(
+            &id,
+            &dispute,
+            Some(body.clone()),
+            "dispute_milestone",
+            arg,
+            check,
+        )
+        .await;
+    }
+    let d = open_dispute(&m, &id, "BUYER").await;
+    let resolve = format!("/disputes/{d}/resolve");
+    let split = json!({ "decision": "SPLIT", "releaseAmount": "12.00", "refundAmount": "8.00" });
+    for (arg, check) in [
+        ("dispute_resolver", "argument 0"),
+        ("milestone_index", "argument 1"),
+        ("distributions[0].amount", "argument 2 (distributions)"),
+        ("distributions[1].amount", "argument 2 (distributions)"),
+        ("distributions[0].address", "argument 2 (distributions)"),
+        ("distributions[1].address", "argument 2 (distributions)"),
+        ("distributions", "argument 2 (distributions)"),
+    ] {
+        m.refused_with(
+            &id,
+            &resolve,
+            Some(split.clone()),
+            "resolve_milestone_dispute",
+            arg,
+            check,
+        )
+        .await;
+    }
+    let r = m.call("POST", &resolve, Some(split)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["order"]["status"], "CLOSED", "{}", r.body);
+    m.matches_chain(&m.seller, &m.seller_address).await;
+    m.matches_chain(&m.buyer, &m.buyer_address).await;
+    m.clean().await;
+}
+both_backends!(tamper_multi, every_multi_release_argument_is_verified);

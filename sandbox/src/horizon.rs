@@ -212,13 +212,36 @@ pub(crate) fn account_json(a: &crate::ledger::Account) -> Value {
     v
 }
 
-async fn account(State(sb): State<Arc<Sandbox>>, Path(id): Path<String>) -> Response {
+/// `GET /accounts/{id}` (Horizon's account record, with its `_links`; the JS SDK turns
+/// each link into a method and moves a clashing field aside, so `data` is read as
+/// `data_attr` — e.g. for the SEP-29 memo-required check — only when `_links.data` is
+/// there, as on the real Horizon).
+async fn account(
+    State(sb): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Some(r) = faults(&sb).await {
         return r;
     }
     let l = sb.ledger.lock().expect("ledger lock");
     match l.accounts.get(&id) {
-        Some(a) => Json(account_json(a)).into_response(),
+        Some(a) => {
+            let mut v = account_json(a);
+            let base = format!("{}/accounts/{id}", base_url(&headers));
+            let t = |p: &str| json!({ "href": format!("{base}/{p}{{?cursor,limit,order}}"), "templated": true });
+            v["_links"] = json!({
+                "self": { "href": base },
+                "transactions": t("transactions"),
+                "operations": t("operations"),
+                "payments": t("payments"),
+                "effects": t("effects"),
+                "offers": t("offers"),
+                "trades": t("trades"),
+                "data": { "href": format!("{base}/data/{{key}}"), "templated": true },
+            });
+            Json(v).into_response()
+        }
         None => not_found(),
     }
 }
@@ -781,6 +804,12 @@ pub struct Faults {
     /// replaced by another account) — to prove that callers refuse to sign it.
     #[serde(default)]
     pub tamper_xdr: Option<String>,
+    /// The next Trustless Work builder answer (for `function`, when given) calls the
+    /// contract with the argument at `path` altered — any argument, nested or not:
+    /// `{"path": "escrow.milestones[0].amount", "function": "fund_escrow"}`
+    /// (see [`crate::tamper`]).
+    #[serde(default)]
+    pub tamper_arg: Option<crate::tamper::TamperArg>,
 }
 
 async fn set_faults(State(sb): State<Arc<Sandbox>>, Json(f): Json<Faults>) -> Response {

@@ -16,6 +16,7 @@
 pub mod airtm;
 pub mod horizon;
 pub mod ledger;
+pub mod tamper;
 pub mod trustless;
 pub mod tw;
 
@@ -340,6 +341,17 @@ impl Sandbox {
     /// Consumes the "tamper with the next builder answer" fault, if armed.
     pub(crate) fn take_tamper(&self) -> Option<String> {
         self.faults.lock().expect("faults lock").tamper_xdr.take()
+    }
+
+    /// Consumes the `tamperArg` fault if it is armed for a builder answer calling
+    /// `function`.
+    pub(crate) fn take_tamper_arg(&self, function: &str) -> Option<tamper::TamperArg> {
+        let mut f = self.faults.lock().expect("faults lock");
+        let matches = f
+            .tamper_arg
+            .as_ref()
+            .is_some_and(|t| t.function.as_deref().is_none_or(|want| want == function));
+        if matches { f.tamper_arg.take() } else { None }
     }
 
     /// Sets the fault injection (as `POST /_sandbox/faults` does).

@@ -1342,6 +1342,11 @@ fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<S
             }
         }
     }
+    if let Some(t) = sb.take_tamper_arg(function)
+        && let Err(why) = crate::tamper::apply(function, &mut args, &t)
+    {
+        return nest_error(StatusCode::BAD_REQUEST, json!(why));
+    }
     let contract_address = match sc_addr(contract) {
         ScVal::Address(a) => a,
         _ => return nest_error(StatusCode::BAD_REQUEST, json!("Invalid contract id")),

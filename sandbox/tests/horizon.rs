@@ -636,6 +636,38 @@ async fn python_stellar_sdk_is_accepted() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
+/// The official JavaScript SDK (npm `@stellar/stellar-sdk`, pinned in
+/// `tests/sdk/js/package-lock.json`) as an independent client: fee stats, a payment,
+/// path payments strict-send and strict-receive (same asset, empty path), the payment
+/// stream and paging. Runs when `OFFERHUB_JS_STELLAR_SDK` names the directory where
+/// `npm ci` succeeded (`.ci/run` sets it) and `node` is on the PATH; otherwise it says
+/// so and passes.
+#[tokio::test]
+async fn js_stellar_sdk_is_accepted() {
+    let Ok(dir) = std::env::var("OFFERHUB_JS_STELLAR_SDK") else {
+        eprintln!(
+            "skipped: set OFFERHUB_JS_STELLAR_SDK to sandbox/tests/sdk/js after `npm ci` there"
+        );
+        return;
+    };
+    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+    let addr = start(sb, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let out = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .arg("stellar_sdk.mjs")
+        .arg(format!("http://{addr}"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node @stellar/stellar-sdk run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
 #[tokio::test]
 async fn dropped_streams_fault_closes_open_streams() {
     let net = Net::new().await;

@@ -944,6 +944,9 @@ pub async fn resume_due(ec: &Arc<EscrowContext>, store: &Store) -> Result<usize>
     Ok(n)
 }
 
+/// The one milestone of a single-release escrow (its description).
+const SINGLE_MILESTONE: &str = "Delivery of the order";
+
 /// A built request: TW path and body, and what its transaction must be.
 struct Call {
     path: String,
@@ -1021,6 +1024,29 @@ async fn call_for(
             )]),
         ),
     ];
+    // Every field of the escrow OfferHub deploys is checked, not only the money ones:
+    // text as sent, flags false and milestones not approved (the contract refuses
+    // other flags at deploy — §B.2 — but a transaction is never signed on trust), and
+    // a milestone status/evidence the deployer left unset.
+    let title = order.title.clone();
+    let description = order
+        .description
+        .clone()
+        .unwrap_or_else(|| order.title.clone());
+    escrow_fields.push(("title", Arg::Str(title)));
+    escrow_fields.push(("description", Arg::Str(description)));
+    let unset_status = || Arg::StrIn(vec!["", "pending", "Pending"]);
+    let flags_false = |approved: bool| {
+        let mut f = vec![
+            ("disputed", Arg::Bool(false)),
+            ("released", Arg::Bool(false)),
+            ("resolved", Arg::Bool(false)),
+        ];
+        if approved {
+            f.push(("approved", Arg::Bool(false)));
+        }
+        Arg::Fields(f)
+    };
     if multi {
         escrow_fields.push((
             "milestones",
@@ -1032,6 +1058,10 @@ async fn call_for(
                         Arg::Fields(vec![
                             ("amount", Arg::Int(i128::from(m.amount.base_units()))),
                             ("receiver", Arg::Address(seller.clone())),
+                            ("description", Arg::Str(m.title.clone())),
+                            ("status", unset_status()),
+                            ("evidence", Arg::Str(String::new())),
+                            ("flags", flags_false(true)),
                         ])
                     })
                     .collect(),
@@ -1039,6 +1069,16 @@ async fn call_for(
         ));
     } else {
         escrow_fields.push(("amount", Arg::Int(i128::from(order.amount.base_units()))));
+        escrow_fields.push(("flags", flags_false(false)));
+        escrow_fields.push((
+            "milestones",
+            Arg::Items(vec![Arg::Fields(vec![
+                ("description", Arg::Str(SINGLE_MILESTONE.into())),
+                ("status", unset_status()),
+                ("evidence", Arg::Str(String::new())),
+                ("approved", Arg::Bool(false)),
+            ])]),
+        ));
     }
     let distributions = |shares: &[Share], total: i64| -> Vec<(String, i64)> {
         shares
@@ -1087,7 +1127,7 @@ async fn call_for(
             } else {
                 roles["receiver"] = json!(seller);
                 body["amount"] = tw::human(order.amount);
-                body["milestones"] = json!([{ "description": "Delivery of the order" }]);
+                body["milestones"] = json!([{ "description": SINGLE_MILESTONE }]);
             }
             body["roles"] = roles;
             (format!("/deployer/{kind}"), body)
@@ -1111,7 +1151,8 @@ async fn call_for(
             expected.args = vec![
                 Arg::Int(i128::from(idx)),
                 Arg::Str(COMPLETED_STATUS.into()),
-                Arg::Any,
+                // No evidence is sent: `None` (or an empty string).
+                Arg::StrIn(vec![""]),
                 Arg::Address(seller.clone()),
             ];
             (

@@ -7,7 +7,8 @@
 //! - exactly **one** `InvokeHostFunction` calling `InvokeContract` on the expected
 //!   contract (for deploys: the configured factory, when one is configured) and function;
 //! - the call's arguments equal the expected ones (addresses, amounts in base units,
-//!   milestone indexes, distributions, the escrow's roles, amount, fee and trustline);
+//!   milestone indexes, distributions, the escrow's roles, amount, fee and trustline,
+//!   and — issue #19 — its title, description, flags and every milestone field);
 //! - every Soroban authorization entry uses the source account's credentials (anything
 //!   else would need another signature);
 //! - fee ≤ the configured cap; time bounds present and ending within the allowed window.
@@ -36,6 +37,12 @@ pub enum Arg {
     Int(i128),
     /// A string.
     Str(String),
+    /// One of these strings (e.g. a milestone's initial status, which the deployer
+    /// leaves empty and Trustless Work may default); `Void` (an absent
+    /// `Option<String>`) counts as `""`.
+    StrIn(Vec<&'static str>),
+    /// A boolean (the escrow's and milestones' flags).
+    Bool(bool),
     /// A map with symbol keys: the listed keys must be present with these values
     /// (other keys are not checked).
     Fields(Vec<(&'static str, Arg)>),
@@ -117,6 +124,9 @@ fn show(v: &ScVal) -> Value {
     if let Some(t) = text(v) {
         return json!(t);
     }
+    if let ScVal::Bool(b) = v {
+        return json!(b);
+    }
     json!(format!("{:?}", std::mem::discriminant(v)))
 }
 
@@ -154,6 +164,25 @@ fn check_arg(path: &str, expected: &Arg, found: &ScVal) -> Result<()> {
                 Ok(())
             } else {
                 mismatch(json!(s))
+            }
+        }
+        Arg::StrIn(options) => {
+            // An absent option (`Void`) counts as the empty string.
+            let t = match found {
+                ScVal::Void => Some(String::new()),
+                v => text(v),
+            };
+            if t.is_some_and(|t| options.contains(&t.as_str())) {
+                Ok(())
+            } else {
+                mismatch(json!(options))
+            }
+        }
+        Arg::Bool(b) => {
+            if matches!(found, ScVal::Bool(x) if x == b) {
+                Ok(())
+            } else {
+                mismatch(json!(b))
             }
         }
         Arg::Fields(fields) => {
