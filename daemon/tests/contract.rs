@@ -170,10 +170,10 @@ impl Doc<'_> {
         let s = self.resolve(s);
         let mut out = Vec::new();
         let types = self.types(s);
-        if let Some(e) = s["enum"].as_array() {
-            if !e.contains(&json!("NOT_A_DOCUMENTED_VALUE")) {
-                out.push(("enum".into(), json!("NOT_A_DOCUMENTED_VALUE")));
-            }
+        if let Some(e) = s["enum"].as_array()
+            && !e.contains(&json!("NOT_A_DOCUMENTED_VALUE"))
+        {
+            out.push(("enum".into(), json!("NOT_A_DOCUMENTED_VALUE")));
         }
         if types.iter().any(|t| t == "string") {
             if let Some(p) = s["pattern"].as_str() {
