@@ -369,6 +369,8 @@ pub async fn sync(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TxQuery {
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

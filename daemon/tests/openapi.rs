@@ -25,6 +25,10 @@ fn refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+fn security_is_bearer(op: &Value) -> bool {
+    op["security"][0].get("bearer").is_some()
+}
+
 async fn document(url: String) {
     let t = common::app(&url, &[]).await;
     // Public: no API key.
@@ -32,7 +36,13 @@ async fn document(url: String) {
     assert_eq!(r.status, 200, "{}", r.body);
     let doc = r.body;
     assert_eq!(doc["openapi"], "3.1.0");
-    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    // Absolute (PUBLIC_BASE_URL), then relative.
+    let absolute = doc["servers"][0]["url"].as_str().unwrap();
+    assert!(
+        absolute.starts_with("http") && absolute.ends_with("/api/v1"),
+        "{absolute}"
+    );
+    assert_eq!(doc["servers"][1]["url"], "/api/v1");
     assert_eq!(doc["info"]["version"], offerhub::VERSION);
 
     let routes: BTreeSet<(String, String)> = offerhub_daemon::ROUTES
@@ -53,6 +63,21 @@ async fn document(url: String) {
                 "{method} {path}: operationId {id:?} missing or not unique"
             );
             let responses = op["responses"].as_object().unwrap();
+            // Every error status is declared with the error envelope.
+            for (status, r) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        r.to_string().contains("#/components/schemas/ErrorResponse")
+                            || status == "503",
+                        "{method} {path}: {status} without the error envelope"
+                    );
+                }
+            }
+            if security_is_bearer(op) {
+                for s in ["401", "403", "429"] {
+                    assert!(responses.contains_key(s), "{method} {path}: {s} undeclared");
+                }
+            }
             assert!(
                 responses.contains_key("default"),
                 "{method} {path}: no error response"

@@ -38,6 +38,8 @@ pub fn context(state: &AppState) -> Result<Arc<AirtmContext>, Error> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LinkBody {
+    /// The user's Airtm account email.
+    #[schema(schema_with = crate::openapi::fields::email)]
     email: String,
 }
 
@@ -67,14 +69,20 @@ pub async fn link(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateTopUp {
     #[serde(alias = "user_id")]
+    #[schema(min_length = 1)]
     user_id: String,
-    /// Decimal string, USD, at most 2 decimals.
+    /// Decimal string, USD, greater than zero, at most 2 decimals.
+    #[schema(schema_with = crate::openapi::fields::usd_amount)]
     amount: String,
+    /// `USD` (the default; Airtm settles in US dollars).
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::fields::topup_currency)]
     currency: Option<String>,
     #[serde(alias = "return_url")]
+    #[schema(schema_with = crate::openapi::fields::http_url)]
     return_url: String,
     #[serde(alias = "cancel_url")]
+    #[schema(schema_with = crate::openapi::fields::http_url)]
     cancel_url: String,
 }
 
@@ -118,6 +126,8 @@ pub struct ListTopUps {
     #[serde(alias = "user_id")]
     user_id: Option<String>,
     status: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

@@ -20,6 +20,8 @@ pub struct AuditQuery {
     actor_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

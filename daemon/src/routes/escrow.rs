@@ -77,6 +77,7 @@ async fn order_json(state: &AppState, id: &str) -> Result<Value, Error> {
 pub struct CreateEscrow {
     /// Percent (0–99, two decimals) overriding `TRUSTLESS_PLATFORM_FEE` for this order.
     #[serde(alias = "platform_fee")]
+    #[schema(schema_with = crate::openapi::fields::platform_fee)]
     platform_fee: Option<Value>,
 }
 
@@ -176,7 +177,13 @@ pub async fn release(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
-    reason: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"\S",
+        example = "Not delivered"
+    )]
+    reason: String,
 }
 
 /// `IN_PROGRESS → … → CLOSED`: dispute and resolve 100 % to the buyer.
@@ -197,10 +204,7 @@ pub async fn refund(
     ApiJson(b): ApiJson<RefundBody>,
 ) -> ApiResult {
     escrow_ctx(&state)?;
-    let reason = b
-        .reason
-        .ok_or_else(|| Error::validation("reason", "is required"))?;
-    let saga = escrow::refund(&state.store, &auth.context(), &id, &reason).await?;
+    let saga = escrow::refund(&state.store, &auth.context(), &id, &b.reason).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
         order_json(&state, &id)
     })
@@ -211,12 +215,12 @@ pub async fn refund(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DisputeBody {
     #[serde(alias = "opened_by")]
+    #[schema(schema_with = crate::openapi::fields::opened_by)]
     opened_by: String,
+    #[schema(schema_with = crate::openapi::fields::dispute_reason)]
     reason: String,
+    /// Any JSON, at most 16 KiB.
     evidence: Option<Value>,
-    /// Accepted (upstream's clients send it); must match the path when given.
-    #[serde(alias = "order_id")]
-    order_id: Option<String>,
 }
 
 /// Opens a dispute and disputes the escrow on chain → `DISPUTED`. 201 with the dispute
@@ -238,11 +242,6 @@ pub async fn dispute(
     ApiJson(b): ApiJson<DisputeBody>,
 ) -> ApiResult {
     escrow_ctx(&state)?;
-    if let Some(o) = &b.order_id
-        && *o != id
-    {
-        return Err(Error::validation("orderId", "must match the order in the path").into());
-    }
     let (d, saga) = disputes::open(
         &state.store,
         &auth.context(),
@@ -323,11 +322,15 @@ pub async fn milestone(
 pub struct ListDisputes {
     #[serde(alias = "order_id")]
     order_id: Option<String>,
+    #[param(schema_with = crate::openapi::fields::dispute_status)]
     status: Option<String>,
     #[serde(alias = "opened_by")]
+    #[param(schema_with = crate::openapi::fields::opened_by)]
     opened_by: Option<String>,
     #[serde(alias = "assigned_to")]
     assigned_to: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -404,6 +407,7 @@ pub async fn get_dispute(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AssignBody {
     #[serde(alias = "assigned_to")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "agent-7")]
     assigned_to: String,
 }
 
@@ -431,7 +435,9 @@ pub async fn assign(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "agent-7")]
     author: String,
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     body: String,
 }
 
@@ -459,11 +465,17 @@ pub async fn comment(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResolveBody {
+    /// `SPLIT` needs `releaseAmount` and `refundAmount` summing to the escrow balance
+    /// (400 `INVALID_AMOUNT_FORMAT` naming `releaseAmount` otherwise).
+    #[schema(schema_with = crate::openapi::fields::decision)]
     decision: String,
     #[serde(alias = "release_amount")]
+    #[schema(schema_with = crate::openapi::fields::non_negative_amount)]
     release_amount: Option<String>,
     #[serde(alias = "refund_amount")]
+    #[schema(schema_with = crate::openapi::fields::non_negative_amount)]
     refund_amount: Option<String>,
+    #[schema(max_length = 2000)]
     note: Option<String>,
 }
 
@@ -512,9 +524,12 @@ pub async fn resolve(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListSagas {
+    #[param(schema_with = crate::openapi::fields::saga_status)]
     status: Option<String>,
     #[serde(alias = "order_id")]
     order_id: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

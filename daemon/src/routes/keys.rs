@@ -16,7 +16,15 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S",
+        example = "marketplace-backend"
+    )]
     name: String,
+    /// A key can grant only scopes it holds itself (403 `INSUFFICIENT_SCOPE`).
+    #[schema(schema_with = crate::openapi::fields::scopes)]
     scopes: Vec<String>,
 }
 
@@ -24,6 +32,8 @@ pub struct CreateKey {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

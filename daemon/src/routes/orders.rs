@@ -18,27 +18,50 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MilestoneBody {
     #[serde(alias = "milestone_ref")]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", example = "m1")]
     milestone_ref: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     title: String,
+    #[schema(schema_with = crate::openapi::fields::positive_amount)]
     amount: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrder {
+    /// A user id (`usr_…`); differs from `sellerId`.
     #[serde(alias = "buyer_id")]
+    #[schema(min_length = 1)]
     buyer_id: String,
     #[serde(alias = "seller_id")]
+    #[schema(min_length = 1)]
     seller_id: String,
-    /// Decimal string, e.g. `"100.00"`.
+    /// Decimal string greater than zero, e.g. `"100.00"`; between `ORDER_MIN_AMOUNT` and
+    /// `ORDER_MAX_AMOUNT` (400 `INVALID_AMOUNT_FORMAT` otherwise).
+    #[schema(schema_with = crate::openapi::fields::positive_amount)]
     amount: String,
+    /// `USD` (default) or `USDC`.
+    #[schema(schema_with = crate::openapi::fields::order_currency)]
     currency: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S",
+        example = "Logo design"
+    )]
     title: String,
+    #[schema(max_length = 5000)]
     description: Option<String>,
+    /// Your reference, unique per order (409 `CLIENT_ORDER_REF_CONFLICT`).
     #[serde(alias = "client_order_ref")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     client_order_ref: Option<String>,
+    /// Multi-release orders: unique `milestoneRef`s whose amounts sum to `amount`.
     #[serde(default)]
+    #[schema(max_items = 50)]
     milestones: Vec<MilestoneBody>,
+    /// A JSON object of at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -96,7 +119,10 @@ pub struct ListOrders {
     buyer_id: Option<String>,
     #[serde(alias = "seller_id")]
     seller_id: Option<String>,
+    #[param(value_type = Option<offerhub::domain::order::OrderStatus>)]
     status: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -173,6 +199,7 @@ pub async fn reserve(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 

@@ -20,7 +20,14 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateUser {
     #[serde(alias = "external_user_id")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"\S",
+        example = "your-user-123"
+    )]
     external_user_id: String,
+    #[schema(schema_with = crate::openapi::fields::optional_email)]
     email: Option<String>,
     #[serde(rename = "type")]
     user_type: Option<UserType>,
@@ -66,6 +73,8 @@ pub async fn create(
 pub struct ListUsers {
     #[serde(alias = "external_user_id")]
     external_user_id: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -112,6 +121,7 @@ pub async fn get(
 pub struct PatchUser {
     /// A string sets, `null` clears, absent leaves as is.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::openapi::fields::nullable_email)]
     email: Option<Value>,
     #[serde(rename = "type")]
     user_type: Option<UserType>,
@@ -195,6 +205,8 @@ pub async fn balance_alias(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -224,8 +236,11 @@ pub async fn history(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustBody {
-    /// Signed decimal string, e.g. `"25.00"` or `"-1.00"`.
+    /// Signed decimal string, e.g. `"25.00"` or `"-1.00"`, not zero; at most
+    /// `OFFERHUB_MAX_ADJUSTMENT` either way (422 `AMOUNT_OUT_OF_RANGE`).
+    #[schema(value_type = offerhub::money::Amount)]
     amount: String,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 

@@ -15,6 +15,9 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// Absolute http(s) URL, at most 2048 characters; private addresses are refused
+    /// unless `WEBHOOK_ALLOW_PRIVATE_NETWORKS`.
+    #[schema(schema_with = crate::openapi::fields::http_url)]
     url: String,
     /// Event type patterns (`order.*`, `balance.credited`, `*`); default all.
     #[serde(default)]
@@ -56,6 +59,8 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -106,6 +111,8 @@ pub struct DeliveryQuery {
     endpoint_id: Option<String>,
     event_id: Option<String>,
     status: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

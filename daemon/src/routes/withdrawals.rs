@@ -18,13 +18,19 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateWithdrawal {
     #[serde(alias = "user_id")]
+    #[schema(min_length = 1)]
     user_id: String,
-    /// Decimal string of USDC.
+    /// Decimal string of USDC greater than zero.
+    #[schema(schema_with = crate::openapi::fields::positive_amount)]
     amount: String,
+    /// `crypto` needs crypto mode, `bank` and `airtm_balance` need
+    /// `PAYMENT_PROVIDER=airtm` (422 `FEATURE_NOT_ENABLED` otherwise).
     #[serde(alias = "destination_type")]
+    #[schema(schema_with = crate::openapi::fields::destination_type)]
     destination_type: String,
     /// Crypto: the Stellar account (required). Airtm: an optional reference.
     #[serde(alias = "destination_ref", default)]
+    #[schema(example = "GC55YOUXIMQAE3CFJNLBG3L4WGEASB2MPOWO5WX2OYLNFC6PBQSSAUAJ")]
     destination_ref: Option<String>,
     /// Airtm payouts only: commit at once (default false: `POST /withdrawals/{id}/commit`).
     #[serde(default)]
@@ -102,6 +108,8 @@ pub async fn create(
 pub struct ListWithdrawals {
     #[serde(alias = "user_id")]
     user_id: Option<String>,
+    /// Page size, 1–100.
+    #[param(minimum = 1, maximum = 100, default = 20)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

@@ -213,7 +213,7 @@ export class Orders extends Base {
     return this.settling(`/orders/${enc(id)}/resolution/release`, params, options, () => this.get(id));
   }
   /** `POST /orders/{id}/resolution/refund`: pays the buyer back. */
-  refund(id: string, params: T.RefundParams = {}, options?: RequestOptions): Promise<T.Order> {
+  refund(id: string, params: T.RefundParams, options?: RequestOptions): Promise<T.Order> {
     return this.settling(`/orders/${enc(id)}/resolution/refund`, params, options, () => this.get(id));
   }
   /** `POST /orders/{id}/resolution/dispute`: opens a dispute on chain. */

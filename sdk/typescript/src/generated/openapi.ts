@@ -957,7 +957,988 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "balance.credited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `balance.credited` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_balance_credited"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "balance.debited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `balance.debited` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_balance_debited"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "balance.released": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `balance.released` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_balance_released"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "balance.reserved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `balance.reserved` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_balance_reserved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.comment_added": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `dispute.comment_added` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_dispute_comment_added"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.opened": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `dispute.opened` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_dispute_opened"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.resolved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `dispute.resolved` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_dispute_resolved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "dispute.under_review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `dispute.under_review` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_dispute_under_review"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.created` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.funded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.funded` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_funded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.milestone_approved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.milestone_approved` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_milestone_approved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.milestone_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.milestone_completed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_milestone_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.refunded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.refunded` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_refunded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "escrow.released": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `escrow.released` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_escrow_released"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.canceled` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_canceled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.closed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.closed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_closed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.created` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.disputed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.disputed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_disputed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.escrow_creating": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.escrow_creating` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_escrow_creating"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.escrow_funded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.escrow_funded` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_escrow_funded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.escrow_funding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.escrow_funding` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_escrow_funding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.funds_reserved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.funds_reserved` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_funds_reserved"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.in_progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.in_progress` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_in_progress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.refund_requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.refund_requested` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_refund_requested"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.refunded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.refunded` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_refunded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.release_requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.release_requested` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_release_requested"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.released": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.released` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_released"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "saga.compensated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `saga.compensated` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_saga_compensated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "saga.needs_attention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `saga.needs_attention` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_saga_needs_attention"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.canceled` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_canceled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.confirmation_required": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.confirmation_required` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_confirmation_required"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.created` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.failed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.processing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.processing` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_processing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.succeeded` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_succeeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.airtm_linked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.airtm_linked` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_airtm_linked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.created` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.reactivated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.reactivated` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_reactivated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.stellar_linked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.stellar_linked` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_stellar_linked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.suspended": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.suspended` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_suspended"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `user.updated` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_user_updated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.canceled` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_canceled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.committed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.committed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_committed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.completed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.created` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.failed` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.needs_attention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.needs_attention` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_needs_attention"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.pending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.pending` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_pending"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "withdrawal.pending_user_action": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `withdrawal.pending_user_action` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_withdrawal_pending_user_action"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /**
@@ -966,8 +1947,11 @@ export interface components {
          */
         Action: "deploy" | "fund" | "change_milestone_status" | "approve_milestone" | "release_funds" | "dispute_escrow" | "resolve_dispute" | "release_milestone_funds" | "dispute_milestone" | "resolve_milestone_dispute";
         AdjustBody: {
-            /** @description Signed decimal string, e.g. `"25.00"` or `"-1.00"`. */
-            amount: string;
+            /**
+             * @description Signed decimal string, e.g. `"25.00"` or `"-1.00"`, not zero; at most
+             *     `OFFERHUB_MAX_ADJUSTMENT` either way (422 `AMOUNT_OUT_OF_RANGE`).
+             */
+            amount: components["schemas"]["Amount"];
             reason: string;
         };
         /** @description Outcome of [`adjust`]. */
@@ -1004,6 +1988,7 @@ export interface components {
             scopes: components["schemas"]["Scope"][];
         };
         AssignBody: {
+            /** @example agent-7 */
             assignedTo: string;
         };
         /** @description One stored audit row, as the API returns it. */
@@ -1042,6 +2027,7 @@ export interface components {
             id: string;
         };
         CommentBody: {
+            /** @example agent-7 */
             author: string;
             body: string;
         };
@@ -1061,49 +2047,96 @@ export interface components {
         CreateEndpoint: {
             /** @description Event type patterns (`order.*`, `balance.credited`, `*`); default all. */
             events?: string[];
+            /**
+             * Format: uri
+             * @example https://marketplace.example/return
+             */
             url: string;
         };
         CreateEscrow: {
-            /** @description Percent (0–99, two decimals) overriding `TRUSTLESS_PLATFORM_FEE` for this order. */
-            platformFee?: unknown;
+            /**
+             * @description Percent (0–99, at most two decimals) overriding TRUSTLESS_PLATFORM_FEE for this order
+             * @example 2.5
+             */
+            platformFee?: number | string | null;
         };
         CreateKey: {
+            /** @example marketplace-backend */
             name: string;
-            scopes: string[];
+            /**
+             * @example [
+             *       "read",
+             *       "write"
+             *     ]
+             */
+            scopes: ("read" | "write" | "support")[];
         };
         CreateOrder: {
-            /** @description Decimal string, e.g. `"100.00"`. */
+            /**
+             * @description Decimal string of USDC greater than zero, up to 7 decimals
+             * @example 100.00
+             */
             amount: string;
+            /** @description A user id (`usr_…`); differs from `sellerId`. */
             buyerId: string;
+            /** @description Your reference, unique per order (409 `CLIENT_ORDER_REF_CONFLICT`). */
             clientOrderRef?: string | null;
-            currency?: string | null;
+            /** @enum {string|null} */
+            currency?: "USD" | "USDC" | null;
             description?: string | null;
-            metadata?: unknown;
+            /** @description A JSON object of at most 16 KiB. */
+            metadata?: Record<string, never> | null;
+            /** @description Multi-release orders: unique `milestoneRef`s whose amounts sum to `amount`. */
             milestones?: components["schemas"]["MilestoneBody"][];
             sellerId: string;
+            /** @example Logo design */
             title: string;
         };
         CreateTopUp: {
-            /** @description Decimal string, USD, at most 2 decimals. */
+            /**
+             * @description Decimal string of US dollars greater than zero, at most 2 decimals
+             * @example 50.00
+             */
             amount: string;
+            /**
+             * Format: uri
+             * @example https://marketplace.example/return
+             */
             cancelUrl: string;
-            currency?: string | null;
+            /** @enum {string|null} */
+            currency?: "USD" | null;
+            /**
+             * Format: uri
+             * @example https://marketplace.example/return
+             */
             returnUrl: string;
             userId: string;
         };
         CreateUser: {
+            /**
+             * Format: email
+             * @example buyer@example.com
+             */
             email?: string | null;
+            /** @example your-user-123 */
             externalUserId: string;
             type?: components["schemas"]["UserType"] | null;
         };
         CreateWithdrawal: {
-            /** @description Decimal string of USDC. */
+            /**
+             * @description Decimal string of USDC greater than zero, up to 7 decimals
+             * @example 100.00
+             */
             amount: string;
             /** @description Airtm payouts only: commit at once (default false: `POST /withdrawals/{id}/commit`). */
             commit?: boolean | null;
-            /** @description Crypto: the Stellar account (required). Airtm: an optional reference. */
+            /**
+             * @description Crypto: the Stellar account (required). Airtm: an optional reference.
+             * @example GC55YOUXIMQAE3CFJNLBG3L4WGEASB2MPOWO5WX2OYLNFC6PBQSSAUAJ
+             */
             destinationRef?: string | null;
-            destinationType: string;
+            /** @enum {string} */
+            destinationType: "crypto" | "bank" | "airtm_balance";
             userId: string;
         };
         /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
@@ -1544,11 +2577,12 @@ export interface components {
             updatedAt: string;
         };
         DisputeBody: {
+            /** @description Any JSON, at most 16 KiB. */
             evidence?: unknown;
-            openedBy: string;
-            /** @description Accepted (upstream's clients send it); must match the path when given. */
-            orderId?: string | null;
-            reason: string;
+            /** @enum {string} */
+            openedBy: "BUYER" | "SELLER";
+            /** @enum {string} */
+            reason: "NOT_DELIVERED" | "QUALITY_ISSUE" | "OTHER";
         };
         /** @description A dispute with its order (dispute reads and outcomes). */
         DisputeWithOrder: components["schemas"]["Dispute"] & {
@@ -1662,6 +2696,10 @@ export interface components {
             transactionId: string;
         };
         LinkBody: {
+            /**
+             * Format: email
+             * @example buyer@example.com
+             */
             email: string;
         };
         /** @description `GET /auth/me`. */
@@ -1693,7 +2731,12 @@ export interface components {
             updatedAt: string;
         };
         MilestoneBody: {
+            /**
+             * @description Decimal string of USDC greater than zero, up to 7 decimals
+             * @example 100.00
+             */
             amount: string;
+            /** @example m1 */
             milestoneRef: string;
             title: string;
         };
@@ -2046,13 +3089,18 @@ export interface components {
          */
         Party: "PLATFORM" | "BUYER" | "SELLER";
         PatchUser: {
-            /** @description A string sets, `null` clears, absent leaves as is. */
-            email?: unknown;
+            /**
+             * Format: email
+             * @description A string sets, `null` clears, absent leaves as is
+             * @example buyer@example.com
+             */
+            email?: string | null;
             status?: components["schemas"]["UserStatus"] | null;
             type?: components["schemas"]["UserType"] | null;
         };
         RefundBody: {
-            reason?: string | null;
+            /** @example Not delivered */
+            reason: string;
         };
         ReleaseBody: {
             reason?: string | null;
@@ -2060,10 +3108,19 @@ export interface components {
             requestedBy?: string | null;
         };
         ResolveBody: {
-            decision: string;
+            /** @enum {string} */
+            decision: "FULL_RELEASE" | "FULL_REFUND" | "SPLIT";
             note?: string | null;
-            refundAmount?: string | null;
-            releaseAmount?: string | null;
+            /**
+             * @description Decimal string of USDC, zero or more, up to 7 decimals
+             * @example 60.00
+             */
+            refundAmount?: string;
+            /**
+             * @description Decimal string of USDC, zero or more, up to 7 decimals
+             * @example 60.00
+             */
+            releaseAmount?: string;
         };
         /** @description A saga as the API and the CLI show it. */
         Saga: {
@@ -2254,8 +3311,10 @@ export interface operations {
             query?: {
                 action?: string;
                 actorId?: string;
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
                 from?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 resourceId?: string;
                 resourceType?: string;
@@ -2276,7 +3335,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_AuditLog"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2290,7 +3387,9 @@ export interface operations {
     listApiKeys: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
             };
             header?: never;
@@ -2308,7 +3407,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ApiKey"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2322,7 +3459,10 @@ export interface operations {
     createApiKey: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2341,7 +3481,72 @@ export interface operations {
                     "application/json": components["schemas"]["Data_CreatedApiKey"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2373,7 +3578,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_ApiKey"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `API_KEY_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2402,7 +3654,36 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Me"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2434,7 +3715,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Balance"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2449,11 +3777,13 @@ export interface operations {
         parameters: {
             query?: {
                 assignedTo?: string;
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
-                openedBy?: string;
+                openedBy?: "BUYER" | "SELLER";
                 orderId?: string;
-                status?: string;
+                status?: "OPENING" | "OPEN" | "UNDER_REVIEW" | "RESOLVING" | "RESOLVED" | "FAILED";
             };
             header?: never;
             path?: never;
@@ -2470,7 +3800,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Dispute"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2502,7 +3870,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_DisputeWithOrder"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `DISPUTE_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2516,7 +3931,10 @@ export interface operations {
     assignDispute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Dispute id (dsp_…) */
                 id: string;
@@ -2538,7 +3956,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Dispute"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `DISPUTE_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2552,7 +4044,10 @@ export interface operations {
     commentOnDispute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Dispute id (dsp_…) */
                 id: string;
@@ -2574,7 +4069,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Comment"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `DISPUTE_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2588,7 +4157,10 @@ export interface operations {
     resolveDispute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Dispute id (dsp_…) */
                 id: string;
@@ -2619,7 +4191,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `DISPUTE_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2633,7 +4315,7 @@ export interface operations {
     streamEvents: {
         parameters: {
             query?: {
-                /** @description Resume after this event id (or send Last-Event-ID) */
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
                 /** @description Resource types (order, user, escrow, …), comma list or repeated */
                 resources?: string;
@@ -2658,7 +4340,45 @@ export interface operations {
                     "text/event-stream": components["schemas"]["Event"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2672,9 +4392,9 @@ export interface operations {
     listEvents: {
         parameters: {
             query?: {
-                /** @description An event id or the previous page's nextCursor */
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
-                /** @description 1–100, default 20 */
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 /** @description Resource types (order, user, …) */
                 resources?: string;
@@ -2696,7 +4416,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Event"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2725,7 +4483,7 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Health"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2763,7 +4521,7 @@ export interface operations {
                     "application/json": components["schemas"]["Data_HealthDetailed"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2792,7 +4550,7 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2807,10 +4565,12 @@ export interface operations {
         parameters: {
             query?: {
                 buyerId?: string;
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 sellerId?: string;
-                status?: string;
+                status?: components["schemas"]["OrderStatus"];
             };
             header?: never;
             path?: never;
@@ -2827,7 +4587,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Order"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2841,7 +4639,10 @@ export interface operations {
     createOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2860,7 +4661,90 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Order"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_REQUEST`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `CLIENT_ORDER_REF_CONFLICT` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `AMOUNT_OUT_OF_RANGE`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2892,7 +4776,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Order"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2906,7 +4837,10 @@ export interface operations {
     cancelOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -2928,7 +4862,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Order"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2942,7 +4950,10 @@ export interface operations {
     createEscrow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -2973,7 +4984,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `ESCROW_ALREADY_EXISTS`, `DISPUTE_ALREADY_OPEN`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -2987,7 +5108,10 @@ export interface operations {
     fundEscrow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -3014,7 +5138,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `ESCROW_ALREADY_EXISTS`, `DISPUTE_ALREADY_OPEN`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3046,7 +5280,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Vec_Milestone"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3060,14 +5341,17 @@ export interface operations {
     advanceMilestone: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
                 /** @description The milestone's milestoneRef */
                 milestone_ref: string;
                 /** @description complete (seller), approve (buyer) or release (buyer) */
-                op: string;
+                op: "complete" | "approve" | "release";
             };
             cookie?: never;
         };
@@ -3091,7 +5375,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `MILESTONE_NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3105,7 +5499,10 @@ export interface operations {
     reserveOrderFunds: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -3123,7 +5520,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Order"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `INSUFFICIENT_FUNDS`, `AMOUNT_OUT_OF_RANGE`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3137,7 +5608,10 @@ export interface operations {
     openDispute: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -3168,7 +5642,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `ESCROW_ALREADY_EXISTS`, `DISPUTE_ALREADY_OPEN`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3182,7 +5766,10 @@ export interface operations {
     refundEscrow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -3213,7 +5800,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `ESCROW_ALREADY_EXISTS`, `DISPUTE_ALREADY_OPEN`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3227,7 +5924,10 @@ export interface operations {
     releaseEscrow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Order id (ord_…) */
                 id: string;
@@ -3258,7 +5958,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SagaAccepted"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `ORDER_NOT_FOUND`, `ESCROW_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `ESCROW_ALREADY_EXISTS`, `DISPUTE_ALREADY_OPEN`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY`, `ESCROW_CONTRACT_ERROR`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3272,10 +6082,12 @@ export interface operations {
     listSagas: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 orderId?: string;
-                status?: string;
+                status?: "RUNNING" | "COMPLETED" | "COMPENSATED" | "NEEDS_ATTENTION";
             };
             header?: never;
             path?: never;
@@ -3292,7 +6104,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Saga"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3324,7 +6174,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Saga"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `SAGA_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3338,7 +6235,10 @@ export interface operations {
     retrySaga: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Saga id (sag_…) */
                 id: string;
@@ -3365,7 +6265,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Saga"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `SAGA_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `ESCROW_CONTRACT_ERROR` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3379,7 +6389,9 @@ export interface operations {
     listTopUps: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 status?: string;
                 userId?: string;
@@ -3399,7 +6411,54 @@ export interface operations {
                     "application/json": components["schemas"]["Page_TopUp"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3413,7 +6472,10 @@ export interface operations {
     createTopUp: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3432,7 +6494,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_TopUp"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `AMOUNT_OUT_OF_RANGE`, `USER_SUSPENDED`, `WALLET_NOT_READY`, `FEATURE_NOT_ENABLED`, `AIRTM_USER_NOT_LINKED`, `AIRTM_USER_INVALID` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3464,7 +6636,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_TopUp"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `TOPUP_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3496,7 +6715,34 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `TOPUP_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3510,7 +6756,10 @@ export interface operations {
     cancelTopUp: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Top-up id (top_…) */
                 id: string;
@@ -3528,7 +6777,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_TopUp"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `TOPUP_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3542,7 +6892,10 @@ export interface operations {
     refreshTopUp: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Top-up id (top_…) */
                 id: string;
@@ -3560,7 +6913,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_TopUp"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `TOPUP_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3574,8 +7028,10 @@ export interface operations {
     listUsers: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
                 externalUserId?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
             };
             header?: never;
@@ -3593,7 +7049,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_User"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3607,7 +7101,10 @@ export interface operations {
     createUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3635,7 +7132,72 @@ export interface operations {
                     "application/json": components["schemas"]["Data_User"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3667,7 +7229,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_User"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3703,7 +7312,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_User"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3717,7 +7400,10 @@ export interface operations {
     linkAirtmAccount: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description User id (usr_…) */
                 id: string;
@@ -3739,7 +7425,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_User"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `AIRTM_USER_NOT_FOUND`, `AIRTM_USER_INVALID` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3771,7 +7567,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Balance"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3785,7 +7628,10 @@ export interface operations {
     adjustBalance: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description User id (usr_…) */
                 id: string;
@@ -3807,7 +7653,90 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Adjustment"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `AMOUNT_OUT_OF_RANGE`, `INSUFFICIENT_FUNDS` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3821,7 +7750,9 @@ export interface operations {
     listBalanceHistory: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
             };
             header?: never;
@@ -3842,7 +7773,54 @@ export interface operations {
                     "application/json": components["schemas"]["Page_HistoryEntry"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3856,7 +7834,10 @@ export interface operations {
     syncBalance: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description User id (usr_…) */
                 id: string;
@@ -3874,7 +7855,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_SyncOutcome"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3906,7 +7988,90 @@ export interface operations {
                     "application/json": components["schemas"]["Data_WalletView"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3938,7 +8103,90 @@ export interface operations {
                     "application/json": components["schemas"]["Data_DepositInstructions"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -3952,7 +8200,9 @@ export interface operations {
     listWalletTransactions: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
             };
             header?: never;
@@ -3973,7 +8223,90 @@ export interface operations {
                     "application/json": components["schemas"]["Page_WalletTransaction"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED`, `WALLET_NOT_READY` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4013,6 +8346,15 @@ export interface operations {
                     "application/json": components["schemas"]["Data_WebhookReceipt"];
                 };
             };
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Signature verification failed (nothing stored) */
             401: {
                 headers: {
@@ -4022,7 +8364,34 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4036,9 +8405,11 @@ export interface operations {
     listWebhookDeliveries: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
                 endpointId?: string;
                 eventId?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 status?: string;
             };
@@ -4057,7 +8428,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Delivery"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4071,7 +8480,10 @@ export interface operations {
     replayWebhookDelivery: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Delivery id (whd_…) */
                 id: string;
@@ -4089,7 +8501,72 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Delivery"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4103,7 +8580,9 @@ export interface operations {
     listWebhookEndpoints: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
             };
             header?: never;
@@ -4121,7 +8600,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Endpoint"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4135,7 +8652,10 @@ export interface operations {
     createWebhookEndpoint: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4154,7 +8674,81 @@ export interface operations {
                     "application/json": components["schemas"]["Data_CreatedEndpoint"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4186,7 +8780,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Endpoint"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4200,7 +8841,9 @@ export interface operations {
     listWithdrawals: {
         parameters: {
             query?: {
+                /** @description `meta.pagination.nextCursor` of the previous page; empty is the first page */
                 cursor?: string;
+                /** @description Page size, 1–100 (default 20) */
                 limit?: number;
                 userId?: string;
             };
@@ -4219,7 +8862,45 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4233,7 +8914,10 @@ export interface operations {
     createWithdrawal: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -4252,7 +8936,117 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `USER_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `OPERATION_IN_PROGRESS` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body without `Content-Type: application/json`: `UNSUPPORTED_MEDIA_TYPE` (docs/ERRORS.md) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `AMOUNT_OUT_OF_RANGE`, `INSUFFICIENT_FUNDS`, `USER_SUSPENDED`, `WITHDRAWAL_DESTINATION_INVALID`, `WALLET_NOT_READY`, `FEATURE_NOT_ENABLED`, `AIRTM_USER_NOT_FOUND`, `AIRTM_USER_NOT_LINKED`, `AIRTM_USER_INVALID` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR`, `XDR_VERIFICATION_FAILED` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4284,7 +9078,54 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `WITHDRAWAL_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4298,7 +9139,10 @@ export interface operations {
     cancelWithdrawal: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Withdrawal id (wd_…) */
                 id: string;
@@ -4316,7 +9160,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `WITHDRAWAL_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `WITHDRAWAL_NOT_COMMITTABLE`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4330,7 +9275,10 @@ export interface operations {
     commitWithdrawal: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Withdrawal id (wd_…) */
                 id: string;
@@ -4348,7 +9296,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `WITHDRAWAL_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `WITHDRAWAL_NOT_COMMITTABLE`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4362,7 +9411,10 @@ export interface operations {
     refreshWithdrawal: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Replays the stored response of the first request with this key (header `Idempotent-Replayed: true`); 409 IDEMPOTENCY_CONFLICT when reused for another request */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Withdrawal id (wd_…) */
                 id: string;
@@ -4380,7 +9432,108 @@ export interface operations {
                     "application/json": components["schemas"]["Data_Withdrawal"];
                 };
             };
-            /** @description The error envelope; `code` is one of docs/ERRORS.md (e.g. 400 VALIDATION_ERROR naming `details.field`, 401, 403, 404, 409, 422, 429 with Retry-After, 503 PROVIDER_UNAVAILABLE) */
+            /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, malformed, unknown or revoked API key: `UNAUTHORIZED` (docs/ERRORS.md) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key lacks the operation's scope: `INSUFFICIENT_SCOPE` (docs/ERRORS.md) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such resource: `NOT_FOUND`, `WITHDRAWAL_NOT_FOUND` (docs/ERRORS.md) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the resource's state or an idempotency key: `IDEMPOTENCY_CONFLICT`, `IDEMPOTENCY_KEY_IN_PROGRESS`, `WITHDRAWAL_NOT_COMMITTABLE`, `INVALID_STATE_TRANSITION` (docs/ERRORS.md) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body larger than the configured limit: `PAYLOAD_TOO_LARGE` (docs/ERRORS.md) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Well-formed but refused by a business rule or configuration: `FEATURE_NOT_ENABLED` (docs/ERRORS.md) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of the API key; retry after `Retry-After` seconds: `RATE_LIMITED` (docs/ERRORS.md) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider answered with an error: `PROVIDER_ERROR` (docs/ERRORS.md) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider is unavailable: `PROVIDER_UNAVAILABLE` (docs/ERRORS.md) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A provider timed out: `PROVIDER_TIMEOUT` (docs/ERRORS.md) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `INTERNAL_ERROR` (500): an unexpected failure, logged with the request id */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4388,6 +9541,3212 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
+            };
+        };
+    };
+    webhook_balance_credited: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "150.00",
+                 *         "currency": "USD",
+                 *         "from": "GA6QYC532KGLTLTPUZPKWJVQDYZ73YEO677ZBMG6BNOZ54I37OFHCWBI",
+                 *         "newAvailableBalance": "150.00",
+                 *         "operationId": "30064775169",
+                 *         "previousAvailableBalance": "0.00",
+                 *         "source": "stellar_deposit",
+                 *         "sourceId": "jtx_34nbmkpbdNRnLc5GUsP7gyDPJtskKgnO",
+                 *         "transactionHash": "d0bf2c8c613b2228a29e036aef28a7020acd26f4bec6c3c9b2158f02bbf6ecca",
+                 *         "userId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL"
+                 *       },
+                 *       "id": "evt_OekNDkEPC5HIheDRU2xZPkGCcTl0xWTW",
+                 *       "occurredAt": "2026-12-01T01:04:06.494Z",
+                 *       "resourceId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *       "resourceType": "user",
+                 *       "type": "balance.credited"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        from?: string;
+                        newAvailableBalance?: string;
+                        operationId?: string;
+                        previousAvailableBalance?: string;
+                        source?: string;
+                        sourceId?: string;
+                        transactionHash?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "balance.credited";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_balance_debited: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "2.00",
+                 *         "currency": "USD",
+                 *         "destination": "adjustment",
+                 *         "newAvailableBalance": "3.00",
+                 *         "previousAvailableBalance": "5.00",
+                 *         "reason": "correction",
+                 *         "sourceId": "jtx_0PFQ9PCAo2buhmhk1nVFEzI9Q58ooFIF",
+                 *         "userId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX"
+                 *       },
+                 *       "id": "evt_5FmfPTLYewhWXrmHEnmGGRSimbQXLzeb",
+                 *       "occurredAt": "2026-12-01T01:04:45.926Z",
+                 *       "resourceId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *       "resourceType": "user",
+                 *       "type": "balance.debited"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        destination?: string;
+                        newAvailableBalance?: string;
+                        previousAvailableBalance?: string;
+                        reason?: string;
+                        sourceId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "balance.debited";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_balance_released: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "currency": "USD",
+                 *         "holdId": "hold_JOJewD4y1rXfWtuComVMe6wjILlt78Bx",
+                 *         "newAvailableBalance": "150.00",
+                 *         "newReservedBalance": "0.00",
+                 *         "orderId": "ord_bU47SIJKJl55xKFqfvtzZVUmXyLScgil",
+                 *         "previousAvailableBalance": "50.00",
+                 *         "previousReservedBalance": "100.00",
+                 *         "reason": "order_canceled",
+                 *         "userId": "usr_S92dpnK3dKoKN6BzEFyxrJaB2YZ6AOij"
+                 *       },
+                 *       "id": "evt_h46vqYMywLQm7oenNpe5nq7rNxC9TcoA",
+                 *       "occurredAt": "2026-12-01T01:04:41.007Z",
+                 *       "resourceId": "usr_S92dpnK3dKoKN6BzEFyxrJaB2YZ6AOij",
+                 *       "resourceType": "user",
+                 *       "type": "balance.released"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        holdId?: string;
+                        newAvailableBalance?: string;
+                        newReservedBalance?: string;
+                        orderId?: string;
+                        previousAvailableBalance?: string;
+                        previousReservedBalance?: string;
+                        reason?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "balance.released";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_balance_reserved: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "currency": "USD",
+                 *         "holdId": "hold_FC0i2ncltz8hQyHBtkh3gXYv6cMbSLZn",
+                 *         "newAvailableBalance": "50.00",
+                 *         "newReservedBalance": "100.00",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "previousAvailableBalance": "150.00",
+                 *         "previousReservedBalance": "0.00",
+                 *         "userId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL"
+                 *       },
+                 *       "id": "evt_CM5VIwFW62X0id7GNcPfeLvMlR4ZGXWr",
+                 *       "occurredAt": "2026-12-01T01:04:07.002Z",
+                 *       "resourceId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *       "resourceType": "user",
+                 *       "type": "balance.reserved"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        holdId?: string;
+                        newAvailableBalance?: string;
+                        newReservedBalance?: string;
+                        orderId?: string;
+                        previousAvailableBalance?: string;
+                        previousReservedBalance?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "balance.reserved";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_dispute_comment_added: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "author": "agent-17",
+                 *         "commentId": "cmt_1bC3dE5fG7hJ9kL1mN3pQ5rS7tV9wX1y",
+                 *         "disputeId": "dsp_8sJk2LmN4pQ6rT8vX0zB1cD3eF5gH7jK",
+                 *         "orderId": "ord_HhdTHdzrYieQOK7nZJk509v0osUn3mdQ"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "dsp_8sJk2LmN4pQ6rT8vX0zB1cD3eF5gH7jK",
+                 *       "resourceType": "dispute",
+                 *       "type": "dispute.comment_added"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        author?: string;
+                        commentId?: string;
+                        disputeId?: string;
+                        orderId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "dispute";
+                    /** @constant */
+                    type: "dispute.comment_added";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_dispute_opened: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "disputeId": "dsp_Il8umT8GuzLa7ep5t9jnoUWUF5TKDGDW",
+                 *         "openedAt": "2026-12-01T01:04:34.045Z",
+                 *         "openedBy": "BUYER",
+                 *         "orderId": "ord_0pDcgwx9ytrf6lSpVWvszpkOG98yLyTJ",
+                 *         "reason": "QUALITY_ISSUE"
+                 *       },
+                 *       "id": "evt_aALa1zEPCUM3oRmvFsT0worScuyKhCHb",
+                 *       "occurredAt": "2026-12-01T01:04:34.047Z",
+                 *       "resourceId": "dsp_Il8umT8GuzLa7ep5t9jnoUWUF5TKDGDW",
+                 *       "resourceType": "dispute",
+                 *       "type": "dispute.opened"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        disputeId?: string;
+                        openedAt?: string;
+                        openedBy?: string;
+                        orderId?: string;
+                        reason?: string;
+                    };
+                    /** @constant */
+                    resourceType: "dispute";
+                    /** @constant */
+                    type: "dispute.opened";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_dispute_resolved: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "buyerAmount": "40.00",
+                 *         "decision": "SPLIT",
+                 *         "decisionNote": "Partly delivered",
+                 *         "disputeId": "dsp_Il8umT8GuzLa7ep5t9jnoUWUF5TKDGDW",
+                 *         "orderId": "ord_0pDcgwx9ytrf6lSpVWvszpkOG98yLyTJ",
+                 *         "resolvedAt": "2026-12-01T01:04:38.043Z",
+                 *         "resolvedBy": "key_UPdNeo63q2l9OMjITXI4wFhhaQXjZ0cu",
+                 *         "sellerAmount": "60.00"
+                 *       },
+                 *       "id": "evt_9oUuBzM683QY6rYRk4utY7lWOqIIyIZc",
+                 *       "occurredAt": "2026-12-01T01:04:38.044Z",
+                 *       "resourceId": "dsp_Il8umT8GuzLa7ep5t9jnoUWUF5TKDGDW",
+                 *       "resourceType": "dispute",
+                 *       "type": "dispute.resolved"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        buyerAmount?: string;
+                        decision?: string;
+                        decisionNote?: string;
+                        disputeId?: string;
+                        orderId?: string;
+                        resolvedAt?: string;
+                        resolvedBy?: string;
+                        sellerAmount?: string;
+                    };
+                    /** @constant */
+                    resourceType: "dispute";
+                    /** @constant */
+                    type: "dispute.resolved";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_dispute_under_review: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "disputeId": "dsp_8sJk2LmN4pQ6rT8vX0zB1cD3eF5gH7jK",
+                 *         "orderId": "ord_HhdTHdzrYieQOK7nZJk509v0osUn3mdQ",
+                 *         "reviewStartedAt": "2026-11-22T08:50:27.640Z",
+                 *         "reviewedBy": "agent-17"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "dsp_8sJk2LmN4pQ6rT8vX0zB1cD3eF5gH7jK",
+                 *       "resourceType": "dispute",
+                 *       "type": "dispute.under_review"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        disputeId?: string;
+                        orderId?: string;
+                        reviewedBy?: string;
+                        reviewStartedAt?: string;
+                    };
+                    /** @constant */
+                    resourceType: "dispute";
+                    /** @constant */
+                    type: "dispute.under_review";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "contractId": "CCUUIBOCIGV5ZRIDV6UUXYPSCZ4RG6AD7DYGAH6DLVP4SWBFTF6S73BU",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "kind": "single-release",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "transactionHash": "558afa77b32cda25b8b2cb6ee0d1daaf8fec2f053427358a835b4d41532cb1b4"
+                 *       },
+                 *       "id": "evt_j02GKFTjaIlE9AWnZ8FzQ7YeTJiTGIkl",
+                 *       "occurredAt": "2026-12-01T01:04:07.372Z",
+                 *       "resourceId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *       "resourceType": "escrow",
+                 *       "type": "escrow.created"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        contractId?: string;
+                        escrowId?: string;
+                        kind?: string;
+                        orderId?: string;
+                        transactionHash?: string;
+                    };
+                    /** @constant */
+                    resourceType: "escrow";
+                    /** @constant */
+                    type: "escrow.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_funded: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "contractId": "CCUUIBOCIGV5ZRIDV6UUXYPSCZ4RG6AD7DYGAH6DLVP4SWBFTF6S73BU",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "fundedAt": "2026-12-01T01:04:07.619Z",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "transactionHash": "90ed857d4809c597a11b072a021d2ab0dc11e142e7dd4e9a8b4dd92098ab74a9"
+                 *       },
+                 *       "id": "evt_AEtQexWJUfXJPMRRh4jTfNh0NQxAK4Kt",
+                 *       "occurredAt": "2026-12-01T01:04:07.621Z",
+                 *       "resourceId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *       "resourceType": "escrow",
+                 *       "type": "escrow.funded"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        contractId?: string;
+                        escrowId?: string;
+                        fundedAt?: string;
+                        orderId?: string;
+                        transactionHash?: string;
+                    };
+                    /** @constant */
+                    resourceType: "escrow";
+                    /** @constant */
+                    type: "escrow.funded";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_milestone_approved: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "milestoneIndex": 0,
+                 *         "milestoneRef": null,
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "transactionHash": "7941360ff2ccdee4dbf39144e42033cfbdec1786f0c16da8d2a8062dfe5bdada"
+                 *       },
+                 *       "id": "evt_06gK1yDF8h9mJgYt1wP6agw4Zugek45D",
+                 *       "occurredAt": "2026-12-01T01:04:11.370Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "escrow.milestone_approved"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        escrowId?: string;
+                        milestoneIndex?: number;
+                        milestoneRef?: unknown;
+                        orderId?: string;
+                        transactionHash?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "escrow.milestone_approved";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_milestone_completed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "completedAt": "2026-12-01T01:04:08.700Z",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "milestoneIndex": 0,
+                 *         "milestoneRef": null,
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "transactionHash": "3902a44504a215cd6becf2d53724f5e051e5078e1b113b07f3db053120fea093"
+                 *       },
+                 *       "id": "evt_aRxNs68PG0akpOLl8efG8DONY3ZoDrhv",
+                 *       "occurredAt": "2026-12-01T01:04:08.701Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "escrow.milestone_completed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        completedAt?: string;
+                        escrowId?: string;
+                        milestoneIndex?: number;
+                        milestoneRef?: unknown;
+                        orderId?: string;
+                        transactionHash?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "escrow.milestone_completed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_refunded: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "contractId": "CDEX5D6RVUFQX77EF7RAJWT5KESTOA7CROZNXMHSTMQQEXSGLQZRWLQZ",
+                 *         "escrowId": "esc_Q2vTA9UfSYoRsVCSFVsCyUWzTszfu9Ge",
+                 *         "orderId": "ord_BwrXfjM8Am5rVQVVxNuCKBROQlepnVTg"
+                 *       },
+                 *       "id": "evt_6JSh5iYGHBzJM9EDtGKBTzFUyTdB1rR1",
+                 *       "occurredAt": "2026-12-01T01:04:26.039Z",
+                 *       "resourceId": "esc_Q2vTA9UfSYoRsVCSFVsCyUWzTszfu9Ge",
+                 *       "resourceType": "escrow",
+                 *       "type": "escrow.refunded"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        contractId?: string;
+                        escrowId?: string;
+                        orderId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "escrow";
+                    /** @constant */
+                    type: "escrow.refunded";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_escrow_released: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "contractId": "CCUUIBOCIGV5ZRIDV6UUXYPSCZ4RG6AD7DYGAH6DLVP4SWBFTF6S73BU",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf"
+                 *       },
+                 *       "id": "evt_THVBJ5v4LWL5cG1QXeEUomFuTeF89AQX",
+                 *       "occurredAt": "2026-12-01T01:04:14.039Z",
+                 *       "resourceId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *       "resourceType": "escrow",
+                 *       "type": "escrow.released"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        contractId?: string;
+                        escrowId?: string;
+                        orderId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "escrow";
+                    /** @constant */
+                    type: "escrow.released";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_canceled: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amountReleased": "100.00",
+                 *         "buyerId": "usr_S92dpnK3dKoKN6BzEFyxrJaB2YZ6AOij",
+                 *         "canceledAt": "2026-12-01T01:04:41.005Z",
+                 *         "canceledBy": "key_UPdNeo63q2l9OMjITXI4wFhhaQXjZ0cu",
+                 *         "fundsReleased": true,
+                 *         "orderId": "ord_bU47SIJKJl55xKFqfvtzZVUmXyLScgil",
+                 *         "reason": "Buyer changed their mind"
+                 *       },
+                 *       "id": "evt_0We66O8Uqf9nWOLW18gfD8vD3475cssG",
+                 *       "occurredAt": "2026-12-01T01:04:41.007Z",
+                 *       "resourceId": "ord_bU47SIJKJl55xKFqfvtzZVUmXyLScgil",
+                 *       "resourceType": "order",
+                 *       "type": "order.canceled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amountReleased?: string;
+                        buyerId?: string;
+                        canceledAt?: string;
+                        canceledBy?: string;
+                        fundsReleased?: boolean;
+                        orderId?: string;
+                        reason?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.canceled";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_closed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "closedAt": "2026-12-01T01:04:14.038Z",
+                 *         "finalStatus": "CLOSED",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "outcome": "RELEASED"
+                 *       },
+                 *       "id": "evt_Uhf89pXFn7CjKFkR81Lc3hZErly3GBiu",
+                 *       "occurredAt": "2026-12-01T01:04:14.039Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.closed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        closedAt?: string;
+                        finalStatus?: string;
+                        orderId?: string;
+                        outcome?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.closed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "buyerId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *         "clientOrderRef": "order-1796087045-20532-release",
+                 *         "currency": "USD",
+                 *         "milestones": 0,
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "sellerId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU",
+                 *         "title": "Logo design"
+                 *       },
+                 *       "id": "evt_yyBZeKaIpAk7YAbDK0LC12vTSuU7sAIb",
+                 *       "occurredAt": "2026-12-01T01:04:06.848Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.created"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        buyerId?: string;
+                        clientOrderRef?: string;
+                        currency?: string;
+                        milestones?: number;
+                        orderId?: string;
+                        sellerId?: string;
+                        title?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_disputed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "disputeId": "dsp_Il8umT8GuzLa7ep5t9jnoUWUF5TKDGDW",
+                 *         "openedBy": "BUYER",
+                 *         "orderId": "ord_0pDcgwx9ytrf6lSpVWvszpkOG98yLyTJ"
+                 *       },
+                 *       "id": "evt_ZujNuiGnbH0K5r1r2aDusTyu8QDnoblH",
+                 *       "occurredAt": "2026-12-01T01:04:34.047Z",
+                 *       "resourceId": "ord_0pDcgwx9ytrf6lSpVWvszpkOG98yLyTJ",
+                 *       "resourceType": "order",
+                 *       "type": "order.disputed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        disputeId?: string;
+                        openedBy?: string;
+                        orderId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.disputed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_escrow_creating: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "kind": "single-release",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "platformFee": 0,
+                 *         "sagaId": "sag_veUB3IQLXXk28iwRJ9ydVdt8ifW3i1D7"
+                 *       },
+                 *       "id": "evt_MC37aRKaaK5tCOyoqa2KMbSqSqjMOlcv",
+                 *       "occurredAt": "2026-12-01T01:04:07.339Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.escrow_creating"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        escrowId?: string;
+                        kind?: string;
+                        orderId?: string;
+                        platformFee?: number;
+                        sagaId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.escrow_creating";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_escrow_funded: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "fundedAt": "2026-12-01T01:04:07.619Z",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "trustlessContractId": "CCUUIBOCIGV5ZRIDV6UUXYPSCZ4RG6AD7DYGAH6DLVP4SWBFTF6S73BU"
+                 *       },
+                 *       "id": "evt_etwNEiOZdjMx1dXnGKRs5YHxGuOSiJcV",
+                 *       "occurredAt": "2026-12-01T01:04:07.621Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.escrow_funded"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        escrowId?: string;
+                        fundedAt?: string;
+                        orderId?: string;
+                        trustlessContractId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.escrow_funded";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_escrow_funding: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "contractId": "CCUUIBOCIGV5ZRIDV6UUXYPSCZ4RG6AD7DYGAH6DLVP4SWBFTF6S73BU",
+                 *         "escrowId": "esc_bpbnFUK5lW23uNyOS6jj8aRfINgK7xuK",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "sagaId": "sag_Haeu5Grxhq576xs8yZktsLTBJVPsaawN"
+                 *       },
+                 *       "id": "evt_Fh7n5dDvzasjVI05qrE7ZfR5HzzHRvFu",
+                 *       "occurredAt": "2026-12-01T01:04:07.577Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.escrow_funding"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        contractId?: string;
+                        escrowId?: string;
+                        orderId?: string;
+                        sagaId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.escrow_funding";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_funds_reserved: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "availableBalance": "50.00",
+                 *         "buyerId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *         "currency": "USD",
+                 *         "holdId": "hold_FC0i2ncltz8hQyHBtkh3gXYv6cMbSLZn",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "reservedBalance": "100.00"
+                 *       },
+                 *       "id": "evt_bNsPm1XyOzNzhfGcs7Y6FsQqK7XfgMP0",
+                 *       "occurredAt": "2026-12-01T01:04:07.002Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.funds_reserved"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        availableBalance?: string;
+                        buyerId?: string;
+                        currency?: string;
+                        holdId?: string;
+                        orderId?: string;
+                        reservedBalance?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.funds_reserved";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_in_progress: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf"
+                 *       },
+                 *       "id": "evt_9aKJUCzmaNTr9FvxH3PhuKc3ytn1h0yJ",
+                 *       "occurredAt": "2026-12-01T01:04:07.621Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.in_progress"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        orderId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.in_progress";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_refund_requested: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "orderId": "ord_BwrXfjM8Am5rVQVVxNuCKBROQlepnVTg",
+                 *         "reason": "Seller could not deliver",
+                 *         "requestedAt": "2026-12-01T01:04:19.737Z",
+                 *         "requestedBy": "key_UPdNeo63q2l9OMjITXI4wFhhaQXjZ0cu",
+                 *         "sagaId": "sag_9IRlhpJ3hLjIWj4DOgP5BfW2Y7wibdHa"
+                 *       },
+                 *       "id": "evt_8d9RzA2wJrxjIITZ4hTnJR73kvk0Bbgo",
+                 *       "occurredAt": "2026-12-01T01:04:19.737Z",
+                 *       "resourceId": "ord_BwrXfjM8Am5rVQVVxNuCKBROQlepnVTg",
+                 *       "resourceType": "order",
+                 *       "type": "order.refund_requested"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        orderId?: string;
+                        reason?: string;
+                        requestedAt?: string;
+                        requestedBy?: string;
+                        sagaId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.refund_requested";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_refunded: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "buyerId": "usr_s21Hry0krBc7Gy7f99RZJbt9Hzx4e4iV",
+                 *         "currency": "USD",
+                 *         "orderId": "ord_BwrXfjM8Am5rVQVVxNuCKBROQlepnVTg",
+                 *         "reason": "Seller could not deliver",
+                 *         "refundedAt": "2026-12-01T01:04:26.038Z"
+                 *       },
+                 *       "id": "evt_65fURGSNH0F9EAPfAywxYcm5e3w1qrSm",
+                 *       "occurredAt": "2026-12-01T01:04:26.039Z",
+                 *       "resourceId": "ord_BwrXfjM8Am5rVQVVxNuCKBROQlepnVTg",
+                 *       "resourceType": "order",
+                 *       "type": "order.refunded"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        buyerId?: string;
+                        currency?: string;
+                        orderId?: string;
+                        reason?: string;
+                        refundedAt?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.refunded";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_release_requested: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "reason": null,
+                 *         "requestedAt": "2026-12-01T01:04:08.026Z",
+                 *         "requestedBy": "key_UPdNeo63q2l9OMjITXI4wFhhaQXjZ0cu",
+                 *         "sagaId": "sag_4iDTwH1ktIL9aGQyRwXy1OMt7INkG98x"
+                 *       },
+                 *       "id": "evt_oudqtG29RIQjCkliCxRTmUbrJuXS1p86",
+                 *       "occurredAt": "2026-12-01T01:04:08.027Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.release_requested"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        orderId?: string;
+                        reason?: unknown;
+                        requestedAt?: string;
+                        requestedBy?: string;
+                        sagaId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.release_requested";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_released: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "currency": "USD",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "releasedAt": "2026-12-01T01:04:14.038Z",
+                 *         "sellerId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU"
+                 *       },
+                 *       "id": "evt_2iUpYY8cVFehuA9Zzm2xrSJf21J6QRV2",
+                 *       "occurredAt": "2026-12-01T01:04:14.039Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.released"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        orderId?: string;
+                        releasedAt?: string;
+                        sellerId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.released";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_saga_compensated: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "kind": "ESCROW_DEPLOY",
+                 *         "orderId": "ord_HhdTHdzrYieQOK7nZJk509v0osUn3mdQ",
+                 *         "reason": {
+                 *           "code": "PROVIDER_ERROR",
+                 *           "details": null,
+                 *           "message": "Trustless Work refused the deploy"
+                 *         },
+                 *         "sagaId": "sga_7hJ9kL1mN3pQ5rS7tV9wX1yZ3aB5cD7e"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "sga_7hJ9kL1mN3pQ5rS7tV9wX1yZ3aB5cD7e",
+                 *       "resourceType": "saga",
+                 *       "type": "saga.compensated"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        kind?: string;
+                        orderId?: string;
+                        reason?: {
+                            code?: string;
+                            details?: unknown;
+                            message?: string;
+                        };
+                        sagaId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "saga";
+                    /** @constant */
+                    type: "saga.compensated";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_saga_needs_attention: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "kind": "RELEASE",
+                 *         "orderId": "ord_HhdTHdzrYieQOK7nZJk509v0osUn3mdQ",
+                 *         "reason": {
+                 *           "code": "PROVIDER_UNAVAILABLE",
+                 *           "message": "retries ran out"
+                 *         },
+                 *         "sagaId": "sga_7hJ9kL1mN3pQ5rS7tV9wX1yZ3aB5cD7e",
+                 *         "step": 2
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "sga_7hJ9kL1mN3pQ5rS7tV9wX1yZ3aB5cD7e",
+                 *       "resourceType": "saga",
+                 *       "type": "saga.needs_attention"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        kind?: string;
+                        orderId?: string;
+                        reason?: {
+                            code?: string;
+                            message?: string;
+                        };
+                        sagaId?: string;
+                        step?: number;
+                    };
+                    /** @constant */
+                    resourceType: "saga";
+                    /** @constant */
+                    type: "saga.needs_attention";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_canceled: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "canceledBy": "key_9TmkcQQUtGOBbWftkVi9MjIkVp4p0MCf",
+                 *         "currency": "USD",
+                 *         "status": "TOPUP_CANCELED",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.canceled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayinId?: string;
+                        amount?: string;
+                        canceledBy?: string;
+                        currency?: string;
+                        status?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.canceled";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_confirmation_required: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "confirmationUri": "https://app.airtm.com/payin/confirm/pi_123",
+                 *         "currency": "USD",
+                 *         "status": "TOPUP_AWAITING_USER_CONFIRMATION",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.confirmation_required"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayinId?: string;
+                        amount?: string;
+                        confirmationUri?: string;
+                        currency?: string;
+                        status?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.confirmation_required";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "50.00",
+                 *         "currency": "USD",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.created"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "currency": "USD",
+                 *         "reason": "payin failed at Airtm",
+                 *         "status": "TOPUP_FAILED",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.failed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayinId?: string;
+                        amount?: string;
+                        currency?: string;
+                        reason?: string;
+                        status?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.failed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_processing: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "currency": "USD",
+                 *         "status": "TOPUP_PROCESSING",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.processing"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayinId?: string;
+                        amount?: string;
+                        currency?: string;
+                        status?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.processing";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_succeeded: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmFee": "1.00",
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "creditedAmount": "49.00",
+                 *         "currency": "USD",
+                 *         "newAvailableBalance": "149.00",
+                 *         "topupId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "transactionHash": "9f2c…",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "top_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.succeeded"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmFee?: string;
+                        airtmPayinId?: string;
+                        amount?: string;
+                        creditedAmount?: string;
+                        currency?: string;
+                        newAvailableBalance?: string;
+                        topupId?: string;
+                        transactionHash?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.succeeded";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_airtm_linked: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmUserId": "airtm_user_4821",
+                 *         "isVerified": true,
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *       "resourceType": "user",
+                 *       "type": "user.airtm_linked"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmUserId?: string;
+                        isVerified?: boolean;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.airtm_linked";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "email": null,
+                 *         "externalUserId": "buyer-release-1796087045-20532",
+                 *         "status": "ACTIVE",
+                 *         "type": "BUYER",
+                 *         "userId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL"
+                 *       },
+                 *       "id": "evt_VHneQRrwOlrPhbOQdaaayKMb4C5cqopo",
+                 *       "occurredAt": "2026-12-01T01:04:05.967Z",
+                 *       "resourceId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *       "resourceType": "user",
+                 *       "type": "user.created"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        email?: unknown;
+                        externalUserId?: string;
+                        status?: string;
+                        type?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_reactivated: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "after": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "b@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "ACTIVE",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.867Z"
+                 *         },
+                 *         "before": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "b@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "SUSPENDED",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.834Z"
+                 *         },
+                 *         "userId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX"
+                 *       },
+                 *       "id": "evt_q5kvHLdPqAQuv9VfERyyCYBuRjQkFDgC",
+                 *       "occurredAt": "2026-12-01T01:04:45.868Z",
+                 *       "resourceId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *       "resourceType": "user",
+                 *       "type": "user.reactivated"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        after?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        before?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.reactivated";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_stellar_linked: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "linkedAt": "2026-12-01T01:04:06.026Z",
+                 *         "stellarAddress": "GA4NSVG5OQYN3EL5NSE3MFAVEFNENEK2WYYVR4LMXDQQMOBO7LE2TTKJ",
+                 *         "userId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *         "walletId": "wal_RXtRrexWI3h2IHEWfeMEV5bKgM63ODbM"
+                 *       },
+                 *       "id": "evt_vB4JDXFqef8QVPcvBYV4o9KhMrgB92lF",
+                 *       "occurredAt": "2026-12-01T01:04:06.033Z",
+                 *       "resourceId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
+                 *       "resourceType": "user",
+                 *       "type": "user.stellar_linked"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        linkedAt?: string;
+                        stellarAddress?: string;
+                        userId?: string;
+                        walletId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.stellar_linked";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_suspended: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "after": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "b@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "SUSPENDED",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.834Z"
+                 *         },
+                 *         "before": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "b@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "ACTIVE",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.783Z"
+                 *         },
+                 *         "userId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX"
+                 *       },
+                 *       "id": "evt_IH6EaEC03O9LD95ECqDqZBnCNm6qaNSR",
+                 *       "occurredAt": "2026-12-01T01:04:45.835Z",
+                 *       "resourceId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *       "resourceType": "user",
+                 *       "type": "user.suspended"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        after?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        before?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.suspended";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_updated: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "after": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "b@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "ACTIVE",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.783Z"
+                 *         },
+                 *         "before": {
+                 *           "airtm": null,
+                 *           "createdAt": "2026-12-01T01:04:45.710Z",
+                 *           "email": "a@example.com",
+                 *           "externalUserId": "ev-1",
+                 *           "id": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *           "status": "ACTIVE",
+                 *           "type": "BOTH",
+                 *           "updatedAt": "2026-12-01T01:04:45.710Z"
+                 *         },
+                 *         "userId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX"
+                 *       },
+                 *       "id": "evt_LnijzmYw7CpnErPPjRO82ZnYhosKhJnR",
+                 *       "occurredAt": "2026-12-01T01:04:45.786Z",
+                 *       "resourceId": "usr_8WlH2qFVBphqlIb6mB5vYGdZjuQEcUAX",
+                 *       "resourceType": "user",
+                 *       "type": "user.updated"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        after?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        before?: {
+                            airtm?: unknown;
+                            createdAt?: string;
+                            email?: string;
+                            externalUserId?: string;
+                            id?: string;
+                            status?: string;
+                            type?: string;
+                            updatedAt?: string;
+                        };
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "user";
+                    /** @constant */
+                    type: "user.updated";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_canceled: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayoutId": "po_456",
+                 *         "amount": "25.00",
+                 *         "newAvailableBalance": "125.00",
+                 *         "reason": "canceled by the recipient",
+                 *         "status": "WITHDRAWAL_CANCELED",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "withdrawalId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.canceled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayoutId?: string;
+                        amount?: string;
+                        newAvailableBalance?: string;
+                        reason?: string;
+                        status?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.canceled";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_committed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayoutId": "po_456",
+                 *         "amount": "25.00",
+                 *         "status": "WITHDRAWAL_COMMITTED",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "withdrawalId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.committed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayoutId?: string;
+                        amount?: string;
+                        status?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.committed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_completed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "99.70",
+                 *         "completedAt": "2026-12-01T01:04:14.558Z",
+                 *         "currency": "USDC",
+                 *         "transactionHash": "73a6277ed59a9a6b59b5272fd0ed612d1783ce0c9c1e967b027fb566735711c8",
+                 *         "userId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU",
+                 *         "withdrawalId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882"
+                 *       },
+                 *       "id": "evt_V9GYqjxdCxU3DOo8i9e5yPLEvIEDXpIh",
+                 *       "occurredAt": "2026-12-01T01:04:14.561Z",
+                 *       "resourceId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.completed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        completedAt?: string;
+                        currency?: string;
+                        transactionHash?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.completed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "99.70",
+                 *         "currency": "USDC",
+                 *         "destinationRef": "GA7YKFXPRTPY5VJMX6SOFEVADCUZQCI6ZUHHQ4NVR62BRXZAIECDQTE2",
+                 *         "destinationType": "crypto",
+                 *         "userId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU",
+                 *         "withdrawalId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882"
+                 *       },
+                 *       "id": "evt_a6KwuUiqE2iEpbY2NTJXstnez4vdP0dc",
+                 *       "occurredAt": "2026-12-01T01:04:14.521Z",
+                 *       "resourceId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.created"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        currency?: string;
+                        destinationRef?: string;
+                        destinationType?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayoutId": "po_456",
+                 *         "amount": "25.00",
+                 *         "newAvailableBalance": "125.00",
+                 *         "reason": "payout failed at Airtm",
+                 *         "status": "WITHDRAWAL_FAILED",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "withdrawalId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.failed"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayoutId?: string;
+                        amount?: string;
+                        newAvailableBalance?: string;
+                        reason?: string;
+                        status?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.failed";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_needs_attention: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayoutId": "po_456",
+                 *         "amount": "25.00",
+                 *         "status": "WITHDRAWAL_NEEDS_ATTENTION",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "withdrawalId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.needs_attention"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayoutId?: string;
+                        amount?: string;
+                        status?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.needs_attention";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_pending: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "99.70",
+                 *         "transactionHash": "73a6277ed59a9a6b59b5272fd0ed612d1783ce0c9c1e967b027fb566735711c8",
+                 *         "userId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU",
+                 *         "withdrawalId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882"
+                 *       },
+                 *       "id": "evt_4VpLU7rqfRzMvGVBou0veUeSen3p6mtZ",
+                 *       "occurredAt": "2026-12-01T01:04:14.527Z",
+                 *       "resourceId": "wd_GPyNDHFevCE0Zyh7B1J5WqAmhb6u8882",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.pending"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        transactionHash?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.pending";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_withdrawal_pending_user_action: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayoutId": "po_456",
+                 *         "amount": "25.00",
+                 *         "status": "WITHDRAWAL_PENDING_USER_ACTION",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "withdrawalId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-11-22T08:50:27.640Z",
+                 *       "resourceId": "wdr_2aB4cD6eF8gH0jK2lM4nP6qR8sT0vW2x",
+                 *       "resourceType": "withdrawal",
+                 *       "type": "withdrawal.pending_user_action"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayoutId?: string;
+                        amount?: string;
+                        status?: string;
+                        userId?: string;
+                        withdrawalId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "withdrawal";
+                    /** @constant */
+                    type: "withdrawal.pending_user_action";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
