@@ -1035,7 +1035,7 @@ async fn call_for(
         .unwrap_or_else(|| order.title.clone());
     escrow_fields.push(("title", Arg::Str(title)));
     escrow_fields.push(("description", Arg::Str(description)));
-    let unset_status = || Arg::StrIn(vec!["", "pending", "Pending"]);
+    let unset_status = || Arg::StrIn(vec!["", "pending", "Pending", "PENDING"]);
     let flags_false = |approved: bool| {
         let mut f = vec![
             ("disputed", Arg::Bool(false)),
