@@ -797,3 +797,35 @@ async fn indexer_types_roles_update_and_errors() {
         "application/problem+json"
     );
 }
+
+/// Trustless Work's own published npm client (`@trustless-work/escrow` 3.0.5, its React
+/// hooks rendered in Node with react-dom/server, no browser) with `@stellar/stellar-sdk`
+/// signing the unsigned XDRs: a single-release escrow deployed, funded, milestone
+/// status changed, approved and released; a second one disputed and resolved 25/15; a
+/// multi-release one updated, released, disputed, resolved and its remainder withdrawn;
+/// TW reads and on-chain USDC asserted (sandbox/tests/sdk/tw/tw_client.mjs).
+#[tokio::test]
+async fn tw_npm_client_round_trip() {
+    let Ok(dir) = std::env::var("OFFERHUB_JS_TW_CLIENT") else {
+        eprintln!(
+            "skipped: set OFFERHUB_JS_TW_CLIENT to sandbox/tests/sdk/tw after `npm ci` there"
+        );
+        return;
+    };
+    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
+    let addr = start(sb, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let out = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .arg("tw_client.mjs")
+        .arg(format!("http://{addr}"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "node @trustless-work/escrow run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
