@@ -1044,3 +1044,72 @@ async fn every_multi_release_argument_is_verified(url: String) {
     m.clean().await;
 }
 both_backends!(tamper_multi, every_multi_release_argument_is_verified);
+
+/// `update-escrow` through OfferHub's Trustless Work client (not exposed by the API: an
+/// order's terms are fixed): before funding it builds an envelope for the platform that
+/// the verifier accepts for the new properties and refuses for others; once funded the
+/// contract refuses it.
+async fn update_escrow_through_the_client(url: String) {
+    use offerhub::trustless::verify::{self, Arg, Expected};
+    let m = market(&url, &[]).await;
+    let id = m.order("30", json!([])).await;
+    let r = m.call("POST", &format!("/orders/{id}/escrow"), None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let contract = r.body["data"]["escrow"]["contractId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ec = m.t.escrow.as_ref().unwrap();
+    let platform = offerhub::services::wallets::platform(&m.t.store)
+        .await
+        .unwrap()
+        .unwrap()
+        .public_key;
+    let mut escrow = ec
+        .tw
+        .escrows(std::slice::from_ref(&contract))
+        .await
+        .unwrap()[0]
+        .clone();
+    escrow["title"] = json!("Logo design, revised");
+    let xdr = ec
+        .tw
+        .build_update("single-release", &contract, &platform, &escrow)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expected = |title: &str| Expected {
+        source: platform.clone(),
+        contract: Some(contract.clone()),
+        functions: vec!["update_escrow"],
+        args: vec![
+            Arg::Address(platform.clone()),
+            Arg::Fields(vec![
+                ("engagement_id", Arg::Str(id.clone())),
+                ("title", Arg::Str(title.to_string())),
+            ]),
+        ],
+        max_fee: 10_000_000,
+        max_validity_secs: 900,
+    };
+    verify::verify(&xdr, &expected("Logo design, revised"), now).unwrap();
+    let refused = verify::verify(&xdr, &expected("Logo design"), now).unwrap_err();
+    assert_eq!(refused.code.as_str(), "XDR_VERIFICATION_FAILED");
+    // Funded: the contract refuses any update (§B.2).
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = ec
+        .tw
+        .build_update("single-release", &contract, &platform, &escrow)
+        .await
+        .unwrap_err();
+    assert!(e.http_status() >= 400, "{e}");
+    assert!(e.http_status() != 500, "{e}");
+    m.clean().await;
+}
+both_backends!(update_escrow_on, update_escrow_through_the_client);

@@ -353,6 +353,42 @@ impl TrustlessWork {
             .ok_or_else(|| provider(format!("Trustless Work returned no transaction for {path}")))
     }
 
+    /// `PUT /escrow/{single-release|multi-release}/update-escrow {contractId, signer,
+    /// escrow}` (research/trustless-stellar.md §A, §B.2): the unsigned envelope that
+    /// replaces an escrow's properties. Only the platform address may sign it, and the
+    /// contract accepts it only before funding, with no dispute and no approved
+    /// milestone, and the same platform address. `kind` is `single-release` or
+    /// `multi-release`; `escrow` is the whole new property set in Trustless Work's
+    /// camelCase shape. As for every builder, verify the envelope before signing.
+    /// OfferHub's API does not expose it (an order's terms are fixed once it is created:
+    /// to change them, cancel and create a new order); operators and integrations can use
+    /// it through this client.
+    pub async fn build_update(
+        &self,
+        kind: &str,
+        contract_id: &str,
+        signer: &str,
+        escrow: &Value,
+    ) -> Result<String> {
+        if !matches!(kind, "single-release" | "multi-release") {
+            return Err(Error::internal(format!("unknown escrow kind {kind}")));
+        }
+        let path = format!("/escrow/{kind}/update-escrow");
+        let body =
+            serde_json::json!({ "contractId": contract_id, "signer": signer, "escrow": escrow });
+        let (status, answer) = self
+            .send(self.http.put(self.url(&path)?).json(&body), &path)
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(answer_error(status, &answer, &path));
+        }
+        answer["unsignedTransaction"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| provider(format!("Trustless Work returned no transaction for {path}")))
+    }
+
     /// `POST /helper/send-transaction {signedXdr}`.
     pub async fn send_transaction(&self, signed_xdr: &str) -> Result<SendOutcome> {
         let path = "/helper/send-transaction";
