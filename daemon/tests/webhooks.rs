@@ -64,6 +64,64 @@ fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     standard && age.abs() < 300 && verify_legacy(secret, headers, body)
 }
 
+/// The official Python `standardwebhooks` library verifies the delivery with the code
+/// docs/EVENTS.md shows, and refuses a tampered body. `.ci/run` installs it and sets
+/// `OFFERHUB_PY_STANDARDWEBHOOKS` to its Python; without it the check says so and skips.
+fn verify_with_python_standardwebhooks(secret: &str, headers: &HeaderMap, body: &str) {
+    let Ok(python) = std::env::var("OFFERHUB_PY_STANDARDWEBHOOKS") else {
+        eprintln!(
+            "OFFERHUB_PY_STANDARDWEBHOOKS unset: the Python standardwebhooks check is skipped"
+        );
+        return;
+    };
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap())))
+        .collect();
+    let script = r#"
+import json, os, sys
+from standardwebhooks.webhooks import Webhook
+wh = Webhook(os.environ["OFFERHUB_WEBHOOK_SECRET"])
+delivery = json.load(sys.stdin)
+event = wh.verify(delivery["body"], delivery["headers"])
+assert event["id"] == delivery["headers"]["webhook-id"], event
+try:
+    wh.verify(delivery["body"] + " ", delivery["headers"])
+except Exception:
+    print("ok")
+else:
+    raise SystemExit("a tampered body verified")
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .env("OFFERHUB_WEBHOOK_SECRET", secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                json!({ "headers": headers, "body": body })
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "standardwebhooks (Python): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The deprecated `OfferHub-Signature: t=…,v1=<hex>` header.
 fn verify_legacy(secret: &str, headers: &HeaderMap, body: &str) -> bool {
     let sig = headers["offerhub-signature"].to_str().unwrap();
@@ -152,6 +210,7 @@ async fn signed_deliveries_retries_and_replay(url: String) {
     let got = wait_for(&rx, 1).await;
     let (headers, body) = &got[0];
     assert!(verify(&secret, headers, body), "signature verifies");
+    verify_with_python_standardwebhooks(&secret, headers, body);
     assert!(!verify(
         "whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==",
         headers,
