@@ -1113,3 +1113,49 @@ async fn update_escrow_through_the_client(url: String) {
     m.clean().await;
 }
 both_backends!(update_escrow_on, update_escrow_through_the_client);
+
+/// A sequence race on a step's source account (Trustless Work built the transaction
+/// with a number another transaction used first: `tx_bad_seq`) is rebuilt, never
+/// surfaced: deploy and fund still succeed, once.
+async fn sequence_races_are_rebuilt(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.order("20", json!([])).await;
+    let arm = || async {
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/faults", m.sandbox))
+            .json(&json!({ "staleSequence": 1 }))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    };
+    arm().await;
+    let r = m.call("POST", &format!("/orders/{id}/escrow"), None).await;
+    assert!(r.status == 201 || r.status == 202, "{}", r.body);
+    for _ in 0..200 {
+        let o = m.call("GET", &format!("/orders/{id}"), None).await;
+        if o.body["data"]["status"] == "ESCROW_FUNDING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    arm().await;
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert!(r.status == 200 || r.status == 202, "{}", r.body);
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let o = m.call("GET", &format!("/orders/{id}"), None).await;
+        status = o.body["data"]["status"].clone();
+        if status == "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "IN_PROGRESS");
+    assert_eq!(m.invocations("fund_escrow").await, 1, "funded once");
+    m.clean().await;
+}
+both_backends!(sequence_race_on, sequence_races_are_rebuilt);

@@ -810,6 +810,11 @@ pub struct Faults {
     /// (see [`crate::tamper`]).
     #[serde(default)]
     pub tamper_arg: Option<crate::tamper::TamperArg>,
+    /// The next N Trustless Work builder answers carry the source account's current
+    /// (already used) sequence number, as when another transaction of that account
+    /// lands between build and submission: the submission fails `tx_bad_seq`.
+    #[serde(default)]
+    pub stale_sequence: u32,
 }
 
 async fn set_faults(State(sb): State<Arc<Sandbox>>, Json(f): Json<Faults>) -> Response {

@@ -338,6 +338,16 @@ impl Sandbox {
         armed
     }
 
+    /// Consumes one "stale sequence number" fault, if armed.
+    pub(crate) fn take_stale_sequence(&self) -> bool {
+        let mut f = self.faults.lock().expect("faults lock");
+        let armed = f.stale_sequence > 0;
+        if armed {
+            f.stale_sequence -= 1;
+        }
+        armed
+    }
+
     /// Consumes the "tamper with the next builder answer" fault, if armed.
     pub(crate) fn take_tamper(&self) -> Option<String> {
         self.faults.lock().expect("faults lock").tamper_xdr.take()

@@ -1368,7 +1368,11 @@ fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<S
     let tx = Transaction {
         source_account: MuxedAccount::Ed25519(Uint256(parse_strkey(signer).unwrap_or([0; 32]))),
         fee: u32::try_from(100 + RESOURCE_FEE).unwrap_or(u32::MAX),
-        seq_num: SequenceNumber(seq + 1),
+        seq_num: SequenceNumber(if sb.take_stale_sequence() {
+            seq
+        } else {
+            seq + 1
+        }),
         cond: Preconditions::Time(TimeBounds {
             min_time: TimePoint(0),
             max_time: TimePoint(now + 300),

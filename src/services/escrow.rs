@@ -1345,9 +1345,17 @@ async fn execute_step(
                             tx_code: "tx_failed".into(),
                             op_codes: vec![message],
                         },
+                        // Not on the network: Trustless Work's message carries Horizon's
+                        // result code. A sequence race (another transaction of the
+                        // account landed first) or an expired envelope is rebuilt,
+                        // never surfaced; anything else was refused.
                         None => SubmitOutcome::Failed {
                             hash: signed.hash.clone(),
-                            tx_code: "tx_refused".into(),
+                            tx_code: ["tx_bad_seq", "tx_too_late"]
+                                .into_iter()
+                                .find(|c| message.contains(c))
+                                .unwrap_or("tx_refused")
+                                .into(),
                             op_codes: vec![message],
                         },
                     }
