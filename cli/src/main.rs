@@ -100,8 +100,9 @@ enum Command {
         #[command(subcommand)]
         command: wallet::WalletCommand,
     },
-    /// Compare every wallet's on-chain USDC with its ledger balance and every escrow
-    /// contract's balance with `escrow:{order}`; exit 1 on any discrepancy
+    /// Compare every wallet's on-chain USDC with its ledger balance, every escrow
+    /// contract's balance with `escrow:{order}`, and the platform wallet's USDC with
+    /// `fees:platform`; exit 1 on any discrepancy, 3 when it could not check
     /// (cron-friendly). `--fix` first credits deposits the monitor missed.
     Reconcile {
         /// Credit missed deposits (exactly once) before checking.

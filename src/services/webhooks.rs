@@ -823,6 +823,13 @@ pub async fn seal_plaintext_secrets(store: &Store, vault: &Vault) -> Result<usiz
                 .bind(&plain)
                 .execute(tx.conn())
                 .await?;
+        if done.rows_affected() == 1 {
+            tx.audit(
+                Context::system()
+                    .audit("webhook_endpoint.secret_sealed", "webhook_endpoint", &id)
+                    .after(json!({ "keyId": vault.current_key_id() })),
+            );
+        }
         tx.commit().await?;
         n += usize::try_from(done.rows_affected()).unwrap_or(0);
     }
