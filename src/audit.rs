@@ -5,8 +5,12 @@
 //! Row `n` stores `prev_hash` = hash of row `n-1` (64 zeros for the first) and
 //! `hash = SHA-256(JSON array [seq, id, occurredAt, actorType, actorId, action,
 //! resourceType, resourceId, before, after, requestId, idempotencyKey, prevHash])` in
-//! lowercase hex, where `before`/`after` are the stored JSON texts. The chain head
-//! (`audit_head`) is locked only at commit time, so the critical section is short.
+//! lowercase hex, where `before`/`after` are the stored JSON texts.
+//!
+//! On PostgreSQL rows are written unnumbered and the [`crate::sequencer`] numbers and
+//! chains them after commit (no row shared by every writer); on SQLite they are chained
+//! at commit under the one writer connection. Only numbered rows are listed and
+//! verified; [`verify`] reports the unnumbered tail.
 
 use futures_util::TryStreamExt;
 use serde::Serialize;
@@ -102,8 +106,8 @@ pub struct AuditLog {
     pub hash: String,
 }
 
-struct RawRow {
-    seq: i64,
+pub(crate) struct RawRow {
+    pub(crate) seq: i64,
     id: String,
     occurred_at: String,
     actor_type: String,
@@ -115,7 +119,7 @@ struct RawRow {
     after: Option<String>,
     request_id: Option<String>,
     idempotency_key: Option<String>,
-    prev_hash: String,
+    pub(crate) prev_hash: String,
     hash: String,
 }
 
@@ -123,6 +127,19 @@ impl RawRow {
     fn from_row(r: &sqlx::any::AnyRow) -> std::result::Result<RawRow, sqlx::Error> {
         Ok(RawRow {
             seq: r.try_get("seq")?,
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+            ..RawRow::from_unsequenced_row(r)?
+        })
+    }
+
+    /// The content columns of a row the sequencer has not numbered yet (`seq`,
+    /// `prev_hash` and `hash` are NULL there; left zero and empty here).
+    pub(crate) fn from_unsequenced_row(
+        r: &sqlx::any::AnyRow,
+    ) -> std::result::Result<RawRow, sqlx::Error> {
+        Ok(RawRow {
+            seq: 0,
             id: r.try_get("id")?,
             occurred_at: r.try_get("occurred_at")?,
             actor_type: r.try_get("actor_type")?,
@@ -134,12 +151,30 @@ impl RawRow {
             after: r.try_get("after_state")?,
             request_id: r.try_get("request_id")?,
             idempotency_key: r.try_get("idempotency_key")?,
-            prev_hash: r.try_get("prev_hash")?,
-            hash: r.try_get("hash")?,
+            prev_hash: String::new(),
+            hash: String::new(),
         })
     }
 
-    fn compute_hash(&self) -> String {
+    /// Binds the eleven content columns, in the order of `append`'s `CONTENT`.
+    fn bind_content<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        q.bind(self.id)
+            .bind(self.occurred_at)
+            .bind(self.actor_type)
+            .bind(self.actor_id)
+            .bind(self.action)
+            .bind(self.resource_type)
+            .bind(self.resource_id)
+            .bind(self.before)
+            .bind(self.after)
+            .bind(self.request_id)
+            .bind(self.idempotency_key)
+    }
+
+    pub(crate) fn compute_hash(&self) -> String {
         let canonical = serde_json::json!([
             self.seq,
             self.id,
@@ -179,23 +214,25 @@ impl RawRow {
     }
 }
 
-const COLUMNS: &str = "seq, id, occurred_at, actor_type, actor_id, action, resource_type, \
+pub(crate) const COLUMNS: &str = "seq, id, occurred_at, actor_type, actor_id, action, resource_type, \
      resource_id, before_state, after_state, request_id, idempotency_key, prev_hash, hash";
 
-/// Chains and inserts `entries` inside `tx` (called by [`Tx::commit`]).
+/// Inserts `entries` inside `tx` (called by [`Tx::commit`]), in one statement.
+///
+/// - PostgreSQL: without sequence number or hashes, with the writer's transaction id;
+///   the [`crate::sequencer`] numbers and chains them after commit, so writers share no
+///   row.
+/// - SQLite: chained here, under the one writer connection (which already serialises
+///   every transaction), and the head moved on.
 pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
-    let head_sql = match tx.backend() {
-        Backend::Sqlite => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1",
-        Backend::Postgres => "SELECT last_seq, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
-    };
-    let head = sqlx::query(head_sql).fetch_one(tx.conn()).await?;
-    let mut seq: i64 = head.try_get("last_seq")?;
-    let mut prev: String = head.try_get("last_hash")?;
+    if entries.is_empty() {
+        return Ok(());
+    }
     let now = crate::clock::now();
-    for e in entries {
-        seq += 1;
-        let row = RawRow {
-            seq,
+    let mut rows: Vec<RawRow> = entries
+        .into_iter()
+        .map(|e| RawRow {
+            seq: 0,
             id: new_id(IdKind::Audit),
             occurred_at: now.clone(),
             actor_type: e.actor.kind.as_str().to_string(),
@@ -207,40 +244,67 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
             after: e.after.map(|v| redact(v).to_string()),
             request_id: e.request_id,
             idempotency_key: e.idempotency_key,
-            prev_hash: prev,
+            prev_hash: String::new(),
             hash: String::new(),
-        };
-        let hash = row.compute_hash();
-        sqlx::query(
-            "INSERT INTO audit_logs (seq, id, occurred_at, actor_type, actor_id, action, \
-             resource_type, resource_id, before_state, after_state, request_id, \
-             idempotency_key, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(row.seq)
-        .bind(&row.id)
-        .bind(&row.occurred_at)
-        .bind(&row.actor_type)
-        .bind(&row.actor_id)
-        .bind(&row.action)
-        .bind(&row.resource_type)
-        .bind(&row.resource_id)
-        .bind(&row.before)
-        .bind(&row.after)
-        .bind(&row.request_id)
-        .bind(&row.idempotency_key)
-        .bind(&row.prev_hash)
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?;
-        prev = hash;
+        })
+        .collect();
+    const CONTENT: &str = "id, occurred_at, actor_type, actor_id, action, resource_type, \
+         resource_id, before_state, after_state, request_id, idempotency_key";
+    if tx.backend() == Backend::Postgres {
+        let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, txid) VALUES ");
+        push_placeholders(&mut sql, rows.len(), 11, ", pg_current_xact_id()");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in rows {
+            q = r.bind_content(q);
+        }
+        q.execute(tx.conn()).await?;
+        return Ok(());
     }
+    let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+        .fetch_one(tx.conn())
+        .await?;
+    let mut seq: i64 = head.try_get("last_seq")?;
+    let mut prev: String = head.try_get("last_hash")?;
+    for r in &mut rows {
+        seq += 1;
+        r.seq = seq;
+        r.prev_hash = std::mem::take(&mut prev);
+        r.hash = r.compute_hash();
+        prev = r.hash.clone();
+    }
+    let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, seq, prev_hash, hash) VALUES ");
+    push_placeholders(&mut sql, rows.len(), 14, "");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in rows {
+        let (seq, prev_hash, hash) = (r.seq, r.prev_hash.clone(), r.hash.clone());
+        q = r.bind_content(q).bind(seq).bind(prev_hash).bind(hash);
+    }
+    q.execute(tx.conn()).await?;
     sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(&prev)
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// Appends `rows` tuples of `width` numbered placeholders (`($1, …), ($n, …)`), each
+/// followed by `extra` inside the parentheses.
+pub(crate) fn push_placeholders(sql: &mut String, rows: usize, width: usize, extra: &str) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for j in 1..=width {
+            if j > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * width + j));
+        }
+        sql.push_str(extra);
+        sql.push(')');
+    }
 }
 
 /// Filters of `GET /audit/logs`; all optional, combined with AND. `from`/`to` are
@@ -255,13 +319,20 @@ pub struct AuditFilter {
     pub to: Option<String>,
 }
 
-/// Newest first, `page.limit` rows after `page.cursor`.
+/// How long [`list`] and [`crate::events::history`] wait for the sequencer to number
+/// what was committed before them (held back only by a transaction still open).
+pub const READ_YOUR_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Newest first, `page.limit` rows after `page.cursor`. Numbers what was committed
+/// before the call first ([`crate::sequencer::catch_up`], up to
+/// [`READ_YOUR_WRITES_WAIT`]), so a caller sees its own writes.
 pub async fn list(
     store: &Store,
     filter: &AuditFilter,
     page: &PageRequest,
 ) -> Result<Page<AuditLog>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_logs WHERE 1 = 1");
+    crate::sequencer::catch_up(store, READ_YOUR_WRITES_WAIT).await?;
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_logs WHERE seq IS NOT NULL");
     let mut binds: Vec<String> = Vec::new();
     let mut cond = |column: &str, op: &str, v: &Option<String>, binds: &mut Vec<String>| {
         if let Some(v) = v {
@@ -298,11 +369,16 @@ pub async fn list(
     Ok(Page::from_rows(items, page.limit, |l: &AuditLog| l.seq))
 }
 
+/// Rows not numbered yet older than this make [`verify`] fail: the sequencer is not
+/// running, or a transaction has been open that long and holds it back.
+pub const UNSEQUENCED_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Result of [`verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {
-    /// Every link holds; `rows` were checked.
-    Intact { rows: u64 },
+    /// Every link holds; `rows` were checked. `unsequenced` rows (PostgreSQL) were
+    /// committed but not numbered yet, all younger than [`UNSEQUENCED_BOUND`].
+    Intact { rows: u64, unsequenced: u64 },
     /// The first broken link: the row (sequence and id) and what is wrong with it.
     Broken {
         seq: i64,
@@ -311,10 +387,14 @@ pub enum Verification {
     },
 }
 
-/// Re-computes the whole chain, streaming rows in order (constant memory).
+/// Numbers what is ready ([`crate::sequencer::catch_up`], up to 5 s), re-computes the
+/// whole chain of numbered rows, streaming them in order (constant memory), then checks
+/// the unnumbered tail: any row in it older than [`UNSEQUENCED_BOUND`] is reported as
+/// broken.
 pub async fn verify(store: &Store) -> Result<Verification> {
+    crate::sequencer::catch_up(store, std::time::Duration::from_secs(5)).await?;
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_logs ORDER BY seq"
+        "SELECT {COLUMNS} FROM audit_logs WHERE seq IS NOT NULL ORDER BY seq"
     )))
     .fetch(store.reader());
     let mut expected_seq = 1_i64;
@@ -364,5 +444,34 @@ pub async fn verify(store: &Store) -> Result<Verification> {
             ),
         });
     }
-    Ok(Verification::Intact { rows: count })
+    let tail = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n, MIN(occurred_at) AS oldest, MIN(id) AS some_id \
+         FROM audit_logs WHERE seq IS NULL",
+    )
+    .fetch_one(store.reader())
+    .await?;
+    let unsequenced: i64 = tail.try_get("n")?;
+    let oldest: Option<String> = tail.try_get("oldest")?;
+    if let Some(age) = oldest
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        && age.to_std().unwrap_or_default() > UNSEQUENCED_BOUND
+    {
+        return Ok(Verification::Broken {
+            seq: last_seq + 1,
+            id: tail
+                .try_get::<Option<String>, _>("some_id")?
+                .unwrap_or_default(),
+            reason: format!(
+                "{unsequenced} rows are not numbered, the oldest for {} s (is a daemon \
+                 running? a transaction open that long holds the sequencer back)",
+                age.num_seconds()
+            ),
+        });
+    }
+    Ok(Verification::Intact {
+        rows: count,
+        unsequenced: u64::try_from(unsequenced).unwrap_or(0),
+    })
 }

@@ -2,10 +2,12 @@
 //!
 //! Services queue events on their [`Tx`] with [`Tx::emit`]; they are written at commit,
 //! in the same database transaction as the state change. Each event has an id
-//! (`evt_…`) and a sequence number assigned under a lock on `event_head`, so sequence
-//! numbers increase in commit order: a reader that has seen `seq = N` committed has seen
-//! every event below `N`. That is what lets SSE replay-then-live and the webhook
-//! dispatcher work from a cursor with nothing lost or duplicated.
+//! (`evt_…`) and a sequence number that never changes once given and is never given
+//! out of order: a reader that has seen `seq = N` has seen every event below `N`. That
+//! is what lets SSE replay-then-live and the webhook dispatcher work from a cursor with
+//! nothing lost or duplicated. On PostgreSQL the number is given after commit by the
+//! [`crate::sequencer`] (no row shared by writers); on SQLite it is the rowid. Readers
+//! only ever see numbered events (`seq > cursor`).
 //!
 //! Wire shape: `{id, type, occurredAt, resourceType, resourceId, data}`. Amounts in
 //! `data` are decimal strings; resource types are lowercase (`order`, `user`, …).
@@ -71,44 +73,54 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
     })
 }
 
-/// Writes queued events inside `tx` (called by [`Tx::commit`]).
+/// Writes queued events inside `tx` (called by [`Tx::commit`]), in one statement.
+///
+/// - PostgreSQL: without a sequence number, with the writer's transaction id; the
+///   [`crate::sequencer`] numbers them after commit, so writers share no row.
+/// - SQLite: the sequence number is the rowid, given at insert. The one writer
+///   connection serialises transactions, so rowid order is commit order.
 pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
-    let head_sql = match tx.backend() {
-        Backend::Sqlite => "SELECT last_seq FROM event_head WHERE id = 1",
-        Backend::Postgres => "SELECT last_seq FROM event_head WHERE id = 1 FOR UPDATE",
-    };
-    let mut seq: i64 = sqlx::query(head_sql)
-        .fetch_one(tx.conn())
-        .await?
-        .try_get("last_seq")?;
+    if events.is_empty() {
+        return Ok(());
+    }
     let now = crate::clock::now();
+    let (columns, extra) = match tx.backend() {
+        Backend::Sqlite => (
+            "id, event_type, resource_type, resource_id, data, occurred_at",
+            "",
+        ),
+        Backend::Postgres => (
+            "id, event_type, resource_type, resource_id, data, occurred_at, txid",
+            ", pg_current_xact_id()",
+        ),
+    };
+    let mut sql = format!("INSERT INTO events ({columns}) VALUES ");
+    for i in 0..events.len() {
+        let b = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}{extra})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6
+        ));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in events {
-        seq += 1;
-        sqlx::query(
-            "INSERT INTO events (seq, id, event_type, resource_type, resource_id, data, occurred_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(seq)
-        .bind(new_id(IdKind::Event))
-        .bind(&e.event_type)
-        .bind(&e.resource_type)
-        .bind(&e.resource_id)
-        .bind(e.data.to_string())
-        .bind(&now)
-        .execute(tx.conn())
-        .await?;
+        q = q
+            .bind(new_id(IdKind::Event))
+            .bind(e.event_type)
+            .bind(e.resource_type)
+            .bind(e.resource_id)
+            .bind(e.data.to_string())
+            .bind(now.clone());
     }
-    sqlx::query("UPDATE event_head SET last_seq = $1 WHERE id = 1")
-        .bind(seq)
-        .execute(tx.conn())
-        .await?;
-    if tx.backend() == Backend::Postgres {
-        // Delivered to every listening daemon when this transaction commits.
-        sqlx::query("SELECT pg_notify('offerhub_events', $1)")
-            .bind(seq.to_string())
-            .execute(tx.conn())
-            .await?;
-    }
+    q.execute(tx.conn()).await?;
     Ok(())
 }
 
@@ -276,7 +288,7 @@ pub async fn after(store: &Store, after: i64, limit: u32) -> Result<Vec<Event>> 
 
 /// The sequence number of an event id; 400 `VALIDATION_ERROR` naming `field` when unknown.
 pub async fn seq_of(store: &Store, event_id: &str, field: &str) -> Result<i64> {
-    let row = sqlx::query("SELECT seq FROM events WHERE id = $1")
+    let row = sqlx::query("SELECT seq FROM events WHERE id = $1 AND seq IS NOT NULL")
         .bind(event_id)
         .fetch_optional(store.reader())
         .await?;
@@ -289,18 +301,22 @@ pub async fn seq_of(store: &Store, event_id: &str, field: &str) -> Result<i64> {
     }
 }
 
-/// The latest committed sequence number.
+/// The latest sequence number given (every event up to it is visible).
 pub async fn last_seq(store: &Store) -> Result<i64> {
-    Ok(sqlx::query("SELECT last_seq FROM event_head WHERE id = 1")
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS last_seq FROM events",
+        Backend::Postgres => "SELECT last_seq FROM event_head WHERE id = 1",
+    };
+    Ok(sqlx::query(sql)
         .fetch_one(store.reader())
         .await?
         .try_get("last_seq")?)
 }
 
-/// One event by id.
+/// One event by id (once it has its sequence number).
 pub async fn get(store: &Store, id: &str) -> Result<Option<Event>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE id = $1"
+        "SELECT {COLUMNS} FROM events WHERE id = $1 AND seq IS NOT NULL"
     )))
     .bind(id)
     .fetch_optional(store.reader())
@@ -310,13 +326,16 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Event>> {
 
 /// A page of matching events after `after_seq`, oldest first: scans forward in batches
 /// until `limit` matches or the end. Returns the events and the last scanned sequence
-/// (the cursor to continue from, so sparse filters still make progress).
+/// (the cursor to continue from, so sparse filters still make progress). Numbers what
+/// was committed before the call first ([`crate::sequencer::catch_up`]), so a caller
+/// sees its own writes.
 pub async fn history(
     store: &Store,
     filter: &EventFilter,
     after_seq: i64,
     limit: u32,
 ) -> Result<(Vec<Event>, i64, bool)> {
+    crate::sequencer::catch_up(store, crate::audit::READ_YOUR_WRITES_WAIT).await?;
     let mut out = Vec::new();
     let mut cursor = after_seq;
     let mut scanned_batches = 0;

@@ -34,6 +34,26 @@ pub const EXTERNAL_AIRTM: &str = "external:airtm";
 pub const FEES_PLATFORM: &str = "fees:platform";
 pub const FEES_TRUSTLESS: &str = "fees:trustless";
 
+/// System accounts posted to by many concurrent transactions. On PostgreSQL their
+/// balance is `ledger_accounts.balance` plus [`SHARDS`] rows of
+/// `ledger_account_shards`; a posting updates one shard picked at random, so
+/// concurrent releases, deposits and adjustments do not queue behind one row. Read them
+/// with [`account_balance`]. On SQLite (one writer) they are ordinary accounts.
+pub const SHARDED_ACCOUNTS: &[&str] = &[
+    ADJUSTMENTS_ACCOUNT,
+    EXTERNAL_STELLAR,
+    EXTERNAL_AIRTM,
+    FEES_PLATFORM,
+    FEES_TRUSTLESS,
+];
+
+/// Shard rows per sharded account (created by migration 0009).
+pub const SHARDS: i64 = 16;
+
+fn is_sharded(tx: &Tx, account: &str) -> bool {
+    tx.backend() == crate::store::Backend::Postgres && SHARDED_ACCOUNTS.contains(&account)
+}
+
 /// `user:{id}:available`.
 pub fn available_account(user_id: &str) -> String {
     format!("user:{user_id}:available")
@@ -200,39 +220,16 @@ pub async fn record(
     if let Some(p) = legs.iter().find(|p| !p.amount.in_range()) {
         return Err(out_of_range(&p.account));
     }
-    let max = Amount::MAX.base_units();
     // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
     legs.sort_by(|a, b| a.account.cmp(&b.account));
     for p in legs {
         let delta = p.amount.base_units();
-        let row = sqlx::query(
-            "UPDATE ledger_accounts SET balance = balance + $1 \
-             WHERE id = $2 AND (non_negative = 0 OR balance + $1 >= 0) \
-               AND balance + $1 <= $3 AND balance + $1 >= -$3 RETURNING balance",
-        )
-        .bind(delta)
-        .bind(&p.account)
-        .bind(max)
-        .fetch_optional(tx.conn())
-        .await?;
-        let Some(row) = row else {
-            let balance: Option<i64> =
-                sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
-                    .bind(&p.account)
-                    .fetch_optional(tx.conn())
-                    .await?;
-            return Err(match balance {
-                None => Error::internal(format!("posting to unknown ledger account {}", p.account)),
-                Some(b)
-                    if i128::from(b) + i128::from(delta) > i128::from(max)
-                        || i128::from(b) + i128::from(delta) < -i128::from(max) =>
-                {
-                    out_of_range(&p.account)
-                }
-                Some(_) => insufficient(&p.account, p.amount),
-            });
+        let balance_after = if is_sharded(tx, &p.account) {
+            post_to_shard(tx, &p.account, delta).await?;
+            None
+        } else {
+            Some(post_to_account(tx, &p.account, delta).await?)
         };
-        let balance_after: i64 = row.try_get("balance")?;
         sqlx::query(
             "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -246,6 +243,128 @@ pub async fn record(
         .await?;
     }
     Ok(Recorded::Applied(id))
+}
+
+/// Applies `delta` to an ordinary account's balance (conditional update: never below
+/// zero when non-negative, never beyond ±[`Amount::MAX`]); returns the balance after.
+async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> {
+    let max = Amount::MAX.base_units();
+    let row = sqlx::query(
+        "UPDATE ledger_accounts SET balance = balance + $1 \
+         WHERE id = $2 AND (non_negative = 0 OR balance + $1 >= 0) \
+           AND balance + $1 <= $3 AND balance + $1 >= -$3 RETURNING balance",
+    )
+    .bind(delta)
+    .bind(account)
+    .bind(max)
+    .fetch_optional(tx.conn())
+    .await?;
+    if let Some(row) = row {
+        return Ok(row.try_get("balance")?);
+    }
+    let balance: Option<i64> =
+        sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
+            .bind(account)
+            .fetch_optional(tx.conn())
+            .await?;
+    Err(match balance {
+        None => Error::internal(format!("posting to unknown ledger account {account}")),
+        Some(b)
+            if i128::from(b) + i128::from(delta) > i128::from(max)
+                || i128::from(b) + i128::from(delta) < -i128::from(max) =>
+        {
+            out_of_range(account)
+        }
+        Some(_) => insufficient(account, Amount::from_base_units(delta)),
+    })
+}
+
+/// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A
+/// credit, or any posting to an account that may go negative, updates one shard
+/// picked at random (each shard within ±[`Amount::MAX`]). A debit of a non-negative one
+/// (`fees:*`; none happens today) locks the account row and all its shards, checks
+/// the total, and folds the shards into the account row.
+async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
+    let max = Amount::MAX.base_units();
+    let non_negative = account.starts_with("fees:");
+    if delta < 0 && non_negative {
+        let base: i64 =
+            sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1 FOR UPDATE")
+                .bind(account)
+                .fetch_optional(tx.conn())
+                .await?
+                .ok_or_else(|| {
+                    Error::internal(format!("posting to unknown ledger account {account}"))
+                })?;
+        let shards: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM \
+             (SELECT balance FROM ledger_account_shards WHERE account_id = $1 \
+              ORDER BY shard FOR UPDATE) AS s",
+        )
+        .bind(account)
+        .fetch_one(tx.conn())
+        .await?;
+        let after = i128::from(base) + i128::from(shards) + i128::from(delta);
+        if after < 0 {
+            return Err(insufficient(account, Amount::from_base_units(delta)));
+        }
+        let after = i64::try_from(after)
+            .ok()
+            .filter(|a| *a <= max)
+            .ok_or_else(|| out_of_range(account))?;
+        sqlx::query("UPDATE ledger_account_shards SET balance = 0 WHERE account_id = $1")
+            .bind(account)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("UPDATE ledger_accounts SET balance = $1 WHERE id = $2")
+            .bind(after)
+            .bind(account)
+            .execute(tx.conn())
+            .await?;
+        return Ok(());
+    }
+    let shard = rand::random_range(0..SHARDS);
+    let updated = sqlx::query(
+        "UPDATE ledger_account_shards SET balance = balance + $1 \
+         WHERE account_id = $2 AND shard = $3 \
+           AND balance + $1 <= $4 AND balance + $1 >= -$4 RETURNING balance",
+    )
+    .bind(delta)
+    .bind(account)
+    .bind(shard)
+    .bind(max)
+    .fetch_optional(tx.conn())
+    .await?;
+    if updated.is_some() {
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT balance FROM ledger_account_shards WHERE account_id = $1 AND shard = $2",
+    )
+    .bind(account)
+    .bind(shard)
+    .fetch_optional(tx.conn())
+    .await?;
+    Err(match exists {
+        Some(_) => out_of_range(account),
+        None => Error::internal(format!("ledger account {account} has no shard {shard}")),
+    })
+}
+
+/// The balance of any account, shards included (0 when it does not exist).
+pub async fn account_balance<'c, E>(executor: E, account: &str) -> Result<Amount>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let b: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(a.balance + COALESCE((SELECT SUM(s.balance) FROM ledger_account_shards s \
+                                            WHERE s.account_id = a.id), 0) AS BIGINT) \
+         FROM ledger_accounts a WHERE a.id = $1",
+    )
+    .bind(account)
+    .fetch_optional(executor)
+    .await?;
+    Ok(Amount::from_base_units(b.unwrap_or(0)))
 }
 
 /// Status of a hold.
@@ -613,11 +732,19 @@ pub async fn verify(store: &Store) -> Result<LedgerReport> {
     }
     drop(rows);
 
-    let mut rows = sqlx::query(
-        "SELECT a.id, a.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) AS journal \
-         FROM ledger_accounts a LEFT JOIN postings p ON p.account_id = a.id \
-         GROUP BY a.id, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0)",
-    )
+    // Sharded system accounts: the account row plus its shards.
+    const PROJECTED: &str = "(SELECT a.id, a.kind, a.owner_id, a.non_negative, \
+           CAST(a.balance + COALESCE(s.total, 0) AS BIGINT) AS balance \
+         FROM ledger_accounts a LEFT JOIN \
+           (SELECT account_id, SUM(balance) AS total FROM ledger_account_shards \
+            GROUP BY account_id) s ON s.account_id = a.id)";
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT a.id, a.balance, CAST(COALESCE(j.total, 0) AS BIGINT) AS journal \
+         FROM {PROJECTED} a LEFT JOIN \
+           (SELECT account_id, SUM(amount) AS total FROM postings GROUP BY account_id) j \
+           ON j.account_id = a.id \
+         WHERE a.balance <> COALESCE(j.total, 0)"
+    )))
     .fetch(db);
     while let Some(r) = rows.try_next().await? {
         let b: i64 = r.try_get("balance")?;
@@ -634,9 +761,9 @@ pub async fn verify(store: &Store) -> Result<LedgerReport> {
     }
     drop(rows);
 
-    let mut rows = sqlx::query(
-        "SELECT id, balance FROM ledger_accounts WHERE non_negative = 1 AND balance < 0",
-    )
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, balance FROM {PROJECTED} a WHERE non_negative = 1 AND balance < 0"
+    )))
     .fetch(db);
     while let Some(r) = rows.try_next().await? {
         let b: i64 = r.try_get("balance")?;
@@ -672,7 +799,8 @@ pub async fn verify(store: &Store) -> Result<LedgerReport> {
     drop(rows);
 
     let total: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS total FROM ledger_accounts",
+        "SELECT CAST(COALESCE((SELECT SUM(balance) FROM ledger_accounts), 0) \
+                   + COALESCE((SELECT SUM(balance) FROM ledger_account_shards), 0) AS BIGINT) AS total",
     )
     .fetch_one(db)
     .await?

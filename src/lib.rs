@@ -4,6 +4,7 @@
 
 pub mod airtm;
 pub mod audit;
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod ledger;
 pub mod money;
 pub mod outbound;
 pub mod pagination;
+pub mod sequencer;
 pub mod services;
 pub mod stellar;
 pub mod store;

@@ -9,9 +9,10 @@
 //!   a lock upgrade), plus a pool of readers.
 //! - PostgreSQL: one pool; correctness comes from conditional updates and row locks.
 //!
-//! Every mutation runs in a [`Tx`]. Audit entries queued on it with [`Tx::audit`] are
-//! chained and written at [`Tx::commit`], in the same database transaction as the
-//! change they describe.
+//! Every mutation runs in a [`Tx`]. Audit entries queued on it with [`Tx::audit`] and
+//! events queued with [`Tx::emit`] are written at [`Tx::commit`], in the same database
+//! transaction as the change they describe (numbered after commit on PostgreSQL by the
+//! [`crate::sequencer`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -58,7 +59,8 @@ pub struct Store {
     /// apart from the query pool so that lock holders never starve the queries they
     /// wait on.
     locks: Option<AnyPool>,
-    /// Woken after every commit that wrote events (in-process subscribers).
+    /// Woken after every commit that wrote events or audit rows (the daemon's event
+    /// pump, which runs the sequencer).
     events_written: Arc<Notify>,
 }
 
@@ -374,6 +376,12 @@ impl Tx {
         self.backend
     }
 
+    /// Rolls back now (dropping a `Tx` rolls back too, when its connection is next used).
+    pub async fn rollback(self) -> Result<()> {
+        self.inner.rollback().await?;
+        Ok(())
+    }
+
     /// Queues an audit row; it is chained and written at commit.
     pub fn audit(&mut self, entry: AuditEntry) {
         self.audit.push(entry);
@@ -384,16 +392,17 @@ impl Tx {
         self.events.push(event);
     }
 
-    /// Writes the queued audit rows and events (locking the audit chain head, then the
-    /// event head, only now, so concurrent transactions serialise for the shortest
-    /// time), marks the request's idempotency record committed, and commits.
+    /// Writes the queued audit rows and events (one statement each; on PostgreSQL
+    /// unnumbered, so this transaction locks nothing other writers need — the
+    /// [`crate::sequencer`] numbers them after commit), marks the request's idempotency
+    /// record committed, and commits.
     pub async fn commit(mut self) -> Result<()> {
+        let wrote_events = !self.events.is_empty() || !self.audit.is_empty();
         if !self.audit.is_empty() {
             let entries = std::mem::take(&mut self.audit);
             audit::append(&mut self, entries).await?;
         }
-        let wrote_events = !self.events.is_empty();
-        if wrote_events {
+        if !self.events.is_empty() {
             let events = std::mem::take(&mut self.events);
             events::append(&mut self, events).await?;
         }

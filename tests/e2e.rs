@@ -19,27 +19,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 fn binary() -> PathBuf {
-    if let Ok(p) = std::env::var("OFFERHUB_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/e2e-… → target/<profile>/offerhub
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = profile_dir.join(format!("offerhub{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "offerhub-cli", "--bin", "offerhub"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building the offerhub binary failed");
-    }
-    assert!(bin.is_file(), "no offerhub binary at {}", bin.display());
-    bin
+    offerhub_testkit::offerhub_binary()
 }
 
 fn free_port() -> u16 {

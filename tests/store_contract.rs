@@ -95,7 +95,10 @@ async fn audit_chain_detects_tampering(url: String) {
     }
     assert_eq!(
         audit::verify(&store).await.unwrap(),
-        Verification::Intact { rows: 5 }
+        Verification::Intact {
+            rows: 5,
+            unsequenced: 0
+        }
     );
 
     // Filters and pagination.
@@ -144,6 +147,10 @@ async fn audit_chain_detects_deletion(url: String) {
         .await
         .unwrap();
     }
+    // Numbered first (PostgreSQL numbers after commit).
+    offerhub::sequencer::catch_up(&store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM audit_logs WHERE seq = 2")
         .execute(store.reader())
         .await
@@ -171,7 +178,10 @@ async fn concurrent_audited_writes_keep_one_chain(url: String) {
     }
     assert_eq!(
         audit::verify(&store).await.unwrap(),
-        Verification::Intact { rows: 40 }
+        Verification::Intact {
+            rows: 40,
+            unsequenced: 0
+        }
     );
 }
 both_backends!(

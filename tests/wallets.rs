@@ -227,6 +227,9 @@ async fn deposits_are_credited_exactly_once(url: String) {
     );
     let b = offerhub::ledger::balance(store.reader(), &u).await.unwrap();
     assert_eq!(b.available, Amount::parse("30").unwrap());
+    offerhub::sequencer::catch_up(&store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let credited: Vec<_> = offerhub::events::after(&store, 0, 1000)
         .await
         .unwrap()
@@ -396,6 +399,9 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
         src.credit("USDC", &sc.usdc_issuer),
         Some(Amount::parse("14").unwrap())
     );
+    offerhub::sequencer::catch_up(&store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let types: Vec<String> = offerhub::events::after(&store, 0, 1000)
         .await
         .unwrap()

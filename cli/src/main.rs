@@ -546,7 +546,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(3));
                 }
             };
-            let ec = offerhub_daemon::state::escrow_context(&config, &sc);
+            let ec = offerhub_daemon::state::escrow_context(&config, &sc, &store);
             let treasury = config.payment_provider == offerhub::config::PaymentProvider::Airtm;
             match reconcile(
                 &store,
@@ -571,7 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let ec = escrow_context(config).await;
+            let ec = escrow_context(config, &store).await;
             disputes::disputes_command(&store, ec.as_deref(), command).await
         }
         Command::Sagas { command } => {
@@ -579,7 +579,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(x) => x,
                 Err(code) => return Ok(code),
             };
-            let ec = escrow_context(config).await;
+            let ec = escrow_context(config, &store).await;
             disputes::sagas_command(&store, ec.as_deref(), command).await
         }
         Command::Webhooks { command } => {
@@ -706,11 +706,17 @@ async fn audit_verify(store: &Store, output: Output) -> anyhow::Result<ExitCode>
     use offerhub::audit::Verification;
     let result = offerhub::audit::verify(store).await?;
     match (&result, output) {
-        (Verification::Intact { rows }, Output::Json) => {
-            print_json(&serde_json::json!({ "status": "intact", "rows": rows }))?
-        }
-        (Verification::Intact { rows }, Output::Table) => {
-            println!("audit chain intact: {rows} rows verified")
+        (Verification::Intact { rows, unsequenced }, Output::Json) => print_json(
+            &serde_json::json!({ "status": "intact", "rows": rows, "unsequenced": unsequenced }),
+        )?,
+        (Verification::Intact { rows, unsequenced }, Output::Table) => {
+            println!("audit chain intact: {rows} rows verified");
+            if *unsequenced > 0 {
+                println!(
+                    "{unsequenced} newer rows are committed but not numbered yet (younger than {} s)",
+                    offerhub::audit::UNSEQUENCED_BOUND.as_secs()
+                );
+            }
         }
         (Verification::Broken { seq, id, reason }, Output::Json) => print_json(
             &serde_json::json!({ "status": "broken", "seq": seq, "id": id, "reason": reason }),
@@ -958,13 +964,14 @@ async fn sandbox_fund(
 /// Work (on the sandbox network, through the URL a running `offerhub serve` wrote).
 async fn escrow_context(
     mut config: Config,
+    store: &Store,
 ) -> Option<std::sync::Arc<offerhub::services::escrow::EscrowContext>> {
     if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox {
         let url = std::fs::read_to_string(config.data_dir.join("sandbox-url")).ok()?;
         config.horizon_url = url::Url::parse(url.trim()).ok();
     }
     let sc = offerhub_daemon::wallets::context(&config).await.ok()??;
-    offerhub_daemon::state::escrow_context(&config, &sc)
+    offerhub_daemon::state::escrow_context(&config, &sc, store)
 }
 
 async fn reconcile(

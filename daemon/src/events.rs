@@ -1,9 +1,11 @@
 //! Event fan-out inside one daemon, and the SSE endpoints.
 //!
-//! One [`EventHub`] pump per daemon reads newly committed events from the outbox in
+//! One [`EventHub`] pump per daemon runs the sequencer ([`offerhub::sequencer`], which
+//! numbers events committed on PostgreSQL), then reads newly numbered events in
 //! sequence order and broadcasts them. It wakes on a local commit, on a PostgreSQL
-//! `NOTIFY offerhub_events` (commits of other daemons sharing the database), and every
-//! second as a fallback (e.g. writes by the CLI on SQLite).
+//! `NOTIFY offerhub_events` (another daemon's sequencer numbered events), a few
+//! milliseconds after a pass that left committed rows waiting on an older transaction,
+//! and every second as a fallback (e.g. writes by the CLI).
 //!
 //! A subscriber first subscribes to the broadcast, then replays from the database
 //! everything after its cursor, then forwards live events, skipping any sequence number
@@ -77,8 +79,21 @@ impl EventHub {
                     Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
             };
+            let mut waiting = false;
             loop {
-                let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+                let idle = if waiting {
+                    Duration::from_millis(3)
+                } else {
+                    Duration::from_secs(1)
+                };
+                let _ = tokio::time::timeout(idle, wake.notified()).await;
+                waiting = match offerhub::sequencer::run_pass(&store).await {
+                    Ok(pass) => pass.waiting,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sequencer pass failed");
+                        false
+                    }
+                };
                 loop {
                     let batch = match events::after(&store, last, 1000).await {
                         Ok(b) => b,

@@ -85,7 +85,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     .await
                 {
                     Err(e) => Err((e, None)),
-                    Ok(principal) => match state.rate_limiter.check(principal.id()) {
+                    Ok(principal) => match state.rate_limiter.check(principal.id()).await {
                         Ok(()) => Ok(principal),
                         Err(wait) => Err((
                             Error::new(

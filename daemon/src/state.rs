@@ -1,11 +1,8 @@
 //! Shared state of the daemon's handlers.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use offerhub::config::Config;
 use offerhub::services::users::{NoHooks, UserHooks};
 use offerhub::store::Store;
@@ -46,7 +43,10 @@ impl AppState {
             store.clone(),
             Some(config.database_url.expose().to_string()),
         );
-        let rate_limiter = Arc::new(RateLimiter::per_minute(config.rate_limit_per_minute));
+        let rate_limiter = Arc::new(RateLimiter::per_minute(
+            &store,
+            config.rate_limit_per_minute,
+        ));
         let vault = config.wallet_encryption_key.as_ref().and_then(|k| {
             offerhub::vault::Vault::new(k, &config.wallet_encryption_keys_previous)
                 .map(Arc::new)
@@ -89,7 +89,7 @@ impl AppState {
             wake: self.wallet_wake.clone(),
         });
         self.vault = Some(sc.vault.clone());
-        self.escrow = escrow_context(&self.config, &sc);
+        self.escrow = escrow_context(&self.config, &sc, &self.store);
         self.airtm = airtm_context(&self.config, &sc);
         if self.airtm.is_some() {
             self.airtm_webhooks = Arc::new(webhook_verifier(&self.config.airtm.webhook_secrets));
@@ -167,29 +167,30 @@ pub fn airtm_context(
     }))
 }
 
-/// Per-API-key request budget (GCRA via `governor`): `n` requests per minute with a
-/// burst of `n`.
+/// Per-API-key request budget: `n` requests per minute with a burst of `n`, shared by
+/// every daemon on the database ([`offerhub::budget`]; leases of n/20).
 pub struct RateLimiter {
-    inner: DefaultKeyedRateLimiter<String>,
-    clock: DefaultClock,
+    budget: offerhub::budget::SharedBudget,
 }
 
 impl RateLimiter {
-    pub fn per_minute(n: u32) -> Self {
-        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    pub fn per_minute(store: &Store, n: u32) -> Self {
+        let n = n.max(1);
         RateLimiter {
-            inner: governor::RateLimiter::keyed(Quota::per_minute(n)),
-            clock: DefaultClock::default(),
+            budget: offerhub::budget::SharedBudget::new(store, "api:", n, n, (n / 20).max(1)),
         }
     }
 
     /// `Ok` when `key` may proceed; otherwise the whole seconds to wait (at least 1).
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        match self.inner.check_key(&key.to_string()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+    /// When the database cannot be asked, the request proceeds (it needs the database
+    /// anyway, and will fail there).
+    pub async fn check(&self, key: &str) -> Result<(), u64> {
+        match self.budget.try_acquire(key).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limit budget unavailable; request allowed");
+                Ok(())
             }
         }
     }
@@ -200,6 +201,7 @@ impl RateLimiter {
 pub fn escrow_context(
     config: &Config,
     sc: &Arc<offerhub::services::wallets::StellarContext>,
+    store: &Store,
 ) -> Option<Arc<offerhub::services::escrow::EscrowContext>> {
     use offerhub::config::Network;
     let url = match (&config.trustless_api_url, config.network) {
@@ -217,7 +219,7 @@ pub fn escrow_context(
         key,
         config.trustless_requests_per_minute,
     ) {
-        Ok(tw) => tw,
+        Ok(tw) => tw.share_budget(store),
         Err(e) => {
             tracing::error!(error = %e, "Trustless Work client unavailable; escrow disabled");
             return None;

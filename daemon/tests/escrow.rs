@@ -215,7 +215,10 @@ impl Market {
     }
 
     async fn event_types(&self, order: &str) -> Vec<String> {
-        // Every event that names the order, in commit order.
+        // Every event that names the order, in sequence order (numbered first).
+        offerhub::sequencer::catch_up(&self.t.store, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
         sqlx::query_scalar::<_, String>(
             "SELECT event_type FROM events WHERE resource_id = $1 OR data LIKE $2 ORDER BY seq",
         )

@@ -65,6 +65,9 @@ async fn balance(t: &TestApp, p: &Parties, user: &str) -> (String, String) {
 }
 
 async fn event_types(t: &TestApp) -> Vec<String> {
+    offerhub::sequencer::catch_up(&t.store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     offerhub::events::after(&t.store, 0, 1000)
         .await
         .unwrap()
@@ -115,6 +118,9 @@ async fn order_lifecycle(url: String) {
         bad(ms).await.body["error"]["details"]["field"],
         "milestones"
     );
+    offerhub::sequencer::catch_up(&t.store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(
         offerhub::events::after(&t.store, 0, 100)
             .await
@@ -294,6 +300,9 @@ async fn order_lifecycle(url: String) {
             "order.closed",
         ]
     );
+    offerhub::sequencer::catch_up(&t.store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let evs = offerhub::events::after(&t.store, 0, 1000).await.unwrap();
     let reserved = evs
         .iter()

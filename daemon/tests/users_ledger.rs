@@ -373,7 +373,8 @@ async fn thousand_concurrent_debits(url: String) {
     assert_eq!(
         offerhub::audit::verify(&t.store).await.unwrap(),
         offerhub::audit::Verification::Intact {
-            rows: 1 + 1 + 1 + 500
+            rows: 1 + 1 + 1 + 500,
+            unsequenced: 0
         }
     );
 }

@@ -272,17 +272,9 @@ pub async fn platform(
     let Some(w) = crate::services::wallets::platform(store).await? else {
         return Ok(());
     };
-    let account_balance = |id: &'static str| async move {
-        let b: Option<i64> =
-            sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
-                .bind(id)
-                .fetch_optional(store.reader())
-                .await?;
-        Ok::<_, crate::error::Error>(Amount::from_base_units(b.unwrap_or(0)))
-    };
-    let fees = account_balance(ledger::FEES_PLATFORM).await?;
+    let fees = ledger::account_balance(store.reader(), ledger::FEES_PLATFORM).await?;
     let external_airtm = if treasury {
-        Some(account_balance(ledger::EXTERNAL_AIRTM).await?)
+        Some(ledger::account_balance(store.reader(), ledger::EXTERNAL_AIRTM).await?)
     } else {
         None
     };

@@ -780,7 +780,8 @@ pub async fn replay_since(
     }
     let filter = EventFilter::parse(&endpoint.events, &[])?;
     let rows = sqlx::query(
-        "SELECT id, event_type, resource_type FROM events WHERE occurred_at >= $1 ORDER BY seq",
+        "SELECT id, event_type, resource_type FROM events \
+         WHERE occurred_at >= $1 AND seq IS NOT NULL ORDER BY seq",
     )
     .bind(&since)
     .fetch_all(store.reader())

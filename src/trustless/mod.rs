@@ -4,8 +4,9 @@
 //!   `https://dev.api.trustlesswork.com`, the embedded sandbox otherwise), `x-api-key`
 //!   on every request (§A.1). The key never appears in logs or errors.
 //! - **Pacing**: TW allows 50 requests per 60 s per client (§A.1, §F.9). Every request
-//!   waits for a token of a governor bucket (default 45/min, burst 5), so callers queue
-//!   instead of provoking 429s.
+//!   waits for a token of a bucket (default 45/min, burst 5), so callers queue
+//!   instead of provoking 429s. The daemon shares that bucket with every daemon on its
+//!   database ([`TrustlessWork::share_budget`], [`crate::budget`]).
 //! - **Builders** (`POST /deployer/{single,multi}-release`, `POST /escrow/{type}/…`)
 //!   answer `201 {status: "SUCCESS", unsignedTransaction}` (§A.2); [`TrustlessWork::build`]
 //!   returns that base64 envelope — unverified: callers must pass it through
@@ -207,6 +208,10 @@ pub struct TrustlessWork {
     api_key: Arc<String>,
     http: reqwest::Client,
     pacer: Arc<governor::DefaultDirectRateLimiter>,
+    per_minute: u32,
+    /// The budget shared with every daemon on the database, keyed by a digest of the
+    /// API key ([`TrustlessWork::share_budget`]); `None`: `pacer` alone.
+    shared: Option<(crate::budget::SharedBudget, String)>,
 }
 
 impl std::fmt::Debug for TrustlessWork {
@@ -294,7 +299,22 @@ impl TrustlessWork {
             api_key: Arc::new(api_key),
             http,
             pacer: Arc::new(governor::RateLimiter::direct(quota)),
+            per_minute,
+            shared: None,
         })
+    }
+
+    /// Paces through a budget shared by every daemon on `store`'s database
+    /// ([`crate::budget`]), since Trustless Work limits requests per API key, not per
+    /// process: `per_minute` (the same setting) in total, bursts of up to 5. On SQLite
+    /// this is the in-process pacing again.
+    pub fn share_budget(mut self, store: &crate::store::Store) -> TrustlessWork {
+        use sha2::{Digest, Sha256};
+        let digest = hex::encode(&Sha256::digest(self.api_key.as_bytes())[..8]);
+        let burst = self.per_minute.clamp(1, 5);
+        let budget = crate::budget::SharedBudget::new(store, "tw:", self.per_minute, burst, 1);
+        self.shared = Some((budget, digest));
+        self
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -308,7 +328,10 @@ impl TrustlessWork {
         req: reqwest::RequestBuilder,
         path: &str,
     ) -> std::result::Result<(u16, Value), Error> {
-        self.pacer.until_ready().await;
+        match &self.shared {
+            Some((budget, key)) => budget.until_ready(key).await,
+            None => self.pacer.until_ready().await,
+        }
         let resp = req
             .header("x-api-key", self.api_key.as_str())
             .send()

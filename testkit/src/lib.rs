@@ -233,6 +233,36 @@ impl Cluster {
     }
 }
 
+/// The workspace's `offerhub` binary: `OFFERHUB_BIN`, or `target/<profile>/offerhub`
+/// next to the running test executable (built by `cargo test --workspace`; built here
+/// when missing).
+pub fn offerhub_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("OFFERHUB_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test>-… → target/<profile>/offerhub
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join(format!("offerhub{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace holds testkit/");
+        let status = Command::new(cargo)
+            .args(["build", "-p", "offerhub-cli", "--bin", "offerhub"])
+            .current_dir(workspace)
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the offerhub binary failed");
+    }
+    assert!(bin.is_file(), "no offerhub binary at {}", bin.display());
+    bin
+}
+
 /// Runs `f` once per backend (SQLite, then PostgreSQL), each on a fresh database URL.
 #[macro_export]
 macro_rules! both_backends {

@@ -1,0 +1,225 @@
+//! The sequencer: numbers events and chains audit rows after commit (PostgreSQL).
+//!
+//! Writers insert events and audit rows without a number, tagged with their
+//! transaction id (`txid` = `pg_current_xact_id()`), and lock nothing shared. A pass
+//! numbers, in one transaction, the rows whose transaction is older than every
+//! transaction still running (`txid < pg_snapshot_xmin(pg_current_snapshot())`): such a
+//! transaction has ended, so no row can ever appear with a smaller `txid`, and numbers
+//! given in `(txid, insertion)` order never need to change. Events get the next sequence
+//! numbers (`event_head`); audit rows get theirs and their hash chain (`audit_head`,
+//! [`crate::audit`]). Then `NOTIFY offerhub_events` wakes every daemon's event pump.
+//!
+//! Passes are serialised by a transaction-scoped advisory lock, so any daemon (or the
+//! CLI) may run one and at most one runs at a time: every daemon's event pump runs a
+//! pass when woken, which makes the sequencer survive any daemon's death with no
+//! election delay. On SQLite there is nothing to do: rows are numbered at commit under
+//! the one writer connection, and every function here returns at once.
+//!
+//! Readers (SSE, `/events/history`, webhooks, `GET /audit/logs`) see numbered rows only.
+
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+
+use crate::audit::{self, RawRow};
+use crate::error::Result;
+use crate::store::{Backend, Store};
+
+/// Key of the transaction-scoped advisory lock that serialises passes.
+pub const LOCK_KEY: i64 = 0x6f68_5f73_6571; // "oh_seq"
+
+/// Rows numbered per statement.
+const EVENT_BATCH: i64 = 2000;
+const AUDIT_BATCH: i64 = 500;
+
+/// What one [`run_pass`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pass {
+    /// Events numbered.
+    pub events: u64,
+    /// Audit rows numbered and chained.
+    pub audit: u64,
+    /// Committed rows are left unnumbered (their transaction is younger than one still
+    /// running): run another pass soon.
+    pub waiting: bool,
+    /// Seconds from each numbered event's `occurredAt` (written at insert, just before
+    /// its commit) to its numbering: the sequencer's share of event latency.
+    pub lag_seconds: Vec<f64>,
+}
+
+const NUMBER_EVENTS: &str = "\
+WITH ready AS (
+    SELECT ins, txid FROM events
+    WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, ins LIMIT $1
+), numbered AS (
+    SELECT ins, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
+)
+UPDATE events SET seq = (SELECT last_seq FROM event_head WHERE id = 1) + numbered.n
+FROM numbered WHERE events.ins = numbered.ins
+RETURNING events.seq, events.occurred_at";
+
+/// Numbers what is ready (PostgreSQL; nothing on SQLite). Loops while batches come
+/// back full. Errors are database errors; a failed pass changes nothing.
+pub async fn run_pass(store: &Store) -> Result<Pass> {
+    let mut pass = Pass::default();
+    if store.backend() == Backend::Sqlite {
+        return Ok(pass);
+    }
+    let mut tx = store.begin().await?;
+    sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+        .bind(LOCK_KEY)
+        .fetch_one(tx.conn())
+        .await?;
+    let now = chrono::Utc::now();
+    loop {
+        let rows = sqlx::query(NUMBER_EVENTS)
+            .bind(EVENT_BATCH)
+            .fetch_all(tx.conn())
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let n = rows.len() as i64;
+        let mut max_seq = 0_i64;
+        for r in &rows {
+            max_seq = max_seq.max(r.try_get("seq")?);
+            let at: String = r.try_get("occurred_at")?;
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) {
+                let lag = (now - t.with_timezone(&chrono::Utc)).num_microseconds();
+                pass.lag_seconds
+                    .push(lag.unwrap_or(0).max(0) as f64 / 1_000_000.0);
+            }
+        }
+        sqlx::query("UPDATE event_head SET last_seq = $1 WHERE id = 1")
+            .bind(max_seq)
+            .execute(tx.conn())
+            .await?;
+        pass.events += n as u64;
+        if n < EVENT_BATCH {
+            break;
+        }
+    }
+    loop {
+        let n = chain_audit(&mut tx).await?;
+        pass.audit += n;
+        if n < AUDIT_BATCH as u64 {
+            break;
+        }
+    }
+    pass.waiting = sqlx::query(
+        "SELECT (EXISTS (SELECT 1 FROM events WHERE seq IS NULL) \
+              OR EXISTS (SELECT 1 FROM audit_logs WHERE seq IS NULL)) AS waiting",
+    )
+    .fetch_one(tx.conn())
+    .await?
+    .try_get("waiting")?;
+    if pass.events > 0 {
+        sqlx::query("SELECT pg_notify($1, 'sequenced')")
+            .bind(crate::events::NOTIFY_CHANNEL)
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(pass)
+}
+
+/// Numbers and chains one batch of ready audit rows inside `tx`; returns how many.
+async fn chain_audit(tx: &mut crate::store::Tx) -> Result<u64> {
+    let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+        .fetch_one(tx.conn())
+        .await?;
+    let mut seq: i64 = head.try_get("last_seq")?;
+    let mut prev: String = head.try_get("last_hash")?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT ins, {} FROM audit_logs \
+         WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY txid, ins LIMIT {AUDIT_BATCH}",
+        audit::COLUMNS
+    )))
+    .fetch_all(tx.conn())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut chained: Vec<(i64, i64, String, String)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let ins: i64 = r.try_get("ins")?;
+        let mut row = RawRow::from_unsequenced_row(r)?;
+        seq += 1;
+        row.seq = seq;
+        row.prev_hash = std::mem::take(&mut prev);
+        let hash = row.compute_hash();
+        prev = hash.clone();
+        chained.push((ins, seq, row.prev_hash, hash));
+    }
+    let mut sql = String::from("WITH v (ins, seq, prev_hash, hash) AS (VALUES ");
+    audit::push_placeholders(&mut sql, chained.len(), 4, "");
+    sql.push_str(
+        ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+         FROM v WHERE audit_logs.ins = v.ins",
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (ins, seq, prev_hash, hash) in chained {
+        q = q.bind(ins).bind(seq).bind(prev_hash).bind(hash);
+    }
+    q.execute(tx.conn()).await?;
+    sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev)
+        .execute(tx.conn())
+        .await?;
+    Ok(rows.len() as u64)
+}
+
+/// Runs passes until every event and audit row committed before this call is
+/// numbered, or `wait` has passed (then returns `Ok` anyway: a transaction older than
+/// those rows is still open). Read-your-writes for `/events/history` and
+/// `GET /audit/logs`, and the first step of `offerhub audit verify`. No-op on SQLite.
+pub async fn catch_up(store: &Store, wait: Duration) -> Result<()> {
+    if store.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    let target: i64 = sqlx::query(
+        "SELECT CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT) AS x",
+    )
+    .fetch_one(store.reader())
+    .await?
+    .try_get("x")?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let pass = run_pass(store).await?;
+        if !pass.waiting {
+            return Ok(());
+        }
+        let behind: bool = sqlx::query(
+            "SELECT (EXISTS (SELECT 1 FROM events WHERE seq IS NULL \
+                       AND CAST(CAST(txid AS TEXT) AS BIGINT) < $1) \
+                  OR EXISTS (SELECT 1 FROM audit_logs WHERE seq IS NULL \
+                       AND CAST(CAST(txid AS TEXT) AS BIGINT) < $1)) AS behind",
+        )
+        .bind(target)
+        .fetch_one(store.reader())
+        .await?
+        .try_get("behind")?;
+        if !behind || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Rows committed but not numbered yet: `(events, audit rows)`. Always `(0, 0)` on
+/// SQLite.
+pub async fn unsequenced(store: &Store) -> Result<(i64, i64)> {
+    if store.backend() == Backend::Sqlite {
+        return Ok((0, 0));
+    }
+    let r = sqlx::query(
+        "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM events WHERE seq IS NULL) AS e, \
+                (SELECT CAST(COUNT(*) AS BIGINT) FROM audit_logs WHERE seq IS NULL) AS a",
+    )
+    .fetch_one(store.reader())
+    .await?;
+    Ok((r.try_get("e")?, r.try_get("a")?))
+}
