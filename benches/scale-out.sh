@@ -21,6 +21,7 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PGPORT=$(port)
 MASTER=ohk_master_perf_0123456789abcdef0123456789abcdef
+WALLET_KEY=7d3f0a1c2b4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeef
 PIDS=()
 asuser() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null; done; sleep 1; asuser "$PGBIN/pg_ctl" -D "$T/pg" stop -m fast >/dev/null 2>&1; rm -rf "$T"; }
@@ -35,13 +36,18 @@ pgb() { "$PGBIN/pgbench" -c 16 -j 2 -T "$S" "$PGURL/bench" 2>/dev/null | awk '/^
 
 serve() { # DIR DBURL -> appends to URLS, sets URL
   local dir=$1 db=$2 p; p=$(port); mkdir -p "$dir"
-  ( cd "$dir" && exec env PORT=$p OFFERHUB_MASTER_KEY=$MASTER OFFERHUB_RATE_LIMIT_PER_MINUTE=100000000 \
+  ( cd "$dir" && exec env PORT=$p OFFERHUB_MASTER_KEY=$MASTER OFFERHUB_RATE_LIMIT_PER_MINUTE=1000000 \
+      WALLET_ENCRYPTION_KEY=$WALLET_KEY STELLAR_HORIZON_URL=$HORIZON \
       RUST_LOG=warn DATABASE_URL="$db" "$OB" serve >"$dir/serve.log" 2>&1 ) &
   PIDS+=("$!"); URL=http://127.0.0.1:$p/api/v1; URLS+=("$URL")
   for _ in $(seq 300); do curl -fs "$URL/health" >/dev/null && return 0; sleep 0.1; done
   echo "serve failed"; tail "$dir/serve.log"; exit 1
 }
-stop_all() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; PIDS=(); URLS=(); }
+stop_all() { # the daemons (the sandbox stays)
+  for p in "${PIDS[@]:-}"; do [ "$p" = "$SANDBOX_PID" ] || kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]:-}"; do [ "$p" = "$SANDBOX_PID" ] || wait "$p" 2>/dev/null; done
+  PIDS=("$SANDBOX_PID"); URLS=()
+}
 mkusers() { # N
   : > "$T/users"
   for i in $(seq 1 "$1"); do
@@ -82,7 +88,7 @@ request = function()
   if o then return wrk.format("POST", "/api/v1/orders/" .. o .. "/reserve") end
   local b = math.random(#ids); local s = b % #ids + 1
   return wrk.format("POST", "/api/v1/orders", nil, string.format(
-    '{"buyerId":"%s","sellerId":"%s","amount":"0.01","title":"perf"}', ids[b], ids[s]))
+    '{"buyerId":"%s","sellerId":"%s","amount":"1.00","title":"perf"}', ids[b], ids[s]))
 end
 response = function(status, headers, body)
   if status == 201 then local id = body:match('"id":"(ord_[%w]+)"'); if id then queue[#queue+1] = id end end
@@ -136,9 +142,18 @@ load_with_lag() { # SCRIPT
   echo "  sequencer lag (occurredAt -> SSE on daemon1): $(cat "$T/lag")"
 }
 verify() { # DBURL
-  ( cd "$T" && DATABASE_URL="$1" "$OB" ledger verify >/dev/null 2>&1 && echo -n "ledger verify ok; " || echo -n "ledger verify FAILED; " )
-  ( cd "$T" && DATABASE_URL="$1" "$OB" audit verify 2>&1 | head -1 )
+  local env=(DATABASE_URL="$1" WALLET_ENCRYPTION_KEY=$WALLET_KEY STELLAR_HORIZON_URL=$HORIZON OFFERHUB_MASTER_KEY=$MASTER)
+  ( cd "$T" && env "${env[@]}" "$OB" ledger verify >/dev/null 2>&1 && echo -n "ledger verify ok; " || echo -n "ledger verify FAILED; " )
+  ( cd "$T" && env "${env[@]}" "$OB" audit verify 2>&1 | head -1 )
 }
+
+# One standalone sandbox (Horizon + Trustless Work) for every daemon, as in production
+# several daemons share one network.
+SBPORT=$(port)
+( cd "$T" && exec "$OB" sandbox --port "$SBPORT" >"$T/sandbox.log" 2>&1 ) &
+PIDS+=("$!"); HORIZON=http://127.0.0.1:$SBPORT
+for _ in $(seq 100); do curl -fs "$HORIZON/" >/dev/null && break; sleep 0.1; done
+SANDBOX_PID=${PIDS[0]}
 
 URLS=()
 echo "pgbench TPC-B (16 clients, ${S}s, fsync on): $(pgb) tps"

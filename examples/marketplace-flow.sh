@@ -14,7 +14,9 @@
 #
 # Environment: OFFERHUB_API_URL (or OFFERHUB_URL; default http://localhost:4000; with or
 # without /api/v1), OFFERHUB_API_KEY (scopes read,write,support: resolving a dispute is a
-# support action — checked with GET /auth/me before any money moves). Every mutation
+# support action — checked with GET /auth/me before any money moves),
+# OFFERHUB_FLOW_WAIT_SECONDS (how long to wait for an operation settling on chain;
+# default 180). Every mutation
 # carries an Idempotency-Key, so a retried call is executed once. Every run creates new
 # users, so the script can be run again and again. Exits non-zero at the first failure,
 # printing OfferHub's error. The same flows with @offerhub/sdk: marketplace-flow.ts.
@@ -25,6 +27,7 @@ BASE="${BASE%/}"
 API="${BASE%/api/v1}/api/v1"
 KEY="${OFFERHUB_API_KEY:?set OFFERHUB_API_KEY to an API key with scopes read,write,support (offerhub keys create)}"
 FLOW="${1:-release}"
+WAIT_SECONDS="${OFFERHUB_FLOW_WAIT_SECONDS:-180}"
 RUN="$(date +%s)-$$"
 ORDER_AMOUNT="100.00"
 DEPOSIT="150"
@@ -69,15 +72,17 @@ balances() {
   printf '   seller available %-10s reserved %s\n' "$(jq -r .available <<<"$s")" "$(jq -r .reserved <<<"$s")"
 }
 
-# until_equal DESCRIPTION JQ_FILTER EXPECTED METHOD PATH — polls (up to 30 s).
+# until_equal DESCRIPTION JQ_FILTER EXPECTED METHOD PATH — polls, up to $WAIT_SECONDS
+# (chain operations queue behind Trustless Work's 50 requests a minute, so a busy
+# deployment may take a while).
 until_equal() {
   local what=$1 filter=$2 want=$3 got=""
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 $((WAIT_SECONDS * 5))); do
     got=$(api "$4" "$5" | jq -r "$filter")
     [[ "$got" == "$want" ]] && return 0
     sleep 0.2
   done
-  echo "!! $what: still $got after 30 s (wanted $want)" >&2
+  echo "!! $what: still $got after $WAIT_SECONDS s (wanted $want)" >&2
   exit 1
 }
 

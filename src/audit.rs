@@ -252,7 +252,7 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
          resource_id, before_state, after_state, request_id, idempotency_key";
     if tx.backend() == Backend::Postgres {
         let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, txid) VALUES ");
-        push_placeholders(&mut sql, rows.len(), 11, ", pg_current_xact_id()");
+        crate::store::push_placeholders(&mut sql, rows.len(), 11, ", pg_current_xact_id()");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
             q = r.bind_content(q);
@@ -273,7 +273,7 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
         prev = r.hash.clone();
     }
     let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, seq, prev_hash, hash) VALUES ");
-    push_placeholders(&mut sql, rows.len(), 14, "");
+    crate::store::push_placeholders(&mut sql, rows.len(), 14, "");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rows {
         let (seq, prev_hash, hash) = (r.seq, r.prev_hash.clone(), r.hash.clone());
@@ -286,25 +286,6 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
         .execute(tx.conn())
         .await?;
     Ok(())
-}
-
-/// Appends `rows` tuples of `width` numbered placeholders (`($1, …), ($n, …)`), each
-/// followed by `extra` inside the parentheses.
-pub(crate) fn push_placeholders(sql: &mut String, rows: usize, width: usize, extra: &str) {
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for j in 1..=width {
-            if j > 1 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", i * width + j));
-        }
-        sql.push_str(extra);
-        sql.push(')');
-    }
 }
 
 /// Filters of `GET /audit/logs`; all optional, combined with AND. `from`/`to` are

@@ -95,21 +95,7 @@ pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
         ),
     };
     let mut sql = format!("INSERT INTO events ({columns}) VALUES ");
-    for i in 0..events.len() {
-        let b = i * 6;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}{extra})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6
-        ));
-    }
+    crate::store::push_placeholders(&mut sql, events.len(), 6, extra);
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in events {
         q = q

@@ -222,6 +222,7 @@ pub async fn record(
     }
     // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
     legs.sort_by(|a, b| a.account.cmp(&b.account));
+    let mut applied: Vec<(&str, i64, Option<i64>)> = Vec::with_capacity(legs.len());
     for p in legs {
         let delta = p.amount.base_units();
         let balance_after = if is_sharded(tx, &p.account) {
@@ -230,18 +231,23 @@ pub async fn record(
         } else {
             Some(post_to_account(tx, &p.account, delta).await?)
         };
-        sqlx::query(
-            "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(&p.account)
-        .bind(delta)
-        .bind(balance_after)
-        .bind(&now)
-        .execute(tx.conn())
-        .await?;
+        applied.push((&p.account, delta, balance_after));
     }
+    // Every posting in one statement.
+    let mut sql = String::from(
+        "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) VALUES ",
+    );
+    crate::store::push_placeholders(&mut sql, applied.len(), 5, "");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (account, delta, balance_after) in applied {
+        q = q
+            .bind(id.clone())
+            .bind(account.to_string())
+            .bind(delta)
+            .bind(balance_after)
+            .bind(now.clone());
+    }
+    q.execute(tx.conn()).await?;
     Ok(Recorded::Applied(id))
 }
 

@@ -66,7 +66,7 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
     if store.backend() == Backend::Sqlite {
         return Ok(pass);
     }
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_background().await?;
     sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
         .bind(LOCK_KEY)
         .fetch_one(tx.conn())
@@ -154,7 +154,7 @@ async fn chain_audit(tx: &mut crate::store::Tx) -> Result<u64> {
         chained.push((ins, seq, row.prev_hash, hash));
     }
     let mut sql = String::from("WITH v (ins, seq, prev_hash, hash) AS (VALUES ");
-    audit::push_placeholders(&mut sql, chained.len(), 4, "");
+    crate::store::push_placeholders(&mut sql, chained.len(), 4, "");
     sql.push_str(
         ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
          FROM v WHERE audit_logs.ins = v.ins",
@@ -186,6 +186,7 @@ pub async fn catch_up(store: &Store, wait: Duration) -> Result<()> {
     .fetch_one(store.reader())
     .await?
     .try_get("x")?;
+    // (The reads below are on the query pool: a caller of catch_up is a request.)
     let deadline = Instant::now() + wait;
     loop {
         let pass = run_pass(store).await?;

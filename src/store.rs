@@ -59,6 +59,9 @@ pub struct Store {
     /// apart from the query pool so that lock holders never starve the queries they
     /// wait on.
     locks: Option<AnyPool>,
+    /// PostgreSQL: two connections for the sequencer ([`Store::begin_background`]), so
+    /// its passes never queue behind requests for a connection of the query pool.
+    background: Option<AnyPool>,
     /// Woken after every commit that wrote events or audit rows (the daemon's event
     /// pump, which runs the sequencer).
     events_written: Arc<Notify>,
@@ -100,6 +103,11 @@ impl Store {
                 .min_connections(0)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options.clone());
+            let background = AnyPoolOptions::new()
+                .max_connections(2)
+                .min_connections(0)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(options.clone());
             let pool = AnyPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
@@ -109,6 +117,7 @@ impl Store {
             return Ok(Store {
                 backend: Backend::Postgres,
                 locks: Some(locks),
+                background: Some(background),
                 writer: pool.clone(),
                 reader: pool,
                 events_written: Arc::new(Notify::new()),
@@ -154,6 +163,7 @@ impl Store {
         }
         Ok(Store {
             locks: None,
+            background: None,
             backend: Backend::Sqlite,
             writer,
             reader,
@@ -187,6 +197,23 @@ impl Store {
         };
         Ok(Tx {
             inner,
+            backend: self.backend,
+            audit: Vec::new(),
+            events: Vec::new(),
+            idempotency_record: None,
+            events_written: self.events_written.clone(),
+        })
+    }
+
+    /// Starts a write transaction for background bookkeeping (the sequencer): on
+    /// PostgreSQL on a pool of its own, so it never waits behind requests for a
+    /// connection; on SQLite on the one writer, like [`Store::begin`].
+    pub async fn begin_background(&self) -> Result<Tx> {
+        let Some(pool) = &self.background else {
+            return self.begin().await;
+        };
+        Ok(Tx {
+            inner: pool.begin().await?,
             backend: self.backend,
             audit: Vec::new(),
             events: Vec::new(),
@@ -240,6 +267,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(l) = &self.locks {
             l.close().await;
+        }
+        if let Some(b) = &self.background {
+            b.close().await;
         }
         self.reader.close().await;
         self.writer.close().await;
@@ -322,6 +352,25 @@ fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
         return None;
     }
     Some(std::path::PathBuf::from(path))
+}
+
+/// Appends `rows` tuples of `width` numbered placeholders (`($1, …), ($n, …)`), each
+/// followed by `extra` inside the parentheses.
+pub(crate) fn push_placeholders(sql: &mut String, rows: usize, width: usize, extra: &str) {
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for j in 1..=width {
+            if j > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * width + j));
+        }
+        sql.push_str(extra);
+        sql.push(')');
+    }
 }
 
 /// A held [`Store::advisory_lock`].

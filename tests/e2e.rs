@@ -10,7 +10,7 @@
 //! The binary is the workspace's `target/<profile>/offerhub` (built by
 //! `cargo test --workspace`; built here when missing), or `OFFERHUB_BIN`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -82,10 +82,8 @@ async fn concurrent_writers_and_two_sequencers(url: String) {
                 "event {seq} was renumbered"
             );
         }
-        let mut expected = 1;
-        for (seq, _) in &seen {
+        for (expected, (seq, _)) in (1..).zip(seen.iter()) {
             assert_eq!(*seq, expected, "a reader skipped a number");
-            expected += 1;
         }
     }
     assert_eq!(

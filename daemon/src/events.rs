@@ -79,19 +79,23 @@ impl EventHub {
                     Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                 }
             };
+            // Passes that found rows waiting on an older transaction and numbered
+            // nothing, in a row: the retry backs off from 2 ms to 128 ms.
+            let mut idle_waits: u32 = 0;
             let mut waiting = false;
             loop {
                 let idle = if waiting {
-                    Duration::from_millis(3)
+                    Duration::from_millis(2 << idle_waits.min(6))
                 } else {
                     Duration::from_secs(1)
                 };
                 let _ = tokio::time::timeout(idle, wake.notified()).await;
-                waiting = match offerhub::sequencer::run_pass(&store).await {
-                    Ok(pass) => pass.waiting,
+                (waiting, idle_waits) = match offerhub::sequencer::run_pass(&store).await {
+                    Ok(pass) if pass.events + pass.audit > 0 => (pass.waiting, 0),
+                    Ok(pass) => (pass.waiting, idle_waits.saturating_add(1)),
                     Err(e) => {
                         tracing::warn!(error = %e, "sequencer pass failed");
-                        false
+                        (false, 0)
                     }
                 };
                 loop {
