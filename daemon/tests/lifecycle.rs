@@ -522,3 +522,98 @@ both_backends!(
     scheduled_reconciliation_announces_discrepancies,
     scheduled_reconciliation
 );
+
+/// A multi-release order's clock starts when the seller has completed its last
+/// milestone (not at funding), then releases every milestone through the release saga.
+async fn milestone_clock(url: String) {
+    let (a, sandbox) = app_with_sandbox(&url, &[]).await;
+    let (_, key) = a.key(&["read", "write"]).await;
+    let (buyer, buyer_address) = wallet_user(&a, &key, "buyer").await;
+    let (seller, _) = wallet_user(&a, &key, "seller").await;
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": buyer_address, "amount": "100", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..400 {
+        let b = call(&a, &key, "GET", &format!("/users/{buyer}/balance"), None).await;
+        if b.body["data"]["available"] == "100.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let milestones = json!([
+        { "milestoneRef": "m1", "title": "Sketch", "amount": "40" },
+        { "milestoneRef": "m2", "title": "Final", "amount": "60" }
+    ]);
+    let (id, order) = funded(
+        &a,
+        &key,
+        &buyer,
+        &seller,
+        json!({ "autoReleaseAfter": "PT1S", "milestones": milestones }),
+    )
+    .await;
+    assert_eq!(
+        order["autoReleaseStatus"], "PENDING",
+        "funding alone starts nothing: {order}"
+    );
+    let complete = |m: &'static str| {
+        let (a, key, id) = (&a, &key, &id);
+        async move {
+            let r = call(
+                a,
+                key,
+                "POST",
+                &format!("/orders/{id}/milestones/{m}/complete"),
+                None,
+            )
+            .await;
+            assert!(r.status == 200 || r.status == 202, "{}", r.body);
+            for _ in 0..400 {
+                let o = call(a, key, "GET", &format!("/orders/{id}"), None)
+                    .await
+                    .body["data"]
+                    .clone();
+                if o["milestones"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["milestoneRef"] == m && x["status"] == "COMPLETED")
+                {
+                    return o;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("milestone {m} not completed");
+        }
+    };
+    let o = complete("m1").await;
+    assert_eq!(
+        o["autoReleaseStatus"], "PENDING",
+        "one milestone still open: {o}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(invocations(&sandbox, "release_milestone_funds").await, 0);
+    complete("m2").await;
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = call(&a, &key, "GET", &format!("/orders/{id}"), None)
+            .await
+            .body["data"]
+            .clone();
+        if last["status"] == "CLOSED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "CLOSED", "{last}");
+    assert_eq!(last["autoReleaseStatus"], "RELEASED");
+    assert_eq!(invocations(&sandbox, "release_milestone_funds").await, 2);
+    let events = events_of(&a, &id).await;
+    assert_eq!(count(&events, "order.auto_release_scheduled"), 1);
+    assert_eq!(count(&events, "order.auto_released"), 1);
+    assert!(offerhub::ledger::verify(&a.store).await.unwrap().is_clean());
+}
+both_backends!(milestone_completion_starts_the_clock, milestone_clock);

@@ -285,12 +285,17 @@ pub async fn run(
         )
         .fetch_all(store.reader())
         .await?;
+        let mut with_wallet = BTreeSet::new();
         for r in &wallet_rows {
             let pk: String = r.try_get("public_key")?;
+            let user: String = r.try_get("user_id")?;
             if touched.contains(&pk) {
-                users.insert(r.try_get("user_id")?);
+                users.insert(user.clone());
             }
+            with_wallet.insert(user);
         }
+        // Only users with a wallet can differ from the chain.
+        users.retain(|u| with_wallet.contains(u));
         let mut report = Report {
             wallets: Vec::new(),
             escrows: Vec::new(),
