@@ -313,3 +313,72 @@ async fn sqlite_backup_restores_clean() {
 async fn postgres_dump_restores_clean() {
     drill(true).await;
 }
+
+/// `offerhub reconcile --last` prints the daemon's last scheduled run without touching
+/// the network: exit 3 before any run, then 0 with the stored run (JSON and table), and
+/// 1 once a run found a discrepancy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_last_prints_the_scheduled_run() {
+    let dir = temp_dir("last");
+    let (code, out) = run(&dir, &["db", "migrate"], None);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&dir, &["reconcile", "--last"], None);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("OFFERHUB_RECONCILE_EVERY"), "{out}");
+    let port = free_port();
+    let log = dir.join("serve.log");
+    let child = cmd(&dir, &["serve", "--port", &port.to_string()], None)
+        .env("OFFERHUB_RECONCILE_EVERY", "PT1S")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let (code, out) = run(&dir, &["reconcile", "--last", "--output", "json"], None);
+        if code == Some(0) {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled run stored: {out}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: Value = serde_json::from_str(&stored).unwrap();
+    assert!(v["id"].as_str().unwrap().starts_with("rec_"), "{v}");
+    assert_eq!(v["scope"], "FULL");
+    assert_eq!(v["discrepancies"], 0);
+    assert_eq!(v["report"]["platform"]["status"], "ok", "{v}");
+    let (code, out) = run(&dir, &["reconcile", "--last"], None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 discrepancies"), "{out}");
+    // USDC reaches the platform wallet from outside: the next run reports it, exit 1.
+    let sandbox = std::fs::read_to_string(dir.join("data/sandbox-url")).unwrap();
+    let platform = v["report"]["platform"]["publicKey"].as_str().unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/fund", sandbox.trim()))
+        .json(&json!({ "address": platform, "amount": "2", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out) = run(&dir, &["reconcile", "--last"], None);
+        if code == Some(1) {
+            assert!(
+                out.contains("1 discrepancies") && out.contains("mismatch"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}

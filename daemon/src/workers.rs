@@ -107,12 +107,16 @@ pub fn start(state: &AppState) -> Workers {
     }));
     let s = state.clone();
     handles.push(tokio::spawn(async move { lifecycle_loop(s).await }));
-    if let (Some(every), Some(sc)) = (state.config.reconcile_every_secs, &state.stellar) {
-        handles.push(tokio::spawn(scheduled_reconciliation(
+    match (state.config.reconcile_every_secs, &state.stellar) {
+        (Some(every), Some(sc)) => handles.push(tokio::spawn(scheduled_reconciliation(
             state.clone(),
             sc.clone(),
             Duration::from_secs(every),
-        )));
+        ))),
+        (Some(_), None) => tracing::warn!(
+            "OFFERHUB_RECONCILE_EVERY is set but there are no wallets to reconcile (no WALLET_ENCRYPTION_KEY or Horizon): scheduled reconciliation disabled"
+        ),
+        _ => {}
     }
     Workers(handles)
 }
