@@ -1318,6 +1318,49 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_durations_are_validated_together() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            (
+                c.auto_release_after_secs,
+                c.order_reservation_ttl_secs,
+                c.reconcile_every_secs,
+                c.reconcile_full_every_secs
+            ),
+            (None, None, None, 86_400),
+            "off by default, daily full sweep"
+        );
+        let c = load(&[
+            ("OFFERHUB_AUTO_RELEASE_AFTER", "P7D"),
+            ("OFFERHUB_ORDER_RESERVATION_TTL", "3600"),
+            ("OFFERHUB_RECONCILE_EVERY", "PT15M"),
+            ("OFFERHUB_RECONCILE_FULL_EVERY", "PT6H"),
+        ])
+        .unwrap();
+        assert_eq!(c.auto_release_after_secs, Some(604_800));
+        assert_eq!(c.order_reservation_ttl_secs, Some(3600));
+        assert_eq!(c.reconcile_every_secs, Some(900));
+        assert_eq!(c.reconcile_full_every_secs, 21_600);
+        let err = load(&[
+            ("OFFERHUB_AUTO_RELEASE_AFTER", "a week"),
+            ("OFFERHUB_ORDER_RESERVATION_TTL", "0"),
+            ("OFFERHUB_RECONCILE_EVERY", "P1M"),
+            ("OFFERHUB_RECONCILE_FULL_EVERY", "-1"),
+        ])
+        .unwrap_err();
+        let vars: Vec<_> = err.0.iter().map(|i| i.variable.as_str()).collect();
+        for v in [
+            "OFFERHUB_AUTO_RELEASE_AFTER",
+            "OFFERHUB_ORDER_RESERVATION_TTL",
+            "OFFERHUB_RECONCILE_EVERY",
+            "OFFERHUB_RECONCILE_FULL_EVERY",
+        ] {
+            assert!(vars.contains(&v), "{v} not reported: {err}");
+        }
+        assert!(err.to_string().contains("ISO-8601"), "{err}");
+    }
+
+    #[test]
     fn testnet_requires_its_secrets() {
         let err = load(&[("STELLAR_NETWORK", "testnet")]).unwrap_err();
         let vars: Vec<_> = err.0.iter().map(|i| i.variable.as_str()).collect();
