@@ -455,6 +455,12 @@ async fn scheduled_reconciliation(url: String) {
     let (t, sandbox) = app_with_sandbox(&url, &[("OFFERHUB_RECONCILE_EVERY", "PT1S")]).await;
     let (_, key) = t.key(&["read", "write"]).await;
     wallet_user(&t, &key, "someone").await;
+    // PostgreSQL: a second daemon with the same schedule; one leads, one run at a time.
+    let second = if url.starts_with("postgres") {
+        Some(app_on_sandbox(&url, &sandbox, &[("OFFERHUB_RECONCILE_EVERY", "PT1S")]).await)
+    } else {
+        None
+    };
     use offerhub::services::reconcile_schedule;
     let mut first = None;
     for _ in 0..200 {
@@ -503,6 +509,28 @@ async fn scheduled_reconciliation(url: String) {
     // Later runs see the same difference: not announced again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(discrepancies().await.len(), 1, "announced once");
+    if second.is_some() {
+        let holders: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7301002 AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(t.store.reader())
+        .await
+        .unwrap();
+        assert_eq!(
+            holders, 1,
+            "exactly one daemon leads the scheduled reconciliation"
+        );
+        // Runs do not overlap: each starts after the previous one finished.
+        let runs: Vec<(String, String)> =
+            sqlx::query_as("SELECT started_at, finished_at FROM reconciliation_runs ORDER BY seq")
+                .fetch_all(t.store.reader())
+                .await
+                .unwrap();
+        for w in runs.windows(2) {
+            assert!(w[1].0 >= w[0].1, "overlapping runs: {w:?}");
+        }
+    }
     let last = reconcile_schedule::last(&t.store, None)
         .await
         .unwrap()
