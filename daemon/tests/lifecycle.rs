@@ -509,6 +509,12 @@ async fn scheduled_reconciliation(url: String) {
     // Later runs see the same difference: not announced again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(discrepancies().await.len(), 1, "announced once");
+    let open: Vec<String> = sqlx::query_scalar("SELECT subject FROM reconciliation_discrepancies")
+        .fetch_all(t.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].starts_with("platform:wal_"), "{open:?}");
     if second.is_some() {
         let holders: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7301002 AND granted \

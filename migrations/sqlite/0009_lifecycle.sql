@@ -33,3 +33,14 @@ CREATE TABLE reconciliation_runs (
     report          TEXT NOT NULL            -- the report, JSON
 );
 CREATE INDEX reconciliation_runs_scope ON reconciliation_runs (scope, seq);
+
+-- Discrepancies the scheduled reconciliation has announced and not yet seen resolved:
+-- one row per wallet/escrow/platform subject, so a standing difference is announced once
+-- (again only when it changes) even when activity runs skip that subject.
+CREATE TABLE reconciliation_discrepancies (
+    subject     TEXT PRIMARY KEY,            -- wallet:{id}, escrow:{id}, platform:{id}
+    difference  TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL
+);

@@ -11,9 +11,11 @@
 //!   `OFFERHUB_RECONCILE_FULL_EVERY` (default one day), on the first run, and when the
 //!   activity since the last run is too much to page through (more than 2000 payments).
 //! - Every run is stored in `reconciliation_runs` (`offerhub reconcile --last` prints
-//!   the newest). Each discrepancy that the previous run did not report with the same
-//!   difference emits `reconciliation.discrepancy` (audited), so a standing mismatch is
-//!   announced once, not every run.
+//!   the newest). Open discrepancies are kept in `reconciliation_discrepancies` (one row
+//!   per wallet, escrow or platform wallet): a new one, or one whose difference changed,
+//!   emits `reconciliation.discrepancy` (audited); a standing mismatch is announced once,
+//!   even across runs that do not check it, and is forgotten when a run finds it in
+//!   order.
 //! - One daemon runs it: the worker holds a PostgreSQL advisory lock
 //!   (`daemon/src/workers.rs`), like the deposit monitor.
 
@@ -136,6 +138,30 @@ fn discrepancies_of(report: &Value) -> Vec<(String, String, Value)> {
             ),
             report["platform"]["difference"].to_string(),
             report["platform"].clone(),
+        ));
+    }
+    out
+}
+
+/// The subjects a report checked and found `ok` (or in flight): keys as in
+/// [`discrepancies_of`].
+fn checked_ok(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, list, key) in [
+        ("wallet", "wallets", "walletId"),
+        ("escrow", "escrows", "escrowId"),
+    ] {
+        if let Some(items) = report[list].as_array() {
+            for i in items.iter().filter(|i| i["status"] != "mismatch") {
+                out.push(format!("{kind}:{}", i[key].as_str().unwrap_or_default()));
+            }
+        }
+    }
+    let p = &report["platform"];
+    if p.is_object() && p["status"] != "mismatch" {
+        out.push(format!(
+            "platform:{}",
+            p["walletId"].as_str().unwrap_or_default()
         ));
     }
     out
@@ -335,15 +361,6 @@ pub async fn run(
 
     let report_json = serde_json::to_value(&report)
         .map_err(|e| crate::error::Error::internal(format!("report JSON: {e}")))?;
-    let before: Vec<(String, String)> = previous
-        .as_ref()
-        .map(|r| {
-            discrepancies_of(&r.report)
-                .into_iter()
-                .map(|(k, d, _)| (k, d))
-                .collect()
-        })
-        .unwrap_or_default();
     let run = Run {
         id: new_id(IdKind::Reconciliation),
         scope: if full { "FULL" } else { "ACTIVITY" }.to_string(),
@@ -372,11 +389,41 @@ pub async fn run(
     .bind(run.report.to_string())
     .execute(db.conn())
     .await?;
+    // Subjects this run checked and found in order: their discrepancy is resolved.
+    for subject in checked_ok(&run.report) {
+        sqlx::query("DELETE FROM reconciliation_discrepancies WHERE subject = $1")
+            .bind(&subject)
+            .execute(db.conn())
+            .await?;
+    }
     let sys = Context::system();
     for (key, difference, item) in discrepancies_of(&run.report) {
-        if before.iter().any(|(k, d)| *k == key && *d == difference) {
+        let known: Option<String> = sqlx::query_scalar(
+            "SELECT difference FROM reconciliation_discrepancies WHERE subject = $1",
+        )
+        .bind(&key)
+        .fetch_optional(db.conn())
+        .await?;
+        if known.as_deref() == Some(difference.as_str()) {
+            sqlx::query("UPDATE reconciliation_discrepancies SET last_seen = $1, run_id = $2 WHERE subject = $3")
+                .bind(&run.finished_at)
+                .bind(&run.id)
+                .bind(&key)
+                .execute(db.conn())
+                .await?;
             continue;
         }
+        sqlx::query(
+            "INSERT INTO reconciliation_discrepancies (subject, difference, run_id, first_seen, last_seen) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (subject) DO UPDATE SET difference = $2, run_id = $3, last_seen = $4",
+        )
+        .bind(&key)
+        .bind(&difference)
+        .bind(&run.id)
+        .bind(&run.finished_at)
+        .execute(db.conn())
+        .await?;
         let (kind, subject) = key.split_once(':').unwrap_or(("wallet", ""));
         let data = json!({
             "runId": run.id,
