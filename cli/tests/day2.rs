@@ -1,4 +1,6 @@
-//! The backup and restore drill of docs/OPERATIONS.md ("Day 2"), with the real binary:
+//! Day 2 with the real binary (docs/OPERATIONS.md §9): an automatic release scheduled
+//! before a crash happens after the restart; `offerhub reconcile --last`; and the backup
+//! and restore drill:
 //! a daemon on the embedded sandbox does business (a deposit, an order funded in escrow),
 //! its database is backed up while it runs — SQLite with `offerhub db backup`,
 //! PostgreSQL with `pg_dump` — then restored into a fresh data directory / a fresh
@@ -378,6 +380,98 @@ async fn reconcile_last_prints_the_scheduled_run() {
         }
         assert!(Instant::now() < deadline, "{out}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An order's inspection window survives a crash: the daemon is killed (SIGKILL) right
+/// after the clock started, the window expires while it is down, and the restarted
+/// daemon releases the order — once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_release_survives_a_restart() {
+    let dir = temp_dir("restart");
+    let (daemon, base) = serve(&dir, None).await;
+    let a = api(&dir, &base).await;
+    let mut users = Vec::new();
+    for ext in ["buyer", "seller"] {
+        let u = a
+            .call("POST", "/users", Some(json!({ "externalUserId": ext })))
+            .await;
+        let id = u["id"].as_str().unwrap().to_string();
+        let w = a
+            .wait(&format!("/users/{id}/wallet"), |w| w["status"] == "ACTIVE")
+            .await;
+        users.push((id, w["publicKey"].as_str().unwrap().to_string()));
+    }
+    let sandbox = std::fs::read_to_string(dir.join("data/sandbox-url")).unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/_sandbox/fund", sandbox.trim()))
+        .json(&json!({ "address": users[0].1, "amount": "100", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    a.wait(&format!("/users/{}/balance", users[0].0), |b| {
+        b["available"] == "100.00"
+    })
+    .await;
+    let order = a
+        .call(
+            "POST",
+            "/orders",
+            Some(json!({ "buyerId": users[0].0, "sellerId": users[1].0, "amount": "100", "title": "Restart", "autoReleaseAfter": "PT3S" })),
+        )
+        .await;
+    let oid = order["id"].as_str().unwrap().to_string();
+    a.call("POST", &format!("/orders/{oid}/reserve"), None)
+        .await;
+    a.call("POST", &format!("/orders/{oid}/escrow"), None).await;
+    let funded = a
+        .call("POST", &format!("/orders/{oid}/escrow/fund"), None)
+        .await;
+    assert_eq!(funded["autoReleaseStatus"], "SCHEDULED", "{funded}");
+    drop(daemon); // SIGKILL before the window expires
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (daemon, base) = serve(&dir, None).await;
+    let b = Api {
+        http: reqwest::Client::new(),
+        base,
+        token: a.token.clone(),
+    };
+    let done = b
+        .wait(&format!("/orders/{oid}"), |o| o["status"] == "CLOSED")
+        .await;
+    assert_eq!(done["autoReleaseStatus"], "RELEASED", "{done}");
+    let seller = b
+        .call("GET", &format!("/users/{}/balance", users[1].0), None)
+        .await;
+    assert_eq!(
+        seller["available"], "99.70",
+        "100 − 0.3 % Trustless Work: {seller}"
+    );
+    let invocations: Value = reqwest::get(format!(
+        "{}/_sandbox/invocations",
+        std::fs::read_to_string(dir.join("data/sandbox-url"))
+            .unwrap()
+            .trim()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let releases = invocations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["function"] == "release_funds")
+        .count();
+    assert_eq!(releases, 1);
+    for check in [&["ledger", "verify"][..], &["reconcile"][..]] {
+        let (code, out) = run(&dir, check, None);
+        assert_eq!(code, Some(0), "offerhub {}: {out}", check.join(" "));
     }
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
