@@ -221,6 +221,18 @@ pub struct Config {
     /// Largest magnitude of one support balance adjustment (`OFFERHUB_MAX_ADJUSTMENT`,
     /// default 1000000.00 USDC).
     pub max_adjustment: crate::money::Amount,
+    /// The marketplace's default inspection window of new orders, seconds
+    /// (`OFFERHUB_AUTO_RELEASE_AFTER`, ISO-8601 duration or seconds; unset = off).
+    pub auto_release_after_secs: Option<u64>,
+    /// Orders in `FUNDS_RESERVED` untouched for this long are canceled and their hold
+    /// voided (`OFFERHUB_ORDER_RESERVATION_TTL`; unset = off).
+    pub order_reservation_ttl_secs: Option<u64>,
+    /// How often the daemon reconciles with the network (`OFFERHUB_RECONCILE_EVERY`;
+    /// unset = never, run `offerhub reconcile` from cron instead).
+    pub reconcile_every_secs: Option<u64>,
+    /// How often a scheduled run checks every wallet and escrow rather than only those
+    /// with movement (`OFFERHUB_RECONCILE_FULL_EVERY`, default one day).
+    pub reconcile_full_every_secs: u64,
 }
 
 /// One setting: its environment name, TOML path, and whether it is a secret.
@@ -298,6 +310,19 @@ pub const SETTINGS: &[Setting] = &[
     s("OFFERHUB_ORDER_MIN_AMOUNT", "limits.order_min_amount"),
     s("OFFERHUB_ORDER_MAX_AMOUNT", "limits.order_max_amount"),
     s("OFFERHUB_MAX_ADJUSTMENT", "limits.max_adjustment"),
+    s(
+        "OFFERHUB_AUTO_RELEASE_AFTER",
+        "lifecycle.auto_release_after",
+    ),
+    s(
+        "OFFERHUB_ORDER_RESERVATION_TTL",
+        "lifecycle.order_reservation_ttl",
+    ),
+    s("OFFERHUB_RECONCILE_EVERY", "lifecycle.reconcile_every"),
+    s(
+        "OFFERHUB_RECONCILE_FULL_EVERY",
+        "lifecycle.reconcile_full_every",
+    ),
     s("OFFERHUB_SAGA_WAIT_MS", "sagas.wait_ms"),
     s("OFFERHUB_SAGA_MAX_ATTEMPTS", "sagas.max_attempts"),
     s("OFFERHUB_SAGA_LEASE_SECS", "sagas.lease_secs"),
@@ -1019,6 +1044,28 @@ impl Config {
             |v| v.parse::<u32>().ok().filter(|n| (1..=8760).contains(n)),
         );
 
+        // Durations: ISO-8601 (`P7D`, `PT2S`, `PT36H`) or a whole number of seconds.
+        const DURATION: &str = "an ISO-8601 duration such as P7D or PT2S, or a number of seconds, between 1 second and 3650 days";
+        let optional_duration = |p: &mut Parser, key: &str| {
+            p.get(key).and_then(|raw| {
+                let v = crate::services::lifecycle::parse_duration(raw);
+                if v.is_none() {
+                    p.bad(key, format!("must be {DURATION} (got {raw:?})"));
+                }
+                v
+            })
+        };
+        let auto_release_after_secs = optional_duration(&mut p, "OFFERHUB_AUTO_RELEASE_AFTER");
+        let order_reservation_ttl_secs =
+            optional_duration(&mut p, "OFFERHUB_ORDER_RESERVATION_TTL");
+        let reconcile_every_secs = optional_duration(&mut p, "OFFERHUB_RECONCILE_EVERY");
+        let reconcile_full_every_secs = p.parse_with(
+            "OFFERHUB_RECONCILE_FULL_EVERY",
+            "P1D",
+            DURATION,
+            crate::services::lifecycle::parse_duration,
+        );
+
         if !p.issues.is_empty() {
             return Err(ConfigError(p.issues));
         }
@@ -1082,6 +1129,11 @@ impl Config {
             webhook_allow_private_networks: webhook_allow_private_networks
                 .ok_or_else(|| missing("OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS"))?,
             max_adjustment: max_adjustment.ok_or_else(|| missing("OFFERHUB_MAX_ADJUSTMENT"))?,
+            auto_release_after_secs,
+            order_reservation_ttl_secs,
+            reconcile_every_secs,
+            reconcile_full_every_secs: reconcile_full_every_secs
+                .ok_or_else(|| missing("OFFERHUB_RECONCILE_FULL_EVERY"))?,
         })
     }
 
@@ -1263,6 +1315,49 @@ mod tests {
             assert!(vars.contains(&v), "{v} missing in {err}");
         }
         assert!(err.to_string().contains("PORT: must be a port number"));
+    }
+
+    #[test]
+    fn lifecycle_durations_are_validated_together() {
+        let c = load(&[]).unwrap();
+        assert_eq!(
+            (
+                c.auto_release_after_secs,
+                c.order_reservation_ttl_secs,
+                c.reconcile_every_secs,
+                c.reconcile_full_every_secs
+            ),
+            (None, None, None, 86_400),
+            "off by default, daily full sweep"
+        );
+        let c = load(&[
+            ("OFFERHUB_AUTO_RELEASE_AFTER", "P7D"),
+            ("OFFERHUB_ORDER_RESERVATION_TTL", "3600"),
+            ("OFFERHUB_RECONCILE_EVERY", "PT15M"),
+            ("OFFERHUB_RECONCILE_FULL_EVERY", "PT6H"),
+        ])
+        .unwrap();
+        assert_eq!(c.auto_release_after_secs, Some(604_800));
+        assert_eq!(c.order_reservation_ttl_secs, Some(3600));
+        assert_eq!(c.reconcile_every_secs, Some(900));
+        assert_eq!(c.reconcile_full_every_secs, 21_600);
+        let err = load(&[
+            ("OFFERHUB_AUTO_RELEASE_AFTER", "a week"),
+            ("OFFERHUB_ORDER_RESERVATION_TTL", "0"),
+            ("OFFERHUB_RECONCILE_EVERY", "P1M"),
+            ("OFFERHUB_RECONCILE_FULL_EVERY", "-1"),
+        ])
+        .unwrap_err();
+        let vars: Vec<_> = err.0.iter().map(|i| i.variable.as_str()).collect();
+        for v in [
+            "OFFERHUB_AUTO_RELEASE_AFTER",
+            "OFFERHUB_ORDER_RESERVATION_TTL",
+            "OFFERHUB_RECONCILE_EVERY",
+            "OFFERHUB_RECONCILE_FULL_EVERY",
+        ] {
+            assert!(vars.contains(&v), "{v} not reported: {err}");
+        }
+        assert!(err.to_string().contains("ISO-8601"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum IdKind {
     Saga,
     DisputeComment,
     InboundWebhook,
+    /// A scheduled reconciliation run.
+    Reconciliation,
 }
 
 impl IdKind {
@@ -47,6 +49,7 @@ impl IdKind {
             IdKind::Saga => "sag_",
             IdKind::DisputeComment => "dcm_",
             IdKind::InboundWebhook => "iwh_",
+            IdKind::Reconciliation => "rec_",
         }
     }
 }

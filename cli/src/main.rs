@@ -111,6 +111,11 @@ enum Command {
         /// Wallets checked at the same time.
         #[arg(long, env = "OFFERHUB_RECONCILE_CONCURRENCY", default_value_t = 8)]
         concurrency: usize,
+        /// Print the daemon's last scheduled reconciliation (`OFFERHUB_RECONCILE_EVERY`)
+        /// instead of checking now: no network access. Exit 1 when it found
+        /// discrepancies, 3 when there is none stored.
+        #[arg(long, conflicts_with = "fix")]
+        last: bool,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -170,6 +175,13 @@ enum KeysCommand {
 enum DbCommand {
     /// Apply pending migrations (also done by `serve`).
     Migrate,
+    /// SQLite: write a consistent copy of the database to FILE while the daemon runs
+    /// (`VACUUM INTO`, SQLite's online snapshot). PostgreSQL: use `pg_dump` (docs/OPERATIONS.md).
+    /// Back up the wallet encryption key separately.
+    Backup {
+        /// The file to create (must not exist).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -474,6 +486,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied to {}", config.database_url);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Db {
+            command: DbCommand::Backup { file },
+        } => {
+            let (config, store) = match existing_store(cli.config, cli.verbose).await {
+                Ok(x) => x,
+                Err(code) => return Ok(code),
+            };
+            if config.database_url.is_postgres() {
+                eprintln!(
+                    "error: {} is PostgreSQL: back it up with pg_dump --format=custom (docs/OPERATIONS.md, \"Backups\")",
+                    config.database_url
+                );
+                return Ok(ExitCode::from(2));
+            }
+            if file.exists() {
+                eprintln!("error: {} exists; choose a new file", file.display());
+                return Ok(ExitCode::from(2));
+            }
+            let target = std::path::absolute(&file).unwrap_or(file.clone());
+            let path = target.to_string_lossy().replace('\'', "''");
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{path}'")))
+                .execute(store.reader())
+                .await
+            {
+                eprintln!("error: backup to {} failed: {e}", target.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            if let Err(e) = offerhub::store::private_file(&target) {
+                eprintln!(
+                    "warning: could not restrict {} to mode 0600: {e}",
+                    target.display()
+                );
+            }
+            println!("backed up {} to {}", config.database_url, target.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys { command } => {
             let (_, store) = match existing_store(cli.config, cli.verbose).await {
                 Ok(x) => x,
@@ -511,6 +559,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile {
             fix,
             concurrency,
+            last,
             output,
         } => {
             // Exit 3 = could not check (unlike 1 = a discrepancy was found).
@@ -518,6 +567,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(x) => x,
                 Err(_) => return Ok(ExitCode::from(3)),
             };
+            if last {
+                return reconcile_last(&store, output.output).await;
+            }
             if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox
             {
                 let file = config.data_dir.join("sandbox-url");
@@ -972,6 +1024,81 @@ async fn escrow_context(
     }
     let sc = offerhub_daemon::wallets::context(&config).await.ok()??;
     offerhub_daemon::state::escrow_context(&config, &sc, store)
+}
+
+/// `offerhub reconcile --last`: the newest stored scheduled run.
+async fn reconcile_last(store: &Store, output: Output) -> anyhow::Result<ExitCode> {
+    let Some(run) = offerhub::services::reconcile_schedule::last(store, None).await? else {
+        eprintln!(
+            "no scheduled reconciliation stored yet: set OFFERHUB_RECONCILE_EVERY for `offerhub serve`, or run `offerhub reconcile`"
+        );
+        return Ok(ExitCode::from(3));
+    };
+    match output {
+        Output::Json => print_json(&run)?,
+        Output::Table => {
+            println!(
+                "scheduled reconciliation {} ({}), {} → {}: {} wallets, {} escrows checked, {} discrepancies",
+                run.id,
+                run.scope,
+                run.started_at,
+                run.finished_at,
+                run.wallets_checked,
+                run.escrows_checked,
+                run.discrepancies
+            );
+            let mut rows = Vec::new();
+            for (kind, list, subject) in [
+                ("wallet", "wallets", "publicKey"),
+                ("escrow", "escrows", "contractId"),
+            ] {
+                for i in run.report[list].as_array().into_iter().flatten() {
+                    if i["status"] != "ok" {
+                        rows.push(vec![
+                            kind.to_string(),
+                            i[subject].as_str().unwrap_or_default().to_string(),
+                            i["onChain"].as_str().unwrap_or("-").to_string(),
+                            i["ledger"].as_str().unwrap_or_default().to_string(),
+                            i["difference"].as_str().unwrap_or_default().to_string(),
+                            i["status"].as_str().unwrap_or_default().to_string(),
+                        ]);
+                    }
+                }
+            }
+            let p = &run.report["platform"];
+            if p.is_object() && p["status"] != "ok" {
+                rows.push(vec![
+                    "platform".to_string(),
+                    p["publicKey"].as_str().unwrap_or_default().to_string(),
+                    p["onChain"].as_str().unwrap_or("-").to_string(),
+                    p["feesPlatform"].as_str().unwrap_or_default().to_string(),
+                    p["difference"].as_str().unwrap_or_default().to_string(),
+                    p["status"].as_str().unwrap_or_default().to_string(),
+                ]);
+            }
+            if !rows.is_empty() {
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "KIND",
+                            "ACCOUNT",
+                            "ON CHAIN",
+                            "LEDGER",
+                            "DIFFERENCE",
+                            "STATUS"
+                        ],
+                        rows.into_iter(),
+                    )
+                );
+            }
+        }
+    }
+    Ok(if run.discrepancies > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn reconcile(

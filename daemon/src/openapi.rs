@@ -46,6 +46,17 @@ pub mod fields {
         serde_json::from_value(v).unwrap_or_else(|_| RefOr::T(Schema::default()))
     }
 
+    /// A duration: ISO-8601 (`P7D`, `PT2S`) or a whole number of seconds.
+    pub fn duration() -> RefOr<Schema> {
+        schema(json!({
+            "oneOf": [
+                {"type": "string", "pattern": r"^(P[0-9]+W|P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+S)?)?|[0-9]+)$", "examples": ["P7D", "PT2S"]},
+                {"type": "integer", "minimum": 1, "maximum": 315_360_000u64}
+            ],
+            "description": "ISO-8601 duration (weeks, days, hours, minutes, seconds; no years or months) or a whole number of seconds, 1 s to 3650 days"
+        }))
+    }
+
     pub fn positive_amount() -> RefOr<Schema> {
         schema(
             json!({"type": "string", "pattern": POSITIVE_AMOUNT, "examples": ["100.00"],

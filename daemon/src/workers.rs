@@ -1,7 +1,10 @@
 //! Background workers of the daemon: wallet activation and the deposit monitor, saga
-//! resume, in Airtm mode the inbox of Airtm webhooks and the Airtm reconciler, the webhook
-//! dispatcher/sender and the purge of expired idempotency records. Each loop survives errors (logged) and wakes on new
-//! events or a short tick.
+//! resume, in Airtm mode the inbox of Airtm webhooks and the Airtm reconciler (with the
+//! expiry of unpaid top-ups), the webhook dispatcher/sender, the purge of expired
+//! idempotency records, the order lifecycle (automatic release after the inspection
+//! window, expiry of stale reservations) and the scheduled reconciliation (one leader
+//! among the daemons). Each loop survives errors (logged) and wakes on new events or a
+//! short tick.
 
 use std::time::Duration;
 
@@ -71,6 +74,19 @@ pub fn start(state: &AppState) -> Workers {
                     if let Err(e) = offerhub::services::airtm::reconcile(&store, &ac, stale).await {
                         tracing::warn!(error = %e, "Airtm reconciliation pass failed");
                     }
+                    // Payins Airtm itself expired: close their top-ups (`topup.expired`).
+                    match offerhub::services::topups::expire_stale(
+                        &store,
+                        &ac,
+                        offerhub::services::topups::PAYIN_EXPIRY_SECS,
+                        50,
+                    )
+                    .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topups = n, "expired unpaid top-ups"),
+                        Err(e) => tracing::warn!(error = %e, "top-up expiry pass failed"),
+                    }
                 }
                 if processed == 0 {
                     let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
@@ -89,7 +105,147 @@ pub fn start(state: &AppState) -> Workers {
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
     }));
+    let s = state.clone();
+    handles.push(tokio::spawn(async move { lifecycle_loop(s).await }));
+    match (state.config.reconcile_every_secs, &state.stellar) {
+        (Some(every), Some(sc)) => handles.push(tokio::spawn(scheduled_reconciliation(
+            state.clone(),
+            sc.clone(),
+            Duration::from_secs(every),
+        ))),
+        (Some(_), None) => tracing::warn!(
+            "OFFERHUB_RECONCILE_EVERY is set but there are no wallets to reconcile (no WALLET_ENCRYPTION_KEY or Horizon): scheduled reconciliation disabled"
+        ),
+        _ => {}
+    }
     Workers(handles)
+}
+
+/// The order lifecycle, every second: orders whose inspection window expired are
+/// released (through the saga of a manual release; several daemons may look, the
+/// schedule's compare-and-set lets one release), and with `OFFERHUB_ORDER_RESERVATION_TTL`
+/// stale `FUNDS_RESERVED` orders are canceled (`order.expired`).
+async fn lifecycle_loop(state: AppState) {
+    use offerhub::services::{escrow, lifecycle};
+    loop {
+        if let Some(ec) = &state.escrow {
+            match lifecycle::due_auto_releases(&state.store, 20).await {
+                Ok(ids) => {
+                    for id in ids {
+                        match escrow::auto_release(&state.store, &id).await {
+                            Ok(Some(saga)) => {
+                                tracing::info!(order_id = %id, saga_id = %saga.id, "inspection window expired: releasing");
+                                let (ec, store) = (ec.clone(), state.store.clone());
+                                tokio::spawn(async move {
+                                    if let Err(e) = escrow::run(&ec, &store, &saga.id).await {
+                                        tracing::warn!(saga_id = %saga.id, error = %e, "automatic release saga run failed");
+                                    }
+                                });
+                            }
+                            Ok(None) => {}
+                            // Another daemon claimed it, or the order moved meanwhile.
+                            Err(e) => {
+                                tracing::debug!(order_id = %id, error = %e, "automatic release not started")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "automatic release pass failed"),
+            }
+        }
+        if let Some(ttl) = state.config.order_reservation_ttl_secs {
+            match lifecycle::expire_reservations(&state.store, ttl, 50).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(orders = n, "expired stale reservations"),
+                Err(e) => tracing::warn!(error = %e, "reservation expiry pass failed"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Advisory lock key of the scheduled reconciliation's leadership.
+const RECONCILE_LOCK: i64 = 7301002;
+
+/// `OFFERHUB_RECONCILE_EVERY`: one daemon among those sharing a PostgreSQL database
+/// (session advisory lock on a dedicated connection, re-checked before every run —
+/// fencing, as the deposit monitor does) runs
+/// [`offerhub::services::reconcile_schedule::run`] every `every`.
+async fn scheduled_reconciliation(
+    state: AppState,
+    sc: std::sync::Arc<offerhub::services::wallets::StellarContext>,
+    every: Duration,
+) {
+    use offerhub::services::reconcile_schedule;
+    let store = state.store.clone();
+    let treasury = state.airtm.is_some();
+    let full_every = state.config.reconcile_full_every_secs;
+    let postgres = store.backend() == offerhub::store::Backend::Postgres;
+    loop {
+        // Leadership (PostgreSQL): try the lock; others keep trying.
+        let mut conn = None;
+        if postgres {
+            match store.reader().acquire().await {
+                Ok(mut c) => {
+                    let got: std::result::Result<bool, _> =
+                        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                            .bind(RECONCILE_LOCK)
+                            .fetch_one(&mut *c)
+                            .await;
+                    if matches!(got, Ok(true)) {
+                        tracing::info!("this daemon runs the scheduled reconciliation");
+                        conn = Some(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduled reconciliation: no database connection")
+                }
+            }
+            if conn.is_none() {
+                tokio::time::sleep(every.min(Duration::from_secs(5))).await;
+                continue;
+            }
+        }
+        loop {
+            if let Some(c) = conn.as_mut() {
+                // Fencing: still the holder of the lock on this session?
+                let held: std::result::Result<bool, _> = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+                     AND objid = $1 AND pid = pg_backend_pid() AND granted)",
+                )
+                .bind(RECONCILE_LOCK)
+                .fetch_one(&mut **c)
+                .await;
+                if !matches!(held, Ok(true)) {
+                    tracing::warn!("scheduled reconciliation: leadership lost");
+                    break;
+                }
+            }
+            match reconcile_schedule::run(
+                &store,
+                &sc,
+                state.escrow.as_deref(),
+                treasury,
+                full_every,
+            )
+            .await
+            {
+                Ok(run) if run.discrepancies > 0 => tracing::warn!(
+                    run_id = %run.id, scope = %run.scope, discrepancies = run.discrepancies,
+                    "scheduled reconciliation found discrepancies"
+                ),
+                Ok(run) => {
+                    tracing::info!(run_id = %run.id, scope = %run.scope, wallets = run.wallets_checked, escrows = run.escrows_checked, "scheduled reconciliation clean")
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled reconciliation failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+        // The connection may be broken: never hand it back to the pool.
+        if let Some(c) = conn.take() {
+            drop(c.detach());
+        }
+    }
 }
 
 async fn webhook_loop(state: AppState) {

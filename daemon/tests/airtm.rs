@@ -775,3 +775,83 @@ both_backends!(
     airtm_routes_without_airtm_mode_on,
     airtm_routes_without_airtm_mode
 );
+
+/// Top-ups still awaiting the buyer after Airtm's 15-day payin expiry are closed
+/// (`TOPUP_CANCELED`, `topup.expired`, payin canceled at Airtm); one Airtm confirmed
+/// meanwhile is re-read and credited instead; recent ones are left alone.
+async fn unpaid_topups_expire(url: String) {
+    use offerhub::services::topups;
+    let a = setup(&url).await;
+    let (buyer, _) = a.user("buyer").await;
+    a.fund_treasury("100").await;
+    assert_eq!(a.link(&buyer, "buyer@example.com").await.status, 200);
+    let stale = a.topup(&buyer, "10").await;
+    let paid = a.topup(&buyer, "20").await;
+    let recent = a.topup(&buyer, "30").await;
+    let id = |t: &Value| t["id"].as_str().unwrap().to_string();
+    let (stale_id, paid_id, recent_id) = (id(&stale), id(&paid), id(&recent));
+    for t in [&stale_id, &paid_id, &recent_id] {
+        a.wait_topup(t, "TOPUP_AWAITING_USER_CONFIRMATION").await;
+    }
+    // Airtm confirms one payin, but its webhook never reaches us.
+    a.sandbox(
+        reqwest::Method::POST,
+        "/_sandbox/airtm/config",
+        json!({ "dropWebhooks": true }),
+    )
+    .await;
+    let payin = paid["airtmPayinId"].as_str().unwrap();
+    let confirmed = a
+        .sandbox(
+            reqwest::Method::POST,
+            &format!("/_sandbox/airtm/payins/{payin}/confirm"),
+            json!({ "email": "buyer@example.com" }),
+        )
+        .await;
+    assert_eq!(confirmed["status"], "CONFIRMED");
+    // Sixteen days pass for two of them.
+    let old = offerhub::clock::format_ts(chrono::Utc::now() - chrono::Duration::days(16));
+    let mut db = a.t.store.begin().await.unwrap();
+    for t in [&stale_id, &paid_id] {
+        sqlx::query("UPDATE topups SET created_at = $1 WHERE id = $2")
+            .bind(&old)
+            .bind(t)
+            .execute(db.conn())
+            .await
+            .unwrap();
+    }
+    db.commit().await.unwrap();
+    let ac = a.t.airtm.as_ref().unwrap();
+    let n = topups::expire_stale(&a.t.store, ac, topups::PAYIN_EXPIRY_SECS, 50)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only the unpaid old top-up expires");
+    let s = a.wait_topup(&stale_id, "TOPUP_CANCELED").await;
+    assert_eq!(s["status"], "TOPUP_CANCELED");
+    a.wait_topup(&paid_id, "TOPUP_SUCCEEDED").await;
+    a.wait_balance(&buyer, "19.80").await; // 20 − Airtm's 1 % fee
+    a.wait_topup(&recent_id, "TOPUP_AWAITING_USER_CONFIRMATION")
+        .await;
+    // Airtm's side is canceled too; a re-read and a second pass change nothing.
+    let stale_payin = stale["airtmPayinId"].as_str().unwrap();
+    let at_airtm = ac.client.payin(stale_payin).await.unwrap().unwrap();
+    assert_eq!(at_airtm.status, offerhub::airtm::PayinStatus::Canceled);
+    let again = topups::refresh(&a.t.store, ac, &stale_id).await.unwrap();
+    assert_eq!(again.status, "TOPUP_CANCELED");
+    assert_eq!(
+        topups::expire_stale(&a.t.store, ac, topups::PAYIN_EXPIRY_SECS, 50)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        a.count(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM events WHERE event_type = 'topup.expired' AND resource_id = $1",
+            &stale_id
+        )
+        .await,
+        1
+    );
+    a.assert_clean().await;
+}
+both_backends!(unpaid_topups_expire_on, unpaid_topups_expire);

@@ -281,6 +281,14 @@ pub async fn open(
         escrow::dispute_steps(&order, &esc, party),
     )
     .await?;
+    // A dispute stops the inspection clock (before the worker claimed the release).
+    crate::services::lifecycle::stop_clock(
+        &mut db,
+        ctx,
+        order_id,
+        &format!("dispute {id} opened by {opened_by}"),
+    )
+    .await?;
     db.audit(ctx.audit("dispute.opening", "dispute", &id).after(
         json!({ "orderId": order_id, "openedBy": opened_by, "reason": reason, "sagaId": saga_id }),
     ));

@@ -506,6 +506,41 @@ fn open_milestones(order: &Order) -> Vec<(u32, &orders::Milestone)> {
 /// (buyer) and releases (buyer); the seller is credited the net amount that arrived.
 /// `IN_PROGRESS → RELEASE_REQUESTED → … → CLOSED`. Emits `order.release_requested`.
 pub async fn release(store: &Store, ctx: &Context, order_id: &str) -> Result<Saga> {
+    release_with(store, ctx, order_id, false).await
+}
+
+/// The inspection window of `order_id` expired ([`crate::services::lifecycle`]):
+/// releases through the saga of [`release`], actor `system`, claiming the schedule
+/// (`SCHEDULED → RELEASING`) in the transaction that claims the order for the saga, so
+/// that of several daemons exactly one releases (the others get 409
+/// `OPERATION_IN_PROGRESS` / `INVALID_STATE_TRANSITION`). `Ok(None)` when nothing is to
+/// be done now: a disputed order's clock stops, an ended order's is canceled, a busy
+/// order is looked at again later. The saga's end emits `order.auto_released`.
+pub async fn auto_release(store: &Store, order_id: &str) -> Result<Option<Saga>> {
+    let order = orders::get(store, order_id).await?;
+    match order.status {
+        OrderStatus::InProgress => {}
+        OrderStatus::Disputed => {
+            crate::services::lifecycle::settle_clock(store, order_id, "SCHEDULED", "STOPPED")
+                .await?;
+            return Ok(None);
+        }
+        OrderStatus::Released | OrderStatus::Refunded | OrderStatus::Closed => {
+            crate::services::lifecycle::settle_clock(store, order_id, "SCHEDULED", "CANCELED")
+                .await?;
+            return Ok(None);
+        }
+        _ => return Ok(None),
+    }
+    if active_saga_of(store, order_id).await?.is_some() {
+        return Ok(None);
+    }
+    release_with(store, &Context::system(), order_id, true)
+        .await
+        .map(Some)
+}
+
+async fn release_with(store: &Store, ctx: &Context, order_id: &str, auto: bool) -> Result<Saga> {
     let order = orders::get(store, order_id).await?;
     let escrow = funded_escrow(store, &order).await?;
     transition(
@@ -540,7 +575,11 @@ pub async fn release(store: &Store, ctx: &Context, order_id: &str) -> Result<Sag
         "RELEASE",
         OrderStatus::ReleaseRequested,
         steps,
-        json!({}),
+        if auto {
+            json!({ "autoRelease": true })
+        } else {
+            json!({})
+        },
         "order.release_requested",
     )
     .await
@@ -619,6 +658,23 @@ async fn start_resolution(
         &[OrderStatus::InProgress],
     )
     .await?;
+    if params["autoRelease"] == json!(true) {
+        // Exactly once: the schedule is claimed with the order, or nothing happens.
+        let claimed = sqlx::query(
+            "UPDATE orders SET auto_release_status = 'RELEASING' \
+             WHERE id = $1 AND auto_release_status = 'SCHEDULED' AND auto_release_at <= $2",
+        )
+        .bind(&order.id)
+        .bind(crate::clock::now())
+        .execute(db.conn())
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(Error::new(
+                ErrorCode::InvalidStateTransition,
+                "The automatic release of this order is not due (claimed, stopped or ended)",
+            ));
+        }
+    }
     sagas::insert(
         &mut db,
         &saga_id,
@@ -1789,6 +1845,23 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 oid,
                 json!({ "orderId": oid }),
             ));
+            // A single-release order has no completion step of its own: its inspection
+            // window runs from funding (see `services::lifecycle`).
+            if escrow.kind != "multi-release" {
+                crate::services::lifecycle::start_clock(db, oid).await?;
+            }
+        }
+        "MILESTONE_COMPLETE" => {
+            // The seller completed the last open milestone: the inspection window starts.
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status = 'PENDING'",
+            )
+            .bind(oid)
+            .fetch_one(db.conn())
+            .await?;
+            if pending == 0 {
+                crate::services::lifecycle::start_clock(db, oid).await?;
+            }
         }
         "RELEASE" => {
             walk(
@@ -1808,6 +1881,20 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
             ));
             db.emit(closed("RELEASED"));
+            if saga.params["autoRelease"] == json!(true) {
+                let at: Option<String> =
+                    sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
+                        .bind(oid)
+                        .fetch_one(db.conn())
+                        .await?;
+                sqlx::query("UPDATE orders SET auto_release_status = 'RELEASED' WHERE id = $1 AND auto_release_status = 'RELEASING'")
+                    .bind(oid)
+                    .execute(db.conn())
+                    .await?;
+                let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
+                db.audit(sys.audit("order.auto_released", "order", oid).after(&data));
+                db.emit(order_event("order.auto_released", oid, data));
+            }
         }
         "REFUND" => {
             walk(
@@ -1890,6 +1977,19 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         }
         _ => {}
     }
+    if matches!(
+        saga.kind.as_str(),
+        "RELEASE" | "REFUND" | "RESOLVE" | "MILESTONE_RELEASE"
+    ) {
+        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(oid)
+            .fetch_one(db.conn())
+            .await?;
+        if status == OrderStatus::Closed.as_str() {
+            // A clock that can no longer fire (released by hand, refunded, resolved).
+            crate::services::lifecycle::cancel_clock(db, oid).await?;
+        }
+    }
     db.audit(
         sys.audit("saga.completed", "saga", &saga.id)
             .after(json!({ "kind": saga.kind, "orderId": oid, "steps": saga.steps.len() })),
@@ -1922,10 +2022,19 @@ async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
             set_escrow_status(&mut db, oid, "CREATED", None).await?;
             None
         }
-        "RELEASE" => Some(restore(
-            OrderStatus::ReleaseRequested,
-            OrderStatus::InProgress,
-        )),
+        "RELEASE" => {
+            if saga.params["autoRelease"] == json!(true) {
+                // Not retried: the marketplace or an operator releases by hand.
+                sqlx::query("UPDATE orders SET auto_release_status = 'FAILED' WHERE id = $1 AND auto_release_status = 'RELEASING'")
+                    .bind(oid)
+                    .execute(db.conn())
+                    .await?;
+            }
+            Some(restore(
+                OrderStatus::ReleaseRequested,
+                OrderStatus::InProgress,
+            ))
+        }
         "REFUND" => Some(restore(
             OrderStatus::RefundRequested,
             OrderStatus::InProgress,

@@ -53,6 +53,16 @@ pub struct Order {
     /// The latest dispute (a `Dispute`); `null` when none.
     #[schema(value_type = Option<crate::services::disputes::Dispute>, no_recursion)]
     pub dispute: Option<Value>,
+    /// The inspection window counted from the seller's completion, as an ISO-8601
+    /// duration (`P7D`); `null` when the order releases only on request.
+    pub auto_release_after: Option<String>,
+    /// When the order is released automatically: the absolute time given at creation, or
+    /// once the clock started, its start + `autoReleaseAfter`; `null` before.
+    pub auto_release_at: Option<String>,
+    /// `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
+    /// `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
+    /// (the order ended another way); `null` without automatic release.
+    pub auto_release_status: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
@@ -79,6 +89,12 @@ pub struct NewOrder {
     pub client_order_ref: Option<String>,
     pub milestones: Vec<NewMilestone>,
     pub metadata: Option<Value>,
+    /// Inspection window in seconds, counted from the seller's completion (see
+    /// [`crate::services::lifecycle`]).
+    pub auto_release_after_secs: Option<u64>,
+    /// Absolute release time (RFC 3339, in the future); exclusive with
+    /// `auto_release_after_secs`.
+    pub auto_release_at: Option<String>,
 }
 
 /// Allowed range of order amounts (inclusive).
@@ -89,7 +105,8 @@ pub struct OrderLimits {
 }
 
 const COLUMNS: &str = "seq, id, client_order_ref, buyer_id, seller_id, amount, currency, title, \
-     description, metadata, status, hold_id, cancel_reason, created_at, updated_at";
+     description, metadata, status, hold_id, cancel_reason, auto_release_after_secs, \
+     auto_release_at, auto_release_status, created_at, updated_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
     let status: String = r.try_get("status")?;
@@ -112,6 +129,11 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
         milestones: Vec::new(),
         escrow: None,
         dispute: None,
+        auto_release_after: r
+            .try_get::<Option<i64>, _>("auto_release_after_secs")?
+            .map(|s| crate::services::lifecycle::format_duration(u64::try_from(s).unwrap_or(0))),
+        auto_release_at: r.try_get("auto_release_at")?,
+        auto_release_status: r.try_get("auto_release_status")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -163,6 +185,17 @@ fn validate(new: &NewOrder, limits: OrderLimits) -> Result<()> {
         if m.to_string().len() > 16 * 1024 {
             return Err(Error::validation("metadata", "must be at most 16 KiB"));
         }
+    }
+    if new.auto_release_after_secs.is_some() && new.auto_release_at.is_some() {
+        return Err(Error::validation(
+            "autoReleaseAt",
+            "give autoReleaseAfter or autoReleaseAt, not both",
+        ));
+    }
+    if let Some(at) = &new.auto_release_at
+        && at.as_str() <= crate::clock::now().as_str()
+    {
+        return Err(Error::validation("autoReleaseAt", "must be in the future"));
     }
     if !new.milestones.is_empty() {
         if new.milestones.len() > 50 {
@@ -236,8 +269,9 @@ pub async fn create(
     let mut tx = store.begin_for(ctx).await?;
     let inserted = sqlx::query(
         "INSERT INTO orders (id, client_order_ref, buyer_id, seller_id, amount, currency, title, \
-         description, metadata, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ORDER_CREATED', $10, $10) \
+         description, metadata, status, auto_release_after_secs, auto_release_at, \
+         auto_release_status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ORDER_CREATED', $11, $12, $13, $10, $10) \
          ON CONFLICT (client_order_ref) DO NOTHING",
     )
     .bind(&id)
@@ -250,6 +284,15 @@ pub async fn create(
     .bind(&new.description)
     .bind(new.metadata.as_ref().map(Value::to_string))
     .bind(&now)
+    .bind(
+        new.auto_release_after_secs
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+    )
+    .bind(&new.auto_release_at)
+    .bind(
+        (new.auto_release_after_secs.is_some() || new.auto_release_at.is_some())
+            .then_some("PENDING"),
+    )
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -294,6 +337,8 @@ pub async fn create(
             "title": order.title,
             "clientOrderRef": order.client_order_ref,
             "milestones": order.milestones.len(),
+            "autoReleaseAfter": order.auto_release_after,
+            "autoReleaseAt": order.auto_release_at,
         }),
     ));
     tx.commit().await?;
@@ -611,10 +656,61 @@ pub async fn cancel(
         OrderStatus::FundsReserved,
         OrderStatus::EscrowFunding,
     ];
+    close_unfunded(store, ctx, id, reason, &sources, None)
+        .await
+        .and_then(|o| o.ok_or_else(|| Error::internal("cancellation did not close the order")))
+}
+
+/// The reservation of order `id` expired (the expiry worker,
+/// [`crate::services::lifecycle::expire_reservations`]): when it is still
+/// `FUNDS_RESERVED`, idle and untouched since `cutoff`, it is canceled through the cancel
+/// path (actor `system`, reason `reservation_expired`, hold voided, `balance.released`,
+/// `order.canceled`, `order.closed`) and `order.expired` is emitted. `false` when
+/// another writer got there first or the order moved.
+pub async fn expire(store: &Store, id: &str, cutoff: &str, ttl_secs: u64) -> Result<bool> {
+    let order = close_unfunded(
+        store,
+        &Context::system(),
+        id,
+        Some("reservation_expired".to_string()),
+        &[OrderStatus::FundsReserved],
+        Some((cutoff, ttl_secs)),
+    )
+    .await?;
+    Ok(order.is_some())
+}
+
+/// The cancel path: `sources → CLOSED`, voiding the hold. With `expiry` (`cutoff`,
+/// TTL), only an order untouched since `cutoff` closes (`Ok(None)` otherwise) and
+/// `order.expired` is emitted too.
+async fn close_unfunded(
+    store: &Store,
+    ctx: &Context,
+    id: &str,
+    reason: Option<String>,
+    sources: &[OrderStatus],
+    expiry: Option<(&str, u64)>,
+) -> Result<Option<Order>> {
     let order = get(store, id).await?;
-    transition(order.status, OrderStatus::Closed, &sources)?;
+    transition(order.status, OrderStatus::Closed, sources)?;
     let mut tx = store.begin_for(ctx).await?;
-    let closed_at = cas_status(&mut tx, &order, OrderStatus::Closed, &sources).await?;
+    if let Some((cutoff, _)) = expiry {
+        // Row-locking re-check (PostgreSQL): still reserved, idle and stale.
+        let stale = sqlx::query(
+            "UPDATE orders SET updated_at = updated_at WHERE id = $1 AND status = $2 \
+             AND active_saga IS NULL AND updated_at < $3",
+        )
+        .bind(id)
+        .bind(order.status.as_str())
+        .bind(cutoff)
+        .execute(tx.conn())
+        .await?;
+        if stale.rows_affected() == 0 {
+            return Ok(None);
+        }
+    }
+    let closed_at = cas_status(&mut tx, &order, OrderStatus::Closed, sources).await?;
+    crate::services::lifecycle::cancel_clock(&mut tx, id).await?;
     sqlx::query("UPDATE orders SET cancel_reason = $1 WHERE id = $2")
         .bind(&reason)
         .bind(id)
@@ -662,6 +758,19 @@ pub async fn cancel(
             "canceledAt": closed_at,
         }),
     ));
+    if let Some((_, ttl)) = expiry {
+        let data = json!({
+            "orderId": id,
+            "buyerId": order.buyer_id,
+            "previousStatus": order.status,
+            "reservedSince": order.updated_at,
+            "reservationTtl": crate::services::lifecycle::format_duration(ttl),
+            "amountReleased": released,
+            "expiredAt": closed_at,
+        });
+        tx.audit(ctx.audit("order.expired", "order", id).after(&data));
+        tx.emit(NewEvent::new("order.expired", "order", id, data));
+    }
     tx.emit(NewEvent::new(
         "order.closed",
         "order",
@@ -669,5 +778,5 @@ pub async fn cancel(
         json!({ "orderId": id, "finalStatus": "CLOSED", "outcome": "CANCELED", "closedAt": closed_at }),
     ));
     tx.commit().await?;
-    Ok(after)
+    Ok(Some(after))
 }

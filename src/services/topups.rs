@@ -659,3 +659,64 @@ pub async fn reconcile_open(
     }
     Ok(n)
 }
+
+/// Airtm's payin expiry: a payin not paid within 15 days expires at Airtm
+/// (research/airtm.md §3).
+pub const PAYIN_EXPIRY_SECS: u64 = 15 * 86_400;
+
+/// Closes top-ups still awaiting the buyer (`TOPUP_CREATED`,
+/// `TOPUP_AWAITING_USER_CONFIRMATION`) created more than `expiry_secs` ago (Airtm's
+/// [`PAYIN_EXPIRY_SECS`] in the daemon): each is re-read from Airtm first (a payin paid
+/// meanwhile is credited as usual); one still unpaid becomes `TOPUP_CANCELED` with
+/// `topup.expired` (actor `system`, audited) and its payin is canceled at Airtm, best
+/// effort. Should Airtm confirm it later anyway, the reconciler still credits it (the
+/// money arrived). Returns how many expired.
+pub async fn expire_stale(
+    store: &Store,
+    ac: &AirtmContext,
+    expiry_secs: u64,
+    limit: u32,
+) -> Result<usize> {
+    let cutoff = crate::services::lifecycle::before_now(expiry_secs);
+    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM topups WHERE status IN ('TOPUP_CREATED', 'TOPUP_AWAITING_USER_CONFIRMATION') \
+         AND created_at < $1 ORDER BY created_at LIMIT {limit}"
+    )))
+    .bind(&cutoff)
+    .fetch_all(store.reader())
+    .await?;
+    let mut n = 0;
+    for id in ids {
+        let t = match refresh(store, ac, &id).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(topup_id = %id, error = %e, "expired top-up not re-read; kept");
+                continue;
+            }
+        };
+        if !matches!(
+            t.status.as_str(),
+            "TOPUP_CREATED" | "TOPUP_AWAITING_USER_CONFIRMATION"
+        ) {
+            continue;
+        }
+        let expired = transition(
+            store,
+            &t,
+            "TOPUP_CANCELED",
+            "topup.expired",
+            json!({ "airtmPayinId": t.airtm_payin_id, "createdAt": t.created_at, "expiredAt": crate::clock::now() }),
+            Some("expired"),
+        )
+        .await?;
+        if expired {
+            n += 1;
+            if let Some(pid) = &t.airtm_payin_id
+                && let Err(e) = ac.client.cancel_payin(pid).await
+            {
+                tracing::debug!(topup_id = %id, error = %e, "canceling the expired payin at Airtm failed");
+            }
+        }
+    }
+    Ok(n)
+}

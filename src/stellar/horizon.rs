@@ -266,6 +266,26 @@ impl Horizon {
             .unwrap_or_default())
     }
 
+    /// `GET /payments?order=desc&limit=1`: the paging token of the newest payment on
+    /// the network (`None` when there is none): where "activity since now" starts.
+    pub async fn latest_payment_token(&self) -> Result<Option<String>> {
+        let resp = self.get("/payments?order=desc&limit=1").await?;
+        if !resp.status().is_success() {
+            return Err(provider(format!(
+                "Horizon GET /payments answered {}",
+                resp.status()
+            )));
+        }
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| provider(format!("payments JSON: {e}")))?;
+        Ok(v["_embedded"]["records"]
+            .get(0)
+            .and_then(|r| r["paging_token"].as_str())
+            .map(str::to_string))
+    }
+
     /// `GET /transactions/{hash}/payments`: the payment records of one transaction
     /// (contract transfers appear as `invoke_host_function` with
     /// `asset_balance_changes`, research/trustless-stellar.md §F.13). Empty when

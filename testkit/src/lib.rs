@@ -105,6 +105,13 @@ extern "C" fn stop_cluster() {
     }
 }
 
+/// A PostgreSQL client tool (`pg_dump`, `pg_restore`, `psql`) of the installation the
+/// test cluster uses (the bin directory next to `initdb`), when present.
+pub fn pg_tool(name: &str) -> Option<PathBuf> {
+    let bin = std::panic::catch_unwind(pg_bin_dir).ok()?;
+    Some(bin.join(name)).filter(|p| p.is_file())
+}
+
 fn pg_bin_dir() -> PathBuf {
     if let Some(paths) = std::env::var_os("PATH") {
         for p in std::env::split_paths(&paths) {

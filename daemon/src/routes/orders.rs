@@ -63,6 +63,20 @@ pub struct CreateOrder {
     /// A JSON object of at most 16 KiB.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Inspection window: the order is released automatically this long after the
+    /// seller's completion (multi-release: the last milestone completed; single-release:
+    /// the escrow funded) unless a dispute is opened first. An ISO-8601 duration (`P7D`,
+    /// `PT36H`, `PT2S`; no years or months) or a whole number of seconds, 1 s to 3650
+    /// days. Default `OFFERHUB_AUTO_RELEASE_AFTER` (unset: no automatic release).
+    #[serde(alias = "auto_release_after")]
+    #[schema(schema_with = crate::openapi::fields::duration)]
+    auto_release_after: Option<Value>,
+    /// Absolute time (RFC 3339, in the future) of the automatic release, instead of
+    /// `autoReleaseAfter`; it fires once the seller's work is complete (at once if that
+    /// comes later).
+    #[serde(alias = "auto_release_at")]
+    #[schema(format = DateTime, example = "2026-12-24T12:00:00Z")]
+    auto_release_at: Option<String>,
 }
 
 fn amount(field: &str, v: &str) -> Result<Amount, Error> {
@@ -92,6 +106,23 @@ pub async fn create(
             title: m.title,
         });
     }
+    let auto_release_after_secs = match &b.auto_release_after {
+        Some(v) => Some(offerhub::services::lifecycle::duration_field(
+            "autoReleaseAfter",
+            v,
+        )?),
+        None if b.auto_release_at.is_none() => state.config.auto_release_after_secs,
+        None => None,
+    };
+    let auto_release_at = match &b.auto_release_at {
+        Some(at) => Some(offerhub::clock::parse_ts(at).ok_or_else(|| {
+            Error::validation(
+                "autoReleaseAt",
+                "must be an RFC 3339 date-time such as 2026-12-24T12:00:00Z",
+            )
+        })?),
+        None => None,
+    };
     let new = NewOrder {
         buyer_id: b.buyer_id,
         seller_id: b.seller_id,
@@ -102,6 +133,8 @@ pub async fn create(
         client_order_ref: b.client_order_ref,
         milestones,
         metadata: b.metadata,
+        auto_release_after_secs,
+        auto_release_at,
     };
     let limits = OrderLimits {
         min: state.config.order_min_amount,

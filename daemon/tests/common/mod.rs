@@ -61,6 +61,18 @@ pub async fn app_with_sandbox(url: &str, extra: &[(&str, &str)]) -> (TestApp, St
     (build(url, &all, true).await, base)
 }
 
+/// Another daemon (workers running) in crypto mode on the sandbox network at `base`,
+/// sharing its database with the daemons already there (PostgreSQL: several daemons).
+pub async fn app_on_sandbox(url: &str, base: &str, extra: &[(&str, &str)]) -> TestApp {
+    let key = "ab".repeat(32);
+    let mut all: Vec<(&str, &str)> = vec![
+        ("STELLAR_HORIZON_URL", base),
+        ("WALLET_ENCRYPTION_KEY", key.as_str()),
+    ];
+    all.extend_from_slice(extra);
+    build(url, &all, true).await
+}
+
 async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("DATABASE_URL".into(), url.into());

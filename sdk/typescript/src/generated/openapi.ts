@@ -1238,6 +1238,46 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "order.auto_release_scheduled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.auto_release_scheduled` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_auto_release_scheduled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "order.auto_released": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.auto_released` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_auto_released"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "order.canceled": {
         parameters: {
             query?: never;
@@ -1378,6 +1418,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "order.expired": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `order.expired` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_order_expired"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "order.funds_reserved": {
         parameters: {
             query?: never;
@@ -1498,6 +1558,26 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "reconciliation.discrepancy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `reconciliation.discrepancy` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_reconciliation_discrepancy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "saga.compensated": {
         parameters: {
             query?: never;
@@ -1592,6 +1672,26 @@ export interface webhooks {
          * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
          */
         post: operations["webhook_topup_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "topup.expired": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `topup.expired` delivered to your endpoint
+         * @description A POST to each webhook endpoint whose patterns match, signed per Standard Webhooks with the endpoint's `whsec_` secret (docs/EVENTS.md shows how to verify). Deliveries are retried with backoff until a 2xx; deduplicate on `webhook-id` (the event id).
+         */
+        post: operations["webhook_topup_expired"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2077,6 +2177,16 @@ export interface components {
              * @example 100.00
              */
             amount: string;
+            /** @description ISO-8601 duration (weeks, days, hours, minutes, seconds; no years or months) or a whole number of seconds, 1 s to 3650 days */
+            autoReleaseAfter?: string | number;
+            /**
+             * Format: date-time
+             * @description Absolute time (RFC 3339, in the future) of the automatic release, instead of
+             *     `autoReleaseAfter`; it fires once the seller's work is complete (at once if that
+             *     comes later).
+             * @example 2026-12-24T12:00:00Z
+             */
+            autoReleaseAt?: string | null;
             /** @description A user id (`usr_…`); differs from `sellerId`. */
             buyerId: string;
             /** @description Your reference, unique per order (409 `CLIENT_ORDER_REF_CONFLICT`). */
@@ -2342,6 +2452,22 @@ export interface components {
             /** @description An order as the API returns it. */
             data: {
                 amount: components["schemas"]["Amount"];
+                /**
+                 * @description The inspection window counted from the seller's completion, as an ISO-8601
+                 *     duration (`P7D`); `null` when the order releases only on request.
+                 */
+                autoReleaseAfter?: string | null;
+                /**
+                 * @description When the order is released automatically: the absolute time given at creation, or
+                 *     once the clock started, its start + `autoReleaseAfter`; `null` before.
+                 */
+                autoReleaseAt?: string | null;
+                /**
+                 * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
+                 *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
+                 *     (the order ended another way); `null` without automatic release.
+                 */
+                autoReleaseStatus?: string | null;
                 buyerId: string;
                 cancelReason?: string | null;
                 clientOrderRef?: string | null;
@@ -2743,6 +2869,22 @@ export interface components {
         /** @description An order as the API returns it. */
         Order: {
             amount: components["schemas"]["Amount"];
+            /**
+             * @description The inspection window counted from the seller's completion, as an ISO-8601
+             *     duration (`P7D`); `null` when the order releases only on request.
+             */
+            autoReleaseAfter?: string | null;
+            /**
+             * @description When the order is released automatically: the absolute time given at creation, or
+             *     once the clock started, its start + `autoReleaseAfter`; `null` before.
+             */
+            autoReleaseAt?: string | null;
+            /**
+             * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
+             *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
+             *     (the order ended another way); `null` without automatic release.
+             */
+            autoReleaseStatus?: string | null;
             buyerId: string;
             cancelReason?: string | null;
             clientOrderRef?: string | null;
@@ -2912,6 +3054,22 @@ export interface components {
         Page_Order: {
             data: {
                 amount: components["schemas"]["Amount"];
+                /**
+                 * @description The inspection window counted from the seller's completion, as an ISO-8601
+                 *     duration (`P7D`); `null` when the order releases only on request.
+                 */
+                autoReleaseAfter?: string | null;
+                /**
+                 * @description When the order is released automatically: the absolute time given at creation, or
+                 *     once the clock started, its start + `autoReleaseAfter`; `null` before.
+                 */
+                autoReleaseAt?: string | null;
+                /**
+                 * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
+                 *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
+                 *     (the order ended another way); `null` without automatic release.
+                 */
+                autoReleaseStatus?: string | null;
                 buyerId: string;
                 cancelReason?: string | null;
                 clientOrderRef?: string | null;
@@ -10444,6 +10602,132 @@ export interface operations {
             };
         };
     };
+    webhook_order_auto_release_scheduled: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "autoReleaseAfter": "P7D",
+                 *         "autoReleaseAt": "2026-12-08T01:04:08.026Z",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "startedAt": "2026-12-01T01:04:08.026Z"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0002",
+                 *       "occurredAt": "2026-12-01T01:04:08.027Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.auto_release_scheduled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        autoReleaseAfter?: string;
+                        autoReleaseAt?: string;
+                        orderId?: string;
+                        startedAt?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.auto_release_scheduled";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_order_auto_released: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amount": "100.00",
+                 *         "autoReleaseAt": "2026-12-08T01:04:08.026Z",
+                 *         "currency": "USD",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "releasedAt": "2026-12-08T01:04:14.038Z",
+                 *         "sagaId": "sag_4iDTwH1ktIL9aGQyRwXy1OMt7INkG98x",
+                 *         "sellerId": "usr_OFq0tvNnd5wBer2nz6Oct2QWIYBgU8MU"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0003",
+                 *       "occurredAt": "2026-12-08T01:04:14.039Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.auto_released"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amount?: string;
+                        autoReleaseAt?: string;
+                        currency?: string;
+                        orderId?: string;
+                        releasedAt?: string;
+                        sagaId?: string;
+                        sellerId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.auto_released";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     webhook_order_canceled: {
         parameters: {
             query?: never;
@@ -10884,6 +11168,72 @@ export interface operations {
             };
         };
     };
+    webhook_order_expired: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "amountReleased": "100.00",
+                 *         "buyerId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0",
+                 *         "expiredAt": "2026-12-02T01:00:00.118Z",
+                 *         "orderId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *         "previousStatus": "FUNDS_RESERVED",
+                 *         "reservationTtl": "P1D",
+                 *         "reservedSince": "2026-12-01T01:00:00.000Z"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0004",
+                 *       "occurredAt": "2026-12-02T01:00:00.120Z",
+                 *       "resourceId": "ord_1GtLq0rbfhSF13J7kmFCnSa7sG3DJmbf",
+                 *       "resourceType": "order",
+                 *       "type": "order.expired"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        amountReleased?: string;
+                        buyerId?: string;
+                        expiredAt?: string;
+                        orderId?: string;
+                        previousStatus?: string;
+                        reservationTtl?: string;
+                        reservedSince?: string;
+                    };
+                    /** @constant */
+                    resourceType: "order";
+                    /** @constant */
+                    type: "order.expired";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     webhook_order_funds_reserved: {
         parameters: {
             query?: never;
@@ -11254,6 +11604,82 @@ export interface operations {
             };
         };
     };
+    webhook_reconciliation_discrepancy: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "checkedAt": "2026-12-01T02:00:00.498Z",
+                 *         "contractId": null,
+                 *         "difference": "3.00",
+                 *         "kind": "platform",
+                 *         "ledger": "0.00",
+                 *         "onChain": "3.0000000",
+                 *         "orderId": null,
+                 *         "publicKey": "GCKFBEIYV2U22IO2BJ4KVJOIP7XPWQGQFKKWXR6DOSJBV7STMAQSMTGG",
+                 *         "runId": "rec_8sTqLmN2pQ4rS6tV8wX0yZ2aB4cD6eF8",
+                 *         "scope": "ACTIVITY",
+                 *         "subjectId": "wal_2bC4dE6fG8hJ0kL2mN4pQ6rS8tV0wX2y",
+                 *         "userId": null
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0005",
+                 *       "occurredAt": "2026-12-01T02:00:00.500Z",
+                 *       "resourceId": "rec_8sTqLmN2pQ4rS6tV8wX0yZ2aB4cD6eF8",
+                 *       "resourceType": "reconciliation",
+                 *       "type": "reconciliation.discrepancy"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        checkedAt?: string;
+                        contractId?: unknown;
+                        difference?: string;
+                        kind?: string;
+                        ledger?: string;
+                        onChain?: string;
+                        orderId?: unknown;
+                        publicKey?: string;
+                        runId?: string;
+                        scope?: string;
+                        subjectId?: string;
+                        userId?: unknown;
+                    };
+                    /** @constant */
+                    resourceType: "reconciliation";
+                    /** @constant */
+                    type: "reconciliation.discrepancy";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     webhook_saga_compensated: {
         parameters: {
             query?: never;
@@ -11569,6 +11995,74 @@ export interface operations {
                     resourceType: "topup";
                     /** @constant */
                     type: "topup.created";
+                };
+            };
+        };
+        responses: {
+            /** @description Received; any other answer, or none in time, is retried */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_topup_expired: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @deprecated
+                 * @description Legacy `t=<unix>,v1=<hex HMAC-SHA256(secret, t.body)>`; prefer webhook-signature
+                 */
+                "OfferHub-Signature"?: string;
+                /** @description The event id (`evt_…`): the same on every retry */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`, space-separated when several */
+                "webhook-signature": string;
+                /** @description Unix seconds of this attempt */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "airtmPayinId": "pi_123",
+                 *         "amount": "50.00",
+                 *         "createdAt": "2026-11-22T08:50:27.640Z",
+                 *         "currency": "USD",
+                 *         "expiredAt": "2026-12-07T08:50:27.640Z",
+                 *         "status": "TOPUP_CANCELED",
+                 *         "topupId": "topup_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *         "userId": "usr_3kQnWm8PzR1sT4vX6yB9cD2eF5gH7jK0"
+                 *       },
+                 *       "id": "evt_ExampleExampleExampleExample0001",
+                 *       "occurredAt": "2026-12-07T08:50:27.640Z",
+                 *       "resourceId": "topup_5fGh7JkL9mN1pQ3rS5tV7wX9yZ1aB3cD",
+                 *       "resourceType": "topup",
+                 *       "type": "topup.expired"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Event"] & {
+                    data: {
+                        airtmPayinId?: string;
+                        amount?: string;
+                        createdAt?: string;
+                        currency?: string;
+                        expiredAt?: string;
+                        status?: string;
+                        topupId?: string;
+                        userId?: string;
+                    };
+                    /** @constant */
+                    resourceType: "topup";
+                    /** @constant */
+                    type: "topup.expired";
                 };
             };
         };
