@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use crate::audit::{self, RawRow};
+use crate::audit::RawRow;
 use crate::error::Result;
 use crate::store::{Backend, Store};
 
@@ -47,6 +47,8 @@ pub struct Pass {
     pub lag_seconds: Vec<f64>,
 }
 
+/// Numbers up to `$1` ready events and moves `event_head` on, in one statement (its
+/// data-modifying parts see one snapshot, so `h.last_seq` is the head before it).
 const NUMBER_EVENTS: &str = "\
 WITH ready AS (
     SELECT ins, txid FROM events
@@ -54,10 +56,34 @@ WITH ready AS (
     ORDER BY txid, ins LIMIT $1
 ), numbered AS (
     SELECT ins, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
+), upd AS (
+    UPDATE events SET seq = h.last_seq + numbered.n
+    FROM numbered, event_head h
+    WHERE h.id = 1 AND events.ins = numbered.ins
+    RETURNING events.seq, events.occurred_at
+), head AS (
+    UPDATE event_head SET last_seq = last_seq + (SELECT COUNT(*) FROM upd)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM upd)
 )
-UPDATE events SET seq = (SELECT last_seq FROM event_head WHERE id = 1) + numbered.n
-FROM numbered WHERE events.ins = numbered.ins
-RETURNING events.seq, events.occurred_at";
+SELECT seq, occurred_at FROM upd";
+
+/// The audit chain's head with up to 500 ready rows (one row of NULLs when none is
+/// ready), and whether committed rows wait on an older transaction.
+const READY_AUDIT: &str = "\
+SELECT h.last_seq AS head_seq, h.last_hash AS head_hash,
+       (EXISTS (SELECT 1 FROM events WHERE seq IS NULL)
+        OR EXISTS (SELECT 1 FROM audit_logs
+                   WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())))
+         AS waiting,
+       a.*
+FROM audit_head h LEFT JOIN LATERAL (
+    SELECT ins, id, occurred_at, actor_type, actor_id, action, resource_type, resource_id,
+           before_state, after_state, request_id, idempotency_key
+    FROM audit_logs
+    WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, ins LIMIT 500
+) a ON true
+WHERE h.id = 1";
 
 /// Numbers what is ready (PostgreSQL; nothing on SQLite). Loops while batches come
 /// back full. Errors are database errors; a failed pass changes nothing.
@@ -77,13 +103,7 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
             .bind(EVENT_BATCH)
             .fetch_all(tx.conn())
             .await?;
-        if rows.is_empty() {
-            break;
-        }
-        let n = rows.len() as i64;
-        let mut max_seq = 0_i64;
         for r in &rows {
-            max_seq = max_seq.max(r.try_get("seq")?);
             let at: String = r.try_get("occurred_at")?;
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) {
                 let lag = (now - t.with_timezone(&chrono::Utc)).num_microseconds();
@@ -91,29 +111,19 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
                     .push(lag.unwrap_or(0).max(0) as f64 / 1_000_000.0);
             }
         }
-        sqlx::query("UPDATE event_head SET last_seq = $1 WHERE id = 1")
-            .bind(max_seq)
-            .execute(tx.conn())
-            .await?;
-        pass.events += n as u64;
-        if n < EVENT_BATCH {
+        pass.events += rows.len() as u64;
+        if (rows.len() as i64) < EVENT_BATCH {
             break;
         }
     }
     loop {
-        let n = chain_audit(&mut tx).await?;
+        let (n, waiting) = chain_audit(&mut tx).await?;
         pass.audit += n;
+        pass.waiting = waiting;
         if n < AUDIT_BATCH as u64 {
             break;
         }
     }
-    pass.waiting = sqlx::query(
-        "SELECT (EXISTS (SELECT 1 FROM events WHERE seq IS NULL) \
-              OR EXISTS (SELECT 1 FROM audit_logs WHERE seq IS NULL)) AS waiting",
-    )
-    .fetch_one(tx.conn())
-    .await?
-    .try_get("waiting")?;
     if pass.events > 0 {
         sqlx::query("SELECT pg_notify($1, 'sequenced')")
             .bind(crate::events::NOTIFY_CHANNEL)
@@ -124,27 +134,21 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
     Ok(pass)
 }
 
-/// Numbers and chains one batch of ready audit rows inside `tx`; returns how many.
-async fn chain_audit(tx: &mut crate::store::Tx) -> Result<u64> {
-    let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
-        .fetch_one(tx.conn())
-        .await?;
-    let mut seq: i64 = head.try_get("last_seq")?;
-    let mut prev: String = head.try_get("last_hash")?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT ins, {} FROM audit_logs \
-         WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY txid, ins LIMIT {AUDIT_BATCH}",
-        audit::COLUMNS
-    )))
-    .fetch_all(tx.conn())
-    .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
+/// Numbers and chains one batch of ready audit rows inside `tx`; returns how many, and
+/// whether committed rows (events or audit) wait on an older transaction.
+async fn chain_audit(tx: &mut crate::store::Tx) -> Result<(u64, bool)> {
+    let rows = sqlx::query(READY_AUDIT).fetch_all(tx.conn()).await?;
+    let Some(first) = rows.first() else {
+        return Err(crate::error::Error::internal("audit_head is missing"));
+    };
+    let waiting: bool = first.try_get("waiting")?;
+    let mut seq: i64 = first.try_get("head_seq")?;
+    let mut prev: String = first.try_get("head_hash")?;
     let mut chained: Vec<(i64, i64, String, String)> = Vec::with_capacity(rows.len());
     for r in &rows {
-        let ins: i64 = r.try_get("ins")?;
+        let Some(ins) = r.try_get::<Option<i64>, _>("ins")? else {
+            break; // none ready: the one row of NULLs
+        };
         let mut row = RawRow::from_unsequenced_row(r)?;
         seq += 1;
         row.seq = seq;
@@ -153,23 +157,31 @@ async fn chain_audit(tx: &mut crate::store::Tx) -> Result<u64> {
         prev = hash.clone();
         chained.push((ins, seq, row.prev_hash, hash));
     }
+    if chained.is_empty() {
+        return Ok((0, waiting));
+    }
+    let n = chained.len();
     let mut sql = String::from("WITH v (ins, seq, prev_hash, hash) AS (VALUES ");
-    crate::store::push_placeholders(&mut sql, chained.len(), 4, "");
-    sql.push_str(
-        ") UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
-         FROM v WHERE audit_logs.ins = v.ins",
-    );
+    crate::store::push_placeholders(&mut sql, n, 4, "");
+    sql.push_str(&format!(
+        "), upd AS (UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+         FROM v WHERE audit_logs.ins = v.ins RETURNING 1) \
+         UPDATE audit_head SET last_seq = ${}, last_hash = ${} \
+         WHERE id = 1 AND (SELECT COUNT(*) FROM upd) = {n}",
+        n * 4 + 1,
+        n * 4 + 2
+    ));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (ins, seq, prev_hash, hash) in chained {
         q = q.bind(ins).bind(seq).bind(prev_hash).bind(hash);
     }
-    q.execute(tx.conn()).await?;
-    sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&prev)
-        .execute(tx.conn())
-        .await?;
-    Ok(rows.len() as u64)
+    let moved = q.bind(seq).bind(&prev).execute(tx.conn()).await?;
+    if moved.rows_affected() != 1 {
+        return Err(crate::error::Error::internal(
+            "audit rows changed while being numbered",
+        ));
+    }
+    Ok((n as u64, waiting))
 }
 
 /// Runs passes until every event and audit row committed before this call is

@@ -64,6 +64,9 @@ async fn user(store: &Store, ext: &str) -> String {
 }
 
 async fn discrepancy_events(store: &Store) -> Vec<serde_json::Value> {
+    offerhub::sequencer::catch_up(store, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     offerhub::events::after(store, 0, 1000)
         .await
         .unwrap()

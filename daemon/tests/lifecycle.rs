@@ -50,6 +50,10 @@ async fn wallet_user(t: &TestApp, key: &str, ext: &str) -> (String, String) {
 }
 
 async fn events_of(t: &TestApp, order: &str) -> Vec<(String, Value)> {
+    // Numbered first (PostgreSQL numbers after commit).
+    offerhub::sequencer::catch_up(&t.store, Duration::from_secs(5))
+        .await
+        .unwrap();
     sqlx::query_as::<_, (String, String)>(
         "SELECT event_type, data FROM events WHERE resource_id = $1 OR data LIKE $2 ORDER BY seq",
     )
@@ -486,6 +490,9 @@ async fn scheduled_reconciliation(url: String) {
         .error_for_status()
         .unwrap();
     let discrepancies = || async {
+        offerhub::sequencer::catch_up(&t.store, Duration::from_secs(5))
+            .await
+            .unwrap();
         sqlx::query_scalar::<_, String>(
             "SELECT data FROM events WHERE event_type = 'reconciliation.discrepancy' ORDER BY seq",
         )

@@ -52,7 +52,6 @@ pub async fn adjust(
         .ok_or_else(|| crate::money::AmountError::Overflow.at("amount"))?;
     users::get(store, user_id).await?;
     let mut tx = store.begin_for(ctx).await?;
-    let before = ledger::balance(tx.conn(), user_id).await?;
     let reference = new_id(IdKind::Journal);
     let recorded = ledger::record(
         &mut tx,
@@ -66,6 +65,17 @@ pub async fn adjust(
     )
     .await?;
     let after = ledger::balance(tx.conn(), user_id).await?;
+    // The posting moved `available` by `amount` and nothing else (one statement fewer
+    // than reading the balance before).
+    let undo = |b: Amount| {
+        b.checked_sub(amount)
+            .ok_or_else(|| Error::internal("balance before the adjustment out of range"))
+    };
+    let before = ledger::Balance {
+        available: undo(after.available)?,
+        total: undo(after.total)?,
+        ..after.clone()
+    };
     tx.audit(
         ctx.audit("balance.adjusted", "user", user_id)
             .before(serde_json::json!({ "balance": before }))
