@@ -245,6 +245,7 @@ pub async fn record(
         .execute(tx.conn())
         .await?;
     }
+    crate::metrics::ledger_transaction(kind);
     Ok(Recorded::Applied(id))
 }
 

@@ -52,10 +52,24 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         .to_string();
     let resp = next.run(req).await;
     let info = resp.extensions().get::<RouteInfo>();
+    let route = info
+        .map(|i| i.route.as_str())
+        .filter(|r| !r.is_empty())
+        .unwrap_or("(unmatched)");
+    crate::metrics::http_request(
+        method.as_str(),
+        route,
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    let span = tracing::Span::current();
+    span.record("route", route);
+    span.record("status", resp.status().as_u16());
+    span.record("otel.name", format!("{method} {route}").as_str());
     tracing::info!(
         target: "offerhub::access",
         method = %method,
-        route = info.map(|i| i.route.as_str()).filter(|r| !r.is_empty()).unwrap_or("(unmatched)"),
+        route,
         status = resp.status().as_u16(),
         latency_ms = start.elapsed().as_secs_f64() * 1000.0,
         request_id = %request_id,

@@ -256,6 +256,7 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
             }
             Err(e) => tracing::warn!(error = %e, "deposit monitor: cannot open the stream"),
         }
+        offerhub::metrics::deposit_stream_reconnect();
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
     }
