@@ -1,7 +1,8 @@
 //! One access-log line per request: method, route template, status, latency, request
 //! id and API key id (never the key itself), at `info` on the target `offerhub::access`.
 //!
-//! [`route_info`] runs as a route layer (after routing and authentication) and leaves
+//! [`route_info`] runs as a layer of the API routes (after routing and authentication,
+//! outside the idempotency layer) and leaves
 //! the matched route template and the caller's key id in the response's extensions;
 //! [`access_log`], the outermost layer, measures the whole request and writes the line.
 
@@ -65,7 +66,14 @@ pub async fn access_log(req: Request, next: Next) -> Response {
     let span = tracing::Span::current();
     span.record("route", route);
     span.record("status", resp.status().as_u16());
-    span.record("otel.name", format!("{method} {route}").as_str());
+    // The exported span's name: `METHOD route` (a no-op without the OpenTelemetry layer).
+    {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.context()
+            .span()
+            .update_name(format!("{method} {route}"));
+    }
     tracing::info!(
         target: "offerhub::access",
         method = %method,

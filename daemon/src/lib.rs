@@ -107,12 +107,14 @@ api_routes! {
 pub fn router(state: AppState) -> Router {
     crate::metrics::install();
     let body_limit = state.config.body_limit_bytes;
+    // `route_info` sits outside the idempotency layer, so replayed and conflicting
+    // answers are attributed to their route too (the access log and the metrics).
     let v1 = api_routes()
-        .route_layer(axum::middleware::from_fn(access_log::route_info))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
         ))
+        .layer(axum::middleware::from_fn(access_log::route_info))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,

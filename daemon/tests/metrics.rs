@@ -5,13 +5,25 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::{MASTER, TestApp, app};
 use offerhub_testkit::both_backends;
-use prometheus_parse::{Sample, Scrape, Value};
+use openmetrics_parser::prometheus::parse_prometheus;
+use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use serde_json::json;
 
+type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
+
+/// One sample: its labels and value.
+#[derive(Debug)]
+struct Sample {
+    labels: BTreeMap<String, String>,
+    value: PrometheusValue,
+}
+
 fn parse(body: &str) -> Scrape {
-    Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
+    parse_prometheus(body).expect("Prometheus text format")
 }
 
 /// Scrapes `GET /api/v1/metrics` with `token`.
@@ -23,12 +35,25 @@ async fn scrape(t: &TestApp, token: &str) -> Scrape {
     parse(r.body.as_str().expect("a text body"))
 }
 
-/// The samples of `name` whose labels include every pair of `labels`.
-fn find<'a>(s: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
-    s.samples
-        .iter()
-        .filter(|x| x.metric == name)
-        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+/// The samples of family `name` whose labels include every pair of `labels`.
+fn find(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<Sample> {
+    let Some(family) = s.families.get(name) else {
+        return Vec::new();
+    };
+    family
+        .iter_samples()
+        .map(|x| {
+            let set = x.get_labelset().expect("labels");
+            Sample {
+                labels: set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                value: x.value.clone(),
+            }
+        })
+        .filter(|x| {
+            labels
+                .iter()
+                .all(|(k, v)| x.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .collect()
 }
 
@@ -37,7 +62,8 @@ fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     find(s, name, labels)
         .iter()
         .map(|x| match &x.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            PrometheusValue::Counter(c) => c.value.as_f64(),
+            PrometheusValue::Gauge(v) | PrometheusValue::Unknown(v) => v.as_f64(),
             other => panic!("{name} is not a counter or gauge: {other:?}"),
         })
         .sum()
@@ -86,7 +112,11 @@ async fn metrics_after_real_operations(url: String) {
     let after = scrape(&t, &support).await;
     let grew = |name: &str, labels: &[(&str, &str)]| {
         let (a, b) = (value(&before, name, labels), value(&after, name, labels));
-        assert!(b > a, "{name}{labels:?} did not grow: {a} -> {b}");
+        assert!(
+            b > a,
+            "{name}{labels:?} did not grow: {a} -> {b}; {:?}",
+            find(&after, name, &[])
+        );
     };
     // HTTP requests by route template (never the concrete path), method and status.
     grew(
@@ -106,8 +136,7 @@ async fn metrics_after_real_operations(url: String) {
         ],
     );
     assert!(
-        after
-            .samples
+        find(&after, "offerhub_http_requests_total", &[])
             .iter()
             .filter_map(|s| s.labels.get("route"))
             .all(|r| !r.contains("usr_")),
@@ -120,8 +149,10 @@ async fn metrics_after_real_operations(url: String) {
     );
     assert!(
         latency.iter().any(|s| match &s.value {
-            Value::Histogram(buckets) =>
-                buckets.len() > 5 && buckets.last().is_some_and(|b| b.count >= 1.0),
+            PrometheusValue::Histogram(h) =>
+                h.buckets.len() > 5
+                    && h.buckets.last().is_some_and(|b| b.count.as_f64() >= 1.0)
+                    && h.count.is_some_and(|c| c >= 1),
             _ => false,
         }),
         "latency histogram of POST /api/v1/users: {latency:?}"
@@ -160,12 +191,11 @@ async fn metrics_after_real_operations(url: String) {
     // Help text comes from the catalog.
     assert!(
         after
-            .docs
+            .families
             .get("offerhub_ledger_transactions_total")
-            .or_else(|| after.docs.get("offerhub_ledger_transactions"))
-            .is_some_and(|d| d.contains("journal")),
+            .is_some_and(|f| f.help.contains("journal")),
         "{:?}",
-        after.docs.keys().collect::<Vec<_>>()
+        after.families.keys().collect::<Vec<_>>()
     );
 
     // Never public on the API port; only the support scope reads it.
