@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{MASTER, TestApp, app};
+use common::{MASTER, TestApp, app, app_with_sandbox};
 use offerhub_testkit::both_backends;
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
@@ -255,3 +255,242 @@ async fn rate_limit_refusals(url: String) {
     assert!(after >= before + 2.0, "{before} -> {after}");
 }
 both_backends!(rate_limit_on, rate_limit_refusals);
+
+fn render() -> Scrape {
+    parse(&offerhub_daemon::metrics::install().unwrap().render())
+}
+
+fn histogram_count(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> u64 {
+    find(s, name, labels)
+        .iter()
+        .map(|x| match &x.value {
+            PrometheusValue::Histogram(h) => h.count.unwrap_or(0),
+            other => panic!("{name} is not a histogram: {other:?}"),
+        })
+        .sum()
+}
+
+/// Crypto mode against the sandbox: a USDC deposit is credited by the deposit monitor
+/// (lag histogram, credited counter, ledger `deposit`), and Horizon calls are counted by
+/// bounded operation; the Trustless Work budget is exported.
+async fn deposit_and_provider_metrics(url: String) {
+    let (t, sandbox) = app_with_sandbox(&url, &[]).await;
+    let (_, key) = t.key(&["read", "write"]).await;
+    let before = render();
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(&json!({ "externalUserId": "metrics-crypto" }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let user = r.body["data"]["id"].as_str().unwrap().to_string();
+    let mut address = None;
+    for _ in 0..200 {
+        let w = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{user}/wallet"),
+                Some(&key),
+                None,
+            )
+            .await;
+        if w.body["data"]["status"] == "ACTIVE" {
+            address = w.body["data"]["publicKey"].as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let address = address.expect("the wallet became ACTIVE");
+    let r = reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": address, "amount": "25", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut credited = false;
+    for _ in 0..200 {
+        let b = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{user}/balance"),
+                Some(&key),
+                None,
+            )
+            .await;
+        if b.body["data"]["available"] == "25.00" {
+            credited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(credited, "the deposit monitor credited the deposit");
+    let after = render();
+    assert!(
+        value(&after, "offerhub_deposits_credited_total", &[])
+            > value(&before, "offerhub_deposits_credited_total", &[])
+    );
+    assert!(
+        histogram_count(&after, "offerhub_deposit_credit_lag_seconds", &[])
+            > histogram_count(&before, "offerhub_deposit_credit_lag_seconds", &[])
+    );
+    assert!(!find(&after, "offerhub_deposit_monitor_lag_seconds", &[]).is_empty());
+    assert!(
+        value(
+            &after,
+            "offerhub_ledger_transactions_total",
+            &[("kind", "deposit")]
+        ) > value(
+            &before,
+            "offerhub_ledger_transactions_total",
+            &[("kind", "deposit")]
+        )
+    );
+    let horizon = find(
+        &after,
+        "offerhub_provider_requests_total",
+        &[("provider", "horizon")],
+    );
+    assert!(!horizon.is_empty(), "Horizon calls are counted");
+    for s in &horizon {
+        let op = &s.labels["operation"];
+        assert!(
+            !op.contains(&address) && !op.contains('?'),
+            "bounded operation label: {op}"
+        );
+    }
+    assert!(
+        value(
+            &after,
+            "offerhub_provider_requests_total",
+            &[
+                ("provider", "horizon"),
+                ("operation", "GET /accounts/{id}"),
+                ("outcome", "ok")
+            ]
+        ) >= 1.0,
+        "{horizon:?}"
+    );
+    assert!(
+        histogram_count(
+            &after,
+            "offerhub_provider_request_duration_seconds",
+            &[("provider", "horizon")]
+        ) >= 1
+    );
+    assert_eq!(
+        value(&after, "offerhub_trustless_budget_per_minute", &[]),
+        45.0
+    );
+
+    // An escrow deploy: a saga of one step, with Trustless Work calls.
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(&json!({ "externalUserId": "metrics-seller" }).to_string()),
+        )
+        .await;
+    let seller = r.body["data"]["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let w = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{seller}/wallet"),
+                Some(&key),
+                None,
+            )
+            .await;
+        if w.body["data"]["status"] == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let order =
+        json!({ "buyerId": user, "sellerId": seller, "amount": "10.00", "title": "Metrics" });
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&key),
+            Some(&order.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let order = r.body["data"]["id"].as_str().unwrap().to_string();
+    let r = t
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/reserve"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = t
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/escrow"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Reconciliation records its findings by check.
+    let sc = t.stellar.as_ref().unwrap();
+    let report = offerhub::services::reconcile::wallets(&t.store, sc, 2, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let deployed = render();
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        let (a, b) = (value(&after, name, labels), value(&deployed, name, labels));
+        assert!(b > a, "{name}{labels:?} did not grow: {a} -> {b}");
+    };
+    grew(
+        "offerhub_sagas_total",
+        &[("operation", "ESCROW_DEPLOY"), ("status", "RUNNING")],
+    );
+    grew(
+        "offerhub_sagas_total",
+        &[("operation", "ESCROW_DEPLOY"), ("status", "COMPLETED")],
+    );
+    assert!(
+        histogram_count(
+            &deployed,
+            "offerhub_saga_step_duration_seconds",
+            &[("operation", "ESCROW_DEPLOY"), ("outcome", "ok")]
+        ) > histogram_count(
+            &after,
+            "offerhub_saga_step_duration_seconds",
+            &[("operation", "ESCROW_DEPLOY"), ("outcome", "ok")]
+        )
+    );
+    grew(
+        "offerhub_provider_requests_total",
+        &[("provider", "trustless_work"), ("outcome", "ok")],
+    );
+    grew("offerhub_ledger_transactions_total", &[("kind", "hold")]);
+    grew("offerhub_reconcile_runs_total", &[("check", "wallets")]);
+    assert!(
+        !find(
+            &deployed,
+            "offerhub_reconcile_discrepancies",
+            &[("check", "wallets")]
+        )
+        .is_empty()
+    );
+    assert!(
+        !find(
+            &deployed,
+            "offerhub_provider_pacing_wait_seconds",
+            &[("provider", "trustless_work")]
+        )
+        .is_empty()
+    );
+}
+both_backends!(deposits_on, deposit_and_provider_metrics);

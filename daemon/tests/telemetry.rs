@@ -101,10 +101,13 @@ async fn request_trace_holds_provider_calls(url: String) {
 }
 both_backends!(request_trace_on, request_trace_holds_provider_calls);
 
+/// What the collector received: path, content type, body.
+type Received = (String, String, Vec<u8>);
+
 /// The OTLP/HTTP exporter posts protobuf spans to `/v1/traces` of the collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_exporter_sends_to_a_collector() {
-    let received: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
     let sink = received.clone();
     let collector = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let sink = sink.clone();

@@ -228,10 +228,6 @@ pub async fn process_record(
             .await?;
     }
     tx.commit().await?;
-    if let Ok(closed) = chrono::DateTime::parse_from_rfc3339(&created_at) {
-        let lag = chrono::Utc::now().signed_duration_since(closed);
-        crate::metrics::deposit_record(lag.num_milliseconds() as f64 / 1000.0, credited);
-    }
     Ok(credited)
 }
 

@@ -326,10 +326,19 @@ impl TrustlessWork {
             status = tracing::field::Empty
         );
         async move {
+            /// Counts a caller queued for a token, until dropped (also when the
+            /// caller gives up waiting).
+            struct Queued;
+            impl Drop for Queued {
+                fn drop(&mut self) {
+                    crate::metrics::trustless_waiting(-1.0);
+                }
+            }
             let waited = std::time::Instant::now();
             m::trustless_waiting(1.0);
+            let queued = Queued;
             self.pacer.until_ready().await;
-            m::trustless_waiting(-1.0);
+            drop(queued);
             m::provider_pacing(Provider::TrustlessWork, waited.elapsed());
             let started = std::time::Instant::now();
             let sent = req.header("x-api-key", self.api_key.as_str()).send().await;
