@@ -135,8 +135,8 @@ pub fn router(state: AppState) -> Router {
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                // `route` (the template) and `status` are recorded once known; the
-                // OpenTelemetry span is named `METHOD route` then.
+                // `route` (the template) and `status` are recorded once known, and the
+                // exported span is renamed `METHOD route` then (access_log).
                 tracing::info_span!(
                     "request",
                     method = %req.method(),
@@ -144,7 +144,6 @@ pub fn router(state: AppState) -> Router {
                     request_id = %id,
                     route = tracing::field::Empty,
                     status = tracing::field::Empty,
-                    otel.name = %req.method(),
                     otel.kind = "server"
                 )
             }),

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{MASTER, TestApp, app, app_with_sandbox};
+use common::{MASTER, TestApp, app, app_with_sandbox, app_with_workers};
 use offerhub_testkit::both_backends;
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
@@ -494,3 +494,85 @@ async fn deposit_and_provider_metrics(url: String) {
     );
 }
 both_backends!(deposits_on, deposit_and_provider_metrics);
+
+/// Webhook deliveries by outcome: a healthy endpoint (`succeeded`), a failing one
+/// (`retrying`) that is then disabled (`offerhub_webhook_endpoints_disabled_total`).
+async fn webhook_metrics(url: String) {
+    let t = app_with_workers(
+        &url,
+        &[
+            ("OFFERHUB_WEBHOOK_BACKOFF_BASE_MS", "20"),
+            ("OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS", "1"),
+        ],
+    )
+    .await;
+    let (_, key) = t.key(&["read", "write"]).await;
+    let receiver = axum::Router::new()
+        .route(
+            "/ok",
+            axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
+        .route(
+            "/down",
+            axum::routing::post(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let before = render();
+    let mut failing = String::new();
+    for path in ["ok", "down"] {
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/webhooks/endpoints",
+                Some(&key),
+                Some(&json!({ "url": format!("{base}/{path}") }).to_string()),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        failing = r.body["data"]["id"].as_str().unwrap().to_string();
+    }
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&key),
+            Some(&json!({ "externalUserId": "hooked" }).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let counted = |s: &Scrape, outcome: &str| {
+        value(
+            s,
+            "offerhub_webhook_deliveries_total",
+            &[("outcome", outcome)],
+        )
+    };
+    let disabled = |s: &Scrape| value(s, "offerhub_webhook_endpoints_disabled_total", &[]);
+    for _ in 0..200 {
+        // Failing since long ago: the next failure disables it.
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = '2000-01-01T00:00:00.000Z' WHERE id = $1 AND failing_since IS NOT NULL")
+            .bind(&failing)
+            .execute(t.store.reader())
+            .await
+            .unwrap();
+        let now = render();
+        if counted(&now, "succeeded") > counted(&before, "succeeded")
+            && counted(&now, "retrying") > counted(&before, "retrying")
+            && disabled(&now) > disabled(&before)
+        {
+            let h = find(&now, "offerhub_webhook_delivery_duration_seconds", &[]);
+            assert!(!h.is_empty());
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let now = render();
+    panic!(
+        "webhook metrics: {:?} {:?}",
+        find(&now, "offerhub_webhook_deliveries_total", &[]),
+        find(&now, "offerhub_webhook_endpoints_disabled_total", &[])
+    );
+}
+both_backends!(webhooks_on, webhook_metrics);
