@@ -576,3 +576,52 @@ async fn webhook_metrics(url: String) {
     );
 }
 both_backends!(webhooks_on, webhook_metrics);
+
+/// `serve_on` with `OFFERHUB_METRICS_ADDR`: the daemon opens the second listener, which
+/// answers plain `/metrics` (no key) while the API port keeps refusing it without one.
+async fn metrics_listener_of_the_daemon(url: String) {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_addr = free.local_addr().unwrap();
+    drop(free);
+    let mut map = BTreeMap::new();
+    map.insert("DATABASE_URL".to_string(), url.clone());
+    map.insert("OFFERHUB_MASTER_KEY".to_string(), MASTER.to_string());
+    map.insert("WALLET_ENCRYPTION_KEY".to_string(), "ab".repeat(32));
+    map.insert(
+        "OFFERHUB_METRICS_ADDR".to_string(),
+        metrics_addr.to_string(),
+    );
+    let config = offerhub::config::Config::from_map(&map, std::path::Path::new("/tmp")).unwrap();
+    assert_eq!(config.metrics_addr, Some(metrics_addr));
+    let store = offerhub::store::Store::connect(&offerhub::config::DatabaseUrl::new(&url))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let daemon = tokio::spawn(offerhub_daemon::serve_on(api, store, config));
+    let mut body = None;
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("http://{metrics_addr}/metrics")).await {
+            assert_eq!(r.status(), 200);
+            body = Some(r.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let scraped = parse(&body.expect("the metrics listener answers"));
+    assert_eq!(
+        value(
+            &scraped,
+            "offerhub_build_info",
+            &[("version", offerhub::VERSION)]
+        ),
+        1.0
+    );
+    let r = reqwest::get(format!("http://{api_addr}/api/v1/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    daemon.abort();
+}
+both_backends!(listener_on, metrics_listener_of_the_daemon);
