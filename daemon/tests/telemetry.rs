@@ -101,6 +101,126 @@ async fn request_trace_holds_provider_calls(url: String) {
 }
 both_backends!(request_trace_on, request_trace_holds_provider_calls);
 
+async fn active_user(t: &common::TestApp, key: &str, ext: &str) -> (String, String) {
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(key),
+            Some(&json!({ "externalUserId": ext }).to_string()),
+        )
+        .await;
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let w = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{id}/wallet"),
+                Some(key),
+                None,
+            )
+            .await;
+        if w.body["data"]["status"] == "ACTIVE" {
+            let address = w.body["data"]["publicKey"].as_str().unwrap().to_string();
+            return (id, address);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("wallet of {ext} not ACTIVE");
+}
+
+/// An escrow deploy: the request's trace holds the saga step and, under it, the
+/// Trustless Work and Horizon calls it makes.
+async fn saga_steps_belong_to_the_request(url: String) {
+    let exporter = exporter();
+    let (t, sandbox) = app_with_sandbox(&url, &[]).await;
+    let (_, key) = t.key(&["read", "write"]).await;
+    let (buyer, address) = active_user(&t, &key, "trace-buyer").await;
+    let (seller, _) = active_user(&t, &key, "trace-seller").await;
+    reqwest::Client::new()
+        .post(format!("{sandbox}/_sandbox/fund"))
+        .json(&json!({ "address": address, "amount": "50", "asset": "USDC" }))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        let b = t
+            .call(
+                "GET",
+                &format!("/api/v1/users/{buyer}/balance"),
+                Some(&key),
+                None,
+            )
+            .await;
+        if b.body["data"]["available"] == "50.00" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let order =
+        json!({ "buyerId": buyer, "sellerId": seller, "amount": "10.00", "title": "Traced" });
+    let r = t
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(&key),
+            Some(&order.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let order = r.body["data"]["id"].as_str().unwrap().to_string();
+    let r = t
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/reserve"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let request_id = format!("req-deploy-{order}");
+    let r = t
+        .call_with(
+            "POST",
+            &format!("/api/v1/orders/{order}/escrow"),
+            Some(&key),
+            None,
+            &[("x-request-id", request_id.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let spans = exporter.get_finished_spans().unwrap();
+    let root = spans
+        .iter()
+        .find(|s| attr(s, "request_id").as_deref() == Some(request_id.as_str()))
+        .expect("the request span");
+    assert_eq!(root.name, "POST /api/v1/orders/{id}/escrow");
+    let trace = root.span_context.trace_id();
+    let in_trace: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .collect();
+    let step = in_trace
+        .iter()
+        .find(|s| s.name == "saga.step")
+        .unwrap_or_else(|| panic!("no saga step in the request's trace: {in_trace:?}"));
+    assert_eq!(attr(step, "operation").as_deref(), Some("ESCROW_DEPLOY"));
+    let under_step: Vec<&&SpanData> = in_trace
+        .iter()
+        .filter(|s| s.name == "provider.call" && s.parent_span_id == step.span_context.span_id())
+        .collect();
+    for provider in ["trustless_work", "horizon"] {
+        assert!(
+            under_step
+                .iter()
+                .any(|s| attr(s, "provider").as_deref() == Some(provider)),
+            "no {provider} call under the saga step: {:?}",
+            under_step.iter().map(|s| &s.attributes).collect::<Vec<_>>()
+        );
+    }
+}
+both_backends!(saga_trace_on, saga_steps_belong_to_the_request);
+
 /// What the collector received: path, content type, body.
 type Received = (String, String, Vec<u8>);
 
