@@ -2,9 +2,11 @@
 //! id and API key id (never the key itself), at `info` on the target `offerhub::access`.
 //!
 //! [`route_info`] runs as a layer of the API routes (after routing and authentication,
-//! outside the idempotency layer) and leaves
-//! the matched route template and the caller's key id in the response's extensions;
-//! [`access_log`], the outermost layer, measures the whole request and writes the line.
+//! outside the idempotency layer) and leaves the matched route template and the
+//! caller's key id in the response's extensions; [`access_log`], an outer layer (inside
+//! the request's tracing span), measures the whole request, writes the line, counts it
+//! in `offerhub_http_requests_total` / `offerhub_http_request_duration_seconds` and
+//! records the route and status on the request span.
 
 use std::time::Instant;
 
