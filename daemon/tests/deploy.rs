@@ -152,21 +152,27 @@ fn every_exported_series_is_documented() {
     }
 }
 
+/// `promtool check rules` and `promtool test rules` (the unit tests in
+/// `deploy/prometheus/alerts_test.yml`), when promtool is on the PATH.
 #[test]
 fn promtool_accepts_the_rules() {
-    let Ok(out) = std::process::Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(root().join("deploy/prometheus/alerts.yml"))
-        .output()
-    else {
-        eprintln!("promtool is not installed: skipped (the other tests still check the rules)");
-        return;
-    };
-    assert!(
-        out.status.success(),
-        "promtool check rules: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (command, file) in [
+        ("check", "deploy/prometheus/alerts.yml"),
+        ("test", "deploy/prometheus/alerts_test.yml"),
+    ] {
+        let Ok(out) = std::process::Command::new("promtool")
+            .args([command, "rules"])
+            .arg(root().join(file))
+            .output()
+        else {
+            eprintln!("promtool is not installed: skipped (the other tests still check the rules)");
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "promtool {command} rules {file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
