@@ -166,6 +166,11 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub host: IpAddr,
     pub port: u16,
+    /// Where to serve Prometheus metrics in plain text at `/metrics`, without
+    /// authentication (`OFFERHUB_METRICS_ADDR`, e.g. `127.0.0.1:9464`); `None` (the
+    /// default): no separate listener. `GET /api/v1/metrics` (scope `support`) works
+    /// either way.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub public_base_url: Url,
     pub environment: Environment,
     /// Bootstraps API keys; full scopes.
@@ -262,6 +267,7 @@ pub const SETTINGS: &[Setting] = &[
     s("OFFERHUB_DATA_DIR", "server.data_dir"),
     s("HOST", "server.host"),
     s("PORT", "server.port"),
+    s("OFFERHUB_METRICS_ADDR", "server.metrics_addr"),
     s("PUBLIC_BASE_URL", "server.public_base_url"),
     s("OFFERHUB_ENV", "server.environment"),
     s(
@@ -675,6 +681,19 @@ impl Config {
         let port = p.parse_with("PORT", "4000", "a port number between 1 and 65535", |v| {
             v.parse::<u16>().ok().filter(|p| *p > 0)
         });
+        let metrics_addr = match p.get("OFFERHUB_METRICS_ADDR") {
+            None => None,
+            Some(v) => match v.parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    p.bad(
+                        "OFFERHUB_METRICS_ADDR",
+                        "must be an address and port such as 127.0.0.1:9464",
+                    );
+                    None
+                }
+            },
+        };
         let environment = p.parse_with(
             "OFFERHUB_ENV",
             "development",
@@ -1076,6 +1095,7 @@ impl Config {
             database_url,
             host: host.ok_or_else(|| missing("HOST"))?,
             port: port.ok_or_else(|| missing("PORT"))?,
+            metrics_addr,
             public_base_url: public_base_url.ok_or_else(|| missing("PUBLIC_BASE_URL"))?,
             environment: environment.ok_or_else(|| missing("OFFERHUB_ENV"))?,
             master_key,
@@ -1298,6 +1318,7 @@ mod tests {
     fn every_problem_is_reported_naming_its_variable() {
         let err = load(&[
             ("PORT", "70000"),
+            ("OFFERHUB_METRICS_ADDR", "localhost"),
             ("STELLAR_NETWORK", "moonnet"),
             ("WALLET_ENCRYPTION_KEY", "abc"),
             ("DATABASE_URL", "mysql://x"),
@@ -1307,6 +1328,7 @@ mod tests {
         let vars: Vec<_> = err.0.iter().map(|i| i.variable.as_str()).collect();
         for v in [
             "PORT",
+            "OFFERHUB_METRICS_ADDR",
             "STELLAR_NETWORK",
             "WALLET_ENCRYPTION_KEY",
             "DATABASE_URL",

@@ -248,6 +248,7 @@ pub async fn record(
             .bind(now.clone());
     }
     q.execute(tx.conn()).await?;
+    crate::metrics::ledger_transaction(kind);
     Ok(Recorded::Applied(id))
 }
 

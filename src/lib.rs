@@ -14,6 +14,7 @@ pub mod events;
 pub mod ids;
 pub mod keystore;
 pub mod ledger;
+pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod pagination;

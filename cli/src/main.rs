@@ -302,24 +302,6 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    match cli.log_format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init(),
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            // Plain text in files, pipes and under systemd; NO_COLOR is honoured.
-            .with_ansi(
-                std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var_os("NO_COLOR").is_none(),
-            )
-            .with_writer(std::io::stderr)
-            .init(),
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -327,13 +309,76 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Traces: the daemon exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let traces = if matches!(cli.command, Command::Serve(_)) {
+        let url = offerhub_daemon::telemetry::traces_url_from_env(|k| std::env::var(k).ok());
+        match url {
+            Ok(None) => None,
+            Ok(Some(url)) => {
+                match offerhub_daemon::telemetry::Tracing::otlp(&url, runtime.handle().clone()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            Err(problem) => {
+                eprintln!("invalid configuration:\n  {problem}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    init_logging(cli.log_format, default_level, traces.as_ref());
+    if let Some(t) = &traces {
+        tracing::info!(url = %t.url, "exporting traces over OTLP");
+    }
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(t) = traces {
+        t.shutdown();
     }
+    code
+}
+
+/// The subscriber: an `EnvFilter` (`RUST_LOG`, default `default_level`), log lines on
+/// stderr as text or JSON, and the OpenTelemetry layer when traces are exported.
+fn init_logging(
+    format: LogFormat,
+    default_level: &str,
+    traces: Option<&offerhub_daemon::telemetry::Tracing>,
+) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let lines = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            // Plain text in files, pipes and under systemd; NO_COLOR is honoured.
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(traces.map(|t| t.layer()))
+        .init();
 }
 
 /// Prints, with `--verbose`, which configuration, data directory and database a

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// [env: OFFERHUB_DATA_DIR; default ./data beside the configuration file].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Also serve Prometheus metrics at plain /metrics on this address, without
+    /// authentication, e.g. 127.0.0.1:9464: keep it private [env: OFFERHUB_METRICS_ADDR;
+    /// default off]. Traces: set OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
 }
 
 impl ServeArgs {
@@ -41,6 +46,11 @@ impl ServeArgs {
         }
         if let Some(h) = &self.host {
             sources.env.insert("HOST".into(), h.clone());
+        }
+        if let Some(m) = &self.metrics_addr {
+            sources
+                .env
+                .insert("OFFERHUB_METRICS_ADDR".into(), m.clone());
         }
         if let Some(d) = &self.data_dir {
             let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());

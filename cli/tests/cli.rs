@@ -277,6 +277,41 @@ fn bad_configuration_stops_with_the_variable_named() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The observability settings are validated like the others: `--metrics-addr`
+/// (`OFFERHUB_METRICS_ADDR`) and `OTEL_EXPORTER_OTLP_ENDPOINT` stop `serve` with exit 2
+/// naming the variable.
+#[test]
+fn bad_observability_settings_stop_serve() {
+    let dir = temp_dir();
+    let out = Command::new(BIN)
+        .args(["serve", "--metrics-addr", "localhost"])
+        .current_dir(&dir)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OFFERHUB_METRICS_ADDR: must be an address and port"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(&dir)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn testnet_init_writes_network_defaults_and_serve_names_the_missing_secret() {
     let dir = temp_dir();

@@ -1,9 +1,12 @@
 //! One access-log line per request: method, route template, status, latency, request
 //! id and API key id (never the key itself), at `info` on the target `offerhub::access`.
 //!
-//! [`route_info`] runs as a route layer (after routing and authentication) and leaves
-//! the matched route template and the caller's key id in the response's extensions;
-//! [`access_log`], the outermost layer, measures the whole request and writes the line.
+//! [`route_info`] runs as a layer of the API routes (after routing and authentication,
+//! outside the idempotency layer) and leaves the matched route template and the
+//! caller's key id in the response's extensions; [`access_log`], an outer layer (inside
+//! the request's tracing span), measures the whole request, writes the line, counts it
+//! in `offerhub_http_requests_total` / `offerhub_http_request_duration_seconds` and
+//! records the route and status on the request span.
 
 use std::time::Instant;
 
@@ -52,10 +55,31 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         .to_string();
     let resp = next.run(req).await;
     let info = resp.extensions().get::<RouteInfo>();
+    let route = info
+        .map(|i| i.route.as_str())
+        .filter(|r| !r.is_empty())
+        .unwrap_or("(unmatched)");
+    crate::metrics::http_request(
+        method.as_str(),
+        route,
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    let span = tracing::Span::current();
+    span.record("route", route);
+    span.record("status", resp.status().as_u16());
+    // The exported span's name: `METHOD route` (a no-op without the OpenTelemetry layer).
+    {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        span.context()
+            .span()
+            .update_name(format!("{method} {route}"));
+    }
     tracing::info!(
         target: "offerhub::access",
         method = %method,
-        route = info.map(|i| i.route.as_str()).filter(|r| !r.is_empty()).unwrap_or("(unmatched)"),
+        route,
         status = resp.status().as_u16(),
         latency_ms = start.elapsed().as_secs_f64() * 1000.0,
         request_id = %request_id,

@@ -5,10 +5,12 @@
 pub mod access_log;
 pub mod api;
 pub mod events;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
 pub mod wallets;
 pub mod workers;
 
@@ -46,6 +48,7 @@ api_routes! {
     "/openapi.json" => get openapi::serve;
     "/health" => get routes::health::health;
     "/health/detailed" => get routes::health::detailed;
+    "/metrics" => get crate::metrics::api;
     "/auth/api-keys" => post routes::keys::create, get routes::keys::list;
     "/auth/api-keys/{id}" => delete routes::keys::revoke;
     "/auth/me" => get routes::keys::me;
@@ -102,13 +105,16 @@ api_routes! {
 /// The full application: every route of [`ROUTES`] under `/api/v1`, JSON 404/405
 /// fallbacks, the request-id, tracing and body-limit layers.
 pub fn router(state: AppState) -> Router {
+    crate::metrics::install();
     let body_limit = state.config.body_limit_bytes;
+    // `route_info` sits outside the idempotency layer, so replayed and conflicting
+    // answers are attributed to their route too (the access log and the metrics).
     let v1 = api_routes()
-        .route_layer(axum::middleware::from_fn(access_log::route_info))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
         ))
+        .layer(axum::middleware::from_fn(access_log::route_info))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
@@ -129,11 +135,23 @@ pub fn router(state: AppState) -> Router {
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                // `route` (the template) and `status` are recorded once known, and the
+                // exported span is renamed `METHOD route` then (access_log).
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %id,
+                    route = tracing::field::Empty,
+                    status = tracing::field::Empty,
+                    otel.kind = "server"
+                )
             }),
         )
         .layer(axum::middleware::map_response(envelope_errors))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
@@ -236,6 +254,19 @@ pub async fn serve_on(
     if state.airtm.is_some() {
         state = register_with_embedded_airtm(state, addr).await;
     }
+    let metrics_listener = match state.config.metrics_addr {
+        None => None,
+        Some(maddr) => {
+            let l = tokio::net::TcpListener::bind(maddr).await.map_err(|e| {
+                Error::internal(format!(
+                    "cannot listen on {maddr} (OFFERHUB_METRICS_ADDR): {e}"
+                ))
+            })?;
+            tracing::info!(addr = %maddr, "Prometheus metrics at /metrics");
+            Some(crate::metrics::spawn_listener(l, store.clone()))
+        }
+    };
+    let upkeep = crate::metrics::spawn_upkeep();
     let workers = workers::start(&state);
     let events = state.events.clone();
     let app = router(state);
@@ -250,6 +281,9 @@ pub async fn serve_on(
         })
         .await
         .map_err(|e| Error::internal(format!("server: {e}")))?;
+    for task in [metrics_listener, upkeep].into_iter().flatten() {
+        task.abort();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), store.close()).await;
     tracing::info!("stopped");
     Ok(())

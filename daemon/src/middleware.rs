@@ -102,6 +102,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 }
             }
         };
+        if matches!(&outcome, Err((_, Some(_)))) {
+            offerhub::metrics::rate_limited();
+        }
         req.extensions_mut()
             .insert(Authenticated(Arc::new(outcome)));
     }
@@ -169,8 +172,18 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     )
     .await;
     let record = match claim {
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            match e.code {
+                ErrorCode::IdempotencyConflict => offerhub::metrics::idempotency("conflict"),
+                ErrorCode::IdempotencyKeyInProgress => {
+                    offerhub::metrics::idempotency("in_progress")
+                }
+                _ => {}
+            }
+            return ApiError::from(e).into_response();
+        }
         Ok(Claim::Replay { status, body }) => {
+            offerhub::metrics::idempotency("replayed");
             let mut resp = Response::new(Body::from(body));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             resp.headers_mut().insert(

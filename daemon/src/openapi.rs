@@ -401,7 +401,7 @@ pub struct HealthDetailed {
     security(("bearer" = [])),
     paths(
         serve,
-        routes::health::health, routes::health::detailed,
+        routes::health::health, routes::health::detailed, crate::metrics::api,
         routes::keys::create, routes::keys::list, routes::keys::revoke, routes::keys::me,
         routes::users::create, routes::users::list, routes::users::get, routes::users::update,
         routes::users::balance, routes::users::balance_alias, routes::users::history,
@@ -427,7 +427,7 @@ pub struct HealthDetailed {
         routes::webhooks::deliveries, routes::webhooks::replay,
     ),
     tags(
-        (name = "System", description = "Health and this document"),
+        (name = "System", description = "Health, metrics and this document"),
         (name = "API keys", description = "Keys and scopes (read, write, support)"),
         (name = "Users", description = "Users and their ledger balances"),
         (name = "Wallets", description = "Invisible Stellar wallets (crypto mode)"),

@@ -39,6 +39,8 @@ pub struct AppState {
 impl AppState {
     /// Builds the state and starts the event pump (call inside a Tokio runtime).
     pub fn new(store: Store, config: Config) -> Self {
+        // Before any client records (e.g. the Trustless Work budget at construction).
+        crate::metrics::install();
         let events = crate::events::EventHub::start(
             store.clone(),
             Some(config.database_url.expose().to_string()),

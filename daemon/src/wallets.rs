@@ -240,11 +240,12 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(record) => {
-                            if let Err(e) =
-                                deposits::process_record(store, sc, &mut managed, &record).await
-                            {
-                                tracing::warn!(error = %e, "deposit monitor: record not processed; reconnecting");
-                                break;
+                            match deposits::process_record(store, sc, &mut managed, &record).await {
+                                Ok(credited) => record_lag(&record, credited),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "deposit monitor: record not processed; reconnecting");
+                                    break;
+                                }
                             }
                         }
                         Err(e) => {
@@ -256,8 +257,20 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
             }
             Err(e) => tracing::warn!(error = %e, "deposit monitor: cannot open the stream"),
         }
+        offerhub::metrics::deposit_stream_reconnect();
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Deposit-monitor lag: the record's ledger close (`created_at`) → now, in seconds.
+fn record_lag(record: &serde_json::Value, credited: usize) {
+    if let Some(closed) = record["created_at"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    {
+        let lag = chrono::Utc::now().signed_duration_since(closed);
+        offerhub::metrics::deposit_record(lag.num_milliseconds() as f64 / 1000.0, credited);
     }
 }
 

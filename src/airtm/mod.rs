@@ -362,26 +362,60 @@ impl Airtm {
     }
 
     /// One request: `(status, JSON body or Null)`; transport failures as errors.
+    /// Paced, timed and traced (span `provider.call`, metric
+    /// `offerhub_provider_requests_total{provider="airtm"}`); `what` is the operation
+    /// template (`GET /payins/{id}`), never a concrete path.
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<(u16, Value)> {
-        self.pacer.until_ready().await;
-        let resp = req
-            .header("authorization", self.authorization.as_str())
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    Error::new(
-                        ErrorCode::ProviderTimeout,
-                        format!("Airtm timed out on {what}"),
-                    )
-                } else {
-                    Error::new(
-                        ErrorCode::ProviderUnavailable,
-                        format!("Airtm unreachable on {what}: {}", e.without_url()),
-                    )
-                }
-            })?;
+        use crate::metrics::{self as m, Provider};
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "provider.call",
+            provider = "airtm",
+            operation = %what,
+            status = tracing::field::Empty
+        );
+        async move {
+            let waited = std::time::Instant::now();
+            self.pacer.until_ready().await;
+            m::provider_pacing(Provider::Airtm, waited.elapsed());
+            let started = std::time::Instant::now();
+            let sent = req
+                .header("authorization", self.authorization.as_str())
+                .header("accept", "application/json")
+                .send()
+                .await;
+            let outcome = match &sent {
+                Ok(r) => m::outcome_of_status(r.status().as_u16()),
+                Err(e) => m::outcome_of_transport(e),
+            };
+            if let Ok(r) = &sent {
+                tracing::Span::current().record("status", r.status().as_u16());
+            }
+            let answer = Self::answer(sent, what).await;
+            m::provider_call(Provider::Airtm, what, outcome, started.elapsed());
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn answer(
+        sent: std::result::Result<reqwest::Response, reqwest::Error>,
+        what: &str,
+    ) -> Result<(u16, Value)> {
+        let resp = sent.map_err(|e| {
+            if e.is_timeout() {
+                Error::new(
+                    ErrorCode::ProviderTimeout,
+                    format!("Airtm timed out on {what}"),
+                )
+            } else {
+                Error::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Airtm unreachable on {what}: {}", e.without_url()),
+                )
+            }
+        })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap_or_default();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

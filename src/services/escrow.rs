@@ -37,6 +37,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
+use tracing::Instrument;
 
 use crate::context::Context;
 use crate::domain::order::{OrderStatus, transition};
@@ -952,7 +953,24 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
         if saga.status != "RUNNING" {
             return Ok(());
         }
-        match execute_step(ec, store, &saga).await {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "saga.step",
+            saga_id = %saga.id,
+            operation = %saga.kind,
+            step = saga.step
+        );
+        let outcome = execute_step(ec, store, &saga).instrument(span).await;
+        crate::metrics::saga_step(
+            &saga.kind,
+            match &outcome {
+                Ok(()) => "ok",
+                Err(StepError::Transient(_)) => "transient",
+                Err(StepError::Definitive(_)) => "definitive",
+            },
+            started.elapsed(),
+        );
+        match outcome {
             Ok(()) => {
                 sagas::lease(store, saga_id, true, ec.settings.lease_secs).await?;
             }
@@ -977,11 +995,16 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
 /// Spawns the saga's execution and waits for it up to the configured time.
 pub async fn drive(ec: Arc<EscrowContext>, store: Store, saga_id: String) -> Result<Saga> {
     let (e2, s2, id2) = (ec.clone(), store.clone(), saga_id.clone());
-    tokio::spawn(async move {
-        if let Err(e) = run(&e2, &s2, &id2).await {
-            tracing::warn!(saga_id = %id2, error = %e, "saga run failed");
+    // The run belongs to the request that started it: its spans (steps, provider
+    // calls) are children of the request's span, so one trace shows the whole saga.
+    tokio::spawn(
+        async move {
+            if let Err(e) = run(&e2, &s2, &id2).await {
+                tracing::warn!(saga_id = %id2, error = %e, "saga run failed");
+            }
         }
-    });
+        .in_current_span(),
+    );
     sagas::wait(&store, &saga_id, ec.settings.wait).await
 }
 

@@ -192,6 +192,7 @@ pub async fn wallets(
     }
     checks.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     let discrepancies = checks.iter().filter(|c| c.status == "mismatch").count();
+    crate::metrics::reconciled("wallets", discrepancies);
     Ok(Report {
         wallets: checks,
         escrows: Vec::new(),
@@ -253,6 +254,14 @@ pub async fn escrows(
             status,
         });
     }
+    crate::metrics::reconciled(
+        "escrows",
+        report
+            .escrows
+            .iter()
+            .filter(|c| c.status == "mismatch")
+            .count(),
+    );
     Ok(())
 }
 
@@ -305,6 +314,7 @@ pub async fn platform(
     if status == "mismatch" {
         report.discrepancies += 1;
     }
+    crate::metrics::reconciled("platform", usize::from(status == "mismatch"));
     report.platform = Some(PlatformCheck {
         wallet_id: w.id.clone(),
         public_key: w.public_key.clone(),

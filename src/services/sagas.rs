@@ -227,6 +227,7 @@ pub async fn insert(
     .bind(&now)
     .execute(tx.conn())
     .await?;
+    crate::metrics::saga(kind, "RUNNING");
     Ok(())
 }
 
@@ -430,6 +431,7 @@ pub async fn finish(tx: &mut Tx, saga: &Saga, status: &str, error: Option<&Error
     .bind(&saga.id)
     .execute(tx.conn())
     .await?;
+    crate::metrics::saga(&saga.kind, status);
     Ok(())
 }
 
@@ -469,6 +471,7 @@ pub async fn park(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
     .execute(tx.conn())
     .await?;
     if r.rows_affected() == 1 {
+        crate::metrics::saga(&saga.kind, "NEEDS_ATTENTION");
         let data = json!({ "sagaId": saga.id, "kind": saga.kind, "orderId": saga.order_id, "step": saga.step, "reason": error_json(e) });
         tx.audit(
             Context::system()

@@ -545,6 +545,7 @@ async fn send_one(
     let target = url::Url::parse(&d.url)
         .map_err(|_| crate::outbound::REFUSED)
         .and_then(|u| crate::outbound::check_target(&u, policy.allow_private_networks).map(|()| u));
+    let started = std::time::Instant::now();
     let result = match target {
         Err(refused) => Err(refused),
         Ok(target) => client
@@ -600,6 +601,8 @@ async fn send_one(
     let now_s = crate::clock::format_ts(now);
     let attempts = d.attempts + 1;
     let mut tx = store.begin().await?;
+    let mut outcome = "succeeded";
+    let mut disabled_now = false;
     if ok {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'SUCCEEDED', attempts = $1, last_status = $2, \
@@ -627,6 +630,11 @@ async fn send_one(
                 ("PENDING", crate::clock::format_ts(now + delay))
             }
             None => ("FAILED", now_s.clone()),
+        };
+        outcome = if state == "FAILED" {
+            "failed"
+        } else {
+            "retrying"
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = $2, last_status = $3, last_error = $4, \
@@ -659,6 +667,7 @@ async fn send_one(
         .execute(tx.conn())
         .await?;
         if disabled.rows_affected() == 1 {
+            disabled_now = true;
             tracing::warn!(endpoint_id = %d.endpoint_id, "webhook endpoint disabled after failing continuously");
             tx.audit(
                 Context::system()
@@ -671,7 +680,12 @@ async fn send_one(
             );
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    crate::metrics::webhook_delivery(outcome, started.elapsed());
+    if disabled_now {
+        crate::metrics::webhook_endpoint_disabled();
+    }
+    Ok(())
 }
 
 fn delivery_not_found(id: &str) -> Error {

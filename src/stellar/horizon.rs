@@ -143,8 +143,38 @@ impl Horizon {
 
     async fn pace(&self) {
         if let Some(p) = &self.pacer {
+            let waited = std::time::Instant::now();
             p.until_ready().await;
+            crate::metrics::provider_pacing(crate::metrics::Provider::Horizon, waited.elapsed());
         }
+    }
+
+    /// Runs one request in a `provider.call` span and records its outcome and latency
+    /// (until the answer's headers) under `operation`.
+    async fn observed(
+        &self,
+        operation: &str,
+        request: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    ) -> reqwest::Result<reqwest::Response> {
+        use crate::metrics::{self as m, Provider};
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "provider.call",
+            provider = "horizon",
+            operation = %operation,
+            status = tracing::field::Empty
+        );
+        let started = std::time::Instant::now();
+        let r = request.instrument(span.clone()).await;
+        let outcome = match &r {
+            Ok(resp) => {
+                span.record("status", resp.status().as_u16());
+                m::outcome_of_status(resp.status().as_u16())
+            }
+            Err(e) => m::outcome_of_transport(e),
+        };
+        m::provider_call(Provider::Horizon, operation, outcome, started.elapsed());
+        r
     }
 
     /// `base` + `path`. Every value interpolated into `path` must already be encoded
@@ -164,13 +194,18 @@ impl Horizon {
 
     /// GET with bounded retries of transient answers (429, 5xx, transport errors):
     /// reads are idempotent, so up to 4 attempts with 200 ms, 400 ms, 800 ms pauses.
+    /// Each attempt is a `provider.call` span and one
+    /// `offerhub_provider_requests_total{provider="horizon"}`.
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
         let url = self.url(path)?;
+        let operation = crate::metrics::operation("GET", path);
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
             self.pace().await;
-            let r = self.http.get(url.clone()).send().await;
+            let r = self
+                .observed(&operation, self.http.get(url.clone()).send())
+                .await;
             let transient = match &r {
                 Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
                 Err(_) => true,
@@ -348,11 +383,14 @@ impl Horizon {
         use futures_util::StreamExt;
         let url = self.url(&format!("/payments?cursor={}", query_value(cursor)))?;
         let resp = self
-            .stream_http
-            .get(url)
-            .header("accept", "text/event-stream")
-            .header("last-event-id", cursor)
-            .send()
+            .observed(
+                "STREAM /payments",
+                self.stream_http
+                    .get(url)
+                    .header("accept", "text/event-stream")
+                    .header("last-event-id", cursor)
+                    .send(),
+            )
             .await
             .map_err(|e| provider(format!("Horizon stream: {e}")))?;
         if !resp.status().is_success() {
@@ -415,10 +453,13 @@ impl Horizon {
     pub async fn submit(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
         self.pace().await;
         let sent = self
-            .http
-            .post(self.url("/transactions")?)
-            .form(&[("tx", env.xdr.as_str())])
-            .send()
+            .observed(
+                "POST /transactions",
+                self.http
+                    .post(self.url("/transactions")?)
+                    .form(&[("tx", env.xdr.as_str())])
+                    .send(),
+            )
             .await;
         let resp = match sent {
             Ok(r) => r,

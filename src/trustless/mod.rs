@@ -294,6 +294,7 @@ impl TrustlessWork {
         let per = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(per_minute.clamp(1, 5)).unwrap_or(NonZeroU32::MIN);
         let quota = governor::Quota::per_minute(per).allow_burst(burst);
+        crate::metrics::trustless_budget(per.get());
         Ok(TrustlessWork {
             base,
             api_key: Arc::new(api_key),
@@ -323,32 +324,85 @@ impl TrustlessWork {
             .map_err(|e| Error::internal(format!("TW url: {e}")))
     }
 
+    /// One request, paced, timed and traced (span `provider.call`, metric
+    /// `offerhub_provider_requests_total{provider="trustless_work"}`).
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
         path: &str,
     ) -> std::result::Result<(u16, Value), Error> {
-        match &self.shared {
-            Some((budget, key)) => budget.until_ready(key).await,
-            None => self.pacer.until_ready().await,
-        }
-        let resp = req
-            .header("x-api-key", self.api_key.as_str())
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    Error::new(
-                        ErrorCode::ProviderTimeout,
-                        format!("Trustless Work timed out on {path}"),
-                    )
-                } else {
-                    Error::new(
-                        ErrorCode::ProviderUnavailable,
-                        format!("Trustless Work unreachable on {path}: {}", e.without_url()),
-                    )
+        use crate::metrics::{self as m, Provider};
+        use tracing::Instrument;
+        let method = req
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| r.method().to_string())
+            .unwrap_or_else(|| "POST".to_string());
+        let operation = m::operation(&method, path);
+        let span = tracing::info_span!(
+            "provider.call",
+            provider = "trustless_work",
+            operation = %operation,
+            status = tracing::field::Empty
+        );
+        async move {
+            /// Counts a caller queued for a token, until dropped (also when the
+            /// caller gives up waiting).
+            struct Queued;
+            impl Drop for Queued {
+                fn drop(&mut self) {
+                    crate::metrics::trustless_waiting(-1.0);
                 }
-            })?;
+            }
+            let waited = std::time::Instant::now();
+            m::trustless_waiting(1.0);
+            let queued = Queued;
+            match &self.shared {
+                Some((budget, key)) => budget.until_ready(key).await,
+                None => self.pacer.until_ready().await,
+            }
+            drop(queued);
+            m::provider_pacing(Provider::TrustlessWork, waited.elapsed());
+            let started = std::time::Instant::now();
+            let sent = req.header("x-api-key", self.api_key.as_str()).send().await;
+            let outcome = match &sent {
+                Ok(r) => m::outcome_of_status(r.status().as_u16()),
+                Err(e) => m::outcome_of_transport(e),
+            };
+            if let Ok(r) = &sent {
+                tracing::Span::current().record("status", r.status().as_u16());
+            }
+            let answer = self.answer(sent, path).await;
+            m::provider_call(
+                Provider::TrustlessWork,
+                &operation,
+                outcome,
+                started.elapsed(),
+            );
+            answer
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn answer(
+        &self,
+        sent: std::result::Result<reqwest::Response, reqwest::Error>,
+        path: &str,
+    ) -> std::result::Result<(u16, Value), Error> {
+        let resp = sent.map_err(|e| {
+            if e.is_timeout() {
+                Error::new(
+                    ErrorCode::ProviderTimeout,
+                    format!("Trustless Work timed out on {path}"),
+                )
+            } else {
+                Error::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Trustless Work unreachable on {path}: {}", e.without_url()),
+                )
+            }
+        })?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         Ok((status, body))
