@@ -454,6 +454,17 @@ pub fn reconciled(check: &'static str, discrepancies: usize) {
         .set(chrono::Utc::now().timestamp() as f64);
 }
 
+/// The sequencer numbered an event `seconds` after its `occurredAt` (written just
+/// before its transaction committed).
+pub fn event_sequencer_lag(seconds: f64) {
+    ::metrics::histogram!(EVENT_SEQUENCER_LAG).record(seconds);
+}
+
+/// Committed events still waiting for a sequence number, after a sequencer pass.
+pub fn events_unsequenced(n: i64) {
+    ::metrics::gauge!(EVENTS_UNSEQUENCED).set(n as f64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

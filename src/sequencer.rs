@@ -107,8 +107,9 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
             let at: String = r.try_get("occurred_at")?;
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) {
                 let lag = (now - t.with_timezone(&chrono::Utc)).num_microseconds();
-                pass.lag_seconds
-                    .push(lag.unwrap_or(0).max(0) as f64 / 1_000_000.0);
+                let seconds = lag.unwrap_or(0).max(0) as f64 / 1_000_000.0;
+                crate::metrics::event_sequencer_lag(seconds);
+                pass.lag_seconds.push(seconds);
             }
         }
         pass.events += rows.len() as u64;
@@ -131,6 +132,23 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
             .await?;
     }
     tx.commit().await?;
+    // The gauge: 0 when nothing waits, else counted at most once a second.
+    static COUNTED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    if !pass.waiting {
+        crate::metrics::events_unsequenced(0);
+    } else {
+        let due = {
+            let mut last = COUNTED.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due && let Ok((events, _)) = unsequenced(store).await {
+            crate::metrics::events_unsequenced(events);
+        }
+    }
     Ok(pass)
 }
 
