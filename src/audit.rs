@@ -157,7 +157,7 @@ impl RawRow {
     }
 
     /// Binds the eleven content columns, in the order of `append`'s `CONTENT`.
-    fn bind_content<'q>(
+    pub(crate) fn bind_content<'q>(
         self,
         q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
@@ -217,19 +217,14 @@ impl RawRow {
 pub(crate) const COLUMNS: &str = "seq, id, occurred_at, actor_type, actor_id, action, resource_type, \
      resource_id, before_state, after_state, request_id, idempotency_key, prev_hash, hash";
 
-/// Inserts `entries` inside `tx` (called by [`Tx::commit`]), in one statement.
-///
-/// - PostgreSQL: without sequence number or hashes, with the writer's transaction id;
-///   the [`crate::sequencer`] numbers and chains them after commit, so writers share no
-///   row.
-/// - SQLite: chained here, under the one writer connection (which already serialises
-///   every transaction), and the head moved on.
-pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
+/// The content columns of an audit row, in the order [`RawRow::bind_content`] binds them.
+const AUDIT_CONTENT: &str = "id, occurred_at, actor_type, actor_id, action, resource_type, \
+     resource_id, before_state, after_state, request_id, idempotency_key";
+
+/// Rows for `entries`, stamped now, secrets redacted, not numbered.
+pub(crate) fn prepare(entries: Vec<AuditEntry>) -> Vec<RawRow> {
     let now = crate::clock::now();
-    let mut rows: Vec<RawRow> = entries
+    entries
         .into_iter()
         .map(|e| RawRow {
             seq: 0,
@@ -247,12 +242,33 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
             prev_hash: String::new(),
             hash: String::new(),
         })
-        .collect();
-    const CONTENT: &str = "id, occurred_at, actor_type, actor_id, action, resource_type, \
-         resource_id, before_state, after_state, request_id, idempotency_key";
+        .collect()
+}
+
+/// `INSERT INTO audit_logs … VALUES …` for `n` unnumbered PostgreSQL rows, placeholders
+/// from `$1` (11 per row, [`RawRow::bind_content`]).
+pub(crate) fn push_insert_pg(sql: &mut String, n: usize) {
+    sql.push_str(&format!(
+        "INSERT INTO audit_logs ({AUDIT_CONTENT}, txid) VALUES "
+    ));
+    crate::store::push_placeholders(sql, n, 11, ", pg_current_xact_id()");
+}
+
+/// Inserts `entries` inside `tx` (called by [`Tx::commit`]), in one statement.
+///
+/// - PostgreSQL: without sequence number or hashes, with the writer's transaction id;
+///   the [`crate::sequencer`] numbers and chains them after commit, so writers share no
+///   row.
+/// - SQLite: chained here, under the one writer connection (which already serialises
+///   every transaction), and the head moved on.
+pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut rows = prepare(entries);
     if tx.backend() == Backend::Postgres {
-        let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, txid) VALUES ");
-        crate::store::push_placeholders(&mut sql, rows.len(), 11, ", pg_current_xact_id()");
+        let mut sql = String::new();
+        push_insert_pg(&mut sql, rows.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
             q = r.bind_content(q);
@@ -272,7 +288,7 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
         r.hash = r.compute_hash();
         prev = r.hash.clone();
     }
-    let mut sql = format!("INSERT INTO audit_logs ({CONTENT}, seq, prev_hash, hash) VALUES ");
+    let mut sql = format!("INSERT INTO audit_logs ({AUDIT_CONTENT}, seq, prev_hash, hash) VALUES ");
     crate::store::push_placeholders(&mut sql, rows.len(), 14, "");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rows {

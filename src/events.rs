@@ -83,8 +83,17 @@ pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let now = crate::clock::now();
-    let (columns, extra) = match tx.backend() {
+    let mut sql = String::new();
+    push_insert(&mut sql, tx.backend(), 1, events.len());
+    let q = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), events);
+    q.execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// `INSERT INTO events … VALUES …` for `n` events, placeholders from `$first` (6 per
+/// event, [`bind_all`]); on PostgreSQL unnumbered with the writer's transaction id.
+pub(crate) fn push_insert(sql: &mut String, backend: Backend, first: usize, n: usize) {
+    let (columns, extra) = match backend {
         Backend::Sqlite => (
             "id, event_type, resource_type, resource_id, data, occurred_at",
             "",
@@ -94,9 +103,16 @@ pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
             ", pg_current_xact_id()",
         ),
     };
-    let mut sql = format!("INSERT INTO events ({columns}) VALUES ");
-    crate::store::push_placeholders(&mut sql, events.len(), 6, extra);
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    sql.push_str(&format!("INSERT INTO events ({columns}) VALUES "));
+    crate::store::push_placeholders_from(sql, first, n, 6, extra);
+}
+
+/// Binds `events` (new ids, stamped now) in [`push_insert`]'s order.
+pub(crate) fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    events: Vec<NewEvent>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let now = crate::clock::now();
     for e in events {
         q = q
             .bind(new_id(IdKind::Event))
@@ -106,8 +122,7 @@ pub(crate) async fn append(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
             .bind(e.data.to_string())
             .bind(now.clone());
     }
-    q.execute(tx.conn()).await?;
-    Ok(())
+    q
 }
 
 /// Every event type OfferHub emits (docs/EVENTS.md describes each; `tests/docs.rs`
@@ -268,11 +283,17 @@ impl EventFilter {
 
 /// Events with `seq > after`, oldest first, at most `limit`.
 pub async fn after(store: &Store, after: i64, limit: u32) -> Result<Vec<Event>> {
+    after_on(store.reader(), after, limit).await
+}
+
+/// [`after`] on a given pool (the event pump reads on
+/// [`Store::background_reader`], so it never waits behind requests).
+pub async fn after_on(pool: &sqlx::AnyPool, after: i64, limit: u32) -> Result<Vec<Event>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
     )))
     .bind(after)
-    .fetch_all(store.reader())
+    .fetch_all(pool)
     .await?;
     rows.iter().map(from_row).collect()
 }

@@ -205,6 +205,12 @@ impl Store {
         })
     }
 
+    /// Pool for background reads that must not queue behind requests (the event pump):
+    /// the sequencer's pool on PostgreSQL, the reader pool on SQLite.
+    pub fn background_reader(&self) -> &AnyPool {
+        self.background.as_ref().unwrap_or(&self.reader)
+    }
+
     /// Starts a write transaction for background bookkeeping (the sequencer): on
     /// PostgreSQL on a pool of its own, so it never waits behind requests for a
     /// connection; on SQLite on the one writer, like [`Store::begin`].
@@ -357,16 +363,27 @@ fn sqlite_file_path(url: &str) -> Option<std::path::PathBuf> {
 /// Appends `rows` tuples of `width` numbered placeholders (`($1, …), ($n, …)`), each
 /// followed by `extra` inside the parentheses.
 pub(crate) fn push_placeholders(sql: &mut String, rows: usize, width: usize, extra: &str) {
+    push_placeholders_from(sql, 1, rows, width, extra);
+}
+
+/// [`push_placeholders`] numbered from `$first`.
+pub(crate) fn push_placeholders_from(
+    sql: &mut String,
+    first: usize,
+    rows: usize,
+    width: usize,
+    extra: &str,
+) {
     for i in 0..rows {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for j in 1..=width {
-            if j > 1 {
+        for j in 0..width {
+            if j > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", i * width + j));
+            sql.push_str(&format!("${}", first + i * width + j));
         }
         sql.push_str(extra);
         sql.push(')');
@@ -447,13 +464,33 @@ impl Tx {
     /// record committed, and commits.
     pub async fn commit(mut self) -> Result<()> {
         let wrote_events = !self.events.is_empty() || !self.audit.is_empty();
-        if !self.audit.is_empty() {
-            let entries = std::mem::take(&mut self.audit);
-            audit::append(&mut self, entries).await?;
-        }
-        if !self.events.is_empty() {
-            let events = std::mem::take(&mut self.events);
-            events::append(&mut self, events).await?;
+        let entries = std::mem::take(&mut self.audit);
+        let events = std::mem::take(&mut self.events);
+        if self.backend == Backend::Postgres && !entries.is_empty() && !events.is_empty() {
+            // One statement (one round trip) for both.
+            let rows = audit::prepare(entries);
+            let mut sql = String::from("WITH a AS (");
+            audit::push_insert_pg(&mut sql, rows.len());
+            sql.push_str(") ");
+            events::push_insert(
+                &mut sql,
+                Backend::Postgres,
+                1 + rows.len() * 11,
+                events.len(),
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in rows {
+                q = r.bind_content(q);
+            }
+            q = events::bind_all(q, events);
+            q.execute(self.conn()).await?;
+        } else {
+            if !entries.is_empty() {
+                audit::append(&mut self, entries).await?;
+            }
+            if !events.is_empty() {
+                events::append(&mut self, events).await?;
+            }
         }
         if let Some(record) = self.idempotency_record.take() {
             sqlx::query(

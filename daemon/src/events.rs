@@ -99,7 +99,8 @@ impl EventHub {
                     }
                 };
                 loop {
-                    let batch = match events::after(&store, last, 1000).await {
+                    let batch = match events::after_on(store.background_reader(), last, 1000).await
+                    {
                         Ok(b) => b,
                         Err(_) => break,
                     };
