@@ -60,7 +60,7 @@ pub struct Event {
 
 const COLUMNS: &str = "seq, id, event_type, resource_type, resource_id, data, occurred_at";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
+pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Event> {
     let data: String = r.try_get("data")?;
     Ok(Event {
         seq: r.try_get("seq")?,

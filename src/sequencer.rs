@@ -33,7 +33,7 @@ const EVENT_BATCH: i64 = 2000;
 const AUDIT_BATCH: i64 = 500;
 
 /// What one [`run_pass`] did.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Pass {
     /// Events numbered.
     pub events: u64,
@@ -45,6 +45,9 @@ pub struct Pass {
     /// Seconds from each numbered event's `occurredAt` (written at insert, just before
     /// its commit) to its numbering: the sequencer's share of event latency.
     pub lag_seconds: Vec<f64>,
+    /// The events this pass numbered, in sequence order (visible once it returns): the
+    /// event pump broadcasts them without reading them back.
+    pub numbered: Vec<crate::events::Event>,
 }
 
 /// Numbers up to `$1` ready events and moves `event_head` on, in one statement (its
@@ -60,12 +63,13 @@ WITH ready AS (
     UPDATE events SET seq = h.last_seq + numbered.n
     FROM numbered, event_head h
     WHERE h.id = 1 AND events.ins = numbered.ins
-    RETURNING events.seq, events.occurred_at
+    RETURNING events.seq, events.id, events.event_type, events.resource_type,
+              events.resource_id, events.data, events.occurred_at
 ), head AS (
     UPDATE event_head SET last_seq = last_seq + (SELECT COUNT(*) FROM upd)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM upd)
 )
-SELECT seq, occurred_at FROM upd";
+SELECT * FROM upd ORDER BY seq";
 
 /// The audit chain's head with up to 500 ready rows (one row of NULLs when none is
 /// ready), and whether committed rows wait on an older transaction.
@@ -104,6 +108,7 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
             .fetch_all(tx.conn())
             .await?;
         for r in &rows {
+            pass.numbered.push(crate::events::from_row(r)?);
             let at: String = r.try_get("occurred_at")?;
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) {
                 let lag = (now - t.with_timezone(&chrono::Utc)).num_microseconds();

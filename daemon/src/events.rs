@@ -90,14 +90,35 @@ impl EventHub {
                     Duration::from_secs(1)
                 };
                 let _ = tokio::time::timeout(idle, wake.notified()).await;
+                let mut numbered = Vec::new();
                 (waiting, idle_waits) = match offerhub::sequencer::run_pass(&store).await {
-                    Ok(pass) if pass.events + pass.audit > 0 => (pass.waiting, 0),
-                    Ok(pass) => (pass.waiting, idle_waits.saturating_add(1)),
+                    Ok(pass) => {
+                        let busy = pass.events + pass.audit > 0;
+                        numbered = pass.numbered;
+                        (
+                            pass.waiting,
+                            if busy {
+                                0
+                            } else {
+                                idle_waits.saturating_add(1)
+                            },
+                        )
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "sequencer pass failed");
                         (false, 0)
                     }
                 };
+                // What this daemon just numbered follows what it has sent: broadcast it
+                // without reading it back. Otherwise (another daemon numbered events,
+                // the CLI wrote on SQLite, or nothing was numbered) read from `last`.
+                if numbered.first().is_some_and(|e| e.seq == last + 1) {
+                    for e in numbered {
+                        last = e.seq;
+                        let _ = sender.send(Arc::new(e));
+                    }
+                    continue;
+                }
                 loop {
                     let batch = match events::after_on(store.background_reader(), last, 1000).await
                     {
