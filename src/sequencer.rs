@@ -92,15 +92,38 @@ WHERE h.id = 1";
 /// Numbers what is ready (PostgreSQL; nothing on SQLite). Loops while batches come
 /// back full. Errors are database errors; a failed pass changes nothing.
 pub async fn run_pass(store: &Store) -> Result<Pass> {
+    pass(store, true).await.map(|p| p.unwrap_or_default())
+}
+
+/// [`run_pass`] unless another pass is running (then `Ok(None)` at once: that pass
+/// numbers what is ready and wakes every daemon's event pump when it is done). The
+/// event pumps use this, so daemons do not queue behind each other's passes.
+pub async fn try_pass(store: &Store) -> Result<Option<Pass>> {
+    pass(store, false).await
+}
+
+async fn pass(store: &Store, wait: bool) -> Result<Option<Pass>> {
     let mut pass = Pass::default();
     if store.backend() == Backend::Sqlite {
-        return Ok(pass);
+        return Ok(Some(pass));
     }
     let mut tx = store.begin_background().await?;
-    sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-        .bind(LOCK_KEY)
-        .fetch_one(tx.conn())
-        .await?;
+    if wait {
+        sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+            .bind(LOCK_KEY)
+            .fetch_one(tx.conn())
+            .await?;
+    } else {
+        let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind(LOCK_KEY)
+            .fetch_one(tx.conn())
+            .await?
+            .try_get("locked")?;
+        if !locked {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
     let now = chrono::Utc::now();
     loop {
         let rows = sqlx::query(NUMBER_EVENTS)
@@ -154,7 +177,7 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
             crate::metrics::events_unsequenced(events);
         }
     }
-    Ok(pass)
+    Ok(Some(pass))
 }
 
 /// Numbers and chains one batch of ready audit rows inside `tx`; returns how many, and

@@ -91,8 +91,11 @@ impl EventHub {
                 };
                 let _ = tokio::time::timeout(idle, wake.notified()).await;
                 let mut numbered = Vec::new();
-                (waiting, idle_waits) = match offerhub::sequencer::run_pass(&store).await {
-                    Ok(pass) => {
+                (waiting, idle_waits) = match offerhub::sequencer::try_pass(&store).await {
+                    // Another daemon's pass is running; it wakes this pump when done
+                    // (and a short retry covers rows it could not see yet).
+                    Ok(None) => (true, 0),
+                    Ok(Some(pass)) => {
                         let busy = pass.events + pass.audit > 0;
                         numbered = pass.numbered;
                         (
