@@ -260,6 +260,13 @@ async fn balances_and_adjustments(url: String) {
         .await;
     assert_eq!(r.body["error"]["details"]["field"], "reason");
     assert_error(&adjust(&t, "usr_nobody", "1").await, 404, "USER_NOT_FOUND");
+    // A well-formed id of no user: 404 too (the posting finds no account), nothing written.
+    assert_error(
+        &adjust(&t, "usr_L5ayrEL6CzwPcAYRhnaRWmKjSLwBpfRM", "1").await,
+        404,
+        "USER_NOT_FOUND",
+    );
+    assert!(offerhub::ledger::verify(&t.store).await.unwrap().is_clean());
 
     let r = t
         .call("GET", &format!("/api/v1/balances/{u}"), Some(&rw), None)

@@ -50,10 +50,13 @@ pub async fn adjust(
     let negated = amount
         .checked_neg()
         .ok_or_else(|| crate::money::AmountError::Overflow.at("amount"))?;
-    users::get(store, user_id).await?;
+    if !crate::ids::is_valid(IdKind::User, user_id) {
+        // The same 404 as for an unknown user.
+        users::get(store, user_id).await?;
+    }
     let mut tx = store.begin_for(ctx).await?;
     let reference = new_id(IdKind::Journal);
-    let recorded = ledger::record(
+    let recorded = match ledger::record(
         &mut tx,
         "adjustment",
         &reference,
@@ -63,7 +66,17 @@ pub async fn adjust(
             Posting::new(ledger::ADJUSTMENTS_ACCOUNT, negated),
         ],
     )
-    .await?;
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            // An unknown user has no ledger account: 404 rather than the posting's
+            // error (checked only on failure, one round trip fewer on success).
+            drop(tx);
+            users::get(store, user_id).await?;
+            return Err(e);
+        }
+    };
     let after = ledger::balance(tx.conn(), user_id).await?;
     // The posting moved `available` by `amount` and nothing else (one statement fewer
     // than reading the balance before).
