@@ -30,6 +30,10 @@ use crate::store::{Backend, Store};
 /// How long a leased token may wait to be spent.
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
+/// How long a lease renewal may take before the caller is told the budget is
+/// unavailable (the API limiter then lets the request through).
+const TAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 struct Lease {
     remaining: u32,
@@ -50,7 +54,9 @@ struct Inner {
     per_minute: u32,
     burst: u32,
     chunk: u32,
-    leases: Mutex<HashMap<String, Lease>>,
+    /// One lease per key, each behind its own lock (held across the database call that
+    /// renews it, so one key's renewal never holds up another key).
+    leases: std::sync::Mutex<HashMap<String, Arc<Mutex<Lease>>>>,
     local: governor::DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
 }
@@ -89,7 +95,7 @@ impl SharedBudget {
                 per_minute,
                 burst,
                 chunk,
-                leases: Mutex::new(HashMap::new()),
+                leases: std::sync::Mutex::new(HashMap::new()),
                 local: governor::RateLimiter::keyed(quota),
                 clock: DefaultClock::default(),
             }),
@@ -111,28 +117,38 @@ impl SharedBudget {
                 Err(not_until) => Err(not_until.wait_time_from(i.clock.now())),
             });
         };
-        let mut leases = i.leases.lock().await;
+        let lease = {
+            let mut map = i.leases.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(Lease {
+                        remaining: 0,
+                        expires: Instant::now(),
+                    }))
+                })
+                .clone()
+        };
+        let mut lease = lease.lock().await;
         let now = Instant::now();
-        if let Some(l) = leases.get_mut(key)
-            && l.remaining > 0
-            && l.expires > now
-        {
-            l.remaining -= 1;
+        if lease.remaining > 0 && lease.expires > now {
+            lease.remaining -= 1;
             return Ok(Ok(()));
         }
-        match take(store, i, key).await? {
+        let taken = tokio::time::timeout(TAKE_TIMEOUT, take(store, i, key))
+            .await
+            .map_err(|_| {
+                crate::error::Error::internal("the shared request budget did not answer in time")
+            })??;
+        match taken {
             Ok(got) => {
-                leases.insert(
-                    key.to_string(),
-                    Lease {
-                        remaining: got - 1,
-                        expires: now + LEASE_TTL,
-                    },
-                );
+                *lease = Lease {
+                    remaining: got - 1,
+                    expires: now + LEASE_TTL,
+                };
                 Ok(Ok(()))
             }
             Err(wait) => {
-                leases.remove(key);
+                lease.remaining = 0;
                 Ok(Err(wait))
             }
         }
@@ -158,23 +174,24 @@ impl SharedBudget {
 /// `Err(wait)` until one is available.
 async fn take(store: &Store, i: &Inner, key: &str) -> Result<std::result::Result<u32, Duration>> {
     let id = format!("{}{key}", i.namespace);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as i64;
-    // Emission interval and the bucket's depth, in microseconds.
-    let interval = 60_000_000_i64 / i64::from(i.per_minute);
+    // Emission interval (at least 1 µs) and the bucket's depth, in microseconds.
+    let interval = (60_000_000_i64 / i64::from(i.per_minute)).max(1);
     let depth = interval * i64::from(i.burst);
     let mut tx = store.begin().await?;
     sqlx::query("INSERT INTO rate_budgets (id, tat) VALUES ($1, 0) ON CONFLICT (id) DO NOTHING")
         .bind(&id)
         .execute(tx.conn())
         .await?;
-    let tat: i64 = sqlx::query("SELECT tat FROM rate_budgets WHERE id = $1 FOR UPDATE")
-        .bind(&id)
-        .fetch_one(tx.conn())
-        .await?
-        .try_get("tat")?;
+    // The database's clock, so daemons whose clocks differ share one timeline.
+    let row = sqlx::query(
+        "SELECT tat, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now \
+         FROM rate_budgets WHERE id = $1 FOR UPDATE",
+    )
+    .bind(&id)
+    .fetch_one(tx.conn())
+    .await?;
+    let tat: i64 = row.try_get("tat")?;
+    let now: i64 = row.try_get("now")?;
     let start = tat.max(now);
     // Tokens that fit before the bucket is full: start + n·interval − now ≤ depth.
     let available = (depth - (start - now)) / interval;

@@ -287,8 +287,9 @@ async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> 
 }
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A
-/// credit, or any posting to an account that may go negative, updates one shard
-/// picked at random (each shard within ±[`Amount::MAX`]). A debit of a non-negative one
+/// credit, or any posting to an account that may go negative, updates the shard of
+/// this database transaction ([`Tx::shard`], random per transaction; each shard within
+/// ±[`Amount::MAX`]). A debit of a non-negative one
 /// (`fees:*`; none happens today) locks the account row and all its shards, checks
 /// the total, and folds the shards into the account row.
 async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
@@ -330,7 +331,7 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
             .await?;
         return Ok(());
     }
-    let shard = rand::random_range(0..SHARDS);
+    let shard = tx.shard();
     let updated = sqlx::query(
         "UPDATE ledger_account_shards SET balance = balance + $1 \
          WHERE account_id = $2 AND shard = $3 \

@@ -55,7 +55,9 @@ pub struct Pass {
 const NUMBER_EVENTS: &str = "\
 WITH ready AS (
     SELECT ins, txid FROM events
-    WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    WHERE seq IS NULL
+      AND (txid < pg_snapshot_xmin(pg_current_snapshot())
+           OR txid >= pg_snapshot_xmax(pg_current_snapshot()))
     ORDER BY txid, ins LIMIT $1
 ), numbered AS (
     SELECT ins, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
@@ -77,14 +79,17 @@ const READY_AUDIT: &str = "\
 SELECT h.last_seq AS head_seq, h.last_hash AS head_hash,
        (EXISTS (SELECT 1 FROM events WHERE seq IS NULL)
         OR EXISTS (SELECT 1 FROM audit_logs
-                   WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())))
+                   WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())
+                     AND txid < pg_snapshot_xmax(pg_current_snapshot())))
          AS waiting,
        a.*
 FROM audit_head h LEFT JOIN LATERAL (
     SELECT ins, id, occurred_at, actor_type, actor_id, action, resource_type, resource_id,
            before_state, after_state, request_id, idempotency_key
     FROM audit_logs
-    WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    WHERE seq IS NULL
+      AND (txid < pg_snapshot_xmin(pg_current_snapshot())
+           OR txid >= pg_snapshot_xmax(pg_current_snapshot()))
     ORDER BY txid, ins LIMIT 500
 ) a ON true
 WHERE h.id = 1";
@@ -92,22 +97,28 @@ WHERE h.id = 1";
 /// Numbers what is ready (PostgreSQL; nothing on SQLite). Loops while batches come
 /// back full. Errors are database errors; a failed pass changes nothing.
 pub async fn run_pass(store: &Store) -> Result<Pass> {
-    pass(store, true).await.map(|p| p.unwrap_or_default())
+    pass(store, true, true).await.map(|p| p.unwrap_or_default())
 }
 
 /// [`run_pass`] unless another pass is running (then `Ok(None)` at once: that pass
 /// numbers what is ready and wakes every daemon's event pump when it is done). The
 /// event pumps use this, so daemons do not queue behind each other's passes.
 pub async fn try_pass(store: &Store) -> Result<Option<Pass>> {
-    pass(store, false).await
+    pass(store, false, true).await
 }
 
-async fn pass(store: &Store, wait: bool) -> Result<Option<Pass>> {
+/// A pass: waiting for the lock or trying it; on the sequencer's own pool
+/// (`background`, the event pumps) or the query pool (requests' read-your-writes).
+async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass>> {
     let mut pass = Pass::default();
     if store.backend() == Backend::Sqlite {
         return Ok(Some(pass));
     }
-    let mut tx = store.begin_background().await?;
+    let mut tx = if background {
+        store.begin_background().await?
+    } else {
+        store.begin().await?
+    };
     if wait {
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(LOCK_KEY)
@@ -238,17 +249,26 @@ pub async fn catch_up(store: &Store, wait: Duration) -> Result<()> {
     if store.backend() == Backend::Sqlite {
         return Ok(());
     }
+    match tokio::time::timeout(wait, catch_up_loop(store)).await {
+        Ok(done) => done,
+        // Held back by a transaction still open (or a busy database): the caller reads
+        // what is numbered so far.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn catch_up_loop(store: &Store) -> Result<()> {
     let target: i64 = sqlx::query(
         "SELECT CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT) AS x",
     )
     .fetch_one(store.reader())
     .await?
     .try_get("x")?;
-    // (The reads below are on the query pool: a caller of catch_up is a request.)
-    let deadline = Instant::now() + wait;
     loop {
-        let pass = run_pass(store).await?;
-        if !pass.waiting {
+        // On the query pool, trying the lock: a request never queues behind the pumps'
+        // passes nor takes their connections; a pass already running numbers for it.
+        let numbered_all = matches!(pass(store, false, false).await?, Some(p) if !p.waiting);
+        if numbered_all {
             return Ok(());
         }
         let behind: bool = sqlx::query(
@@ -261,7 +281,7 @@ pub async fn catch_up(store: &Store, wait: Duration) -> Result<()> {
         .fetch_one(store.reader())
         .await?
         .try_get("behind")?;
-        if !behind || Instant::now() >= deadline {
+        if !behind {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

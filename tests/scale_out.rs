@@ -163,6 +163,22 @@ async fn older_open_transaction_holds_numbering_back(url: String) {
         other => panic!("a stale unnumbered tail passed: {other:?}"),
     }
     blocker.rollback().await.unwrap();
+
+    // A row restored from another cluster (pg_dump) carries a transaction id beyond
+    // this cluster's next one: numbered, not held back forever.
+    sqlx::query(
+        "INSERT INTO events (id, event_type, resource_type, resource_id, data, occurred_at, txid) \
+         VALUES ('evt_restored', 'user.updated', 'user', 'restored', '{}', \
+                 '2026-01-01T00:00:00.000Z', CAST('900000000000' AS xid8))",
+    )
+    .execute(store.reader())
+    .await
+    .unwrap();
+    sequencer::catch_up(&store, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let last = events::after(&store, 0, 100).await.unwrap();
+    assert_eq!(last.last().unwrap().id, "evt_restored");
     assert!(matches!(
         audit::verify(&store).await.unwrap(),
         Verification::Intact { .. }

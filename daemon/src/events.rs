@@ -94,7 +94,7 @@ impl EventHub {
                 (waiting, idle_waits) = match offerhub::sequencer::try_pass(&store).await {
                     // Another daemon's pass is running; it wakes this pump when done
                     // (and a short retry covers rows it could not see yet).
-                    Ok(None) => (true, 0),
+                    Ok(None) => (true, idle_waits.saturating_add(1)),
                     Ok(Some(pass)) => {
                         let busy = pass.events + pass.audit > 0;
                         numbered = pass.numbered;
