@@ -10954,6 +10954,8 @@ export interface operations {
                  * @example {
                  *       "data": {
                  *         "amount": "100.00",
+                 *         "autoReleaseAfter": null,
+                 *         "autoReleaseAt": null,
                  *         "buyerId": "usr_9Llyjnqu0TKCpin5KTqrm8zda16vFCHL",
                  *         "clientOrderRef": "order-1796087045-20532-release",
                  *         "currency": "USD",
@@ -10972,6 +10974,8 @@ export interface operations {
                 "application/json": components["schemas"]["Event"] & {
                     data: {
                         amount?: string;
+                        autoReleaseAfter?: unknown;
+                        autoReleaseAt?: unknown;
                         buyerId?: string;
                         clientOrderRef?: string;
                         currency?: string;
