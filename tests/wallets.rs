@@ -61,7 +61,7 @@ async fn user(store: &Store, ext: &str) -> String {
 async fn lifecycle(url: String) {
     let (store, sc, base) = setup(&url).await;
     let platform = wallets::ensure_platform(&store, &sc, None).await.unwrap();
-    assert_eq!(platform.status, "ACTIVE");
+    assert_eq!(platform.status.as_str(), "ACTIVE");
     let p = sc
         .horizon
         .account(&platform.public_key)
@@ -82,7 +82,7 @@ async fn lifecycle(url: String) {
     let w = wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
         .await
         .unwrap();
-    assert_eq!(w.status, "PENDING_ACTIVATION");
+    assert_eq!(w.status.as_str(), "PENDING_ACTIVATION");
     assert_eq!(
         wallets::create(&store, &Context::system(), &sc, WalletKind::User, Some(&u))
             .await
@@ -109,7 +109,7 @@ async fn lifecycle(url: String) {
         .await
         .unwrap();
     let w = wallets::activate(&store, &sc, &w.id).await.unwrap();
-    assert_eq!(w.status, "ACTIVE", "{:?}", w.failure_reason);
+    assert_eq!(w.status.as_str(), "ACTIVE", "{:?}", w.failure_reason);
     let a = sc.horizon.account(&w.public_key).await.unwrap().unwrap();
     assert_eq!(a.credit("USDC", &sc.usdc_issuer), Some(Amount::ZERO));
     assert_eq!(
@@ -133,7 +133,7 @@ async fn lifecycle(url: String) {
         .await
         .unwrap();
     let again = wallets::activate(&store, &sc, &w.id).await.unwrap();
-    assert_eq!(again.status, "ACTIVE");
+    assert_eq!(again.status.as_str(), "ACTIVE");
     assert_eq!(again.activation_hash, w.activation_hash);
     assert_eq!(
         sc.horizon
@@ -165,7 +165,11 @@ async fn lifecycle(url: String) {
         .unwrap();
     assert_eq!(wallets::activate_pending(&store, &sc, 10).await.unwrap(), 1);
     assert_eq!(
-        wallets::for_user(&store, &u2).await.unwrap().status,
+        wallets::for_user(&store, &u2)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
         "ACTIVE"
     );
     let _ = w2;
@@ -185,7 +189,11 @@ async fn deposits_are_credited_exactly_once(url: String) {
         .await
         .unwrap();
     assert_eq!(
-        wallets::activate(&store, &sc, &w.id).await.unwrap().status,
+        wallets::activate(&store, &sc, &w.id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
         "ACTIVE"
     );
     let fund = |amount: &'static str| {
@@ -367,7 +375,7 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
     )
     .await
     .unwrap();
-    assert_eq!(wd.status, "WITHDRAWAL_CREATED");
+    assert_eq!(wd.status.as_str(), "WITHDRAWAL_CREATED");
     // Five executors and the resume worker at once, as a request and workers of several
     // daemons could.
     let sc = std::sync::Arc::new(sc);
@@ -375,7 +383,11 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
     for _ in 0..5 {
         let (store, sc, id) = (store.clone(), sc.clone(), wd.id.clone());
         tasks.push(tokio::spawn(async move {
-            withdrawals::execute(&store, &sc, &id).await.unwrap().status
+            withdrawals::execute(&store, &sc, &id)
+                .await
+                .unwrap()
+                .status
+                .to_string()
         }));
     }
     let (s2, sc2) = (store.clone(), sc.clone());
@@ -387,7 +399,7 @@ async fn concurrent_executors_pay_a_withdrawal_once(url: String) {
         t.await.unwrap();
     }
     let done = withdrawals::get(&store, &wd.id).await.unwrap();
-    assert_eq!(done.status, "WITHDRAWAL_COMPLETED");
+    assert_eq!(done.status.as_str(), "WITHDRAWAL_COMPLETED");
     let dest = sc.horizon.account(&outside).await.unwrap().unwrap();
     assert_eq!(
         dest.credit("USDC", &sc.usdc_issuer),
@@ -503,7 +515,7 @@ async fn two_daemons_share_the_platform_account_on_postgres() {
         tasks.push(tokio::spawn(async move {
             withdrawals::execute(&store, &sc, &id)
                 .await
-                .map(|w| w.status)
+                .map(|w| w.status.to_string())
         }));
     }
     for t in tasks {

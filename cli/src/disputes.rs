@@ -183,11 +183,11 @@ fn dispute_rows(items: &[Dispute]) -> comfy_table::Table {
             vec![
                 d.id.clone(),
                 d.order_id.clone(),
-                d.status.clone(),
+                d.status.to_string(),
                 d.opened_by.clone(),
                 d.reason.clone(),
                 d.assigned_to.clone().unwrap_or_default(),
-                d.decision.clone().unwrap_or_default(),
+                d.decision.map(|x| x.to_string()).unwrap_or_default(),
                 d.created_at.clone(),
             ]
         }),
@@ -208,9 +208,9 @@ fn saga_rows(items: &[Saga]) -> comfy_table::Table {
         items.iter().map(|s| {
             vec![
                 s.id.clone(),
-                s.kind.clone(),
+                s.kind.to_string(),
                 s.order_id.clone(),
-                s.status.clone(),
+                s.status.to_string(),
                 format!("{}/{}", s.step, s.steps.len()),
                 s.last_error
                     .as_ref()
@@ -340,7 +340,10 @@ pub async fn disputes_command(
                     println!("{}", saga_rows(std::slice::from_ref(&saga)));
                 }
             }
-            if saga.status == "COMPENSATED" || saga.status == "NEEDS_ATTENTION" {
+            if matches!(
+                saga.status,
+                sagas::SagaStatus::Compensated | sagas::SagaStatus::NeedsAttention
+            ) {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -362,19 +365,28 @@ pub async fn sagas_command(
         } => {
             let page = PageRequest::new(Some(limit.min(100)), None)?;
             let items = if status == SagaStatus::Active {
-                let mut v = sagas::list(store, Some("NEEDS_ATTENTION"), order.as_deref(), &page)
+                let (parked, running) = (
+                    Some(sagas::SagaStatus::NeedsAttention),
+                    Some(sagas::SagaStatus::Running),
+                );
+                let mut v = sagas::list(store, parked, order.as_deref(), &page)
                     .await?
                     .items;
                 v.extend(
-                    sagas::list(store, Some("RUNNING"), order.as_deref(), &page)
+                    sagas::list(store, running, order.as_deref(), &page)
                         .await?
                         .items,
                 );
                 v
             } else {
-                sagas::list(store, Some(&wire(status)), order.as_deref(), &page)
-                    .await?
-                    .items
+                sagas::list(
+                    store,
+                    sagas::SagaStatus::parse(&wire(status)),
+                    order.as_deref(),
+                    &page,
+                )
+                .await?
+                .items
             };
             match output.output {
                 Output::Json => print_json(&items)?,
@@ -396,7 +408,7 @@ pub async fn sagas_command(
                 Output::Json => print_json(&saga)?,
                 Output::Table => println!("{}", saga_rows(std::slice::from_ref(&saga))),
             }
-            if saga.status != "COMPLETED" {
+            if saga.status != sagas::SagaStatus::Completed {
                 return Ok(ExitCode::from(1));
             }
         }

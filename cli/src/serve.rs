@@ -221,7 +221,7 @@ async fn foreign_chain(
     sandbox: &std::net::SocketAddr,
 ) -> Option<String> {
     let platform = offerhub::services::wallets::platform(store).await.ok()??;
-    if platform.status != "ACTIVE" {
+    if platform.status != offerhub::services::wallets::WalletStatus::Active {
         return None;
     }
     let url = format!("http://{sandbox}/accounts/{}", platform.public_key);

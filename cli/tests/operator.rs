@@ -301,7 +301,7 @@ async fn wait_platform_active(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(w)) = offerhub::services::wallets::platform(&store).await
-            && w.status == "ACTIVE"
+            && w.status.as_str() == "ACTIVE"
         {
             store.close().await;
             return;

@@ -93,7 +93,7 @@ async fn main() {
         .await
         .unwrap();
         let w = wallets::activate(&store, &sc, &w.id).await.unwrap();
-        assert_eq!(w.status, "ACTIVE", "{:?}", w.failure_reason);
+        assert_eq!(w.status.as_str(), "ACTIVE", "{:?}", w.failure_reason);
         addresses.push(w.public_key);
     }
     println!(

@@ -134,7 +134,7 @@ pub async fn activation_worker(
     let mut delay = Duration::from_secs(1);
     loop {
         match wallets::ensure_platform(&store, &sc, platform_user.as_deref()).await {
-            Ok(w) if w.status == "ACTIVE" => break,
+            Ok(w) if w.status == wallets::WalletStatus::Active => break,
             Ok(w) => tracing::warn!(reason = ?w.failure_reason, "platform wallet not active yet"),
             Err(e) => tracing::warn!(error = %e, "platform wallet setup failed; retrying"),
         }

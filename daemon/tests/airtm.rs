@@ -837,7 +837,7 @@ async fn unpaid_topups_expire(url: String) {
     let at_airtm = ac.client.payin(stale_payin).await.unwrap().unwrap();
     assert_eq!(at_airtm.status, offerhub::airtm::PayinStatus::Canceled);
     let again = topups::refresh(&a.t.store, ac, &stale_id).await.unwrap();
-    assert_eq!(again.status, "TOPUP_CANCELED");
+    assert_eq!(again.status.as_str(), "TOPUP_CANCELED");
     assert_eq!(
         topups::expire_stale(&a.t.store, ac, topups::PAYIN_EXPIRY_SECS, 50)
             .await

@@ -1,4 +1,103 @@
-//! State machines as pure functions: which transitions exist, nothing about storage.
-//! The store applies a transition as a compare-and-set on the current status.
+//! State machines as pure functions: which states and transitions exist, nothing about
+//! storage. The store applies a transition as a compare-and-set on the current status.
+//!
+//! Every status (and kind) is an enum declared with [`text_enum!`]: stored as TEXT through
+//! one `as_str`/`parse` pair (the `sqlx` encoding and decoding use them, so a row written
+//! with an unknown value fails to decode instead of being misread), serialised by `serde`
+//! as the same text, compared by value. No status string literal lives outside this
+//! module; SQL binds `Status::X` as a parameter.
+//!
+//! | enum | table.column | module |
+//! |------|--------------|--------|
+//! | [`order::OrderStatus`] | `orders.status` | [`order`] |
+//! | [`order::AutoReleaseStatus`] | `orders.auto_release_status` | [`order`] |
+//! | [`saga::SagaStatus`], [`saga::SagaKind`] | `sagas.status`, `sagas.kind` | [`saga`] |
+//! | [`escrow::EscrowStatus`], [`escrow::EscrowKind`], [`escrow::MilestoneStatus`] | `escrows`, `milestones` | [`escrow`] |
+//! | [`dispute::DisputeStatus`], [`dispute::Decision`] | `disputes` | [`dispute`] |
+//! | [`withdrawal::WithdrawalStatus`] | `withdrawals.status` | [`withdrawal`] |
+//! | [`topup::TopUpStatus`] | `topups.status` | [`topup`] |
+//! | [`wallet::WalletStatus`], [`wallet::WalletKind`] | `wallets` | [`wallet`] |
 
+/// Declares a `Copy` enum whose variants are stored and serialised as fixed texts.
+///
+/// Generates: `ALL` (declaration order), `as_str`, `parse` (exact text, `None` otherwise),
+/// `Display`, `serde` (the same texts; an unknown text is a deserialisation error),
+/// `utoipa::ToSchema` (a string enum), and `sqlx` `Type`/`Encode`/`Decode` for the `Any`
+/// driver (TEXT; decoding an unknown text is an error naming the enum).
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+        )]
+        $vis enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and serialised text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+
+            /// The value whose text is exactly `s`.
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $( $text => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl sqlx::Type<sqlx::Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <str as sqlx::Type<sqlx::Any>>::type_info()
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer,
+            ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $name {
+            fn decode(
+                value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+            ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                $name::parse(text).ok_or_else(|| {
+                    format!(concat!("unknown ", stringify!($name), " {:?}"), text).into()
+                })
+            }
+        }
+    };
+}
+
+pub mod dispute;
+pub mod escrow;
 pub mod order;
+pub mod saga;
+pub mod topup;
+pub mod wallet;
+pub mod withdrawal;

@@ -6,63 +6,28 @@
 //! (`ORDER_CREATED`, `FUNDS_RESERVED` or an unfunded `ESCROW_FUNDING`).
 //! A failed escrow deploy or funding compensates back to `FUNDS_RESERVED`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, ErrorCode, Result};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    OrderCreated,
-    FundsReserved,
-    EscrowCreating,
-    EscrowFunding,
-    InProgress,
-    ReleaseRequested,
-    Released,
-    RefundRequested,
-    Refunded,
-    Disputed,
-    Closed,
+text_enum! {
+    /// Where an order is.
+    pub enum OrderStatus {
+        OrderCreated = "ORDER_CREATED",
+        FundsReserved = "FUNDS_RESERVED",
+        EscrowCreating = "ESCROW_CREATING",
+        EscrowFunding = "ESCROW_FUNDING",
+        InProgress = "IN_PROGRESS",
+        ReleaseRequested = "RELEASE_REQUESTED",
+        Released = "RELEASED",
+        RefundRequested = "REFUND_REQUESTED",
+        Refunded = "REFUNDED",
+        Disputed = "DISPUTED",
+        Closed = "CLOSED",
+    }
 }
 
 use OrderStatus::*;
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 11] = [
-        OrderCreated,
-        FundsReserved,
-        EscrowCreating,
-        EscrowFunding,
-        InProgress,
-        ReleaseRequested,
-        Released,
-        RefundRequested,
-        Refunded,
-        Disputed,
-        Closed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderCreated => "ORDER_CREATED",
-            FundsReserved => "FUNDS_RESERVED",
-            EscrowCreating => "ESCROW_CREATING",
-            EscrowFunding => "ESCROW_FUNDING",
-            InProgress => "IN_PROGRESS",
-            ReleaseRequested => "RELEASE_REQUESTED",
-            Released => "RELEASED",
-            RefundRequested => "REFUND_REQUESTED",
-            Refunded => "REFUNDED",
-            Disputed => "DISPUTED",
-            Closed => "CLOSED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
     /// The states reachable from this one.
     pub fn next(self) -> &'static [OrderStatus] {
         match self {
@@ -83,6 +48,55 @@ impl OrderStatus {
             Released | Refunded => &[Closed],
             Closed => &[],
         }
+    }
+}
+
+text_enum! {
+    /// The automatic release clock of an order (`autoReleaseAfter` / `autoReleaseAt`,
+    /// [`crate::services::lifecycle`]).
+    ///
+    /// `PENDING` (waiting for the seller's completion) `→ SCHEDULED` (the clock runs)
+    /// `→ RELEASING` (the worker started the release saga) `→ RELEASED | FAILED`; a
+    /// dispute stops the clock (`PENDING | SCHEDULED → STOPPED`), a manual release or
+    /// refund cancels it (`→ CANCELED`).
+    pub enum AutoReleaseStatus {
+        Pending = "PENDING",
+        Scheduled = "SCHEDULED",
+        Releasing = "RELEASING",
+        Released = "RELEASED",
+        /// The release saga was compensated: a person releases by hand.
+        Failed = "FAILED",
+        Stopped = "STOPPED",
+        Canceled = "CANCELED",
+    }
+}
+
+impl AutoReleaseStatus {
+    /// States in which the clock may still fire.
+    pub const ARMED: [AutoReleaseStatus; 2] =
+        [AutoReleaseStatus::Pending, AutoReleaseStatus::Scheduled];
+
+    /// The states reachable from this one.
+    pub fn next(self) -> &'static [AutoReleaseStatus] {
+        use AutoReleaseStatus as A;
+        match self {
+            A::Pending => &[A::Scheduled, A::Stopped, A::Canceled],
+            A::Scheduled => &[A::Releasing, A::Stopped, A::Canceled],
+            A::Releasing => &[A::Released, A::Failed],
+            A::Released | A::Failed | A::Stopped | A::Canceled => &[],
+        }
+    }
+}
+
+text_enum! {
+    /// How a closed order ended (`outcome` of `order.closed`).
+    pub enum CloseOutcome {
+        Released = "RELEASED",
+        Refunded = "REFUNDED",
+        /// A dispute resolved with a split.
+        Split = "SPLIT",
+        /// Cancelled before its escrow was funded.
+        Canceled = "CANCELED",
     }
 }
 
@@ -114,7 +128,7 @@ mod tests {
 
     #[test]
     fn every_state_round_trips_and_closed_has_no_successor() {
-        for s in OrderStatus::ALL {
+        for &s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
             assert!(!s.next().contains(&s), "{s:?} loops");
         }
@@ -138,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_state_reaches_closed() {
-        for s in OrderStatus::ALL {
+        for &s in OrderStatus::ALL {
             let mut seen = vec![s];
             let mut frontier = vec![s];
             while let Some(x) = frontier.pop() {

@@ -28,8 +28,8 @@ use crate::store::{Store, Tx};
 
 /// Reasons a dispute may be opened for.
 pub const REASONS: [&str; 3] = ["NOT_DELIVERED", "QUALITY_ISSUE", "OTHER"];
-/// Decisions of a resolution.
-pub const DECISIONS: [&str; 3] = ["FULL_RELEASE", "FULL_REFUND", "SPLIT"];
+pub use crate::domain::dispute::{Decision, DisputeStatus};
+use crate::domain::saga::SagaKind;
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,9 +49,9 @@ pub struct Dispute {
     pub opened_by: String,
     pub reason: String,
     pub evidence: Option<Value>,
-    pub status: String,
+    pub status: DisputeStatus,
     pub assigned_to: Option<String>,
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
     /// Gross amounts of the decision (before fees).
     pub release_amount: Option<Amount>,
     pub refund_amount: Option<Amount>,
@@ -234,9 +234,13 @@ pub async fn open(
     }
     let order = orders::get(store, order_id).await?;
     let open_one: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM disputes WHERE order_id = $1 AND status IN ('OPENING', 'OPEN', 'UNDER_REVIEW', 'RESOLVING')",
+        "SELECT id FROM disputes WHERE order_id = $1 AND status IN ($2, $3, $4, $5)",
     )
     .bind(order_id)
+    .bind(DisputeStatus::ACTIVE[0])
+    .bind(DisputeStatus::ACTIVE[1])
+    .bind(DisputeStatus::ACTIVE[2])
+    .bind(DisputeStatus::ACTIVE[3])
     .fetch_optional(store.reader())
     .await?;
     if let Some(d) = open_one {
@@ -251,7 +255,11 @@ pub async fn open(
             ErrorCode::InvalidStateTransition,
             format!("Order is {} and cannot be disputed", order.status.as_str()),
         )
-        .with_details(json!({ "currentState": order.status.as_str(), "targetState": "DISPUTED", "allowedStates": ["IN_PROGRESS"] })));
+        .with_details(json!({
+            "currentState": order.status,
+            "targetState": OrderStatus::Disputed,
+            "allowedStates": [OrderStatus::InProgress],
+        })));
     }
     let esc = escrow::for_order(store.reader(), order_id)
         .await?
@@ -263,13 +271,14 @@ pub async fn open(
     let mut db = store.begin_for(ctx).await?;
     sqlx::query(
         "INSERT INTO disputes (id, order_id, opened_by, reason, evidence, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'OPENING', $6, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
     )
     .bind(&id)
     .bind(order_id)
     .bind(opened_by)
     .bind(reason)
     .bind(evidence.as_ref().map(Value::to_string))
+    .bind(DisputeStatus::Opening)
     .bind(&now)
     .execute(db.conn())
     .await?;
@@ -299,13 +308,13 @@ pub async fn open(
 /// The on-chain dispute landed (inside the saga's completion).
 pub async fn opened(db: &mut Tx, id: &str, order_id: &str) -> Result<()> {
     let now = crate::clock::now();
-    sqlx::query(
-        "UPDATE disputes SET status = 'OPEN', updated_at = $1 WHERE id = $2 AND status = 'OPENING'",
-    )
-    .bind(&now)
-    .bind(id)
-    .execute(db.conn())
-    .await?;
+    sqlx::query("UPDATE disputes SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+        .bind(DisputeStatus::Open)
+        .bind(&now)
+        .bind(id)
+        .bind(DisputeStatus::Opening)
+        .execute(db.conn())
+        .await?;
     let row = sqlx::query("SELECT opened_by, reason FROM disputes WHERE id = $1")
         .bind(id)
         .fetch_one(db.conn())
@@ -332,10 +341,12 @@ pub async fn opened(db: &mut Tx, id: &str, order_id: &str) -> Result<()> {
 pub async fn resolved(db: &mut Tx, id: &str, order_id: &str, params: &Value) -> Result<()> {
     let now = crate::clock::now();
     sqlx::query(
-        "UPDATE disputes SET status = 'RESOLVED', resolved_at = $1, updated_at = $1 WHERE id = $2 AND status = 'RESOLVING'",
+        "UPDATE disputes SET status = $1, resolved_at = $2, updated_at = $2 WHERE id = $3 AND status = $4",
     )
+    .bind(DisputeStatus::Resolved)
     .bind(&now)
     .bind(id)
+    .bind(DisputeStatus::Resolving)
     .execute(db.conn())
     .await?;
     let data = json!({
@@ -353,37 +364,42 @@ pub async fn resolved(db: &mut Tx, id: &str, order_id: &str, params: &Value) -> 
 }
 
 /// Compensation: the on-chain dispute or resolution never happened.
-pub async fn revert(db: &mut Tx, id: &str, kind: &str, params: &Value) -> Result<()> {
-    let (status, from) = if kind == "DISPUTE" {
-        ("FAILED".to_string(), "OPENING")
+pub async fn revert(db: &mut Tx, id: &str, kind: SagaKind, params: &Value) -> Result<()> {
+    let (status, from) = if kind == SagaKind::Dispute {
+        (DisputeStatus::Failed, DisputeStatus::Opening)
     } else {
-        (
-            params["previousStatus"]
-                .as_str()
-                .unwrap_or("OPEN")
-                .to_string(),
-            "RESOLVING",
-        )
+        // Back where the resolution started (`OPEN` or `UNDER_REVIEW`).
+        let previous = params["previousStatus"]
+            .as_str()
+            .and_then(DisputeStatus::parse)
+            .filter(|s| DisputeStatus::DECIDABLE.contains(s))
+            .unwrap_or(DisputeStatus::Open);
+        (previous, DisputeStatus::Resolving)
     };
+    debug_assert!(from.next().contains(&status));
+    // A failed resolution forgets its decision; a failed opening keeps the row as is.
+    let forget = from == DisputeStatus::Resolving;
     sqlx::query(
-        "UPDATE disputes SET status = $1, decision = CASE WHEN $2 = 'RESOLVING' THEN NULL ELSE decision END, \
-         release_amount = CASE WHEN $2 = 'RESOLVING' THEN NULL ELSE release_amount END, \
-         refund_amount = CASE WHEN $2 = 'RESOLVING' THEN NULL ELSE refund_amount END, updated_at = $3 \
-         WHERE id = $4 AND status = $2",
+        "UPDATE disputes SET status = $1, decision = CASE WHEN $2 THEN NULL ELSE decision END, \
+         release_amount = CASE WHEN $2 THEN NULL ELSE release_amount END, \
+         refund_amount = CASE WHEN $2 THEN NULL ELSE refund_amount END, updated_at = $3 \
+         WHERE id = $4 AND status = $5",
     )
-    .bind(&status)
-    .bind(from)
+    .bind(status)
+    .bind(forget)
     .bind(crate::clock::now())
     .bind(id)
+    .bind(from)
     .execute(db.conn())
     .await?;
     Ok(())
 }
 
-fn wrong_state(d: &Dispute, allowed: &[&str]) -> Error {
+fn wrong_state(d: &Dispute, allowed: &[DisputeStatus]) -> Error {
+    let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
     Error::new(
         ErrorCode::InvalidStateTransition,
-        format!("Dispute is {} (needs {})", d.status, allowed.join(" or ")),
+        format!("Dispute is {} (needs {})", d.status, names.join(" or ")),
     )
     .with_details(json!({ "currentState": d.status, "allowedStates": allowed }))
 }
@@ -397,18 +413,20 @@ pub async fn assign(store: &Store, ctx: &Context, id: &str, assigned_to: &str) -
         ));
     }
     let d = get(store, id).await?;
-    let allowed = ["OPEN", "UNDER_REVIEW"];
-    if !allowed.contains(&d.status.as_str()) {
-        return Err(wrong_state(&d, &allowed));
+    if !DisputeStatus::DECIDABLE.contains(&d.status) {
+        return Err(wrong_state(&d, &DisputeStatus::DECIDABLE));
     }
     let now = crate::clock::now();
     let mut db = store.begin_for(ctx).await?;
     let r = sqlx::query(
-        "UPDATE disputes SET status = 'UNDER_REVIEW', assigned_to = $1, updated_at = $2 WHERE id = $3 AND status IN ('OPEN', 'UNDER_REVIEW')",
+        "UPDATE disputes SET status = $1, assigned_to = $2, updated_at = $3 WHERE id = $4 AND status IN ($5, $6)",
     )
+    .bind(DisputeStatus::UnderReview)
     .bind(assigned_to)
     .bind(&now)
     .bind(id)
+    .bind(DisputeStatus::DECIDABLE[0])
+    .bind(DisputeStatus::DECIDABLE[1])
     .execute(db.conn())
     .await?;
     if r.rows_affected() != 1 {
@@ -487,16 +505,19 @@ pub fn check_decision(
     refund: Option<Amount>,
     balance: Amount,
 ) -> Result<Split> {
+    let decision = Decision::parse(decision).ok_or_else(|| {
+        Error::validation("decision", "must be FULL_RELEASE, FULL_REFUND or SPLIT")
+    })?;
     match decision {
-        "FULL_RELEASE" => Ok(Split {
+        Decision::FullRelease => Ok(Split {
             release: balance,
             refund: Amount::ZERO,
         }),
-        "FULL_REFUND" => Ok(Split {
+        Decision::FullRefund => Ok(Split {
             release: Amount::ZERO,
             refund: balance,
         }),
-        "SPLIT" => {
+        Decision::Split => {
             let r =
                 release.ok_or_else(|| Error::amount("releaseAmount", "is required for SPLIT"))?;
             let f = refund.ok_or_else(|| Error::amount("refundAmount", "is required for SPLIT"))?;
@@ -518,10 +539,6 @@ pub fn check_decision(
                 refund: f,
             })
         }
-        _ => Err(Error::validation(
-            "decision",
-            "must be FULL_RELEASE, FULL_REFUND or SPLIT",
-        )),
     }
 }
 
@@ -543,9 +560,8 @@ pub async fn resolve(
         return Err(Error::validation("note", "must be at most 2000 characters"));
     }
     let d = get(store, id).await?;
-    let allowed = ["OPEN", "UNDER_REVIEW"];
-    if !allowed.contains(&d.status.as_str()) {
-        return Err(wrong_state(&d, &allowed));
+    if !DisputeStatus::DECIDABLE.contains(&d.status) {
+        return Err(wrong_state(&d, &DisputeStatus::DECIDABLE));
     }
     let order = orders::get(store, &d.order_id).await?;
     let esc = escrow::for_order(store.reader(), &order.id)
@@ -567,7 +583,7 @@ pub async fn resolve(
     let now = crate::clock::now();
     let mut db = store.begin_for(ctx).await?;
     let r = sqlx::query(
-        "UPDATE disputes SET status = 'RESOLVING', decision = $1, release_amount = $2, refund_amount = $3, \
+        "UPDATE disputes SET status = $9, decision = $1, release_amount = $2, refund_amount = $3, \
          decision_note = $4, resolved_by = $5, updated_at = $6 WHERE id = $7 AND status = $8",
     )
     .bind(decision)
@@ -577,7 +593,8 @@ pub async fn resolve(
     .bind(&ctx.actor.id)
     .bind(&now)
     .bind(id)
-    .bind(&d.status)
+    .bind(d.status)
+    .bind(DisputeStatus::Resolving)
     .execute(db.conn())
     .await?;
     if r.rows_affected() != 1 {

@@ -40,7 +40,11 @@ use sqlx::Row;
 use tracing::Instrument;
 
 use crate::context::Context;
-use crate::domain::order::{OrderStatus, transition};
+use crate::domain::dispute::Decision;
+pub use crate::domain::escrow::{EscrowKind, EscrowStatus, MilestoneStatus};
+use crate::domain::order::{AutoReleaseStatus, CloseOutcome, OrderStatus, transition};
+use crate::domain::saga::{SagaKind, SagaStatus};
+use crate::domain::wallet::WalletStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
@@ -92,13 +96,10 @@ pub struct EscrowContext {
 pub struct Escrow {
     pub id: String,
     pub order_id: String,
-    /// `single-release` or `multi-release`.
-    pub kind: String,
+    pub kind: EscrowKind,
     /// The contract (`C…`) once deployed.
     pub contract_id: Option<String>,
-    /// `CREATING`, `CREATED`, `FUNDING`, `FUNDED`, `DISPUTED`, `RELEASED`, `REFUNDED`,
-    /// `RESOLVED`.
-    pub status: String,
+    pub status: EscrowStatus,
     pub amount: Amount,
     /// Percent, e.g. `2.5`.
     pub platform_fee: f64,
@@ -126,7 +127,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Escrow> {
         status: r.try_get("status")?,
         amount: Amount::from_base_units(r.try_get("amount")?),
         platform_fee: bps as f64 / 100.0,
-        platform_fee_bps: u32::try_from(bps).unwrap_or(0),
+        platform_fee_bps: u32::try_from(bps)
+            .map_err(|_| Error::internal(format!("escrow platform_fee_bps {bps} out of range")))?,
         balance: Amount::from_base_units(r.try_get("balance")?),
         deploy_transaction_hash: r.try_get("deploy_hash")?,
         funded_at: r.try_get("funded_at")?,
@@ -206,7 +208,7 @@ impl Parties {
             ("seller", &seller),
             ("platform", &platform),
         ] {
-            if w.status != "ACTIVE" {
+            if w.status != WalletStatus::Active {
                 return Err(Error::new(
                     ErrorCode::WalletNotReady,
                     format!("The {who}'s wallet is {} (it must be ACTIVE)", w.status),
@@ -296,7 +298,9 @@ async fn claim(
         return Err(busy(&active));
     }
     let status: String = row.try_get("status")?;
-    let current = OrderStatus::parse(&status).unwrap_or(order.status);
+    let current = OrderStatus::parse(&status).ok_or_else(|| {
+        Error::internal(format!("order {} has unknown status {status:?}", order.id))
+    })?;
     match to {
         Some(t) => transition(current, t, sources)?,
         None if !sources.contains(&current) => {
@@ -383,9 +387,9 @@ pub async fn create(
     Parties::load(store, &order).await?;
     let bps = platform_fee_bps.unwrap_or(ec.settings.platform_fee_bps);
     let kind = if order.milestones.is_empty() {
-        "single-release"
+        EscrowKind::SingleRelease
     } else {
-        "multi-release"
+        EscrowKind::MultiRelease
     };
     let saga_id = new_id(IdKind::Saga);
     let escrow_id = new_id(IdKind::Escrow);
@@ -401,11 +405,12 @@ pub async fn create(
     .await?;
     let inserted = sqlx::query(
         "INSERT INTO escrows (id, order_id, kind, status, amount, platform_fee_bps, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'CREATING', $4, $5, $6, $6) ON CONFLICT (order_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(&escrow_id)
     .bind(order_id)
     .bind(kind)
+    .bind(EscrowStatus::Creating)
     .bind(order.amount.base_units())
     .bind(i64::from(bps))
     .bind(&now)
@@ -429,7 +434,15 @@ pub async fn create(
         steps: vec![Step::new(Action::Deploy, Party::Platform)],
         params: json!({}),
     };
-    sagas::insert(&mut db, &saga_id, "ESCROW_DEPLOY", order_id, None, &plan).await?;
+    sagas::insert(
+        &mut db,
+        &saga_id,
+        SagaKind::EscrowDeploy,
+        order_id,
+        None,
+        &plan,
+    )
+    .await?;
     let data = json!({ "orderId": order_id, "escrowId": escrow_id, "sagaId": saga_id, "kind": kind, "amount": order.amount, "platformFee": bps as f64 / 100.0 });
     db.audit(
         ctx.audit("order.escrow_creating", "order", order_id)
@@ -458,7 +471,7 @@ async fn funded_escrow(store: &Store, order: &Order) -> Result<Escrow> {
 pub async fn fund(store: &Store, ctx: &Context, order_id: &str) -> Result<Saga> {
     let order = orders::get(store, order_id).await?;
     let escrow = funded_escrow(store, &order).await?;
-    if escrow.status != "CREATED" && order.status == OrderStatus::EscrowFunding {
+    if escrow.status != EscrowStatus::Created && order.status == OrderStatus::EscrowFunding {
         return Err(Error::new(
             ErrorCode::InvalidStateTransition,
             format!("The escrow is {}", escrow.status),
@@ -476,12 +489,20 @@ pub async fn fund(store: &Store, ctx: &Context, order_id: &str) -> Result<Saga> 
         &[OrderStatus::EscrowFunding],
     )
     .await?;
-    set_escrow_status(&mut db, &order.id, "FUNDING", None).await?;
+    set_escrow_status(&mut db, &order.id, EscrowStatus::Funding).await?;
     let plan = Plan {
         steps: vec![Step::new(Action::Fund, Party::Buyer)],
         params: json!({}),
     };
-    sagas::insert(&mut db, &saga_id, "ESCROW_FUND", order_id, None, &plan).await?;
+    sagas::insert(
+        &mut db,
+        &saga_id,
+        SagaKind::EscrowFund,
+        order_id,
+        None,
+        &plan,
+    )
+    .await?;
     let data = json!({ "orderId": order_id, "escrowId": escrow.id, "contractId": escrow.contract_id, "amount": order.amount, "sagaId": saga_id });
     db.audit(
         ctx.audit("order.fund_requested", "order", order_id)
@@ -498,7 +519,7 @@ fn open_milestones(order: &Order) -> Vec<(u32, &orders::Milestone)> {
         .milestones
         .iter()
         .enumerate()
-        .filter(|(_, m)| !matches!(m.status.as_str(), "RELEASED" | "RESOLVED"))
+        .filter(|(_, m)| !m.status.is_paid_out())
         .map(|(i, m)| (u32::try_from(i).unwrap_or(u32::MAX), m))
         .collect()
 }
@@ -522,13 +543,23 @@ pub async fn auto_release(store: &Store, order_id: &str) -> Result<Option<Saga>>
     match order.status {
         OrderStatus::InProgress => {}
         OrderStatus::Disputed => {
-            crate::services::lifecycle::settle_clock(store, order_id, "SCHEDULED", "STOPPED")
-                .await?;
+            crate::services::lifecycle::settle_clock(
+                store,
+                order_id,
+                AutoReleaseStatus::Scheduled,
+                AutoReleaseStatus::Stopped,
+            )
+            .await?;
             return Ok(None);
         }
         OrderStatus::Released | OrderStatus::Refunded | OrderStatus::Closed => {
-            crate::services::lifecycle::settle_clock(store, order_id, "SCHEDULED", "CANCELED")
-                .await?;
+            crate::services::lifecycle::settle_clock(
+                store,
+                order_id,
+                AutoReleaseStatus::Scheduled,
+                AutoReleaseStatus::Canceled,
+            )
+            .await?;
             return Ok(None);
         }
         _ => return Ok(None),
@@ -550,13 +581,16 @@ async fn release_with(store: &Store, ctx: &Context, order_id: &str, auto: bool) 
         &[OrderStatus::InProgress],
     )?;
     ensure_idle(store, &order).await?;
-    let steps = if escrow.kind == "multi-release" {
+    let steps = if escrow.kind == EscrowKind::MultiRelease {
         let mut s = Vec::new();
         for (i, m) in open_milestones(&order) {
-            if m.status == "PENDING" {
+            if m.status == MilestoneStatus::Pending {
                 s.push(Step::new(Action::ChangeMilestoneStatus, Party::Seller).at(i));
             }
-            if matches!(m.status.as_str(), "PENDING" | "COMPLETED") {
+            if matches!(
+                m.status,
+                MilestoneStatus::Pending | MilestoneStatus::Completed
+            ) {
                 s.push(Step::new(Action::ApproveMilestone, Party::Buyer).at(i));
             }
             s.push(Step::new(Action::ReleaseMilestoneFunds, Party::Buyer).at(i));
@@ -573,7 +607,7 @@ async fn release_with(store: &Store, ctx: &Context, order_id: &str, auto: bool) 
         store,
         ctx,
         &order,
-        "RELEASE",
+        SagaKind::Release,
         OrderStatus::ReleaseRequested,
         steps,
         if auto {
@@ -605,10 +639,10 @@ pub async fn refund(store: &Store, ctx: &Context, order_id: &str, reason: &str) 
         party: Party::Buyer,
         amount: None,
     }];
-    let steps = if escrow.kind == "multi-release" {
+    let steps = if escrow.kind == EscrowKind::MultiRelease {
         let mut s = Vec::new();
         for (i, m) in open_milestones(&order) {
-            if m.status != "DISPUTED" {
+            if m.status != MilestoneStatus::Disputed {
                 s.push(Step::new(Action::DisputeMilestone, Party::Buyer).at(i));
             }
             s.push(
@@ -628,7 +662,7 @@ pub async fn refund(store: &Store, ctx: &Context, order_id: &str, reason: &str) 
         store,
         ctx,
         &order,
-        "REFUND",
+        SagaKind::Refund,
         OrderStatus::RefundRequested,
         steps,
         json!({ "reason": reason }),
@@ -642,7 +676,7 @@ async fn start_resolution(
     store: &Store,
     ctx: &Context,
     order: &Order,
-    kind: &str,
+    kind: SagaKind,
     to: OrderStatus,
     steps: Vec<Step>,
     params: Value,
@@ -662,10 +696,12 @@ async fn start_resolution(
     if params["autoRelease"] == json!(true) {
         // Exactly once: the schedule is claimed with the order, or nothing happens.
         let claimed = sqlx::query(
-            "UPDATE orders SET auto_release_status = 'RELEASING' \
-             WHERE id = $1 AND auto_release_status = 'SCHEDULED' AND auto_release_at <= $2",
+            "UPDATE orders SET auto_release_status = $1 \
+             WHERE id = $2 AND auto_release_status = $3 AND auto_release_at <= $4",
         )
+        .bind(AutoReleaseStatus::Releasing)
         .bind(&order.id)
+        .bind(AutoReleaseStatus::Scheduled)
         .bind(crate::clock::now())
         .execute(db.conn())
         .await?;
@@ -701,10 +737,10 @@ async fn start_resolution(
 
 /// Plans the on-chain dispute of an order (`openedBy` BUYER or SELLER signs).
 pub fn dispute_steps(order: &Order, escrow: &Escrow, opened_by: Party) -> Vec<Step> {
-    if escrow.kind == "multi-release" {
+    if escrow.kind == EscrowKind::MultiRelease {
         open_milestones(order)
             .into_iter()
-            .filter(|(_, m)| m.status != "DISPUTED")
+            .filter(|(_, m)| m.status != MilestoneStatus::Disputed)
             .map(|(i, _)| Step::new(Action::DisputeMilestone, opened_by).at(i))
             .collect()
     } else {
@@ -721,7 +757,7 @@ pub fn resolution_steps(order: &Order, escrow: &Escrow, release: i64, refund: i6
         party,
         amount: Some(amount),
     };
-    if escrow.kind != "multi-release" {
+    if escrow.kind != EscrowKind::MultiRelease {
         let shares = match (release, refund) {
             (0, _) => vec![Share {
                 party: Party::Buyer,
@@ -770,7 +806,7 @@ pub async fn start_dispute(
     sagas::insert(
         db,
         saga_id,
-        "DISPUTE",
+        SagaKind::Dispute,
         &order.id,
         Some(dispute_id),
         &Plan {
@@ -794,7 +830,7 @@ pub async fn start_resolve(
     sagas::insert(
         db,
         saga_id,
-        "RESOLVE",
+        SagaKind::Resolve,
         &order.id,
         Some(dispute_id),
         &Plan { steps, params },
@@ -828,22 +864,22 @@ pub async fn milestone(
     let escrow = funded_escrow(store, &order).await?;
     let (kind, step, needs) = match op {
         "complete" => (
-            "MILESTONE_COMPLETE",
+            SagaKind::MilestoneComplete,
             Step::new(Action::ChangeMilestoneStatus, Party::Seller),
-            "PENDING",
+            MilestoneStatus::Pending,
         ),
         "approve" => (
-            "MILESTONE_APPROVE",
+            SagaKind::MilestoneApprove,
             Step::new(Action::ApproveMilestone, Party::Buyer),
-            "COMPLETED",
+            MilestoneStatus::Completed,
         ),
         _ => (
-            "MILESTONE_RELEASE",
+            SagaKind::MilestoneRelease,
             Step::new(Action::ReleaseMilestoneFunds, Party::Buyer),
-            "APPROVED",
+            MilestoneStatus::Approved,
         ),
     };
-    if escrow.kind != "multi-release" && op == "release" {
+    if escrow.kind != EscrowKind::MultiRelease && op == "release" {
         return Err(Error::new(
             ErrorCode::InvalidRequest,
             "Single-release escrows release as a whole: use /resolution/release",
@@ -950,7 +986,7 @@ pub async fn run(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()>
 async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()> {
     loop {
         let saga = sagas::get(store, saga_id).await?;
-        if saga.status != "RUNNING" {
+        if saga.status != SagaStatus::Running {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -962,7 +998,7 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
         );
         let outcome = execute_step(ec, store, &saga).instrument(span).await;
         crate::metrics::saga_step(
-            &saga.kind,
+            saga.kind.as_str(),
             match &outcome {
                 Ok(()) => "ok",
                 Err(StepError::Transient(_)) => "transient",
@@ -1061,7 +1097,7 @@ async fn call_for(
     let seller = parties.address(Party::Seller).to_string();
     let platform = parties.address(Party::Platform).to_string();
     let signer = parties.address(step.signer).to_string();
-    let multi = escrow.kind == "multi-release";
+    let multi = escrow.kind == EscrowKind::MultiRelease;
     let kind = escrow.kind.as_str();
     let contract = escrow.contract_id.clone();
     let need_contract = || {
@@ -1375,7 +1411,7 @@ async fn execute_step(
             .await?;
     // Re-read under the signer's lock: another executor may have moved on.
     let saga = sagas::get(store, &saga.id).await?;
-    if saga.status != "RUNNING" || saga.step != i64::try_from(idx).unwrap_or(-1) {
+    if saga.status != SagaStatus::Running || saga.step != i64::try_from(idx).unwrap_or(-1) {
         return Ok(());
     }
     let mut contract_id: Option<String> = None;
@@ -1534,21 +1570,15 @@ async fn payouts(ec: &EscrowContext, hash: &str, contract: &str) -> Result<Vec<(
     Ok(out)
 }
 
-async fn set_escrow_status(
-    db: &mut Tx,
-    order_id: &str,
-    status: &str,
-    stamp: Option<&str>,
-) -> Result<()> {
+/// Sets the escrow's status; `FUNDED` stamps `funded_at`, a closing status `closed_at`.
+async fn set_escrow_status(db: &mut Tx, order_id: &str, status: EscrowStatus) -> Result<()> {
     let now = crate::clock::now();
-    let sql = match stamp {
-        Some("funded_at") => {
-            "UPDATE escrows SET status = $1, updated_at = $2, funded_at = $2 WHERE order_id = $3"
-        }
-        Some(_) => {
-            "UPDATE escrows SET status = $1, updated_at = $2, closed_at = $2 WHERE order_id = $3"
-        }
-        None => "UPDATE escrows SET status = $1, updated_at = $2 WHERE order_id = $3",
+    let sql = if status == EscrowStatus::Funded {
+        "UPDATE escrows SET status = $1, updated_at = $2, funded_at = $2 WHERE order_id = $3"
+    } else if status.is_closed() {
+        "UPDATE escrows SET status = $1, updated_at = $2, closed_at = $2 WHERE order_id = $3"
+    } else {
+        "UPDATE escrows SET status = $1, updated_at = $2 WHERE order_id = $3"
     };
     sqlx::query(sql)
         .bind(status)
@@ -1563,7 +1593,7 @@ async fn set_milestone(
     db: &mut Tx,
     order: &Order,
     index: Option<u32>,
-    status: &str,
+    status: MilestoneStatus,
 ) -> Result<Option<String>> {
     let Some(m) = index.and_then(|i| order.milestones.get(usize::try_from(i).ok()?)) else {
         return Ok(None);
@@ -1678,9 +1708,10 @@ async fn apply(
     })));
     match step.action {
         Action::Deploy => {
-            sqlx::query("UPDATE escrows SET contract_id = $1, deploy_hash = $2, status = 'CREATED', updated_at = $3 WHERE order_id = $4")
+            sqlx::query("UPDATE escrows SET contract_id = $1, deploy_hash = $2, status = $3, updated_at = $4 WHERE order_id = $5")
                 .bind(&contract)
                 .bind(hash)
+                .bind(EscrowStatus::Created)
                 .bind(crate::clock::now())
                 .bind(oid)
                 .execute(db.conn())
@@ -1703,7 +1734,7 @@ async fn apply(
                 &[Posting::new(ledger::escrow_account(oid), escrow.amount)],
             )
             .await?;
-            set_escrow_status(&mut db, oid, "FUNDED", Some("funded_at")).await?;
+            set_escrow_status(&mut db, oid, EscrowStatus::Funded).await?;
             let data = json!({ "orderId": oid, "escrowId": escrow.id, "contractId": contract, "amount": escrow.amount, "transactionHash": hash, "fundedAt": crate::clock::now() });
             db.audit(
                 sys.audit("escrow.funded", "escrow", &escrow.id)
@@ -1712,7 +1743,8 @@ async fn apply(
             db.emit(NewEvent::new("escrow.funded", "escrow", &escrow.id, data));
         }
         Action::ChangeMilestoneStatus => {
-            let r = set_milestone(&mut db, order, step.milestone, "COMPLETED").await?;
+            let r =
+                set_milestone(&mut db, order, step.milestone, MilestoneStatus::Completed).await?;
             let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash, "completedAt": crate::clock::now() });
             db.emit(NewEvent::new(
                 "escrow.milestone_completed",
@@ -1722,7 +1754,8 @@ async fn apply(
             ));
         }
         Action::ApproveMilestone => {
-            let r = set_milestone(&mut db, order, step.milestone, "APPROVED").await?;
+            let r =
+                set_milestone(&mut db, order, step.milestone, MilestoneStatus::Approved).await?;
             let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash });
             db.emit(NewEvent::new(
                 "escrow.milestone_approved",
@@ -1732,8 +1765,8 @@ async fn apply(
             ));
         }
         Action::DisputeEscrow | Action::DisputeMilestone => {
-            set_milestone(&mut db, order, step.milestone, "DISPUTED").await?;
-            set_escrow_status(&mut db, oid, "DISPUTED", None).await?;
+            set_milestone(&mut db, order, step.milestone, MilestoneStatus::Disputed).await?;
+            set_escrow_status(&mut db, oid, EscrowStatus::Disputed).await?;
         }
         Action::ReleaseFunds
         | Action::ResolveDispute
@@ -1743,9 +1776,9 @@ async fn apply(
                 step.action,
                 Action::ReleaseMilestoneFunds | Action::ReleaseFunds
             ) {
-                "RELEASED"
+                MilestoneStatus::Released
             } else {
-                "RESOLVED"
+                MilestoneStatus::Resolved
             };
             set_milestone(&mut db, order, step.milestone, status).await?;
             book_payouts(&mut db, order, escrow, parties, hash, &transfers).await?;
@@ -1834,15 +1867,15 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
     let sys = Context::system();
     let oid = order.id.as_str();
     let now = crate::clock::now();
-    let closed = |outcome: &str| {
+    let closed = |outcome: CloseOutcome| {
         order_event(
             "order.closed",
             oid,
-            json!({ "orderId": oid, "finalStatus": "CLOSED", "outcome": outcome, "closedAt": now }),
+            json!({ "orderId": oid, "finalStatus": OrderStatus::Closed, "outcome": outcome, "closedAt": now }),
         )
     };
-    match saga.kind.as_str() {
-        "ESCROW_DEPLOY" => {
+    match saga.kind {
+        SagaKind::EscrowDeploy => {
             walk(
                 db,
                 &saga.id,
@@ -1852,7 +1885,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
             )
             .await?;
         }
-        "ESCROW_FUND" => {
+        SagaKind::EscrowFund => {
             walk(
                 db,
                 &saga.id,
@@ -1870,23 +1903,24 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
             ));
             // A single-release order has no completion step of its own: its inspection
             // window runs from funding (see `services::lifecycle`).
-            if escrow.kind != "multi-release" {
+            if escrow.kind != EscrowKind::MultiRelease {
                 crate::services::lifecycle::start_clock(db, oid).await?;
             }
         }
-        "MILESTONE_COMPLETE" => {
+        SagaKind::MilestoneComplete => {
             // The seller completed the last open milestone: the inspection window starts.
             let pending: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status = 'PENDING'",
+                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status = $2",
             )
             .bind(oid)
+            .bind(MilestoneStatus::Pending)
             .fetch_one(db.conn())
             .await?;
             if pending == 0 {
                 crate::services::lifecycle::start_clock(db, oid).await?;
             }
         }
-        "RELEASE" => {
+        SagaKind::Release => {
             walk(
                 db,
                 &saga.id,
@@ -1895,7 +1929,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 &[OrderStatus::Released, OrderStatus::Closed],
             )
             .await?;
-            set_escrow_status(db, oid, "RELEASED", Some("closed_at")).await?;
+            set_escrow_status(db, oid, EscrowStatus::Released).await?;
             db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
             db.emit(NewEvent::new(
                 "escrow.released",
@@ -1903,15 +1937,17 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 &escrow.id,
                 json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
             ));
-            db.emit(closed("RELEASED"));
+            db.emit(closed(CloseOutcome::Released));
             if saga.params["autoRelease"] == json!(true) {
                 let at: Option<String> =
                     sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
                         .bind(oid)
                         .fetch_one(db.conn())
                         .await?;
-                sqlx::query("UPDATE orders SET auto_release_status = 'RELEASED' WHERE id = $1 AND auto_release_status = 'RELEASING'")
+                sqlx::query("UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3")
+                    .bind(AutoReleaseStatus::Released)
                     .bind(oid)
+                    .bind(AutoReleaseStatus::Releasing)
                     .execute(db.conn())
                     .await?;
                 let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
@@ -1919,7 +1955,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 db.emit(order_event("order.auto_released", oid, data));
             }
         }
-        "REFUND" => {
+        SagaKind::Refund => {
             walk(
                 db,
                 &saga.id,
@@ -1928,7 +1964,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 &[OrderStatus::Refunded, OrderStatus::Closed],
             )
             .await?;
-            set_escrow_status(db, oid, "REFUNDED", Some("closed_at")).await?;
+            set_escrow_status(db, oid, EscrowStatus::Refunded).await?;
             db.emit(order_event("order.refunded", oid, json!({ "orderId": oid, "buyerId": order.buyer_id, "amount": order.amount, "currency": order.currency, "reason": saga.params.get("reason"), "refundedAt": now })));
             db.emit(NewEvent::new(
                 "escrow.refunded",
@@ -1936,9 +1972,9 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 &escrow.id,
                 json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
             ));
-            db.emit(closed("REFUNDED"));
+            db.emit(closed(CloseOutcome::Refunded));
         }
-        "DISPUTE" => {
+        SagaKind::Dispute => {
             walk(
                 db,
                 &saga.id,
@@ -1951,7 +1987,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                 crate::services::disputes::opened(db, d, oid).await?;
             }
         }
-        "RESOLVE" => {
+        SagaKind::Resolve => {
             walk(
                 db,
                 &saga.id,
@@ -1962,24 +1998,30 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
             .await?;
             let decision = saga.params["decision"]
                 .as_str()
-                .unwrap_or("SPLIT")
-                .to_string();
-            let (escrow_status, outcome) = match decision.as_str() {
-                "FULL_RELEASE" => ("RELEASED", "RELEASED"),
-                "FULL_REFUND" => ("REFUNDED", "REFUNDED"),
-                _ => ("RESOLVED", "SPLIT"),
+                .and_then(Decision::parse)
+                .ok_or_else(|| {
+                    Error::internal(format!("resolve saga {} has no valid decision", saga.id))
+                })?;
+            let (escrow_status, outcome) = match decision {
+                Decision::FullRelease => (EscrowStatus::Released, CloseOutcome::Released),
+                Decision::FullRefund => (EscrowStatus::Refunded, CloseOutcome::Refunded),
+                Decision::Split => (EscrowStatus::Resolved, CloseOutcome::Split),
             };
-            set_escrow_status(db, oid, escrow_status, Some("closed_at")).await?;
+            set_escrow_status(db, oid, escrow_status).await?;
             if let Some(d) = &saga.dispute_id {
                 crate::services::disputes::resolved(db, d, oid, &saga.params).await?;
             }
             db.emit(closed(outcome));
         }
-        "MILESTONE_RELEASE" => {
-            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status NOT IN ('RELEASED', 'RESOLVED')")
-                .bind(oid)
-                .fetch_one(db.conn())
-                .await?;
+        SagaKind::MilestoneRelease => {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status NOT IN ($2, $3)",
+            )
+            .bind(oid)
+            .bind(MilestoneStatus::Released)
+            .bind(MilestoneStatus::Resolved)
+            .fetch_one(db.conn())
+            .await?;
             if left == 0 {
                 walk(
                     db,
@@ -1993,22 +2035,19 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
                     ],
                 )
                 .await?;
-                set_escrow_status(db, oid, "RELEASED", Some("closed_at")).await?;
+                set_escrow_status(db, oid, EscrowStatus::Released).await?;
                 db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
-                db.emit(closed("RELEASED"));
+                db.emit(closed(CloseOutcome::Released));
             }
         }
         _ => {}
     }
-    if matches!(
-        saga.kind.as_str(),
-        "RELEASE" | "REFUND" | "RESOLVE" | "MILESTONE_RELEASE"
-    ) {
-        let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+    if saga.kind.pays_out() {
+        let status: OrderStatus = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
             .bind(oid)
             .fetch_one(db.conn())
             .await?;
-        if status == OrderStatus::Closed.as_str() {
+        if status == OrderStatus::Closed {
             // A clock that can no longer fire (released by hand, refunded, resolved).
             crate::services::lifecycle::cancel_clock(db, oid).await?;
         }
@@ -2017,7 +2056,7 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
         sys.audit("saga.completed", "saga", &saga.id)
             .after(json!({ "kind": saga.kind, "orderId": oid, "steps": saga.steps.len() })),
     );
-    sagas::finish(db, saga, "COMPLETED", None).await
+    sagas::finish(db, saga, SagaStatus::Completed, None).await
 }
 
 /// A definitive failure before anything reached the chain: restore the order and end
@@ -2025,13 +2064,13 @@ async fn complete(db: &mut Tx, saga: &Saga, order: &Order, escrow: &Escrow) -> R
 async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
     let mut db = store.begin().await?;
     let current = sagas::get_in(&mut db, &saga.id).await?;
-    if current.status != "RUNNING" {
+    if current.status != SagaStatus::Running {
         return Ok(());
     }
     let oid = saga.order_id.as_str();
     let restore = |from: OrderStatus, to: OrderStatus| (from, to);
-    let back = match saga.kind.as_str() {
-        "ESCROW_DEPLOY" => {
+    let back = match saga.kind {
+        SagaKind::EscrowDeploy => {
             sqlx::query("DELETE FROM escrows WHERE order_id = $1 AND contract_id IS NULL")
                 .bind(oid)
                 .execute(db.conn())
@@ -2041,15 +2080,17 @@ async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
                 OrderStatus::FundsReserved,
             ))
         }
-        "ESCROW_FUND" => {
-            set_escrow_status(&mut db, oid, "CREATED", None).await?;
+        SagaKind::EscrowFund => {
+            set_escrow_status(&mut db, oid, EscrowStatus::Created).await?;
             None
         }
-        "RELEASE" => {
+        SagaKind::Release => {
             if saga.params["autoRelease"] == json!(true) {
                 // Not retried: the marketplace or an operator releases by hand.
-                sqlx::query("UPDATE orders SET auto_release_status = 'FAILED' WHERE id = $1 AND auto_release_status = 'RELEASING'")
+                sqlx::query("UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3")
+                    .bind(AutoReleaseStatus::Failed)
                     .bind(oid)
+                    .bind(AutoReleaseStatus::Releasing)
                     .execute(db.conn())
                     .await?;
             }
@@ -2058,13 +2099,13 @@ async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
                 OrderStatus::InProgress,
             ))
         }
-        "REFUND" => Some(restore(
+        SagaKind::Refund => Some(restore(
             OrderStatus::RefundRequested,
             OrderStatus::InProgress,
         )),
-        "DISPUTE" | "RESOLVE" => {
+        SagaKind::Dispute | SagaKind::Resolve => {
             if let Some(d) = &saga.dispute_id {
-                crate::services::disputes::revert(&mut db, d, &saga.kind, &saga.params).await?;
+                crate::services::disputes::revert(&mut db, d, saga.kind, &saga.params).await?;
             }
             None
         }
@@ -2080,6 +2121,6 @@ async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
             .after(&data),
     );
     db.emit(NewEvent::new("saga.compensated", "saga", &saga.id, data));
-    sagas::finish(&mut db, saga, "COMPENSATED", Some(e)).await?;
+    sagas::finish(&mut db, saga, SagaStatus::Compensated, Some(e)).await?;
     db.commit().await
 }

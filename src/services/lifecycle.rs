@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::context::Context;
+use crate::domain::order::{AutoReleaseStatus, OrderStatus};
 use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::store::{Store, Tx};
@@ -153,9 +154,10 @@ pub fn before_now(secs: u64) -> String {
 pub async fn start_clock(db: &mut Tx, order_id: &str) -> Result<bool> {
     let row = sqlx::query(
         "SELECT auto_release_after_secs, auto_release_at FROM orders \
-         WHERE id = $1 AND auto_release_status = 'PENDING'",
+         WHERE id = $1 AND auto_release_status = $2",
     )
     .bind(order_id)
+    .bind(AutoReleaseStatus::Pending)
     .fetch_optional(db.conn())
     .await?;
     let Some(row) = row else {
@@ -170,11 +172,13 @@ pub async fn start_clock(db: &mut Tx, order_id: &str) -> Result<bool> {
     };
     let now = crate::clock::now();
     let done = sqlx::query(
-        "UPDATE orders SET auto_release_status = 'SCHEDULED', auto_release_at = $1 \
-         WHERE id = $2 AND auto_release_status = 'PENDING'",
+        "UPDATE orders SET auto_release_status = $1, auto_release_at = $2 \
+         WHERE id = $3 AND auto_release_status = $4",
     )
+    .bind(AutoReleaseStatus::Scheduled)
     .bind(&at)
     .bind(order_id)
+    .bind(AutoReleaseStatus::Pending)
     .execute(db.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -189,7 +193,7 @@ pub async fn start_clock(db: &mut Tx, order_id: &str) -> Result<bool> {
     db.audit(
         Context::system()
             .audit("order.auto_release_scheduled", "order", order_id)
-            .before(json!({ "autoReleaseStatus": "PENDING" }))
+            .before(json!({ "autoReleaseStatus": AutoReleaseStatus::Pending }))
             .after(&data),
     );
     db.emit(NewEvent::new(
@@ -206,10 +210,13 @@ pub async fn start_clock(db: &mut Tx, order_id: &str) -> Result<bool> {
 /// there was no running clock.
 pub async fn stop_clock(db: &mut Tx, ctx: &Context, order_id: &str, reason: &str) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE orders SET auto_release_status = 'STOPPED' \
-         WHERE id = $1 AND auto_release_status IN ('PENDING', 'SCHEDULED')",
+        "UPDATE orders SET auto_release_status = $1 \
+         WHERE id = $2 AND auto_release_status IN ($3, $4)",
     )
+    .bind(AutoReleaseStatus::Stopped)
     .bind(order_id)
+    .bind(AutoReleaseStatus::ARMED[0])
+    .bind(AutoReleaseStatus::ARMED[1])
     .execute(db.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -217,7 +224,7 @@ pub async fn stop_clock(db: &mut Tx, ctx: &Context, order_id: &str, reason: &str
     }
     db.audit(
         ctx.audit("order.auto_release_stopped", "order", order_id)
-            .after(json!({ "autoReleaseStatus": "STOPPED", "reason": reason })),
+            .after(json!({ "autoReleaseStatus": AutoReleaseStatus::Stopped, "reason": reason })),
     );
     Ok(true)
 }
@@ -227,10 +234,13 @@ pub async fn stop_clock(db: &mut Tx, ctx: &Context, order_id: &str, reason: &str
 /// transaction.
 pub async fn cancel_clock(db: &mut Tx, order_id: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE orders SET auto_release_status = 'CANCELED' \
-         WHERE id = $1 AND auto_release_status IN ('PENDING', 'SCHEDULED')",
+        "UPDATE orders SET auto_release_status = $1 \
+         WHERE id = $2 AND auto_release_status IN ($3, $4)",
     )
+    .bind(AutoReleaseStatus::Canceled)
     .bind(order_id)
+    .bind(AutoReleaseStatus::ARMED[0])
+    .bind(AutoReleaseStatus::ARMED[1])
     .execute(db.conn())
     .await?;
     Ok(())
@@ -238,7 +248,13 @@ pub async fn cancel_clock(db: &mut Tx, order_id: &str) -> Result<()> {
 
 /// Moves a clock from `from` to `to` in its own transaction (the worker: a disputed
 /// order's clock stops, an ended order's clock is canceled). `true` when it moved.
-pub async fn settle_clock(store: &Store, order_id: &str, from: &str, to: &str) -> Result<bool> {
+pub async fn settle_clock(
+    store: &Store,
+    order_id: &str,
+    from: AutoReleaseStatus,
+    to: AutoReleaseStatus,
+) -> Result<bool> {
+    debug_assert!(from.next().contains(&to), "{from} → {to}");
     let mut db = store.begin().await?;
     let done = sqlx::query(
         "UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3",
@@ -265,9 +281,10 @@ pub async fn settle_clock(store: &Store, order_id: &str, from: &str, to: &str) -
 /// oldest first — the index `orders_auto_release_due`.
 pub async fn due_auto_releases(store: &Store, limit: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT id FROM orders WHERE auto_release_status = 'SCHEDULED' AND auto_release_at <= $1 \
-         ORDER BY auto_release_at LIMIT $2",
+        "SELECT id FROM orders WHERE auto_release_status = $1 AND auto_release_at <= $2 \
+         ORDER BY auto_release_at LIMIT $3",
     )
+    .bind(AutoReleaseStatus::Scheduled)
     .bind(crate::clock::now())
     .bind(limit)
     .fetch_all(store.reader())
@@ -280,9 +297,10 @@ pub async fn due_auto_releases(store: &Store, limit: i64) -> Result<Vec<String>>
 pub async fn expire_reservations(store: &Store, ttl_secs: u64, limit: i64) -> Result<usize> {
     let cutoff = before_now(ttl_secs);
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status = 'FUNDS_RESERVED' AND updated_at < $1 \
-         AND active_saga IS NULL ORDER BY updated_at LIMIT $2",
+        "SELECT id FROM orders WHERE status = $1 AND updated_at < $2 \
+         AND active_saga IS NULL ORDER BY updated_at LIMIT $3",
     )
+    .bind(OrderStatus::FundsReserved)
     .bind(&cutoff)
     .bind(limit)
     .fetch_all(store.reader())

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::context::Context;
-use crate::domain::order::{OrderStatus, transition};
+use crate::domain::escrow::{EscrowStatus, MilestoneStatus};
+use crate::domain::order::{AutoReleaseStatus, CloseOutcome, OrderStatus, transition};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{self, IdKind, new_id};
@@ -25,7 +26,7 @@ pub struct Milestone {
     pub milestone_ref: String,
     pub title: String,
     pub amount: Amount,
-    pub status: String,
+    pub status: MilestoneStatus,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -62,7 +63,7 @@ pub struct Order {
     /// `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
     /// `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
     /// (the order ended another way); `null` without automatic release.
-    pub auto_release_status: Option<String>,
+    pub auto_release_status: Option<AutoReleaseStatus>,
     pub created_at: String,
     pub updated_at: String,
     #[serde(skip)]
@@ -109,7 +110,6 @@ const COLUMNS: &str = "seq, id, client_order_ref, buyer_id, seller_id, amount, c
      auto_release_at, auto_release_status, created_at, updated_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
-    let status: String = r.try_get("status")?;
     let metadata: Option<String> = r.try_get("metadata")?;
     Ok(Order {
         seq: r.try_get("seq")?,
@@ -122,8 +122,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
         title: r.try_get("title")?,
         description: r.try_get("description")?,
         metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
-        status: OrderStatus::parse(&status)
-            .ok_or_else(|| Error::internal(format!("unknown order status {status}")))?,
+        status: r.try_get("status")?,
         hold_id: r.try_get("hold_id")?,
         cancel_reason: r.try_get("cancel_reason")?,
         milestones: Vec::new(),
@@ -271,7 +270,7 @@ pub async fn create(
         "INSERT INTO orders (id, client_order_ref, buyer_id, seller_id, amount, currency, title, \
          description, metadata, status, auto_release_after_secs, auto_release_at, \
          auto_release_status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'ORDER_CREATED', $11, $12, $13, $10, $10) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $11, $12, $13, $10, $10) \
          ON CONFLICT (client_order_ref) DO NOTHING",
     )
     .bind(&id)
@@ -291,8 +290,9 @@ pub async fn create(
     .bind(&new.auto_release_at)
     .bind(
         (new.auto_release_after_secs.is_some() || new.auto_release_at.is_some())
-            .then_some("PENDING"),
+            .then_some(AutoReleaseStatus::Pending),
     )
+    .bind(OrderStatus::OrderCreated)
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -312,12 +312,13 @@ pub async fn create(
     for m in &new.milestones {
         sqlx::query(
             "INSERT INTO milestones (order_id, milestone_ref, title, amount, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)",
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(&id)
         .bind(&m.milestone_ref)
         .bind(&m.title)
         .bind(m.amount.base_units())
+        .bind(MilestoneStatus::Pending)
         .bind(&now)
         .execute(tx.conn())
         .await?;
@@ -701,7 +702,7 @@ async fn close_unfunded(
              AND active_saga IS NULL AND updated_at < $3",
         )
         .bind(id)
-        .bind(order.status.as_str())
+        .bind(order.status)
         .bind(cutoff)
         .execute(tx.conn())
         .await?;
@@ -717,9 +718,11 @@ async fn close_unfunded(
         .execute(tx.conn())
         .await?;
     // A deployed but unfunded contract stays empty on chain; the escrow ends here.
-    sqlx::query("UPDATE escrows SET status = 'CANCELED', closed_at = $1, updated_at = $1 WHERE order_id = $2 AND status = 'CREATED'")
+    sqlx::query("UPDATE escrows SET status = $1, closed_at = $2, updated_at = $2 WHERE order_id = $3 AND status = $4")
+        .bind(EscrowStatus::Canceled)
         .bind(&closed_at)
         .bind(id)
+        .bind(EscrowStatus::Created)
         .execute(tx.conn())
         .await?;
     let mut released = Amount::ZERO;
@@ -775,7 +778,7 @@ async fn close_unfunded(
         "order.closed",
         "order",
         id,
-        json!({ "orderId": id, "finalStatus": "CLOSED", "outcome": "CANCELED", "closedAt": closed_at }),
+        json!({ "orderId": id, "finalStatus": OrderStatus::Closed, "outcome": CloseOutcome::Canceled, "closedAt": closed_at }),
     ));
     tx.commit().await?;
     Ok(Some(after))

@@ -29,6 +29,8 @@ use sqlx::Row;
 
 use crate::airtm::{self, NewPayout, Payout, PayoutStatus};
 use crate::context::Context;
+use crate::domain::wallet::WalletStatus;
+use crate::domain::withdrawal::WithdrawalStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
@@ -41,12 +43,7 @@ use crate::services::{users, wallets};
 use crate::store::Store;
 
 /// Statuses of a payout withdrawal that may still change.
-const OPEN: &[&str] = &[
-    "WITHDRAWAL_CREATED",
-    "WITHDRAWAL_COMMITTED",
-    "WITHDRAWAL_PENDING_USER_ACTION",
-    "WITHDRAWAL_NEEDS_ATTENTION",
-];
+const OPEN: [WithdrawalStatus; 4] = WithdrawalStatus::PAYOUT_OPEN;
 
 /// What `POST /withdrawals` takes for an Airtm payout.
 #[derive(Clone, Debug)]
@@ -94,7 +91,7 @@ pub async fn create(
         )
     })?;
     let wallet = wallets::for_user(store, w.user_id).await?;
-    if wallet.status != "ACTIVE" {
+    if wallet.status != WalletStatus::Active {
         return Err(Error::new(
             ErrorCode::WalletNotReady,
             format!("The user's wallet is {}", wallet.status),
@@ -107,7 +104,7 @@ pub async fn create(
     let hold = ledger::hold(&mut db, w.user_id, w.amount, "withdrawal", &id).await?;
     sqlx::query(
         "INSERT INTO withdrawals (id, user_id, amount, currency, destination_type, destination_ref, status, hold_id, \
-         airtm_email, created_at, updated_at) VALUES ($1, $2, $3, 'USD', $4, $5, 'WITHDRAWAL_CREATED', $6, $7, $8, $8)",
+         airtm_email, created_at, updated_at) VALUES ($1, $2, $3, 'USD', $4, $5, $9, $6, $7, $8, $8)",
     )
     .bind(&id)
     .bind(w.user_id)
@@ -117,6 +114,7 @@ pub async fn create(
     .bind(&hold.id)
     .bind(&link.email)
     .bind(&now)
+    .bind(WithdrawalStatus::Created)
     .execute(db.conn())
     .await?;
     let data = json!({ "withdrawalId": id, "userId": w.user_id, "amount": w.amount, "currency": "USD",
@@ -141,7 +139,7 @@ pub async fn create(
             end(
                 store,
                 &wd,
-                "WITHDRAWAL_FAILED",
+                WithdrawalStatus::Failed,
                 "withdrawal.failed",
                 &e.message,
             )
@@ -172,7 +170,13 @@ async fn create_payout(ac: &AirtmContext, w: &Withdrawal, commit: bool) -> Resul
 }
 
 /// Moves an open withdrawal to `to` (compare-and-set) with event and audit row.
-async fn transition(store: &Store, w: &Withdrawal, to: &str, event: &str) -> Result<bool> {
+async fn transition(
+    store: &Store,
+    w: &Withdrawal,
+    to: WithdrawalStatus,
+    event: &str,
+) -> Result<bool> {
+    debug_assert!(w.status.next().contains(&to), "{} → {to}", w.status);
     let mut db = store.begin().await?;
     let done = sqlx::query(
         "UPDATE withdrawals SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
@@ -180,7 +184,7 @@ async fn transition(store: &Store, w: &Withdrawal, to: &str, event: &str) -> Res
     .bind(to)
     .bind(crate::clock::now())
     .bind(&w.id)
-    .bind(&w.status)
+    .bind(w.status)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -202,7 +206,13 @@ async fn transition(store: &Store, w: &Withdrawal, to: &str, event: &str) -> Res
 
 /// Ends an open withdrawal as failed or canceled: voids the hold (money back to
 /// available) in the same transaction.
-async fn end(store: &Store, w: &Withdrawal, to: &str, event: &str, reason: &str) -> Result<()> {
+async fn end(
+    store: &Store,
+    w: &Withdrawal,
+    to: WithdrawalStatus,
+    event: &str,
+    reason: &str,
+) -> Result<()> {
     let mut db = store.begin().await?;
     let done = sqlx::query(
         "UPDATE withdrawals SET status = $1, failure_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5",
@@ -211,7 +221,7 @@ async fn end(store: &Store, w: &Withdrawal, to: &str, event: &str, reason: &str)
     .bind(reason)
     .bind(crate::clock::now())
     .bind(&w.id)
-    .bind(&w.status)
+    .bind(w.status)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -268,26 +278,32 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         db.commit().await?;
     }
     let w = withdrawals::get(store, id).await?;
-    let open = OPEN.contains(&w.status.as_str());
+    let open = OPEN.contains(&w.status);
     match &p.status {
         PayoutStatus::Processing(_)
             if matches!(
-                w.status.as_str(),
-                "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING_USER_ACTION"
-            ) =>
-        {
-            transition(store, &w, "WITHDRAWAL_COMMITTED", "withdrawal.committed").await?;
-        }
-        PayoutStatus::PendingUserAction
-            if matches!(
-                w.status.as_str(),
-                "WITHDRAWAL_CREATED" | "WITHDRAWAL_COMMITTED"
+                w.status,
+                WithdrawalStatus::Created | WithdrawalStatus::PendingUserAction
             ) =>
         {
             transition(
                 store,
                 &w,
-                "WITHDRAWAL_PENDING_USER_ACTION",
+                WithdrawalStatus::Committed,
+                "withdrawal.committed",
+            )
+            .await?;
+        }
+        PayoutStatus::PendingUserAction
+            if matches!(
+                w.status,
+                WithdrawalStatus::Created | WithdrawalStatus::Committed
+            ) =>
+        {
+            transition(
+                store,
+                &w,
+                WithdrawalStatus::PendingUserAction,
                 "withdrawal.pending_user_action",
             )
             .await?;
@@ -295,11 +311,12 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         PayoutStatus::Completed if open => {
             let mut db = store.begin().await?;
             let done = sqlx::query(
-                "UPDATE withdrawals SET status = 'WITHDRAWAL_SETTLING', updated_at = $1 WHERE id = $2 AND status = $3",
+                "UPDATE withdrawals SET status = $4, updated_at = $1 WHERE id = $2 AND status = $3",
             )
             .bind(crate::clock::now())
             .bind(id)
-            .bind(&w.status)
+            .bind(w.status)
+            .bind(WithdrawalStatus::Settling)
             .execute(db.conn())
             .await?
             .rows_affected();
@@ -308,7 +325,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
                     Context::system()
                         .audit("withdrawal.paid_by_airtm", "withdrawal", id)
                         .before(json!({ "status": w.status }))
-                        .after(json!({ "status": "WITHDRAWAL_SETTLING", "airtmPayoutId": p.id, "netAmount": p.net_amount })),
+                        .after(json!({ "status": WithdrawalStatus::Settling, "airtmPayoutId": p.id, "netAmount": p.net_amount })),
                 );
             }
             db.commit().await?;
@@ -317,7 +334,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
             end(
                 store,
                 &w,
-                "WITHDRAWAL_CANCELED",
+                WithdrawalStatus::Canceled,
                 "withdrawal.canceled",
                 "canceled at Airtm",
             )
@@ -329,13 +346,20 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
                 (Some(c), None) => format!("Airtm reason {c}"),
                 _ => "the payout failed at Airtm".to_string(),
             };
-            end(store, &w, "WITHDRAWAL_FAILED", "withdrawal.failed", &reason).await?;
+            end(
+                store,
+                &w,
+                WithdrawalStatus::Failed,
+                "withdrawal.failed",
+                &reason,
+            )
+            .await?;
         }
-        PayoutStatus::Error if w.status != "WITHDRAWAL_NEEDS_ATTENTION" && open => {
+        PayoutStatus::Error if w.status != WithdrawalStatus::NeedsAttention && open => {
             transition(
                 store,
                 &w,
-                "WITHDRAWAL_NEEDS_ATTENTION",
+                WithdrawalStatus::NeedsAttention,
                 "withdrawal.needs_attention",
             )
             .await?;
@@ -349,7 +373,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
 /// to `external:airtm` once that landed (exactly once). Others are returned unchanged.
 pub async fn settle(store: &Store, ac: &AirtmContext, id: &str) -> Result<Withdrawal> {
     let w = withdrawals::get(store, id).await?;
-    if w.status != "WITHDRAWAL_SETTLING" {
+    if w.status != WithdrawalStatus::Settling {
         return Ok(w);
     }
     let outcome = treasury::settle(
@@ -376,12 +400,14 @@ pub async fn settle(store: &Store, ac: &AirtmContext, id: &str) -> Result<Withdr
     let now = crate::clock::now();
     let mut db = store.begin().await?;
     let done = sqlx::query(
-        "UPDATE withdrawals SET status = 'WITHDRAWAL_COMPLETED', settlement_tx_hash = $1, completed_at = $2, \
-         updated_at = $2 WHERE id = $3 AND status = 'WITHDRAWAL_SETTLING'",
+        "UPDATE withdrawals SET status = $4, settlement_tx_hash = $1, completed_at = $2, \
+         updated_at = $2 WHERE id = $3 AND status = $5",
     )
     .bind(&hash)
     .bind(&now)
     .bind(id)
+    .bind(WithdrawalStatus::Completed)
+    .bind(WithdrawalStatus::Settling)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -437,7 +463,7 @@ pub async fn refresh(store: &Store, ac: &AirtmContext, id: &str) -> Result<Withd
     };
     match p {
         Some(p) => apply(store, ac, id, &p).await,
-        None if w.status == "WITHDRAWAL_CREATED" && w.airtm_payout_id.is_none() => {
+        None if w.status == WithdrawalStatus::Created && w.airtm_payout_id.is_none() => {
             let p = create_payout(ac, &w, false).await?;
             apply(store, ac, id, &p).await
         }
@@ -466,13 +492,13 @@ pub async fn commit(
             ),
         )
         .with_details(
-            json!({ "currentStatus": w.status, "allowedStatuses": ["WITHDRAWAL_CREATED"] }),
+            json!({ "currentStatus": w.status, "allowedStatuses": [WithdrawalStatus::Created] }),
         )
     };
     let Some(pid) = w
         .airtm_payout_id
         .clone()
-        .filter(|_| w.status == "WITHDRAWAL_CREATED")
+        .filter(|_| w.status == WithdrawalStatus::Created)
     else {
         return Err(not_committable(&w));
     };
@@ -488,7 +514,7 @@ pub async fn commit(
         Ok(()) => refresh(store, ac, id).await,
         Err(e) if airtm::provider_code(&e) == Some("415027") || airtm::is_transient(&e) => {
             let after = refresh(store, ac, id).await?;
-            if after.status == "WITHDRAWAL_CREATED" && !airtm::is_transient(&e) {
+            if after.status == WithdrawalStatus::Created && !airtm::is_transient(&e) {
                 return Err(not_committable(&after));
             }
             Ok(after)
@@ -507,7 +533,10 @@ pub async fn cancel(
 ) -> Result<Withdrawal> {
     let w = withdrawals::get(store, id).await?;
     ensure_airtm(&w)?;
-    let allowed = ["WITHDRAWAL_CREATED", "WITHDRAWAL_PENDING_USER_ACTION"];
+    let allowed = [
+        WithdrawalStatus::Created,
+        WithdrawalStatus::PendingUserAction,
+    ];
     let refuse = |w: &Withdrawal| {
         Error::new(
             ErrorCode::InvalidStateTransition,
@@ -518,7 +547,7 @@ pub async fn cancel(
         )
         .with_details(json!({ "currentStatus": w.status, "allowedStatuses": allowed }))
     };
-    if !allowed.contains(&w.status.as_str()) {
+    if !allowed.contains(&w.status) {
         return Err(refuse(&w));
     }
     {
@@ -549,7 +578,7 @@ pub async fn cancel(
         end(
             store,
             &w,
-            "WITHDRAWAL_CANCELED",
+            WithdrawalStatus::Canceled,
             "withdrawal.canceled",
             "canceled before Airtm created the payout",
         )
@@ -560,7 +589,7 @@ pub async fn cancel(
     let after = refresh(store, ac, id).await?;
     match outcome {
         Ok(()) => Ok(after),
-        Err(_) if after.status == "WITHDRAWAL_CANCELED" => Ok(after),
+        Err(_) if after.status == WithdrawalStatus::Canceled => Ok(after),
         Err(e) if airtm::provider_code(&e).is_some_and(|c| !c.is_empty()) => Err(refuse(&after)),
         Err(e) => Err(e),
     }
@@ -576,16 +605,16 @@ pub async fn reconcile_open(
 ) -> Result<usize> {
     let cutoff = (chrono::Utc::now() - chrono::Duration::seconds(stale_secs))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let open = OPEN
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id FROM withdrawals WHERE destination_type IN ('bank', 'airtm_balance') \
-         AND ((status IN ({open}) AND updated_at < $1) OR status = 'WITHDRAWAL_SETTLING') ORDER BY updated_at LIMIT {limit}"
+         AND ((status IN ($2, $3, $4, $5) AND updated_at < $1) OR status = $6) ORDER BY updated_at LIMIT {limit}"
     )))
     .bind(&cutoff)
+    .bind(OPEN[0])
+    .bind(OPEN[1])
+    .bind(OPEN[2])
+    .bind(OPEN[3])
+    .bind(WithdrawalStatus::Settling)
     .fetch_all(store.reader())
     .await?;
     let mut n = 0;

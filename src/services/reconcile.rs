@@ -7,6 +7,9 @@
 //! `get-multiple-escrow-balance`, 20 per request) must equal `escrow:{order}`; a
 //! running saga makes a difference "in flight".
 
+use crate::domain::topup::TopUpStatus;
+use crate::domain::wallet::{WalletKind, WalletStatus};
+use crate::domain::withdrawal::WithdrawalStatus;
 use futures_util::StreamExt;
 use serde::Serialize;
 use sqlx::Row;
@@ -99,25 +102,28 @@ async fn check_one(
     user_id: String,
     wallet_id: String,
     public_key: String,
-    wallet_status: String,
+    wallet_status: WalletStatus,
 ) -> Result<WalletCheck> {
     let bal = ledger::balance(store.reader(), &user_id).await?;
     let ledger_total = bal.total;
     // Outgoing: crypto withdrawals being paid, Airtm payouts being swept to the treasury.
     let in_flight: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE user_id = $1 \
-         AND ((destination_type = 'crypto' AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')) \
-         OR status = 'WITHDRAWAL_SETTLING')",
+         AND ((destination_type = 'crypto' AND status IN ($2, $3)) OR status = $4)",
     )
     .bind(&user_id)
+    .bind(WithdrawalStatus::CRYPTO_OPEN[0])
+    .bind(WithdrawalStatus::CRYPTO_OPEN[1])
+    .bind(WithdrawalStatus::Settling)
     .fetch_one(store.reader())
     .await?;
     // Incoming: Airtm top-ups whose treasury transfer may have landed before the credit.
     let incoming: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(net_amount), 0) AS BIGINT) FROM topups \
-         WHERE user_id = $1 AND status = 'TOPUP_SETTLING'",
+         WHERE user_id = $1 AND status = $2",
     )
     .bind(&user_id)
+    .bind(TopUpStatus::Settling)
     .fetch_one(store.reader())
     .await?;
     let on_chain = sc
@@ -127,7 +133,7 @@ async fn check_one(
         .and_then(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer));
     let chain = on_chain.unwrap_or(Amount::ZERO);
     let difference = chain.checked_sub(ledger_total).unwrap_or(Amount::ZERO);
-    let status = if on_chain.is_none() && wallet_status != "ACTIVE" {
+    let status = if on_chain.is_none() && wallet_status != WalletStatus::Active {
         if ledger_total == Amount::ZERO {
             "not_activated"
         } else {
@@ -163,8 +169,9 @@ pub async fn wallets(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Report> {
     let rows = sqlx::query(
-        "SELECT id, user_id, public_key, status FROM wallets WHERE kind = 'USER' ORDER BY seq",
+        "SELECT id, user_id, public_key, status FROM wallets WHERE kind = $1 ORDER BY seq",
     )
+    .bind(WalletKind::User)
     .fetch_all(store.reader())
     .await?;
     let total = rows.len();
@@ -176,7 +183,7 @@ pub async fn wallets(
                 u,
                 r.try_get::<String, _>("id")?,
                 r.try_get::<String, _>("public_key")?,
-                r.try_get::<String, _>("status")?,
+                r.try_get::<WalletStatus, _>("status")?,
             ));
         }
     }
@@ -336,7 +343,7 @@ pub async fn user(store: &Store, sc: &StellarContext, user_id: &str) -> Result<W
         user_id.to_string(),
         w.id.clone(),
         w.public_key.clone(),
-        w.status.clone(),
+        w.status,
     )
     .await
 }

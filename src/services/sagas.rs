@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::context::Context;
+pub use crate::domain::saga::{SagaKind, SagaStatus};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::pagination::{Page, PageRequest};
@@ -114,13 +115,10 @@ pub struct DoneStep {
 #[serde(rename_all = "camelCase")]
 pub struct Saga {
     pub id: String,
-    /// `ESCROW_DEPLOY`, `ESCROW_FUND`, `RELEASE`, `REFUND`, `DISPUTE`, `RESOLVE`,
-    /// `MILESTONE_COMPLETE`, `MILESTONE_APPROVE`, `MILESTONE_RELEASE`.
-    pub kind: String,
+    pub kind: SagaKind,
     pub order_id: String,
     pub dispute_id: Option<String>,
-    /// `RUNNING`, `COMPLETED`, `COMPENSATED`, `NEEDS_ATTENTION`.
-    pub status: String,
+    pub status: SagaStatus,
     pub steps: Vec<Step>,
     /// Index of the next step.
     pub step: i64,
@@ -147,8 +145,8 @@ const COLUMNS: &str = "seq, id, kind, order_id, dispute_id, status, steps, step,
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Saga> {
     let plan: Plan = serde_json::from_str(&r.try_get::<String, _>("steps")?)
         .map_err(|e| Error::internal(format!("saga plan: {e}")))?;
-    let done: Vec<DoneStep> =
-        serde_json::from_str(&r.try_get::<String, _>("done")?).unwrap_or_default();
+    let done: Vec<DoneStep> = serde_json::from_str(&r.try_get::<String, _>("done")?)
+        .map_err(|e| Error::internal(format!("saga done steps: {e}")))?;
     let last_error: Option<String> = r.try_get("last_error")?;
     Ok(Saga {
         seq: r.try_get("seq")?,
@@ -209,7 +207,7 @@ pub fn error_json(e: &Error) -> Value {
 pub async fn insert(
     tx: &mut Tx,
     id: &str,
-    kind: &str,
+    kind: SagaKind,
     order_id: &str,
     dispute_id: Option<&str>,
     plan: &Plan,
@@ -217,17 +215,18 @@ pub async fn insert(
     let now = crate::clock::now();
     sqlx::query(
         "INSERT INTO sagas (id, kind, order_id, dispute_id, status, steps, step, done, attempts, next_run_at, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, 'RUNNING', $5, 0, '[]', 0, $6, $6, $6)",
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, '[]', 0, $7, $7, $7)",
     )
     .bind(id)
     .bind(kind)
     .bind(order_id)
     .bind(dispute_id)
+    .bind(SagaStatus::Running)
     .bind(serde_json::to_string(plan).map_err(|e| Error::internal(e.to_string()))?)
     .bind(&now)
     .execute(tx.conn())
     .await?;
-    crate::metrics::saga(kind, "RUNNING");
+    crate::metrics::saga(kind.as_str(), SagaStatus::Running.as_str());
     Ok(())
 }
 
@@ -262,31 +261,21 @@ pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Saga> {
 /// Sagas newest first, optionally of one status and/or order.
 pub async fn list(
     store: &Store,
-    status: Option<&str>,
+    status: Option<SagaStatus>,
     order_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Saga>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM sagas WHERE 1 = 1");
-    let mut binds: Vec<String> = Vec::new();
-    for (column, v) in [("status", status), ("order_id", order_id)] {
-        if let Some(v) = v {
-            binds.push(v.to_string());
-            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-        }
+    let mut q =
+        sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {COLUMNS} FROM sagas WHERE seq < "));
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX));
+    if let Some(status) = status {
+        q.push(" AND status = ").push_bind(status);
     }
-    sql.push_str(&format!(
-        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
-        binds.len() + 1,
-        page.limit + 1
-    ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
+    if let Some(order_id) = order_id {
+        q.push(" AND order_id = ").push_bind(order_id);
     }
-    let rows = q
-        .bind(page.cursor_seq()?.unwrap_or(i64::MAX))
-        .fetch_all(store.reader())
-        .await?;
+    q.push(" ORDER BY seq DESC LIMIT ").push(page.limit + 1);
+    let rows = q.build().fetch_all(store.reader()).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page.limit, |s| s.seq))
 }
@@ -295,9 +284,10 @@ pub async fn list(
 pub async fn due(store: &Store, limit: u32) -> Result<Vec<String>> {
     let now = crate::clock::now();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM sagas WHERE status = 'RUNNING' AND next_run_at <= $1 \
-         AND (locked_until IS NULL OR locked_until < $1) ORDER BY seq LIMIT {limit}"
+        "SELECT id FROM sagas WHERE status = $1 AND next_run_at <= $2 \
+         AND (locked_until IS NULL OR locked_until < $2) ORDER BY seq LIMIT {limit}"
     )))
+    .bind(SagaStatus::Running)
     .bind(&now)
     .fetch_all(store.reader())
     .await?;
@@ -319,12 +309,15 @@ pub async fn lease(store: &Store, id: &str, renew: bool, secs: i64) -> Result<bo
     let now = crate::clock::now();
     let mut tx = store.begin().await?;
     let sql = if renew {
-        "UPDATE sagas SET locked_until = $1 WHERE id = $2 AND status = 'RUNNING'"
+        "UPDATE sagas SET locked_until = $1 WHERE id = $2 AND status = $3"
     } else {
-        "UPDATE sagas SET locked_until = $1 WHERE id = $2 AND status = 'RUNNING' \
-         AND (locked_until IS NULL OR locked_until < $3)"
+        "UPDATE sagas SET locked_until = $1 WHERE id = $2 AND status = $3 \
+         AND (locked_until IS NULL OR locked_until < $4)"
     };
-    let mut q = sqlx::query(sql).bind(in_secs(secs)).bind(id);
+    let mut q = sqlx::query(sql)
+        .bind(in_secs(secs))
+        .bind(id)
+        .bind(SagaStatus::Running);
     if !renew {
         q = q.bind(&now);
     }
@@ -355,13 +348,14 @@ pub async fn store_envelope(
     let mut tx = store.begin().await?;
     let done = sqlx::query(
         "UPDATE sagas SET envelope = $1, tx_hash = $2, updated_at = $3 \
-         WHERE id = $4 AND step = $5 AND envelope IS NULL AND status = 'RUNNING'",
+         WHERE id = $4 AND step = $5 AND envelope IS NULL AND status = $6",
     )
     .bind(xdr)
     .bind(hash)
     .bind(crate::clock::now())
     .bind(id)
     .bind(step)
+    .bind(SagaStatus::Running)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
@@ -398,12 +392,13 @@ pub async fn advance(tx: &mut Tx, saga: &Saga, hash: &str) -> Result<bool> {
     });
     let r = sqlx::query(
         "UPDATE sagas SET step = step + 1, envelope = NULL, tx_hash = NULL, done = $1, attempts = 0, \
-         last_error = NULL, updated_at = $2 WHERE id = $3 AND step = $4 AND status = 'RUNNING'",
+         last_error = NULL, updated_at = $2 WHERE id = $3 AND step = $4 AND status = $5",
     )
     .bind(serde_json::to_string(&done).map_err(|e| Error::internal(e.to_string()))?)
     .bind(crate::clock::now())
     .bind(&saga.id)
     .bind(saga.step)
+    .bind(SagaStatus::Running)
     .execute(tx.conn())
     .await?;
     Ok(r.rows_affected() == 1)
@@ -411,7 +406,13 @@ pub async fn advance(tx: &mut Tx, saga: &Saga, hash: &str) -> Result<bool> {
 
 /// Ends a saga (`COMPLETED` or `COMPENSATED`) and frees its order, in the caller's
 /// transaction.
-pub async fn finish(tx: &mut Tx, saga: &Saga, status: &str, error: Option<&Error>) -> Result<()> {
+pub async fn finish(
+    tx: &mut Tx,
+    saga: &Saga,
+    status: SagaStatus,
+    error: Option<&Error>,
+) -> Result<()> {
+    debug_assert!(SagaStatus::Running.next().contains(&status) && status.is_final());
     let now = crate::clock::now();
     sqlx::query(
         "UPDATE sagas SET status = $1, finished_at = $2, updated_at = $2, locked_until = NULL, \
@@ -431,7 +432,7 @@ pub async fn finish(tx: &mut Tx, saga: &Saga, status: &str, error: Option<&Error
     .bind(&saga.id)
     .execute(tx.conn())
     .await?;
-    crate::metrics::saga(&saga.kind, status);
+    crate::metrics::saga(saga.kind.as_str(), status.as_str());
     Ok(())
 }
 
@@ -446,13 +447,14 @@ pub async fn retry_later(store: &Store, saga: &Saga, e: &Error, max_attempts: u3
     let mut tx = store.begin().await?;
     sqlx::query(
         "UPDATE sagas SET attempts = $1, last_error = $2, next_run_at = $3, locked_until = NULL, updated_at = $4 \
-         WHERE id = $5 AND status = 'RUNNING'",
+         WHERE id = $5 AND status = $6",
     )
     .bind(attempts)
     .bind(error_json(e).to_string())
     .bind(in_secs(delay.min(60)))
     .bind(crate::clock::now())
     .bind(&saga.id)
+    .bind(SagaStatus::Running)
     .execute(tx.conn())
     .await?;
     tx.commit().await
@@ -462,16 +464,18 @@ pub async fn retry_later(store: &Store, saga: &Saga, e: &Error, max_attempts: u3
 pub async fn park(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
     let mut tx = store.begin().await?;
     let r = sqlx::query(
-        "UPDATE sagas SET status = 'NEEDS_ATTENTION', last_error = $1, locked_until = NULL, updated_at = $2 \
-         WHERE id = $3 AND status = 'RUNNING'",
+        "UPDATE sagas SET status = $1, last_error = $2, locked_until = NULL, updated_at = $3 \
+         WHERE id = $4 AND status = $5",
     )
+    .bind(SagaStatus::NeedsAttention)
     .bind(error_json(e).to_string())
     .bind(crate::clock::now())
     .bind(&saga.id)
+    .bind(SagaStatus::Running)
     .execute(tx.conn())
     .await?;
     if r.rows_affected() == 1 {
-        crate::metrics::saga(&saga.kind, "NEEDS_ATTENTION");
+        crate::metrics::saga(saga.kind.as_str(), SagaStatus::NeedsAttention.as_str());
         let data = json!({ "sagaId": saga.id, "kind": saga.kind, "orderId": saga.order_id, "step": saga.step, "reason": error_json(e) });
         tx.audit(
             Context::system()
@@ -492,28 +496,32 @@ pub async fn park(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
 /// step; errors 404, 409 `INVALID_STATE_TRANSITION` when it has ended.
 pub async fn retry(store: &Store, ctx: &Context, id: &str) -> Result<Saga> {
     let saga = get(store, id).await?;
-    if !matches!(saga.status.as_str(), "NEEDS_ATTENTION" | "RUNNING") {
+    if !saga.status.retryable() {
         return Err(Error::new(
             ErrorCode::InvalidStateTransition,
             format!("Saga {id} is {} and cannot be retried", saga.status),
         )
-        .with_details(
-            json!({ "currentState": saga.status, "allowedStates": ["NEEDS_ATTENTION", "RUNNING"] }),
-        ));
+        .with_details(json!({
+            "currentState": saga.status,
+            "allowedStates": [SagaStatus::NeedsAttention, SagaStatus::Running],
+        })));
     }
     let mut tx = store.begin_for(ctx).await?;
     sqlx::query(
-        "UPDATE sagas SET status = 'RUNNING', attempts = 0, next_run_at = $1, locked_until = NULL, updated_at = $1 \
-         WHERE id = $2 AND status IN ('NEEDS_ATTENTION', 'RUNNING')",
+        "UPDATE sagas SET status = $1, attempts = 0, next_run_at = $2, locked_until = NULL, updated_at = $2 \
+         WHERE id = $3 AND status IN ($4, $5)",
     )
+    .bind(SagaStatus::Running)
     .bind(crate::clock::now())
     .bind(id)
+    .bind(SagaStatus::NeedsAttention)
+    .bind(SagaStatus::Running)
     .execute(tx.conn())
     .await?;
     tx.audit(
         ctx.audit("saga.retried", "saga", id)
             .before(json!({ "status": saga.status }))
-            .after(json!({ "status": "RUNNING" })),
+            .after(json!({ "status": SagaStatus::Running })),
     );
     tx.commit().await?;
     get(store, id).await
@@ -524,7 +532,7 @@ pub async fn wait(store: &Store, id: &str, timeout: std::time::Duration) -> Resu
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let s = get(store, id).await?;
-        if s.status != "RUNNING" || tokio::time::Instant::now() >= deadline {
+        if s.status != SagaStatus::Running || tokio::time::Instant::now() >= deadline {
             return Ok(s);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

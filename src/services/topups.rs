@@ -40,9 +40,8 @@ use crate::services::treasury::{self, Direction, Owner, Settled, Transfer};
 use crate::services::{users, wallets};
 use crate::store::Store;
 
-/// Statuses from which the top-up may still change.
-const OPEN: &str =
-    "'TOPUP_CREATED', 'TOPUP_AWAITING_USER_CONFIRMATION', 'TOPUP_PROCESSING', 'TOPUP_SETTLING'";
+pub use crate::domain::topup::TopUpStatus;
+use crate::domain::wallet::WalletStatus;
 
 /// A top-up as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -55,7 +54,7 @@ pub struct TopUp {
     pub currency: String,
     /// `TOPUP_CREATED`, `TOPUP_AWAITING_USER_CONFIRMATION`, `TOPUP_PROCESSING`,
     /// `TOPUP_SETTLING`, `TOPUP_SUCCEEDED`, `TOPUP_FAILED`, `TOPUP_CANCELED`.
-    pub status: String,
+    pub status: TopUpStatus,
     /// Airtm's hosted checkout: send the buyer's browser here.
     pub confirmation_uri: Option<String>,
     pub airtm_payin_id: Option<String>,
@@ -192,7 +191,7 @@ pub async fn create(
     let user = users::get(store, t.user_id).await?;
     user.ensure_active()?;
     let wallet = wallets::for_user(store, t.user_id).await?;
-    if wallet.status != "ACTIVE" {
+    if wallet.status != WalletStatus::Active {
         return Err(Error::new(
             ErrorCode::WalletNotReady,
             format!(
@@ -206,7 +205,7 @@ pub async fn create(
     let mut db = store.begin_for(ctx).await?;
     sqlx::query(
         "INSERT INTO topups (id, user_id, amount, currency, status, return_url, cancel_url, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'USD', 'TOPUP_CREATED', $4, $5, $6, $6)",
+         VALUES ($1, $2, $3, 'USD', $7, $4, $5, $6, $6)",
     )
     .bind(&id)
     .bind(t.user_id)
@@ -214,6 +213,7 @@ pub async fn create(
     .bind(&return_url)
     .bind(&cancel_url)
     .bind(&now)
+    .bind(TopUpStatus::Created)
     .execute(db.conn())
     .await?;
     let data = json!({ "topupId": id, "userId": t.user_id, "amount": t.amount, "currency": "USD" });
@@ -262,7 +262,7 @@ async fn fail_local(store: &Store, t: &TopUp, reason: &str) -> Result<()> {
     transition(
         store,
         t,
-        "TOPUP_FAILED",
+        TopUpStatus::Failed,
         "topup.failed",
         json!({ "reason": reason }),
         Some(reason),
@@ -276,7 +276,7 @@ async fn fail_local(store: &Store, t: &TopUp, reason: &str) -> Result<()> {
 async fn transition(
     store: &Store,
     t: &TopUp,
-    to: &str,
+    to: TopUpStatus,
     event: &str,
     extra: serde_json::Value,
     reason: Option<&str>,
@@ -290,7 +290,7 @@ async fn transition(
     .bind(reason)
     .bind(crate::clock::now())
     .bind(&t.id)
-    .bind(&t.status)
+    .bind(t.status)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -353,11 +353,11 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
     }
     let t = get(store, id).await?;
     match &payin.status {
-        PayinStatus::Created if t.status == "TOPUP_CREATED" => {
+        PayinStatus::Created if t.status == TopUpStatus::Created => {
             transition(
                 store,
                 &t,
-                "TOPUP_AWAITING_USER_CONFIRMATION",
+                TopUpStatus::AwaitingUserConfirmation,
                 "topup.confirmation_required",
                 json!({ "confirmationUri": checkout, "airtmPayinId": payin.id }),
                 None,
@@ -366,14 +366,14 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
         }
         PayinStatus::Processing
             if matches!(
-                t.status.as_str(),
-                "TOPUP_CREATED" | "TOPUP_AWAITING_USER_CONFIRMATION"
+                t.status,
+                TopUpStatus::Created | TopUpStatus::AwaitingUserConfirmation
             ) =>
         {
             transition(
                 store,
                 &t,
-                "TOPUP_PROCESSING",
+                TopUpStatus::Processing,
                 "topup.processing",
                 json!({ "airtmPayinId": payin.id }),
                 None,
@@ -381,7 +381,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             .await?;
         }
         PayinStatus::Confirmed
-            if !matches!(t.status.as_str(), "TOPUP_SETTLING" | "TOPUP_SUCCEEDED") =>
+            if !matches!(t.status, TopUpStatus::Settling | TopUpStatus::Succeeded) =>
         {
             let net = payin.net_amount.or(payin.amount).unwrap_or(t.amount);
             let fee = payin.airtm_fee.unwrap_or(Amount::ZERO);
@@ -396,7 +396,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             }
             let mut db = store.begin().await?;
             let done = sqlx::query(
-                "UPDATE topups SET status = 'TOPUP_SETTLING', net_amount = $1, airtm_fee = $2, \
+                "UPDATE topups SET status = $7, net_amount = $1, airtm_fee = $2, \
                  airtm_user_email = $3, updated_at = $4 WHERE id = $5 AND status = $6",
             )
             .bind(net.base_units())
@@ -404,7 +404,8 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             .bind(&payin.airtm_user_email)
             .bind(crate::clock::now())
             .bind(id)
-            .bind(&t.status)
+            .bind(t.status)
+            .bind(TopUpStatus::Settling)
             .execute(db.conn())
             .await?
             .rows_affected();
@@ -413,23 +414,23 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
                     Context::system()
                         .audit("topup.confirmed", "topup", id)
                         .before(json!({ "status": t.status }))
-                        .after(json!({ "status": "TOPUP_SETTLING", "airtmPayinId": payin.id, "netAmount": net, "airtmFee": fee })),
+                        .after(json!({ "status": TopUpStatus::Settling, "airtmPayinId": payin.id, "netAmount": net, "airtmFee": fee })),
                 );
             }
             db.commit().await?;
         }
-        PayinStatus::Canceled if OPEN.contains(&t.status) && t.status != "TOPUP_SETTLING" => {
+        PayinStatus::Canceled if t.status.is_open() && t.status != TopUpStatus::Settling => {
             transition(
                 store,
                 &t,
-                "TOPUP_CANCELED",
+                TopUpStatus::Canceled,
                 "topup.canceled",
                 json!({ "airtmPayinId": payin.id }),
                 None,
             )
             .await?;
         }
-        PayinStatus::Failed if OPEN.contains(&t.status) && t.status != "TOPUP_SETTLING" => {
+        PayinStatus::Failed if t.status.is_open() && t.status != TopUpStatus::Settling => {
             let reason = payin
                 .failure_reason
                 .clone()
@@ -437,7 +438,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             transition(
                 store,
                 &t,
-                "TOPUP_FAILED",
+                TopUpStatus::Failed,
                 "topup.failed",
                 json!({ "airtmPayinId": payin.id, "reason": reason }),
                 Some(&reason),
@@ -455,7 +456,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
 /// in `failureReason`; the reconciler tries again.
 pub async fn settle(store: &Store, ac: &AirtmContext, id: &str) -> Result<TopUp> {
     let t = get(store, id).await?;
-    if t.status != "TOPUP_SETTLING" {
+    if t.status != TopUpStatus::Settling {
         return Ok(t);
     }
     let net = t.credited_amount.unwrap_or(t.amount);
@@ -476,9 +477,10 @@ pub async fn settle(store: &Store, ac: &AirtmContext, id: &str) -> Result<TopUp>
         Settled::Waiting { reason } => {
             if let Some(r) = reason {
                 let mut db = store.begin().await?;
-                sqlx::query("UPDATE topups SET failure_reason = $1 WHERE id = $2 AND status = 'TOPUP_SETTLING'")
+                sqlx::query("UPDATE topups SET failure_reason = $1 WHERE id = $2 AND status = $3")
                     .bind(format!("treasury transfer pending: {r}"))
                     .bind(id)
+                    .bind(TopUpStatus::Settling)
                     .execute(db.conn())
                     .await?;
                 db.commit().await?;
@@ -489,12 +491,14 @@ pub async fn settle(store: &Store, ac: &AirtmContext, id: &str) -> Result<TopUp>
     let now = crate::clock::now();
     let mut db = store.begin().await?;
     let done = sqlx::query(
-        "UPDATE topups SET status = 'TOPUP_SUCCEEDED', settlement_tx_hash = $1, failure_reason = NULL, \
-         completed_at = $2, updated_at = $2 WHERE id = $3 AND status = 'TOPUP_SETTLING'",
+        "UPDATE topups SET status = $4, settlement_tx_hash = $1, failure_reason = NULL, \
+         completed_at = $2, updated_at = $2 WHERE id = $3 AND status = $5",
     )
     .bind(&hash)
     .bind(&now)
     .bind(id)
+    .bind(TopUpStatus::Succeeded)
+    .bind(TopUpStatus::Settling)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -560,7 +564,7 @@ pub async fn refresh(store: &Store, ac: &AirtmContext, id: &str) -> Result<TopUp
     };
     match payin {
         Some(p) => apply(store, ac, id, &p).await,
-        None if t.status == "TOPUP_CREATED" => {
+        None if t.status == TopUpStatus::Created => {
             let p = create_payin(ac, &t).await?;
             apply(store, ac, id, &p).await
         }
@@ -574,7 +578,7 @@ pub async fn refresh(store: &Store, ac: &AirtmContext, id: &str) -> Result<TopUp
 /// top-up is past waiting.
 pub async fn cancel(store: &Store, ctx: &Context, ac: &AirtmContext, id: &str) -> Result<TopUp> {
     let t = get(store, id).await?;
-    let cancelable = ["TOPUP_CREATED", "TOPUP_AWAITING_USER_CONFIRMATION"];
+    let cancelable = TopUpStatus::UNCONFIRMED;
     let refuse = |t: &TopUp| {
         Error::new(
             ErrorCode::InvalidStateTransition,
@@ -585,7 +589,7 @@ pub async fn cancel(store: &Store, ctx: &Context, ac: &AirtmContext, id: &str) -
         )
         .with_details(json!({ "currentStatus": t.status, "allowedStatuses": cancelable }))
     };
-    if !cancelable.contains(&t.status.as_str()) {
+    if !cancelable.contains(&t.status) {
         return Err(refuse(&t));
     }
     {
@@ -606,7 +610,7 @@ pub async fn cancel(store: &Store, ctx: &Context, ac: &AirtmContext, id: &str) -
             transition(
                 store,
                 &t,
-                "TOPUP_CANCELED",
+                TopUpStatus::Canceled,
                 "topup.canceled",
                 json!({ "canceledBy": ctx.actor.id }),
                 None,
@@ -620,11 +624,12 @@ pub async fn cancel(store: &Store, ctx: &Context, ac: &AirtmContext, id: &str) -
             match outcome {
                 Ok(()) => Ok(after),
                 Err(e)
-                    if airtm::provider_code(&e).is_some() && after.status != "TOPUP_CANCELED" =>
+                    if airtm::provider_code(&e).is_some()
+                        && after.status != TopUpStatus::Canceled =>
                 {
                     Err(refuse(&after))
                 }
-                Err(e) if after.status != "TOPUP_CANCELED" => Err(e),
+                Err(e) if after.status != TopUpStatus::Canceled => Err(e),
                 Err(_) => Ok(after),
             }
         }
@@ -643,10 +648,15 @@ pub async fn reconcile_open(
     let cutoff = (chrono::Utc::now() - chrono::Duration::seconds(stale_secs))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM topups WHERE (status IN ({OPEN}) AND updated_at < $1) OR status = 'TOPUP_SETTLING' \
+        "SELECT id FROM topups WHERE (status IN ($2, $3, $4, $5) AND updated_at < $1) OR status = $6 \
          ORDER BY updated_at LIMIT {limit}"
     )))
     .bind(&cutoff)
+    .bind(TopUpStatus::OPEN[0])
+    .bind(TopUpStatus::OPEN[1])
+    .bind(TopUpStatus::OPEN[2])
+    .bind(TopUpStatus::OPEN[3])
+    .bind(TopUpStatus::Settling)
     .fetch_all(store.reader())
     .await?;
     let mut n = 0;
@@ -679,10 +689,12 @@ pub async fn expire_stale(
 ) -> Result<usize> {
     let cutoff = crate::services::lifecycle::before_now(expiry_secs);
     let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM topups WHERE status IN ('TOPUP_CREATED', 'TOPUP_AWAITING_USER_CONFIRMATION') \
+        "SELECT id FROM topups WHERE status IN ($2, $3) \
          AND created_at < $1 ORDER BY created_at LIMIT {limit}"
     )))
     .bind(&cutoff)
+    .bind(TopUpStatus::UNCONFIRMED[0])
+    .bind(TopUpStatus::UNCONFIRMED[1])
     .fetch_all(store.reader())
     .await?;
     let mut n = 0;
@@ -695,15 +707,15 @@ pub async fn expire_stale(
             }
         };
         if !matches!(
-            t.status.as_str(),
-            "TOPUP_CREATED" | "TOPUP_AWAITING_USER_CONFIRMATION"
+            t.status,
+            TopUpStatus::Created | TopUpStatus::AwaitingUserConfirmation
         ) {
             continue;
         }
         let expired = transition(
             store,
             &t,
-            "TOPUP_CANCELED",
+            TopUpStatus::Canceled,
             "topup.expired",
             json!({ "airtmPayinId": t.airtm_payin_id, "createdAt": t.created_at, "expiredAt": crate::clock::now() }),
             Some("expired"),

@@ -109,7 +109,7 @@ async fn clear_envelope(store: &Store, t: &Transfer<'_>, xdr: &str) -> Result<()
 pub async fn settle(store: &Store, sc: &StellarContext, t: &Transfer<'_>) -> Result<Settled> {
     let platform = wallets::platform(store)
         .await?
-        .filter(|p| p.status == "ACTIVE")
+        .filter(|p| p.status == crate::domain::wallet::WalletStatus::Active)
         .ok_or_else(|| {
             Error::new(
                 ErrorCode::ProviderUnavailable,

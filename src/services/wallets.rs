@@ -53,22 +53,7 @@ pub struct StellarContext {
     pub friendbot: Option<url::Url>,
 }
 
-/// `USER` or `PLATFORM`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum WalletKind {
-    User,
-    Platform,
-}
-
-impl WalletKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            WalletKind::User => "USER",
-            WalletKind::Platform => "PLATFORM",
-        }
-    }
-}
+pub use crate::domain::wallet::{WalletKind, WalletStatus};
 
 /// A wallet as the API shows it (never the secret).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -76,10 +61,9 @@ impl WalletKind {
 pub struct Wallet {
     pub id: String,
     pub user_id: Option<String>,
-    pub kind: String,
+    pub kind: WalletKind,
     pub public_key: String,
-    /// `PENDING_ACTIVATION`, `ACTIVE` or `FAILED`.
-    pub status: String,
+    pub status: WalletStatus,
     pub failure_reason: Option<String>,
     pub activation_hash: Option<String>,
     pub created_at: String,
@@ -160,7 +144,7 @@ pub async fn submission_lock(
 
 /// The platform wallet, when created.
 pub async fn platform(store: &Store) -> Result<Option<Wallet>> {
-    by(store, "kind", "PLATFORM").await
+    by(store, "kind", WalletKind::Platform.as_str()).await
 }
 
 /// Creates a wallet (idempotent per user). Audited as `wallet.created`.
@@ -188,14 +172,15 @@ pub async fn create(
     let mut tx = store.begin_for(ctx).await?;
     let inserted = sqlx::query(
         "INSERT INTO wallets (id, user_id, kind, public_key, sealed_secret, key_id, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'PENDING_ACTIVATION', $7, $7) ON CONFLICT (user_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (user_id) DO NOTHING",
     )
     .bind(&id)
     .bind(user_id)
-    .bind(kind.as_str())
+    .bind(kind)
     .bind(kp.public_key())
     .bind(&sealed)
     .bind(sc.vault.current_key_id())
+    .bind(WalletStatus::PendingActivation)
     .bind(&now)
     .execute(tx.conn())
     .await?;
@@ -203,10 +188,9 @@ pub async fn create(
         drop(tx);
         return for_user(store, user_id.unwrap_or_default()).await;
     }
-    tx.audit(
-        ctx.audit("wallet.created", "wallet", &id)
-            .after(serde_json::json!({ "userId": user_id, "kind": kind.as_str(), "publicKey": kp.public_key() })),
-    );
+    tx.audit(ctx.audit("wallet.created", "wallet", &id).after(
+        serde_json::json!({ "userId": user_id, "kind": kind, "publicKey": kp.public_key() }),
+    ));
     tx.commit().await?;
     by(store, "id", &id)
         .await?
@@ -225,7 +209,12 @@ pub fn keypair(sc: &StellarContext, w: &Wallet) -> Result<Keypair> {
 
 /// Moves a wallet to `status` (compare-and-set: only an actual change writes, audits and,
 /// for a user wallet becoming `ACTIVE`, emits `user.stellar_linked`).
-async fn set_status(store: &Store, w: &Wallet, status: &str, reason: Option<&str>) -> Result<()> {
+async fn set_status(
+    store: &Store,
+    w: &Wallet,
+    status: WalletStatus,
+    reason: Option<&str>,
+) -> Result<()> {
     let now = crate::clock::now();
     let mut tx = store.begin().await?;
     let done = sqlx::query(
@@ -244,15 +233,15 @@ async fn set_status(store: &Store, w: &Wallet, status: &str, reason: Option<&str
     tx.audit(
         Context::system()
             .audit(
-                &format!("wallet.{}", status.to_ascii_lowercase()),
+                &format!("wallet.{}", status.as_str().to_ascii_lowercase()),
                 "wallet",
                 &w.id,
             )
             .after(serde_json::json!({ "status": status, "reason": reason })),
     );
-    if status == "ACTIVE"
+    if status == WalletStatus::Active
         && let Some(user) = &w.user_id
-        && w.kind == "USER"
+        && w.kind == WalletKind::User
     {
         tx.emit(crate::events::NewEvent::new(
             "user.stellar_linked",
@@ -273,7 +262,7 @@ pub async fn ensure_platform(
     user_id: Option<&str>,
 ) -> Result<Wallet> {
     let w = create(store, &Context::system(), sc, WalletKind::Platform, user_id).await?;
-    if w.status == "ACTIVE" {
+    if w.status == WalletStatus::Active {
         return Ok(w);
     }
     let kp = keypair(sc, &w)?;
@@ -284,7 +273,7 @@ pub async fn ensure_platform(
                 "fund the platform account {} with XLM (at least 5 XLM plus 1.5 XLM per wallet)",
                 w.public_key
             );
-            set_status(store, &w, "PENDING_ACTIVATION", Some(&reason)).await?;
+            set_status(store, &w, WalletStatus::PendingActivation, Some(&reason)).await?;
             return by(store, "id", &w.id)
                 .await?
                 .ok_or_else(|| Error::internal("wallet vanished"));
@@ -332,7 +321,7 @@ pub async fn ensure_platform(
             }
         }
     }
-    set_status(store, &w, "ACTIVE", None).await?;
+    set_status(store, &w, WalletStatus::Active, None).await?;
     by(store, "id", &w.id)
         .await?
         .ok_or_else(|| Error::internal("wallet vanished"))
@@ -343,7 +332,7 @@ pub async fn ensure_platform(
 pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Result<Wallet> {
     let platform = platform(store)
         .await?
-        .filter(|p| p.status == "ACTIVE")
+        .filter(|p| p.status == WalletStatus::Active)
         .ok_or_else(|| {
             Error::new(
                 ErrorCode::ProviderUnavailable,
@@ -355,7 +344,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
     let w = by(store, "id", wallet_id)
         .await?
         .ok_or_else(|| Error::internal("no such wallet"))?;
-    if w.status != "PENDING_ACTIVATION" || w.kind != "USER" {
+    if w.status != WalletStatus::PendingActivation || w.kind != WalletKind::User {
         return Ok(w);
     }
     // Resume: the identical envelope, never a new one, while it may still land.
@@ -398,12 +387,13 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
             let stored = sqlx::query(
                 "UPDATE wallets SET activation_envelope = $1, activation_hash = $2, \
                  activation_attempts = activation_attempts + 1, updated_at = $3 \
-                 WHERE id = $4 AND activation_envelope IS NULL AND status = 'PENDING_ACTIVATION'",
+                 WHERE id = $4 AND activation_envelope IS NULL AND status = $5",
             )
             .bind(&signed.xdr)
             .bind(&signed.hash)
             .bind(crate::clock::now())
             .bind(&w.id)
+            .bind(WalletStatus::PendingActivation)
             .execute(db.conn())
             .await?;
             db.commit().await?;
@@ -416,7 +406,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
         }
     };
     match sc.horizon.submit_settled(&envelope).await? {
-        SubmitOutcome::Applied { .. } => set_status(store, &w, "ACTIVE", None).await?,
+        SubmitOutcome::Applied { .. } => set_status(store, &w, WalletStatus::Active, None).await?,
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
         } => {
@@ -426,7 +416,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 .as_ref()
                 .is_some_and(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer).is_some())
             {
-                set_status(store, &w, "ACTIVE", None).await?;
+                set_status(store, &w, WalletStatus::Active, None).await?;
             } else if matches!(tx_code.as_str(), "tx_too_late" | "tx_bad_seq") {
                 // It can never land: a new envelope may be built on the next attempt.
                 let mut db = store.begin().await?;
@@ -444,7 +434,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 let reason = format!("{tx_code} {}", op_codes.join(","))
                     .trim()
                     .to_string();
-                set_status(store, &w, "FAILED", Some(&reason)).await?;
+                set_status(store, &w, WalletStatus::Failed, Some(&reason)).await?;
             }
         }
         SubmitOutcome::Unknown { .. } => {}
@@ -457,15 +447,17 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
 /// Activates up to `limit` pending wallets, oldest first. Returns how many became active.
 pub async fn activate_pending(store: &Store, sc: &StellarContext, limit: u32) -> Result<usize> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM wallets WHERE status = 'PENDING_ACTIVATION' AND kind = 'USER' ORDER BY seq LIMIT {limit}"
+        "SELECT id FROM wallets WHERE status = $1 AND kind = $2 ORDER BY seq LIMIT {limit}"
     )))
+    .bind(WalletStatus::PendingActivation)
+    .bind(WalletKind::User)
     .fetch_all(store.reader())
     .await?;
     let mut done = 0;
     for r in rows {
         let id: String = r.try_get("id")?;
         match activate(store, sc, &id).await {
-            Ok(w) if w.status == "ACTIVE" => done += 1,
+            Ok(w) if w.status == WalletStatus::Active => done += 1,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(wallet_id = %id, error = %e, "wallet activation attempt failed")

@@ -21,6 +21,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::context::Context;
+use crate::domain::wallet::WalletStatus;
+pub use crate::domain::withdrawal::WithdrawalStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
@@ -48,7 +50,7 @@ pub struct Withdrawal {
     /// `WITHDRAWAL_FAILED`. Airtm payouts ([`crate::services::payouts`]) add
     /// `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
     /// `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
-    pub status: String,
+    pub status: WithdrawalStatus,
     /// Crypto: the payment's transaction hash.
     pub tx_hash: Option<String>,
     /// Airtm payouts: Airtm's payout id, its status text and the recipient's email.
@@ -184,7 +186,7 @@ pub async fn record_crypto(
     let user = users::get(store, user_id).await?;
     user.ensure_active()?;
     let wallet = wallets::for_user(store, user_id).await?;
-    if wallet.status != "ACTIVE" {
+    if wallet.status != WalletStatus::Active {
         return Err(Error::new(
             ErrorCode::WalletNotReady,
             format!("The user's wallet is {}", wallet.status),
@@ -235,7 +237,7 @@ pub async fn record_crypto(
     let hold = ledger::hold(&mut db, user_id, amount, "withdrawal", &id).await?;
     sqlx::query(
         "INSERT INTO withdrawals (id, user_id, amount, currency, destination_type, destination_ref, status, hold_id, \
-         created_at, updated_at) VALUES ($1, $2, $3, 'USDC', 'crypto', $4, 'WITHDRAWAL_CREATED', $5, $6, $6)",
+         created_at, updated_at) VALUES ($1, $2, $3, 'USDC', 'crypto', $4, $7, $5, $6, $6)",
     )
     .bind(&id)
     .bind(user_id)
@@ -243,6 +245,7 @@ pub async fn record_crypto(
     .bind(destination)
     .bind(&hold.id)
     .bind(&now)
+    .bind(WithdrawalStatus::Created)
     .execute(db.conn())
     .await?;
     let data = json!({ "withdrawalId": id, "userId": user_id, "amount": amount, "currency": "USDC", "destinationType": "crypto", "destinationRef": destination });
@@ -262,13 +265,16 @@ pub async fn record_crypto(
 async fn store_envelope(store: &Store, w: &Withdrawal, env: &tx::SignedEnvelope) -> Result<bool> {
     let mut db = store.begin().await?;
     let done = sqlx::query(
-        "UPDATE withdrawals SET status = 'WITHDRAWAL_PENDING', envelope = $1, tx_hash = $2, updated_at = $3 \
-         WHERE id = $4 AND envelope IS NULL AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+        "UPDATE withdrawals SET status = $5, envelope = $1, tx_hash = $2, updated_at = $3 \
+         WHERE id = $4 AND envelope IS NULL AND status IN ($6, $7)",
     )
     .bind(&env.xdr)
     .bind(&env.hash)
     .bind(crate::clock::now())
     .bind(&w.id)
+    .bind(WithdrawalStatus::Pending)
+    .bind(WithdrawalStatus::CRYPTO_OPEN[0])
+    .bind(WithdrawalStatus::CRYPTO_OPEN[1])
     .execute(db.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -299,7 +305,7 @@ async fn store_envelope(store: &Store, w: &Withdrawal, env: &tx::SignedEnvelope)
 pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Withdrawal> {
     let platform = wallets::platform(store)
         .await?
-        .filter(|p| p.status == "ACTIVE")
+        .filter(|p| p.status == WalletStatus::Active)
         .ok_or_else(|| {
             Error::new(
                 ErrorCode::ProviderUnavailable,
@@ -309,8 +315,8 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
     let _guard = wallets::submission_lock(store, &sc.horizon, &platform.public_key).await?;
     let w = get(store, id).await?;
     if !matches!(
-        w.status.as_str(),
-        "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
+        w.status,
+        WithdrawalStatus::Created | WithdrawalStatus::Pending
     ) {
         return Ok(w);
     }
@@ -346,8 +352,8 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
                 match &current.envelope {
                     Some(xdr)
                         if matches!(
-                            current.status.as_str(),
-                            "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING"
+                            current.status,
+                            WithdrawalStatus::Created | WithdrawalStatus::Pending
                         ) =>
                     {
                         tx::signed_from_xdr(xdr, &sc.network)?
@@ -395,12 +401,15 @@ async fn complete(store: &Store, w: &Withdrawal, hash: &str) -> Result<()> {
     let now = crate::clock::now();
     let mut db = store.begin().await?;
     let done = sqlx::query(
-        "UPDATE withdrawals SET status = 'WITHDRAWAL_COMPLETED', tx_hash = $1, completed_at = $2, updated_at = $2 \
-         WHERE id = $3 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+        "UPDATE withdrawals SET status = $4, tx_hash = $1, completed_at = $2, updated_at = $2 \
+         WHERE id = $3 AND status IN ($5, $6)",
     )
     .bind(hash)
     .bind(&now)
     .bind(&w.id)
+    .bind(WithdrawalStatus::Completed)
+    .bind(WithdrawalStatus::CRYPTO_OPEN[0])
+    .bind(WithdrawalStatus::CRYPTO_OPEN[1])
     .execute(db.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -432,12 +441,15 @@ async fn complete(store: &Store, w: &Withdrawal, hash: &str) -> Result<()> {
 async fn fail(store: &Store, w: &Withdrawal, reason: &str) -> Result<()> {
     let mut db = store.begin().await?;
     let done = sqlx::query(
-        "UPDATE withdrawals SET status = 'WITHDRAWAL_FAILED', failure_reason = $1, updated_at = $2 \
-         WHERE id = $3 AND status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING')",
+        "UPDATE withdrawals SET status = $4, failure_reason = $1, updated_at = $2 \
+         WHERE id = $3 AND status IN ($5, $6)",
     )
     .bind(reason)
     .bind(crate::clock::now())
     .bind(&w.id)
+    .bind(WithdrawalStatus::Failed)
+    .bind(WithdrawalStatus::CRYPTO_OPEN[0])
+    .bind(WithdrawalStatus::CRYPTO_OPEN[1])
     .execute(db.conn())
     .await?;
     if done.rows_affected() == 0 {
@@ -465,9 +477,11 @@ async fn fail(store: &Store, w: &Withdrawal, reason: &str) -> Result<()> {
 /// Resumes withdrawals left created or pending (a restart, an unknown outcome).
 pub async fn resume_pending(store: &Store, sc: &StellarContext) -> Result<usize> {
     let rows = sqlx::query(
-        "SELECT id FROM withdrawals WHERE status IN ('WITHDRAWAL_CREATED', 'WITHDRAWAL_PENDING') \
+        "SELECT id FROM withdrawals WHERE status IN ($1, $2) \
          AND destination_type = 'crypto' ORDER BY seq LIMIT 50",
     )
+    .bind(WithdrawalStatus::CRYPTO_OPEN[0])
+    .bind(WithdrawalStatus::CRYPTO_OPEN[1])
     .fetch_all(store.reader())
     .await?;
     let mut n = 0;

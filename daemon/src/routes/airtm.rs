@@ -279,7 +279,7 @@ pub async fn topup_callback(
         .map_err(|_| Error::internal(format!("stored URL of top-up {id} is invalid")))?;
     url.query_pairs_mut()
         .append_pair("topupId", &t.id)
-        .append_pair("status", &t.status);
+        .append_pair("status", t.status.as_str());
     if let Some(wake) = &state.airtm_wake {
         // Let the reconciler look at it soon; the browser is not a proof of payment.
         wake.notify_one();

@@ -550,18 +550,15 @@ pub async fn list_sagas(
     ApiQuery(q): ApiQuery<ListSagas>,
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
-    if let Some(s) = &q.status
-        && !["RUNNING", "COMPLETED", "COMPENSATED", "NEEDS_ATTENTION"].contains(&s.as_str())
-    {
-        return Err(Error::validation("status", format!("{s:?} is not a saga status")).into());
-    }
-    let p = sagas::list(
-        &state.store,
-        q.status.as_deref(),
-        q.order_id.as_deref(),
-        &page,
-    )
-    .await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            sagas::SagaStatus::parse(s)
+                .ok_or_else(|| Error::validation("status", format!("{s:?} is not a saga status")))
+        })
+        .transpose()?;
+    let p = sagas::list(&state.store, status, q.order_id.as_deref(), &page).await?;
     Ok(respond_page(&auth.request_id, p))
 }
 
@@ -606,7 +603,7 @@ pub async fn retry_saga(
     let ec = escrow_ctx(&state)?;
     sagas::retry(&state.store, &auth.context(), &id).await?;
     let saga = escrow::drive(ec, state.store.clone(), id).await?;
-    let code = if saga.status == "RUNNING" {
+    let code = if saga.status == sagas::SagaStatus::Running {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
