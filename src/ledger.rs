@@ -375,32 +375,7 @@ where
     Ok(Amount::from_base_units(b.unwrap_or(0)))
 }
 
-/// Status of a hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HoldStatus {
-    Pending,
-    Posted,
-    Voided,
-}
-
-impl HoldStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldStatus::Pending => "PENDING",
-            HoldStatus::Posted => "POSTED",
-            HoldStatus::Voided => "VOIDED",
-        }
-    }
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "PENDING" => Ok(HoldStatus::Pending),
-            "POSTED" => Ok(HoldStatus::Posted),
-            "VOIDED" => Ok(HoldStatus::Voided),
-            other => Err(Error::internal(format!("unknown hold status {other}"))),
-        }
-    }
-}
+pub use crate::domain::account::HoldStatus;
 
 /// Funds of a user set aside (available → reserved) for one purpose, identified by
 /// `(kind, reference)`, e.g. `("order", "ord_…")`.
@@ -422,7 +397,7 @@ fn hold_from_row(r: &sqlx::any::AnyRow) -> Result<Hold> {
         id: r.try_get("id")?,
         user_id: r.try_get("user_id")?,
         amount: Amount::from_base_units(r.try_get("amount")?),
-        status: HoldStatus::parse(&r.try_get::<String, _>("status")?)?,
+        status: r.try_get("status")?,
         kind: r.try_get("kind")?,
         reference: r.try_get("reference")?,
         created_at: r.try_get("created_at")?,
@@ -473,7 +448,7 @@ pub async fn hold(
     };
     let inserted = sqlx::query(
         "INSERT INTO holds (id, user_id, amount, status, kind, reference, created_at) \
-         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6) ON CONFLICT (kind, reference) DO NOTHING",
+         VALUES ($1, $2, $3, $7, $4, $5, $6) ON CONFLICT (kind, reference) DO NOTHING",
     )
     .bind(&h.id)
     .bind(&h.user_id)
@@ -481,6 +456,7 @@ pub async fn hold(
     .bind(&h.kind)
     .bind(&h.reference)
     .bind(&h.created_at)
+    .bind(HoldStatus::Pending)
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -514,12 +490,13 @@ fn neg(a: Amount) -> Result<Amount> {
 async fn resolve(tx: &mut Tx, hold_id: &str, to: HoldStatus) -> Result<Hold> {
     let now = crate::clock::now();
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE holds SET status = $1, resolved_at = $2 WHERE id = $3 AND status = 'PENDING' \
+        "UPDATE holds SET status = $1, resolved_at = $2 WHERE id = $3 AND status = $4 \
          RETURNING {HOLD_COLUMNS}"
     )))
-    .bind(to.as_str())
+    .bind(to)
     .bind(&now)
     .bind(hold_id)
+    .bind(HoldStatus::Pending)
     .fetch_optional(tx.conn())
     .await?;
     match row {
@@ -535,8 +512,8 @@ async fn resolve(tx: &mut Tx, hold_id: &str, to: HoldStatus) -> Result<Hold> {
                     format!("hold {hold_id} is already resolved"),
                 )
                 .with_details(serde_json::json!({
-                    "currentState": r.try_get::<String, _>("status")?,
-                    "allowedStates": ["PENDING"],
+                    "currentState": r.try_get::<HoldStatus, _>("status")?,
+                    "allowedStates": [HoldStatus::Pending],
                 })),
                 None => Error::internal(format!("unknown hold {hold_id}")),
             })
@@ -786,10 +763,11 @@ pub async fn verify(store: &Store) -> Result<LedgerReport> {
     let mut rows = sqlx::query(
         "SELECT a.id, a.balance, CAST(COALESCE(h.total, 0) AS BIGINT) AS held \
          FROM ledger_accounts a LEFT JOIN \
-           (SELECT user_id, SUM(amount) AS total FROM holds WHERE status = 'PENDING' GROUP BY user_id) h \
+           (SELECT user_id, SUM(amount) AS total FROM holds WHERE status = $1 GROUP BY user_id) h \
            ON h.user_id = a.owner_id \
          WHERE a.kind = 'user_reserved' AND a.balance <> COALESCE(h.total, 0)",
     )
+    .bind(HoldStatus::Pending)
     .fetch(db);
     while let Some(r) = rows.try_next().await? {
         let b: i64 = r.try_get("balance")?;

@@ -505,9 +505,11 @@ impl Tx {
         }
         if let Some(record) = self.idempotency_record.take() {
             sqlx::query(
-                "UPDATE idempotency_keys SET state = 'COMMITTED' WHERE scope_hash = $1 AND state = 'IN_PROGRESS'",
+                "UPDATE idempotency_keys SET state = $2 WHERE scope_hash = $1 AND state = $3",
             )
             .bind(record)
+            .bind(crate::domain::idempotency::KeyState::Committed)
+            .bind(crate::domain::idempotency::KeyState::InProgress)
             .execute(self.conn())
             .await?;
         }

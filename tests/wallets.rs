@@ -270,7 +270,12 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
         .unwrap();
     assert!(clean.is_clean(), "{clean:?}");
     assert_eq!(clean.wallets.len(), 2);
-    assert!(clean.wallets.iter().any(|c| c.status == "not_activated"));
+    assert!(
+        clean
+            .wallets
+            .iter()
+            .any(|c| c.status.as_str() == "not_activated")
+    );
     // A deposit while no monitor runs: on chain 12, ledger 0.
     reqwest::Client::new()
         .post(format!("{base}/_sandbox/fund"))
@@ -292,7 +297,7 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
     assert_eq!(dirty.discrepancies, 1);
     let c = dirty.wallets.iter().find(|c| c.user_id == u).unwrap();
     assert_eq!(
-        (c.status, c.difference),
+        (c.status.as_str(), c.difference),
         ("mismatch", Amount::parse("12").unwrap())
     );
     assert_eq!(reconcile::fix(&store, &sc).await.unwrap(), 1);
@@ -307,7 +312,14 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
             .unwrap()
             .is_clean()
     );
-    assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
+    assert_eq!(
+        reconcile::user(&store, &sc, &u)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "ok"
+    );
     // Per-account backfill: another missed deposit, found through the account's history
     // without touching the global cursor.
     let cursor_before = offerhub::services::deposits::cursor(&store).await.unwrap();
@@ -333,7 +345,14 @@ async fn reconcile_finds_and_fixes_missed_deposits(url: String) {
         offerhub::services::deposits::cursor(&store).await.unwrap(),
         cursor_before
     );
-    assert_eq!(reconcile::user(&store, &sc, &u).await.unwrap().status, "ok");
+    assert_eq!(
+        reconcile::user(&store, &sc, &u)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "ok"
+    );
 }
 both_backends!(reconcile_on, reconcile_finds_and_fixes_missed_deposits);
 

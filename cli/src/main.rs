@@ -863,7 +863,7 @@ fn endpoint_table(items: &[webhooks::Endpoint]) -> comfy_table::Table {
                 e.id.clone(),
                 e.url.clone(),
                 e.events.join(","),
-                e.status.clone(),
+                e.status.to_string(),
                 e.failing_since.clone().unwrap_or_else(|| "-".into()),
                 e.created_at.clone(),
             ]
@@ -882,7 +882,7 @@ fn inbound_table(items: &[inbox::InboundWebhook]) -> comfy_table::Table {
                 w.provider.clone(),
                 w.event_id.clone(),
                 w.event_type.clone(),
-                w.status.clone(),
+                w.status.to_string(),
                 w.attempts.to_string(),
                 w.last_error.clone().unwrap_or_else(|| "-".into()),
                 w.received_at.clone(),
@@ -906,7 +906,7 @@ fn delivery_table(items: &[webhooks::Delivery]) -> comfy_table::Table {
             vec![
                 d.id.clone(),
                 d.event_id.clone(),
-                d.status.clone(),
+                d.status.to_string(),
                 d.attempts.to_string(),
                 d.last_status
                     .map(|s| s.to_string())
@@ -1183,18 +1183,22 @@ async fn reconcile(
     match output {
         Output::Json => print_json(&report)?,
         Output::Table => {
-            let rows = report.wallets.iter().filter(|c| c.status != "ok").map(|c| {
-                vec![
-                    c.user_id.clone(),
-                    c.public_key.clone(),
-                    c.on_chain
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    c.ledger.to_string(),
-                    c.difference.to_string(),
-                    c.status.to_string(),
-                ]
-            });
+            let rows = report
+                .wallets
+                .iter()
+                .filter(|c| c.status != offerhub::services::reconcile::CheckStatus::Ok)
+                .map(|c| {
+                    vec![
+                        c.user_id.clone(),
+                        c.public_key.clone(),
+                        c.on_chain
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        c.ledger.to_string(),
+                        c.difference.to_string(),
+                        c.status.to_string(),
+                    ]
+                });
             let t = table(
                 &[
                     "USER",
@@ -1211,7 +1215,11 @@ async fn reconcile(
                 report.wallets.len(),
                 report.discrepancies
             );
-            if report.wallets.iter().any(|c| c.status != "ok") {
+            if report
+                .wallets
+                .iter()
+                .any(|c| c.status != offerhub::services::reconcile::CheckStatus::Ok)
+            {
                 println!("{t}");
             }
             if let Some(p) = &report.platform {
@@ -1230,7 +1238,11 @@ async fn reconcile(
                 );
             }
             println!("{} escrows checked", report.escrows.len());
-            let bad: Vec<_> = report.escrows.iter().filter(|e| e.status != "ok").collect();
+            let bad: Vec<_> = report
+                .escrows
+                .iter()
+                .filter(|e| e.status != offerhub::services::reconcile::CheckStatus::Ok)
+                .collect();
             if !bad.is_empty() {
                 let rows = bad.iter().map(|e| {
                     vec![

@@ -13,6 +13,8 @@
 //! pending deliveries) are read at scrape time, so every daemon of a cluster reports
 //! the same values (aggregate them with `max`, not `sum`).
 
+use offerhub::domain::saga::SagaStatus;
+use offerhub::domain::webhook::{DeliveryStatus, EndpointStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -91,19 +93,24 @@ async fn refresh_gauges(store: &Store) {
     let read = async {
         let sagas: Vec<(String, i64)> = sqlx::query_as(
             "SELECT status, CAST(COUNT(*) AS BIGINT) FROM sagas \
-             WHERE status IN ('RUNNING', 'NEEDS_ATTENTION') GROUP BY status",
+             WHERE status IN ($1, $2) GROUP BY status",
         )
+        .bind(SagaStatus::Running)
+        .bind(SagaStatus::NeedsAttention)
         .fetch_all(store.reader())
         .await?;
         let endpoints: Vec<(String, i64)> = sqlx::query_as(
             "SELECT status, CAST(COUNT(*) AS BIGINT) FROM webhook_endpoints \
-             WHERE status IN ('ACTIVE', 'DISABLED') GROUP BY status",
+             WHERE status IN ($1, $2) GROUP BY status",
         )
+        .bind(EndpointStatus::Active)
+        .bind(EndpointStatus::Disabled)
         .fetch_all(store.reader())
         .await?;
         let pending: i64 = sqlx::query_scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM webhook_deliveries WHERE status = 'PENDING'",
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM webhook_deliveries WHERE status = $1",
         )
+        .bind(DeliveryStatus::Pending)
         .fetch_one(store.reader())
         .await?;
         Ok::<_, sqlx::Error>((sagas, endpoints, pending))
@@ -115,12 +122,13 @@ async fn refresh_gauges(store: &Store) {
                     .find(|(s, _)| s == status)
                     .map_or(0.0, |(_, n)| *n as f64)
             };
-            metrics::gauge!(m::SAGAS_RUNNING).set(count(&sagas, "RUNNING"));
-            metrics::gauge!(m::SAGAS_NEEDS_ATTENTION).set(count(&sagas, "NEEDS_ATTENTION"));
+            metrics::gauge!(m::SAGAS_RUNNING).set(count(&sagas, SagaStatus::Running.as_str()));
+            metrics::gauge!(m::SAGAS_NEEDS_ATTENTION)
+                .set(count(&sagas, SagaStatus::NeedsAttention.as_str()));
             metrics::gauge!(m::WEBHOOK_ENDPOINTS, "state" => "active")
-                .set(count(&endpoints, "ACTIVE"));
+                .set(count(&endpoints, EndpointStatus::Active.as_str()));
             metrics::gauge!(m::WEBHOOK_ENDPOINTS, "state" => "disabled")
-                .set(count(&endpoints, "DISABLED"));
+                .set(count(&endpoints, EndpointStatus::Disabled.as_str()));
             metrics::gauge!(m::WEBHOOK_PENDING).set(pending as f64);
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot read the database gauges"),

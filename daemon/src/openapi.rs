@@ -134,6 +134,11 @@ pub mod fields {
         }
     }
 
+    /// A string enum of a domain enum's texts.
+    fn texts(values: impl Iterator<Item = &'static str>) -> RefOr<Schema> {
+        one_of(&values.collect::<Vec<_>>(), false)
+    }
+
     pub fn order_currency() -> RefOr<Schema> {
         one_of(&["USD", "USDC"], true)
     }
@@ -147,28 +152,27 @@ pub mod fields {
         one_of(&["NOT_DELIVERED", "QUALITY_ISSUE", "OTHER"], false)
     }
     pub fn decision() -> RefOr<Schema> {
-        one_of(&["FULL_RELEASE", "FULL_REFUND", "SPLIT"], false)
+        texts(
+            offerhub::domain::dispute::Decision::ALL
+                .iter()
+                .map(|d| d.as_str()),
+        )
     }
     pub fn destination_type() -> RefOr<Schema> {
         one_of(&["crypto", "bank", "airtm_balance"], false)
     }
     pub fn dispute_status() -> RefOr<Schema> {
-        one_of(
-            &[
-                "OPENING",
-                "OPEN",
-                "UNDER_REVIEW",
-                "RESOLVING",
-                "RESOLVED",
-                "FAILED",
-            ],
-            false,
+        texts(
+            offerhub::domain::dispute::DisputeStatus::ALL
+                .iter()
+                .map(|s| s.as_str()),
         )
     }
     pub fn saga_status() -> RefOr<Schema> {
-        one_of(
-            &["RUNNING", "COMPLETED", "COMPENSATED", "NEEDS_ATTENTION"],
-            false,
+        texts(
+            offerhub::domain::saga::SagaStatus::ALL
+                .iter()
+                .map(|s| s.as_str()),
         )
     }
     pub fn scopes() -> RefOr<Schema> {

@@ -193,9 +193,11 @@ impl Market {
             .await
             .unwrap();
         assert!(r.is_clean(), "{r:#?}");
-        assert!(r.escrows.iter().all(|e| e.status == "ok"));
+        assert!(r.escrows.iter().all(|e| e.status.as_str() == "ok"));
         assert!(
-            r.platform.as_ref().is_some_and(|p| p.status == "ok"),
+            r.platform
+                .as_ref()
+                .is_some_and(|p| p.status.as_str() == "ok"),
             "{r:#?}"
         );
     }
@@ -1077,7 +1079,12 @@ async fn update_escrow_through_the_client(url: String) {
     escrow["title"] = json!("Logo design, revised");
     let xdr = ec
         .tw
-        .build_update("single-release", &contract, &platform, &escrow)
+        .build_update(
+            offerhub::domain::escrow::EscrowKind::SingleRelease,
+            &contract,
+            &platform,
+            &escrow,
+        )
         .await
         .unwrap();
     let now = std::time::SystemTime::now()
@@ -1108,7 +1115,12 @@ async fn update_escrow_through_the_client(url: String) {
     assert_eq!(r.status, 200, "{}", r.body);
     let e = ec
         .tw
-        .build_update("single-release", &contract, &platform, &escrow)
+        .build_update(
+            offerhub::domain::escrow::EscrowKind::SingleRelease,
+            &contract,
+            &platform,
+            &escrow,
+        )
         .await
         .unwrap_err();
     assert!(e.http_status() >= 400, "{e}");

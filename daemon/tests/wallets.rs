@@ -405,7 +405,7 @@ async fn crypto_withdrawals(url: String) {
         .await
         .unwrap();
     assert!(report.is_clean(), "{report:#?}");
-    assert_eq!(report.platform.as_ref().unwrap().status, "ok");
+    assert_eq!(report.platform.as_ref().unwrap().status.as_str(), "ok");
     reqwest::Client::new()
         .post(format!("{sandbox}/_sandbox/fund"))
         .json(&json!({ "address": platform, "amount": "3", "asset": "USDC" }))
@@ -422,7 +422,7 @@ async fn crypto_withdrawals(url: String) {
         .unwrap();
     let p = report.platform.as_ref().unwrap();
     assert_eq!(
-        (p.status, p.difference.to_string()),
+        (p.status.as_str(), p.difference.to_string()),
         ("mismatch", "3.00".to_string())
     );
     assert_eq!(report.discrepancies, 1);

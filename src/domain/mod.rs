@@ -17,6 +17,10 @@
 //! | [`withdrawal::WithdrawalStatus`] | `withdrawals.status` | [`withdrawal`] |
 //! | [`topup::TopUpStatus`] | `topups.status` | [`topup`] |
 //! | [`wallet::WalletStatus`], [`wallet::WalletKind`] | `wallets` | [`wallet`] |
+//! | [`account::UserStatus`], [`account::HoldStatus`] | `users.status`, `holds.status` | [`account`] |
+//! | [`webhook::EndpointStatus`], [`webhook::DeliveryStatus`], [`webhook::InboundStatus`] | `webhook_endpoints`, `webhook_deliveries`, `inbound_webhooks` | [`webhook`] |
+//! | [`idempotency::KeyState`] | `idempotency_keys.state` | [`idempotency`] |
+//! | [`reconcile::CheckStatus`] | (reports, `reconciliation_runs`) | [`reconcile`] |
 
 /// Declares a `Copy` enum whose variants are stored and serialised as fixed texts.
 ///
@@ -94,10 +98,14 @@ macro_rules! text_enum {
     };
 }
 
+pub mod account;
 pub mod dispute;
 pub mod escrow;
+pub mod idempotency;
 pub mod order;
+pub mod reconcile;
 pub mod saga;
 pub mod topup;
 pub mod wallet;
+pub mod webhook;
 pub mod withdrawal;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::airtm::Airtm;
 use crate::context::Context;
+use crate::domain::webhook::InboundStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::services::inbox::{self, InboundWebhook};
@@ -135,26 +136,32 @@ pub async fn process(
     store: &Store,
     ac: &AirtmContext,
     msg: &InboundWebhook,
-) -> Result<(&'static str, Option<String>)> {
+) -> Result<(InboundStatus, Option<String>)> {
     let code = msg.payload["data"]["code"].as_str().unwrap_or_default();
     let kind = msg.event_type.split('.').next().unwrap_or_default();
     match kind {
         "payin" if code.starts_with("topup_") => match topups::refresh(store, ac, code).await {
-            Ok(t) => Ok(("PROCESSED", Some(format!("{} {}", t.id, t.status)))),
+            Ok(t) => Ok((
+                InboundStatus::Processed,
+                Some(format!("{} {}", t.id, t.status)),
+            )),
             Err(e) if e.code == ErrorCode::TopupNotFound => {
-                Ok(("IGNORED", Some("no such top-up".into())))
+                Ok((InboundStatus::Ignored, Some("no such top-up".into())))
             }
             Err(e) => Err(e),
         },
         "payout" if code.starts_with("wd_") => match payouts::refresh(store, ac, code).await {
-            Ok(w) => Ok(("PROCESSED", Some(format!("{} {}", w.id, w.status)))),
+            Ok(w) => Ok((
+                InboundStatus::Processed,
+                Some(format!("{} {}", w.id, w.status)),
+            )),
             Err(e) if e.code == ErrorCode::WithdrawalNotFound => {
-                Ok(("IGNORED", Some("no such withdrawal".into())))
+                Ok((InboundStatus::Ignored, Some("no such withdrawal".into())))
             }
             Err(e) => Err(e),
         },
         _ => Ok((
-            "IGNORED",
+            InboundStatus::Ignored,
             Some(format!(
                 "{} for code {code:?} is not an OfferHub resource",
                 msg.event_type

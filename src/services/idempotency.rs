@@ -18,6 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::domain::idempotency::KeyState;
 use crate::error::{Error, ErrorCode, Result};
 use crate::store::Store;
 
@@ -107,7 +108,7 @@ pub async fn claim(
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (scope_hash, api_key_id, idempotency_key, method, path, \
              request_hash, state, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'IN_PROGRESS', $7, $8) ON CONFLICT (scope_hash) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT (scope_hash) DO NOTHING",
         )
         .bind(&scope)
         .bind(api_key_id)
@@ -117,6 +118,7 @@ pub async fn claim(
         .bind(body_hash)
         .bind(&now_s)
         .bind(&expires)
+        .bind(KeyState::InProgress)
         .execute(tx.conn())
         .await?;
         if inserted.rows_affected() == 1 {
@@ -135,7 +137,7 @@ pub async fn claim(
             continue;
         };
         let expires_at: String = row.try_get("expires_at")?;
-        let state: String = row.try_get("state")?;
+        let state: KeyState = row.try_get("state")?;
         let created_at: String = row.try_get("created_at")?;
         if expires_at < now_s {
             sqlx::query("DELETE FROM idempotency_keys WHERE scope_hash = $1 AND expires_at = $2")
@@ -154,8 +156,8 @@ pub async fn claim(
             )
             .with_details(serde_json::json!({ "idempotencyKey": key })));
         }
-        match state.as_str() {
-            "COMPLETED" => {
+        match state {
+            KeyState::Completed => {
                 let status: i64 = row.try_get("response_status")?;
                 let body: Option<String> = row.try_get("response_body")?;
                 return Ok(Claim::Replay {
@@ -163,18 +165,19 @@ pub async fn claim(
                     body: body.unwrap_or_default(),
                 });
             }
-            "IN_PROGRESS" => {
+            KeyState::InProgress => {
                 let stale = chrono::DateTime::parse_from_rfc3339(&created_at)
                     .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() > STALE_AFTER_SECS)
                     .unwrap_or(false);
                 if stale {
                     let taken = sqlx::query(
                         "UPDATE idempotency_keys SET created_at = $1 \
-                         WHERE scope_hash = $2 AND state = 'IN_PROGRESS' AND created_at = $3",
+                         WHERE scope_hash = $2 AND state = $4 AND created_at = $3",
                     )
                     .bind(&now_s)
                     .bind(&scope)
                     .bind(&created_at)
+                    .bind(KeyState::InProgress)
                     .execute(tx.conn())
                     .await?;
                     if taken.rows_affected() == 1 {
@@ -183,11 +186,11 @@ pub async fn claim(
                     }
                 }
             }
-            _ => {}
+            KeyState::Committed => {}
         }
         drop(tx);
         if tokio::time::Instant::now() >= deadline {
-            return Err(if state == "COMMITTED" {
+            return Err(if state == KeyState::Committed {
                 in_progress(
                     "The original request with this Idempotency-Key took effect but its response is not available; read the resource instead of retrying",
                 )
@@ -206,24 +209,25 @@ pub async fn claim(
 pub async fn finish(store: &Store, record: &str, status: u16, body: &str) -> Result<()> {
     let mut tx = store.begin().await?;
     if status >= 500 {
-        let released = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope_hash = $1 AND state = 'IN_PROGRESS'",
-        )
-        .bind(record)
-        .execute(tx.conn())
-        .await?;
+        let released =
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope_hash = $1 AND state = $2")
+                .bind(record)
+                .bind(KeyState::InProgress)
+                .execute(tx.conn())
+                .await?;
         if released.rows_affected() == 1 {
             tx.commit().await?;
             return Ok(());
         }
     }
     sqlx::query(
-        "UPDATE idempotency_keys SET state = 'COMPLETED', response_status = $1, response_body = $2 \
+        "UPDATE idempotency_keys SET state = $4, response_status = $1, response_body = $2 \
          WHERE scope_hash = $3",
     )
     .bind(i64::from(status))
     .bind(body)
     .bind(record)
+    .bind(KeyState::Completed)
     .execute(tx.conn())
     .await?;
     tx.commit().await?;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::context::Context;
+pub use crate::domain::webhook::InboundStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
@@ -30,7 +31,7 @@ pub struct InboundWebhook {
     pub event_id: String,
     pub event_type: String,
     pub payload: Value,
-    pub status: String,
+    pub status: InboundStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub received_at: String,
@@ -72,7 +73,7 @@ pub async fn receive(
     let id = new_id(IdKind::InboundWebhook);
     let inserted = sqlx::query(
         "INSERT INTO inbound_webhooks (id, provider, event_id, event_type, payload, status, received_at) \
-         VALUES ($1, $2, $3, $4, $5, 'RECEIVED', $6) ON CONFLICT (provider, event_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $7, $6) ON CONFLICT (provider, event_id) DO NOTHING",
     )
     .bind(&id)
     .bind(provider)
@@ -80,6 +81,7 @@ pub async fn receive(
     .bind(event_type)
     .bind(payload)
     .bind(crate::clock::now())
+    .bind(InboundStatus::Received)
     .execute(db.conn())
     .await?
     .rows_affected();
@@ -97,15 +99,21 @@ pub async fn receive(
 /// Messages waiting to be processed, oldest first.
 pub async fn due(store: &Store, limit: u32) -> Result<Vec<InboundWebhook>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM inbound_webhooks WHERE status = 'RECEIVED' ORDER BY seq LIMIT {limit}"
+        "SELECT {COLUMNS} FROM inbound_webhooks WHERE status = $1 ORDER BY seq LIMIT {limit}"
     )))
+    .bind(InboundStatus::Received)
     .fetch_all(store.reader())
     .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Marks a message `PROCESSED` or `IGNORED` (with a note).
-pub async fn finish(store: &Store, id: &str, status: &str, note: Option<&str>) -> Result<()> {
+pub async fn finish(
+    store: &Store,
+    id: &str,
+    status: InboundStatus,
+    note: Option<&str>,
+) -> Result<()> {
     let mut db = store.begin().await?;
     sqlx::query(
         "UPDATE inbound_webhooks SET status = $1, last_error = $2, processed_at = $3, attempts = attempts + 1 \
@@ -125,10 +133,11 @@ pub async fn attempt_failed(store: &Store, id: &str, error: &str) -> Result<()> 
     let mut db = store.begin().await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE inbound_webhooks SET attempts = attempts + 1, last_error = $1, \
-         status = CASE WHEN attempts + 1 >= {MAX_ATTEMPTS} THEN 'FAILED' ELSE status END WHERE id = $2"
+         status = CASE WHEN attempts + 1 >= {MAX_ATTEMPTS} THEN $3 ELSE status END WHERE id = $2"
     )))
     .bind(error)
     .bind(id)
+    .bind(InboundStatus::Failed)
     .execute(db.conn())
     .await?;
     db.commit().await
@@ -170,10 +179,11 @@ pub async fn replay(store: &Store, ctx: &Context, id: &str) -> Result<InboundWeb
     let before = get(store, id).await?;
     let mut db = store.begin_for(ctx).await?;
     sqlx::query(
-        "UPDATE inbound_webhooks SET status = 'RECEIVED', attempts = 0, last_error = NULL, processed_at = NULL \
+        "UPDATE inbound_webhooks SET status = $2, attempts = 0, last_error = NULL, processed_at = NULL \
          WHERE id = $1",
     )
     .bind(id)
+    .bind(InboundStatus::Received)
     .execute(db.conn())
     .await?;
     db.audit(

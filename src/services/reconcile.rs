@@ -7,6 +7,7 @@
 //! `get-multiple-escrow-balance`, 20 per request) must equal `escrow:{order}`; a
 //! running saga makes a difference "in flight".
 
+pub use crate::domain::reconcile::CheckStatus;
 use crate::domain::topup::TopUpStatus;
 use crate::domain::wallet::{WalletKind, WalletStatus};
 use crate::domain::withdrawal::WithdrawalStatus;
@@ -38,7 +39,7 @@ pub struct WalletCheck {
     /// `on_chain − ledger`.
     pub difference: Amount,
     /// `ok`, `mismatch`, `in_flight` or `not_activated`.
-    pub status: &'static str,
+    pub status: CheckStatus,
 }
 
 /// Result for one escrow contract.
@@ -54,7 +55,7 @@ pub struct EscrowCheck {
     pub ledger: Amount,
     pub difference: Amount,
     /// `ok`, `mismatch` or `in_flight` (a saga of the order is running).
-    pub status: &'static str,
+    pub status: CheckStatus,
 }
 
 /// Result for the platform wallet (in Airtm mode also the treasury).
@@ -76,7 +77,7 @@ pub struct PlatformCheck {
     pub difference: Amount,
     /// `ok`, `float` (Airtm: a non-negative float), `in_flight` (a saga that can pay a
     /// platform fee is running) or `mismatch`.
-    pub status: &'static str,
+    pub status: CheckStatus,
 }
 
 /// The whole report.
@@ -135,18 +136,18 @@ async fn check_one(
     let difference = chain.checked_sub(ledger_total).unwrap_or(Amount::ZERO);
     let status = if on_chain.is_none() && wallet_status != WalletStatus::Active {
         if ledger_total == Amount::ZERO {
-            "not_activated"
+            CheckStatus::NotActivated
         } else {
-            "mismatch"
+            CheckStatus::Mismatch
         }
     } else if difference == Amount::ZERO {
-        "ok"
+        CheckStatus::Ok
     } else if (in_flight > 0 && difference.base_units() >= -in_flight && difference.is_negative())
         || (incoming > 0 && difference.base_units() <= incoming && difference.is_positive())
     {
-        "in_flight"
+        CheckStatus::InFlight
     } else {
-        "mismatch"
+        CheckStatus::Mismatch
     };
     Ok(WalletCheck {
         user_id,
@@ -198,7 +199,10 @@ pub async fn wallets(
         progress(done, total);
     }
     checks.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-    let discrepancies = checks.iter().filter(|c| c.status == "mismatch").count();
+    let discrepancies = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Mismatch)
+        .count();
     crate::metrics::reconciled("wallets", discrepancies);
     Ok(Report {
         wallets: checks,
@@ -242,13 +246,13 @@ pub async fn escrows(
             .checked_sub(ledger_balance)
             .unwrap_or(Amount::ZERO);
         let status = if difference == Amount::ZERO && on_chain.is_some() {
-            "ok"
+            CheckStatus::Ok
         } else if busy {
-            "in_flight"
+            CheckStatus::InFlight
         } else {
-            "mismatch"
+            CheckStatus::Mismatch
         };
-        if status == "mismatch" {
+        if status == CheckStatus::Mismatch {
             report.discrepancies += 1;
         }
         report.escrows.push(EscrowCheck {
@@ -266,7 +270,7 @@ pub async fn escrows(
         report
             .escrows
             .iter()
-            .filter(|c| c.status == "mismatch")
+            .filter(|c| c.status == CheckStatus::Mismatch)
             .count(),
     );
     Ok(())
@@ -310,18 +314,18 @@ pub async fn platform(
         .fetch_one(store.reader())
         .await?;
     let status = if treasury && !difference.is_negative() {
-        "float"
+        CheckStatus::Float
     } else if difference == Amount::ZERO {
-        "ok"
+        CheckStatus::Ok
     } else if busy > 0 && difference.is_positive() {
-        "in_flight"
+        CheckStatus::InFlight
     } else {
-        "mismatch"
+        CheckStatus::Mismatch
     };
-    if status == "mismatch" {
+    if status == CheckStatus::Mismatch {
         report.discrepancies += 1;
     }
-    crate::metrics::reconciled("platform", usize::from(status == "mismatch"));
+    crate::metrics::reconciled("platform", usize::from(status.is_discrepancy()));
     report.platform = Some(PlatformCheck {
         wallet_id: w.id.clone(),
         public_key: w.public_key.clone(),

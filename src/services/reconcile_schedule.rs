@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::context::Context;
+use crate::domain::reconcile::CheckStatus;
 use crate::error::Result;
 use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
@@ -121,7 +122,10 @@ fn discrepancies_of(report: &Value) -> Vec<(String, String, Value)> {
         ("escrow", "escrows", "escrowId"),
     ] {
         if let Some(items) = report[list].as_array() {
-            for i in items.iter().filter(|i| i["status"] == "mismatch") {
+            for i in items
+                .iter()
+                .filter(|i| i["status"] == CheckStatus::Mismatch.as_str())
+            {
                 out.push((
                     format!("{kind}:{}", i[key].as_str().unwrap_or_default()),
                     i["difference"].to_string(),
@@ -130,7 +134,7 @@ fn discrepancies_of(report: &Value) -> Vec<(String, String, Value)> {
             }
         }
     }
-    if report["platform"]["status"] == "mismatch" {
+    if report["platform"]["status"] == CheckStatus::Mismatch.as_str() {
         out.push((
             format!(
                 "platform:{}",
@@ -152,13 +156,16 @@ fn checked_ok(report: &Value) -> Vec<String> {
         ("escrow", "escrows", "escrowId"),
     ] {
         if let Some(items) = report[list].as_array() {
-            for i in items.iter().filter(|i| i["status"] != "mismatch") {
+            for i in items
+                .iter()
+                .filter(|i| i["status"] != CheckStatus::Mismatch.as_str())
+            {
                 out.push(format!("{kind}:{}", i[key].as_str().unwrap_or_default()));
             }
         }
     }
     let p = &report["platform"];
-    if p.is_object() && p["status"] != "mismatch" {
+    if p.is_object() && p["status"] != CheckStatus::Mismatch.as_str() {
         out.push(format!(
             "platform:{}",
             p["walletId"].as_str().unwrap_or_default()
@@ -218,13 +225,13 @@ async fn escrows(
             .checked_sub(ledger_balance)
             .unwrap_or(Amount::ZERO);
         let status = if difference == Amount::ZERO && on_chain.is_some() {
-            "ok"
+            CheckStatus::Ok
         } else if busy {
-            "in_flight"
+            CheckStatus::InFlight
         } else {
-            "mismatch"
+            CheckStatus::Mismatch
         };
-        if status == "mismatch" {
+        if status == CheckStatus::Mismatch {
             report.discrepancies += 1;
         }
         report.escrows.push(EscrowCheck {
@@ -330,7 +337,7 @@ pub async fn run(
         };
         for u in users {
             let check = reconcile::user(store, sc, &u).await?;
-            if check.status == "mismatch" {
+            if check.status.is_discrepancy() {
                 report.discrepancies += 1;
             }
             report.wallets.push(check);

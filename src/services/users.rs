@@ -44,29 +44,7 @@ impl UserType {
     }
 }
 
-/// A suspended user starts no new money movement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum UserStatus {
-    Active,
-    Suspended,
-}
-
-impl UserStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Active => "ACTIVE",
-            UserStatus::Suspended => "SUSPENDED",
-        }
-    }
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "ACTIVE" => Ok(UserStatus::Active),
-            "SUSPENDED" => Ok(UserStatus::Suspended),
-            other => Err(Error::internal(format!("unknown user status {other}"))),
-        }
-    }
-}
+pub use crate::domain::account::UserStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -133,7 +111,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<User> {
         external_user_id: r.try_get("external_user_id")?,
         email: r.try_get("email")?,
         user_type: UserType::parse(&r.try_get::<String, _>("user_type")?)?,
-        status: UserStatus::parse(&r.try_get::<String, _>("status")?)?,
+        status: r.try_get("status")?,
         airtm: match (
             r.try_get::<Option<String>, _>("airtm_user_id")?,
             r.try_get::<Option<String>, _>("airtm_email")?,
@@ -208,7 +186,7 @@ pub async fn create(
     let mut tx = store.begin_for(ctx).await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, external_user_id, email, user_type, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $5) ON CONFLICT (external_user_id) DO NOTHING \
+         VALUES ($1, $2, $3, $4, $6, $5, $5) ON CONFLICT (external_user_id) DO NOTHING \
          RETURNING {COLUMNS}"
     )))
     .bind(&id)
@@ -216,6 +194,7 @@ pub async fn create(
     .bind(&new.email)
     .bind(new.user_type.as_str())
     .bind(&now)
+    .bind(UserStatus::Active)
     .fetch_optional(tx.conn())
     .await?;
     let Some(row) = row else {

@@ -39,6 +39,7 @@ use sha2::Sha256;
 use sqlx::Row;
 
 use crate::context::Context;
+pub use crate::domain::webhook::{DeliveryStatus, EndpointStatus};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{self, EventFilter};
 use crate::ids::{IdKind, new_id};
@@ -63,8 +64,7 @@ pub struct Endpoint {
     pub id: String,
     pub url: String,
     pub events: Vec<String>,
-    /// `ACTIVE`, `DISABLED` (failing for too long) or `DELETED`.
-    pub status: String,
+    pub status: EndpointStatus,
     pub failing_since: Option<String>,
     pub disabled_at: Option<String>,
     pub created_at: String,
@@ -79,8 +79,7 @@ pub struct Delivery {
     pub id: String,
     pub endpoint_id: String,
     pub event_id: String,
-    /// `PENDING`, `SUCCEEDED` or `FAILED`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: String,
     pub last_status: Option<i64>,
@@ -245,7 +244,7 @@ pub async fn create_endpoint(
         id: new_id(IdKind::WebhookEndpoint),
         url: url.to_string(),
         events: patterns,
-        status: "ACTIVE".into(),
+        status: EndpointStatus::Active,
         failing_since: None,
         disabled_at: None,
         created_at: crate::clock::now(),
@@ -253,7 +252,7 @@ pub async fn create_endpoint(
     let mut tx = store.begin_for(ctx).await?;
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, url, event_filter, secret, status, created_at) \
-         VALUES ($1, $2, $3, $4, 'ACTIVE', $5)",
+         VALUES ($1, $2, $3, $4, $6, $5)",
     )
     .bind(&endpoint.id)
     .bind(&endpoint.url)
@@ -264,6 +263,7 @@ pub async fn create_endpoint(
             .seal(&secret_aad(&endpoint.id), secret.as_bytes())?,
     )
     .bind(&endpoint.created_at)
+    .bind(EndpointStatus::Active)
     .execute(tx.conn())
     .await?;
     tx.audit(
@@ -303,11 +303,12 @@ pub async fn get_endpoint(store: &Store, id: &str) -> Result<Endpoint> {
 pub async fn list_endpoints(store: &Store, page: &PageRequest) -> Result<Page<Endpoint>> {
     let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE status <> 'DELETED' AND seq < $1 \
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE status <> $2 AND seq < $1 \
          ORDER BY seq DESC LIMIT {}",
         page.limit + 1
     )))
     .bind(cursor)
+    .bind(EndpointStatus::Deleted)
     .fetch_all(store.reader())
     .await?;
     let items = rows
@@ -320,25 +321,28 @@ pub async fn list_endpoints(store: &Store, page: &PageRequest) -> Result<Page<En
 /// Deletes an endpoint: no new deliveries; pending ones are abandoned.
 pub async fn delete_endpoint(store: &Store, ctx: &Context, id: &str) -> Result<Endpoint> {
     let before = get_endpoint(store, id).await?;
-    if before.status == "DELETED" {
+    if before.status == EndpointStatus::Deleted {
         return Err(endpoint_not_found(id));
     }
     let now = crate::clock::now();
     let mut tx = store.begin_for(ctx).await?;
-    sqlx::query("UPDATE webhook_endpoints SET status = 'DELETED', deleted_at = $1 WHERE id = $2")
+    sqlx::query("UPDATE webhook_endpoints SET status = $3, deleted_at = $1 WHERE id = $2")
         .bind(&now)
         .bind(id)
+        .bind(EndpointStatus::Deleted)
         .execute(tx.conn())
         .await?;
     sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'FAILED', last_error = 'endpoint deleted' \
-         WHERE endpoint_id = $1 AND status = 'PENDING'",
+        "UPDATE webhook_deliveries SET status = $2, last_error = 'endpoint deleted' \
+         WHERE endpoint_id = $1 AND status = $3",
     )
     .bind(id)
+    .bind(DeliveryStatus::Failed)
+    .bind(DeliveryStatus::Pending)
     .execute(tx.conn())
     .await?;
     let mut after = before.clone();
-    after.status = "DELETED".into();
+    after.status = EndpointStatus::Deleted;
     tx.audit(
         ctx.audit("webhook_endpoint.deleted", "webhook_endpoint", id)
             .before(&before)
@@ -370,11 +374,11 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         return Ok(0);
     };
     let last_seq: i64 = last.try_get("seq")?;
-    let endpoints = sqlx::query(
-        "SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = 'ACTIVE'",
-    )
-    .fetch_all(tx.conn())
-    .await?;
+    let endpoints =
+        sqlx::query("SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = $1")
+            .bind(EndpointStatus::Active)
+            .fetch_all(tx.conn())
+            .await?;
     let mut targets = Vec::new();
     for e in &endpoints {
         let patterns: String = e.try_get("event_filter")?;
@@ -417,12 +421,13 @@ async fn insert_delivery(
     let id = new_id(IdKind::WebhookDelivery);
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, 'PENDING', 0, $4, $4)",
+         VALUES ($1, $2, $3, $5, 0, $4, $4)",
     )
     .bind(&id)
     .bind(endpoint_id)
     .bind(event_id)
     .bind(now)
+    .bind(DeliveryStatus::Pending)
     .execute(tx.conn())
     .await?;
     Ok(id)
@@ -469,15 +474,17 @@ pub async fn deliver_due(
     let mut tx = store.begin().await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_deliveries SET locked_until = $1 \
-         WHERE status = 'PENDING' AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) \
+         WHERE status = $3 AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until < $2) \
            AND id IN (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-                      WHERE d.status = 'PENDING' AND d.next_attempt_at <= $2 \
-                        AND (d.locked_until IS NULL OR d.locked_until < $2) AND w.status = 'ACTIVE' \
+                      WHERE d.status = $3 AND d.next_attempt_at <= $2 \
+                        AND (d.locked_until IS NULL OR d.locked_until < $2) AND w.status = $4 \
                       ORDER BY d.next_attempt_at LIMIT {limit}) \
          RETURNING id"
     )))
     .bind(&lease)
     .bind(&now_s)
+    .bind(DeliveryStatus::Pending)
+    .bind(EndpointStatus::Active)
     .fetch_all(tx.conn())
     .await?;
     tx.commit().await?;
@@ -605,13 +612,14 @@ async fn send_one(
     let mut disabled_now = false;
     if ok {
         sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'SUCCEEDED', attempts = $1, last_status = $2, \
+            "UPDATE webhook_deliveries SET status = $5, attempts = $1, last_status = $2, \
              last_error = NULL, delivered_at = $3, locked_until = NULL WHERE id = $4",
         )
         .bind(attempts)
         .bind(status)
         .bind(&now_s)
         .bind(&d.delivery_id)
+        .bind(DeliveryStatus::Succeeded)
         .execute(tx.conn())
         .await?;
         sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
@@ -627,11 +635,14 @@ async fn send_one(
                     .backoff_base
                     .saturating_mul(u32::try_from(*units).unwrap_or(u32::MAX));
                 let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1));
-                ("PENDING", crate::clock::format_ts(now + delay))
+                (
+                    DeliveryStatus::Pending,
+                    crate::clock::format_ts(now + delay),
+                )
             }
-            None => ("FAILED", now_s.clone()),
+            None => (DeliveryStatus::Failed, now_s.clone()),
         };
-        outcome = if state == "FAILED" {
+        outcome = if state == DeliveryStatus::Failed {
             "failed"
         } else {
             "retrying"
@@ -658,12 +669,14 @@ async fn send_one(
                 .unwrap_or(chrono::Duration::days(3)),
         );
         let disabled = sqlx::query(
-            "UPDATE webhook_endpoints SET status = 'DISABLED', disabled_at = $1 \
-             WHERE id = $2 AND status = 'ACTIVE' AND failing_since IS NOT NULL AND failing_since <= $3",
+            "UPDATE webhook_endpoints SET status = $4, disabled_at = $1 \
+             WHERE id = $2 AND status = $5 AND failing_since IS NOT NULL AND failing_since <= $3",
         )
         .bind(&now_s)
         .bind(&d.endpoint_id)
         .bind(&cutoff)
+        .bind(EndpointStatus::Disabled)
+        .bind(EndpointStatus::Active)
         .execute(tx.conn())
         .await?;
         if disabled.rows_affected() == 1 {
@@ -676,7 +689,7 @@ async fn send_one(
                         "webhook_endpoint",
                         &d.endpoint_id,
                     )
-                    .after(json!({ "status": "DISABLED", "reason": "failing continuously" })),
+                    .after(json!({ "status": EndpointStatus::Disabled, "reason": "failing continuously" })),
             );
         }
     }
@@ -759,7 +772,7 @@ pub async fn list_deliveries(
 pub async fn replay_delivery(store: &Store, ctx: &Context, delivery_id: &str) -> Result<Delivery> {
     let original = get_delivery(store, delivery_id).await?;
     let endpoint = get_endpoint(store, &original.endpoint_id).await?;
-    if endpoint.status == "DELETED" {
+    if endpoint.status == EndpointStatus::Deleted {
         return Err(endpoint_not_found(&endpoint.id));
     }
     let mut tx = store.begin_for(ctx).await?;
@@ -789,7 +802,7 @@ pub async fn replay_since(
     let since = crate::clock::parse_ts(since)
         .ok_or_else(|| Error::validation("since", "must be an RFC 3339 time"))?;
     let endpoint = get_endpoint(store, endpoint_id).await?;
-    if endpoint.status == "DELETED" {
+    if endpoint.status == EndpointStatus::Deleted {
         return Err(endpoint_not_found(endpoint_id));
     }
     let filter = EventFilter::parse(&endpoint.events, &[])?;

@@ -442,14 +442,11 @@ impl TrustlessWork {
     /// it through this client.
     pub async fn build_update(
         &self,
-        kind: &str,
+        kind: crate::domain::escrow::EscrowKind,
         contract_id: &str,
         signer: &str,
         escrow: &Value,
     ) -> Result<String> {
-        if !matches!(kind, "single-release" | "multi-release") {
-            return Err(Error::internal(format!("unknown escrow kind {kind}")));
-        }
         let path = format!("/escrow/{kind}/update-escrow");
         let body =
             serde_json::json!({ "contractId": contract_id, "signer": signer, "escrow": escrow });

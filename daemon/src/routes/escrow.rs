@@ -55,9 +55,9 @@ where
 {
     let ec = escrow_ctx(state)?;
     let saga = escrow::drive(ec, state.store.clone(), saga.id.clone()).await?;
-    match saga.status.as_str() {
-        "COMPLETED" => Ok(respond(ok_status, request_id, body().await?)),
-        "COMPENSATED" => {
+    match saga.status {
+        sagas::SagaStatus::Completed => Ok(respond(ok_status, request_id, body().await?)),
+        sagas::SagaStatus::Compensated => {
             Err(sagas::error_of(saga.last_error.as_ref().unwrap_or(&Value::Null)).into())
         }
         _ => {
@@ -352,15 +352,7 @@ pub async fn list_disputes(
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
     if let Some(s) = &q.status
-        && ![
-            "OPENING",
-            "OPEN",
-            "UNDER_REVIEW",
-            "RESOLVING",
-            "RESOLVED",
-            "FAILED",
-        ]
-        .contains(&s.as_str())
+        && disputes::DisputeStatus::parse(s).is_none()
     {
         return Err(Error::validation("status", format!("{s:?} is not a dispute status")).into());
     }
