@@ -137,7 +137,7 @@ impl SharedBudget {
         let taken = tokio::time::timeout(TAKE_TIMEOUT, take(store, i, key))
             .await
             .map_err(|_| {
-                crate::error::Error::internal("the shared request budget did not answer in time")
+                crate::error::Error::unavailable("the shared request budget did not answer in time")
             })??;
         match taken {
             Ok(got) => {

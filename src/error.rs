@@ -90,6 +90,11 @@ pub struct Error {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// Set by [`Error::unavailable`]: an `INTERNAL_ERROR` caused by the environment (the
+    /// database unreachable, a lock timeout, a serialization conflict) rather than by a
+    /// bug. Never shown to callers; the saga engine retries such errors and parks on
+    /// any other internal error at once ([`Error::is_unavailable`]).
+    unavailable: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -100,6 +105,7 @@ impl Error {
             code,
             message: message.into(),
             details: None,
+            unavailable: false,
         }
     }
 
@@ -145,6 +151,21 @@ impl Error {
         Error::new(ErrorCode::Internal, "An internal error occurred")
     }
 
+    /// 500 `INTERNAL_ERROR` caused by the environment, not by a bug: worth retrying.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error (unavailable)");
+        Error {
+            unavailable: true,
+            ..Error::new(ErrorCode::Internal, "An internal error occurred")
+        }
+    }
+
+    /// Whether this is an internal error caused by the environment (retry) rather than
+    /// a bug (stop).
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+
     pub fn http_status(&self) -> u16 {
         self.code.http_status()
     }
@@ -159,8 +180,23 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<sqlx::Error> for Error {
+    /// Connection, pool, I/O and database-reported errors (lock timeouts, serialization
+    /// conflicts, a busy SQLite file) are [`Error::unavailable`]; a row or column that
+    /// does not decode, or a query that expects a row and finds none, is a bug.
     fn from(e: sqlx::Error) -> Self {
-        Error::internal(format!("database: {e}"))
+        use sqlx::Error as E;
+        match &e {
+            E::RowNotFound
+            | E::ColumnNotFound(_)
+            | E::ColumnIndexOutOfBounds { .. }
+            | E::ColumnDecode { .. }
+            | E::Decode(_)
+            | E::TypeNotFound { .. }
+            | E::Encode(_)
+            | E::Configuration(_)
+            | E::Migrate(_) => Error::internal(format!("database: {e}")),
+            _ => Error::unavailable(format!("database: {e}")),
+        }
     }
 }
 

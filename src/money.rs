@@ -160,6 +160,93 @@ impl Amount {
     pub fn in_range(self) -> bool {
         self.0.unsigned_abs() <= Amount::MAX.0.unsigned_abs()
     }
+
+    /// Parses the text of a JSON number in whole units (`"100"`, `"100.5"`, `"5e-7"`,
+    /// `"1.5E+2"`, as providers' JavaScript writes them) exactly, without floats.
+    /// [`AmountError::TooPrecise`] when it has more than 7 decimals (after the exponent).
+    pub fn from_json_number(text: &str) -> Result<Self, AmountError> {
+        Self::from_json_number_rounded(text, DECIMALS).and_then(|(a, exact)| {
+            if exact {
+                Ok(a)
+            } else {
+                Err(AmountError::TooPrecise)
+            }
+        })
+    }
+
+    /// Like [`Amount::from_json_number`], rounded half away from zero to `decimals`
+    /// (at most 7) decimals; the flag says whether no rounding was needed.
+    pub fn from_json_number_rounded(
+        text: &str,
+        decimals: u32,
+    ) -> Result<(Self, bool), AmountError> {
+        let decimals = decimals.min(DECIMALS);
+        let (negative, body) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match body.find(['e', 'E']) {
+            Some(i) => {
+                let e = &body[i + 1..];
+                let e = e.strip_prefix('+').unwrap_or(e);
+                let exp: i32 = e.parse().map_err(|_| AmountError::Format)?;
+                (&body[..i], exp)
+            }
+            None => (body, 0),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let well_formed = !int_part.is_empty()
+            && int_part.bytes().all(|b| b.is_ascii_digit())
+            && frac_part.bytes().all(|b| b.is_ascii_digit())
+            && !(mantissa.contains('.') && frac_part.is_empty());
+        if !well_formed || exponent.unsigned_abs() > 40 {
+            return Err(AmountError::Format);
+        }
+        // value = digits × 10^shift base units.
+        let digits = format!("{int_part}{frac_part}");
+        let digits = digits.trim_start_matches('0');
+        if digits.len() > 38 {
+            return Err(AmountError::Overflow);
+        }
+        let n: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| AmountError::Overflow)?
+        };
+        let frac_len = i32::try_from(frac_part.len()).map_err(|_| AmountError::Format)?;
+        let shift = exponent - frac_len + DECIMALS as i32;
+        let keep = DECIMALS as i32 - decimals as i32;
+        let (mut units, exact) = if shift >= 0 {
+            let factor = 10_i128
+                .checked_pow(shift.unsigned_abs())
+                .ok_or(AmountError::Overflow)?;
+            (n.checked_mul(factor).ok_or(AmountError::Overflow)?, true)
+        } else {
+            let divisor = 10_i128
+                .checked_pow(shift.unsigned_abs())
+                .ok_or(AmountError::Overflow)?;
+            let (q, r) = (n / divisor, n % divisor);
+            // Round half away from zero on the dropped digits.
+            (q + i128::from(r * 2 >= divisor), r == 0)
+        };
+        let mut exact = exact;
+        if keep > 0 {
+            let step = 10_i128.pow(keep.unsigned_abs());
+            let r = units % step;
+            if r != 0 {
+                exact = false;
+                units = units - r + if r * 2 >= step { step } else { 0 };
+            }
+        }
+        if units > i128::from(Amount::MAX.0) {
+            return Err(AmountError::Overflow);
+        }
+        let signed = if negative { -units } else { units };
+        let amount = i64::try_from(signed)
+            .map(Amount)
+            .map_err(|_| AmountError::Overflow)?;
+        Ok((amount, exact))
+    }
 }
 
 impl fmt::Display for Amount {
@@ -219,6 +306,30 @@ impl<'de> Deserialize<'de> for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_numbers_convert_exactly_without_floats() {
+        let a = |t: &str| Amount::from_json_number(t).map(Amount::base_units);
+        assert_eq!(a("100"), Ok(1_000_000_000));
+        assert_eq!(a("100.5"), Ok(1_005_000_000));
+        assert_eq!(a("5e-7"), Ok(5));
+        assert_eq!(a("1.5E+2"), Ok(1_500_000_000));
+        assert_eq!(a("-0.0000001"), Ok(-1));
+        assert_eq!(a("12345678901.2345678"), Ok(123_456_789_012_345_678));
+        assert_eq!(a("1e-8"), Err(AmountError::TooPrecise));
+        assert_eq!(a("1.00000001"), Err(AmountError::TooPrecise));
+        assert_eq!(a("1e12"), Err(AmountError::Overflow));
+        for bad in [
+            "", "-", "1.", ".5", "1e", "e5", "1.2.3", "0x10", "1e999", " 1",
+        ] {
+            assert_eq!(a(bad), Err(AmountError::Format), "{bad:?}");
+        }
+        let r = |t: &str| Amount::from_json_number_rounded(t, 2).unwrap();
+        assert_eq!(r("12.345"), (Amount::from_base_units(123_500_000), false));
+        assert_eq!(r("-12.344"), (Amount::from_base_units(-123_400_000), false));
+        assert_eq!(r("12.34"), (Amount::from_base_units(123_400_000), true));
+        assert_eq!(r("1.2e1"), (Amount::from_base_units(120_000_000), true));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -178,18 +178,18 @@ pub fn usd(amount: Amount, field: &str) -> Result<Value> {
     serde_json::from_str(&text).map_err(|e| Error::internal(format!("amount JSON: {e}")))
 }
 
-/// An Airtm JSON amount (number, or numeric string) as base units, rounded to cents;
-/// `None` when absent or unreadable.
+/// An Airtm JSON amount (number, or numeric string) as base units, rounded half away
+/// from zero to cents from its exact decimal text (no floats,
+/// [`Amount::from_json_number_rounded`]); `None` when absent or unreadable.
 pub fn amount_of(v: &Value) -> Option<Amount> {
-    let f = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
         _ => return None,
     };
-    if !f.is_finite() || f.abs() > 1e12 {
-        return None;
-    }
-    Amount::parse(&format!("{f:.2}")).ok()
+    Amount::from_json_number_rounded(&text, 2)
+        .ok()
+        .map(|(a, _)| a)
 }
 
 fn text(v: &Value) -> Option<String> {

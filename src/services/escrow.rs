@@ -119,6 +119,10 @@ const COLUMNS: &str = "e.id, e.order_id, e.kind, e.contract_id, e.status, e.amou
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Escrow> {
     let bps: i64 = r.try_get("platform_fee_bps")?;
+    let bps = u32::try_from(bps)
+        .ok()
+        .filter(|b| *b <= 10_000)
+        .ok_or_else(|| Error::internal(format!("escrow platform_fee_bps {bps} out of range")))?;
     Ok(Escrow {
         id: r.try_get("id")?,
         order_id: r.try_get("order_id")?,
@@ -126,9 +130,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Escrow> {
         contract_id: r.try_get("contract_id")?,
         status: r.try_get("status")?,
         amount: Amount::from_base_units(r.try_get("amount")?),
-        platform_fee: bps as f64 / 100.0,
-        platform_fee_bps: u32::try_from(bps)
-            .map_err(|_| Error::internal(format!("escrow platform_fee_bps {bps} out of range")))?,
+        platform_fee: f64::from(bps) / 100.0,
+        platform_fee_bps: bps,
         balance: Amount::from_base_units(r.try_get("balance")?),
         deploy_transaction_hash: r.try_get("deploy_hash")?,
         funded_at: r.try_get("funded_at")?,
@@ -443,7 +446,7 @@ pub async fn create(
         &plan,
     )
     .await?;
-    let data = json!({ "orderId": order_id, "escrowId": escrow_id, "sagaId": saga_id, "kind": kind, "amount": order.amount, "platformFee": bps as f64 / 100.0 });
+    let data = json!({ "orderId": order_id, "escrowId": escrow_id, "sagaId": saga_id, "kind": kind, "amount": order.amount, "platformFee": percent(bps)? });
     db.audit(
         ctx.audit("order.escrow_creating", "order", order_id)
             .before(json!({ "status": order.status }))
@@ -922,17 +925,36 @@ pub async fn milestone(
 
 // ---------- the engine ----------
 
+/// How a step failed, which decides what the engine does next.
+#[derive(Debug)]
 enum StepError {
-    /// Try again later (provider down, rate limit, expired envelope).
+    /// Try again later (provider down, rate limit, expired envelope, database
+    /// unavailable): counted, retried with backoff, parked after `saga_max_attempts`.
     Transient(Error),
-    /// Needs a change: compensate (first step) or park.
+    /// The provider or the chain refused for good: compensate (first step) or park.
     Definitive(Error),
+    /// An internal error that is not the environment's fault (a bug, corrupt data):
+    /// retrying cannot help, so the saga parks at once for an operator.
+    Bug(Error),
+}
+
+impl StepError {
+    /// The metric label of the outcome.
+    fn label(&self) -> &'static str {
+        match self {
+            StepError::Transient(_) => "transient",
+            StepError::Definitive(_) => "definitive",
+            StepError::Bug(_) => "bug",
+        }
+    }
 }
 
 impl From<Error> for StepError {
     fn from(e: Error) -> Self {
-        if tw::is_transient(&e) || e.code == ErrorCode::Internal {
+        if tw::is_transient(&e) || e.is_unavailable() {
             StepError::Transient(e)
+        } else if e.code == ErrorCode::Internal {
+            StepError::Bug(e)
         } else {
             StepError::Definitive(e)
         }
@@ -941,7 +963,7 @@ impl From<Error> for StepError {
 
 impl From<sqlx::Error> for StepError {
     fn from(e: sqlx::Error) -> Self {
-        StepError::Transient(e.into())
+        Error::from(e).into()
     }
 }
 
@@ -1001,8 +1023,7 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
             saga.kind.as_str(),
             match &outcome {
                 Ok(()) => "ok",
-                Err(StepError::Transient(_)) => "transient",
-                Err(StepError::Definitive(_)) => "definitive",
+                Err(e) => e.label(),
             },
             started.elapsed(),
         );
@@ -1022,6 +1043,11 @@ async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<
                 } else {
                     sagas::park(store, &saga, &e).await?;
                 }
+                return Ok(());
+            }
+            Err(StepError::Bug(e)) => {
+                tracing::error!(saga_id, step = saga.step, error = %e, "saga step hit an internal error; parked");
+                sagas::park(store, &saga, &e).await?;
                 return Ok(());
             }
         }
@@ -1069,8 +1095,20 @@ struct Call {
     expected: Expected,
 }
 
-fn percent(bps: u32) -> Value {
-    serde_json::from_str(&format!("{}", f64::from(bps) / 100.0)).unwrap_or(json!(0))
+/// Basis points → the percent number TW expects (`250` → `2.5`), from exact text.
+fn percent(bps: u32) -> Result<Value> {
+    let text = format!("{}.{:02}", bps / 100, bps % 100);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("platform fee {bps} bps: {e}")))
+}
+
+/// `[{address, amount}]` of a resolution, amounts as TW's human-unit numbers.
+fn distribution_json(d: &[(String, i64)]) -> Result<Vec<Value>> {
+    d.iter()
+        .map(|(a, n)| {
+            Ok(json!({ "address": a, "amount": tw::human(Amount::from_base_units(*n))? }))
+        })
+        .collect()
 }
 
 async fn escrow_balance(ec: &EscrowContext, contract: &str) -> Result<i64> {
@@ -1228,7 +1266,7 @@ async fn call_for(
                 "engagementId": order.id,
                 "title": order.title,
                 "description": order.description.clone().unwrap_or_else(|| order.title.clone()),
-                "platformFee": percent(escrow.platform_fee_bps),
+                "platformFee": percent(escrow.platform_fee_bps)?,
                 "trustline": { "address": ec.sc.usdc_issuer, "symbol": ec.sc.usdc.code },
             });
             if multi {
@@ -1236,12 +1274,12 @@ async fn call_for(
                     order
                         .milestones
                         .iter()
-                        .map(|m| json!({ "description": m.title, "amount": tw::human(m.amount), "receiver": seller }))
-                        .collect(),
+                        .map(|m| Ok(json!({ "description": m.title, "amount": tw::human(m.amount)?, "receiver": seller })))
+                        .collect::<Result<_>>()?,
                 );
             } else {
                 roles["receiver"] = json!(seller);
-                body["amount"] = tw::human(order.amount);
+                body["amount"] = tw::human(order.amount)?;
                 body["milestones"] = json!([{ "description": SINGLE_MILESTONE }]);
             }
             body["roles"] = roles;
@@ -1257,7 +1295,7 @@ async fn call_for(
             ];
             (
                 format!("/escrow/{kind}/fund-escrow"),
-                json!({ "contractId": c, "signer": buyer, "amount": tw::human(escrow.amount) }),
+                json!({ "contractId": c, "signer": buyer, "amount": tw::human(escrow.amount)? }),
             )
         }
         Action::ChangeMilestoneStatus => {
@@ -1325,7 +1363,7 @@ async fn call_for(
             ];
             (
                 "/escrow/single-release/resolve-dispute".into(),
-                json!({ "contractId": c, "disputeResolver": platform, "distributions": d.iter().map(|(a, n)| json!({ "address": a, "amount": tw::human(Amount::from_base_units(*n)) })).collect::<Vec<_>>() }),
+                json!({ "contractId": c, "disputeResolver": platform, "distributions": distribution_json(&d)? }),
             )
         }
         Action::ReleaseMilestoneFunds => {
@@ -1362,7 +1400,7 @@ async fn call_for(
             ];
             (
                 "/escrow/multi-release/resolve-milestone-dispute".into(),
-                json!({ "contractId": c, "disputeResolver": platform, "milestoneIndex": idx.to_string(), "distributions": d.iter().map(|(a, n)| json!({ "address": a, "amount": tw::human(Amount::from_base_units(*n)) })).collect::<Vec<_>>() }),
+                json!({ "contractId": c, "disputeResolver": platform, "milestoneIndex": idx.to_string(), "distributions": distribution_json(&d)? }),
             )
         }
     };

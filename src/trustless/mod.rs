@@ -160,34 +160,45 @@ pub fn contract_error(message: &str) -> Option<&'static str> {
 }
 
 /// Base units → the human-unit JSON number TW expects (`1000000000` → `100`).
-pub fn human(amount: Amount) -> Value {
+///
+/// TW's API is JavaScript: a JSON number is a double on its side. The number is built
+/// from the exact decimal text and checked to read back as the same amount; an amount a
+/// double cannot carry exactly is refused (422 `AMOUNT_OUT_OF_RANGE`) instead of being
+/// sent rounded.
+pub fn human(amount: Amount) -> Result<Value> {
     let units = amount.base_units();
     let whole = units / 10_000_000;
     let frac = (units % 10_000_000).abs();
+    let sign = if units < 0 && whole == 0 { "-" } else { "" };
     let text = if frac == 0 {
         whole.to_string()
     } else {
         let f = format!("{frac:07}");
-        format!("{whole}.{}", f.trim_end_matches('0'))
+        format!("{sign}{whole}.{}", f.trim_end_matches('0'))
     };
-    serde_json::from_str::<Value>(&text).unwrap_or(json!(0))
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::internal(format!("amount {text} as JSON: {e}")))?;
+    if self::units(&value) != Some(amount) {
+        return Err(Error::out_of_range(
+            "amount",
+            format!(
+                "{amount} cannot be sent to Trustless Work exactly (its amounts are JavaScript numbers)"
+            ),
+        ));
+    }
+    Ok(value)
 }
 
-/// A human-unit JSON number (or numeric string) from TW → base units. Decimal text is
-/// converted exactly; exponent forms (JavaScript writes `5e-7`) through `f64`, rounded
-/// to the nearest base unit.
+/// A human-unit JSON number (or numeric string) from TW → base units, exactly (decimal
+/// and exponent forms alike, [`Amount::from_json_number`]); `None` when it is not a
+/// number or has more than 7 decimals.
 pub fn units(v: &Value) -> Option<Amount> {
     let text = match v {
         Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.trim().to_string(),
         _ => return None,
     };
-    if let Ok(a) = Amount::parse(&text) {
-        return Some(a);
-    }
-    let f: f64 = text.parse().ok().filter(|f: &f64| f.is_finite())?;
-    let scaled = (f * 10_000_000.0).round();
-    (scaled.abs() < 9.0e15).then(|| Amount::from_base_units(scaled as i64))
+    Amount::from_json_number(&text).ok()
 }
 
 /// What `POST /helper/send-transaction` said.
@@ -590,7 +601,7 @@ mod tests {
             (800_000_000, "80"),
             (5, "5e-7"),
         ] {
-            let v = human(Amount::from_base_units(units_));
+            let v = human(Amount::from_base_units(units_)).unwrap();
             assert_eq!(v.to_string(), text);
             assert_eq!(units(&v), Some(Amount::from_base_units(units_)));
         }
