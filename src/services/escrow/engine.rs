@@ -1,0 +1,396 @@
+//! The saga engine: lease, run each step (build → verify → sign → store → submit →
+//! settle), retry what is transient, compensate or park what is not.
+
+use super::*;
+
+/// How a step failed, which decides what the engine does next.
+#[derive(Debug)]
+pub(super) enum StepError {
+    /// Try again later (provider down, rate limit, expired envelope, database
+    /// unavailable): counted, retried with backoff, parked after `saga_max_attempts`.
+    Transient(Error),
+    /// The provider or the chain refused for good: compensate (first step) or park.
+    Definitive(Error),
+    /// An internal error that is not the environment's fault (a bug, corrupt data):
+    /// retrying cannot help, so the saga parks at once for an operator.
+    Bug(Error),
+}
+
+impl StepError {
+    /// The metric label of the outcome.
+    fn label(&self) -> &'static str {
+        match self {
+            StepError::Transient(_) => "transient",
+            StepError::Definitive(_) => "definitive",
+            StepError::Bug(_) => "bug",
+        }
+    }
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        if tw::is_transient(&e) || e.is_unavailable() {
+            StepError::Transient(e)
+        } else if e.code == ErrorCode::Internal {
+            StepError::Bug(e)
+        } else {
+            StepError::Definitive(e)
+        }
+    }
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(e: sqlx::Error) -> Self {
+        Error::from(e).into()
+    }
+}
+
+/// Test hook: `OFFERHUB_FAILPOINT=after_store:N` (or `after_submit:N`) makes the N-th
+/// such point of this process print `FAILPOINT <name> reached` to stderr and stop
+/// there, so a test can SIGKILL the daemon at exactly that point. Unset in production.
+pub(super) async fn failpoint(name: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STORE: AtomicUsize = AtomicUsize::new(0);
+    static SUBMIT: AtomicUsize = AtomicUsize::new(0);
+    let Ok(spec) = std::env::var("OFFERHUB_FAILPOINT") else {
+        return;
+    };
+    let Some((point, n)) = spec.split_once(':') else {
+        return;
+    };
+    if point != name {
+        return;
+    }
+    let counter = if name == "after_store" {
+        &STORE
+    } else {
+        &SUBMIT
+    };
+    let count = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    if n.parse::<usize>().ok() == Some(count) {
+        eprintln!("FAILPOINT {name} reached");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs a saga until it ends or must wait (transient failure), holding its lease.
+pub async fn run(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()> {
+    if !sagas::lease(store, saga_id, false, ec.settings.lease_secs).await? {
+        return Ok(());
+    }
+    let result = run_leased(ec, store, saga_id).await;
+    sagas::unlease(store, saga_id).await?;
+    result
+}
+
+pub(super) async fn run_leased(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()> {
+    loop {
+        let saga = sagas::get(store, saga_id).await?;
+        if saga.status != SagaStatus::Running {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "saga.step",
+            saga_id = %saga.id,
+            operation = %saga.kind,
+            step = saga.step
+        );
+        let outcome = execute_step(ec, store, &saga).instrument(span).await;
+        crate::metrics::saga_step(
+            saga.kind.as_str(),
+            match &outcome {
+                Ok(()) => "ok",
+                Err(e) => e.label(),
+            },
+            started.elapsed(),
+        );
+        match outcome {
+            Ok(()) => {
+                sagas::lease(store, saga_id, true, ec.settings.lease_secs).await?;
+            }
+            Err(StepError::Transient(e)) => {
+                tracing::warn!(saga_id, step = saga.step, error = %e, "saga step will be retried");
+                sagas::retry_later(store, &saga, &e, ec.settings.max_attempts).await?;
+                return Ok(());
+            }
+            Err(StepError::Definitive(e)) => {
+                tracing::warn!(saga_id, step = saga.step, error = %e, "saga step failed");
+                if saga.step == 0 {
+                    compensate(store, &saga, &e).await?;
+                } else {
+                    sagas::park(store, &saga, &e).await?;
+                }
+                return Ok(());
+            }
+            Err(StepError::Bug(e)) => {
+                tracing::error!(saga_id, step = saga.step, error = %e, "saga step hit an internal error; parked");
+                sagas::park(store, &saga, &e).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Spawns the saga's execution and waits for it up to the configured time.
+pub async fn drive(ec: Arc<EscrowContext>, store: Store, saga_id: String) -> Result<Saga> {
+    let (e2, s2, id2) = (ec.clone(), store.clone(), saga_id.clone());
+    // The run belongs to the request that started it: its spans (steps, provider
+    // calls) are children of the request's span, so one trace shows the whole saga.
+    tokio::spawn(
+        async move {
+            if let Err(e) = run(&e2, &s2, &id2).await {
+                tracing::warn!(saga_id = %id2, error = %e, "saga run failed");
+            }
+        }
+        .in_current_span(),
+    );
+    sagas::wait(&store, &saga_id, ec.settings.wait).await
+}
+
+/// Runs every due saga (the resume worker); returns how many it looked at.
+pub async fn resume_due(ec: &Arc<EscrowContext>, store: &Store) -> Result<usize> {
+    use futures_util::StreamExt;
+    let ids = sagas::due(store, 20).await?;
+    let n = ids.len();
+    futures_util::stream::iter(ids)
+        .for_each_concurrent(4, |id| async move {
+            if let Err(e) = run(ec, store, &id).await {
+                tracing::warn!(saga_id = %id, error = %e, "saga resume failed");
+            }
+        })
+        .await;
+    Ok(n)
+}
+
+/// Audits a refused envelope (its own transaction: the refusal must be on record even
+/// though nothing else changes).
+pub(super) async fn audit_refusal(
+    store: &Store,
+    saga: &Saga,
+    step: &Step,
+    e: &Error,
+) -> Result<()> {
+    let mut db = store.begin().await?;
+    db.audit(
+        Context::system()
+            .audit("escrow.xdr_refused", "saga", &saga.id)
+            .after(json!({ "orderId": saga.order_id, "action": step.action, "step": saga.step, "error": sagas::error_json(e) })),
+    );
+    db.commit().await
+}
+
+pub(super) fn unix_now() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+pub(super) async fn execute_step(
+    ec: &EscrowContext,
+    store: &Store,
+    saga: &Saga,
+) -> std::result::Result<(), StepError> {
+    let idx = usize::try_from(saga.step).map_err(|_| Error::internal("negative step"))?;
+    let Some(step) = saga.steps.get(idx).cloned() else {
+        return Err(StepError::Definitive(Error::internal(
+            "saga has no such step",
+        )));
+    };
+    let order = orders::get(store, &saga.order_id).await?;
+    let escrow = for_order(store.reader(), &order.id)
+        .await?
+        .ok_or_else(|| Error::internal("saga without escrow"))?;
+    let parties = Parties::load(store, &order).await?;
+    let signer = parties.wallet(step.signer).clone();
+    let _guard =
+        crate::services::wallets::submission_lock(store, &ec.sc.horizon, &signer.public_key)
+            .await?;
+    // Re-read under the signer's lock: another executor may have moved on.
+    let saga = sagas::get(store, &saga.id).await?;
+    if saga.status != SagaStatus::Running || saga.step != i64::try_from(idx).unwrap_or(-1) {
+        return Ok(());
+    }
+    let mut contract_id: Option<String> = None;
+    let (envelope, outcome) = match &saga.envelope {
+        Some(xdr) => {
+            let env = tx::signed_from_xdr(xdr, &ec.sc.network)?;
+            let outcome = ec.sc.horizon.submit_settled(&env).await?;
+            if let SubmitOutcome::Applied { hash, .. } = &outcome
+                && let Err(e) = ec.tw.update_from_tx_hash(hash).await
+            {
+                tracing::info!(error = %e, "TW indexer update failed (reads may lag)");
+            }
+            (env, outcome)
+        }
+        None => {
+            let call = call_for(ec, &order, &escrow, &parties, &step).await?;
+            let unsigned = ec.tw.build(&call.path, &call.body).await?;
+            if let Err(e) = verify::verify(&unsigned, &call.expected, unix_now()) {
+                audit_refusal(store, &saga, &step, &e).await?;
+                return Err(StepError::Definitive(e));
+            }
+            let kp = wallets::keypair(&ec.sc, &signer)?;
+            let signed = tx::add_signature(&unsigned, &ec.sc.network, &kp)?;
+            if !sagas::store_envelope(store, &saga.id, saga.step, &signed.xdr, &signed.hash).await?
+            {
+                return Ok(());
+            }
+            failpoint("after_store").await;
+            let outcome = match ec.tw.send_transaction(&signed.xdr).await? {
+                SendOutcome::Submitted { contract_id: c } => {
+                    contract_id = c;
+                    ec.sc.horizon.submit_settled(&signed).await?
+                }
+                SendOutcome::Unknown { reason } => {
+                    tracing::warn!(hash = %signed.hash, %reason, "send-transaction outcome unknown; settling by hash");
+                    ec.sc.horizon.submit_settled(&signed).await?
+                }
+                SendOutcome::Failed { message } => {
+                    match ec.sc.horizon.transaction(&signed.hash).await? {
+                        Some((true, ledger)) => SubmitOutcome::Applied {
+                            hash: signed.hash.clone(),
+                            ledger,
+                        },
+                        Some((false, _)) => SubmitOutcome::Failed {
+                            hash: signed.hash.clone(),
+                            tx_code: "tx_failed".into(),
+                            op_codes: vec![message],
+                        },
+                        // Not on the network: Trustless Work's message carries Horizon's
+                        // result code. A sequence race (another transaction of the
+                        // account landed first) or an expired envelope is rebuilt,
+                        // never surfaced; anything else was refused.
+                        None => SubmitOutcome::Failed {
+                            hash: signed.hash.clone(),
+                            tx_code: ["tx_bad_seq", "tx_too_late"]
+                                .into_iter()
+                                .find(|c| message.contains(c))
+                                .unwrap_or("tx_refused")
+                                .into(),
+                            op_codes: vec![message],
+                        },
+                    }
+                }
+            };
+            (signed, outcome)
+        }
+    };
+    failpoint("after_submit").await;
+    match outcome {
+        SubmitOutcome::Applied { hash, .. } => {
+            apply(
+                ec,
+                store,
+                &saga,
+                &step,
+                &order,
+                &escrow,
+                &parties,
+                &hash,
+                contract_id,
+            )
+            .await
+        }
+        SubmitOutcome::Failed { tx_code, .. }
+            if tx_code == "tx_too_late" || tx_code == "tx_bad_seq" =>
+        {
+            sagas::clear_envelope(store, &saga.id, &envelope.xdr).await?;
+            Err(StepError::Transient(Error::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "the step's transaction can no longer land ({tx_code}); it will be rebuilt"
+                ),
+            )))
+        }
+        SubmitOutcome::Failed {
+            tx_code, op_codes, ..
+        } => {
+            sagas::clear_envelope(store, &saga.id, &envelope.xdr).await?;
+            let text = op_codes.join("; ");
+            let e = match tw::contract_error(&text) {
+                Some(variant) => Error::new(
+                    ErrorCode::EscrowContractError,
+                    format!("The escrow contract refused: {text}"),
+                )
+                .with_details(json!({ "contractError": variant, "transactionCode": tx_code })),
+                None => Error::new(
+                    ErrorCode::ProviderError,
+                    format!("The transaction failed: {tx_code} {text}")
+                        .trim()
+                        .to_string(),
+                )
+                .with_details(json!({ "transactionCode": tx_code, "providerStatus": 400 })),
+            };
+            Err(StepError::Definitive(e))
+        }
+        SubmitOutcome::Unknown { reason, .. } => Err(StepError::Transient(Error::new(
+            ErrorCode::ProviderTimeout,
+            reason,
+        ))),
+    }
+}
+
+/// A definitive failure before anything reached the chain: restore the order and end
+/// the saga `COMPENSATED`. Emits `saga.compensated`.
+pub(super) async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<()> {
+    let mut db = store.begin().await?;
+    let current = sagas::get_in(&mut db, &saga.id).await?;
+    if current.status != SagaStatus::Running {
+        return Ok(());
+    }
+    let oid = saga.order_id.as_str();
+    let restore = |from: OrderStatus, to: OrderStatus| (from, to);
+    let back = match saga.kind {
+        SagaKind::EscrowDeploy => {
+            sqlx::query("DELETE FROM escrows WHERE order_id = $1 AND contract_id IS NULL")
+                .bind(oid)
+                .execute(db.conn())
+                .await?;
+            Some(restore(
+                OrderStatus::EscrowCreating,
+                OrderStatus::FundsReserved,
+            ))
+        }
+        SagaKind::EscrowFund => {
+            set_escrow_status(&mut db, oid, EscrowStatus::Created).await?;
+            None
+        }
+        SagaKind::Release => {
+            if saga.params["autoRelease"] == json!(true) {
+                // Not retried: the marketplace or an operator releases by hand.
+                sqlx::query("UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3")
+                    .bind(AutoReleaseStatus::Failed)
+                    .bind(oid)
+                    .bind(AutoReleaseStatus::Releasing)
+                    .execute(db.conn())
+                    .await?;
+            }
+            Some(restore(
+                OrderStatus::ReleaseRequested,
+                OrderStatus::InProgress,
+            ))
+        }
+        SagaKind::Refund => Some(restore(
+            OrderStatus::RefundRequested,
+            OrderStatus::InProgress,
+        )),
+        SagaKind::Dispute | SagaKind::Resolve => {
+            if let Some(d) = &saga.dispute_id {
+                crate::services::disputes::revert(&mut db, d, saga.kind, &saga.params).await?;
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some((from, to)) = back {
+        walk(&mut db, &saga.id, oid, from, &[to]).await?;
+    }
+    let data = json!({ "sagaId": saga.id, "kind": saga.kind, "orderId": oid, "reason": sagas::error_json(e) });
+    db.audit(
+        Context::system()
+            .audit("saga.compensated", "saga", &saga.id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new("saga.compensated", "saga", &saga.id, data));
+    sagas::finish(&mut db, saga, SagaStatus::Compensated, Some(e)).await?;
+    db.commit().await
+}

@@ -1,0 +1,112 @@
+//! Escrow orchestration with Trustless Work (DESIGN §3–§4, seed 004 flows 1–6,
+//! research/trustless-stellar.md §A–§B, §F).
+//!
+//! Every operation is a saga ([`crate::services::sagas`]) whose steps are contract calls:
+//!
+//! | operation | order | steps (signer) |
+//! |---|---|---|
+//! | create escrow | `FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING` | deploy (platform) |
+//! | fund | `ESCROW_FUNDING → IN_PROGRESS` | fund_escrow (buyer), exactly the order amount |
+//! | release | `IN_PROGRESS → RELEASE_REQUESTED → RELEASED → CLOSED` | change_milestone_status (seller), approve_milestone (buyer), release_funds (buyer); multi-release: per unreleased milestone |
+//! | refund | `IN_PROGRESS → REFUND_REQUESTED → REFUNDED → CLOSED` | dispute_escrow (buyer), resolve_dispute 100 % to the buyer (platform) |
+//! | dispute | `IN_PROGRESS → DISPUTED` | dispute_escrow (buyer or seller) |
+//! | resolution | `DISPUTED → CLOSED` | resolve_dispute (platform) with the decision's shares |
+//! | milestones (multi-release) | `IN_PROGRESS` | change status / approve / release_milestone_funds |
+//!
+//! Roles: approver and releaseSigner = buyer, serviceProvider and receiver = seller,
+//! platformAddress and disputeResolver = platform; the platform deploys (and pays that
+//! fee). Orders with milestones get a multi-release escrow (one contract milestone per
+//! order milestone, receiver = seller), others a single-release escrow with one
+//! milestone.
+//!
+//! Each step: build with TW → **verify** the envelope ([`crate::trustless::verify`]) →
+//! sign with the role's wallet → store envelope + hash → submit via
+//! `/helper/send-transaction` → settle by the hash on Horizon. Money: funding posts
+//! the buyer's hold into `escrow:{order}`; a release or resolution credits what
+//! **actually arrived** — read from the transaction's `asset_balance_changes` on
+//! Horizon — to the seller/buyer, the platform fee to `fees:platform` and Trustless
+//! Work's fee to `fees:trustless`, so balances equal the chain (§B.4–§B.5).
+//!
+//! A definitive failure of a saga's first step (nothing reached the chain) compensates:
+//! the order returns to its state before the call (the hold stays until the order is
+//! canceled). A failure after a step landed parks the saga `NEEDS_ATTENTION`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tracing::Instrument;
+
+use crate::context::Context;
+use crate::domain::dispute::Decision;
+pub use crate::domain::escrow::{EscrowKind, EscrowStatus, MilestoneStatus};
+use crate::domain::order::{AutoReleaseStatus, CloseOutcome, OrderStatus, transition};
+use crate::domain::saga::{SagaKind, SagaStatus};
+use crate::domain::wallet::WalletStatus;
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::NewEvent;
+use crate::ids::{IdKind, new_id};
+use crate::ledger::{self, Posting};
+use crate::money::Amount;
+use crate::services::orders::{self, Order};
+use crate::services::sagas::{self, Action, Party, Plan, Saga, Share, Step};
+use crate::services::wallets::{self, StellarContext, Wallet};
+use crate::stellar::horizon::SubmitOutcome;
+use crate::stellar::tx;
+use crate::store::{Store, Tx};
+use crate::trustless::verify::{self, Arg, Expected};
+use crate::trustless::{self as tw, SendOutcome, TrustlessWork};
+
+mod bookkeeping;
+mod calls;
+mod engine;
+mod operations;
+mod parties;
+mod plan;
+mod storage;
+
+use bookkeeping::*;
+use calls::*;
+use engine::*;
+use storage::*;
+
+pub use engine::{drive, resume_due, run};
+pub use operations::{
+    auto_release, create, fee_bps, fund, milestone, refund, release, start_dispute, start_resolve,
+};
+pub use parties::Parties;
+pub use plan::{dispute_steps, refund_steps, release_steps, resolution_steps};
+pub use storage::{Escrow, escrows_of, for_order, is_own_contract};
+
+/// Factory functions accepted for deploys.
+const DEPLOY_SINGLE: &[&str] = &["tw_new_single_release_escrow"];
+const DEPLOY_MULTI: &[&str] = &["tw_new_multi_release_escrow"];
+/// The status a seller's "complete" writes on a contract milestone.
+const COMPLETED_STATUS: &str = "completed";
+
+/// Tunables of escrow orchestration.
+#[derive(Clone, Debug)]
+pub struct EscrowSettings {
+    /// Default platform fee in basis points (`TRUSTLESS_PLATFORM_FEE` percent × 100).
+    pub platform_fee_bps: u32,
+    /// Largest transaction fee OfferHub signs (stroops, resource fee included).
+    pub max_fee_stroops: u32,
+    /// The TW factory contract (`C…`) deploys must call; `None` = not pinned.
+    pub factory_contract: Option<String>,
+    /// How long an API call waits for its saga before answering 202.
+    pub wait: Duration,
+    /// Transient failures of one step before the saga parks `NEEDS_ATTENTION`.
+    pub max_attempts: u32,
+    /// An executor's lease on a saga (renewed at every step); after a crash another
+    /// executor resumes the saga once it expires.
+    pub lease_secs: i64,
+}
+
+/// What escrow code needs: the Stellar context, the TW client, the settings.
+pub struct EscrowContext {
+    pub sc: Arc<StellarContext>,
+    pub tw: TrustlessWork,
+    pub settings: EscrowSettings,
+}
