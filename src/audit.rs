@@ -22,7 +22,7 @@ use crate::context::Actor;
 use crate::error::Result;
 use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
-use crate::store::{Backend, Store, Tx};
+use crate::store::{Backend, Select, Store, Tx};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -329,33 +329,24 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<AuditLog>> {
     crate::sequencer::catch_up(store, READ_YOUR_WRITES_WAIT).await?;
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_logs WHERE seq IS NOT NULL");
-    let mut binds: Vec<String> = Vec::new();
-    let mut cond = |column: &str, op: &str, v: &Option<String>, binds: &mut Vec<String>| {
-        if let Some(v) = v {
-            binds.push(v.clone());
-            sql.push_str(&format!(" AND {column} {op} ${}", binds.len()));
-        }
-    };
-    cond("resource_type", "=", &filter.resource_type, &mut binds);
-    cond("resource_id", "=", &filter.resource_id, &mut binds);
-    cond("action", "=", &filter.action, &mut binds);
-    cond("actor_id", "=", &filter.actor_id, &mut binds);
-    cond("occurred_at", ">=", &filter.from, &mut binds);
-    cond("occurred_at", "<=", &filter.to, &mut binds);
-    let cursor = page.cursor_seq()?;
-    if cursor.is_some() {
-        sql.push_str(&format!(" AND seq < ${}", binds.len() + 1));
+    let mut q = Select::new(format!(
+        "SELECT {COLUMNS} FROM audit_logs WHERE seq IS NOT NULL"
+    ));
+    q.and_eq("resource_type", filter.resource_type.as_deref())
+        .and_eq("resource_id", filter.resource_id.as_deref())
+        .and_eq("action", filter.action.as_deref())
+        .and_eq("actor_id", filter.actor_id.as_deref());
+    if let Some(from) = &filter.from {
+        q.push(" AND occurred_at >= ").push_bind(from.as_str());
     }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in &binds {
-        q = q.bind(b.clone());
+    if let Some(to) = &filter.to {
+        q.push(" AND occurred_at <= ").push_bind(to.as_str());
     }
-    if let Some(c) = cursor {
-        q = q.bind(c);
+    if let Some(c) = page.cursor_seq()? {
+        q.push(" AND seq < ").push_bind(c);
     }
-    let rows = q.fetch_all(store.reader()).await?;
+    q.push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let items = rows
         .iter()
         .map(RawRow::from_row)

@@ -521,3 +521,69 @@ impl Tx {
         Ok(())
     }
 }
+
+/// A query assembled from optional parts (filters, cursors) with numbered placeholders
+/// (`$1`, `$2`, …), which both backends accept. `sqlx::QueryBuilder` writes the `Any`
+/// driver's placeholders as `?`, which PostgreSQL refuses; this is its portable
+/// equivalent. Text given to [`Select::push`] must be trusted SQL (column names chosen
+/// by code, never user input); values go through [`Select::push_bind`].
+#[derive(Default)]
+pub struct Select {
+    sql: String,
+    args: sqlx::any::AnyArguments,
+    bound: usize,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl Select {
+    /// Starts with `sql` (e.g. `SELECT … FROM t WHERE 1 = 1`).
+    pub fn new(sql: impl Into<String>) -> Self {
+        Select {
+            sql: sql.into(),
+            ..Select::default()
+        }
+    }
+
+    /// Appends trusted SQL text.
+    pub fn push(&mut self, sql: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write;
+        let _ = write!(self.sql, "{sql}");
+        self
+    }
+
+    /// Appends the next placeholder (`$n`) and binds `value` to it.
+    pub fn push_bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: sqlx::Encode<'t, Any> + sqlx::Type<Any>,
+    {
+        use sqlx::Arguments;
+        if let Err(e) = self.args.add(value)
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+        self.bound += 1;
+        let n = self.bound;
+        self.push(format_args!("${n}"))
+    }
+
+    /// `AND {column} = $n` when `value` is given.
+    pub fn and_eq<'t, T>(&mut self, column: &str, value: Option<T>) -> &mut Self
+    where
+        T: sqlx::Encode<'t, Any> + sqlx::Type<Any>,
+    {
+        if let Some(v) = value {
+            self.push(format_args!(" AND {column} = "));
+            self.push_bind(v);
+        }
+        self
+    }
+
+    /// The query, ready to run; an error when a value could not be encoded.
+    pub fn build(self) -> Result<sqlx::query::Query<'static, Any, sqlx::any::AnyArguments>> {
+        if let Some(e) = self.error {
+            return Err(Error::internal(format!("query argument: {e}")));
+        }
+        Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args))
+    }
+}

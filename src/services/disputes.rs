@@ -24,7 +24,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::services::escrow::{self, Parties};
 use crate::services::orders;
 use crate::services::sagas::{self, Party, Saga};
-use crate::store::{Store, Tx};
+use crate::store::{Select, Store, Tx};
 
 /// Reasons a dispute may be opened for.
 pub const REASONS: [&str; 3] = ["NOT_DELIVERED", "QUALITY_ISSUE", "OTHER"];
@@ -171,32 +171,14 @@ pub struct DisputeFilter {
 
 /// Disputes newest first.
 pub async fn list(store: &Store, f: &DisputeFilter, page: &PageRequest) -> Result<Page<Dispute>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM disputes WHERE 1 = 1");
-    let mut binds: Vec<String> = Vec::new();
-    for (column, v) in [
-        ("order_id", &f.order_id),
-        ("status", &f.status),
-        ("opened_by", &f.opened_by),
-        ("assigned_to", &f.assigned_to),
-    ] {
-        if let Some(v) = v {
-            binds.push(v.clone());
-            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-        }
-    }
-    sql.push_str(&format!(
-        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
-        binds.len() + 1,
-        page.limit + 1
-    ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
-    }
-    let rows = q
-        .bind(page.cursor_seq()?.unwrap_or(i64::MAX))
-        .fetch_all(store.reader())
-        .await?;
+    let mut q = Select::new(format!("SELECT {COLUMNS} FROM disputes WHERE seq < "));
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .and_eq("order_id", f.order_id.as_deref())
+        .and_eq("status", f.status.as_deref())
+        .and_eq("opened_by", f.opened_by.as_deref())
+        .and_eq("assigned_to", f.assigned_to.as_deref())
+        .push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page.limit, |d| d.seq))
 }

@@ -17,7 +17,7 @@ use crate::ledger;
 use crate::money::Amount;
 use crate::pagination::{Page, PageRequest};
 use crate::services::users::{self, User};
-use crate::store::{Store, Tx};
+use crate::store::{Select, Store, Tx};
 
 /// A milestone of an order (multi-release escrow).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -460,29 +460,13 @@ pub struct OrderFilter {
 
 /// Orders newest first; milestones of the whole page loaded in one query.
 pub async fn list(store: &Store, filter: &OrderFilter, page: &PageRequest) -> Result<Page<Order>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
-    let mut binds: Vec<String> = Vec::new();
-    for (column, v) in [
-        ("buyer_id", filter.buyer_id.clone()),
-        ("seller_id", filter.seller_id.clone()),
-        ("status", filter.status.map(|s| s.as_str().to_string())),
-    ] {
-        if let Some(v) = v {
-            binds.push(v);
-            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-        }
-    }
-    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
-    sql.push_str(&format!(
-        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
-        binds.len() + 1,
-        page.limit + 1
-    ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
-    }
-    let rows = q.bind(cursor).fetch_all(store.reader()).await?;
+    let mut q = Select::new(format!("SELECT {COLUMNS} FROM orders WHERE seq < "));
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .and_eq("buyer_id", filter.buyer_id.as_deref())
+        .and_eq("seller_id", filter.seller_id.as_deref())
+        .and_eq("status", filter.status)
+        .push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let mut orders = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
     let ms = milestones_of(store.reader(), &ids).await?;

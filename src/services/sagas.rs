@@ -25,7 +25,7 @@ pub use crate::domain::saga::{SagaKind, SagaStatus};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
 use crate::pagination::{Page, PageRequest};
-use crate::store::{Store, Tx};
+use crate::store::{Select, Store, Tx};
 
 /// Who signs a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -265,17 +265,12 @@ pub async fn list(
     order_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Saga>> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {COLUMNS} FROM sagas WHERE seq < "));
-    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX));
-    if let Some(status) = status {
-        q.push(" AND status = ").push_bind(status);
-    }
-    if let Some(order_id) = order_id {
-        q.push(" AND order_id = ").push_bind(order_id);
-    }
-    q.push(" ORDER BY seq DESC LIMIT ").push(page.limit + 1);
-    let rows = q.build().fetch_all(store.reader()).await?;
+    let mut q = Select::new(format!("SELECT {COLUMNS} FROM sagas WHERE seq < "));
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .and_eq("status", status)
+        .and_eq("order_id", order_id)
+        .push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page.limit, |s| s.seq))
 }

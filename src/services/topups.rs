@@ -38,7 +38,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::services::airtm::AirtmContext;
 use crate::services::treasury::{self, Direction, Owner, Settled, Transfer};
 use crate::services::{users, wallets};
-use crate::store::Store;
+use crate::store::{Select, Store};
 
 pub use crate::domain::topup::TopUpStatus;
 use crate::domain::wallet::WalletStatus;
@@ -129,26 +129,12 @@ pub async fn list(
     status: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<TopUp>> {
-    let cursor = page.cursor_seq()?.unwrap_or(i64::MAX);
-    let mut sql = format!("SELECT {COLUMNS} FROM topups WHERE seq < $1");
-    let mut n = 1;
-    if user_id.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND user_id = ${n}"));
-    }
-    if status.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND status = ${n}"));
-    }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(cursor);
-    if let Some(u) = user_id {
-        q = q.bind(u);
-    }
-    if let Some(s) = status {
-        q = q.bind(s);
-    }
-    let rows = q.fetch_all(store.reader()).await?;
+    let mut q = Select::new(format!("SELECT {COLUMNS} FROM topups WHERE seq < "));
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .and_eq("user_id", user_id)
+        .and_eq("status", status)
+        .push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(items, page.limit, |t| t.seq))
 }

@@ -44,7 +44,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{self, EventFilter};
 use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Select, Store};
 use crate::vault::Vault;
 use zeroize::Zeroizing;
 
@@ -736,31 +736,15 @@ pub async fn list_deliveries(
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>> {
-    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE 1 = 1");
-    let mut binds = Vec::new();
-    for (col, v) in [
-        ("endpoint_id", &filter.endpoint_id),
-        ("event_id", &filter.event_id),
-        ("status", &filter.status),
-    ] {
-        if let Some(v) = v {
-            binds.push(v.clone());
-            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
-        }
-    }
-    sql.push_str(&format!(
-        " AND seq < ${} ORDER BY seq DESC LIMIT {}",
-        binds.len() + 1,
-        page.limit + 1
+    let mut q = Select::new(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE seq < "
     ));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
-    }
-    let rows = q
-        .bind(page.cursor_seq()?.unwrap_or(i64::MAX))
-        .fetch_all(store.reader())
-        .await?;
+    q.push_bind(page.cursor_seq()?.unwrap_or(i64::MAX))
+        .and_eq("endpoint_id", filter.endpoint_id.as_deref())
+        .and_eq("event_id", filter.event_id.as_deref())
+        .and_eq("status", filter.status.as_deref())
+        .push(format_args!(" ORDER BY seq DESC LIMIT {}", page.limit + 1));
+    let rows = q.build()?.fetch_all(store.reader()).await?;
     let items = rows
         .iter()
         .map(delivery_from_row)
