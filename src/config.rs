@@ -14,21 +14,48 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use url::Url;
 
-/// A secret string. Never printed: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret string (API key, wallet key, signing secret), held in a
+/// [`secrecy::SecretString`]: zeroized when dropped, never printed (`Debug` and `Display`
+/// show `[redacted]`), compared in constant time, and read only through
+/// [`Secret::expose_secret`].
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wraps `s`; the caller's copy is moved in, not duplicated.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        Secret(SecretString::from(s.into()))
     }
-    /// The secret itself; call only where it is used (hashing, signing, encrypting).
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The secret itself; call only where it is used (hashing, signing, encrypting,
+    /// showing a newly created credential once).
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
+
+impl ExposeSecret<str> for Secret {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Constant-time in the contents (the length may show): a comparison never tells how
+/// much of a guess was right.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(
+            self.expose_secret()
+                .as_bytes()
+                .ct_eq(other.expose_secret().as_bytes()),
+        )
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1417,7 +1444,7 @@ mod tests {
         }
         let spec = format!("keyring:{service}/wallet");
         let c = load(&[("WALLET_ENCRYPTION_KEY", &spec)]).unwrap();
-        assert_eq!(c.wallet_encryption_key.unwrap().expose(), key);
+        assert_eq!(c.wallet_encryption_key.unwrap().expose_secret(), key);
         let err = load(&[("WALLET_ENCRYPTION_KEY", "keyring:missing-service/none")]).unwrap_err();
         assert!(
             err.to_string()
@@ -1492,6 +1519,22 @@ mod tests {
             c.database_url.to_string(),
             "postgres://oh:***@db.example/oh"
         );
+    }
+
+    #[test]
+    fn a_secret_shows_only_through_expose_secret() {
+        let s = Secret::new("ohk_master_0123456789abcdef0123456789abcdef");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(
+            s.expose_secret(),
+            "ohk_master_0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(s, s.clone());
+        assert_ne!(
+            s,
+            Secret::new("ohk_master_0123456789abcdef0123456789abcdeF")
+        );
+        assert_ne!(s, Secret::new("ohk_master"));
     }
 
     #[test]
