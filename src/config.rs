@@ -1811,6 +1811,78 @@ mod tests {
         );
     }
 
+    /// README's configuration table, `.env.example` and the `offerhub init` template
+    /// name the settings as they are declared: variable, TOML path, default.
+    #[test]
+    fn the_docs_list_every_setting_as_declared() {
+        let read = |p: &str| {
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()
+        };
+        let readme = read("README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Configuration"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        assert!(rows.len() > 30, "README's configuration table not found");
+        let example = read(".env.example");
+        for s in SETTINGS {
+            let name = format!("`{}`", s.env);
+            let row = rows
+                .iter()
+                .find(|r| r[1].contains(&name))
+                .unwrap_or_else(|| panic!("README.md has no row for {}", s.env));
+            assert!(
+                row[2].contains(&format!("`{}`", s.toml)),
+                "{}: {row:?}",
+                s.toml
+            );
+            if let Some(d) = s.default {
+                assert!(
+                    row[3].contains(&format!("`{d}`")),
+                    "{} = {d}: {row:?}",
+                    s.env
+                );
+            }
+            assert!(
+                example.contains(&format!("{}=", s.env)),
+                ".env.example lacks {}",
+                s.env
+            );
+        }
+        for row in &rows {
+            for name in row[1].split('`').skip(1).step_by(2) {
+                assert!(
+                    SETTINGS.iter().any(|s| s.env == name) || row[2].contains("environment only"),
+                    "README.md lists {name}, which is no setting"
+                );
+            }
+        }
+        // `key = value  # [VARIABLE]` lines of the template, commented out or not.
+        let mut section = String::new();
+        let mut checked = 0;
+        for line in read("templates/offerhub.toml").lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else if let (Some((key, _)), Some((_, env))) =
+                (line.split_once(" = "), line.split_once("# ["))
+            {
+                let env = env.split(']').next().unwrap();
+                let path = format!("{section}.{}", key.trim());
+                assert!(
+                    SETTINGS.iter().any(|s| s.toml == path && s.env == env),
+                    "templates/offerhub.toml: {path} [{env}]"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "{checked} template lines checked");
+    }
+
     #[test]
     fn a_secret_shows_only_through_expose_secret() {
         let s = Secret::new("ohk_master_0123456789abcdef0123456789abcdef");
