@@ -38,7 +38,7 @@ use url::Url;
 pub struct Secret(SecretString);
 
 impl Secret {
-    /// Wraps `s`; the caller's copy is moved in, not duplicated.
+    /// Wraps `s` (a `String` is moved in, not copied).
     pub fn new(s: impl Into<String>) -> Self {
         Secret(SecretString::from(s.into()))
     }
