@@ -4,6 +4,13 @@
 //! `stellar.network`); see [`SETTINGS`]. Everything is validated at load time and every
 //! problem is reported at once, each naming its variable.
 //!
+//! Each setting is declared once (`settings!` below: section, key, type, variable,
+//! default). The sources are figment providers that put every value, as text, at its
+//! TOML path; figment merges them (an empty value then counts as unset), fills in
+//! generated sandbox secrets and the defaults, and extracts the result into `Deserialize`
+//! structs whose fields keep an invalid value as a problem instead of stopping, so one
+//! extraction finds every problem. The rules between settings come after.
+//!
 //! Relative paths (the data directory, a relative SQLite file) are resolved against the
 //! directory that holds `offerhub.toml`, or the working directory when there is none.
 //!
@@ -11,24 +18,56 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
 
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use subtle::ConstantTimeEq;
 use url::Url;
 
-/// A secret string. Never printed: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret string (API key, wallet key, signing secret), held in a
+/// [`secrecy::SecretString`]: zeroized when dropped, never printed (`Debug` and `Display`
+/// show `[redacted]`), compared in constant time, and read only through
+/// [`Secret::expose_secret`].
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wraps `s` (a `String` is moved in, not copied).
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        Secret(SecretString::from(s.into()))
     }
-    /// The secret itself; call only where it is used (hashing, signing, encrypting).
-    pub fn expose(&self) -> &str {
-        &self.0
+    /// The secret itself; call only where it is used (hashing, signing, encrypting,
+    /// showing a newly created credential once).
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
+
+impl ExposeSecret<str> for Secret {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Constant-time in the contents (the length may show): a comparison never tells how
+/// much of a guess was right.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(
+            self.expose_secret()
+                .as_bytes()
+                .ct_eq(other.expose_secret().as_bytes()),
+        )
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -240,112 +279,180 @@ pub struct Config {
     pub reconcile_full_every_secs: u64,
 }
 
-/// One setting: its environment name, TOML path, and whether it is a secret.
+/// One setting: its environment name, `offerhub.toml` path, default, and whether it is a
+/// secret.
 pub struct Setting {
+    /// The environment variable (also the name in `.env` and in reported problems).
     pub env: &'static str,
+    /// `section.key` in `offerhub.toml`.
     pub toml: &'static str,
+    /// The value used when no source sets one; `None`: unset, or derived from other
+    /// settings (the database in the data directory, per-network URLs, …).
+    pub default: Option<&'static str>,
+    /// Never echoed in a reported problem; `[redacted]` in `Debug`.
     pub secret: bool,
 }
 
-const fn s(env: &'static str, toml: &'static str) -> Setting {
-    Setting {
-        env,
-        toml,
-        secret: false,
-    }
-}
-const fn secret(env: &'static str, toml: &'static str) -> Setting {
-    Setting {
-        env,
-        toml,
-        secret: true,
-    }
+/// Declares every setting once — `offerhub.toml` section and key, type, environment
+/// name, default — and makes from that the `Deserialize` structs the layered sources are
+/// extracted into, their walk that reports each invalid value under its variable, and
+/// [`SETTINGS`].
+macro_rules! settings {
+    (@default) => { None };
+    (@default $default:literal) => { Some($default) };
+    ($(
+        $(#[doc = $section_doc:literal])*
+        $section:ident: $Section:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $key:ident: $ty:ty = $env:literal $(, default $default:literal)?;
+            )*
+        }
+    )*) => {
+        $(
+            $(#[doc = $section_doc])*
+            #[derive(Default, Deserialize)]
+            #[serde(default)]
+            struct $Section {
+                $($(#[doc = $doc])* $key: Field<$ty>,)*
+            }
+
+            impl $Section {
+                /// Each invalid value of the section, under its variable.
+                fn problems(&self, out: &mut Vec<ConfigIssue>) {
+                    $(self.$key.report($env, out);)*
+                }
+            }
+        )*
+
+        /// Every setting as extracted from the layered sources, each unset, valid, or
+        /// invalid with its problem: one extraction finds every problem.
+        #[derive(Default, Deserialize)]
+        #[serde(default)]
+        struct Settings {
+            $($section: $Section,)*
+        }
+
+        impl Settings {
+            /// Every invalid value, each naming its variable, in [`SETTINGS`] order.
+            fn problems(&self) -> Vec<ConfigIssue> {
+                let mut out = Vec::new();
+                $(self.$section.problems(&mut out);)*
+                out
+            }
+        }
+
+        /// Every setting OfferHub reads, with its environment name, `offerhub.toml` path
+        /// and default.
+        pub const SETTINGS: &[Setting] = &[$($(
+            Setting {
+                env: $env,
+                toml: concat!(stringify!($section), ".", stringify!($key)),
+                default: settings!(@default $($default)?),
+                secret: <$ty as FromSetting>::SECRET,
+            },
+        )*)*];
+    };
 }
 
-/// Every setting OfferHub reads, with its environment name and `offerhub.toml` path.
-pub const SETTINGS: &[Setting] = &[
-    s("OFFERHUB_DATA_DIR", "server.data_dir"),
-    s("HOST", "server.host"),
-    s("PORT", "server.port"),
-    s("OFFERHUB_METRICS_ADDR", "server.metrics_addr"),
-    s("PUBLIC_BASE_URL", "server.public_base_url"),
-    s("OFFERHUB_ENV", "server.environment"),
-    s(
-        "OFFERHUB_RATE_LIMIT_PER_MINUTE",
-        "server.rate_limit_per_minute",
-    ),
-    s("OFFERHUB_BODY_LIMIT_BYTES", "server.body_limit_bytes"),
-    s(
-        "OFFERHUB_IDEMPOTENCY_TTL_HOURS",
-        "server.idempotency_ttl_hours",
-    ),
-    s("DATABASE_URL", "database.url"),
-    secret("OFFERHUB_MASTER_KEY", "secrets.master_key"),
-    secret("WALLET_ENCRYPTION_KEY", "secrets.wallet_encryption_key"),
-    secret(
-        "WALLET_ENCRYPTION_KEYS_PREVIOUS",
-        "secrets.wallet_encryption_keys_previous",
-    ),
-    s("PAYMENT_PROVIDER", "payments.provider"),
-    s("STELLAR_NETWORK", "stellar.network"),
-    s("STELLAR_HORIZON_URL", "stellar.horizon_url"),
-    s("STELLAR_USDC_ASSET_CODE", "stellar.usdc_asset_code"),
-    s("STELLAR_USDC_ISSUER", "stellar.usdc_issuer"),
-    s("PLATFORM_USER_ID", "stellar.platform_user_id"),
-    s("TRUSTLESS_API_URL", "trustless.api_url"),
-    secret("TRUSTLESS_API_KEY", "trustless.api_key"),
-    s("TRUSTLESS_PLATFORM_FEE", "trustless.platform_fee"),
-    s("TRUSTLESS_MAX_FEE_STROOPS", "trustless.max_fee_stroops"),
-    s("TRUSTLESS_FACTORY_CONTRACT", "trustless.factory_contract"),
-    s(
-        "TRUSTLESS_REQUESTS_PER_MINUTE",
-        "trustless.requests_per_minute",
-    ),
-    s(
-        "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
-        "webhooks.allow_private_networks",
-    ),
-    s(
-        "OFFERHUB_WEBHOOK_BACKOFF_BASE_MS",
-        "webhooks.backoff_base_ms",
-    ),
-    s(
-        "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
-        "webhooks.disable_after_hours",
-    ),
-    s("OFFERHUB_ORDER_MIN_AMOUNT", "limits.order_min_amount"),
-    s("OFFERHUB_ORDER_MAX_AMOUNT", "limits.order_max_amount"),
-    s("OFFERHUB_MAX_ADJUSTMENT", "limits.max_adjustment"),
-    s(
-        "OFFERHUB_AUTO_RELEASE_AFTER",
-        "lifecycle.auto_release_after",
-    ),
-    s(
-        "OFFERHUB_ORDER_RESERVATION_TTL",
-        "lifecycle.order_reservation_ttl",
-    ),
-    s("OFFERHUB_RECONCILE_EVERY", "lifecycle.reconcile_every"),
-    s(
-        "OFFERHUB_RECONCILE_FULL_EVERY",
-        "lifecycle.reconcile_full_every",
-    ),
-    s("OFFERHUB_SAGA_WAIT_MS", "sagas.wait_ms"),
-    s("OFFERHUB_SAGA_MAX_ATTEMPTS", "sagas.max_attempts"),
-    s("OFFERHUB_SAGA_LEASE_SECS", "sagas.lease_secs"),
-    s("AIRTM_ENV", "airtm.env"),
-    s("AIRTM_BASE_URL", "airtm.base_url"),
-    s("AIRTM_CHECKOUT_URL", "airtm.checkout_url"),
-    s("AIRTM_REQUIRE_VERIFIED", "airtm.require_verified"),
-    s("AIRTM_RECONCILE_SECS", "airtm.reconcile_secs"),
-    secret("AIRTM_API_KEY", "airtm.api_key"),
-    secret("AIRTM_API_SECRET", "airtm.api_secret"),
-    secret("AIRTM_WEBHOOK_SECRET", "airtm.webhook_secret"),
-];
+settings! {
+    /// `[server]`: the listener, request limits, local state.
+    server: ServerSettings {
+        data_dir: PathBuf = "OFFERHUB_DATA_DIR", default "data";
+        host: IpAddr = "HOST", default "127.0.0.1";
+        port: NonZeroU16 = "PORT", default "4000";
+        metrics_addr: SocketAddr = "OFFERHUB_METRICS_ADDR";
+        /// Default: `http://localhost:{port}`.
+        public_base_url: HttpUrl = "PUBLIC_BASE_URL";
+        environment: Environment = "OFFERHUB_ENV", default "development";
+        rate_limit_per_minute: Within<1, 1_000_000, Whole> =
+            "OFFERHUB_RATE_LIMIT_PER_MINUTE", default "600";
+        body_limit_bytes: Within<1024, 104_857_600, Bytes> =
+            "OFFERHUB_BODY_LIMIT_BYTES", default "1048576";
+        idempotency_ttl_hours: Within<1, 8760, Hours> =
+            "OFFERHUB_IDEMPOTENCY_TTL_HOURS", default "24";
+    }
+    /// `[database]`.
+    database: DatabaseSettings {
+        /// Default: `sqlite://{data_dir}/offerhub.db?mode=rwc`.
+        url: DatabaseUrlText = "DATABASE_URL";
+    }
+    /// `[secrets]`: generated on the sandbox network when unset.
+    secrets: SecretSettings {
+        master_key: MasterKey = "OFFERHUB_MASTER_KEY";
+        wallet_encryption_key: WalletKey = "WALLET_ENCRYPTION_KEY";
+        wallet_encryption_keys_previous: PreviousWalletKeys = "WALLET_ENCRYPTION_KEYS_PREVIOUS";
+    }
+    /// `[payments]`.
+    payments: PaymentSettings {
+        provider: PaymentProvider = "PAYMENT_PROVIDER", default "crypto";
+    }
+    /// `[stellar]`: URL and issuer default per network.
+    stellar: StellarSettings {
+        network: Network = "STELLAR_NETWORK", default "sandbox";
+        horizon_url: HttpUrl = "STELLAR_HORIZON_URL";
+        usdc_asset_code: AssetCode = "STELLAR_USDC_ASSET_CODE", default "USDC";
+        usdc_issuer: AccountId = "STELLAR_USDC_ISSUER";
+        platform_user_id: UserId = "PLATFORM_USER_ID";
+    }
+    /// `[trustless]`: Trustless Work; the URL defaults per network.
+    trustless: TrustlessSettings {
+        api_url: HttpUrl = "TRUSTLESS_API_URL";
+        api_key: Secret = "TRUSTLESS_API_KEY";
+        platform_fee: FeePercent = "TRUSTLESS_PLATFORM_FEE", default "0";
+        max_fee_stroops: Within<100, 1_000_000_000, Stroops> =
+            "TRUSTLESS_MAX_FEE_STROOPS", default "10000000";
+        factory_contract: ContractId = "TRUSTLESS_FACTORY_CONTRACT";
+        requests_per_minute: Within<1, 50, TrustlessPace> =
+            "TRUSTLESS_REQUESTS_PER_MINUTE", default "45";
+    }
+    /// `[webhooks]`.
+    webhooks: WebhookSettings {
+        allow_private_networks: bool =
+            "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default "false";
+        backoff_base_ms: Within<1, 3_600_000, Millis> =
+            "OFFERHUB_WEBHOOK_BACKOFF_BASE_MS", default "5000";
+        disable_after_hours: Within<1, 8760, Hours> =
+            "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS", default "72";
+    }
+    /// `[limits]`.
+    limits: LimitSettings {
+        order_min_amount: PositiveAmount = "OFFERHUB_ORDER_MIN_AMOUNT", default "1.00";
+        order_max_amount: PositiveAmount = "OFFERHUB_ORDER_MAX_AMOUNT", default "50000.00";
+        max_adjustment: PositiveAmount = "OFFERHUB_MAX_ADJUSTMENT", default "1000000.00";
+    }
+    /// `[lifecycle]`: durations; unset = off.
+    lifecycle: LifecycleSettings {
+        auto_release_after: Period = "OFFERHUB_AUTO_RELEASE_AFTER";
+        order_reservation_ttl: Period = "OFFERHUB_ORDER_RESERVATION_TTL";
+        reconcile_every: Period = "OFFERHUB_RECONCILE_EVERY";
+        reconcile_full_every: Period = "OFFERHUB_RECONCILE_FULL_EVERY", default "P1D";
+    }
+    /// `[sagas]`.
+    sagas: SagaSettings {
+        wait_ms: Within<0, 120_000, Millis> = "OFFERHUB_SAGA_WAIT_MS", default "20000";
+        max_attempts: Within<1, 1000, Number> = "OFFERHUB_SAGA_MAX_ATTEMPTS", default "30";
+        lease_secs: Within<1, 3600, Secs> = "OFFERHUB_SAGA_LEASE_SECS", default "30";
+    }
+    /// `[airtm]`: the base URL defaults per `AIRTM_ENV` off the sandbox network.
+    airtm: AirtmSettings {
+        env: AirtmEnv = "AIRTM_ENV", default "sandbox";
+        base_url: HttpUrl = "AIRTM_BASE_URL";
+        checkout_url: CheckoutUrl = "AIRTM_CHECKOUT_URL";
+        require_verified: bool = "AIRTM_REQUIRE_VERIFIED", default "false";
+        reconcile_secs: Within<1, 86_400, Secs> = "AIRTM_RECONCILE_SECS", default "60";
+        api_key: Secret = "AIRTM_API_KEY";
+        api_secret: Secret = "AIRTM_API_SECRET";
+        webhook_secret: WebhookSecrets = "AIRTM_WEBHOOK_SECRET";
+    }
+}
 
 /// A configuration problem, naming the variable (environment spelling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigIssue {
+    /// The environment variable (`OFFERHUB_CONFIG` for the configuration file itself).
     pub variable: String,
+    /// What is wrong, such as `must be a port number between 1 and 65535 (got "x")`.
     pub problem: String,
 }
 
@@ -425,62 +532,215 @@ fn base_dir(config_file: Option<&Path>) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-/// Flattens the TOML file into environment names. Unknown keys are errors (typos must
-/// not silently fall back to defaults).
-fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        issue(
-            "OFFERHUB_CONFIG",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let value: toml::Table = toml::from_str(&text).map_err(|e| {
-        issue(
-            "OFFERHUB_CONFIG",
-            format!("{} is not valid TOML: {e}", path.display()),
-        )
-    })?;
-    let mut out = BTreeMap::new();
-    let mut problems = Vec::new();
-    for (section, table) in &value {
-        let Some(table) = table.as_table() else {
-            problems.push(ConfigIssue {
-                variable: "OFFERHUB_CONFIG".into(),
-                problem: format!("[{section}] must be a table"),
-            });
-            continue;
-        };
-        for (key, v) in table {
-            let dotted = format!("{section}.{key}");
-            let Some(setting) = SETTINGS.iter().find(|s| s.toml == dotted) else {
+/// One source of settings as a figment [`Provider`]: each value at its `offerhub.toml`
+/// path (`server.port`) and kept as text, so that a value reads the same whichever
+/// source gave it (each setting's type reads the text).
+struct Layer {
+    name: String,
+    file: Option<PathBuf>,
+    values: Dict,
+}
+
+impl Layer {
+    /// Values named by environment variables (the process environment, a `.env` file,
+    /// generated secrets); names that are no setting are ignored.
+    fn variables(name: impl Into<String>, vars: &BTreeMap<String, String>) -> Layer {
+        let mut values = Dict::new();
+        for setting in SETTINGS {
+            if let Some(v) = vars.get(setting.env) {
+                insert(&mut values, setting.toml, v.clone());
+            }
+        }
+        Layer {
+            name: name.into(),
+            file: None,
+            values,
+        }
+    }
+
+    /// Every setting's default.
+    fn defaults() -> Layer {
+        let mut values = Dict::new();
+        for setting in SETTINGS {
+            if let Some(d) = setting.default {
+                insert(&mut values, setting.toml, d.to_string());
+            }
+        }
+        Layer {
+            name: "defaults".into(),
+            file: None,
+            values,
+        }
+    }
+
+    /// `offerhub.toml`, with the problems of its layout: unknown keys are errors (typos
+    /// must not silently fall back to defaults), and so are top-level values outside a
+    /// `[section]`. Numbers, booleans and arrays (joined with commas) become the text an
+    /// environment variable would hold.
+    fn toml_file(path: &Path) -> Result<(Layer, Vec<ConfigIssue>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            issue(
+                "OFFERHUB_CONFIG",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            issue(
+                "OFFERHUB_CONFIG",
+                format!("{} is not valid TOML: {e}", path.display()),
+            )
+        })?;
+        let mut values = Dict::new();
+        let mut problems = Vec::new();
+        for (section, entries) in &table {
+            let Some(entries) = entries.as_table() else {
                 problems.push(ConfigIssue {
                     variable: "OFFERHUB_CONFIG".into(),
-                    problem: format!("unknown setting `{dotted}` in {}", path.display()),
+                    problem: format!("[{section}] must be a table"),
                 });
                 continue;
             };
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| i.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            out.insert(setting.env.to_string(), text);
+            for (key, v) in entries {
+                let dotted = format!("{section}.{key}");
+                let Some(setting) = SETTINGS.iter().find(|s| s.toml == dotted) else {
+                    problems.push(ConfigIssue {
+                        variable: "OFFERHUB_CONFIG".into(),
+                        problem: format!("unknown setting `{dotted}` in {}", path.display()),
+                    });
+                    continue;
+                };
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|i| {
+                            i.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| i.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                insert(&mut values, setting.toml, text);
+            }
+        }
+        let layer = Layer {
+            name: "offerhub.toml".into(),
+            file: Some(path.to_path_buf()),
+            values,
+        };
+        Ok((layer, problems))
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        match &self.file {
+            Some(path) => Metadata::from(self.name.clone(), path.as_path()),
+            None => Metadata::named(self.name.clone()),
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigError(problems))
+
+    fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// Puts `text` at `section.key`.
+fn insert(dict: &mut Dict, path: &str, text: String) {
+    let (section, key) = path.split_once('.').unwrap_or(("", path));
+    let table = dict
+        .entry(section.to_string())
+        .or_insert_with(|| Value::from(Dict::new()));
+    if let Value::Dict(_, table) = table {
+        table.insert(key.to_string(), Value::from(text));
+    }
+}
+
+/// Removes the empty values: an empty value means "not set" (as in `KEY=` lines of a
+/// template), also where it overrode a lower source.
+fn strip_blanks(dict: &mut Dict) {
+    dict.retain(|_, v| match v {
+        Value::String(_, s) => !s.trim().is_empty(),
+        Value::Dict(_, inner) => {
+            strip_blanks(inner);
+            true
+        }
+        _ => true,
+    });
+}
+
+fn internal(e: figment::Error) -> ConfigError {
+    issue("OFFERHUB_CONFIG", format!("internal: {e}"))
+}
+
+/// What the sources set: `offerhub.toml`, then `.env`, then the environment merged by
+/// figment (a later source wins, also with an empty value), then the empty values
+/// removed; with the problems of `offerhub.toml`'s layout.
+struct Layered {
+    set: Dict,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Layered {
+    fn read(sources: &Sources) -> Result<Layered, ConfigError> {
+        let mut figment = Figment::new();
+        let mut issues = Vec::new();
+        if let Some(path) = &sources.config_file {
+            let (layer, problems) = Layer::toml_file(path)?;
+            figment = figment.merge(layer);
+            issues = problems;
+        }
+        if let Some(path) = &sources.dotenv_file {
+            figment = figment.merge(Layer::variables(
+                path.display().to_string(),
+                &read_dotenv(path)?,
+            ));
+        }
+        figment = figment.merge(Layer::variables("environment", &sources.env));
+        Layered::new(figment, issues)
+    }
+
+    /// Values named by environment variables, as [`Config::from_map`] takes them.
+    fn from_map(map: &BTreeMap<String, String>) -> Result<Layered, ConfigError> {
+        Layered::new(Figment::from(Layer::variables("values", map)), Vec::new())
+    }
+
+    fn new(figment: Figment, issues: Vec<ConfigIssue>) -> Result<Layered, ConfigError> {
+        let mut set: Dict = figment.extract().map_err(internal)?;
+        strip_blanks(&mut set);
+        Ok(Layered { set, issues })
+    }
+
+    /// The text a source set at `path` (`section.key`), as given.
+    fn text(&self, path: &str) -> Option<&str> {
+        let (section, key) = path.split_once('.')?;
+        self.set.get(section)?.as_dict()?.get(key)?.as_str()
+    }
+
+    /// Every setting: what the sources set, then (where unset) `generated` secrets, then
+    /// the defaults.
+    fn settings(
+        &self,
+        generated: Option<&BTreeMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Layer {
+            name: "configuration".into(),
+            file: None,
+            values: self.set.clone(),
+        });
+        if let Some(g) = generated {
+            figment = figment.join(Layer::variables("generated secrets", g));
+        }
+        figment.join(Layer::defaults()).extract().map_err(internal)
+    }
+
+    /// The data directory, relative to `base` (`data` by default).
+    fn data_dir(&self, base: &Path) -> PathBuf {
+        resolve_path(base, self.text("server.data_dir").unwrap_or("data"))
     }
 }
 
@@ -548,27 +808,22 @@ pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-fn data_dir_of(map: &BTreeMap<String, String>, base: &Path) -> PathBuf {
-    resolve_path(
-        base,
-        map.get("OFFERHUB_DATA_DIR")
-            .map(String::as_str)
-            .unwrap_or("data"),
-    )
-}
-
 impl Config {
     /// Loads and validates without side effects (no generated secrets).
     pub fn from_sources(sources: &Sources) -> Result<Config, ConfigError> {
-        let map = merged(sources, None)?;
-        Config::from_map(&map, &base_dir(sources.config_file.as_deref()))
+        let layered = Layered::read(sources)?;
+        let base = base_dir(sources.config_file.as_deref());
+        Config::validate(&layered.settings(None)?, &base, layered.issues)
     }
 
     /// The data directory these sources name (`OFFERHUB_DATA_DIR`, default `data` next to
     /// the config file), without validating or generating anything.
     pub fn data_dir(sources: &Sources) -> Result<PathBuf, ConfigError> {
-        let base = base_dir(sources.config_file.as_deref());
-        Ok(data_dir_of(&merged(sources, None)?, &base))
+        let layered = Layered::read(sources)?;
+        if !layered.issues.is_empty() {
+            return Err(ConfigError(layered.issues));
+        }
+        Ok(layered.data_dir(&base_dir(sources.config_file.as_deref())))
     }
 
     /// Loads, validates, and — on the sandbox network only — fills a missing master key
@@ -589,20 +844,21 @@ impl Config {
         generate: bool,
     ) -> Result<(Config, GeneratedSecrets), ConfigError> {
         let base = base_dir(sources.config_file.as_deref());
-        let first = merged(sources, None)?;
-        let network = first.get("STELLAR_NETWORK").map(String::as_str);
-        let sandbox = matches!(network, None | Some("sandbox"));
-        let missing: Vec<&'static str> = ["OFFERHUB_MASTER_KEY", "WALLET_ENCRYPTION_KEY"]
-            .into_iter()
-            .filter(|k| first.get(*k).is_none_or(|v| v.is_empty()))
-            .collect();
-        if !sandbox || missing.is_empty() {
-            return Ok((
-                Config::from_map(&first, &base)?,
-                GeneratedSecrets::default(),
-            ));
+        let layered = Layered::read(sources)?;
+        let sandbox = matches!(layered.text("stellar.network"), None | Some("sandbox"));
+        let missing: Vec<&'static str> = [
+            ("OFFERHUB_MASTER_KEY", "secrets.master_key"),
+            ("WALLET_ENCRYPTION_KEY", "secrets.wallet_encryption_key"),
+        ]
+        .into_iter()
+        .filter(|(_, path)| layered.text(path).is_none())
+        .map(|(env, _)| env)
+        .collect();
+        if !sandbox || missing.is_empty() || !layered.issues.is_empty() {
+            let config = Config::validate(&layered.settings(None)?, &base, layered.issues)?;
+            return Ok((config, GeneratedSecrets::default()));
         }
-        let data_dir = data_dir_of(&first, &base);
+        let data_dir = layered.data_dir(&base);
         let path = generated_secrets_path(&data_dir);
         let mut stored = if path.is_file() {
             read_dotenv(&path)?
@@ -643,517 +899,215 @@ impl Config {
             })?;
             generated.written_to = Some(path);
         }
-        let map = merged(sources, Some(&stored))?;
-        Ok((Config::from_map(&map, &base)?, generated))
+        let settings = layered.settings(Some(&stored))?;
+        Ok((
+            Config::validate(&settings, &base, layered.issues)?,
+            generated,
+        ))
     }
 
-    /// Builds a configuration from environment-named values. `base` resolves relative
-    /// paths. Reports every problem, each naming its variable.
+    /// Builds a configuration from values named by their environment variables (an empty
+    /// value is unset). `base` resolves relative paths. Reports every problem, each
+    /// naming its variable.
     pub fn from_map(map: &BTreeMap<String, String>, base: &Path) -> Result<Config, ConfigError> {
-        let mut p = Parser {
-            map,
-            issues: Vec::new(),
+        let layered = Layered::from_map(map)?;
+        Config::validate(&layered.settings(None)?, base, layered.issues)
+    }
+
+    /// The configuration of extracted settings: `issues` (found earlier), each invalid
+    /// value, then the rules between settings — every problem at once.
+    fn validate(
+        s: &Settings,
+        base: &Path,
+        mut issues: Vec<ConfigIssue>,
+    ) -> Result<Config, ConfigError> {
+        issues.extend(s.problems());
+        let mut bad = |variable: &str, problem: String| {
+            issues.push(ConfigIssue {
+                variable: variable.to_string(),
+                problem,
+            })
         };
-        let data_dir = resolve_path(base, p.get("OFFERHUB_DATA_DIR").unwrap_or("data"));
-        let database_url = match p.get("DATABASE_URL") {
+        let data_dir = resolve_path(
+            base,
+            s.server
+                .data_dir
+                .get()
+                .and_then(|p| p.to_str())
+                .unwrap_or("data"),
+        );
+        let database_url = match s.database.url.get() {
+            Some(DatabaseUrlText(u)) if u.starts_with("sqlite:") => {
+                DatabaseUrl::new(resolve_sqlite_url(base, u))
+            }
+            Some(DatabaseUrlText(u)) => DatabaseUrl::new(u.clone()),
             None => DatabaseUrl::new(format!(
                 "sqlite://{}?mode=rwc",
                 data_dir.join("offerhub.db").display()
             )),
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                DatabaseUrl::new(u)
-            }
-            Some(u) if u.starts_with("sqlite:") => DatabaseUrl::new(resolve_sqlite_url(base, u)),
-            Some(_) => {
-                p.bad(
-                    "DATABASE_URL",
-                    "must start with sqlite:// or postgres:// (e.g. sqlite://./data/offerhub.db)",
-                );
-                DatabaseUrl::new("")
-            }
         };
-        let host = p.parse_with(
-            "HOST",
-            "127.0.0.1",
-            "an IP address such as 127.0.0.1 or 0.0.0.0",
-            |v| v.parse::<IpAddr>().ok(),
-        );
-        let port = p.parse_with("PORT", "4000", "a port number between 1 and 65535", |v| {
-            v.parse::<u16>().ok().filter(|p| *p > 0)
-        });
-        let metrics_addr = match p.get("OFFERHUB_METRICS_ADDR") {
-            None => None,
-            Some(v) => match v.parse::<std::net::SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    p.bad(
-                        "OFFERHUB_METRICS_ADDR",
-                        "must be an address and port such as 127.0.0.1:9464",
-                    );
-                    None
-                }
-            },
-        };
-        let environment = p.parse_with(
-            "OFFERHUB_ENV",
-            "development",
-            "one of development, production",
-            |v| match v {
-                "development" => Some(Environment::Development),
-                "production" => Some(Environment::Production),
-                _ => None,
-            },
-        );
-        let public_base_url = match p.get("PUBLIC_BASE_URL") {
-            Some(v) => p.url("PUBLIC_BASE_URL", v),
+        let port = s.server.port.get().map(|p| p.get());
+        let public_base_url = match s.server.public_base_url.get() {
+            Some(HttpUrl(u)) => Some(u.clone()),
             None => Url::parse(&format!("http://localhost:{}", port.unwrap_or(4000))).ok(),
         };
-        let master_key = p.get("OFFERHUB_MASTER_KEY").and_then(|v| {
-            if v.len() < 32 {
-                p.bad(
-                    "OFFERHUB_MASTER_KEY",
-                    "must be at least 32 characters (generate one with `openssl rand -hex 32`)",
-                );
-                None
-            } else {
-                Some(Secret::new(v))
-            }
-        });
-        let wallet_key_raw = match p.get("WALLET_ENCRYPTION_KEY") {
-            Some(v) if v.starts_with("keyring:") => match read_keyring(v) {
-                Ok(k) => Some(k),
-                Err(problem) => {
-                    p.bad("WALLET_ENCRYPTION_KEY", problem);
-                    None
-                }
-            },
-            other => other.map(str::to_string),
-        };
-        let wallet_encryption_key = wallet_key_raw.as_deref().and_then(|v| {
-            if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                Some(Secret::new(v))
-            } else {
-                p.bad(
-                    "WALLET_ENCRYPTION_KEY",
-                    "must be 64 hexadecimal characters (32 bytes; `openssl rand -hex 32`)",
-                );
-                None
-            }
-        });
-        let mut wallet_encryption_keys_previous = Vec::new();
-        for k in p
-            .get("WALLET_ENCRYPTION_KEYS_PREVIOUS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-        {
-            if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) {
-                wallet_encryption_keys_previous.push(Secret::new(k));
-            } else {
-                p.bad(
-                    "WALLET_ENCRYPTION_KEYS_PREVIOUS",
-                    "must be a comma-separated list of 64-hex-character keys",
-                );
-            }
-        }
-        let payment_provider = p.parse_with(
-            "PAYMENT_PROVIDER",
-            "crypto",
-            "one of crypto, airtm",
-            |v| match v {
-                "crypto" => Some(PaymentProvider::Crypto),
-                "airtm" => Some(PaymentProvider::Airtm),
-                _ => None,
-            },
-        );
-        let network = p.parse_with(
-            "STELLAR_NETWORK",
-            "sandbox",
-            "one of sandbox, testnet, mainnet",
-            |v| match v {
-                "sandbox" => Some(Network::Sandbox),
-                "testnet" => Some(Network::Testnet),
-                "mainnet" => Some(Network::Mainnet),
-                _ => None,
-            },
-        );
-        let net = network.unwrap_or(Network::Sandbox);
-        let horizon_url = match p.get("STELLAR_HORIZON_URL") {
-            Some(v) => p.url("STELLAR_HORIZON_URL", v).and_then(|u| {
+
+        let net = s.stellar.network.get().copied().unwrap_or(Network::Sandbox);
+        let horizon_url = match s.stellar.horizon_url.get() {
+            Some(HttpUrl(u)) => {
                 if net != Network::Sandbox && u.scheme() != "https" {
-                    p.bad(
+                    bad(
                         "STELLAR_HORIZON_URL",
                         format!("must use https on {}", net.as_str()),
                     );
-                    None
-                } else {
-                    Some(u)
                 }
-            }),
+                Some(u.clone())
+            }
             None => net.default_horizon_url().and_then(|u| Url::parse(u).ok()),
         };
-        let usdc_asset_code = p
-            .get("STELLAR_USDC_ASSET_CODE")
-            .unwrap_or("USDC")
-            .to_string();
-        if usdc_asset_code.is_empty()
-            || usdc_asset_code.len() > 12
-            || !usdc_asset_code.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
-            p.bad(
-                "STELLAR_USDC_ASSET_CODE",
-                "must be 1 to 12 letters or digits",
-            );
-        }
-        let usdc_issuer = match p.get("STELLAR_USDC_ISSUER") {
-            Some(v) => {
-                if stellar_strkey::ed25519::PublicKey::from_string(v).is_err() {
-                    p.bad(
-                        "STELLAR_USDC_ISSUER",
-                        "must be a Stellar account id (G…, 56 characters, valid checksum)",
-                    );
-                }
-                Some(v.to_string())
-            }
+        let usdc_issuer = match s.stellar.usdc_issuer.get() {
+            Some(AccountId(a)) => Some(a.clone()),
             None => net.default_usdc_issuer().map(str::to_string),
         };
-        let platform_user_id = p.get("PLATFORM_USER_ID").map(str::to_string);
-        if let Some(id) = &platform_user_id
-            && !crate::ids::is_valid(crate::ids::IdKind::User, id)
-        {
-            p.bad("PLATFORM_USER_ID", "must be a user id such as usr_…");
-        }
-        let trustless_api_url = match p.get("TRUSTLESS_API_URL") {
-            Some(v) => p.url("TRUSTLESS_API_URL", v),
+        let trustless_api_url = match s.trustless.api_url.get() {
+            Some(HttpUrl(u)) => Some(u.clone()),
             None => net.default_trustless_url().and_then(|u| Url::parse(u).ok()),
         };
-        let trustless_api_key = p.get("TRUSTLESS_API_KEY").map(Secret::new);
         if net != Network::Sandbox {
-            if trustless_api_key.is_none() {
-                p.bad(
+            let on = net.as_str();
+            if s.trustless.api_key.is_unset() {
+                bad(
                     "TRUSTLESS_API_KEY",
-                    format!(
-                        "is required on {} (get one at trustlesswork.com)",
-                        net.as_str()
-                    ),
+                    format!("is required on {on} (get one at trustlesswork.com)"),
                 );
             }
-            if master_key.is_none() && p.get("OFFERHUB_MASTER_KEY").is_none() {
-                p.bad(
-                    "OFFERHUB_MASTER_KEY",
-                    format!("is required on {}", net.as_str()),
-                );
+            if s.secrets.master_key.is_unset() {
+                bad("OFFERHUB_MASTER_KEY", format!("is required on {on}"));
             }
-            if wallet_encryption_key.is_none() && p.get("WALLET_ENCRYPTION_KEY").is_none() {
-                p.bad(
+            if s.secrets.wallet_encryption_key.is_unset() {
+                bad(
                     "WALLET_ENCRYPTION_KEY",
                     format!(
-                        "is required on {} (every user has a Stellar wallet, in airtm mode too)",
-                        net.as_str()
+                        "is required on {on} (every user has a Stellar wallet, in airtm mode too)"
                     ),
                 );
             }
         }
-        let airtm_env = p.get("AIRTM_ENV").unwrap_or("sandbox").to_string();
-        let airtm_default = match airtm_env.as_str() {
-            "sandbox" => Some("https://api.stg.enterprise.airtm.com/v2"),
-            "production" => Some("https://api.enterprise.airtm.com/v2"),
-            _ => {
-                p.bad("AIRTM_ENV", "must be one of sandbox, production");
-                None
-            }
-        };
-        let airtm_base_url = match p.get("AIRTM_BASE_URL") {
-            Some(v) => p.url("AIRTM_BASE_URL", v),
+
+        let airtm_env = s.airtm.env.get().copied();
+        let airtm_base_url = match s.airtm.base_url.get() {
+            Some(HttpUrl(u)) => Some(u.clone()),
             None if net == Network::Sandbox => None,
-            None => airtm_default.and_then(|u| Url::parse(u).ok()),
+            None => airtm_env.and_then(|e| Url::parse(e.default_base_url()).ok()),
         };
-        let airtm_checkout_url = p.get("AIRTM_CHECKOUT_URL").map(str::to_string);
-        if let Some(t) = &airtm_checkout_url
-            && (!t.contains("{id}") || Url::parse(&t.replace("{id}", "x")).is_err())
-        {
-            p.bad(
-                "AIRTM_CHECKOUT_URL",
-                "must be a URL containing {id} (the payin id), such as https://app.airtm.com/payin/{id}",
-            );
-        }
-        let airtm_require_verified = p.parse_with(
-            "AIRTM_REQUIRE_VERIFIED",
-            "false",
-            "true or false",
-            |v| match v {
-                "true" | "1" | "yes" => Some(true),
-                "false" | "0" | "no" => Some(false),
-                _ => None,
-            },
-        );
-        let airtm_api_key = p.get("AIRTM_API_KEY").map(Secret::new);
-        let airtm_api_secret = p.get("AIRTM_API_SECRET").map(Secret::new);
-        let airtm_reconcile_secs = p.parse_with(
-            "AIRTM_RECONCILE_SECS",
-            "60",
-            "a number of seconds between 1 and 86400",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=86_400).contains(n)),
-        );
-        let webhook_secrets: Vec<Secret> = p
-            .get("AIRTM_WEBHOOK_SECRET")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::new)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if crate::airtm::svix::SvixVerifier::new(&webhook_secrets).is_err() {
-            p.bad(
-                "AIRTM_WEBHOOK_SECRET",
-                "must be whsec_ + base64 secrets (comma-separated during a rotation), as Airtm's webhook settings show them",
-            );
-        }
+        let payment_provider = s.payments.provider.get().copied();
         if payment_provider == Some(PaymentProvider::Airtm) && net != Network::Sandbox {
-            if airtm_api_key.is_none() {
-                p.bad("AIRTM_API_KEY", "is required when PAYMENT_PROVIDER=airtm");
-            }
-            if airtm_api_secret.is_none() {
-                p.bad(
-                    "AIRTM_API_SECRET",
-                    "is required when PAYMENT_PROVIDER=airtm",
+            if s.airtm.api_key.is_unset() {
+                bad(
+                    "AIRTM_API_KEY",
+                    "is required when PAYMENT_PROVIDER=airtm".into(),
                 );
             }
-            if environment == Some(Environment::Production) && webhook_secrets.is_empty() {
-                p.bad(
+            if s.airtm.api_secret.is_unset() {
+                bad(
+                    "AIRTM_API_SECRET",
+                    "is required when PAYMENT_PROVIDER=airtm".into(),
+                );
+            }
+            let no_webhook_secret = match &s.airtm.webhook_secret {
+                Field::Unset => true,
+                Field::Set(WebhookSecrets(secrets)) => secrets.is_empty(),
+                Field::Invalid(_) => false,
+            };
+            if s.server.environment.get() == Some(&Environment::Production) && no_webhook_secret {
+                bad(
                     "AIRTM_WEBHOOK_SECRET",
-                    "is required in production when PAYMENT_PROVIDER=airtm",
+                    "is required in production when PAYMENT_PROVIDER=airtm".into(),
                 );
             }
         }
-        let rate_limit_per_minute = p.parse_with(
-            "OFFERHUB_RATE_LIMIT_PER_MINUTE",
-            "600",
-            "a whole number between 1 and 1000000",
-            |v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1_000_000).contains(n))
-            },
-        );
-        let body_limit_bytes = p.parse_with(
-            "OFFERHUB_BODY_LIMIT_BYTES",
-            "1048576",
-            "a byte count between 1024 and 104857600",
-            |v| {
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1024..=104_857_600).contains(n))
-            },
-        );
-        let idempotency_ttl_hours = p.parse_with(
-            "OFFERHUB_IDEMPOTENCY_TTL_HOURS",
-            "24",
-            "a number of hours between 1 and 8760",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=8760).contains(n)),
-        );
-
-        let positive_amount = |v: &str| crate::money::Amount::parse_positive(v).ok();
-        let order_min_amount = p.parse_with(
-            "OFFERHUB_ORDER_MIN_AMOUNT",
-            "1.00",
-            "a positive decimal amount such as 1.00",
-            positive_amount,
-        );
-        let order_max_amount = p.parse_with(
-            "OFFERHUB_ORDER_MAX_AMOUNT",
-            "50000.00",
-            "a positive decimal amount such as 50000.00",
-            positive_amount,
-        );
-        let max_adjustment = p.parse_with(
-            "OFFERHUB_MAX_ADJUSTMENT",
-            "1000000.00",
-            "a positive decimal amount such as 1000000.00",
-            positive_amount,
-        );
-        let webhook_allow_private_networks = p.parse_with(
-            "OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
-            "false",
-            "true or false",
-            |v| match v {
-                "true" | "1" | "yes" => Some(true),
-                "false" | "0" | "no" => Some(false),
-                _ => None,
-            },
-        );
-        if let (Some(min), Some(max)) = (order_min_amount, order_max_amount)
-            && min > max
+        if let (Some(min), Some(max)) = (
+            s.limits.order_min_amount.get(),
+            s.limits.order_max_amount.get(),
+        ) && min.0 > max.0
         {
-            p.bad(
+            bad(
                 "OFFERHUB_ORDER_MAX_AMOUNT",
-                "must not be below OFFERHUB_ORDER_MIN_AMOUNT",
+                "must not be below OFFERHUB_ORDER_MIN_AMOUNT".into(),
             );
         }
 
-        let webhook_backoff_base_ms = p.parse_with(
-            "OFFERHUB_WEBHOOK_BACKOFF_BASE_MS",
-            "5000",
-            "a number of milliseconds between 1 and 3600000",
-            |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=3_600_000).contains(n))
-            },
-        );
-        let trustless_platform_fee_bps = p.parse_with(
-            "TRUSTLESS_PLATFORM_FEE",
-            "0",
-            "a percentage between 0 and 99 with at most two decimals, such as 2.5",
-            |v| {
-                crate::services::escrow::fee_bps(
-                    "TRUSTLESS_PLATFORM_FEE",
-                    &serde_json::Value::String(v.to_string()),
-                )
-                .ok()
-            },
-        );
-        let trustless_max_fee_stroops = p.parse_with(
-            "TRUSTLESS_MAX_FEE_STROOPS",
-            "10000000",
-            "a number of stroops between 100 and 1000000000",
-            |v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|n| (100..=1_000_000_000).contains(n))
-            },
-        );
-        let trustless_factory_contract = p.get("TRUSTLESS_FACTORY_CONTRACT").map(str::to_string);
-        if let Some(c) = &trustless_factory_contract
-            && stellar_strkey::Contract::from_string(c).is_err()
-        {
-            p.bad("TRUSTLESS_FACTORY_CONTRACT", "must be a contract id (C…)");
+        if !issues.is_empty() {
+            return Err(ConfigError(issues));
         }
-        let trustless_requests_per_minute = p.parse_with(
-            "TRUSTLESS_REQUESTS_PER_MINUTE",
-            "45",
-            "a number between 1 and 50 (Trustless Work allows 50 per minute)",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=50).contains(n)),
-        );
-        let saga_wait_ms = p.parse_with(
-            "OFFERHUB_SAGA_WAIT_MS",
-            "20000",
-            "a number of milliseconds between 0 and 120000",
-            |v| v.parse::<u64>().ok().filter(|n| *n <= 120_000),
-        );
-        let saga_max_attempts = p.parse_with(
-            "OFFERHUB_SAGA_MAX_ATTEMPTS",
-            "30",
-            "a number between 1 and 1000",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
-        );
-        let saga_lease_secs = p.parse_with(
-            "OFFERHUB_SAGA_LEASE_SECS",
-            "30",
-            "a number of seconds between 1 and 3600",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=3600).contains(n)),
-        );
-        let webhook_disable_after_hours = p.parse_with(
-            "OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS",
-            "72",
-            "a number of hours between 1 and 8760",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=8760).contains(n)),
-        );
-
-        // Durations: ISO-8601 (`P7D`, `PT2S`, `PT36H`) or a whole number of seconds.
-        const DURATION: &str = "an ISO-8601 duration such as P7D or PT2S, or a number of seconds, between 1 second and 3650 days";
-        let optional_duration = |p: &mut Parser, key: &str| {
-            p.get(key).and_then(|raw| {
-                let v = crate::services::lifecycle::parse_duration(raw);
-                if v.is_none() {
-                    p.bad(key, format!("must be {DURATION} (got {raw:?})"));
-                }
-                v
+        // Every setting with a default has a value when no problem was found.
+        let config = || -> Option<Config> {
+            Some(Config {
+                data_dir,
+                database_url,
+                host: *s.server.host.get()?,
+                port: port?,
+                metrics_addr: s.server.metrics_addr.get().copied(),
+                public_base_url: public_base_url?,
+                environment: *s.server.environment.get()?,
+                master_key: s.secrets.master_key.get().map(|k| k.0.clone()),
+                wallet_encryption_key: s.secrets.wallet_encryption_key.get().map(|k| k.0.clone()),
+                wallet_encryption_keys_previous: s
+                    .secrets
+                    .wallet_encryption_keys_previous
+                    .get()
+                    .map(|k| k.0.clone())
+                    .unwrap_or_default(),
+                payment_provider: payment_provider?,
+                network: net,
+                horizon_url,
+                usdc_asset_code: s.stellar.usdc_asset_code.get()?.0.clone(),
+                usdc_issuer,
+                platform_user_id: s.stellar.platform_user_id.get().map(|u| u.0.clone()),
+                trustless_api_url,
+                trustless_api_key: s.trustless.api_key.get().cloned(),
+                trustless_platform_fee_bps: s.trustless.platform_fee.get()?.0,
+                trustless_max_fee_stroops: s.trustless.max_fee_stroops.get()?.value()?,
+                trustless_factory_contract: s.trustless.factory_contract.get().map(|c| c.0.clone()),
+                trustless_requests_per_minute: s.trustless.requests_per_minute.get()?.value()?,
+                saga_wait_ms: s.sagas.wait_ms.get()?.value()?,
+                saga_max_attempts: s.sagas.max_attempts.get()?.value()?,
+                saga_lease_secs: s.sagas.lease_secs.get()?.value()?,
+                airtm: AirtmConfig {
+                    env: airtm_env?.as_str().to_string(),
+                    base_url: airtm_base_url,
+                    checkout_url: s.airtm.checkout_url.get().map(|c| c.0.clone()),
+                    require_verified: *s.airtm.require_verified.get()?,
+                    reconcile_secs: s.airtm.reconcile_secs.get()?.value()?,
+                    api_key: s.airtm.api_key.get().cloned(),
+                    api_secret: s.airtm.api_secret.get().cloned(),
+                    webhook_secrets: s
+                        .airtm
+                        .webhook_secret
+                        .get()
+                        .map(|w| w.0.clone())
+                        .unwrap_or_default(),
+                },
+                rate_limit_per_minute: s.server.rate_limit_per_minute.get()?.value()?,
+                body_limit_bytes: s.server.body_limit_bytes.get()?.value()?,
+                idempotency_ttl_hours: s.server.idempotency_ttl_hours.get()?.value()?,
+                order_min_amount: s.limits.order_min_amount.get()?.0,
+                order_max_amount: s.limits.order_max_amount.get()?.0,
+                webhook_backoff_base_ms: s.webhooks.backoff_base_ms.get()?.value()?,
+                webhook_disable_after_hours: s.webhooks.disable_after_hours.get()?.value()?,
+                webhook_allow_private_networks: *s.webhooks.allow_private_networks.get()?,
+                max_adjustment: s.limits.max_adjustment.get()?.0,
+                auto_release_after_secs: s.lifecycle.auto_release_after.get().map(|p| p.0),
+                order_reservation_ttl_secs: s.lifecycle.order_reservation_ttl.get().map(|p| p.0),
+                reconcile_every_secs: s.lifecycle.reconcile_every.get().map(|p| p.0),
+                reconcile_full_every_secs: s.lifecycle.reconcile_full_every.get()?.0,
             })
         };
-        let auto_release_after_secs = optional_duration(&mut p, "OFFERHUB_AUTO_RELEASE_AFTER");
-        let order_reservation_ttl_secs =
-            optional_duration(&mut p, "OFFERHUB_ORDER_RESERVATION_TTL");
-        let reconcile_every_secs = optional_duration(&mut p, "OFFERHUB_RECONCILE_EVERY");
-        let reconcile_full_every_secs = p.parse_with(
-            "OFFERHUB_RECONCILE_FULL_EVERY",
-            "P1D",
-            DURATION,
-            crate::services::lifecycle::parse_duration,
-        );
-
-        if !p.issues.is_empty() {
-            return Err(ConfigError(p.issues));
-        }
-        // Every Option below is Some when no issue was recorded.
-        let missing = |v: &str| issue(v, "internal: value missing after validation");
-        Ok(Config {
-            data_dir,
-            database_url,
-            host: host.ok_or_else(|| missing("HOST"))?,
-            port: port.ok_or_else(|| missing("PORT"))?,
-            metrics_addr,
-            public_base_url: public_base_url.ok_or_else(|| missing("PUBLIC_BASE_URL"))?,
-            environment: environment.ok_or_else(|| missing("OFFERHUB_ENV"))?,
-            master_key,
-            wallet_encryption_key,
-            wallet_encryption_keys_previous,
-            payment_provider: payment_provider.ok_or_else(|| missing("PAYMENT_PROVIDER"))?,
-            network: net,
-            horizon_url,
-            usdc_asset_code,
-            usdc_issuer,
-            platform_user_id,
-            trustless_api_url,
-            trustless_api_key,
-            trustless_platform_fee_bps: trustless_platform_fee_bps
-                .ok_or_else(|| missing("TRUSTLESS_PLATFORM_FEE"))?,
-            trustless_max_fee_stroops: trustless_max_fee_stroops
-                .ok_or_else(|| missing("TRUSTLESS_MAX_FEE_STROOPS"))?,
-            trustless_factory_contract,
-            trustless_requests_per_minute: trustless_requests_per_minute
-                .ok_or_else(|| missing("TRUSTLESS_REQUESTS_PER_MINUTE"))?,
-            saga_wait_ms: saga_wait_ms.ok_or_else(|| missing("OFFERHUB_SAGA_WAIT_MS"))?,
-            saga_max_attempts: saga_max_attempts
-                .ok_or_else(|| missing("OFFERHUB_SAGA_MAX_ATTEMPTS"))?,
-            saga_lease_secs: saga_lease_secs.ok_or_else(|| missing("OFFERHUB_SAGA_LEASE_SECS"))?,
-            airtm: AirtmConfig {
-                env: airtm_env,
-                base_url: airtm_base_url,
-                checkout_url: airtm_checkout_url,
-                require_verified: airtm_require_verified
-                    .ok_or_else(|| missing("AIRTM_REQUIRE_VERIFIED"))?,
-                reconcile_secs: airtm_reconcile_secs
-                    .ok_or_else(|| missing("AIRTM_RECONCILE_SECS"))?,
-                api_key: airtm_api_key,
-                api_secret: airtm_api_secret,
-                webhook_secrets,
-            },
-            rate_limit_per_minute: rate_limit_per_minute
-                .ok_or_else(|| missing("OFFERHUB_RATE_LIMIT_PER_MINUTE"))?,
-            body_limit_bytes: body_limit_bytes
-                .ok_or_else(|| missing("OFFERHUB_BODY_LIMIT_BYTES"))?,
-            idempotency_ttl_hours: idempotency_ttl_hours
-                .ok_or_else(|| missing("OFFERHUB_IDEMPOTENCY_TTL_HOURS"))?,
-            order_min_amount: order_min_amount
-                .ok_or_else(|| missing("OFFERHUB_ORDER_MIN_AMOUNT"))?,
-            order_max_amount: order_max_amount
-                .ok_or_else(|| missing("OFFERHUB_ORDER_MAX_AMOUNT"))?,
-            webhook_backoff_base_ms: webhook_backoff_base_ms
-                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_BACKOFF_BASE_MS"))?,
-            webhook_disable_after_hours: webhook_disable_after_hours
-                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_DISABLE_AFTER_HOURS"))?,
-            webhook_allow_private_networks: webhook_allow_private_networks
-                .ok_or_else(|| missing("OFFERHUB_WEBHOOK_ALLOW_PRIVATE_NETWORKS"))?,
-            max_adjustment: max_adjustment.ok_or_else(|| missing("OFFERHUB_MAX_ADJUSTMENT"))?,
-            auto_release_after_secs,
-            order_reservation_ttl_secs,
-            reconcile_every_secs,
-            reconcile_full_every_secs: reconcile_full_every_secs
-                .ok_or_else(|| missing("OFFERHUB_RECONCILE_FULL_EVERY"))?,
+        config().ok_or_else(|| {
+            issue(
+                "OFFERHUB_CONFIG",
+                "internal: a setting with a default has no value",
+            )
         })
     }
 
@@ -1163,37 +1117,440 @@ impl Config {
     }
 }
 
-fn merged(
-    sources: &Sources,
-    generated: Option<&BTreeMap<String, String>>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut map = BTreeMap::new();
-    if let Some(path) = &sources.config_file {
-        map.extend(read_toml(path)?);
+/// One setting as the layered sources give it.
+#[derive(Default)]
+enum Field<T> {
+    /// No source sets it (and it has no default).
+    #[default]
+    Unset,
+    Set(T),
+    /// Its text is not a valid value: the problem, without the text of a secret.
+    Invalid(String),
+}
+
+/// Never fails: an invalid value is kept as a problem, so that extraction goes on to the
+/// next setting and every problem is reported at once.
+impl<'de, T: FromSetting> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match T::from_setting(text.trim()) {
+            Ok(v) => Field::Set(v),
+            Err(problem) => Field::Invalid(problem),
+        })
     }
-    if let Some(g) = generated {
-        for (k, v) in g {
-            if map.get(k).is_none_or(|x: &String| x.is_empty()) {
-                map.insert(k.clone(), v.clone());
-            }
+}
+
+impl<T> Field<T> {
+    fn get(&self) -> Option<&T> {
+        match self {
+            Field::Set(v) => Some(v),
+            _ => None,
         }
     }
-    if let Some(path) = &sources.dotenv_file {
-        map.extend(read_dotenv(path)?);
+
+    fn is_unset(&self) -> bool {
+        matches!(self, Field::Unset)
     }
-    for setting in SETTINGS {
-        if let Some(v) = sources.env.get(setting.env) {
-            map.insert(setting.env.to_string(), v.clone());
+
+    fn report(&self, variable: &str, out: &mut Vec<ConfigIssue>) {
+        if let Field::Invalid(problem) = self {
+            out.push(ConfigIssue {
+                variable: variable.to_string(),
+                problem: problem.clone(),
+            });
         }
     }
-    // An empty value means "not set" (as in `KEY=` lines of a template).
-    map.retain(|_, v| !v.trim().is_empty());
-    if let Some(g) = generated {
-        for (k, v) in g {
-            map.entry(k.clone()).or_insert_with(|| v.clone());
+}
+
+/// The type of a setting: reads its (trimmed, non-empty) text.
+trait FromSetting: Sized {
+    /// A secret's text is never part of a problem.
+    const SECRET: bool = false;
+    /// The value, or what it must be (`must be …`).
+    fn from_setting(text: &str) -> Result<Self, String>;
+}
+
+/// `must be {what} (got "{text}")`, for settings that are not secrets.
+fn expected(what: &str, text: &str) -> String {
+    format!("must be {what} (got {text:?})")
+}
+
+impl FromSetting for PathBuf {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        Ok(PathBuf::from(text))
+    }
+}
+
+impl FromSetting for IpAddr {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        text.parse()
+            .map_err(|_| expected("an IP address such as 127.0.0.1 or 0.0.0.0", text))
+    }
+}
+
+impl FromSetting for NonZeroU16 {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        text.parse()
+            .map_err(|_| expected("a port number between 1 and 65535", text))
+    }
+}
+
+impl FromSetting for SocketAddr {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        text.parse()
+            .map_err(|_| "must be an address and port such as 127.0.0.1:9464".to_string())
+    }
+}
+
+/// `true`/`1`/`yes` or `false`/`0`/`no`.
+impl FromSetting for bool {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(expected("true or false", text)),
         }
     }
-    Ok(map)
+}
+
+impl FromSetting for Environment {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            _ => Err(expected("one of development, production", text)),
+        }
+    }
+}
+
+impl FromSetting for PaymentProvider {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "crypto" => Ok(PaymentProvider::Crypto),
+            "airtm" => Ok(PaymentProvider::Airtm),
+            _ => Err(expected("one of crypto, airtm", text)),
+        }
+    }
+}
+
+impl FromSetting for Network {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "sandbox" => Ok(Network::Sandbox),
+            "testnet" => Ok(Network::Testnet),
+            "mainnet" => Ok(Network::Mainnet),
+            _ => Err(expected("one of sandbox, testnet, mainnet", text)),
+        }
+    }
+}
+
+impl FromSetting for Secret {
+    const SECRET: bool = true;
+    fn from_setting(text: &str) -> Result<Self, String> {
+        Ok(Secret::new(text))
+    }
+}
+
+/// An `http` or `https` URL.
+struct HttpUrl(Url);
+
+impl FromSetting for HttpUrl {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match Url::parse(text) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(HttpUrl(u)),
+            _ => Err(expected("an http(s) URL", text)),
+        }
+    }
+}
+
+/// `sqlite:…` or `postgres://…` as written; never echoed (it may hold a password).
+struct DatabaseUrlText(String);
+
+impl FromSetting for DatabaseUrlText {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        if ["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| text.starts_with(p))
+        {
+            Ok(DatabaseUrlText(text.to_string()))
+        } else {
+            Err(
+                "must start with sqlite:// or postgres:// (e.g. sqlite://./data/offerhub.db)"
+                    .into(),
+            )
+        }
+    }
+}
+
+/// At least 32 characters.
+struct MasterKey(Secret);
+
+impl FromSetting for MasterKey {
+    const SECRET: bool = true;
+    fn from_setting(text: &str) -> Result<Self, String> {
+        if text.len() < 32 {
+            return Err(
+                "must be at least 32 characters (generate one with `openssl rand -hex 32`)".into(),
+            );
+        }
+        Ok(MasterKey(Secret::new(text)))
+    }
+}
+
+fn is_hex_key(k: &str) -> bool {
+    k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// 64 hex characters, or `keyring:<service>/<user>` naming them in the OS keyring.
+struct WalletKey(Secret);
+
+impl FromSetting for WalletKey {
+    const SECRET: bool = true;
+    fn from_setting(text: &str) -> Result<Self, String> {
+        let key = if text.starts_with("keyring:") {
+            Secret::new(read_keyring(text)?)
+        } else {
+            Secret::new(text)
+        };
+        if !is_hex_key(key.expose_secret()) {
+            return Err(
+                "must be 64 hexadecimal characters (32 bytes; `openssl rand -hex 32`)".into(),
+            );
+        }
+        Ok(WalletKey(key))
+    }
+}
+
+/// Comma-separated wallet keys.
+struct PreviousWalletKeys(Vec<Secret>);
+
+impl FromSetting for PreviousWalletKeys {
+    const SECRET: bool = true;
+    fn from_setting(text: &str) -> Result<Self, String> {
+        let keys: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        if !keys.iter().all(|k| is_hex_key(k)) {
+            return Err("must be a comma-separated list of 64-hex-character keys".into());
+        }
+        Ok(PreviousWalletKeys(
+            keys.into_iter().map(Secret::new).collect(),
+        ))
+    }
+}
+
+/// A Stellar asset code: 1 to 12 letters or digits.
+struct AssetCode(String);
+
+impl FromSetting for AssetCode {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("must be 1 to 12 letters or digits".into());
+        }
+        Ok(AssetCode(text.to_string()))
+    }
+}
+
+/// A Stellar account id (`G…`), checksum verified.
+struct AccountId(String);
+
+impl FromSetting for AccountId {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        stellar_strkey::ed25519::PublicKey::from_string(text)
+            .map(|_| AccountId(text.to_string()))
+            .map_err(|_| {
+                "must be a Stellar account id (G…, 56 characters, valid checksum)".to_string()
+            })
+    }
+}
+
+/// A Soroban contract id (`C…`).
+struct ContractId(String);
+
+impl FromSetting for ContractId {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        stellar_strkey::Contract::from_string(text)
+            .map(|_| ContractId(text.to_string()))
+            .map_err(|_| "must be a contract id (C…)".to_string())
+    }
+}
+
+/// An OfferHub user id (`usr_…`).
+struct UserId(String);
+
+impl FromSetting for UserId {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        if !crate::ids::is_valid(crate::ids::IdKind::User, text) {
+            return Err("must be a user id such as usr_…".into());
+        }
+        Ok(UserId(text.to_string()))
+    }
+}
+
+/// A percentage as basis points (`2.5` → 250), as an order's `platformFee` is read.
+struct FeePercent(u32);
+
+impl FromSetting for FeePercent {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        crate::services::escrow::fee_bps(
+            "TRUSTLESS_PLATFORM_FEE",
+            &serde_json::Value::String(text.to_string()),
+        )
+        .map(FeePercent)
+        .map_err(|_| {
+            expected(
+                "a percentage between 0 and 99 with at most two decimals, such as 2.5",
+                text,
+            )
+        })
+    }
+}
+
+/// A positive decimal amount.
+struct PositiveAmount(crate::money::Amount);
+
+impl FromSetting for PositiveAmount {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        crate::money::Amount::parse_positive(text)
+            .map(PositiveAmount)
+            .map_err(|_| expected("a positive decimal amount such as 1.00", text))
+    }
+}
+
+/// A duration in seconds: ISO-8601 (`P7D`, `PT2S`, `PT36H`) or a whole number of seconds.
+struct Period(u64);
+
+impl FromSetting for Period {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        crate::services::lifecycle::parse_duration(text)
+            .map(Period)
+            .ok_or_else(|| {
+                expected(
+                    "an ISO-8601 duration such as P7D or PT2S, or a number of seconds, between 1 second and 3650 days",
+                    text,
+                )
+            })
+    }
+}
+
+/// Airtm's environments.
+#[derive(Clone, Copy)]
+enum AirtmEnv {
+    Sandbox,
+    Production,
+}
+
+impl AirtmEnv {
+    fn as_str(self) -> &'static str {
+        match self {
+            AirtmEnv::Sandbox => "sandbox",
+            AirtmEnv::Production => "production",
+        }
+    }
+    /// Airtm's API base (research/airtm.md §1).
+    fn default_base_url(self) -> &'static str {
+        match self {
+            AirtmEnv::Sandbox => "https://api.stg.enterprise.airtm.com/v2",
+            AirtmEnv::Production => "https://api.enterprise.airtm.com/v2",
+        }
+    }
+}
+
+impl FromSetting for AirtmEnv {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text {
+            "sandbox" => Ok(AirtmEnv::Sandbox),
+            "production" => Ok(AirtmEnv::Production),
+            _ => Err("must be one of sandbox, production".into()),
+        }
+    }
+}
+
+/// A URL with `{id}` standing for the payin id.
+struct CheckoutUrl(String);
+
+impl FromSetting for CheckoutUrl {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        if !text.contains("{id}") || Url::parse(&text.replace("{id}", "x")).is_err() {
+            return Err(
+                "must be a URL containing {id} (the payin id), such as https://app.airtm.com/payin/{id}"
+                    .into(),
+            );
+        }
+        Ok(CheckoutUrl(text.to_string()))
+    }
+}
+
+/// Svix signing secrets (`whsec_…`), comma-separated.
+struct WebhookSecrets(Vec<Secret>);
+
+impl FromSetting for WebhookSecrets {
+    const SECRET: bool = true;
+    fn from_setting(text: &str) -> Result<Self, String> {
+        let secrets: Vec<Secret> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if crate::airtm::svix::SvixVerifier::new(&secrets).is_err() {
+            return Err("must be whsec_ + base64 secrets (comma-separated during a rotation), as Airtm's webhook settings show them".into());
+        }
+        Ok(WebhookSecrets(secrets))
+    }
+}
+
+/// What a [`Within`] counts, for its problem: `{WHAT} between {MIN} and {MAX}{NOTE}`.
+trait Unit {
+    const WHAT: &'static str;
+    const NOTE: &'static str = "";
+}
+
+macro_rules! units {
+    ($($(#[doc = $doc:literal])* $name:ident = $what:literal $(, $note:literal)?;)*) => {$(
+        $(#[doc = $doc])*
+        enum $name {}
+        impl Unit for $name {
+            const WHAT: &'static str = $what;
+            $(const NOTE: &'static str = $note;)?
+        }
+    )*};
+}
+
+units! {
+    Whole = "a whole number";
+    Number = "a number";
+    Bytes = "a byte count";
+    Hours = "a number of hours";
+    Secs = "a number of seconds";
+    Millis = "a number of milliseconds";
+    Stroops = "a number of stroops";
+    /// Trustless Work requests per minute.
+    TrustlessPace = "a number", " (Trustless Work allows 50 per minute)";
+}
+
+/// A whole number from `MIN` to `MAX` counting `U`.
+struct Within<const MIN: u64, const MAX: u64, U>(u64, PhantomData<U>);
+
+impl<const MIN: u64, const MAX: u64, U> Within<MIN, MAX, U> {
+    /// The number as the configuration's type (`MAX` fits it).
+    fn value<T: TryFrom<u64>>(&self) -> Option<T> {
+        T::try_from(self.0).ok()
+    }
+}
+
+impl<const MIN: u64, const MAX: u64, U: Unit> FromSetting for Within<MIN, MAX, U> {
+    fn from_setting(text: &str) -> Result<Self, String> {
+        match text.parse::<u64>() {
+            Ok(n) if (MIN..=MAX).contains(&n) => Ok(Within(n, PhantomData)),
+            _ => Err(expected(
+                &format!("{} between {MIN} and {MAX}{}", U::WHAT, U::NOTE),
+                text,
+            )),
+        }
+    }
 }
 
 /// Reads a secret from the OS keyring: `keyring:<service>/<user>` (Linux: the kernel
@@ -1213,10 +1570,10 @@ pub fn read_keyring(spec: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot read {service}/{user} from the OS keyring: {e}"))
 }
 
-fn resolve_path(base: &Path, p: &str) -> PathBuf {
-    let path = PathBuf::from(p);
+fn resolve_path(base: &Path, p: impl AsRef<Path>) -> PathBuf {
+    let path = p.as_ref();
     if path.is_absolute() {
-        path
+        path.to_path_buf()
     } else {
         base.join(path)
     }
@@ -1241,46 +1598,6 @@ fn resolve_sqlite_url(base: &Path, url: &str) -> String {
     match query {
         Some(q) => format!("sqlite://{}?{q}", abs.display()),
         None => format!("sqlite://{}?mode=rwc", abs.display()),
-    }
-}
-
-struct Parser<'a> {
-    map: &'a BTreeMap<String, String>,
-    issues: Vec<ConfigIssue>,
-}
-
-impl<'a> Parser<'a> {
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.map.get(key).map(|v| v.trim())
-    }
-    fn bad(&mut self, key: &str, problem: impl Into<String>) {
-        self.issues.push(ConfigIssue {
-            variable: key.to_string(),
-            problem: problem.into(),
-        });
-    }
-    fn parse_with<T>(
-        &mut self,
-        key: &str,
-        default: &str,
-        expected: &str,
-        f: impl Fn(&str) -> Option<T>,
-    ) -> Option<T> {
-        let raw = self.get(key).unwrap_or(default);
-        let v = f(raw);
-        if v.is_none() {
-            self.bad(key, format!("must be {expected} (got {raw:?})"));
-        }
-        v
-    }
-    fn url(&mut self, key: &str, v: &str) -> Option<Url> {
-        match Url::parse(v) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
-            _ => {
-                self.bad(key, format!("must be an http(s) URL (got {v:?})"));
-                None
-            }
-        }
     }
 }
 
@@ -1417,7 +1734,7 @@ mod tests {
         }
         let spec = format!("keyring:{service}/wallet");
         let c = load(&[("WALLET_ENCRYPTION_KEY", &spec)]).unwrap();
-        assert_eq!(c.wallet_encryption_key.unwrap().expose(), key);
+        assert_eq!(c.wallet_encryption_key.unwrap().expose_secret(), key);
         let err = load(&[("WALLET_ENCRYPTION_KEY", "keyring:missing-service/none")]).unwrap_err();
         assert!(
             err.to_string()
@@ -1494,6 +1811,94 @@ mod tests {
         );
     }
 
+    /// README's configuration table, `.env.example` and the `offerhub init` template
+    /// name the settings as they are declared: variable, TOML path, default.
+    #[test]
+    fn the_docs_list_every_setting_as_declared() {
+        let read = |p: &str| {
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()
+        };
+        let readme = read("README.md");
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("## Configuration"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        assert!(rows.len() > 30, "README's configuration table not found");
+        let example = read(".env.example");
+        for s in SETTINGS {
+            let name = format!("`{}`", s.env);
+            let row = rows
+                .iter()
+                .find(|r| r[1].contains(&name))
+                .unwrap_or_else(|| panic!("README.md has no row for {}", s.env));
+            assert!(
+                row[2].contains(&format!("`{}`", s.toml)),
+                "{}: {row:?}",
+                s.toml
+            );
+            if let Some(d) = s.default {
+                assert!(
+                    row[3].contains(&format!("`{d}`")),
+                    "{} = {d}: {row:?}",
+                    s.env
+                );
+            }
+            assert!(
+                example.contains(&format!("{}=", s.env)),
+                ".env.example lacks {}",
+                s.env
+            );
+        }
+        for row in &rows {
+            for name in row[1].split('`').skip(1).step_by(2) {
+                assert!(
+                    SETTINGS.iter().any(|s| s.env == name) || row[2].contains("environment only"),
+                    "README.md lists {name}, which is no setting"
+                );
+            }
+        }
+        // `key = value  # [VARIABLE]` lines of the template, commented out or not.
+        let mut section = String::new();
+        let mut checked = 0;
+        for line in read("templates/offerhub.toml").lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else if let (Some((key, _)), Some((_, env))) =
+                (line.split_once(" = "), line.split_once("# ["))
+            {
+                let env = env.split(']').next().unwrap();
+                let path = format!("{section}.{}", key.trim());
+                assert!(
+                    SETTINGS.iter().any(|s| s.toml == path && s.env == env),
+                    "templates/offerhub.toml: {path} [{env}]"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "{checked} template lines checked");
+    }
+
+    #[test]
+    fn a_secret_shows_only_through_expose_secret() {
+        let s = Secret::new("ohk_master_0123456789abcdef0123456789abcdef");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+        assert_eq!(
+            s.expose_secret(),
+            "ohk_master_0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(s, s.clone());
+        assert_ne!(
+            s,
+            Secret::new("ohk_master_0123456789abcdef0123456789abcdeF")
+        );
+        assert_ne!(s, Secret::new("ohk_master"));
+    }
+
     #[test]
     fn sources_layer_toml_then_dotenv_then_env() {
         let dir =
@@ -1524,6 +1929,93 @@ mod tests {
         let err = Config::from_sources(&sources).unwrap_err();
         assert!(err.to_string().contains("unknown setting `server.prot`"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_empty_value_is_unset_also_over_a_lower_source() {
+        let dir =
+            std::env::temp_dir().join(format!("oh-cfg-{}", crate::ids::random_alphanumeric(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("offerhub.toml"),
+            "[server]\nport = 5000\nhost = \" \"\n[trustless]\nplatform_fee = 2.5\n\
+             [secrets]\nwallet_encryption_keys_previous = []\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            config_file: Some(dir.join("offerhub.toml")),
+            dotenv_file: None,
+            env: map(&[("PORT", ""), ("OFFERHUB_SAGA_WAIT_MS", " 0 ")]),
+        };
+        let c = Config::from_sources(&sources).unwrap();
+        assert_eq!(c.port, 4000, "the default, not offerhub.toml's 5000");
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.trustless_platform_fee_bps, 250);
+        assert_eq!(c.saga_wait_ms, 0);
+        assert!(c.wallet_encryption_keys_previous.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn layout_and_value_problems_are_reported_together_without_secrets() {
+        let dir =
+            std::env::temp_dir().join(format!("oh-cfg-{}", crate::ids::random_alphanumeric(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("offerhub.toml"),
+            "[server]\nprot = 5000\nport = \"x\"\n[secrets]\nmaster_key = \"hunter2-too-short\"\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            config_file: Some(dir.join("offerhub.toml")),
+            dotenv_file: None,
+            env: map(&[
+                ("WALLET_ENCRYPTION_KEY", "not-hex-swordfish"),
+                ("WALLET_ENCRYPTION_KEYS_PREVIOUS", "old-swordfish"),
+            ]),
+        };
+        let err = Config::from_sources(&sources).unwrap_err().to_string();
+        for expected in [
+            "OFFERHUB_CONFIG: unknown setting `server.prot`",
+            "PORT: must be a port number between 1 and 65535 (got \"x\")",
+            "OFFERHUB_MASTER_KEY: must be at least 32 characters",
+            "WALLET_ENCRYPTION_KEY: must be 64 hexadecimal characters",
+            "WALLET_ENCRYPTION_KEYS_PREVIOUS: must be a comma-separated list",
+        ] {
+            assert!(err.contains(expected), "{expected} missing in {err}");
+        }
+        assert!(
+            !err.contains("hunter2") && !err.contains("swordfish"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn settings_declare_secrets_and_defaults() {
+        let find = |env: &str| SETTINGS.iter().find(|s| s.env == env).unwrap();
+        assert_eq!(SETTINGS.len(), 46);
+        assert_eq!(find("PORT").toml, "server.port");
+        assert_eq!(find("PORT").default, Some("4000"));
+        assert_eq!(find("OFFERHUB_ENV").toml, "server.environment");
+        assert_eq!(find("DATABASE_URL").default, None);
+        let secrets: Vec<_> = SETTINGS
+            .iter()
+            .filter(|s| s.secret)
+            .map(|s| s.env)
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                "OFFERHUB_MASTER_KEY",
+                "WALLET_ENCRYPTION_KEY",
+                "WALLET_ENCRYPTION_KEYS_PREVIOUS",
+                "TRUSTLESS_API_KEY",
+                "AIRTM_API_KEY",
+                "AIRTM_API_SECRET",
+                "AIRTM_WEBHOOK_SECRET",
+            ]
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn save_key(dir: &Path, key: &Secret) -> std::io::Result<PathBuf> {
     })?;
     create_private_dir(dir)?;
     let path = key_file(dir, &id);
-    write_durable(&path, &format!("{}\n", key.expose()))?;
+    write_durable(&path, &format!("{}\n", key.expose_secret()))?;
     Ok(path)
 }
 

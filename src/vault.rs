@@ -77,7 +77,7 @@ pub fn key_id(key: &[u8; 32]) -> String {
 /// Decodes a 64-hex-character key.
 pub(crate) fn decode_key(hex_key: &Secret) -> Result<Zeroizing<[u8; 32]>> {
     let bytes = Zeroizing::new(
-        hex::decode(hex_key.expose())
+        hex::decode(hex_key.expose_secret())
             .map_err(|_| verr("wallet encryption key is not hexadecimal"))?,
     );
     let arr: [u8; 32] = bytes

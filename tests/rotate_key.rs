@@ -152,7 +152,7 @@ async fn webhook_secrets_rotate(url: String) {
     };
     let sealed = stored(created.endpoint.id.clone()).await;
     assert!(sealed.starts_with(&format!("v1.{}.", old.current_key_id())));
-    assert!(!sealed.contains(created.secret.expose()));
+    assert!(!sealed.contains(created.secret.expose_secret()));
     // A row from before secrets were sealed.
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, url, event_filter, secret, status, created_at) \
@@ -171,7 +171,7 @@ async fn webhook_secrets_rotate(url: String) {
     for (id, secret) in [
         (
             created.endpoint.id.clone(),
-            created.secret.expose().to_string(),
+            created.secret.expose_secret().to_string(),
         ),
         (
             "whe_legacy".to_string(),

@@ -43,7 +43,7 @@ async fn keys_lifecycle(url: String) {
     let created = keys::create(&store, &ctx, "backend", &[Scope::Read, Scope::Write])
         .await
         .unwrap();
-    let token = created.token.expose().to_string();
+    let token = created.token.expose_secret().to_string();
     assert!(token.starts_with("ohk_live_"));
     match keys::authenticate(&store, None, &token).await.unwrap() {
         Principal::Key(k) => {

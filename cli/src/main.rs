@@ -711,14 +711,14 @@ async fn keys_command(store: &Store, command: KeysCommand) -> anyhow::Result<Exi
             match output.output {
                 Output::Json => {
                     let mut v = serde_json::to_value(&created.key)?;
-                    v["key"] = created.token.expose().into();
+                    v["key"] = created.token.expose_secret().into();
                     print_json(&v)?;
                 }
                 Output::Table => {
                     println!("{}", key_table(std::slice::from_ref(&created.key)));
                     println!(
                         "\nAPI key (shown once, store it now):\n{}",
-                        created.token.expose()
+                        created.token.expose_secret()
                     );
                 }
             }

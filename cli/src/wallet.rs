@@ -112,7 +112,7 @@ fn sandbox_secrets(config: &Config, current: &Secret) -> Option<PathBuf> {
     }
     let path = offerhub::config::generated_secrets_path(&config.data_dir);
     let stored = offerhub::config::read_dotenv(&path).ok()?;
-    (stored.get("WALLET_ENCRYPTION_KEY").map(String::as_str) == Some(current.expose()))
+    (stored.get("WALLET_ENCRYPTION_KEY").map(String::as_str) == Some(current.expose_secret()))
         .then_some(path)
 }
 
@@ -221,19 +221,19 @@ pub async fn rotate(
         .map_err(|e| anyhow::anyhow!("cannot save the new key to {}: {e}", key_file.display()))?;
     eprintln!("saved key {new_id} to {} (mode 0600)", saved.display());
     if let Some(p) = &secrets_env {
-        let mut previous: Vec<String> = vec![current.expose().to_string()];
+        let mut previous: Vec<String> = vec![current.expose_secret().to_string()];
         for k in &config.wallet_encryption_keys_previous {
             if keystore::id_of(k).as_deref() != Some(new_id.as_str())
-                && !previous.iter().any(|x| x == k.expose())
+                && !previous.iter().any(|x| x == k.expose_secret())
             {
-                previous.push(k.expose().to_string());
+                previous.push(k.expose_secret().to_string());
             }
         }
         let previous = previous.join(",");
         keystore::update_env_file(
             p,
             &[
-                ("WALLET_ENCRYPTION_KEY", Some(new_key.expose())),
+                ("WALLET_ENCRYPTION_KEY", Some(new_key.expose_secret())),
                 ("WALLET_ENCRYPTION_KEYS_PREVIOUS", Some(&previous)),
             ],
         )
@@ -246,7 +246,7 @@ pub async fn rotate(
         println!(
             "New WALLET_ENCRYPTION_KEY (key {new_id}; also in {}):\n{}",
             saved.display(),
-            new_key.expose()
+            new_key.expose_secret()
         );
     }
 

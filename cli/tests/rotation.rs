@@ -287,7 +287,7 @@ async fn interrupted_rotation_never_loses_a_key_and_the_daemon_keeps_serving() {
             keystore::id_of(&Secret::new(s["WALLET_ENCRYPTION_KEY"].clone())).unwrap(),
             k2_id
         );
-        assert_eq!(s["WALLET_ENCRYPTION_KEYS_PREVIOUS"], k1.expose());
+        assert_eq!(s["WALLET_ENCRYPTION_KEYS_PREVIOUS"], k1.expose_secret());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

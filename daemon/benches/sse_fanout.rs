@@ -93,7 +93,7 @@ async fn main() {
             .await
             .unwrap()
             .token
-            .expose()
+            .expose_secret()
             .to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();

@@ -324,7 +324,7 @@ async fn register_with_embedded_airtm(state: AppState, addr: std::net::SocketAdd
     let registered = async {
         reqwest::Client::new()
             .post(sandbox.join("/_sandbox/airtm/webhook-endpoints").ok()?)
-            .json(&serde_json::json!({ "url": target, "secret": secret.expose() }))
+            .json(&serde_json::json!({ "url": target, "secret": secret.expose_secret() }))
             .send()
             .await
             .ok()?

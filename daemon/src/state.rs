@@ -140,12 +140,12 @@ pub fn airtm_context(
     };
     let sandbox = config.network == Network::Sandbox;
     let key = match (&config.airtm.api_key, sandbox) {
-        (Some(k), _) => k.expose().to_string(),
+        (Some(k), _) => k.expose_secret().to_string(),
         (None, true) => "sandbox".to_string(),
         (None, false) => return None,
     };
     let secret = match (&config.airtm.api_secret, sandbox) {
-        (Some(k), _) => k.expose().to_string(),
+        (Some(k), _) => k.expose_secret().to_string(),
         (None, true) => "sandbox".to_string(),
         (None, false) => return None,
     };
@@ -212,7 +212,7 @@ pub fn escrow_context(
         (None, _) => return None,
     };
     let key = match (&config.trustless_api_key, config.network) {
-        (Some(k), _) => k.expose().to_string(),
+        (Some(k), _) => k.expose_secret().to_string(),
         (None, Network::Sandbox) => "sandbox".to_string(),
         (None, _) => return None,
     };

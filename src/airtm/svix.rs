@@ -71,7 +71,7 @@ impl SvixVerifier {
     pub fn new(secrets: &[Secret]) -> Result<SvixVerifier, String> {
         let mut keys = Vec::with_capacity(secrets.len());
         for (i, s) in secrets.iter().enumerate() {
-            keys.push(decode_secret(s.expose()).ok_or_else(|| {
+            keys.push(decode_secret(s.expose_secret()).ok_or_else(|| {
                 format!(
                     "AIRTM_WEBHOOK_SECRET entry {} is not a whsec_ + base64 secret",
                     i + 1

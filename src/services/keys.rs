@@ -305,7 +305,7 @@ pub async fn authenticate(
 ) -> Result<Principal> {
     let hashed = hash_token(token);
     if let Some(m) = master {
-        let expected = hash_token(m.expose());
+        let expected = hash_token(m.expose_secret());
         if bool::from(expected.as_bytes().ct_eq(hashed.as_bytes())) {
             return Ok(Principal::Master);
         }

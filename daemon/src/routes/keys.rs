@@ -77,7 +77,7 @@ pub async fn create(
     }
     let created = keys::create(&state.store, &auth.context(), &body.name, &scopes).await?;
     let mut data = serde_json::to_value(&created.key).unwrap_or_default();
-    data["key"] = json!(created.token.expose());
+    data["key"] = json!(created.token.expose_secret());
     Ok(respond(StatusCode::CREATED, &auth.request_id, data))
 }
 

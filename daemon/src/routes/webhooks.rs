@@ -51,7 +51,7 @@ pub async fn create(
     )
     .await?;
     let mut data = serde_json::to_value(&created.endpoint).unwrap_or_default();
-    data["secret"] = json!(created.secret.expose());
+    data["secret"] = json!(created.secret.expose_secret());
     Ok(respond(StatusCode::CREATED, &auth.request_id, data))
 }
 
