@@ -218,7 +218,9 @@ pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
 }
 
 /// Streams payments from the saved cursor and credits deposits, until the future is
-/// dropped (it never ends by itself).
+/// dropped (it never ends by itself). A new stream resumes from the saved cursor: the
+/// paging token (Horizon's SSE `id:`) of the last record processed, which the
+/// stream's own last event id may be past when a record could not be processed.
 async fn monitor_payments(store: &Store, sc: &StellarContext) {
     use futures_util::StreamExt;
     use offerhub::services::deposits::{self, ManagedWallets};
@@ -234,9 +236,8 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
             }
         };
         match sc.horizon.stream_payments(&cursor).await {
-            Ok(stream) => {
+            Ok(mut stream) => {
                 delay = Duration::from_millis(200);
-                let mut stream = std::pin::pin!(stream);
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(record) => {
@@ -253,6 +254,11 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
                             break;
                         }
                     }
+                }
+                // The reconnection time the server asked for (`retry:`; at least the
+                // default pause, so a `retry: 0` cannot spin).
+                if let Some(retry) = stream.retry() {
+                    delay = retry.max(delay);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "deposit monitor: cannot open the stream"),

@@ -74,6 +74,89 @@ pub enum SubmitOutcome {
     Unknown { hash: String, reason: String },
 }
 
+/// A Horizon payment stream (Server-Sent Events, parsed by `eventsource-stream`: lines
+/// and multi-byte characters split across network chunks are reassembled). Yields each
+/// payment record as JSON; keeps the `id:` of the last event (Horizon's paging token)
+/// and the reconnection time the server asked for with `retry:`.
+pub struct PaymentStream {
+    events: futures_util::stream::BoxStream<
+        'static,
+        std::result::Result<
+            eventsource_stream::Event,
+            eventsource_stream::EventStreamError<reqwest::Error>,
+        >,
+    >,
+    last_event_id: String,
+    retry: Option<Duration>,
+    closed: bool,
+}
+
+impl PaymentStream {
+    /// Where a new stream resumes (`Last-Event-ID`, `cursor`): the `id:` of the last
+    /// event received (Horizon's paging token of that record), or the cursor this stream
+    /// was opened with before any.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// The reconnection time the server asked for with `retry:` (Horizon sends 1 s with
+    /// its `open` event); `None` while it has sent none.
+    pub fn retry(&self) -> Option<Duration> {
+        self.retry
+    }
+}
+
+impl futures_util::Stream for PaymentStream {
+    type Item = Result<Value>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Value>>> {
+        use std::task::Poll;
+        loop {
+            if self.closed {
+                return Poll::Ready(None);
+            }
+            let event = match self.events.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(provider(format!("Horizon stream: {e}")))));
+                }
+                Poll::Ready(Some(Ok(event))) => event,
+            };
+            if let Some(retry) = event.retry {
+                self.retry = Some(retry);
+            }
+            // The event's id is the stream's last event id (it carries over events
+            // without an `id:` line); empty until the server sent one.
+            if !event.id.is_empty() {
+                self.last_event_id.clone_from(&event.id);
+            }
+            match event.event.as_str() {
+                "close" => {
+                    self.closed = true;
+                    return Poll::Ready(None);
+                }
+                "message" => {}
+                _ => continue,
+            }
+            let Ok(mut record) = serde_json::from_str::<Value>(&event.data) else {
+                continue;
+            };
+            let Some(fields) = record.as_object_mut() else {
+                continue;
+            };
+            // Horizon's event id is the record's paging token.
+            if !fields.contains_key("paging_token") && !event.id.is_empty() {
+                fields.insert("paging_token".into(), Value::String(event.id));
+            }
+            return Poll::Ready(Some(Ok(record)));
+        }
+    }
+}
+
 /// A Horizon server.
 #[derive(Clone)]
 pub struct Horizon {
@@ -373,13 +456,14 @@ impl Horizon {
         self.records(&path, "/accounts/…/payments").await
     }
 
-    /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip):
-    /// yields each record (skipping `open`/`close` events) until the server closes the
-    /// stream or an error occurs. Resume by calling again with the last paging token.
-    pub async fn stream_payments(
-        &self,
-        cursor: &str,
-    ) -> Result<impl futures_util::Stream<Item = Result<Value>> + use<>> {
+    /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip),
+    /// sent both as `?cursor=` and as `Last-Event-ID`, as Horizon resumes a stream: the
+    /// returned [`PaymentStream`] yields each record (skipping `open` and other named
+    /// events) until the server closes the stream (`event: close` or end of body) or an
+    /// error occurs. Resume by calling again with [`PaymentStream::last_event_id`] (or the
+    /// paging token of the last record processed), after [`PaymentStream::retry`].
+    pub async fn stream_payments(&self, cursor: &str) -> Result<PaymentStream> {
+        use eventsource_stream::Eventsource;
         use futures_util::StreamExt;
         let url = self.url(&format!("/payments?cursor={}", query_value(cursor)))?;
         let resp = self
@@ -399,54 +483,12 @@ impl Horizon {
                 resp.status()
             )));
         }
-        let bytes = resp.bytes_stream();
-        Ok(futures_util::stream::unfold(
-            (
-                bytes,
-                String::new(),
-                std::collections::VecDeque::<Value>::new(),
-            ),
-            |(mut bytes, mut buf, mut ready)| async move {
-                loop {
-                    if let Some(v) = ready.pop_front() {
-                        return Some((Ok(v), (bytes, buf, ready)));
-                    }
-                    match bytes.next().await {
-                        None => return None,
-                        Some(Err(e)) => {
-                            return Some((
-                                Err(provider(format!("Horizon stream: {e}"))),
-                                (bytes, buf, ready),
-                            ));
-                        }
-                        Some(Ok(chunk)) => {
-                            buf.push_str(&String::from_utf8_lossy(&chunk));
-                            while let Some(end) = buf.find("\n\n") {
-                                let block: String = buf.drain(..end + 2).collect();
-                                let mut event = "";
-                                let mut data = String::new();
-                                for line in block.lines() {
-                                    if let Some(e) = line.strip_prefix("event:") {
-                                        event = e.trim();
-                                    } else if let Some(d) = line.strip_prefix("data:") {
-                                        data.push_str(d.trim_start());
-                                    }
-                                }
-                                if event == "close" {
-                                    return None;
-                                }
-                                if event.is_empty()
-                                    && let Ok(v) = serde_json::from_str::<Value>(&data)
-                                    && v.is_object()
-                                {
-                                    ready.push_back(v);
-                                }
-                            }
-                        }
-                    }
-                }
-            },
-        ))
+        Ok(PaymentStream {
+            events: resp.bytes_stream().eventsource().boxed(),
+            last_event_id: cursor.to_string(),
+            retry: None,
+            closed: false,
+        })
     }
 
     /// `POST /transactions` (form-encoded `tx`), once.
