@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod pagination;
+pub mod retry;
 pub mod sequencer;
 pub mod services;
 pub mod stellar;

@@ -364,3 +364,38 @@ async fn payment_stream_ids_are_paging_tokens() {
     assert_eq!(stream.last_event_id(), token);
     assert_eq!(stream.retry(), Some(std::time::Duration::from_secs(1)));
 }
+
+/// Reads retry transient answers (503, 429) up to 4 attempts, pausing at least 200 ms,
+/// 400 ms and 800 ms (with jitter, less than twice that); the 4th transient answer is
+/// the caller's error.
+#[tokio::test]
+async fn reads_retry_transient_answers_up_to_four_attempts() {
+    let e = env().await;
+    let faults = |f: serde_json::Value| {
+        let url = format!("{}/_sandbox/faults", e.base);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&f)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let someone = Keypair::random().public_key();
+    faults(serde_json::json!({ "fail5xx": 2, "fail429": 1 })).await;
+    let started = std::time::Instant::now();
+    assert!(e.horizon.account(&someone).await.unwrap().is_none());
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(1400),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    faults(serde_json::json!({ "fail5xx": 4 })).await;
+    let err = e.horizon.account(&someone).await.unwrap_err();
+    assert!(err.message.contains("503"), "{err:?}");
+    // The four attempts consumed the four faults.
+    assert!(e.horizon.account(&someone).await.unwrap().is_none());
+}

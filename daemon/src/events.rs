@@ -20,9 +20,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use backon::{BackoffBuilder, Retryable};
 use offerhub::error::Error;
 use offerhub::events::{self, Event, EventFilter};
 use offerhub::pagination::{PageRequest, encode_cursor};
+use offerhub::retry::AFTER_ERROR;
 use offerhub::store::{Backend, Store};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
@@ -53,6 +55,7 @@ impl EventHub {
         {
             let wake = wake.clone();
             tasks.push(tokio::spawn(async move {
+                let mut reconnect = AFTER_ERROR.build();
                 loop {
                     match sqlx::postgres::PgListener::connect(&url).await {
                         Ok(mut l) => {
@@ -66,18 +69,17 @@ impl EventHub {
                             tracing::warn!(error = %e, "event LISTEN connection failed; retrying")
                         }
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Unlimited schedule: `None` never comes.
+                    tokio::time::sleep(reconnect.next().unwrap_or(Duration::from_secs(1))).await;
                 }
             }));
         }
         let pump_sender = sender.clone();
         tasks.push(tokio::spawn(async move {
             let sender = pump_sender;
-            let mut last = loop {
-                match events::last_seq(&store).await {
-                    Ok(s) => break s,
-                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-                }
+            let Ok(mut last) = (|| events::last_seq(&store)).retry(AFTER_ERROR).await else {
+                // AFTER_ERROR has no limit: only reached if it ever gets one.
+                return;
             };
             // Passes that found rows waiting on an older transaction and numbered
             // nothing, in a row: the retry backs off from 2 ms to 128 ms.

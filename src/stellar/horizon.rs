@@ -276,15 +276,16 @@ impl Horizon {
     }
 
     /// GET with bounded retries of transient answers (429, 5xx, transport errors):
-    /// reads are idempotent, so up to 4 attempts with 200 ms, 400 ms, 800 ms pauses.
-    /// Each attempt is a `provider.call` span and one
+    /// reads are idempotent, so up to 4 attempts ([`crate::retry::PROVIDER_READ`]: 200 ms,
+    /// 400 ms, 800 ms pauses, with jitter); the last answer is returned as it is. Each
+    /// attempt is a `provider.call` span and one
     /// `offerhub_provider_requests_total{provider="horizon"}`.
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        use crate::retry::PROVIDER_READ;
+        use backon::Retryable;
         let url = self.url(path)?;
         let operation = crate::metrics::operation("GET", path);
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
+        let attempt = || async {
             self.pace().await;
             let r = self
                 .observed(&operation, self.http.get(url.clone()).send())
@@ -293,13 +294,15 @@ impl Horizon {
                 Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
                 Err(_) => true,
             };
-            if !transient || attempt == 4 {
-                return r.map_err(|e| provider(format!("Horizon unreachable: {e}")));
-            }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            attempt += 1;
-        }
+            // A transient answer is the "error" that is retried; after the last attempt
+            // it is the answer.
+            if transient { Err(r) } else { Ok(r) }
+        };
+        let r = attempt
+            .retry(PROVIDER_READ)
+            .await
+            .unwrap_or_else(|last| last);
+        r.map_err(|e| provider(format!("Horizon unreachable: {e}")))
     }
 
     /// `GET /`: the network passphrase this Horizon serves.
@@ -567,43 +570,58 @@ impl Horizon {
     }
 
     /// Submits and settles: on an unknown outcome, polls the hash and resubmits the
-    /// identical envelope until it is known or `max_time` has passed (then it can never
-    /// land: `Failed` with `tx_too_late`). Never builds a new transaction.
+    /// identical envelope ([`crate::retry::SETTLE`]: from 200 ms, doubling up to 5 s) until
+    /// it is known or `max_time` has passed (then it can never land: `Failed` with
+    /// `tx_too_late`). Never builds a new transaction.
     pub async fn submit_settled(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match self.submit(env).await? {
-                SubmitOutcome::Unknown { reason, .. } => {
-                    tracing::warn!(hash = %env.hash, %reason, "transaction outcome unknown; settling by hash");
-                    match self.transaction(&env.hash).await {
-                        Ok(Some((true, ledger))) => {
-                            return Ok(SubmitOutcome::Applied {
-                                hash: env.hash.clone(),
-                                ledger,
-                            });
-                        }
-                        Ok(Some((false, _))) => {
-                            return Ok(SubmitOutcome::Failed {
-                                hash: env.hash.clone(),
-                                tx_code: "tx_failed".into(),
-                                op_codes: Vec::new(),
-                            });
-                        }
-                        _ => {}
-                    }
-                    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-                    if env.max_time != 0 && now > env.max_time + 5 {
-                        return Ok(SubmitOutcome::Failed {
-                            hash: env.hash.clone(),
-                            tx_code: "tx_too_late".into(),
-                            op_codes: Vec::new(),
-                        });
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+        use crate::retry::SETTLE;
+        use backon::Retryable;
+        /// Why an attempt did not settle: still unknown (retried), or an error.
+        enum Unsettled {
+            Unknown(SubmitOutcome),
+            Failed(Error),
+        }
+        let attempt = || async {
+            let outcome = self.submit(env).await.map_err(Unsettled::Failed)?;
+            let SubmitOutcome::Unknown { reason, .. } = &outcome else {
+                return Ok(outcome);
+            };
+            tracing::warn!(hash = %env.hash, %reason, "transaction outcome unknown; settling by hash");
+            match self.transaction(&env.hash).await {
+                Ok(Some((true, ledger))) => {
+                    return Ok(SubmitOutcome::Applied {
+                        hash: env.hash.clone(),
+                        ledger,
+                    });
                 }
-                known => return Ok(known),
+                Ok(Some((false, _))) => {
+                    return Ok(SubmitOutcome::Failed {
+                        hash: env.hash.clone(),
+                        tx_code: "tx_failed".into(),
+                        op_codes: Vec::new(),
+                    });
+                }
+                _ => {}
             }
+            let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+            if env.max_time != 0 && now > env.max_time + 5 {
+                return Ok(SubmitOutcome::Failed {
+                    hash: env.hash.clone(),
+                    tx_code: "tx_too_late".into(),
+                    op_codes: Vec::new(),
+                });
+            }
+            Err(Unsettled::Unknown(outcome))
+        };
+        match attempt
+            .retry(SETTLE)
+            .when(|e| matches!(e, Unsettled::Unknown(_)))
+            .await
+        {
+            Ok(known) => Ok(known),
+            // SETTLE has no limit of its own: only reached if it ever gets one.
+            Err(Unsettled::Unknown(outcome)) => Ok(outcome),
+            Err(Unsettled::Failed(e)) => Err(e),
         }
     }
 }
