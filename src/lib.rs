@@ -11,6 +11,8 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod events;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod ids;
 pub mod keystore;
 pub mod ledger;

@@ -243,6 +243,9 @@ pub async fn serve_on(
     store: Store,
     config: Config,
 ) -> Result<(), Error> {
+    // Test hooks (feature `failpoints`, never in a release build): from `FAILPOINTS`.
+    #[cfg(feature = "failpoints")]
+    offerhub::failpoints::setup()?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener: {e}")))?;
