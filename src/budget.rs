@@ -155,16 +155,21 @@ impl SharedBudget {
     }
 
     /// Waits until a token of `key` is spent (Trustless Work pacing). On a database
-    /// error, waits a second and tries again.
+    /// error, tries again a second later ([`crate::retry::AFTER_ERROR`]).
     pub async fn until_ready(&self, key: &str) {
+        use backon::Retryable;
         loop {
-            match self.try_acquire(key).await {
+            let taken = (|| self.try_acquire(key))
+                .retry(crate::retry::AFTER_ERROR)
+                .notify(|e, _| {
+                    tracing::warn!(error = %e, "shared request budget unavailable; retrying");
+                })
+                .await;
+            match taken {
                 Ok(Ok(())) => return,
                 Ok(Err(wait)) => tokio::time::sleep(wait.max(Duration::from_millis(5))).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "shared request budget unavailable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                // AFTER_ERROR has no limit: only reached if it ever gets one.
+                Err(_) => {}
             }
         }
     }

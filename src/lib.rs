@@ -11,6 +11,8 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod events;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 pub mod ids;
 pub mod keystore;
 pub mod ledger;
@@ -18,6 +20,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbound;
 pub mod pagination;
+pub mod retry;
 pub mod sequencer;
 pub mod services;
 pub mod stellar;

@@ -48,15 +48,16 @@ impl Setup {
             .env("OFFERHUB_SAGA_LEASE_SECS", "2");
     }
 
-    /// Starts the daemon; with a failpoint it stops at that point and reports it on the
-    /// returned channel.
+    /// Starts the daemon; with fail points (`FAILPOINTS`, the `fail` crate's syntax; the
+    /// binary is built with the `failpoints` feature under `cargo test`) it stops at the
+    /// one that fires and reports it on the returned channel.
     async fn serve(&self, failpoint: Option<&str>) -> (Proc, mpsc::Receiver<String>) {
         let mut c = Command::new(BIN);
         c.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
         self.env(&mut c);
         match failpoint {
-            Some(f) => c.env("OFFERHUB_FAILPOINT", f),
-            None => c.env_remove("OFFERHUB_FAILPOINT"),
+            Some(f) => c.env("FAILPOINTS", f),
+            None => c.env_remove("FAILPOINTS"),
         };
         let mut child = c.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -131,7 +132,11 @@ impl Setup {
 fn reached(rx: &mpsc::Receiver<String>, what: &str) {
     let line = rx
         .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("failpoint {what} not reached"));
+        .unwrap_or_else(|_| {
+            panic!(
+                "failpoint {what} not reached (is the binary built with the `failpoints` feature?)"
+            )
+        });
     assert!(line.contains(what), "{line}");
 }
 
@@ -164,7 +169,7 @@ async fn sigkill_between_steps(db: String) {
     }
 
     // Run 1: parties, deposit, order; killed right after the deploy was submitted.
-    let (daemon, rx) = s.serve(Some("after_submit:1")).await;
+    let (daemon, rx) = s.serve(Some("after_submit=1*return")).await;
     let mut ids = Vec::new();
     for ext in ["buyer", "seller"] {
         let u = s
@@ -209,7 +214,7 @@ async fn sigkill_between_steps(db: String) {
     drop(daemon);
 
     // Run 2: the deploy saga resumes; killed after the fund envelope is stored.
-    let (daemon, rx) = s.serve(Some("after_store:1")).await;
+    let (daemon, rx) = s.serve(Some("after_store=1*return")).await;
     s.until("ESCROW_FUNDING", async || {
         s.order_status(&id).await == "ESCROW_FUNDING"
     })
@@ -219,7 +224,7 @@ async fn sigkill_between_steps(db: String) {
     drop(daemon);
 
     // Run 3: the fund resumes (submit #1); the release's first step (submit #2) stops.
-    let (daemon, rx) = s.serve(Some("after_submit:2")).await;
+    let (daemon, rx) = s.serve(Some("after_submit=1*off->1*return")).await;
     s.until("IN_PROGRESS", async || {
         s.order_status(&id).await == "IN_PROGRESS"
     })
@@ -229,7 +234,7 @@ async fn sigkill_between_steps(db: String) {
     drop(daemon);
 
     // Run 4: step 1 recorded on resume; approve stored (#1) and sent; release stored (#2).
-    let (daemon, rx) = s.serve(Some("after_store:2")).await;
+    let (daemon, rx) = s.serve(Some("after_store=1*off->1*return")).await;
     reached(&rx, "after_store");
     drop(daemon);
 

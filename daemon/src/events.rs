@@ -20,13 +20,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use backon::{BackoffBuilder, Retryable};
 use offerhub::error::Error;
 use offerhub::events::{self, Event, EventFilter};
 use offerhub::pagination::{PageRequest, encode_cursor};
+use offerhub::retry::AFTER_ERROR;
 use offerhub::store::{Backend, Store};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiResult, Auth, Read, respond_page_with};
 use crate::state::AppState;
@@ -37,22 +41,28 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Broadcasts committed events to this daemon's subscribers.
 pub struct EventHub {
     sender: broadcast::Sender<Arc<Event>>,
-    /// `true` once the daemon shuts down: SSE streams end, the pump stops.
-    stopping: tokio::sync::watch::Sender<bool>,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Cancelled once the daemon shuts down: SSE streams end, the pump stops.
+    stopping: CancellationToken,
+    /// The pump, its LISTEN connection and every SSE stream's forwarder.
+    tasks: TaskTracker,
 }
 
 impl EventHub {
     /// Starts the pump (and, on PostgreSQL, its LISTEN connection) on the current runtime.
     pub fn start(store: Store, database_url: Option<String>) -> Arc<EventHub> {
         let (sender, _) = broadcast::channel(8192);
-        let mut tasks = Vec::new();
+        let hub = EventHub {
+            sender: sender.clone(),
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
         let wake = store.events_written();
         if store.backend() == Backend::Postgres
             && let Some(url) = database_url
         {
             let wake = wake.clone();
-            tasks.push(tokio::spawn(async move {
+            hub.spawn(async move {
+                let mut reconnect = AFTER_ERROR.build();
                 loop {
                     match sqlx::postgres::PgListener::connect(&url).await {
                         Ok(mut l) => {
@@ -66,18 +76,15 @@ impl EventHub {
                             tracing::warn!(error = %e, "event LISTEN connection failed; retrying")
                         }
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Unlimited schedule: `None` never comes.
+                    tokio::time::sleep(reconnect.next().unwrap_or(Duration::from_secs(1))).await;
                 }
-            }));
+            });
         }
-        let pump_sender = sender.clone();
-        tasks.push(tokio::spawn(async move {
-            let sender = pump_sender;
-            let mut last = loop {
-                match events::last_seq(&store).await {
-                    Ok(s) => break s,
-                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-                }
+        hub.spawn(async move {
+            let Ok(mut last) = (|| events::last_seq(&store)).retry(AFTER_ERROR).await else {
+                // AFTER_ERROR has no limit: only reached if it ever gets one.
+                return;
             };
             // Passes that found rows waiting on an older transaction and numbered
             // nothing, in a row: the retry backs off from 2 ms to 128 ms.
@@ -138,34 +145,41 @@ impl EventHub {
                     }
                 }
             }
-        }));
-        Arc::new(EventHub {
-            sender,
-            stopping: tokio::sync::watch::channel(false).0,
-            tasks: std::sync::Mutex::new(tasks),
-        })
+        });
+        Arc::new(hub)
     }
 
+    /// A receiver of every event broadcast from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
     }
 
+    /// Runs `task` until it ends or [`EventHub::shutdown`] is called (then it is dropped
+    /// where it waits).
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks
+            .spawn(self.stopping.clone().run_until_cancelled_owned(task));
+    }
+
     /// Resolves once [`EventHub::shutdown`] was called.
     pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.stopping.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+        self.stopping.clone().cancelled_owned()
     }
 
     /// Ends every SSE stream (so a graceful shutdown does not wait on them) and stops
-    /// the pump and its LISTEN connection.
+    /// the pump and its LISTEN connection; [`EventHub::stopped_within`] waits for them.
     pub fn shutdown(&self) {
-        self.stopping.send_replace(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
-            t.abort();
-        }
+        self.stopping.cancel();
+        self.tasks.close();
+    }
+
+    /// Waits until the pump, its LISTEN connection and every SSE forwarder have ended
+    /// after [`EventHub::shutdown`], up to `timeout`; `false` when some were still
+    /// running then.
+    pub async fn stopped_within(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.tasks.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -250,13 +264,7 @@ pub async fn stream(
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let store = state.store.clone();
     let filter = q.filter;
-    let stopped = state.events.stopped();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = stopped => {}
-            () = forward(store, filter, last, live, tx) => {}
-        }
-    });
+    state.events.spawn(forward(store, filter, last, live, tx));
     Ok(Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response())

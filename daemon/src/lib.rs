@@ -225,7 +225,8 @@ async fn method_not_allowed() -> impl IntoResponse {
 }
 
 /// Migrates the database, binds `config.bind_addr()` and serves until SIGINT or
-/// SIGTERM, then drains in-flight requests (up to 30 s) and closes the store.
+/// SIGTERM, then stops the workers and event streams, drains in-flight requests (up to
+/// 30 s), waits for the background tasks to end and closes the store.
 pub async fn serve(config: Config) -> Result<(), Error> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
@@ -242,6 +243,9 @@ pub async fn serve_on(
     store: Store,
     config: Config,
 ) -> Result<(), Error> {
+    // Test hooks (feature `failpoints`, never in a release build): from `FAILPOINTS`.
+    #[cfg(feature = "failpoints")]
+    offerhub::failpoints::setup()?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener: {e}")))?;
@@ -272,22 +276,36 @@ pub async fn serve_on(
     let app = router(state);
     // On SIGINT/SIGTERM: stop the workers (leadership of the deposit monitor goes with
     // its session) and end SSE streams at once, then let in-flight requests finish.
+    let stopping = (workers.clone(), events.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: workers stopped, event streams closed");
-            workers.stop();
-            events.shutdown();
+            stopping.0.stop();
+            stopping.1.shutdown();
         })
         .await
         .map_err(|e| Error::internal(format!("server: {e}")))?;
+    // Nothing may use the store once it closes: wait for the workers, the event pump and
+    // the SSE forwarders to have ended, then for the metrics tasks.
+    if !workers.stopped(SHUTDOWN_TIMEOUT).await {
+        tracing::warn!("some workers had not stopped when the store was closed");
+    }
+    if !events.stopped_within(SHUTDOWN_TIMEOUT).await {
+        tracing::warn!("some event tasks had not stopped when the store was closed");
+    }
     for task in [metrics_listener, upkeep].into_iter().flatten() {
         task.abort();
+        let _ = task.await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), store.close()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, store.close()).await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a shutdown waits for the background tasks to end, and then for the store to
+/// close.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// On the sandbox network without `AIRTM_BASE_URL`, the Airtm simulator is the
 /// embedded sandbox: register this daemon's `POST /api/v1/webhooks/airtm` with it, as an

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::future::BoxFuture;
 use offerhub::config::{Config, Network};
 use offerhub::context::Context;
@@ -123,6 +124,28 @@ impl UserHooks for WalletProvisioner {
     }
 }
 
+/// Setting up the platform wallet again: from 1 s, doubling up to 60 s, with jitter,
+/// until it is active.
+const PLATFORM_WALLET_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(1))
+    .with_factor(2.0)
+    .with_max_delay(Duration::from_secs(60))
+    .without_max_times()
+    .with_jitter();
+
+/// The first pause of [`STREAM_RECONNECT`].
+const STREAM_RECONNECT_MIN: Duration = Duration::from_millis(200);
+
+/// Reopening the deposit monitor's payment stream: from 200 ms (or the server's `retry:`
+/// after a stream that opened), doubling up to 30 s, with jitter; the schedule starts
+/// over once a stream opens.
+const STREAM_RECONNECT: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(STREAM_RECONNECT_MIN)
+    .with_factor(2.0)
+    .with_max_delay(Duration::from_secs(30))
+    .without_max_times()
+    .with_jitter();
+
 /// Prepares the platform wallet, then activates pending wallets (and backfills users
 /// without one) whenever woken or every 2 s.
 pub async fn activation_worker(
@@ -131,16 +154,22 @@ pub async fn activation_worker(
     platform_user: Option<String>,
     wake: Arc<Notify>,
 ) {
-    let mut delay = Duration::from_secs(1);
-    loop {
+    use backon::Retryable;
+    let platform_ready = || async {
         match wallets::ensure_platform(&store, &sc, platform_user.as_deref()).await {
-            Ok(w) if w.status == wallets::WalletStatus::Active => break,
-            Ok(w) => tracing::warn!(reason = ?w.failure_reason, "platform wallet not active yet"),
-            Err(e) => tracing::warn!(error = %e, "platform wallet setup failed; retrying"),
+            Ok(w) if w.status == wallets::WalletStatus::Active => Ok(()),
+            Ok(w) => {
+                tracing::warn!(reason = ?w.failure_reason, "platform wallet not active yet");
+                Err(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "platform wallet setup failed; retrying");
+                Err(())
+            }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(60));
-    }
+    };
+    // Unlimited: it ends only once the platform wallet is active.
+    let _ = platform_ready.retry(PLATFORM_WALLET_RETRY).await;
     loop {
         if let Err(e) = wallets::backfill(&store, &sc, 100).await {
             tracing::warn!(error = %e, "wallet backfill failed");
@@ -218,25 +247,27 @@ pub async fn deposit_monitor(store: Store, sc: Arc<StellarContext>) {
 }
 
 /// Streams payments from the saved cursor and credits deposits, until the future is
-/// dropped (it never ends by itself).
+/// dropped (it never ends by itself). A new stream resumes from the saved cursor: the
+/// paging token (Horizon's SSE `id:`) of the last record processed, which the
+/// stream's own last event id may be past when a record could not be processed.
 async fn monitor_payments(store: &Store, sc: &StellarContext) {
     use futures_util::StreamExt;
     use offerhub::services::deposits::{self, ManagedWallets};
     let mut managed = ManagedWallets::default();
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = STREAM_RECONNECT.build();
+    // The last pause: a cursor that cannot be read is read again after it.
+    let mut pause = STREAM_RECONNECT_MIN;
     loop {
         let cursor = match deposits::cursor(store).await {
             Ok(c) => c.unwrap_or_else(|| "now".to_string()),
             Err(e) => {
                 tracing::warn!(error = %e, "deposit monitor: cannot read the cursor");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
         match sc.horizon.stream_payments(&cursor).await {
-            Ok(stream) => {
-                delay = Duration::from_millis(200);
-                let mut stream = std::pin::pin!(stream);
+            Ok(mut stream) => {
                 while let Some(item) = stream.next().await {
                     match item {
                         Ok(record) => {
@@ -254,12 +285,20 @@ async fn monitor_payments(store: &Store, sc: &StellarContext) {
                         }
                     }
                 }
+                // The stream opened: the schedule starts over, from the reconnection
+                // time the server asked for (`retry:`; at least the default pause, so
+                // a `retry: 0` cannot spin).
+                let first = stream
+                    .retry()
+                    .map_or(STREAM_RECONNECT_MIN, |r| r.max(STREAM_RECONNECT_MIN));
+                backoff = STREAM_RECONNECT.with_min_delay(first).build();
             }
             Err(e) => tracing::warn!(error = %e, "deposit monitor: cannot open the stream"),
         }
         offerhub::metrics::deposit_stream_reconnect();
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
+        // Unlimited schedule: `None` never comes; the cap stands in for it.
+        pause = backoff.next().unwrap_or(Duration::from_secs(30));
+        tokio::time::sleep(pause).await;
     }
 }
 

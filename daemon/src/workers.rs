@@ -4,47 +4,70 @@
 //! idempotency records, the order lifecycle (automatic release after the inspection
 //! window, expiry of stale reservations) and the scheduled reconciliation (one leader
 //! among the daemons). Each loop survives errors (logged) and wakes on new events or a
-//! short tick.
+//! short tick. All of them run on one task tracker until one cancellation token is
+//! cancelled: the daemon's shutdown cancels it and waits until they have ended.
 
 use std::time::Duration;
 
 use offerhub::services::{idempotency, webhooks};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::state::AppState;
 
-/// The running workers of a daemon.
-pub struct Workers(Vec<tokio::task::JoinHandle<()>>);
+/// The running workers of a daemon: each runs on one [`TaskTracker`] until one
+/// [`CancellationToken`] is cancelled. Clones share the same workers.
+#[derive(Clone, Default)]
+pub struct Workers {
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
 
 impl Workers {
-    /// Stops every worker now. Safe at any point: a worker's open transaction rolls back,
-    /// and chain operations resume from their stored envelope (sagas, withdrawals) on
-    /// the next start or in another daemon.
-    pub fn stop(self) {
-        for h in self.0 {
-            h.abort();
-        }
+    /// Runs `worker` until it ends or [`Workers::stop`] is called: then it is dropped at
+    /// the point where it waits (a sleep, a query, a provider call).
+    fn spawn(&self, worker: impl Future<Output = ()> + Send + 'static) {
+        self.tracker
+            .spawn(self.token.clone().run_until_cancelled_owned(worker));
+    }
+
+    /// Asks every worker to stop; [`Workers::stopped`] waits until they have. Safe at
+    /// any point: a worker's open transaction rolls back, and chain operations resume
+    /// from their stored envelope (sagas, withdrawals) on the next start or in another
+    /// daemon.
+    pub fn stop(&self) {
+        self.token.cancel();
+        self.tracker.close();
+    }
+
+    /// Waits until every worker has ended after [`Workers::stop`], up to `timeout`;
+    /// `false` when some were still running then.
+    pub async fn stopped(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 
 /// Starts every worker on the current runtime; [`Workers::stop`] ends them (dropping
 /// the handle leaves them running).
 pub fn start(state: &AppState) -> Workers {
-    let mut handles = Vec::new();
+    let workers = Workers::default();
     if let Some(sc) = &state.stellar {
-        handles.push(tokio::spawn(crate::wallets::activation_worker(
+        workers.spawn(crate::wallets::activation_worker(
             state.store.clone(),
             sc.clone(),
             state.config.platform_user_id.clone(),
             state.wallet_wake.clone(),
-        )));
-        handles.push(tokio::spawn(crate::wallets::deposit_monitor(
+        ));
+        workers.spawn(crate::wallets::deposit_monitor(
             state.store.clone(),
             sc.clone(),
-        )));
+        ));
     }
     if let Some(ec) = &state.escrow {
         let (ec, store) = (ec.clone(), state.store.clone());
-        handles.push(tokio::spawn(async move {
+        workers.spawn(async move {
             // Resumes sagas left running (a restart, an unknown outcome, a retry).
             loop {
                 if let Err(e) = offerhub::services::escrow::resume_due(&ec, &store).await {
@@ -52,12 +75,12 @@ pub fn start(state: &AppState) -> Workers {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }));
+        });
     }
     if let (Some(ac), Some(wake)) = (&state.airtm, &state.airtm_wake) {
         let (ac, wake, store) = (ac.clone(), wake.clone(), state.store.clone());
         let every = std::time::Duration::from_secs(u64::from(state.config.airtm.reconcile_secs));
-        handles.push(tokio::spawn(async move {
+        workers.spawn(async move {
             // The inbox of Airtm webhooks, and the reconciler: open top-ups and payouts
             // are re-read from Airtm so a missed webhook never leaves money stuck.
             let mut last_reconcile = tokio::time::Instant::now();
@@ -92,40 +115,39 @@ pub fn start(state: &AppState) -> Workers {
                     let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
                 }
             }
-        }));
+        });
     }
+    workers.spawn(webhook_loop(state.clone()));
     let s = state.clone();
-    handles.push(tokio::spawn(async move { webhook_loop(s).await }));
-    let s = state.clone();
-    handles.push(tokio::spawn(async move {
+    workers.spawn(async move {
         loop {
             if let Err(e) = idempotency::purge_expired(&s.store).await {
                 tracing::warn!(error = %e, "idempotency purge failed");
             }
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
-    }));
-    let s = state.clone();
-    handles.push(tokio::spawn(async move { lifecycle_loop(s).await }));
+    });
+    workers.spawn(lifecycle_loop(state.clone(), workers.clone()));
     match (state.config.reconcile_every_secs, &state.stellar) {
-        (Some(every), Some(sc)) => handles.push(tokio::spawn(scheduled_reconciliation(
+        (Some(every), Some(sc)) => workers.spawn(scheduled_reconciliation(
             state.clone(),
             sc.clone(),
             Duration::from_secs(every),
-        ))),
+        )),
         (Some(_), None) => tracing::warn!(
             "OFFERHUB_RECONCILE_EVERY is set but there are no wallets to reconcile (no WALLET_ENCRYPTION_KEY or Horizon): scheduled reconciliation disabled"
         ),
         _ => {}
     }
-    Workers(handles)
+    workers
 }
 
 /// The order lifecycle, every second: orders whose inspection window expired are
 /// released (through the saga of a manual release; several daemons may look, the
 /// schedule's compare-and-set lets one release), and with `OFFERHUB_ORDER_RESERVATION_TTL`
-/// stale `FUNDS_RESERVED` orders are canceled (`order.expired`).
-async fn lifecycle_loop(state: AppState) {
+/// stale `FUNDS_RESERVED` orders are canceled (`order.expired`). Each release saga runs
+/// as one more of `workers`.
+async fn lifecycle_loop(state: AppState, workers: Workers) {
     use offerhub::services::{escrow, lifecycle};
     loop {
         if let Some(ec) = &state.escrow {
@@ -136,7 +158,7 @@ async fn lifecycle_loop(state: AppState) {
                             Ok(Some(saga)) => {
                                 tracing::info!(order_id = %id, saga_id = %saga.id, "inspection window expired: releasing");
                                 let (ec, store) = (ec.clone(), state.store.clone());
-                                tokio::spawn(async move {
+                                workers.spawn(async move {
                                     if let Err(e) = escrow::run(&ec, &store, &saga.id).await {
                                         tracing::warn!(saga_id = %saga.id, error = %e, "automatic release saga run failed");
                                     }

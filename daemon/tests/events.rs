@@ -250,3 +250,61 @@ async fn several_daemons_stream_every_event(url: String) {
     }
 }
 both_backends!(several_daemons_on, several_daemons_stream_every_event);
+
+/// Shutdown as `serve` does it, in crypto mode (the deposit monitor holds a Horizon
+/// stream open, the activation worker has a wallet to activate) with an SSE client
+/// connected: once asked, every worker, the event pump and the SSE forwarder end, and
+/// the trackers say so well within 5 s.
+async fn shutdown_stops_workers_and_streams(url: String) {
+    let sb = offerhub_sandbox::Sandbox::new(offerhub_sandbox::SandboxOptions::default()).unwrap();
+    let addr = offerhub_sandbox::start(sb, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let key = "ab".repeat(32);
+    let state = common::state(
+        &url,
+        &[
+            ("STELLAR_HORIZON_URL", base.as_str()),
+            ("WALLET_ENCRYPTION_KEY", key.as_str()),
+        ],
+    )
+    .await;
+    let workers = offerhub_daemon::workers::start(&state);
+    let events = state.events.clone();
+    let t = TestApp {
+        stellar: state.stellar.clone(),
+        escrow: state.escrow.clone(),
+        airtm: state.airtm.clone(),
+        store: state.store.clone(),
+        app: offerhub_daemon::router(state),
+    };
+    let (_, api_key) = t.key(&["read", "write"]).await;
+    let mut sse = t.sse("/api/v1/events", &api_key, None).await;
+    create_user(&t, &api_key, "stopping").await;
+    assert_eq!(sse.take(1).await.remove(0).event, "user.created");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    workers.stop();
+    events.shutdown();
+    assert!(workers.stopped(Duration::from_secs(5)).await, "workers");
+    assert!(
+        events.stopped_within(Duration::from_secs(5)).await,
+        "event pump and forwarders"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Events sent before the shutdown may still be read; then the stream ends (rather
+    // than waiting out the 5 s).
+    let reading = std::time::Instant::now();
+    while sse.next(Duration::from_secs(5)).await.is_some() {}
+    assert!(
+        reading.elapsed() < Duration::from_secs(4),
+        "the SSE stream ended"
+    );
+}
+both_backends!(shutdown_on, shutdown_stops_workers_and_streams);

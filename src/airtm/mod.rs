@@ -432,27 +432,23 @@ impl Airtm {
         }
     }
 
-    /// GET with up to 3 retries on transient failures; `Ok(None)` on 404.
+    /// GET with up to 3 retries on transient failures ([`crate::retry::PROVIDER_READ`]:
+    /// 200 ms, 400 ms, 800 ms pauses, with jitter); `Ok(None)` on 404.
     async fn get(&self, path: &str, what: &str) -> Result<Option<Value>> {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = match self.send(self.http.get(self.url(path)?), what).await {
-                Ok((404, _)) => return Ok(None),
-                Ok((s, body)) if (200..300).contains(&s) => return Ok(Some(body)),
-                Ok((s, body)) => Err(answer_error(s, &body, what)),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Err(e) if attempt < 4 && is_transient(&e) => {
-                    tracing::debug!(what, error = %e, "Airtm GET failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                other => return other,
+        use crate::retry::PROVIDER_READ;
+        use backon::Retryable;
+        let attempt = || async {
+            match self.send(self.http.get(self.url(path)?), what).await? {
+                (404, _) => Ok(None),
+                (s, body) if (200..300).contains(&s) => Ok(Some(body)),
+                (s, body) => Err(answer_error(s, &body, what)),
             }
-        }
+        };
+        attempt
+            .retry(PROVIDER_READ)
+            .when(is_transient)
+            .notify(|e, _| tracing::debug!(what, error = %e, "Airtm GET failed; retrying"))
+            .await
     }
 
     /// `GET /users/{email}` (§7): `None` when Airtm has no such user (404, 415059).

@@ -74,6 +74,89 @@ pub enum SubmitOutcome {
     Unknown { hash: String, reason: String },
 }
 
+/// A Horizon payment stream (Server-Sent Events, parsed by `eventsource-stream`: lines
+/// and multi-byte characters split across network chunks are reassembled). Yields each
+/// payment record as JSON; keeps the `id:` of the last event (Horizon's paging token)
+/// and the reconnection time the server asked for with `retry:`.
+pub struct PaymentStream {
+    events: futures_util::stream::BoxStream<
+        'static,
+        std::result::Result<
+            eventsource_stream::Event,
+            eventsource_stream::EventStreamError<reqwest::Error>,
+        >,
+    >,
+    last_event_id: String,
+    retry: Option<Duration>,
+    closed: bool,
+}
+
+impl PaymentStream {
+    /// Where a new stream resumes (`Last-Event-ID`, `cursor`): the `id:` of the last
+    /// event received (Horizon's paging token of that record), or the cursor this stream
+    /// was opened with before any.
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// The reconnection time the server asked for with `retry:` (Horizon sends 1 s with
+    /// its `open` event); `None` while it has sent none.
+    pub fn retry(&self) -> Option<Duration> {
+        self.retry
+    }
+}
+
+impl futures_util::Stream for PaymentStream {
+    type Item = Result<Value>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Value>>> {
+        use std::task::Poll;
+        loop {
+            if self.closed {
+                return Poll::Ready(None);
+            }
+            let event = match self.events.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(provider(format!("Horizon stream: {e}")))));
+                }
+                Poll::Ready(Some(Ok(event))) => event,
+            };
+            if let Some(retry) = event.retry {
+                self.retry = Some(retry);
+            }
+            // The event's id is the stream's last event id (it carries over events
+            // without an `id:` line); empty until the server sent one.
+            if !event.id.is_empty() {
+                self.last_event_id.clone_from(&event.id);
+            }
+            match event.event.as_str() {
+                "close" => {
+                    self.closed = true;
+                    return Poll::Ready(None);
+                }
+                "message" => {}
+                _ => continue,
+            }
+            let Ok(mut record) = serde_json::from_str::<Value>(&event.data) else {
+                continue;
+            };
+            let Some(fields) = record.as_object_mut() else {
+                continue;
+            };
+            // Horizon's event id is the record's paging token.
+            if !fields.contains_key("paging_token") && !event.id.is_empty() {
+                fields.insert("paging_token".into(), Value::String(event.id));
+            }
+            return Poll::Ready(Some(Ok(record)));
+        }
+    }
+}
+
 /// A Horizon server.
 #[derive(Clone)]
 pub struct Horizon {
@@ -193,15 +276,16 @@ impl Horizon {
     }
 
     /// GET with bounded retries of transient answers (429, 5xx, transport errors):
-    /// reads are idempotent, so up to 4 attempts with 200 ms, 400 ms, 800 ms pauses.
-    /// Each attempt is a `provider.call` span and one
+    /// reads are idempotent, so up to 4 attempts ([`crate::retry::PROVIDER_READ`]: 200 ms,
+    /// 400 ms, 800 ms pauses, with jitter); the last answer is returned as it is. Each
+    /// attempt is a `provider.call` span and one
     /// `offerhub_provider_requests_total{provider="horizon"}`.
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        use crate::retry::PROVIDER_READ;
+        use backon::Retryable;
         let url = self.url(path)?;
         let operation = crate::metrics::operation("GET", path);
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
+        let attempt = || async {
             self.pace().await;
             let r = self
                 .observed(&operation, self.http.get(url.clone()).send())
@@ -210,13 +294,15 @@ impl Horizon {
                 Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
                 Err(_) => true,
             };
-            if !transient || attempt == 4 {
-                return r.map_err(|e| provider(format!("Horizon unreachable: {e}")));
-            }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            attempt += 1;
-        }
+            // A transient answer is the "error" that is retried; after the last attempt
+            // it is the answer.
+            if transient { Err(r) } else { Ok(r) }
+        };
+        let r = attempt
+            .retry(PROVIDER_READ)
+            .await
+            .unwrap_or_else(|last| last);
+        r.map_err(|e| provider(format!("Horizon unreachable: {e}")))
     }
 
     /// `GET /`: the network passphrase this Horizon serves.
@@ -373,13 +459,14 @@ impl Horizon {
         self.records(&path, "/accounts/…/payments").await
     }
 
-    /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip):
-    /// yields each record (skipping `open`/`close` events) until the server closes the
-    /// stream or an error occurs. Resume by calling again with the last paging token.
-    pub async fn stream_payments(
-        &self,
-        cursor: &str,
-    ) -> Result<impl futures_util::Stream<Item = Result<Value>> + use<>> {
+    /// Streams `GET /payments` as Server-Sent Events from `cursor` (`now` for the tip),
+    /// sent both as `?cursor=` and as `Last-Event-ID`, as Horizon resumes a stream: the
+    /// returned [`PaymentStream`] yields each record (skipping `open` and other named
+    /// events) until the server closes the stream (`event: close` or end of body) or an
+    /// error occurs. Resume by calling again with [`PaymentStream::last_event_id`] (or the
+    /// paging token of the last record processed), after [`PaymentStream::retry`].
+    pub async fn stream_payments(&self, cursor: &str) -> Result<PaymentStream> {
+        use eventsource_stream::Eventsource;
         use futures_util::StreamExt;
         let url = self.url(&format!("/payments?cursor={}", query_value(cursor)))?;
         let resp = self
@@ -399,54 +486,12 @@ impl Horizon {
                 resp.status()
             )));
         }
-        let bytes = resp.bytes_stream();
-        Ok(futures_util::stream::unfold(
-            (
-                bytes,
-                String::new(),
-                std::collections::VecDeque::<Value>::new(),
-            ),
-            |(mut bytes, mut buf, mut ready)| async move {
-                loop {
-                    if let Some(v) = ready.pop_front() {
-                        return Some((Ok(v), (bytes, buf, ready)));
-                    }
-                    match bytes.next().await {
-                        None => return None,
-                        Some(Err(e)) => {
-                            return Some((
-                                Err(provider(format!("Horizon stream: {e}"))),
-                                (bytes, buf, ready),
-                            ));
-                        }
-                        Some(Ok(chunk)) => {
-                            buf.push_str(&String::from_utf8_lossy(&chunk));
-                            while let Some(end) = buf.find("\n\n") {
-                                let block: String = buf.drain(..end + 2).collect();
-                                let mut event = "";
-                                let mut data = String::new();
-                                for line in block.lines() {
-                                    if let Some(e) = line.strip_prefix("event:") {
-                                        event = e.trim();
-                                    } else if let Some(d) = line.strip_prefix("data:") {
-                                        data.push_str(d.trim_start());
-                                    }
-                                }
-                                if event == "close" {
-                                    return None;
-                                }
-                                if event.is_empty()
-                                    && let Ok(v) = serde_json::from_str::<Value>(&data)
-                                    && v.is_object()
-                                {
-                                    ready.push_back(v);
-                                }
-                            }
-                        }
-                    }
-                }
-            },
-        ))
+        Ok(PaymentStream {
+            events: resp.bytes_stream().eventsource().boxed(),
+            last_event_id: cursor.to_string(),
+            retry: None,
+            closed: false,
+        })
     }
 
     /// `POST /transactions` (form-encoded `tx`), once.
@@ -525,43 +570,58 @@ impl Horizon {
     }
 
     /// Submits and settles: on an unknown outcome, polls the hash and resubmits the
-    /// identical envelope until it is known or `max_time` has passed (then it can never
-    /// land: `Failed` with `tx_too_late`). Never builds a new transaction.
+    /// identical envelope ([`crate::retry::SETTLE`]: from 200 ms, doubling up to 5 s) until
+    /// it is known or `max_time` has passed (then it can never land: `Failed` with
+    /// `tx_too_late`). Never builds a new transaction.
     pub async fn submit_settled(&self, env: &SignedEnvelope) -> Result<SubmitOutcome> {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match self.submit(env).await? {
-                SubmitOutcome::Unknown { reason, .. } => {
-                    tracing::warn!(hash = %env.hash, %reason, "transaction outcome unknown; settling by hash");
-                    match self.transaction(&env.hash).await {
-                        Ok(Some((true, ledger))) => {
-                            return Ok(SubmitOutcome::Applied {
-                                hash: env.hash.clone(),
-                                ledger,
-                            });
-                        }
-                        Ok(Some((false, _))) => {
-                            return Ok(SubmitOutcome::Failed {
-                                hash: env.hash.clone(),
-                                tx_code: "tx_failed".into(),
-                                op_codes: Vec::new(),
-                            });
-                        }
-                        _ => {}
-                    }
-                    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-                    if env.max_time != 0 && now > env.max_time + 5 {
-                        return Ok(SubmitOutcome::Failed {
-                            hash: env.hash.clone(),
-                            tx_code: "tx_too_late".into(),
-                            op_codes: Vec::new(),
-                        });
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+        use crate::retry::SETTLE;
+        use backon::Retryable;
+        /// Why an attempt did not settle: still unknown (retried), or an error.
+        enum Unsettled {
+            Unknown(SubmitOutcome),
+            Failed(Error),
+        }
+        let attempt = || async {
+            let outcome = self.submit(env).await.map_err(Unsettled::Failed)?;
+            let SubmitOutcome::Unknown { reason, .. } = &outcome else {
+                return Ok(outcome);
+            };
+            tracing::warn!(hash = %env.hash, %reason, "transaction outcome unknown; settling by hash");
+            match self.transaction(&env.hash).await {
+                Ok(Some((true, ledger))) => {
+                    return Ok(SubmitOutcome::Applied {
+                        hash: env.hash.clone(),
+                        ledger,
+                    });
                 }
-                known => return Ok(known),
+                Ok(Some((false, _))) => {
+                    return Ok(SubmitOutcome::Failed {
+                        hash: env.hash.clone(),
+                        tx_code: "tx_failed".into(),
+                        op_codes: Vec::new(),
+                    });
+                }
+                _ => {}
             }
+            let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+            if env.max_time != 0 && now > env.max_time + 5 {
+                return Ok(SubmitOutcome::Failed {
+                    hash: env.hash.clone(),
+                    tx_code: "tx_too_late".into(),
+                    op_codes: Vec::new(),
+                });
+            }
+            Err(Unsettled::Unknown(outcome))
+        };
+        match attempt
+            .retry(SETTLE)
+            .when(|e| matches!(e, Unsettled::Unknown(_)))
+            .await
+        {
+            Ok(known) => Ok(known),
+            // SETTLE has no limit of its own: only reached if it ever gets one.
+            Err(Unsettled::Unknown(outcome)) => Ok(outcome),
+            Err(Unsettled::Failed(e)) => Err(e),
         }
     }
 }

@@ -73,7 +73,9 @@ pub async fn app_on_sandbox(url: &str, base: &str, extra: &[(&str, &str)]) -> Te
     build(url, &all, true).await
 }
 
-async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
+/// The daemon's state over the database at `url` (migrated), as `serve` builds it, with
+/// no worker started.
+pub async fn state(url: &str, extra: &[(&str, &str)]) -> AppState {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("DATABASE_URL".into(), url.into());
     map.insert("OFFERHUB_MASTER_KEY".into(), MASTER.into());
@@ -98,6 +100,11 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
     if let Some(sc) = stellar {
         state = state.with_stellar(sc);
     }
+    state
+}
+
+async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
+    let state = state(url, extra).await;
     if workers {
         offerhub_daemon::workers::start(&state);
     }
@@ -105,8 +112,8 @@ async fn build(url: &str, extra: &[(&str, &str)], workers: bool) -> TestApp {
         stellar: state.stellar.clone(),
         escrow: state.escrow.clone(),
         airtm: state.airtm.clone(),
+        store: state.store.clone(),
         app: router(state),
-        store,
     }
 }
 

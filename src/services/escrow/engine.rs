@@ -45,34 +45,6 @@ impl From<sqlx::Error> for StepError {
     }
 }
 
-/// Test hook: `OFFERHUB_FAILPOINT=after_store:N` (or `after_submit:N`) makes the N-th
-/// such point of this process print `FAILPOINT <name> reached` to stderr and stop
-/// there, so a test can SIGKILL the daemon at exactly that point. Unset in production.
-pub(super) async fn failpoint(name: &str) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static STORE: AtomicUsize = AtomicUsize::new(0);
-    static SUBMIT: AtomicUsize = AtomicUsize::new(0);
-    let Ok(spec) = std::env::var("OFFERHUB_FAILPOINT") else {
-        return;
-    };
-    let Some((point, n)) = spec.split_once(':') else {
-        return;
-    };
-    if point != name {
-        return;
-    }
-    let counter = if name == "after_store" {
-        &STORE
-    } else {
-        &SUBMIT
-    };
-    let count = counter.fetch_add(1, Ordering::SeqCst) + 1;
-    if n.parse::<usize>().ok() == Some(count) {
-        eprintln!("FAILPOINT {name} reached");
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Runs a saga until it ends or must wait (transient failure), holding its lease.
 pub async fn run(ec: &EscrowContext, store: &Store, saga_id: &str) -> Result<()> {
     if !sagas::lease(store, saga_id, false, ec.settings.lease_secs).await? {
@@ -234,7 +206,9 @@ pub(super) async fn execute_step(
             {
                 return Ok(());
             }
-            failpoint("after_store").await;
+            // Test hook: the crash tests stop here (feature `failpoints`).
+            #[cfg(feature = "failpoints")]
+            crate::failpoints::stop_here("after_store").await;
             let outcome = match ec.tw.send_transaction(&signed.xdr).await? {
                 SendOutcome::Submitted { contract_id: c } => {
                     contract_id = c;
@@ -274,7 +248,9 @@ pub(super) async fn execute_step(
             (signed, outcome)
         }
     };
-    failpoint("after_submit").await;
+    // Test hook: the crash tests stop here (feature `failpoints`).
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::stop_here("after_submit").await;
     match outcome {
         SubmitOutcome::Applied { hash, .. } => {
             apply(
