@@ -59,25 +59,7 @@ pub(super) async fn apply(
 ) -> std::result::Result<(), StepError> {
     let sys = Context::system();
     // Reads that need the network happen before the database transaction.
-    let mut contract = escrow.contract_id.clone();
-    if step.action == Action::Deploy && contract.is_none() {
-        contract = match contract_id {
-            Some(c) => Some(c),
-            None => ec
-                .tw
-                .escrows_by_signer(parties.address(Party::Platform), &order.id)
-                .await?
-                .iter()
-                .find(|e| e["engagementId"].as_str() == Some(order.id.as_str()))
-                .and_then(|e| e["contractId"].as_str().map(str::to_string)),
-        };
-        if contract.is_none() {
-            return Err(StepError::Transient(Error::new(
-                ErrorCode::ProviderUnavailable,
-                "the deployed contract id is not known yet",
-            )));
-        }
-    }
+    let contract = contract_of(ec, step, order, escrow, parties, contract_id).await?;
     let pays = matches!(
         step.action,
         Action::ReleaseFunds
@@ -99,84 +81,16 @@ pub(super) async fn apply(
     db.audit(sys.audit("saga.step_applied", "saga", &saga.id).after(json!({
         "orderId": oid, "step": saga.step, "action": step.action, "milestone": step.milestone, "transactionHash": hash,
     })));
-    match step.action {
-        Action::Deploy => {
-            sqlx::query("UPDATE escrows SET contract_id = $1, deploy_hash = $2, status = $3, updated_at = $4 WHERE order_id = $5")
-                .bind(&contract)
-                .bind(hash)
-                .bind(EscrowStatus::Created)
-                .bind(crate::clock::now())
-                .bind(oid)
-                .execute(db.conn())
-                .await?;
-            let data = json!({ "orderId": oid, "escrowId": escrow.id, "contractId": contract, "transactionHash": hash, "kind": escrow.kind });
-            db.audit(
-                sys.audit("escrow.created", "escrow", &escrow.id)
-                    .after(&data),
-            );
-            db.emit(NewEvent::new("escrow.created", "escrow", &escrow.id, data));
-        }
-        Action::Fund => {
-            let hold = order
-                .hold_id
-                .clone()
-                .ok_or_else(|| Error::internal("funded order without hold"))?;
-            ledger::post_hold(
-                &mut db,
-                &hold,
-                &[Posting::new(ledger::escrow_account(oid), escrow.amount)],
-            )
-            .await?;
-            set_escrow_status(&mut db, oid, EscrowStatus::Funded).await?;
-            let data = json!({ "orderId": oid, "escrowId": escrow.id, "contractId": contract, "amount": escrow.amount, "transactionHash": hash, "fundedAt": crate::clock::now() });
-            db.audit(
-                sys.audit("escrow.funded", "escrow", &escrow.id)
-                    .after(&data),
-            );
-            db.emit(NewEvent::new("escrow.funded", "escrow", &escrow.id, data));
-        }
-        Action::ChangeMilestoneStatus => {
-            let r =
-                set_milestone(&mut db, order, step.milestone, MilestoneStatus::Completed).await?;
-            let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash, "completedAt": crate::clock::now() });
-            db.emit(NewEvent::new(
-                "escrow.milestone_completed",
-                "order",
-                oid,
-                data,
-            ));
-        }
-        Action::ApproveMilestone => {
-            let r =
-                set_milestone(&mut db, order, step.milestone, MilestoneStatus::Approved).await?;
-            let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash });
-            db.emit(NewEvent::new(
-                "escrow.milestone_approved",
-                "order",
-                oid,
-                data,
-            ));
-        }
-        Action::DisputeEscrow | Action::DisputeMilestone => {
-            set_milestone(&mut db, order, step.milestone, MilestoneStatus::Disputed).await?;
-            set_escrow_status(&mut db, oid, EscrowStatus::Disputed).await?;
-        }
-        Action::ReleaseFunds
-        | Action::ResolveDispute
-        | Action::ReleaseMilestoneFunds
-        | Action::ResolveMilestoneDispute => {
-            let status = if matches!(
-                step.action,
-                Action::ReleaseMilestoneFunds | Action::ReleaseFunds
-            ) {
-                MilestoneStatus::Released
-            } else {
-                MilestoneStatus::Resolved
-            };
-            set_milestone(&mut db, order, step.milestone, status).await?;
-            book_payouts(&mut db, order, escrow, parties, hash, &transfers).await?;
-        }
-    }
+    let effects = Effects {
+        step,
+        order,
+        escrow,
+        parties,
+        hash,
+        contract: &contract,
+        transfers: &transfers,
+    };
+    step_effects(&mut db, &effects).await?;
     let last = usize::try_from(saga.step + 1).unwrap_or(0) >= saga.steps.len();
     if last {
         complete(&mut db, saga, order, escrow).await?;
@@ -262,16 +176,8 @@ pub(super) async fn complete(
     order: &Order,
     escrow: &Escrow,
 ) -> Result<()> {
-    let sys = Context::system();
     let oid = order.id.as_str();
     let now = crate::clock::now();
-    let closed = |outcome: CloseOutcome| {
-        order_event(
-            "order.closed",
-            oid,
-            json!({ "orderId": oid, "finalStatus": OrderStatus::Closed, "outcome": outcome, "closedAt": now }),
-        )
-    };
     match saga.kind {
         SagaKind::EscrowDeploy => {
             walk(
@@ -283,95 +189,10 @@ pub(super) async fn complete(
             )
             .await?;
         }
-        SagaKind::EscrowFund => {
-            walk(
-                db,
-                &saga.id,
-                oid,
-                OrderStatus::EscrowFunding,
-                &[OrderStatus::InProgress],
-            )
-            .await?;
-            let data = json!({ "orderId": oid, "escrowId": escrow.id, "trustlessContractId": escrow.contract_id, "amount": escrow.amount, "fundedAt": now });
-            db.emit(order_event("order.escrow_funded", oid, data.clone()));
-            db.emit(order_event(
-                "order.in_progress",
-                oid,
-                json!({ "orderId": oid }),
-            ));
-            // A single-release order has no completion step of its own: its inspection
-            // window runs from funding (see `services::lifecycle`).
-            if escrow.kind != EscrowKind::MultiRelease {
-                crate::services::lifecycle::start_clock(db, oid).await?;
-            }
-        }
-        SagaKind::MilestoneComplete => {
-            // The seller completed the last open milestone: the inspection window starts.
-            let pending: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status = $2",
-            )
-            .bind(oid)
-            .bind(MilestoneStatus::Pending)
-            .fetch_one(db.conn())
-            .await?;
-            if pending == 0 {
-                crate::services::lifecycle::start_clock(db, oid).await?;
-            }
-        }
-        SagaKind::Release => {
-            walk(
-                db,
-                &saga.id,
-                oid,
-                OrderStatus::ReleaseRequested,
-                &[OrderStatus::Released, OrderStatus::Closed],
-            )
-            .await?;
-            set_escrow_status(db, oid, EscrowStatus::Released).await?;
-            db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
-            db.emit(NewEvent::new(
-                "escrow.released",
-                "escrow",
-                &escrow.id,
-                json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
-            ));
-            db.emit(closed(CloseOutcome::Released));
-            if saga.params["autoRelease"] == json!(true) {
-                let at: Option<String> =
-                    sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
-                        .bind(oid)
-                        .fetch_one(db.conn())
-                        .await?;
-                sqlx::query("UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3")
-                    .bind(AutoReleaseStatus::Released)
-                    .bind(oid)
-                    .bind(AutoReleaseStatus::Releasing)
-                    .execute(db.conn())
-                    .await?;
-                let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
-                db.audit(sys.audit("order.auto_released", "order", oid).after(&data));
-                db.emit(order_event("order.auto_released", oid, data));
-            }
-        }
-        SagaKind::Refund => {
-            walk(
-                db,
-                &saga.id,
-                oid,
-                OrderStatus::RefundRequested,
-                &[OrderStatus::Refunded, OrderStatus::Closed],
-            )
-            .await?;
-            set_escrow_status(db, oid, EscrowStatus::Refunded).await?;
-            db.emit(order_event("order.refunded", oid, json!({ "orderId": oid, "buyerId": order.buyer_id, "amount": order.amount, "currency": order.currency, "reason": saga.params.get("reason"), "refundedAt": now })));
-            db.emit(NewEvent::new(
-                "escrow.refunded",
-                "escrow",
-                &escrow.id,
-                json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
-            ));
-            db.emit(closed(CloseOutcome::Refunded));
-        }
+        SagaKind::EscrowFund => funded(db, saga, escrow, oid, &now).await?,
+        SagaKind::MilestoneComplete => milestone_completed(db, oid).await?,
+        SagaKind::Release => released(db, saga, order, escrow, &now).await?,
+        SagaKind::Refund => refunded(db, saga, order, escrow, &now).await?,
         SagaKind::Dispute => {
             walk(
                 db,
@@ -385,60 +206,9 @@ pub(super) async fn complete(
                 crate::services::disputes::opened(db, d, oid).await?;
             }
         }
-        SagaKind::Resolve => {
-            walk(
-                db,
-                &saga.id,
-                oid,
-                OrderStatus::Disputed,
-                &[OrderStatus::Closed],
-            )
-            .await?;
-            let decision = saga.params["decision"]
-                .as_str()
-                .and_then(Decision::parse)
-                .ok_or_else(|| {
-                    Error::internal(format!("resolve saga {} has no valid decision", saga.id))
-                })?;
-            let (escrow_status, outcome) = match decision {
-                Decision::FullRelease => (EscrowStatus::Released, CloseOutcome::Released),
-                Decision::FullRefund => (EscrowStatus::Refunded, CloseOutcome::Refunded),
-                Decision::Split => (EscrowStatus::Resolved, CloseOutcome::Split),
-            };
-            set_escrow_status(db, oid, escrow_status).await?;
-            if let Some(d) = &saga.dispute_id {
-                crate::services::disputes::resolved(db, d, oid, &saga.params).await?;
-            }
-            db.emit(closed(outcome));
-        }
-        SagaKind::MilestoneRelease => {
-            let left: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status NOT IN ($2, $3)",
-            )
-            .bind(oid)
-            .bind(MilestoneStatus::Released)
-            .bind(MilestoneStatus::Resolved)
-            .fetch_one(db.conn())
-            .await?;
-            if left == 0 {
-                walk(
-                    db,
-                    &saga.id,
-                    oid,
-                    OrderStatus::InProgress,
-                    &[
-                        OrderStatus::ReleaseRequested,
-                        OrderStatus::Released,
-                        OrderStatus::Closed,
-                    ],
-                )
-                .await?;
-                set_escrow_status(db, oid, EscrowStatus::Released).await?;
-                db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
-                db.emit(closed(CloseOutcome::Released));
-            }
-        }
-        _ => {}
+        SagaKind::Resolve => resolved(db, saga, oid, &now).await?,
+        SagaKind::MilestoneRelease => milestone_released(db, saga, order, &now).await?,
+        SagaKind::MilestoneApprove => {}
     }
     if saga.kind.pays_out() {
         let status: OrderStatus = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
@@ -451,8 +221,339 @@ pub(super) async fn complete(
         }
     }
     db.audit(
-        sys.audit("saga.completed", "saga", &saga.id)
+        Context::system()
+            .audit("saga.completed", "saga", &saga.id)
             .after(json!({ "kind": saga.kind, "orderId": oid, "steps": saga.steps.len() })),
     );
     sagas::finish(db, saga, SagaStatus::Completed, None).await
+}
+
+/// `order.closed` with how it ended.
+fn closed_event(oid: &str, outcome: CloseOutcome, now: &str) -> NewEvent {
+    order_event(
+        "order.closed",
+        oid,
+        json!({ "orderId": oid, "finalStatus": OrderStatus::Closed, "outcome": outcome, "closedAt": now }),
+    )
+}
+
+/// Funding landed: `ESCROW_FUNDING → IN_PROGRESS`; a single-release order's
+/// inspection window starts now (it has no completion step of its own).
+async fn funded(db: &mut Tx, saga: &Saga, escrow: &Escrow, oid: &str, now: &str) -> Result<()> {
+    walk(
+        db,
+        &saga.id,
+        oid,
+        OrderStatus::EscrowFunding,
+        &[OrderStatus::InProgress],
+    )
+    .await?;
+    let data = json!({ "orderId": oid, "escrowId": escrow.id, "trustlessContractId": escrow.contract_id, "amount": escrow.amount, "fundedAt": now });
+    db.emit(order_event("order.escrow_funded", oid, data));
+    db.emit(order_event(
+        "order.in_progress",
+        oid,
+        json!({ "orderId": oid }),
+    ));
+    // See `services::lifecycle`.
+    if escrow.kind != EscrowKind::MultiRelease {
+        crate::services::lifecycle::start_clock(db, oid).await?;
+    }
+    Ok(())
+}
+
+/// The seller completed a milestone: when it was the last open one, the inspection
+/// window starts.
+async fn milestone_completed(db: &mut Tx, oid: &str) -> Result<()> {
+    let pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status = $2")
+            .bind(oid)
+            .bind(MilestoneStatus::Pending)
+            .fetch_one(db.conn())
+            .await?;
+    if pending == 0 {
+        crate::services::lifecycle::start_clock(db, oid).await?;
+    }
+    Ok(())
+}
+
+/// A release landed: `RELEASE_REQUESTED → RELEASED → CLOSED`, the escrow released, and
+/// for an automatic release the schedule `RELEASING → RELEASED` (`order.auto_released`).
+async fn released(
+    db: &mut Tx,
+    saga: &Saga,
+    order: &Order,
+    escrow: &Escrow,
+    now: &str,
+) -> Result<()> {
+    let oid = order.id.as_str();
+    walk(
+        db,
+        &saga.id,
+        oid,
+        OrderStatus::ReleaseRequested,
+        &[OrderStatus::Released, OrderStatus::Closed],
+    )
+    .await?;
+    set_escrow_status(db, oid, EscrowStatus::Released).await?;
+    db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
+    db.emit(NewEvent::new(
+        "escrow.released",
+        "escrow",
+        &escrow.id,
+        json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
+    ));
+    db.emit(closed_event(oid, CloseOutcome::Released, now));
+    if saga.params["autoRelease"] == json!(true) {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
+                .bind(oid)
+                .fetch_one(db.conn())
+                .await?;
+        sqlx::query(
+            "UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3",
+        )
+        .bind(AutoReleaseStatus::Released)
+        .bind(oid)
+        .bind(AutoReleaseStatus::Releasing)
+        .execute(db.conn())
+        .await?;
+        let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
+        db.audit(
+            Context::system()
+                .audit("order.auto_released", "order", oid)
+                .after(&data),
+        );
+        db.emit(order_event("order.auto_released", oid, data));
+    }
+    Ok(())
+}
+
+/// A refund landed: `REFUND_REQUESTED → REFUNDED → CLOSED`, the escrow refunded.
+async fn refunded(
+    db: &mut Tx,
+    saga: &Saga,
+    order: &Order,
+    escrow: &Escrow,
+    now: &str,
+) -> Result<()> {
+    let oid = order.id.as_str();
+    walk(
+        db,
+        &saga.id,
+        oid,
+        OrderStatus::RefundRequested,
+        &[OrderStatus::Refunded, OrderStatus::Closed],
+    )
+    .await?;
+    set_escrow_status(db, oid, EscrowStatus::Refunded).await?;
+    db.emit(order_event("order.refunded", oid, json!({ "orderId": oid, "buyerId": order.buyer_id, "amount": order.amount, "currency": order.currency, "reason": saga.params.get("reason"), "refundedAt": now })));
+    db.emit(NewEvent::new(
+        "escrow.refunded",
+        "escrow",
+        &escrow.id,
+        json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
+    ));
+    db.emit(closed_event(oid, CloseOutcome::Refunded, now));
+    Ok(())
+}
+
+/// A resolution landed: `DISPUTED → CLOSED`, the escrow released, refunded or resolved
+/// per the decision, the dispute `RESOLVED`.
+async fn resolved(db: &mut Tx, saga: &Saga, oid: &str, now: &str) -> Result<()> {
+    walk(
+        db,
+        &saga.id,
+        oid,
+        OrderStatus::Disputed,
+        &[OrderStatus::Closed],
+    )
+    .await?;
+    let decision = saga.params["decision"]
+        .as_str()
+        .and_then(Decision::parse)
+        .ok_or_else(|| {
+            Error::internal(format!("resolve saga {} has no valid decision", saga.id))
+        })?;
+    let (escrow_status, outcome) = match decision {
+        Decision::FullRelease => (EscrowStatus::Released, CloseOutcome::Released),
+        Decision::FullRefund => (EscrowStatus::Refunded, CloseOutcome::Refunded),
+        Decision::Split => (EscrowStatus::Resolved, CloseOutcome::Split),
+    };
+    set_escrow_status(db, oid, escrow_status).await?;
+    if let Some(d) = &saga.dispute_id {
+        crate::services::disputes::resolved(db, d, oid, &saga.params).await?;
+    }
+    db.emit(closed_event(oid, outcome, now));
+    Ok(())
+}
+
+/// A milestone was released: when none is left open, the order is released and closed.
+async fn milestone_released(db: &mut Tx, saga: &Saga, order: &Order, now: &str) -> Result<()> {
+    let oid = order.id.as_str();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM milestones WHERE order_id = $1 AND status NOT IN ($2, $3)",
+    )
+    .bind(oid)
+    .bind(MilestoneStatus::Released)
+    .bind(MilestoneStatus::Resolved)
+    .fetch_one(db.conn())
+    .await?;
+    if left == 0 {
+        walk(
+            db,
+            &saga.id,
+            oid,
+            OrderStatus::InProgress,
+            &[
+                OrderStatus::ReleaseRequested,
+                OrderStatus::Released,
+                OrderStatus::Closed,
+            ],
+        )
+        .await?;
+        set_escrow_status(db, oid, EscrowStatus::Released).await?;
+        db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
+        db.emit(closed_event(oid, CloseOutcome::Released, now));
+    }
+    Ok(())
+}
+
+/// The contract a step acts on: the escrow's, or for a deploy the new contract's id
+/// (from TW's answer, else looked up by the order's engagement id). Transient while TW
+/// does not know it yet.
+async fn contract_of(
+    ec: &EscrowContext,
+    step: &Step,
+    order: &Order,
+    escrow: &Escrow,
+    parties: &Parties,
+    contract_id: Option<String>,
+) -> std::result::Result<Option<String>, StepError> {
+    let contract = escrow.contract_id.clone();
+    if step.action != Action::Deploy || contract.is_some() {
+        return Ok(contract);
+    }
+    let contract = match contract_id {
+        Some(c) => Some(c),
+        None => ec
+            .tw
+            .escrows_by_signer(parties.address(Party::Platform), &order.id)
+            .await?
+            .iter()
+            .find(|e| e["engagementId"].as_str() == Some(order.id.as_str()))
+            .and_then(|e| e["contractId"].as_str().map(str::to_string)),
+    };
+    if contract.is_none() {
+        return Err(StepError::Transient(Error::new(
+            ErrorCode::ProviderUnavailable,
+            "the deployed contract id is not known yet",
+        )));
+    }
+    Ok(contract)
+}
+
+/// What a landed step's effects are computed from.
+struct Effects<'a> {
+    step: &'a Step,
+    order: &'a Order,
+    escrow: &'a Escrow,
+    parties: &'a Parties,
+    hash: &'a str,
+    contract: &'a Option<String>,
+    /// USDC that left the contract in this transaction (paying steps only).
+    transfers: &'a [(String, Amount)],
+}
+
+/// The effects of one landed step on escrow and milestone states, the ledger, audit
+/// and events, in the step's database transaction.
+async fn step_effects(db: &mut Tx, e: &Effects<'_>) -> Result<()> {
+    let Effects {
+        step,
+        order,
+        escrow,
+        parties,
+        hash,
+        contract,
+        transfers,
+    } = *e;
+    let sys = Context::system();
+    let oid = order.id.as_str();
+    match step.action {
+        Action::Deploy => {
+            sqlx::query("UPDATE escrows SET contract_id = $1, deploy_hash = $2, status = $3, updated_at = $4 WHERE order_id = $5")
+                .bind(contract)
+                .bind(hash)
+                .bind(EscrowStatus::Created)
+                .bind(crate::clock::now())
+                .bind(oid)
+                .execute(db.conn())
+                .await?;
+            let data = json!({ "orderId": oid, "escrowId": escrow.id, "contractId": contract, "transactionHash": hash, "kind": escrow.kind });
+            db.audit(
+                sys.audit("escrow.created", "escrow", &escrow.id)
+                    .after(&data),
+            );
+            db.emit(NewEvent::new("escrow.created", "escrow", &escrow.id, data));
+        }
+        Action::Fund => {
+            let hold = order
+                .hold_id
+                .clone()
+                .ok_or_else(|| Error::internal("funded order without hold"))?;
+            ledger::post_hold(
+                db,
+                &hold,
+                &[Posting::new(ledger::escrow_account(oid), escrow.amount)],
+            )
+            .await?;
+            set_escrow_status(db, oid, EscrowStatus::Funded).await?;
+            let data = json!({ "orderId": oid, "escrowId": escrow.id, "contractId": contract, "amount": escrow.amount, "transactionHash": hash, "fundedAt": crate::clock::now() });
+            db.audit(
+                sys.audit("escrow.funded", "escrow", &escrow.id)
+                    .after(&data),
+            );
+            db.emit(NewEvent::new("escrow.funded", "escrow", &escrow.id, data));
+        }
+        Action::ChangeMilestoneStatus => {
+            let r = set_milestone(db, order, step.milestone, MilestoneStatus::Completed).await?;
+            let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash, "completedAt": crate::clock::now() });
+            db.emit(NewEvent::new(
+                "escrow.milestone_completed",
+                "order",
+                oid,
+                data,
+            ));
+        }
+        Action::ApproveMilestone => {
+            let r = set_milestone(db, order, step.milestone, MilestoneStatus::Approved).await?;
+            let data = json!({ "orderId": oid, "escrowId": escrow.id, "milestoneRef": r, "milestoneIndex": step.milestone, "transactionHash": hash });
+            db.emit(NewEvent::new(
+                "escrow.milestone_approved",
+                "order",
+                oid,
+                data,
+            ));
+        }
+        Action::DisputeEscrow | Action::DisputeMilestone => {
+            set_milestone(db, order, step.milestone, MilestoneStatus::Disputed).await?;
+            set_escrow_status(db, oid, EscrowStatus::Disputed).await?;
+        }
+        Action::ReleaseFunds
+        | Action::ResolveDispute
+        | Action::ReleaseMilestoneFunds
+        | Action::ResolveMilestoneDispute => {
+            let status = if matches!(
+                step.action,
+                Action::ReleaseMilestoneFunds | Action::ReleaseFunds
+            ) {
+                MilestoneStatus::Released
+            } else {
+                MilestoneStatus::Resolved
+            };
+            set_milestone(db, order, step.milestone, status).await?;
+            book_payouts(db, order, escrow, parties, hash, transfers).await?;
+        }
+    }
+    Ok(())
 }

@@ -181,71 +181,25 @@ pub(super) async fn execute_step(
     if saga.status != SagaStatus::Running || saga.step != i64::try_from(idx).unwrap_or(-1) {
         return Ok(());
     }
-    let mut contract_id: Option<String> = None;
-    let (envelope, outcome) = match &saga.envelope {
+    let (envelope, outcome, contract_id) = match &saga.envelope {
         Some(xdr) => {
-            let env = tx::signed_from_xdr(xdr, &ec.sc.network)?;
-            let outcome = ec.sc.horizon.submit_settled(&env).await?;
-            if let SubmitOutcome::Applied { hash, .. } = &outcome
-                && let Err(e) = ec.tw.update_from_tx_hash(hash).await
-            {
-                tracing::info!(error = %e, "TW indexer update failed (reads may lag)");
-            }
-            (env, outcome)
+            let (env, outcome) = resubmit_stored(ec, xdr).await?;
+            (env, outcome, None)
         }
         None => {
-            let call = call_for(ec, &order, &escrow, &parties, &step).await?;
-            let unsigned = ec.tw.build(&call.path, &call.body).await?;
-            if let Err(e) = verify::verify(&unsigned, &call.expected, unix_now()) {
-                audit_refusal(store, &saga, &step, &e).await?;
-                return Err(StepError::Definitive(e));
-            }
-            let kp = wallets::keypair(&ec.sc, &signer)?;
-            let signed = tx::add_signature(&unsigned, &ec.sc.network, &kp)?;
-            if !sagas::store_envelope(store, &saga.id, saga.step, &signed.xdr, &signed.hash).await?
-            {
-                return Ok(());
-            }
-            // Test hook: the crash tests stop here (feature `failpoints`).
-            #[cfg(feature = "failpoints")]
-            crate::failpoints::stop_here("after_store").await;
-            let outcome = match ec.tw.send_transaction(&signed.xdr).await? {
-                SendOutcome::Submitted { contract_id: c } => {
-                    contract_id = c;
-                    ec.sc.horizon.submit_settled(&signed).await?
-                }
-                SendOutcome::Unknown { reason } => {
-                    tracing::warn!(hash = %signed.hash, %reason, "send-transaction outcome unknown; settling by hash");
-                    ec.sc.horizon.submit_settled(&signed).await?
-                }
-                SendOutcome::Failed { message } => {
-                    match ec.sc.horizon.transaction(&signed.hash).await? {
-                        Some((true, ledger)) => SubmitOutcome::Applied {
-                            hash: signed.hash.clone(),
-                            ledger,
-                        },
-                        Some((false, _)) => SubmitOutcome::Failed {
-                            hash: signed.hash.clone(),
-                            tx_code: "tx_failed".into(),
-                            op_codes: vec![message],
-                        },
-                        // Not on the network: Trustless Work's message carries Horizon's
-                        // result code. A sequence race (another transaction of the
-                        // account landed first) or an expired envelope is rebuilt,
-                        // never surfaced; anything else was refused.
-                        None => SubmitOutcome::Failed {
-                            hash: signed.hash.clone(),
-                            tx_code: ["tx_bad_seq", "tx_too_late"]
-                                .into_iter()
-                                .find(|c| message.contains(c))
-                                .unwrap_or("tx_refused")
-                                .into(),
-                            op_codes: vec![message],
-                        },
-                    }
-                }
+            let input = StepContext {
+                saga: &saga,
+                step: &step,
+                order: &order,
+                escrow: &escrow,
+                parties: &parties,
+                signer: &signer,
             };
-            (signed, outcome)
+            match build_sign_submit(ec, store, &input).await? {
+                Some(submitted) => submitted,
+                // Another executor stored this step's envelope first.
+                None => return Ok(()),
+            }
         }
     };
     // Test hook: the crash tests stop here (feature `failpoints`).
@@ -266,37 +220,11 @@ pub(super) async fn execute_step(
             )
             .await
         }
-        SubmitOutcome::Failed { tx_code, .. }
-            if tx_code == "tx_too_late" || tx_code == "tx_bad_seq" =>
-        {
-            sagas::clear_envelope(store, &saga.id, &envelope.xdr).await?;
-            Err(StepError::Transient(Error::new(
-                ErrorCode::ProviderUnavailable,
-                format!(
-                    "the step's transaction can no longer land ({tx_code}); it will be rebuilt"
-                ),
-            )))
-        }
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
         } => {
             sagas::clear_envelope(store, &saga.id, &envelope.xdr).await?;
-            let text = op_codes.join("; ");
-            let e = match tw::contract_error(&text) {
-                Some(variant) => Error::new(
-                    ErrorCode::EscrowContractError,
-                    format!("The escrow contract refused: {text}"),
-                )
-                .with_details(json!({ "contractError": variant, "transactionCode": tx_code })),
-                None => Error::new(
-                    ErrorCode::ProviderError,
-                    format!("The transaction failed: {tx_code} {text}")
-                        .trim()
-                        .to_string(),
-                )
-                .with_details(json!({ "transactionCode": tx_code, "providerStatus": 400 })),
-            };
-            Err(StepError::Definitive(e))
+            Err(failed_step(&tx_code, &op_codes))
         }
         SubmitOutcome::Unknown { reason, .. } => Err(StepError::Transient(Error::new(
             ErrorCode::ProviderTimeout,
@@ -369,4 +297,127 @@ pub(super) async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<
     db.emit(NewEvent::new("saga.compensated", "saga", &saga.id, data));
     sagas::finish(&mut db, saga, SagaStatus::Compensated, Some(e)).await?;
     db.commit().await
+}
+
+/// Settles a stored envelope by resubmitting exactly it (Horizon answers a known
+/// transaction with its result), never signing anew.
+async fn resubmit_stored(
+    ec: &EscrowContext,
+    xdr: &str,
+) -> Result<(tx::SignedEnvelope, SubmitOutcome)> {
+    let env = tx::signed_from_xdr(xdr, &ec.sc.network)?;
+    let outcome = ec.sc.horizon.submit_settled(&env).await?;
+    if let SubmitOutcome::Applied { hash, .. } = &outcome
+        && let Err(e) = ec.tw.update_from_tx_hash(hash).await
+    {
+        tracing::info!(error = %e, "TW indexer update failed (reads may lag)");
+    }
+    Ok((env, outcome))
+}
+
+/// What one step is run for.
+struct StepContext<'a> {
+    saga: &'a Saga,
+    step: &'a Step,
+    order: &'a Order,
+    escrow: &'a Escrow,
+    parties: &'a Parties,
+    signer: &'a Wallet,
+}
+
+/// Builds the step's transaction with TW, verifies it, signs it, stores the envelope
+/// (compare-and-set: `None` when another executor stored one first) and submits it
+/// through TW's `/helper/send-transaction`, settling by the hash. Returns the envelope,
+/// its outcome and, for a deploy, the contract id TW reported.
+async fn build_sign_submit(
+    ec: &EscrowContext,
+    store: &Store,
+    c: &StepContext<'_>,
+) -> std::result::Result<Option<(tx::SignedEnvelope, SubmitOutcome, Option<String>)>, StepError> {
+    let call = call_for(ec, c.order, c.escrow, c.parties, c.step).await?;
+    let unsigned = ec.tw.build(&call.path, &call.body).await?;
+    if let Err(e) = verify::verify(&unsigned, &call.expected, unix_now()) {
+        audit_refusal(store, c.saga, c.step, &e).await?;
+        return Err(StepError::Definitive(e));
+    }
+    let kp = wallets::keypair(&ec.sc, c.signer)?;
+    let signed = tx::add_signature(&unsigned, &ec.sc.network, &kp)?;
+    if !sagas::store_envelope(store, &c.saga.id, c.saga.step, &signed.xdr, &signed.hash).await? {
+        return Ok(None);
+    }
+    // Test hook: the crash tests stop here (feature `failpoints`).
+    #[cfg(feature = "failpoints")]
+    crate::failpoints::stop_here("after_store").await;
+    let mut contract_id = None;
+    let outcome = match ec.tw.send_transaction(&signed.xdr).await? {
+        SendOutcome::Submitted { contract_id: id } => {
+            contract_id = id;
+            ec.sc.horizon.submit_settled(&signed).await?
+        }
+        SendOutcome::Unknown { reason } => {
+            tracing::warn!(hash = %signed.hash, %reason, "send-transaction outcome unknown; settling by hash");
+            ec.sc.horizon.submit_settled(&signed).await?
+        }
+        SendOutcome::Failed { message } => settle_refused(ec, &signed, message).await?,
+    };
+    Ok(Some((signed, outcome, contract_id)))
+}
+
+/// TW said the submission failed: what the network says of the hash decides.
+async fn settle_refused(
+    ec: &EscrowContext,
+    signed: &tx::SignedEnvelope,
+    message: String,
+) -> Result<SubmitOutcome> {
+    Ok(match ec.sc.horizon.transaction(&signed.hash).await? {
+        Some((true, ledger)) => SubmitOutcome::Applied {
+            hash: signed.hash.clone(),
+            ledger,
+        },
+        Some((false, _)) => SubmitOutcome::Failed {
+            hash: signed.hash.clone(),
+            tx_code: "tx_failed".into(),
+            op_codes: vec![message],
+        },
+        // Not on the network: Trustless Work's message carries Horizon's result code. A
+        // sequence race (another transaction of the account landed first) or an expired
+        // envelope is rebuilt, never surfaced; anything else was refused.
+        None => SubmitOutcome::Failed {
+            hash: signed.hash.clone(),
+            tx_code: ["tx_bad_seq", "tx_too_late"]
+                .into_iter()
+                .find(|c| message.contains(c))
+                .unwrap_or("tx_refused")
+                .into(),
+            op_codes: vec![message],
+        },
+    })
+}
+
+/// The step's transaction failed: a sequence race or an expired envelope is rebuilt on
+/// the next attempt (transient); anything else is a definitive refusal, named after the
+/// contract's error when it is one.
+fn failed_step(tx_code: &str, op_codes: &[String]) -> StepError {
+    if tx_code == "tx_too_late" || tx_code == "tx_bad_seq" {
+        return StepError::Transient(Error::new(
+            ErrorCode::ProviderUnavailable,
+            format!("the step's transaction can no longer land ({tx_code}); it will be rebuilt"),
+        ));
+    }
+    let text = op_codes.join("; ");
+    let e = match tw::contract_error(&text) {
+        Some(variant) => Error::new(
+            ErrorCode::EscrowContractError,
+            format!("The escrow contract refused: {text}"),
+        )
+        .with_details(json!({ "contractError": variant, "transactionCode": tx_code })),
+        None => Error::new(
+            ErrorCode::ProviderError,
+            format!("The transaction failed: {tx_code} {text}")
+                .trim()
+                .to_string(),
+        )
+        .with_details(json!({ "transactionCode": tx_code, "providerStatus": 400 })),
+    };
+    StepError::Definitive(e)
 }
