@@ -249,6 +249,30 @@ impl Amount {
     }
 }
 
+/// Stored as an integer count of base units (`BIGINT` / `INTEGER`).
+impl sqlx::Type<sqlx::Any> for Amount {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for Amount {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Encode<'q, sqlx::Any>>::encode(self.0, buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Amount {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value).map(Amount)
+    }
+}
+
 impl fmt::Display for Amount {
     /// Formats with at least 2 and at most 7 decimals, trailing zeros beyond the second
     /// removed: `10_000_000` → `"1.00"`, `12_345_678` → `"1.2345678"`.

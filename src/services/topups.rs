@@ -44,7 +44,7 @@ pub use crate::domain::topup::TopUpStatus;
 use crate::domain::wallet::WalletStatus;
 
 /// A top-up as the API shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TopUp {
     pub id: String,
@@ -57,12 +57,14 @@ pub struct TopUp {
     pub status: TopUpStatus,
     /// Airtm's hosted checkout: send the buyer's browser here.
     pub confirmation_uri: Option<String>,
+    #[sqlx(rename = "payin_id")]
     pub airtm_payin_id: Option<String>,
     /// Airtm's own status text of the payin.
     pub airtm_status: Option<String>,
     pub return_url: String,
     pub cancel_url: String,
     /// USDC credited (the payin's `netAmount`), once confirmed.
+    #[sqlx(rename = "net_amount")]
     pub credited_amount: Option<Amount>,
     pub airtm_fee: Option<Amount>,
     pub failure_reason: Option<String>,
@@ -80,30 +82,7 @@ const COLUMNS: &str = "seq, id, user_id, amount, currency, status, payin_id, air
      completed_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<TopUp> {
-    Ok(TopUp {
-        seq: r.try_get("seq")?,
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        amount: Amount::from_base_units(r.try_get("amount")?),
-        currency: r.try_get("currency")?,
-        status: r.try_get("status")?,
-        airtm_payin_id: r.try_get("payin_id")?,
-        airtm_status: r.try_get("airtm_status")?,
-        confirmation_uri: r.try_get("confirmation_uri")?,
-        return_url: r.try_get("return_url")?,
-        cancel_url: r.try_get("cancel_url")?,
-        credited_amount: r
-            .try_get::<Option<i64>, _>("net_amount")?
-            .map(Amount::from_base_units),
-        airtm_fee: r
-            .try_get::<Option<i64>, _>("airtm_fee")?
-            .map(Amount::from_base_units),
-        failure_reason: r.try_get("failure_reason")?,
-        settlement_tx_hash: r.try_get("settlement_tx_hash")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        completed_at: r.try_get("completed_at")?,
-    })
+    Ok(<TopUp as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 /// One top-up; 404 `TOPUP_NOT_FOUND`.

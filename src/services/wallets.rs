@@ -56,7 +56,7 @@ pub struct StellarContext {
 pub use crate::domain::wallet::{WalletKind, WalletStatus};
 
 /// A wallet as the API shows it (never the secret).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {
     pub id: String,
@@ -80,20 +80,7 @@ const COLUMNS: &str = "id, user_id, kind, public_key, sealed_secret, key_id, sta
      activation_envelope, activation_hash, created_at, updated_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Wallet> {
-    Ok(Wallet {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        kind: r.try_get("kind")?,
-        public_key: r.try_get("public_key")?,
-        sealed_secret: r.try_get("sealed_secret")?,
-        key_id: r.try_get("key_id")?,
-        status: r.try_get("status")?,
-        failure_reason: r.try_get("failure_reason")?,
-        activation_envelope: r.try_get("activation_envelope")?,
-        activation_hash: r.try_get("activation_hash")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+    Ok(<Wallet as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 async fn by(store: &Store, column: &'static str, value: &str) -> Result<Option<Wallet>> {

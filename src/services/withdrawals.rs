@@ -37,7 +37,7 @@ use crate::store::Store;
 
 const VALIDITY_SECS: i64 = 120;
 
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Withdrawal {
     pub id: String,
@@ -54,6 +54,7 @@ pub struct Withdrawal {
     /// Crypto: the payment's transaction hash.
     pub tx_hash: Option<String>,
     /// Airtm payouts: Airtm's payout id, its status text and the recipient's email.
+    #[sqlx(rename = "payout_id")]
     pub airtm_payout_id: Option<String>,
     pub airtm_status: Option<String>,
     pub airtm_email: Option<String>,
@@ -76,27 +77,7 @@ const COLUMNS: &str = "seq, id, user_id, amount, currency, destination_type, des
      settlement_tx_hash";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal> {
-    Ok(Withdrawal {
-        seq: r.try_get("seq")?,
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        amount: Amount::from_base_units(r.try_get("amount")?),
-        currency: r.try_get("currency")?,
-        destination_type: r.try_get("destination_type")?,
-        destination_ref: r.try_get("destination_ref")?,
-        status: r.try_get("status")?,
-        hold_id: r.try_get("hold_id")?,
-        envelope: r.try_get("envelope")?,
-        tx_hash: r.try_get("tx_hash")?,
-        airtm_payout_id: r.try_get("payout_id")?,
-        airtm_status: r.try_get("airtm_status")?,
-        airtm_email: r.try_get("airtm_email")?,
-        settlement_tx_hash: r.try_get("settlement_tx_hash")?,
-        failure_reason: r.try_get("failure_reason")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        completed_at: r.try_get("completed_at")?,
-    })
+    Ok(<Withdrawal as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 pub(crate) fn not_found(id: &str) -> Error {
