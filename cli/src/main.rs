@@ -115,6 +115,8 @@ fn main() -> ExitCode {
         // `offerhub … | head`: end quietly when the reader goes away (no panic on a
         // broken pipe). The daemon keeps ignoring SIGPIPE (its sockets report EPIPE).
         #[cfg(unix)]
+        #[allow(unsafe_code, reason = "libc::signal: std has no API for SIGPIPE")]
+        // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }

@@ -37,9 +37,8 @@ pub async fn run(args: ReconcileArgs, globals: Globals) -> anyhow::Result<ExitCo
         output,
     } = args;
     // Exit 3 = could not check (unlike 1 = a discrepancy was found).
-    let (mut config, store) = match globals.existing_store().await {
-        Ok(x) => x,
-        Err(_) => return Ok(ExitCode::from(3)),
+    let Ok((mut config, store)) = globals.existing_store().await else {
+        return Ok(ExitCode::from(3));
     };
     if last {
         return reconcile_last(&store, output.output).await;

@@ -104,10 +104,9 @@ impl EventHub {
                     continue;
                 }
                 loop {
-                    let batch = match events::after_on(store.background_reader(), last, 1000).await
-                    {
-                        Ok(b) => b,
-                        Err(_) => break,
+                    let Ok(batch) = events::after_on(store.background_reader(), last, 1000).await
+                    else {
+                        break;
                     };
                     let full = batch.len() == 1000;
                     for e in batch {
