@@ -1,7 +1,7 @@
-//! `offerhub disputes list|show|assign|resolve` and `offerhub sagas list|retry`: the
-//! operator's view of escrow disputes and of the sagas that move escrowed money.
+//! `offerhub disputes list|show|assign|resolve`: the operator's view of escrow
+//! disputes.
 //!
-//! `resolve` and `retry` run the saga from the CLI itself (with the daemon's Horizon and
+//! `resolve` runs its saga from the CLI itself (with the daemon's Horizon and
 //! Trustless Work configuration); a running daemon would otherwise pick it up. Split
 //! amounts are validated against the escrow balance before anything moves, and
 //! `resolve` asks for confirmation (dialoguer) unless `--yes`.
@@ -15,11 +15,12 @@ use offerhub::pagination::PageRequest;
 use offerhub::services::disputes::{self, Dispute, DisputeFilter};
 use offerhub::services::escrow::{self, EscrowContext};
 use offerhub::services::orders;
-use offerhub::services::sagas::{self, Saga};
+use offerhub::services::sagas;
 use offerhub::store::Store;
 
-use crate::OutputArgs;
-use crate::output::{Output, print_json, table};
+use crate::context::{Globals, escrow_context};
+use crate::output::{Output, OutputArgs, print_json, table, wire};
+use crate::sagas::{run_saga, saga_rows};
 
 /// `disputes list --status` (case-insensitive; `-` or `_` alike).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -47,29 +48,6 @@ pub enum Decision {
     FullRefund,
     #[value(name = "SPLIT")]
     Split,
-}
-
-/// `sagas list --status` (case-insensitive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SagaStatus {
-    /// RUNNING and NEEDS_ATTENTION.
-    #[value(name = "active")]
-    Active,
-    #[value(name = "RUNNING")]
-    Running,
-    #[value(name = "COMPLETED")]
-    Completed,
-    #[value(name = "COMPENSATED")]
-    Compensated,
-    #[value(name = "NEEDS_ATTENTION", alias = "needs-attention")]
-    NeedsAttention,
-}
-
-/// The wire spelling of a value enum (its clap name, upper case).
-fn wire(v: impl clap::ValueEnum) -> String {
-    v.to_possible_value()
-        .map(|p| p.get_name().to_ascii_uppercase())
-        .unwrap_or_default()
 }
 
 /// An error of the service layer, with API field names replaced by the flags that set
@@ -139,34 +117,6 @@ pub enum DisputesCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub enum SagasCommand {
-    /// List sagas, newest first (default: those needing attention or running).
-    List {
-        /// `active` (RUNNING and NEEDS_ATTENTION) or one status (case-insensitive).
-        #[arg(
-            long,
-            env = "OFFERHUB_SAGA_STATUS",
-            value_enum,
-            ignore_case = true,
-            default_value_t = SagaStatus::Active
-        )]
-        status: SagaStatus,
-        #[arg(long)]
-        order: Option<String>,
-        #[arg(long, env = "OFFERHUB_LIMIT", default_value_t = 50)]
-        limit: u32,
-        #[command(flatten)]
-        output: OutputArgs,
-    },
-    /// Put a NEEDS_ATTENTION saga back to work and run it now.
-    Retry {
-        id: String,
-        #[command(flatten)]
-        output: OutputArgs,
-    },
-}
-
 fn dispute_rows(items: &[Dispute]) -> comfy_table::Table {
     table(
         &[
@@ -194,52 +144,22 @@ fn dispute_rows(items: &[Dispute]) -> comfy_table::Table {
     )
 }
 
-fn saga_rows(items: &[Saga]) -> comfy_table::Table {
-    table(
-        &[
-            "ID",
-            "KIND",
-            "ORDER",
-            "STATUS",
-            "STEP",
-            "LAST ERROR",
-            "UPDATED",
-        ],
-        items.iter().map(|s| {
-            vec![
-                s.id.clone(),
-                s.kind.to_string(),
-                s.order_id.clone(),
-                s.status.to_string(),
-                format!("{}/{}", s.step, s.steps.len()),
-                s.last_error
-                    .as_ref()
-                    .and_then(|e| e["message"].as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                s.updated_at.clone(),
-            ]
-        }),
-    )
-}
-
 fn amount(flag: &str, v: &Option<String>) -> anyhow::Result<Option<Amount>> {
     v.as_deref()
         .map(|s| Amount::parse_non_negative(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
         .transpose()
 }
 
-/// Runs a started saga to its end (or until it must wait) and reports it.
-async fn run(store: &Store, ec: Option<&EscrowContext>, saga_id: &str) -> anyhow::Result<Saga> {
-    match ec {
-        Some(ec) => escrow::run(ec, store, saga_id).await?,
-        None => eprintln!(
-            "no Trustless Work configuration here: the running daemon will execute saga {saga_id}"
-        ),
-    }
-    Ok(sagas::get(store, saga_id).await?)
+pub async fn run(command: DisputesCommand, globals: Globals) -> anyhow::Result<ExitCode> {
+    let (config, store) = match globals.existing_store().await {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let ec = escrow_context(config, &store).await;
+    disputes_command(&store, ec.as_deref(), command).await
 }
 
-pub async fn disputes_command(
+async fn disputes_command(
     store: &Store,
     ec: Option<&EscrowContext>,
     command: DisputesCommand,
@@ -331,7 +251,7 @@ pub async fn disputes_command(
             let (_, saga) = disputes::resolve(store, &ctx, &id, &decision, release, refund, note)
                 .await
                 .map_err(flags)?;
-            let saga = run(store, ec, &saga.id).await?;
+            let saga = run_saga(store, ec, &saga.id).await?;
             let d = disputes::get(store, &id).await?;
             match output.output {
                 Output::Json => print_json(&serde_json::json!({ "dispute": d, "saga": saga }))?,
@@ -344,71 +264,6 @@ pub async fn disputes_command(
                 saga.status,
                 sagas::SagaStatus::Compensated | sagas::SagaStatus::NeedsAttention
             ) {
-                return Ok(ExitCode::from(1));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn sagas_command(
-    store: &Store,
-    ec: Option<&EscrowContext>,
-    command: SagasCommand,
-) -> anyhow::Result<ExitCode> {
-    match command {
-        SagasCommand::List {
-            status,
-            order,
-            limit,
-            output,
-        } => {
-            let page = PageRequest::new(Some(limit.min(100)), None)?;
-            let items = if status == SagaStatus::Active {
-                let (parked, running) = (
-                    Some(sagas::SagaStatus::NeedsAttention),
-                    Some(sagas::SagaStatus::Running),
-                );
-                let mut v = sagas::list(store, parked, order.as_deref(), &page)
-                    .await?
-                    .items;
-                v.extend(
-                    sagas::list(store, running, order.as_deref(), &page)
-                        .await?
-                        .items,
-                );
-                v
-            } else {
-                sagas::list(
-                    store,
-                    sagas::SagaStatus::parse(&wire(status)),
-                    order.as_deref(),
-                    &page,
-                )
-                .await?
-                .items
-            };
-            match output.output {
-                Output::Json => print_json(&items)?,
-                Output::Table if items.is_empty() => println!(
-                    "no sagas match (status {})",
-                    if status == SagaStatus::Active {
-                        "RUNNING or NEEDS_ATTENTION".to_string()
-                    } else {
-                        wire(status)
-                    }
-                ),
-                Output::Table => println!("{}", saga_rows(&items)),
-            }
-        }
-        SagasCommand::Retry { id, output } => {
-            sagas::retry(store, &Context::operator(), &id).await?;
-            let saga = run(store, ec, &id).await?;
-            match output.output {
-                Output::Json => print_json(&saga)?,
-                Output::Table => println!("{}", saga_rows(std::slice::from_ref(&saga))),
-            }
-            if saga.status != sagas::SagaStatus::Completed {
                 return Ok(ExitCode::from(1));
             }
         }

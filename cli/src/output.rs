@@ -14,6 +14,21 @@ pub enum Output {
     Json,
 }
 
+/// The `--output` flag of every command that prints records.
+#[derive(clap::Args, Clone, Copy)]
+pub(crate) struct OutputArgs {
+    /// table or json.
+    #[arg(long, env = "OFFERHUB_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
+}
+
+/// The wire spelling of a value enum (its clap name, upper case).
+pub fn wire(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_ascii_uppercase())
+        .unwrap_or_default()
+}
+
 /// Pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);

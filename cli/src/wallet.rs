@@ -23,7 +23,8 @@ use offerhub::services::rotation;
 use offerhub::store::Store;
 use offerhub::vault::Vault;
 
-use crate::output::{Output, print_json, table};
+use crate::context::Globals;
+use crate::output::{Output, OutputArgs, print_json, table};
 
 /// `offerhub wallet …`.
 #[derive(Subcommand)]
@@ -48,8 +49,23 @@ pub enum WalletCommand {
     /// each one seals.
     Keys {
         #[command(flatten)]
-        output: crate::OutputArgs,
+        output: OutputArgs,
     },
+}
+
+pub async fn run(command: WalletCommand, globals: Globals) -> anyhow::Result<ExitCode> {
+    let config_flag = globals.config.clone();
+    let (config, store) = match globals.existing_store().await {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    match command {
+        WalletCommand::RotateKey(args) => {
+            rotate(&config, config_flag.as_deref(), &store, args).await
+        }
+        WalletCommand::RetireKey { key_id, yes } => retire(&config, &store, &key_id, yes).await,
+        WalletCommand::Keys { output } => keys(&config, &store, output.output).await,
+    }
 }
 
 /// Arguments of `wallet rotate-key`.

@@ -391,8 +391,10 @@ async fn sigterm_stops_everything_within_five_seconds() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = i32::try_from(daemon.0.id()).unwrap();
     let start = Instant::now();
+    #[allow(unsafe_code, reason = "libc::kill: std can only SIGKILL a child")]
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let killed = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(killed, 0);
     let status = loop {
         if let Some(s) = daemon.0.try_wait().unwrap() {
             break s;

@@ -183,6 +183,8 @@ async fn interrupt_at(
         assert!(Instant::now() < deadline, "rotation did not reach {at}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
+    #[allow(unsafe_code, reason = "libc::kill: std can only SIGKILL a child")]
+    // SAFETY: sending a signal to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }

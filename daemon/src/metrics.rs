@@ -26,9 +26,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use offerhub::metrics::{self as m, CATALOG, Kind};
 use offerhub::store::Store;
 
-use crate::api::{Auth, Support};
-use crate::state::AppState;
-
 /// Histogram buckets of every `_seconds` series, seconds: 5 ms … 5 min.
 pub const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -155,19 +152,6 @@ pub async fn render(store: &Store) -> Response {
         "metrics rendered"
     );
     (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
-}
-
-/// `GET /metrics` (scope `support`): Prometheus text exposition format.
-#[utoipa::path(
-    get,
-    operation_id = "getMetrics",
-    path = "/metrics",
-    tag = "System",
-    security(("bearer" = ["support"])),
-    responses((status = 200, description = "Prometheus text exposition format (version 0.0.4) of every `offerhub_*` series; see docs/OPERATIONS.md", content_type = "text/plain", body = String))
-)]
-pub async fn api(State(state): State<AppState>, _auth: Auth<Support>) -> Response {
-    render(&state.store).await
 }
 
 /// The router of `OFFERHUB_METRICS_ADDR`: plain `GET /metrics`, nothing else (404).

@@ -126,30 +126,24 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         // Unauthenticated: the route's Auth extractor answers 401 (or it is public).
         None => return next.run(req).await,
     };
-    let key = match key.to_str().map_err(|_| ()).and_then(|k| {
+    let Ok(key) = key.to_str().map_err(|_| ()).and_then(|k| {
         idempotency::validate_key(k)
             .map(|_| k.to_string())
             .map_err(|_| ())
-    }) {
-        Ok(k) => k,
-        Err(()) => {
-            return ApiError::from(Error::validation(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
-            ))
-            .into_response();
-        }
+    }) else {
+        return ApiError::from(Error::validation(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+        ))
+        .into_response();
     };
     let (mut parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, state.config.body_limit_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::from(Error::new(
-                ErrorCode::PayloadTooLarge,
-                "Request body is larger than the configured limit",
-            ))
-            .into_response();
-        }
+    let Ok(bytes) = to_bytes(body, state.config.body_limit_bytes).await else {
+        return ApiError::from(Error::new(
+            ErrorCode::PayloadTooLarge,
+            "Request body is larger than the configured limit",
+        ))
+        .into_response();
     };
     let body_hash = idempotency::request_hash(&bytes);
     let method = parts.method.to_string();

@@ -10,17 +10,13 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use offerhub::error::ErrorCode;
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::state::AppState;
-use crate::{events, routes, wallets};
-use axum::extract::State;
+use crate::routes;
 
 /// Field schemas the derive cannot state, used with `#[schema(schema_with = …)]` on
 /// request bodies. Each states exactly what the handler accepts.
@@ -404,29 +400,30 @@ pub struct HealthDetailed {
     modifiers(&Conventions),
     security(("bearer" = [])),
     paths(
-        serve,
-        routes::health::health, routes::health::detailed, crate::metrics::api,
+        routes::system::openapi,
+        routes::system::health, routes::system::detailed, routes::system::metrics,
         routes::keys::create, routes::keys::list, routes::keys::revoke, routes::keys::me,
         routes::users::create, routes::users::list, routes::users::get, routes::users::update,
         routes::users::balance, routes::users::balance_alias, routes::users::history,
         routes::users::adjust,
-        wallets::get_wallet, wallets::deposit, wallets::sync, wallets::transactions,
+        routes::wallets::get, routes::wallets::deposit, routes::wallets::sync,
+        routes::wallets::transactions,
         routes::withdrawals::create, routes::withdrawals::list, routes::withdrawals::get,
-        routes::airtm::commit_withdrawal, routes::airtm::refresh_withdrawal,
-        routes::airtm::cancel_withdrawal, routes::airtm::link,
-        routes::airtm::create_topup, routes::airtm::list_topups, routes::airtm::get_topup,
-        routes::airtm::refresh_topup, routes::airtm::cancel_topup,
-        routes::airtm::topup_callback, routes::airtm::webhook,
+        routes::withdrawals::commit, routes::withdrawals::refresh,
+        routes::withdrawals::cancel, routes::topups::link,
+        routes::topups::create, routes::topups::list, routes::topups::get,
+        routes::topups::refresh, routes::topups::cancel,
+        routes::topups::callback, routes::webhooks::receive_airtm,
         routes::audit::list,
         routes::orders::create, routes::orders::list, routes::orders::get,
         routes::orders::reserve, routes::orders::cancel,
         routes::escrow::create, routes::escrow::fund, routes::escrow::release,
         routes::escrow::refund, routes::escrow::dispute, routes::escrow::milestones,
         routes::escrow::milestone,
-        routes::escrow::list_disputes, routes::escrow::get_dispute, routes::escrow::assign,
-        routes::escrow::comment, routes::escrow::resolve,
-        routes::escrow::list_sagas, routes::escrow::get_saga, routes::escrow::retry_saga,
-        events::stream, events::history,
+        routes::disputes::list, routes::disputes::get, routes::disputes::assign,
+        routes::disputes::comment, routes::disputes::resolve,
+        routes::sagas::list, routes::sagas::get, routes::sagas::retry,
+        routes::events::stream, routes::events::history,
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::delete,
         routes::webhooks::deliveries, routes::webhooks::replay,
     ),
@@ -960,25 +957,4 @@ mod webhooks {
         }
         Value::Object(out)
     }
-}
-
-/// `GET /openapi.json` (public): the OpenAPI 3.1 document of this API.
-#[utoipa::path(
-    get,
-    operation_id = "getOpenApiDocument",
-    path = "/openapi.json",
-    tag = "System",
-    security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
-)]
-pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = document_json(state.config.public_base_url.as_str()).to_string();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }

@@ -54,7 +54,7 @@ async fn request_trace_holds_provider_calls(url: String) {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let user = r.body["data"]["id"].as_str().unwrap().to_string();
-    let request_id = format!("req-trace-{}", user);
+    let request_id = format!("req-trace-{user}");
     let r = t
         .call_with(
             "POST",

@@ -299,9 +299,8 @@ impl Sandbox {
                 0
             } else {
                 let ts = chrono::Utc::now().timestamp();
-                let mut mac = match Hmac::<Sha256>::new_from_slice(&ep.key) {
-                    Ok(m) => m,
-                    Err(_) => continue,
+                let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&ep.key) else {
+                    continue;
                 };
                 mac.update(format!("{id}.{ts}.{payload}").as_bytes());
                 let sig = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));

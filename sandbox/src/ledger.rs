@@ -445,20 +445,17 @@ impl Ledger {
             line.balance -= amount;
         }
         if to != asset.issuer {
-            let dst = match self.accounts.get_mut(to) {
-                Some(d) => d,
-                None => {
-                    // Undo the debit.
-                    if from != asset.issuer
-                        && let Some((_, l)) = self
-                            .accounts
-                            .get_mut(from)
-                            .and_then(|a| a.trustlines.get_mut(&key))
-                    {
-                        l.balance += amount;
-                    }
-                    return Err("op_no_destination");
+            let Some(dst) = self.accounts.get_mut(to) else {
+                // Undo the debit.
+                if from != asset.issuer
+                    && let Some((_, l)) = self
+                        .accounts
+                        .get_mut(from)
+                        .and_then(|a| a.trustlines.get_mut(&key))
+                {
+                    l.balance += amount;
                 }
+                return Err("op_no_destination");
             };
             let line = match dst.trustlines.get_mut(&key) {
                 Some((_, l)) if l.balance.checked_add(amount).is_some_and(|b| b <= l.limit) => l,
@@ -525,9 +522,8 @@ impl Ledger {
             },
         )
         .map_err(|_| reject("tx_malformed", None, b64))?;
-        let v1 = match &env {
-            TransactionEnvelope::Tx(v1) => v1,
-            _ => return Err(reject("tx_not_supported", None, b64)),
+        let TransactionEnvelope::Tx(v1) = &env else {
+            return Err(reject("tx_not_supported", None, b64));
         };
         let tx = &v1.tx;
         let hash_bytes = tx

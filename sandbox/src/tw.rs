@@ -1347,9 +1347,8 @@ fn build(sb: &Sandbox, signer: &str, contract: &str, function: &str, args: Vec<S
     {
         return nest_error(StatusCode::BAD_REQUEST, json!(why));
     }
-    let contract_address = match sc_addr(contract) {
-        ScVal::Address(a) => a,
-        _ => return nest_error(StatusCode::BAD_REQUEST, json!("Invalid contract id")),
+    let ScVal::Address(contract_address) = sc_addr(contract) else {
+        return nest_error(StatusCode::BAD_REQUEST, json!("Invalid contract id"));
     };
     let op = Operation {
         source_account: None,

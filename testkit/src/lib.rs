@@ -149,6 +149,10 @@ fn pg_command(bin: &Path, tool: &str, as_postgres: bool) -> Command {
     }
 }
 
+#[allow(
+    unsafe_code,
+    reason = "libc::geteuid: std has no API for the effective uid"
+)]
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -204,6 +208,10 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let _ = CLUSTER_DIR.set((bin.clone(), dir.clone(), as_postgres));
+        #[allow(
+            unsafe_code,
+            reason = "libc::atexit: stop the cluster when the test binary exits"
+        )]
         // SAFETY: registering a plain extern "C" fn with no captured state.
         unsafe {
             libc::atexit(stop_cluster);

@@ -1,11 +1,12 @@
-//! Escrow, resolution, milestone, dispute and saga routes (seed 004 flows 1–6):
+//! Escrow and resolution routes of an order (seed 004 flows 1–6):
 //!
 //! - `POST /orders/{id}/escrow` `{platformFee?}`, `POST /orders/{id}/escrow/fund`
 //! - `POST /orders/{id}/resolution/release` `{requestedBy?, reason?}`,
 //!   `…/refund` `{reason}`, `…/dispute` `{openedBy, reason, evidence?}`
 //! - `GET /orders/{id}/milestones`, `POST /orders/{id}/milestones/{ref}/complete|approve|release`
-//! - `GET /disputes`, `GET /disputes/{id}`, `POST /disputes/{id}/assign|comments|resolve`
-//! - `GET /sagas`, `GET /sagas/{id}`, `POST /sagas/{id}/retry`
+//!
+//! Disputes, once open, are [`super::disputes`]; the sagas these operations run are
+//! [`super::sagas`].
 //!
 //! Operations that move money on chain run as sagas: the call waits for its saga up to
 //! `OFFERHUB_SAGA_WAIT_MS`, then answers `200` with the result, the saga's error when
@@ -13,60 +14,21 @@
 //! (`saga.status` `RUNNING` or `NEEDS_ATTENTION`) — follow it with `GET /sagas/{id}`
 //! or the events.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use offerhub::error::{Error, ErrorCode};
-use offerhub::money::Amount;
-use offerhub::pagination::PageRequest;
-use offerhub::services::disputes::{self, DisputeFilter};
-use offerhub::services::escrow::{self, EscrowContext};
+use offerhub::services::disputes;
+use offerhub::services::escrow;
 use offerhub::services::orders;
-use offerhub::services::sagas::{self, Saga};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
+use super::disputes::dispute_json;
+use super::sagas::outcome;
+use super::{Empty, escrow_ctx};
+use crate::api::{ApiJson, ApiResult, Auth, Read, Write, respond};
 use crate::state::AppState;
-
-fn escrow_ctx(state: &AppState) -> Result<Arc<EscrowContext>, Error> {
-    state.escrow.clone().ok_or_else(|| {
-        Error::feature_not_enabled(
-            "Escrow needs crypto mode with a Stellar network and Trustless Work configured",
-            "TRUSTLESS_API_KEY",
-        )
-    })
-}
-
-/// Drives the saga and renders the outcome: `ok_status` with `body()` when it
-/// completed, its error when compensated, 202 with `body()` + `saga` otherwise.
-async fn outcome<F, Fut>(
-    state: &AppState,
-    request_id: &str,
-    saga: Saga,
-    ok_status: StatusCode,
-    body: F,
-) -> ApiResult
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Value, Error>>,
-{
-    let ec = escrow_ctx(state)?;
-    let saga = escrow::drive(ec, state.store.clone(), saga.id.clone()).await?;
-    match saga.status {
-        sagas::SagaStatus::Completed => Ok(respond(ok_status, request_id, body().await?)),
-        sagas::SagaStatus::Compensated => {
-            Err(sagas::error_of(saga.last_error.as_ref().unwrap_or(&Value::Null)).into())
-        }
-        _ => {
-            let mut v = body().await?;
-            v["saga"] = json!(saga);
-            Ok(respond(StatusCode::ACCEPTED, request_id, v))
-        }
-    }
-}
 
 async fn order_json(state: &AppState, id: &str) -> Result<Value, Error> {
     Ok(json!(orders::get(&state.store, id).await?))
@@ -110,10 +72,6 @@ pub async fn create(
     })
     .await
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Empty {}
 
 /// `ESCROW_FUNDING → IN_PROGRESS`: the buyer's wallet funds the contract.
 #[utoipa::path(
@@ -257,13 +215,6 @@ pub async fn dispute(
     .await
 }
 
-async fn dispute_json(state: &AppState, id: &str) -> Result<Value, Error> {
-    let d = disputes::get(&state.store, id).await?;
-    let mut v = json!(d);
-    v["order"] = json!(orders::get(&state.store, &d.order_id).await?);
-    Ok(v)
-}
-
 /// The order's milestones.
 #[utoipa::path(
     get,
@@ -314,291 +265,4 @@ pub async fn milestone(
         Ok(json!(m))
     })
     .await
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ListDisputes {
-    #[serde(alias = "order_id")]
-    order_id: Option<String>,
-    #[param(schema_with = crate::openapi::fields::dispute_status)]
-    status: Option<String>,
-    #[serde(alias = "opened_by")]
-    #[param(schema_with = crate::openapi::fields::opened_by)]
-    opened_by: Option<String>,
-    #[serde(alias = "assigned_to")]
-    assigned_to: Option<String>,
-    /// Page size, 1–100.
-    #[param(minimum = 1, maximum = 100, default = 20)]
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
-/// Disputes newest first; filters combine with AND.
-#[utoipa::path(
-    get,
-    operation_id = "listDisputes",
-    path = "/disputes",
-    tag = "Disputes",
-    params(ListDisputes),
-    security(("bearer" = ["read"])),
-    responses((status = 200, description = "Disputes, newest first", body = crate::openapi::Page<offerhub::services::disputes::Dispute>))
-)]
-pub async fn list_disputes(
-    State(state): State<AppState>,
-    auth: Auth<Read>,
-    ApiQuery(q): ApiQuery<ListDisputes>,
-) -> ApiResult {
-    let page = PageRequest::new(q.limit, q.cursor)?;
-    if let Some(s) = &q.status
-        && disputes::DisputeStatus::parse(s).is_none()
-    {
-        return Err(Error::validation("status", format!("{s:?} is not a dispute status")).into());
-    }
-    if let Some(o) = &q.opened_by
-        && !["BUYER", "SELLER"].contains(&o.as_str())
-    {
-        return Err(Error::validation("openedBy", "must be BUYER or SELLER").into());
-    }
-    let f = DisputeFilter {
-        order_id: q.order_id,
-        status: q.status,
-        opened_by: q.opened_by,
-        assigned_to: q.assigned_to,
-    };
-    Ok(respond_page(
-        &auth.request_id,
-        disputes::list(&state.store, &f, &page).await?,
-    ))
-}
-
-/// One dispute with its comments and its order.
-#[utoipa::path(
-    get,
-    operation_id = "getDispute",
-    path = "/disputes/{id}",
-    tag = "Disputes",
-    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
-    security(("bearer" = ["read"])),
-    responses((status = 200, description = "The dispute with comments and order", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>))
-)]
-pub async fn get_dispute(
-    State(state): State<AppState>,
-    auth: Auth<Read>,
-    Path(id): Path<String>,
-) -> ApiResult {
-    Ok(respond(
-        StatusCode::OK,
-        &auth.request_id,
-        dispute_json(&state, &id).await?,
-    ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AssignBody {
-    #[serde(alias = "assigned_to")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "agent-7")]
-    assigned_to: String,
-}
-
-/// `OPEN → UNDER_REVIEW` with a reviewer (support scope).
-#[utoipa::path(
-    post,
-    operation_id = "assignDispute",
-    path = "/disputes/{id}/assign",
-    tag = "Disputes",
-    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
-    request_body = AssignBody,
-    security(("bearer" = ["support"])),
-    responses((status = 200, description = "UNDER_REVIEW", body = crate::openapi::Data<offerhub::services::disputes::Dispute>))
-)]
-pub async fn assign(
-    State(state): State<AppState>,
-    auth: Auth<Support>,
-    Path(id): Path<String>,
-    ApiJson(b): ApiJson<AssignBody>,
-) -> ApiResult {
-    let d = disputes::assign(&state.store, &auth.context(), &id, &b.assigned_to).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, d))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommentBody {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "agent-7")]
-    author: String,
-    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
-    body: String,
-}
-
-/// Adds a comment; 201 with it.
-#[utoipa::path(
-    post,
-    operation_id = "commentOnDispute",
-    path = "/disputes/{id}/comments",
-    tag = "Disputes",
-    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
-    request_body = CommentBody,
-    security(("bearer" = ["write"])),
-    responses((status = 201, description = "The comment", body = crate::openapi::Data<offerhub::services::disputes::Comment>))
-)]
-pub async fn comment(
-    State(state): State<AppState>,
-    auth: Auth<Write>,
-    Path(id): Path<String>,
-    ApiJson(b): ApiJson<CommentBody>,
-) -> ApiResult {
-    let c = disputes::comment(&state.store, &auth.context(), &id, &b.author, &b.body).await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, c))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ResolveBody {
-    /// `SPLIT` needs `releaseAmount` and `refundAmount` summing to the escrow balance
-    /// (400 `INVALID_AMOUNT_FORMAT` naming `releaseAmount` otherwise).
-    #[schema(schema_with = crate::openapi::fields::decision)]
-    decision: String,
-    #[serde(alias = "release_amount")]
-    #[schema(schema_with = crate::openapi::fields::non_negative_amount)]
-    release_amount: Option<String>,
-    #[serde(alias = "refund_amount")]
-    #[schema(schema_with = crate::openapi::fields::non_negative_amount)]
-    refund_amount: Option<String>,
-    #[schema(max_length = 2000)]
-    note: Option<String>,
-}
-
-/// Resolves on chain (support scope): each party is credited its net share → `CLOSED`.
-#[utoipa::path(
-    post,
-    operation_id = "resolveDispute",
-    path = "/disputes/{id}/resolve",
-    tag = "Disputes",
-    params(("id" = String, Path, description = "Dispute id (dsp_…)")),
-    request_body = ResolveBody,
-    security(("bearer" = ["support"])),
-    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
-)]
-pub async fn resolve(
-    State(state): State<AppState>,
-    auth: Auth<Support>,
-    Path(id): Path<String>,
-    ApiJson(b): ApiJson<ResolveBody>,
-) -> ApiResult {
-    escrow_ctx(&state)?;
-    let parse = |field: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|s| Amount::parse_non_negative(s).map_err(|e| e.at(field)))
-            .transpose()
-    };
-    let release = parse("releaseAmount", &b.release_amount)?;
-    let refund = parse("refundAmount", &b.refund_amount)?;
-    let (d, saga) = disputes::resolve(
-        &state.store,
-        &auth.context(),
-        &id,
-        &b.decision,
-        release,
-        refund,
-        b.note,
-    )
-    .await?;
-    outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
-        dispute_json(&state, &d.id)
-    })
-    .await
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ListSagas {
-    #[param(schema_with = crate::openapi::fields::saga_status)]
-    status: Option<String>,
-    #[serde(alias = "order_id")]
-    order_id: Option<String>,
-    /// Page size, 1–100.
-    #[param(minimum = 1, maximum = 100, default = 20)]
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
-/// Sagas newest first (`status`: RUNNING, COMPLETED, COMPENSATED, NEEDS_ATTENTION).
-#[utoipa::path(
-    get,
-    operation_id = "listSagas",
-    path = "/sagas",
-    tag = "Sagas",
-    params(ListSagas),
-    security(("bearer" = ["read"])),
-    responses((status = 200, description = "Sagas, newest first", body = crate::openapi::Page<offerhub::services::sagas::Saga>))
-)]
-pub async fn list_sagas(
-    State(state): State<AppState>,
-    auth: Auth<Read>,
-    ApiQuery(q): ApiQuery<ListSagas>,
-) -> ApiResult {
-    let page = PageRequest::new(q.limit, q.cursor)?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            sagas::SagaStatus::parse(s)
-                .ok_or_else(|| Error::validation("status", format!("{s:?} is not a saga status")))
-        })
-        .transpose()?;
-    let p = sagas::list(&state.store, status, q.order_id.as_deref(), &page).await?;
-    Ok(respond_page(&auth.request_id, p))
-}
-
-#[utoipa::path(
-    get,
-    operation_id = "getSaga",
-    path = "/sagas/{id}",
-    tag = "Sagas",
-    params(("id" = String, Path, description = "Saga id (sag_…)")),
-    security(("bearer" = ["read"])),
-    responses((status = 200, description = "The saga", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
-)]
-pub async fn get_saga(
-    State(state): State<AppState>,
-    auth: Auth<Read>,
-    Path(id): Path<String>,
-) -> ApiResult {
-    Ok(respond(
-        StatusCode::OK,
-        &auth.request_id,
-        sagas::get(&state.store, &id).await?,
-    ))
-}
-
-/// Puts a `NEEDS_ATTENTION` saga back to work (support scope) and waits for it like
-/// the original call.
-#[utoipa::path(
-    post,
-    operation_id = "retrySaga",
-    path = "/sagas/{id}/retry",
-    tag = "Sagas",
-    params(("id" = String, Path, description = "Saga id (sag_…)")),
-    security(("bearer" = ["support"])),
-    responses((status = 200, description = "Completed on retry", body = crate::openapi::Data<offerhub::services::sagas::Saga>), (status = 202, description = "Back to work, still running", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
-)]
-pub async fn retry_saga(
-    State(state): State<AppState>,
-    auth: Auth<Support>,
-    Path(id): Path<String>,
-    ApiJson(_): ApiJson<Empty>,
-) -> ApiResult {
-    let ec = escrow_ctx(&state)?;
-    sagas::retry(&state.store, &auth.context(), &id).await?;
-    let saga = escrow::drive(ec, state.store.clone(), id).await?;
-    let code = if saga.status == sagas::SagaStatus::Running {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok(respond(code, &auth.request_id, saga))
 }

@@ -1,15 +1,24 @@
 //! Outbound webhook endpoints and deliveries: `POST/GET /webhooks/endpoints`,
 //! `DELETE /webhooks/endpoints/{id}`, `GET /webhooks/deliveries`,
-//! `POST /webhooks/deliveries/{id}/replay`.
+//! `POST /webhooks/deliveries/{id}/replay`; and Airtm's inbound webhooks, the public
+//! Svix-verified intake `POST /webhooks/airtm`.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use offerhub::error::{Error, ErrorCode};
 use offerhub::pagination::PageRequest;
+use offerhub::services::airtm as airtm_service;
+use offerhub::services::inbox;
 use offerhub::services::webhooks::{self, DeliveryFilter};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use super::airtm_ctx;
+use crate::api::{
+    ApiError, ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page,
+};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -160,4 +169,72 @@ pub async fn replay(
 ) -> ApiResult {
     let d = webhooks::replay_delivery(&state.store, &auth.context(), &id).await?;
     Ok(respond(StatusCode::CREATED, &auth.request_id, d))
+}
+
+/// `POST /webhooks/airtm` (public): verifies the Svix signature over the raw body
+/// (`svix-id`, `svix-timestamp` within 5 minutes, any `v1,` entry, every configured
+/// secret), stores the message in the inbox unique on `svix-id` and answers 200 at once;
+/// the worker processes it. 401 `UNAUTHORIZED` for a missing, forged, foreign-secret or
+/// stale signature (nothing stored); 422 `FEATURE_NOT_ENABLED` when Airtm is not enabled or no
+/// `AIRTM_WEBHOOK_SECRET` is configured.
+#[utoipa::path(
+    post,
+    operation_id = "receiveAirtmWebhook",
+    path = "/webhooks/airtm",
+    tag = "Webhooks",
+    params(("svix-id" = String, Header, description = "Svix message id"), ("svix-timestamp" = String, Header, description = "Unix seconds"), ("svix-signature" = String, Header, description = "v1,<base64 HMAC-SHA256> entries")),
+    request_body = Object,
+    security(()),
+    responses((status = 200, description = "Stored (or already stored); processed asynchronously", body = crate::openapi::Data<crate::openapi::WebhookReceipt>), (status = 401, description = "Signature verification failed (nothing stored)", body = crate::openapi::ErrorResponse))
+)]
+pub async fn receive_airtm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match intake(&state, &headers, &body).await {
+        Ok(r) => r,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, Error> {
+    airtm_ctx(state)?;
+    if state.airtm_webhooks.is_empty() {
+        return Err(Error::feature_not_enabled(
+            "Airtm webhook intake is disabled: AIRTM_WEBHOOK_SECRET is not set",
+            "AIRTM_WEBHOOK_SECRET",
+        ));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = chrono::Utc::now().timestamp();
+    if let Err(e) = state.airtm_webhooks.verify(
+        header("svix-id"),
+        header("svix-timestamp"),
+        header("svix-signature"),
+        body,
+        now,
+    ) {
+        tracing::warn!(reason = %e, "Airtm webhook refused");
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            format!("Webhook signature verification failed: {e}"),
+        ));
+    }
+    let svix_id = header("svix-id").unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Error::validation("body", "must be a JSON object {type, data}"))?;
+    let event_type = airtm_service::event_type(&parsed)
+        .ok_or_else(|| Error::validation("body", "must be a JSON object {type, data}"))?
+        .to_string();
+    let text = std::str::from_utf8(body).map_err(|_| Error::validation("body", "must be UTF-8"))?;
+    let new = inbox::receive(&state.store, "airtm", svix_id, &event_type, text).await?;
+    if let Some(wake) = &state.airtm_wake {
+        wake.notify_one();
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "data": { "received": true, "duplicate": !new } })),
+    )
+        .into_response())
 }

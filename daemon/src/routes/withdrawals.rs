@@ -1,16 +1,20 @@
 //! Withdrawals: `POST /withdrawals` (write), `GET /withdrawals?userId=` and
 //! `GET /withdrawals/{id}` (read). Crypto withdrawals pay USDC on Stellar; Airtm
 //! payouts (`bank`, `airtm_balance`, [`offerhub::services::payouts`]) pay the user's
-//! linked Airtm account; their commit/refresh/cancel live in [`crate::routes::airtm`].
+//! linked Airtm account, and are committed, re-read or canceled with
+//! `POST /withdrawals/{id}/commit|refresh|cancel` (Airtm only: 422
+//! `FEATURE_NOT_ENABLED` without `PAYMENT_PROVIDER=airtm`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use offerhub::error::Error;
+use offerhub::error::{Error, ErrorCode};
+use offerhub::ids::IdKind;
 use offerhub::money::Amount;
 use offerhub::pagination::PageRequest;
-use offerhub::services::withdrawals;
+use offerhub::services::{payouts, withdrawals};
 use serde::Deserialize;
 
+use super::{airtm_ctx, known_id};
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
 use crate::state::AppState;
 
@@ -78,7 +82,7 @@ pub async fn create(
             Ok(respond(StatusCode::CREATED, &auth.request_id, w))
         }
         "bank" | "airtm_balance" => {
-            let ac = crate::routes::airtm::context(&state)?;
+            let ac = airtm_ctx(&state)?;
             let w = offerhub::services::payouts::create(
                 &state.store,
                 &auth.context(),
@@ -154,4 +158,73 @@ pub async fn get(
         &auth.request_id,
         withdrawals::get(&state.store, &id).await?,
     ))
+}
+
+fn withdrawal_id(id: &str) -> Result<(), Error> {
+    known_id(
+        IdKind::Withdrawal,
+        ErrorCode::WithdrawalNotFound,
+        "Withdrawal",
+        id,
+    )
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "commitWithdrawal",
+    path = "/withdrawals/{id}/commit",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Committed; Airtm's outcome applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
+pub async fn commit(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = airtm_ctx(&state)?;
+    let w = payouts::commit(&state.store, &auth.context(), &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "refreshWithdrawal",
+    path = "/withdrawals/{id}/refresh",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = airtm_ctx(&state)?;
+    let w = payouts::refresh(&state.store, &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "cancelWithdrawal",
+    path = "/withdrawals/{id}/cancel",
+    tag = "Withdrawals",
+    params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
+    security(("bearer" = ["write"])),
+    responses((status = 200, description = "Canceled; the hold returned to available", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth<Write>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    withdrawal_id(&id)?;
+    let ac = airtm_ctx(&state)?;
+    let w = payouts::cancel(&state.store, &auth.context(), &ac, &id).await?;
+    Ok(respond(StatusCode::OK, &auth.request_id, w))
 }

@@ -1,14 +1,16 @@
-//! `GET /health` (public liveness) and `GET /health/detailed` (public; database and
-//! provider reachability).
+//! System: `GET /health` (public liveness), `GET /health/detailed` (public; database
+//! and provider reachability), `GET /metrics` (scope `support`; the Prometheus
+//! exposition of [`crate::metrics`]) and `GET /openapi.json` (public; the document of
+//! [`crate::openapi`]).
 
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::{request_id, respond};
+use crate::api::{Auth, Support, request_id, respond};
 use crate::state::AppState;
 
 /// `200 {"data": {"status": "healthy", "version", "uptimeSeconds"}}`.
@@ -151,4 +153,38 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
             "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless, "airtm": airtm },
         }),
     )
+}
+
+/// `GET /metrics` (scope `support`): Prometheus text exposition format.
+#[utoipa::path(
+    get,
+    operation_id = "getMetrics",
+    path = "/metrics",
+    tag = "System",
+    security(("bearer" = ["support"])),
+    responses((status = 200, description = "Prometheus text exposition format (version 0.0.4) of every `offerhub_*` series; see docs/OPERATIONS.md", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>, _auth: Auth<Support>) -> Response {
+    crate::metrics::render(&state.store).await
+}
+
+/// `GET /openapi.json` (public): the OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    operation_id = "getOpenApiDocument",
+    path = "/openapi.json",
+    tag = "System",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    let body = crate::openapi::document_json(state.config.public_base_url.as_str()).to_string();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
