@@ -2126,6 +2126,17 @@ export interface components {
             /** Format: int64 */
             seq: number;
         };
+        /**
+         * @description The automatic release clock of an order (`autoReleaseAfter` / `autoReleaseAt`,
+         *     [`crate::services::lifecycle`]).
+         *
+         *     `PENDING` (waiting for the seller's completion) `→ SCHEDULED` (the clock runs)
+         *     `→ RELEASING` (the worker started the release saga) `→ RELEASED | FAILED`; a
+         *     dispute stops the clock (`PENDING | SCHEDULED → STOPPED`), a manual release or
+         *     refund cancels it (`→ CANCELED`).
+         * @enum {string}
+         */
+        AutoReleaseStatus: "PENDING" | "SCHEDULED" | "RELEASING" | "RELEASED" | "FAILED" | "STOPPED" | "CANCELED";
         /** @description A user's balance: `total = available + reserved`. */
         Balance: {
             available: components["schemas"]["Amount"];
@@ -2354,8 +2365,7 @@ export interface components {
                 /** Format: int64 */
                 lastStatus?: number | null;
                 nextAttemptAt: string;
-                /** @description `PENDING`, `SUCCEEDED` or `FAILED`. */
-                status: string;
+                status: components["schemas"]["DeliveryStatus"];
             };
             meta: components["schemas"]["Meta"];
         };
@@ -2381,7 +2391,7 @@ export interface components {
                 /** @description Only in single-dispute reads. */
                 comments?: components["schemas"]["Comment"][] | null;
                 createdAt: string;
-                decision?: string | null;
+                decision?: components["schemas"]["Decision"] | null;
                 decisionNote?: string | null;
                 evidence?: unknown;
                 id: string;
@@ -2393,7 +2403,7 @@ export interface components {
                 releaseAmount?: components["schemas"]["Amount"] | null;
                 resolvedAt?: string | null;
                 resolvedBy?: string | null;
-                status: string;
+                status: components["schemas"]["DisputeStatus"];
                 updatedAt: string;
             };
             meta: components["schemas"]["Meta"];
@@ -2415,8 +2425,7 @@ export interface components {
                 events: string[];
                 failingSince?: string | null;
                 id: string;
-                /** @description `ACTIVE`, `DISABLED` (failing for too long) or `DELETED`. */
-                status: string;
+                status: components["schemas"]["EndpointStatus"];
                 url: string;
             };
             meta: components["schemas"]["Meta"];
@@ -2479,12 +2488,7 @@ export interface components {
                  *     once the clock started, its start + `autoReleaseAfter`; `null` before.
                  */
                 autoReleaseAt?: string | null;
-                /**
-                 * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
-                 *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
-                 *     (the order ended another way); `null` without automatic release.
-                 */
-                autoReleaseStatus?: string | null;
+                autoReleaseStatus?: components["schemas"]["AutoReleaseStatus"] | null;
                 buyerId: string;
                 cancelReason?: string | null;
                 clientOrderRef?: string | null;
@@ -2515,18 +2519,13 @@ export interface components {
                 done: components["schemas"]["DoneStep"][];
                 finishedAt?: string | null;
                 id: string;
-                /**
-                 * @description `ESCROW_DEPLOY`, `ESCROW_FUND`, `RELEASE`, `REFUND`, `DISPUTE`, `RESOLVE`,
-                 *     `MILESTONE_COMPLETE`, `MILESTONE_APPROVE`, `MILESTONE_RELEASE`.
-                 */
-                kind: string;
+                kind: components["schemas"]["SagaKind"];
                 /** @description `{code, message, details?}` of the last failure. */
                 lastError?: unknown;
                 orderId: string;
                 /** @description Hash of the stored, not yet settled envelope of the current step. */
                 pendingTransactionHash?: string | null;
-                /** @description `RUNNING`, `COMPLETED`, `COMPENSATED`, `NEEDS_ATTENTION`. */
-                status: string;
+                status: components["schemas"]["SagaStatus"];
                 /**
                  * Format: int64
                  * @description Index of the next step.
@@ -2583,7 +2582,7 @@ export interface components {
                  * @description `TOPUP_CREATED`, `TOPUP_AWAITING_USER_CONFIRMATION`, `TOPUP_PROCESSING`,
                  *     `TOPUP_SETTLING`, `TOPUP_SUCCEEDED`, `TOPUP_FAILED`, `TOPUP_CANCELED`.
                  */
-                status: string;
+                status: components["schemas"]["TopUpStatus"];
                 updatedAt: string;
                 userId: string;
             };
@@ -2609,7 +2608,7 @@ export interface components {
                 amount: components["schemas"]["Amount"];
                 createdAt: string;
                 milestoneRef: string;
-                status: string;
+                status: components["schemas"]["MilestoneStatus"];
                 title: string;
                 updatedAt: string;
             }[];
@@ -2664,7 +2663,7 @@ export interface components {
                  *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
                  *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
                  */
-                status: string;
+                status: components["schemas"]["WithdrawalStatus"];
                 /** @description Crypto: the payment's transaction hash. */
                 txHash?: string | null;
                 updatedAt: string;
@@ -2672,6 +2671,11 @@ export interface components {
             };
             meta: components["schemas"]["Meta"];
         };
+        /**
+         * @description How a dispute ends.
+         * @enum {string}
+         */
+        Decision: "FULL_RELEASE" | "FULL_REFUND" | "SPLIT";
         /** @description A delivery of one event to one endpoint. */
         Delivery: {
             /** Format: int64 */
@@ -2685,9 +2689,13 @@ export interface components {
             /** Format: int64 */
             lastStatus?: number | null;
             nextAttemptAt: string;
-            /** @description `PENDING`, `SUCCEEDED` or `FAILED`. */
-            status: string;
+            status: components["schemas"]["DeliveryStatus"];
         };
+        /**
+         * @description Where a delivery of one event to one endpoint is.
+         * @enum {string}
+         */
+        DeliveryStatus: "PENDING" | "SUCCEEDED" | "FAILED";
         /** @description `GET /users/{id}/wallet/deposit`: how a user funds their balance. */
         DepositInstructions: {
             address: string;
@@ -2704,7 +2712,7 @@ export interface components {
             /** @description Only in single-dispute reads. */
             comments?: components["schemas"]["Comment"][] | null;
             createdAt: string;
-            decision?: string | null;
+            decision?: components["schemas"]["Decision"] | null;
             decisionNote?: string | null;
             evidence?: unknown;
             id: string;
@@ -2716,7 +2724,7 @@ export interface components {
             releaseAmount?: components["schemas"]["Amount"] | null;
             resolvedAt?: string | null;
             resolvedBy?: string | null;
-            status: string;
+            status: components["schemas"]["DisputeStatus"];
             updatedAt: string;
         };
         DisputeBody: {
@@ -2727,6 +2735,11 @@ export interface components {
             /** @enum {string} */
             reason: "NOT_DELIVERED" | "QUALITY_ISSUE" | "OTHER";
         };
+        /**
+         * @description Where a dispute is.
+         * @enum {string}
+         */
+        DisputeStatus: "OPENING" | "OPEN" | "UNDER_REVIEW" | "RESOLVING" | "RESOLVED" | "FAILED";
         /** @description A dispute with its order (dispute reads and outcomes). */
         DisputeWithOrder: components["schemas"]["Dispute"] & {
             order: components["schemas"]["Order"];
@@ -2744,10 +2757,14 @@ export interface components {
             events: string[];
             failingSince?: string | null;
             id: string;
-            /** @description `ACTIVE`, `DISABLED` (failing for too long) or `DELETED`. */
-            status: string;
+            status: components["schemas"]["EndpointStatus"];
             url: string;
         };
+        /**
+         * @description Whether an endpoint receives deliveries.
+         * @enum {string}
+         */
+        EndpointStatus: "ACTIVE" | "DISABLED" | "DELETED";
         /** @description The error object. */
         ErrorObject: {
             /**
@@ -2781,21 +2798,26 @@ export interface components {
             deployTransactionHash?: string | null;
             fundedAt?: string | null;
             id: string;
-            /** @description `single-release` or `multi-release`. */
-            kind: string;
+            kind: components["schemas"]["EscrowKind"];
             orderId: string;
             /**
              * Format: double
              * @description Percent, e.g. `2.5`.
              */
             platformFee: number;
-            /**
-             * @description `CREATING`, `CREATED`, `FUNDING`, `FUNDED`, `DISPUTED`, `RELEASED`, `REFUNDED`,
-             *     `RESOLVED`.
-             */
-            status: string;
+            status: components["schemas"]["EscrowStatus"];
             updatedAt: string;
         };
+        /**
+         * @description Trustless Work's two contract kinds (the path segment of its API).
+         * @enum {string}
+         */
+        EscrowKind: "single-release" | "multi-release";
+        /**
+         * @description Where an order's escrow is.
+         * @enum {string}
+         */
+        EscrowStatus: "CREATING" | "CREATED" | "FUNDING" | "FUNDED" | "DISPUTED" | "RELEASED" | "REFUNDED" | "RESOLVED" | "CANCELED";
         /** @description A committed event. */
         Event: {
             data: unknown;
@@ -2869,7 +2891,7 @@ export interface components {
             amount: components["schemas"]["Amount"];
             createdAt: string;
             milestoneRef: string;
-            status: string;
+            status: components["schemas"]["MilestoneStatus"];
             title: string;
             updatedAt: string;
         };
@@ -2883,6 +2905,11 @@ export interface components {
             milestoneRef: string;
             title: string;
         };
+        /**
+         * @description Where a milestone of a multi-release escrow is.
+         * @enum {string}
+         */
+        MilestoneStatus: "PENDING" | "COMPLETED" | "APPROVED" | "DISPUTED" | "RELEASED" | "RESOLVED";
         /** @description An order as the API returns it. */
         Order: {
             amount: components["schemas"]["Amount"];
@@ -2896,12 +2923,7 @@ export interface components {
              *     once the clock started, its start + `autoReleaseAfter`; `null` before.
              */
             autoReleaseAt?: string | null;
-            /**
-             * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
-             *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
-             *     (the order ended another way); `null` without automatic release.
-             */
-            autoReleaseStatus?: string | null;
+            autoReleaseStatus?: components["schemas"]["AutoReleaseStatus"] | null;
             buyerId: string;
             cancelReason?: string | null;
             clientOrderRef?: string | null;
@@ -2919,7 +2941,10 @@ export interface components {
             title: string;
             updatedAt: string;
         };
-        /** @enum {string} */
+        /**
+         * @description Where an order is.
+         * @enum {string}
+         */
         OrderStatus: "ORDER_CREATED" | "FUNDS_RESERVED" | "ESCROW_CREATING" | "ESCROW_FUNDING" | "IN_PROGRESS" | "RELEASE_REQUESTED" | "RELEASED" | "REFUND_REQUESTED" | "REFUNDED" | "DISPUTED" | "CLOSED";
         /**
          * @description A list page: `{"data": [...], "meta": {requestId, timestamp, pagination}}`
@@ -2980,8 +3005,7 @@ export interface components {
                 /** Format: int64 */
                 lastStatus?: number | null;
                 nextAttemptAt: string;
-                /** @description `PENDING`, `SUCCEEDED` or `FAILED`. */
-                status: string;
+                status: components["schemas"]["DeliveryStatus"];
             }[];
             meta: components["schemas"]["PageMeta"];
         };
@@ -2995,7 +3019,7 @@ export interface components {
                 /** @description Only in single-dispute reads. */
                 comments?: components["schemas"]["Comment"][] | null;
                 createdAt: string;
-                decision?: string | null;
+                decision?: components["schemas"]["Decision"] | null;
                 decisionNote?: string | null;
                 evidence?: unknown;
                 id: string;
@@ -3007,7 +3031,7 @@ export interface components {
                 releaseAmount?: components["schemas"]["Amount"] | null;
                 resolvedAt?: string | null;
                 resolvedBy?: string | null;
-                status: string;
+                status: components["schemas"]["DisputeStatus"];
                 updatedAt: string;
             }[];
             meta: components["schemas"]["PageMeta"];
@@ -3023,8 +3047,7 @@ export interface components {
                 events: string[];
                 failingSince?: string | null;
                 id: string;
-                /** @description `ACTIVE`, `DISABLED` (failing for too long) or `DELETED`. */
-                status: string;
+                status: components["schemas"]["EndpointStatus"];
                 url: string;
             }[];
             meta: components["schemas"]["PageMeta"];
@@ -3081,12 +3104,7 @@ export interface components {
                  *     once the clock started, its start + `autoReleaseAfter`; `null` before.
                  */
                 autoReleaseAt?: string | null;
-                /**
-                 * @description `PENDING` (clock not started), `SCHEDULED`, `STOPPED` (a dispute was opened),
-                 *     `RELEASING`, `RELEASED`, `FAILED` (the automatic release compensated), `CANCELED`
-                 *     (the order ended another way); `null` without automatic release.
-                 */
-                autoReleaseStatus?: string | null;
+                autoReleaseStatus?: components["schemas"]["AutoReleaseStatus"] | null;
                 buyerId: string;
                 cancelReason?: string | null;
                 clientOrderRef?: string | null;
@@ -3119,18 +3137,13 @@ export interface components {
                 done: components["schemas"]["DoneStep"][];
                 finishedAt?: string | null;
                 id: string;
-                /**
-                 * @description `ESCROW_DEPLOY`, `ESCROW_FUND`, `RELEASE`, `REFUND`, `DISPUTE`, `RESOLVE`,
-                 *     `MILESTONE_COMPLETE`, `MILESTONE_APPROVE`, `MILESTONE_RELEASE`.
-                 */
-                kind: string;
+                kind: components["schemas"]["SagaKind"];
                 /** @description `{code, message, details?}` of the last failure. */
                 lastError?: unknown;
                 orderId: string;
                 /** @description Hash of the stored, not yet settled envelope of the current step. */
                 pendingTransactionHash?: string | null;
-                /** @description `RUNNING`, `COMPLETED`, `COMPENSATED`, `NEEDS_ATTENTION`. */
-                status: string;
+                status: components["schemas"]["SagaStatus"];
                 /**
                  * Format: int64
                  * @description Index of the next step.
@@ -3169,7 +3182,7 @@ export interface components {
                  * @description `TOPUP_CREATED`, `TOPUP_AWAITING_USER_CONFIRMATION`, `TOPUP_PROCESSING`,
                  *     `TOPUP_SETTLING`, `TOPUP_SUCCEEDED`, `TOPUP_FAILED`, `TOPUP_CANCELED`.
                  */
-                status: string;
+                status: components["schemas"]["TopUpStatus"];
                 updatedAt: string;
                 userId: string;
             }[];
@@ -3238,7 +3251,7 @@ export interface components {
                  *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
                  *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
                  */
-                status: string;
+                status: components["schemas"]["WithdrawalStatus"];
                 /** @description Crypto: the payment's transaction hash. */
                 txHash?: string | null;
                 updatedAt: string;
@@ -3306,18 +3319,13 @@ export interface components {
             done: components["schemas"]["DoneStep"][];
             finishedAt?: string | null;
             id: string;
-            /**
-             * @description `ESCROW_DEPLOY`, `ESCROW_FUND`, `RELEASE`, `REFUND`, `DISPUTE`, `RESOLVE`,
-             *     `MILESTONE_COMPLETE`, `MILESTONE_APPROVE`, `MILESTONE_RELEASE`.
-             */
-            kind: string;
+            kind: components["schemas"]["SagaKind"];
             /** @description `{code, message, details?}` of the last failure. */
             lastError?: unknown;
             orderId: string;
             /** @description Hash of the stored, not yet settled envelope of the current step. */
             pendingTransactionHash?: string | null;
-            /** @description `RUNNING`, `COMPLETED`, `COMPENSATED`, `NEEDS_ATTENTION`. */
-            status: string;
+            status: components["schemas"]["SagaStatus"];
             /**
              * Format: int64
              * @description Index of the next step.
@@ -3330,6 +3338,16 @@ export interface components {
         SagaAccepted: components["schemas"]["Order"] & {
             saga: components["schemas"]["Saga"];
         };
+        /**
+         * @description What a saga does to an order's escrow.
+         * @enum {string}
+         */
+        SagaKind: "ESCROW_DEPLOY" | "ESCROW_FUND" | "RELEASE" | "REFUND" | "DISPUTE" | "RESOLVE" | "MILESTONE_COMPLETE" | "MILESTONE_APPROVE" | "MILESTONE_RELEASE";
+        /**
+         * @description Where a saga is.
+         * @enum {string}
+         */
+        SagaStatus: "RUNNING" | "COMPLETED" | "COMPENSATED" | "NEEDS_ATTENTION";
         /**
          * @description What a key may do: `read` (GET), `write` (mutations), `support` (keys, audit,
          *     disputes, adjustments). Scopes are independent; a key holds the ones it was given.
@@ -3389,10 +3407,15 @@ export interface components {
              * @description `TOPUP_CREATED`, `TOPUP_AWAITING_USER_CONFIRMATION`, `TOPUP_PROCESSING`,
              *     `TOPUP_SETTLING`, `TOPUP_SUCCEEDED`, `TOPUP_FAILED`, `TOPUP_CANCELED`.
              */
-            status: string;
+            status: components["schemas"]["TopUpStatus"];
             updatedAt: string;
             userId: string;
         };
+        /**
+         * @description Where a top-up is.
+         * @enum {string}
+         */
+        TopUpStatus: "TOPUP_CREATED" | "TOPUP_AWAITING_USER_CONFIRMATION" | "TOPUP_PROCESSING" | "TOPUP_SETTLING" | "TOPUP_SUCCEEDED" | "TOPUP_FAILED" | "TOPUP_CANCELED";
         User: {
             airtm?: components["schemas"]["AirtmLink"] | null;
             createdAt: string;
@@ -3466,12 +3489,17 @@ export interface components {
              *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
              *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
              */
-            status: string;
+            status: components["schemas"]["WithdrawalStatus"];
             /** @description Crypto: the payment's transaction hash. */
             txHash?: string | null;
             updatedAt: string;
             userId: string;
         };
+        /**
+         * @description Where a withdrawal is.
+         * @enum {string}
+         */
+        WithdrawalStatus: "WITHDRAWAL_CREATED" | "WITHDRAWAL_PENDING" | "WITHDRAWAL_COMMITTED" | "WITHDRAWAL_PENDING_USER_ACTION" | "WITHDRAWAL_SETTLING" | "WITHDRAWAL_COMPLETED" | "WITHDRAWAL_FAILED" | "WITHDRAWAL_CANCELED" | "WITHDRAWAL_NEEDS_ATTENTION";
     };
     responses: never;
     parameters: never;
