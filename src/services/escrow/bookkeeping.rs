@@ -191,8 +191,8 @@ pub(super) async fn complete(
         }
         SagaKind::EscrowFund => funded(db, saga, escrow, oid, &now).await?,
         SagaKind::MilestoneComplete => milestone_completed(db, oid).await?,
-        SagaKind::Release => released(db, saga, order, escrow, &now).await?,
-        SagaKind::Refund => refunded(db, saga, order, escrow, &now).await?,
+        SagaKind::Release => paid_out(db, saga, order, escrow, &now, Payout::Release).await?,
+        SagaKind::Refund => paid_out(db, saga, order, escrow, &now, Payout::Refund).await?,
         SagaKind::Dispute => {
             walk(
                 db,
@@ -277,84 +277,91 @@ async fn milestone_completed(db: &mut Tx, oid: &str) -> Result<()> {
     Ok(())
 }
 
-/// A release landed: `RELEASE_REQUESTED → RELEASED → CLOSED`, the escrow released, and
-/// for an automatic release the schedule `RELEASING → RELEASED` (`order.auto_released`).
-async fn released(
+/// How an order whose escrow paid out ends: released to the seller or refunded to the
+/// buyer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Payout {
+    Release,
+    Refund,
+}
+
+/// A release or refund landed: `{RELEASE,REFUND}_REQUESTED → RELEASED | REFUNDED →
+/// CLOSED`, the escrow released or refunded, `order.released`/`order.refunded`,
+/// `escrow.*` and `order.closed`.
+async fn paid_out(
     db: &mut Tx,
     saga: &Saga,
     order: &Order,
     escrow: &Escrow,
     now: &str,
+    how: Payout,
 ) -> Result<()> {
     let oid = order.id.as_str();
-    walk(
-        db,
-        &saga.id,
-        oid,
-        OrderStatus::ReleaseRequested,
-        &[OrderStatus::Released, OrderStatus::Closed],
-    )
-    .await?;
-    set_escrow_status(db, oid, EscrowStatus::Released).await?;
-    db.emit(order_event("order.released", oid, json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now })));
+    let (from, to, escrow_status, outcome) = match how {
+        Payout::Release => (
+            OrderStatus::ReleaseRequested,
+            OrderStatus::Released,
+            EscrowStatus::Released,
+            CloseOutcome::Released,
+        ),
+        Payout::Refund => (
+            OrderStatus::RefundRequested,
+            OrderStatus::Refunded,
+            EscrowStatus::Refunded,
+            CloseOutcome::Refunded,
+        ),
+    };
+    walk(db, &saga.id, oid, from, &[to, OrderStatus::Closed]).await?;
+    set_escrow_status(db, oid, escrow_status).await?;
+    let (order_event_type, escrow_event_type, data) = match how {
+        Payout::Release => (
+            "order.released",
+            "escrow.released",
+            json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "releasedAt": now }),
+        ),
+        Payout::Refund => (
+            "order.refunded",
+            "escrow.refunded",
+            json!({ "orderId": oid, "buyerId": order.buyer_id, "amount": order.amount, "currency": order.currency, "reason": saga.params.get("reason"), "refundedAt": now }),
+        ),
+    };
+    db.emit(order_event(order_event_type, oid, data));
     db.emit(NewEvent::new(
-        "escrow.released",
+        escrow_event_type,
         "escrow",
         &escrow.id,
         json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
     ));
-    db.emit(closed_event(oid, CloseOutcome::Released, now));
-    if saga.params["autoRelease"] == json!(true) {
-        let at: Option<String> =
-            sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
-                .bind(oid)
-                .fetch_one(db.conn())
-                .await?;
-        sqlx::query(
-            "UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3",
-        )
-        .bind(AutoReleaseStatus::Released)
-        .bind(oid)
-        .bind(AutoReleaseStatus::Releasing)
-        .execute(db.conn())
-        .await?;
-        let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
-        db.audit(
-            Context::system()
-                .audit("order.auto_released", "order", oid)
-                .after(&data),
-        );
-        db.emit(order_event("order.auto_released", oid, data));
+    db.emit(closed_event(oid, outcome, now));
+    if how == Payout::Release && saga.params["autoRelease"] == json!(true) {
+        auto_released(db, saga, order, now).await?;
     }
     Ok(())
 }
 
-/// A refund landed: `REFUND_REQUESTED → REFUNDED → CLOSED`, the escrow refunded.
-async fn refunded(
-    db: &mut Tx,
-    saga: &Saga,
-    order: &Order,
-    escrow: &Escrow,
-    now: &str,
-) -> Result<()> {
+/// An automatic release landed: the schedule `RELEASING → RELEASED`, audited and
+/// announced (`order.auto_released`).
+async fn auto_released(db: &mut Tx, saga: &Saga, order: &Order, now: &str) -> Result<()> {
     let oid = order.id.as_str();
-    walk(
-        db,
-        &saga.id,
-        oid,
-        OrderStatus::RefundRequested,
-        &[OrderStatus::Refunded, OrderStatus::Closed],
+    let at: Option<String> = sqlx::query_scalar("SELECT auto_release_at FROM orders WHERE id = $1")
+        .bind(oid)
+        .fetch_one(db.conn())
+        .await?;
+    sqlx::query(
+        "UPDATE orders SET auto_release_status = $1 WHERE id = $2 AND auto_release_status = $3",
     )
+    .bind(AutoReleaseStatus::Released)
+    .bind(oid)
+    .bind(AutoReleaseStatus::Releasing)
+    .execute(db.conn())
     .await?;
-    set_escrow_status(db, oid, EscrowStatus::Refunded).await?;
-    db.emit(order_event("order.refunded", oid, json!({ "orderId": oid, "buyerId": order.buyer_id, "amount": order.amount, "currency": order.currency, "reason": saga.params.get("reason"), "refundedAt": now })));
-    db.emit(NewEvent::new(
-        "escrow.refunded",
-        "escrow",
-        &escrow.id,
-        json!({ "orderId": oid, "escrowId": escrow.id, "contractId": escrow.contract_id }),
-    ));
-    db.emit(closed_event(oid, CloseOutcome::Refunded, now));
+    let data = json!({ "orderId": oid, "sellerId": order.seller_id, "amount": order.amount, "currency": order.currency, "sagaId": saga.id, "autoReleaseAt": at, "releasedAt": now });
+    db.audit(
+        Context::system()
+            .audit("order.auto_released", "order", oid)
+            .after(&data),
+    );
+    db.emit(order_event("order.auto_released", oid, data));
     Ok(())
 }
 
