@@ -1,7 +1,7 @@
 //! State machines as pure functions: which states and transitions exist, nothing about
 //! storage. The store applies a transition as a compare-and-set on the current status.
 //!
-//! Every status (and kind) is an enum declared with [`text_enum!`]: stored as TEXT through
+//! Every status (and kind) is an enum declared with `text_enum!`: stored as TEXT through
 //! one `as_str`/`parse` pair (the `sqlx` encoding and decoding use them, so a row written
 //! with an unknown value fails to decode instead of being misread), serialised by `serde`
 //! as the same text, compared by value. No status string literal lives outside this

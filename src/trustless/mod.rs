@@ -594,6 +594,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_amount_a_javascript_number_cannot_carry_is_refused() {
+        // 18 significant digits: a double would round it.
+        let e = human(Amount::from_base_units(123_456_789_012_345_678)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AmountOutOfRange);
+        assert!(human(Amount::from_base_units(1_000_000_000_000_000_000)).is_ok());
+        assert_eq!(units(&json!(5e-7)), Some(Amount::from_base_units(5)));
+        assert_eq!(units(&json!("1e-8")), None);
+    }
+
+    #[test]
     fn human_units_round_trip() {
         for (units_, text) in [
             (1_000_000_000, "100"),

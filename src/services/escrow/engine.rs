@@ -421,3 +421,42 @@ fn failed_step(tx_code: &str, op_codes: &[String]) -> StepError {
     };
     StepError::Definitive(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_errors_are_classified_transient_definitive_or_bug() {
+        let class = |e: Error| StepError::from(e).label();
+        // The environment: retry.
+        assert_eq!(
+            class(Error::unavailable("database: pool timed out")),
+            "transient"
+        );
+        assert_eq!(class(Error::from(sqlx::Error::PoolTimedOut)), "transient");
+        assert_eq!(
+            class(Error::new(ErrorCode::ProviderUnavailable, "TW down")),
+            "transient"
+        );
+        assert_eq!(
+            class(Error::new(ErrorCode::ProviderTimeout, "504")),
+            "transient"
+        );
+        // The provider or the contract said no: compensate or park.
+        assert_eq!(
+            class(Error::new(ErrorCode::EscrowContractError, "refused")),
+            "definitive"
+        );
+        assert_eq!(
+            class(Error::new(ErrorCode::XdrVerificationFailed, "wrong amount")),
+            "definitive"
+        );
+        // A bug or corrupt data: park at once, retrying cannot help.
+        assert_eq!(
+            class(Error::internal("escrow has no contract id yet")),
+            "bug"
+        );
+        assert_eq!(class(Error::from(sqlx::Error::RowNotFound)), "bug");
+    }
+}
