@@ -78,6 +78,13 @@ pub async fn run(
                 passphrase: None,
                 state_file: run.state.clone(),
             })?;
+            sb.set_faults(offerhub_sandbox::horizon::Faults {
+                latency_ms: run.latency_ms,
+                fail_5xx: run.fail_5xx,
+                fail_429: run.fail_429,
+                timeout_after_apply: run.timeout_after_apply,
+                ..Default::default()
+            });
             let addr =
                 offerhub_sandbox::start(sb.clone(), ([127, 0, 0, 1], run.port).into()).await?;
             println!("OfferHub sandbox (Horizon subset) on http://{addr}");
@@ -85,6 +92,13 @@ pub async fn run(
             println!("USDC: {} issued by {}", sb.usdc().code, sb.usdc().issuer);
             if let Some(p) = &run.state {
                 println!("state: {}", p.display());
+            }
+            if run.latency_ms + u64::from(run.fail_5xx + run.fail_429 + run.timeout_after_apply) > 0
+            {
+                println!(
+                    "faults: {} ms latency, next {} requests 503, next {} requests 429, next {} submissions time out after applying",
+                    run.latency_ms, run.fail_5xx, run.fail_429, run.timeout_after_apply
+                );
             }
             tokio::signal::ctrl_c().await?;
             Ok(ExitCode::SUCCESS)

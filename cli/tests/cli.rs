@@ -459,6 +459,32 @@ async fn sandbox_command_and_faucet() {
 }
 
 #[tokio::test]
+async fn sandbox_fault_flags_are_applied() {
+    let port = free_port();
+    let _sb = Daemon(
+        Command::new(BIN)
+            .args(["sandbox", "--port", &port.to_string(), "--fail-5xx", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/fee_stats");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut statuses = Vec::new();
+    while statuses.len() < 3 {
+        match reqwest::get(&url).await {
+            Ok(r) => statuses.push(r.status().as_u16()),
+            Err(_) => {
+                assert!(Instant::now() < deadline, "sandbox did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(statuses, [503, 503, 200]);
+}
+
+#[tokio::test]
 async fn reconcile_exit_codes_with_a_stopped_monitor() {
     let dir = temp_dir();
     let (sb_port, port) = (free_port(), free_port());
