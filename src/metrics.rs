@@ -1,5 +1,5 @@
 //! Prometheus metrics: the name of every series OfferHub exports and the helpers that
-//! record them through the [`metrics`](::metrics) facade.
+//! record them through the [`metrics`] facade.
 //!
 //! The core records; it never exports. Without an installed recorder (operator
 //! commands, unit tests) every call is a no-op; the daemon installs the Prometheus
