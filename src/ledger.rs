@@ -14,10 +14,10 @@
 //!   (reserved → destination) or voided (reserved → available), by compare-and-set on
 //!   their status.
 //!
-//! All functions take a [`Tx`]; callers add their state change, audit row and event in
-//! the same transaction.
+//! All functions that write take a [`Tx`]; callers add their state change, audit row and
+//! event in the same transaction. [`verify`] (in `ledger/verify.rs`) proves these
+//! invariants from the stored rows.
 
-use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -26,6 +26,9 @@ use crate::ids::{IdKind, new_id};
 use crate::money::Amount;
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Store, Tx};
+
+mod verify;
+pub use verify::{LedgerReport, Violation, verify};
 
 /// Where unexplained money enters or leaves: operator adjustments.
 pub const ADJUSTMENTS_ACCOUNT: &str = "external:adjustments";
@@ -653,150 +656,4 @@ pub async fn history(
         });
     }
     Ok(Page::from_rows(entries, page.limit, |e| e.seq))
-}
-
-/// A violated ledger invariant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Violation {
-    pub check: &'static str,
-    pub subject: String,
-    pub detail: String,
-}
-
-/// Result of [`verify`]: counts checked and every violation found.
-#[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LedgerReport {
-    pub accounts: i64,
-    pub transactions: i64,
-    pub postings: i64,
-    pub violations: Vec<Violation>,
-}
-
-impl LedgerReport {
-    pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
-/// Proves the ledger: every journal transaction balances; every account's projected
-/// balance equals the sum of its postings; no non-negative account is negative; every
-/// user's reserved balance equals the sum of their pending holds; all balances sum to
-/// zero. Set-based queries (one pass per check), streaming the violations.
-pub async fn verify(store: &Store) -> Result<LedgerReport> {
-    let db = store.reader();
-    let mut report = LedgerReport::default();
-    let counts = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM ledger_accounts) AS a, \
-                (SELECT COUNT(*) FROM journal_transactions) AS t, \
-                (SELECT COUNT(*) FROM postings) AS p",
-    )
-    .fetch_one(db)
-    .await?;
-    report.accounts = counts.try_get("a")?;
-    report.transactions = counts.try_get("t")?;
-    report.postings = counts.try_get("p")?;
-
-    let mut rows = sqlx::query(
-        "SELECT transaction_id, CAST(SUM(amount) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS legs \
-         FROM postings GROUP BY transaction_id HAVING SUM(amount) <> 0 OR COUNT(*) < 2",
-    )
-    .fetch(db);
-    while let Some(r) = rows.try_next().await? {
-        let total: i64 = r.try_get("total")?;
-        let legs: i64 = r.try_get("legs")?;
-        report.violations.push(Violation {
-            check: "balanced_transaction",
-            subject: r.try_get("transaction_id")?,
-            detail: format!(
-                "{legs} postings summing to {}",
-                Amount::from_base_units(total)
-            ),
-        });
-    }
-    drop(rows);
-
-    // Sharded system accounts: the account row plus its shards.
-    const PROJECTED: &str = "(SELECT a.id, a.kind, a.owner_id, a.non_negative, \
-           CAST(a.balance + COALESCE(s.total, 0) AS BIGINT) AS balance \
-         FROM ledger_accounts a LEFT JOIN \
-           (SELECT account_id, SUM(balance) AS total FROM ledger_account_shards \
-            GROUP BY account_id) s ON s.account_id = a.id)";
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT a.id, a.balance, CAST(COALESCE(j.total, 0) AS BIGINT) AS journal \
-         FROM {PROJECTED} a LEFT JOIN \
-           (SELECT account_id, SUM(amount) AS total FROM postings GROUP BY account_id) j \
-           ON j.account_id = a.id \
-         WHERE a.balance <> COALESCE(j.total, 0)"
-    )))
-    .fetch(db);
-    while let Some(r) = rows.try_next().await? {
-        let b: i64 = r.try_get("balance")?;
-        let j: i64 = r.try_get("journal")?;
-        report.violations.push(Violation {
-            check: "projection_matches_journal",
-            subject: r.try_get("id")?,
-            detail: format!(
-                "balance {} but postings sum to {}",
-                Amount::from_base_units(b),
-                Amount::from_base_units(j)
-            ),
-        });
-    }
-    drop(rows);
-
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, balance FROM {PROJECTED} a WHERE non_negative = 1 AND balance < 0"
-    )))
-    .fetch(db);
-    while let Some(r) = rows.try_next().await? {
-        let b: i64 = r.try_get("balance")?;
-        report.violations.push(Violation {
-            check: "non_negative",
-            subject: r.try_get("id")?,
-            detail: format!("balance {}", Amount::from_base_units(b)),
-        });
-    }
-    drop(rows);
-
-    let mut rows = sqlx::query(
-        "SELECT a.id, a.balance, CAST(COALESCE(h.total, 0) AS BIGINT) AS held \
-         FROM ledger_accounts a LEFT JOIN \
-           (SELECT user_id, SUM(amount) AS total FROM holds WHERE status = $1 GROUP BY user_id) h \
-           ON h.user_id = a.owner_id \
-         WHERE a.kind = 'user_reserved' AND a.balance <> COALESCE(h.total, 0)",
-    )
-    .bind(HoldStatus::Pending)
-    .fetch(db);
-    while let Some(r) = rows.try_next().await? {
-        let b: i64 = r.try_get("balance")?;
-        let h: i64 = r.try_get("held")?;
-        report.violations.push(Violation {
-            check: "reserved_equals_pending_holds",
-            subject: r.try_get("id")?,
-            detail: format!(
-                "reserved {} but pending holds total {}",
-                Amount::from_base_units(b),
-                Amount::from_base_units(h)
-            ),
-        });
-    }
-    drop(rows);
-
-    let total: i64 = sqlx::query(
-        "SELECT CAST(COALESCE((SELECT SUM(balance) FROM ledger_accounts), 0) \
-                   + COALESCE((SELECT SUM(balance) FROM ledger_account_shards), 0) AS BIGINT) AS total",
-    )
-    .fetch_one(db)
-    .await?
-    .try_get("total")?;
-    if total != 0 {
-        report.violations.push(Violation {
-            check: "balances_sum_to_zero",
-            subject: "ledger".into(),
-            detail: format!("all balances sum to {}", Amount::from_base_units(total)),
-        });
-    }
-    Ok(report)
 }

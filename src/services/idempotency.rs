@@ -20,7 +20,7 @@ use sqlx::Row;
 
 use crate::domain::idempotency::KeyState;
 use crate::error::{Error, ErrorCode, Result};
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// An `IN_PROGRESS` record older than this is considered abandoned (its process died
 /// before committing) and may be taken over.
@@ -91,104 +91,14 @@ pub async fn claim(
     ttl_hours: u32,
     wait: Duration,
 ) -> Result<Claim> {
-    let ClaimRequest {
-        api_key_id,
-        method,
-        path,
-        key,
-        body_hash,
-    } = *req;
-    let scope = scope_hash(api_key_id, method, path, key);
+    let scope = scope_hash(req.api_key_id, req.method, req.path, req.key);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let now = chrono::Utc::now();
-        let expires = crate::clock::format_ts(now + chrono::Duration::hours(i64::from(ttl_hours)));
-        let now_s = crate::clock::format_ts(now);
-        let mut tx = store.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope_hash, api_key_id, idempotency_key, method, path, \
-             request_hash, state, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT (scope_hash) DO NOTHING",
-        )
-        .bind(&scope)
-        .bind(api_key_id)
-        .bind(key)
-        .bind(method)
-        .bind(path)
-        .bind(body_hash)
-        .bind(&now_s)
-        .bind(&expires)
-        .bind(KeyState::InProgress)
-        .execute(tx.conn())
-        .await?;
-        if inserted.rows_affected() == 1 {
-            tx.commit().await?;
-            return Ok(Claim::Proceed { record: scope });
-        }
-        let row = sqlx::query(
-            "SELECT request_hash, state, response_status, response_body, created_at, expires_at \
-             FROM idempotency_keys WHERE scope_hash = $1",
-        )
-        .bind(&scope)
-        .fetch_optional(tx.conn())
-        .await?;
-        let Some(row) = row else {
-            drop(tx);
-            continue;
+        let state = match claim_once(store, req, &scope, ttl_hours).await? {
+            Pass::Done(claim) => return Ok(claim),
+            Pass::Again => continue,
+            Pass::Busy(state) => state,
         };
-        let expires_at: String = row.try_get("expires_at")?;
-        let state: KeyState = row.try_get("state")?;
-        let created_at: String = row.try_get("created_at")?;
-        if expires_at < now_s {
-            sqlx::query("DELETE FROM idempotency_keys WHERE scope_hash = $1 AND expires_at = $2")
-                .bind(&scope)
-                .bind(&expires_at)
-                .execute(tx.conn())
-                .await?;
-            tx.commit().await?;
-            continue;
-        }
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != body_hash {
-            return Err(Error::new(
-                ErrorCode::IdempotencyConflict,
-                "This Idempotency-Key was already used with a different request body",
-            )
-            .with_details(serde_json::json!({ "idempotencyKey": key })));
-        }
-        match state {
-            KeyState::Completed => {
-                let status: i64 = row.try_get("response_status")?;
-                let body: Option<String> = row.try_get("response_body")?;
-                return Ok(Claim::Replay {
-                    status: u16::try_from(status).unwrap_or(500),
-                    body: body.unwrap_or_default(),
-                });
-            }
-            KeyState::InProgress => {
-                let stale = chrono::DateTime::parse_from_rfc3339(&created_at)
-                    .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() > STALE_AFTER_SECS)
-                    .unwrap_or(false);
-                if stale {
-                    let taken = sqlx::query(
-                        "UPDATE idempotency_keys SET created_at = $1 \
-                         WHERE scope_hash = $2 AND state = $4 AND created_at = $3",
-                    )
-                    .bind(&now_s)
-                    .bind(&scope)
-                    .bind(&created_at)
-                    .bind(KeyState::InProgress)
-                    .execute(tx.conn())
-                    .await?;
-                    if taken.rows_affected() == 1 {
-                        tx.commit().await?;
-                        return Ok(Claim::Proceed { record: scope });
-                    }
-                }
-            }
-            KeyState::Committed => {}
-        }
-        drop(tx);
         if tokio::time::Instant::now() >= deadline {
             return Err(if state == KeyState::Committed {
                 in_progress(
@@ -202,6 +112,144 @@ pub async fn claim(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The outcome of one pass of [`claim`].
+enum Pass {
+    /// Answer with this claim.
+    Done(Claim),
+    /// The record vanished, or had expired and was deleted: try again at once.
+    Again,
+    /// A duplicate holds the record (`IN_PROGRESS` and not stale, or `COMMITTED`): wait
+    /// and try again.
+    Busy(KeyState),
+}
+
+/// One pass of [`claim`], in its own database transaction: inserts the record, or
+/// reads the existing one and replays it, takes it over when stale, deletes it when
+/// expired, or reports it busy. Errors: 409 `IDEMPOTENCY_CONFLICT` (other body).
+async fn claim_once(
+    store: &Store,
+    req: &ClaimRequest<'_>,
+    scope: &str,
+    ttl_hours: u32,
+) -> Result<Pass> {
+    let now = chrono::Utc::now();
+    let expires = crate::clock::format_ts(now + chrono::Duration::hours(i64::from(ttl_hours)));
+    let now_s = crate::clock::format_ts(now);
+    let mut tx = store.begin().await?;
+    if insert_record(&mut tx, req, scope, &now_s, &expires).await? {
+        tx.commit().await?;
+        return Ok(Pass::Done(Claim::Proceed {
+            record: scope.to_string(),
+        }));
+    }
+    let row = sqlx::query(
+        "SELECT request_hash, state, response_status, response_body, created_at, expires_at \
+         FROM idempotency_keys WHERE scope_hash = $1",
+    )
+    .bind(scope)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(row) = row else {
+        drop(tx);
+        return Ok(Pass::Again);
+    };
+    let expires_at: String = row.try_get("expires_at")?;
+    let state: KeyState = row.try_get("state")?;
+    let created_at: String = row.try_get("created_at")?;
+    if expires_at < now_s {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope_hash = $1 AND expires_at = $2")
+            .bind(scope)
+            .bind(&expires_at)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        return Ok(Pass::Again);
+    }
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != req.body_hash {
+        return Err(Error::new(
+            ErrorCode::IdempotencyConflict,
+            "This Idempotency-Key was already used with a different request body",
+        )
+        .with_details(serde_json::json!({ "idempotencyKey": req.key })));
+    }
+    match state {
+        KeyState::Completed => {
+            let status: i64 = row.try_get("response_status")?;
+            let body: Option<String> = row.try_get("response_body")?;
+            return Ok(Pass::Done(Claim::Replay {
+                status: u16::try_from(status).unwrap_or(500),
+                body: body.unwrap_or_default(),
+            }));
+        }
+        KeyState::InProgress => {
+            let stale = chrono::DateTime::parse_from_rfc3339(&created_at)
+                .map(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() > STALE_AFTER_SECS)
+                .unwrap_or(false);
+            if stale && take_over(&mut tx, scope, &created_at, &now_s).await? {
+                tx.commit().await?;
+                return Ok(Pass::Done(Claim::Proceed {
+                    record: scope.to_string(),
+                }));
+            }
+        }
+        KeyState::Committed => {}
+    }
+    drop(tx);
+    Ok(Pass::Busy(state))
+}
+
+/// Inserts the request's `IN_PROGRESS` record, created at `now_s` and expiring at
+/// `expires`, unless its scope already has one. Returns whether it did.
+async fn insert_record(
+    tx: &mut Tx,
+    req: &ClaimRequest<'_>,
+    scope: &str,
+    now_s: &str,
+    expires: &str,
+) -> Result<bool> {
+    let ClaimRequest {
+        api_key_id,
+        method,
+        path,
+        key,
+        body_hash,
+    } = *req;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope_hash, api_key_id, idempotency_key, method, path, \
+         request_hash, state, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT (scope_hash) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(api_key_id)
+    .bind(key)
+    .bind(method)
+    .bind(path)
+    .bind(body_hash)
+    .bind(now_s)
+    .bind(expires)
+    .bind(KeyState::InProgress)
+    .execute(tx.conn())
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Takes over a stale `IN_PROGRESS` record (its process died before committing):
+/// compare-and-set on its `created_at`, so one waiter wins. Returns whether this one did.
+async fn take_over(tx: &mut Tx, scope: &str, created_at: &str, now_s: &str) -> Result<bool> {
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET created_at = $1 \
+         WHERE scope_hash = $2 AND state = $4 AND created_at = $3",
+    )
+    .bind(now_s)
+    .bind(scope)
+    .bind(created_at)
+    .bind(KeyState::InProgress)
+    .execute(tx.conn())
+    .await?;
+    Ok(taken.rows_affected() == 1)
 }
 
 /// Stores the response of a claimed request. A 5xx of a request whose transaction never

@@ -256,28 +256,45 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
             ),
         ));
     }
-    // Record Airtm's view (payout id, status text) when it changed, audited.
-    let before = withdrawals::get(store, id).await?;
-    if before.airtm_payout_id.as_deref() != Some(p.id.as_str())
-        || before.airtm_status.as_deref() != Some(p.status_text.as_str())
-    {
-        let mut db = store.begin().await?;
-        sqlx::query("UPDATE withdrawals SET payout_id = $1, airtm_status = $2, updated_at = $3 WHERE id = $4")
-            .bind(&p.id)
-            .bind(&p.status_text)
-            .bind(crate::clock::now())
-            .bind(id)
-            .execute(db.conn())
-            .await?;
-        db.audit(
-            Context::system()
-                .audit("withdrawal.provider_status", "withdrawal", id)
-                .before(json!({ "airtmPayoutId": before.airtm_payout_id, "airtmStatus": before.airtm_status }))
-                .after(json!({ "airtmPayoutId": p.id, "airtmStatus": p.status_text })),
-        );
-        db.commit().await?;
-    }
+    record_provider_status(store, id, p).await?;
     let w = withdrawals::get(store, id).await?;
+    follow_payout(store, &w, p).await?;
+    settle(store, ac, id).await
+}
+
+/// Records Airtm's view of the payout (payout id, status text) on withdrawal `id` when
+/// it changed, audited as `withdrawal.provider_status`.
+async fn record_provider_status(store: &Store, id: &str, p: &Payout) -> Result<()> {
+    let before = withdrawals::get(store, id).await?;
+    if before.airtm_payout_id.as_deref() == Some(p.id.as_str())
+        && before.airtm_status.as_deref() == Some(p.status_text.as_str())
+    {
+        return Ok(());
+    }
+    let mut db = store.begin().await?;
+    sqlx::query(
+        "UPDATE withdrawals SET payout_id = $1, airtm_status = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(&p.id)
+    .bind(&p.status_text)
+    .bind(crate::clock::now())
+    .bind(id)
+    .execute(db.conn())
+    .await?;
+    db.audit(
+        Context::system()
+            .audit("withdrawal.provider_status", "withdrawal", id)
+            .before(json!({ "airtmPayoutId": before.airtm_payout_id, "airtmStatus": before.airtm_status }))
+            .after(json!({ "airtmPayoutId": p.id, "airtmStatus": p.status_text })),
+    );
+    db.commit().await
+}
+
+/// Moves withdrawal `w` (as read after recording Airtm's view) to the state the payout's
+/// status calls for, each by compare-and-set: a completed payout makes an open one
+/// `WITHDRAWAL_SETTLING` ([`mark_paid`]); a canceled or failed one ends it and voids
+/// its hold ([`end`]). A status that does not apply to `w`'s state changes nothing.
+async fn follow_payout(store: &Store, w: &Withdrawal, p: &Payout) -> Result<()> {
     let open = OPEN.contains(&w.status);
     match &p.status {
         PayoutStatus::Processing(_)
@@ -288,7 +305,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         {
             transition(
                 store,
-                &w,
+                w,
                 WithdrawalStatus::Committed,
                 "withdrawal.committed",
             )
@@ -302,38 +319,19 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         {
             transition(
                 store,
-                &w,
+                w,
                 WithdrawalStatus::PendingUserAction,
                 "withdrawal.pending_user_action",
             )
             .await?;
         }
         PayoutStatus::Completed if open => {
-            let mut db = store.begin().await?;
-            let done = sqlx::query(
-                "UPDATE withdrawals SET status = $4, updated_at = $1 WHERE id = $2 AND status = $3",
-            )
-            .bind(crate::clock::now())
-            .bind(id)
-            .bind(w.status)
-            .bind(WithdrawalStatus::Settling)
-            .execute(db.conn())
-            .await?
-            .rows_affected();
-            if done == 1 {
-                db.audit(
-                    Context::system()
-                        .audit("withdrawal.paid_by_airtm", "withdrawal", id)
-                        .before(json!({ "status": w.status }))
-                        .after(json!({ "status": WithdrawalStatus::Settling, "airtmPayoutId": p.id, "netAmount": p.net_amount })),
-                );
-            }
-            db.commit().await?;
+            mark_paid(store, w, p).await?;
         }
         PayoutStatus::Canceled if open => {
             end(
                 store,
-                &w,
+                w,
                 WithdrawalStatus::Canceled,
                 "withdrawal.canceled",
                 "canceled at Airtm",
@@ -348,7 +346,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
             };
             end(
                 store,
-                &w,
+                w,
                 WithdrawalStatus::Failed,
                 "withdrawal.failed",
                 &reason,
@@ -358,7 +356,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         PayoutStatus::Error if w.status != WithdrawalStatus::NeedsAttention && open => {
             transition(
                 store,
-                &w,
+                w,
                 WithdrawalStatus::NeedsAttention,
                 "withdrawal.needs_attention",
             )
@@ -366,7 +364,33 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, p: &Payout) -> Re
         }
         _ => {}
     }
-    settle(store, ac, id).await
+    Ok(())
+}
+
+/// Airtm paid the payout: open withdrawal `w` becomes `WITHDRAWAL_SETTLING`
+/// (compare-and-set on its status; audited as `withdrawal.paid_by_airtm`). The hold
+/// stays until [`settle`] has swept the USDC.
+async fn mark_paid(store: &Store, w: &Withdrawal, p: &Payout) -> Result<()> {
+    let mut db = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE withdrawals SET status = $4, updated_at = $1 WHERE id = $2 AND status = $3",
+    )
+    .bind(crate::clock::now())
+    .bind(&w.id)
+    .bind(w.status)
+    .bind(WithdrawalStatus::Settling)
+    .execute(db.conn())
+    .await?
+    .rows_affected();
+    if done == 1 {
+        db.audit(
+            Context::system()
+                .audit("withdrawal.paid_by_airtm", "withdrawal", &w.id)
+                .before(json!({ "status": w.status }))
+                .after(json!({ "status": WithdrawalStatus::Settling, "airtmPayoutId": p.id, "netAmount": p.net_amount })),
+        );
+    }
+    db.commit().await
 }
 
 /// Sweeps a `WITHDRAWAL_SETTLING` withdrawal's USDC to the treasury and posts its hold

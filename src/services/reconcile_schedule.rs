@@ -34,7 +34,7 @@ use crate::money::Amount;
 use crate::services::escrow::EscrowContext;
 use crate::services::reconcile::{self, EscrowCheck, Report};
 use crate::services::wallets::StellarContext;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// Payment pages (200 each) one activity run reads before it sweeps everything instead.
 const MAX_PAGES: usize = 10;
@@ -260,12 +260,47 @@ pub async fn run(
     let started_at = crate::clock::now();
     let previous = last(store, None).await?;
     let last_full = last(store, Some("FULL")).await?;
-    let mut full = last_full
+    let full_due = last_full
         .as_ref()
         .is_none_or(|r| r.started_at < crate::services::lifecycle::before_now(full_every_secs));
+    let since = previous
+        .as_ref()
+        .map(|r| r.started_at.clone())
+        .unwrap_or_default();
     // Chain-side activity: the payments after the stored paging token.
     let mut touched = BTreeSet::new();
-    let mut cursor = previous.as_ref().and_then(|r| r.payments_cursor.clone());
+    let stored_cursor = previous.as_ref().and_then(|r| r.payments_cursor.clone());
+    let (cursor, full) = scan_payments(sc, stored_cursor, full_due, &mut touched).await?;
+    let mut report = if full {
+        reconcile::wallets(store, sc, 4, &|_, _| {}).await?
+    } else {
+        active_wallets(store, sc, &since, &touched).await?
+    };
+    if let Some(ec) = ec {
+        if full {
+            escrows(store, ec, None, &mut report).await?;
+        } else {
+            let ids = active_orders(store, &since, &touched).await?;
+            escrows(store, ec, Some(&ids), &mut report).await?;
+        }
+    }
+    reconcile::platform(store, sc, treasury, &mut report).await?;
+    let run = new_run(&report, full, started_at, cursor)?;
+    store_run(store, &run).await?;
+    Ok(run)
+}
+
+/// Pages through the network's payments after the stored paging token `cursor` (unless
+/// `full` already), adding every account they name to `touched`. Returns the cursor to
+/// store and whether the run is a full sweep: it is when due, when there is no cursor
+/// yet, or when the activity is more than [`MAX_PAGES`] pages — and then it starts from
+/// the network's newest payment.
+async fn scan_payments(
+    sc: &StellarContext,
+    mut cursor: Option<String>,
+    mut full: bool,
+    touched: &mut BTreeSet<String>,
+) -> Result<(Option<String>, bool)> {
     match &cursor {
         Some(c) if !full => {
             let mut c = c.clone();
@@ -273,7 +308,7 @@ pub async fn run(
             loop {
                 let records = sc.horizon.payments_page(&c, 200).await?;
                 for r in &records {
-                    accounts_of(r, &mut touched);
+                    accounts_of(r, touched);
                 }
                 if let Some(t) = records.last().and_then(|r| r["paging_token"].as_str()) {
                     c = t.to_string();
@@ -296,79 +331,88 @@ pub async fn run(
         full = true;
         cursor = sc.horizon.latest_payment_token().await?.or(cursor);
     }
-    let mut report = if full {
-        reconcile::wallets(store, sc, 4, &|_, _| {}).await?
-    } else {
-        let since = previous
-            .as_ref()
-            .map(|r| r.started_at.clone())
-            .unwrap_or_default();
-        // Ledger-side activity: users with postings since the previous run.
-        let mut users: BTreeSet<String> = sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT a.owner_id FROM postings p JOIN ledger_accounts a ON a.id = p.account_id \
-             WHERE p.created_at >= $1 AND a.owner_id IS NOT NULL AND a.id LIKE 'user:%'",
-        )
-        .bind(&since)
-        .fetch_all(store.reader())
-        .await?
-        .into_iter()
-        .collect();
-        let wallet_rows = sqlx::query(
-            "SELECT user_id, public_key FROM wallets WHERE kind = 'USER' AND user_id IS NOT NULL",
-        )
-        .fetch_all(store.reader())
-        .await?;
-        let mut with_wallet = BTreeSet::new();
-        for r in &wallet_rows {
-            let pk: String = r.try_get("public_key")?;
-            let user: String = r.try_get("user_id")?;
-            if touched.contains(&pk) {
-                users.insert(user.clone());
-            }
-            with_wallet.insert(user);
-        }
-        // Only users with a wallet can differ from the chain.
-        users.retain(|u| with_wallet.contains(u));
-        let mut report = Report {
-            wallets: Vec::new(),
-            escrows: Vec::new(),
-            platform: None,
-            discrepancies: 0,
-        };
-        for u in users {
-            let check = reconcile::user(store, sc, &u).await?;
-            if check.status.is_discrepancy() {
-                report.discrepancies += 1;
-            }
-            report.wallets.push(check);
-        }
-        report
-    };
-    if let Some(ec) = ec {
-        if full {
-            escrows(store, ec, None, &mut report).await?;
-        } else {
-            let since = previous
-                .as_ref()
-                .map(|r| r.started_at.clone())
-                .unwrap_or_default();
-            let mut ids: BTreeSet<String> = sqlx::query_scalar::<_, String>(
-                "SELECT id FROM orders WHERE updated_at >= $1 OR active_saga IS NOT NULL",
-            )
-            .bind(&since)
-            .fetch_all(store.reader())
-            .await?
-            .into_iter()
-            .collect();
-            ids.extend(touched.iter().filter(|a| a.starts_with('C')).cloned());
-            escrows(store, ec, Some(&ids), &mut report).await?;
-        }
-    }
-    reconcile::platform(store, sc, treasury, &mut report).await?;
+    Ok((cursor, full))
+}
 
-    let report_json = serde_json::to_value(&report)
+/// The wallet checks of an activity run: users with ledger postings since `since` or
+/// whose wallet the chain-side activity `touched`, among those with a wallet.
+async fn active_wallets(
+    store: &Store,
+    sc: &StellarContext,
+    since: &str,
+    touched: &BTreeSet<String>,
+) -> Result<Report> {
+    // Ledger-side activity: users with postings since the previous run.
+    let mut users: BTreeSet<String> = sqlx::query_scalar::<_, String>(
+        "SELECT DISTINCT a.owner_id FROM postings p JOIN ledger_accounts a ON a.id = p.account_id \
+         WHERE p.created_at >= $1 AND a.owner_id IS NOT NULL AND a.id LIKE 'user:%'",
+    )
+    .bind(since)
+    .fetch_all(store.reader())
+    .await?
+    .into_iter()
+    .collect();
+    let wallet_rows = sqlx::query(
+        "SELECT user_id, public_key FROM wallets WHERE kind = 'USER' AND user_id IS NOT NULL",
+    )
+    .fetch_all(store.reader())
+    .await?;
+    let mut with_wallet = BTreeSet::new();
+    for r in &wallet_rows {
+        let pk: String = r.try_get("public_key")?;
+        let user: String = r.try_get("user_id")?;
+        if touched.contains(&pk) {
+            users.insert(user.clone());
+        }
+        with_wallet.insert(user);
+    }
+    // Only users with a wallet can differ from the chain.
+    users.retain(|u| with_wallet.contains(u));
+    let mut report = Report {
+        wallets: Vec::new(),
+        escrows: Vec::new(),
+        platform: None,
+        discrepancies: 0,
+    };
+    for u in users {
+        let check = reconcile::user(store, sc, &u).await?;
+        if check.status.is_discrepancy() {
+            report.discrepancies += 1;
+        }
+        report.wallets.push(check);
+    }
+    Ok(report)
+}
+
+/// The escrows an activity run checks: orders changed since `since` or with a saga in
+/// flight, and the contracts (`C…`) the chain-side activity `touched`.
+async fn active_orders(
+    store: &Store,
+    since: &str,
+    touched: &BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
+    let mut ids: BTreeSet<String> = sqlx::query_scalar::<_, String>(
+        "SELECT id FROM orders WHERE updated_at >= $1 OR active_saga IS NOT NULL",
+    )
+    .bind(since)
+    .fetch_all(store.reader())
+    .await?
+    .into_iter()
+    .collect();
+    ids.extend(touched.iter().filter(|a| a.starts_with('C')).cloned());
+    Ok(ids)
+}
+
+/// The run record of `report` (finished now).
+fn new_run(
+    report: &Report,
+    full: bool,
+    started_at: String,
+    payments_cursor: Option<String>,
+) -> Result<Run> {
+    let report_json = serde_json::to_value(report)
         .map_err(|e| crate::error::Error::internal(format!("report JSON: {e}")))?;
-    let run = Run {
+    Ok(Run {
         id: new_id(IdKind::Reconciliation),
         scope: if full { "FULL" } else { "ACTIVITY" }.to_string(),
         started_at,
@@ -376,9 +420,16 @@ pub async fn run(
         wallets_checked: i64::try_from(report.wallets.len()).unwrap_or(i64::MAX),
         escrows_checked: i64::try_from(report.escrows.len()).unwrap_or(i64::MAX),
         discrepancies: i64::try_from(report.discrepancies).unwrap_or(i64::MAX),
-        payments_cursor: cursor,
+        payments_cursor,
         report: report_json,
-    };
+    })
+}
+
+/// Stores `run` and brings the open discrepancies up to date, in one transaction:
+/// subjects it found in order are forgotten; each new or changed discrepancy is
+/// recorded, audited and emitted as `reconciliation.discrepancy`; a standing one only
+/// gets its `last_seen`.
+async fn store_run(store: &Store, run: &Run) -> Result<()> {
     let mut db = store.begin().await?;
     sqlx::query(
         "INSERT INTO reconciliation_runs (id, scope, started_at, finished_at, wallets_checked, \
@@ -405,58 +456,73 @@ pub async fn run(
     }
     let sys = Context::system();
     for (key, difference, item) in discrepancies_of(&run.report) {
-        let known: Option<String> = sqlx::query_scalar(
-            "SELECT difference FROM reconciliation_discrepancies WHERE subject = $1",
-        )
-        .bind(&key)
-        .fetch_optional(db.conn())
-        .await?;
-        if known.as_deref() == Some(difference.as_str()) {
-            sqlx::query("UPDATE reconciliation_discrepancies SET last_seen = $1, run_id = $2 WHERE subject = $3")
-                .bind(&run.finished_at)
-                .bind(&run.id)
-                .bind(&key)
-                .execute(db.conn())
-                .await?;
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO reconciliation_discrepancies (subject, difference, run_id, first_seen, last_seen) \
-             VALUES ($1, $2, $3, $4, $4) \
-             ON CONFLICT (subject) DO UPDATE SET difference = $2, run_id = $3, last_seen = $4",
-        )
-        .bind(&key)
-        .bind(&difference)
-        .bind(&run.id)
-        .bind(&run.finished_at)
-        .execute(db.conn())
-        .await?;
-        let (kind, subject) = key.split_once(':').unwrap_or(("wallet", ""));
-        let data = json!({
-            "runId": run.id,
-            "scope": run.scope,
-            "kind": kind,
-            "subjectId": subject,
-            "userId": item.get("userId"),
-            "orderId": item.get("orderId"),
-            "publicKey": item.get("publicKey"),
-            "contractId": item.get("contractId"),
-            "onChain": item.get("onChain"),
-            "ledger": item.get("ledger").or(item.get("feesPlatform")),
-            "difference": item.get("difference"),
-            "checkedAt": run.finished_at,
-        });
-        db.audit(
-            sys.audit("reconciliation.discrepancy", "reconciliation", &run.id)
-                .after(&data),
-        );
-        db.emit(NewEvent::new(
-            "reconciliation.discrepancy",
-            "reconciliation",
-            &run.id,
-            data,
-        ));
+        record_discrepancy(&mut db, &sys, run, &key, &difference, &item).await?;
     }
     db.commit().await?;
-    Ok(run)
+    Ok(())
+}
+
+/// One discrepancy of `run` (subject `key`), in the run's transaction: a standing one
+/// (same difference as stored) gets its `last_seen` and run; a new or changed one is
+/// stored, audited and emitted.
+async fn record_discrepancy(
+    db: &mut Tx,
+    sys: &Context,
+    run: &Run,
+    key: &str,
+    difference: &str,
+    item: &Value,
+) -> Result<()> {
+    let known: Option<String> = sqlx::query_scalar(
+        "SELECT difference FROM reconciliation_discrepancies WHERE subject = $1",
+    )
+    .bind(key)
+    .fetch_optional(db.conn())
+    .await?;
+    if known.as_deref() == Some(difference) {
+        sqlx::query("UPDATE reconciliation_discrepancies SET last_seen = $1, run_id = $2 WHERE subject = $3")
+            .bind(&run.finished_at)
+            .bind(&run.id)
+            .bind(key)
+            .execute(db.conn())
+            .await?;
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO reconciliation_discrepancies (subject, difference, run_id, first_seen, last_seen) \
+         VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (subject) DO UPDATE SET difference = $2, run_id = $3, last_seen = $4",
+    )
+    .bind(key)
+    .bind(difference)
+    .bind(&run.id)
+    .bind(&run.finished_at)
+    .execute(db.conn())
+    .await?;
+    let (kind, subject) = key.split_once(':').unwrap_or(("wallet", ""));
+    let data = json!({
+        "runId": run.id,
+        "scope": run.scope,
+        "kind": kind,
+        "subjectId": subject,
+        "userId": item.get("userId"),
+        "orderId": item.get("orderId"),
+        "publicKey": item.get("publicKey"),
+        "contractId": item.get("contractId"),
+        "onChain": item.get("onChain"),
+        "ledger": item.get("ledger").or(item.get("feesPlatform")),
+        "difference": item.get("difference"),
+        "checkedAt": run.finished_at,
+    });
+    db.audit(
+        sys.audit("reconciliation.discrepancy", "reconciliation", &run.id)
+            .after(&data),
+    );
+    db.emit(NewEvent::new(
+        "reconciliation.discrepancy",
+        "reconciliation",
+        &run.id,
+        data,
+    ));
+    Ok(())
 }

@@ -290,38 +290,58 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
             ),
         ));
     }
-    // Record Airtm's view (id, status text, checkout URL) when it changed, audited.
     let checkout = ac.checkout_url(&payin.id);
-    let before = get(store, id).await?;
-    if before.airtm_payin_id.as_deref() != Some(payin.id.as_str())
-        || before.airtm_status.as_deref() != Some(payin.status_text.as_str())
-    {
-        let mut db = store.begin().await?;
-        sqlx::query(
-            "UPDATE topups SET payin_id = $1, airtm_status = $2, confirmation_uri = COALESCE(confirmation_uri, $3), \
-             updated_at = $4 WHERE id = $5",
-        )
-        .bind(&payin.id)
-        .bind(&payin.status_text)
-        .bind(&checkout)
-        .bind(crate::clock::now())
-        .bind(id)
-        .execute(db.conn())
-        .await?;
-        db.audit(
-            Context::system()
-                .audit("topup.provider_status", "topup", id)
-                .before(json!({ "airtmPayinId": before.airtm_payin_id, "airtmStatus": before.airtm_status }))
-                .after(json!({ "airtmPayinId": payin.id, "airtmStatus": payin.status_text })),
-        );
-        db.commit().await?;
-    }
+    record_provider_status(store, id, payin, &checkout).await?;
     let t = get(store, id).await?;
+    follow_payin(store, &t, payin, &checkout).await?;
+    settle(store, ac, id).await
+}
+
+/// Records Airtm's view of the payin (id, status text, checkout URL) on top-up `id` when
+/// it changed, audited as `topup.provider_status`.
+async fn record_provider_status(
+    store: &Store,
+    id: &str,
+    payin: &Payin,
+    checkout: &str,
+) -> Result<()> {
+    let before = get(store, id).await?;
+    if before.airtm_payin_id.as_deref() == Some(payin.id.as_str())
+        && before.airtm_status.as_deref() == Some(payin.status_text.as_str())
+    {
+        return Ok(());
+    }
+    let mut db = store.begin().await?;
+    sqlx::query(
+        "UPDATE topups SET payin_id = $1, airtm_status = $2, confirmation_uri = COALESCE(confirmation_uri, $3), \
+         updated_at = $4 WHERE id = $5",
+    )
+    .bind(&payin.id)
+    .bind(&payin.status_text)
+    .bind(checkout)
+    .bind(crate::clock::now())
+    .bind(id)
+    .execute(db.conn())
+    .await?;
+    db.audit(
+        Context::system()
+            .audit("topup.provider_status", "topup", id)
+            .before(json!({ "airtmPayinId": before.airtm_payin_id, "airtmStatus": before.airtm_status }))
+            .after(json!({ "airtmPayinId": payin.id, "airtmStatus": payin.status_text })),
+    );
+    db.commit().await
+}
+
+/// Moves top-up `t` (as read after recording Airtm's view) to the state the payin's
+/// status calls for, each by compare-and-set; a confirmed payin makes it
+/// `TOPUP_SETTLING` ([`confirm`]). A status that does not apply to `t`'s state changes
+/// nothing.
+async fn follow_payin(store: &Store, t: &TopUp, payin: &Payin, checkout: &str) -> Result<()> {
     match &payin.status {
         PayinStatus::Created if t.status == TopUpStatus::Created => {
             transition(
                 store,
-                &t,
+                t,
                 TopUpStatus::AwaitingUserConfirmation,
                 "topup.confirmation_required",
                 json!({ "confirmationUri": checkout, "airtmPayinId": payin.id }),
@@ -337,7 +357,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
         {
             transition(
                 store,
-                &t,
+                t,
                 TopUpStatus::Processing,
                 "topup.processing",
                 json!({ "airtmPayinId": payin.id }),
@@ -348,46 +368,12 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
         PayinStatus::Confirmed
             if !matches!(t.status, TopUpStatus::Settling | TopUpStatus::Succeeded) =>
         {
-            let net = payin.net_amount.or(payin.amount).unwrap_or(t.amount);
-            let fee = payin.airtm_fee.unwrap_or(Amount::ZERO);
-            if !net.is_positive() {
-                return Err(Error::new(
-                    ErrorCode::ProviderError,
-                    format!(
-                        "Airtm confirmed payin {} with no amount to credit",
-                        payin.id
-                    ),
-                ));
-            }
-            let mut db = store.begin().await?;
-            let done = sqlx::query(
-                "UPDATE topups SET status = $7, net_amount = $1, airtm_fee = $2, \
-                 airtm_user_email = $3, updated_at = $4 WHERE id = $5 AND status = $6",
-            )
-            .bind(net.base_units())
-            .bind(fee.base_units())
-            .bind(&payin.airtm_user_email)
-            .bind(crate::clock::now())
-            .bind(id)
-            .bind(t.status)
-            .bind(TopUpStatus::Settling)
-            .execute(db.conn())
-            .await?
-            .rows_affected();
-            if done == 1 {
-                db.audit(
-                    Context::system()
-                        .audit("topup.confirmed", "topup", id)
-                        .before(json!({ "status": t.status }))
-                        .after(json!({ "status": TopUpStatus::Settling, "airtmPayinId": payin.id, "netAmount": net, "airtmFee": fee })),
-                );
-            }
-            db.commit().await?;
+            confirm(store, t, payin).await?;
         }
         PayinStatus::Canceled if t.status.is_open() && t.status != TopUpStatus::Settling => {
             transition(
                 store,
-                &t,
+                t,
                 TopUpStatus::Canceled,
                 "topup.canceled",
                 json!({ "airtmPayinId": payin.id }),
@@ -402,7 +388,7 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
                 .unwrap_or_else(|| format!("Airtm reports the payin {}", payin.status_text));
             transition(
                 store,
-                &t,
+                t,
                 TopUpStatus::Failed,
                 "topup.failed",
                 json!({ "airtmPayinId": payin.id, "reason": reason }),
@@ -412,7 +398,48 @@ pub async fn apply(store: &Store, ac: &AirtmContext, id: &str, payin: &Payin) ->
         }
         _ => {}
     }
-    settle(store, ac, id).await
+    Ok(())
+}
+
+/// A confirmed payin: top-up `t` becomes `TOPUP_SETTLING` with the payin's `netAmount`
+/// (what will be credited) and Airtm's fee (compare-and-set on its status; audited as
+/// `topup.confirmed`). A payin with nothing to credit is refused (`PROVIDER_ERROR`).
+async fn confirm(store: &Store, t: &TopUp, payin: &Payin) -> Result<()> {
+    let net = payin.net_amount.or(payin.amount).unwrap_or(t.amount);
+    let fee = payin.airtm_fee.unwrap_or(Amount::ZERO);
+    if !net.is_positive() {
+        return Err(Error::new(
+            ErrorCode::ProviderError,
+            format!(
+                "Airtm confirmed payin {} with no amount to credit",
+                payin.id
+            ),
+        ));
+    }
+    let mut db = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE topups SET status = $7, net_amount = $1, airtm_fee = $2, \
+         airtm_user_email = $3, updated_at = $4 WHERE id = $5 AND status = $6",
+    )
+    .bind(net.base_units())
+    .bind(fee.base_units())
+    .bind(&payin.airtm_user_email)
+    .bind(crate::clock::now())
+    .bind(&t.id)
+    .bind(t.status)
+    .bind(TopUpStatus::Settling)
+    .execute(db.conn())
+    .await?
+    .rows_affected();
+    if done == 1 {
+        db.audit(
+            Context::system()
+                .audit("topup.confirmed", "topup", &t.id)
+                .before(json!({ "status": t.status }))
+                .after(json!({ "status": TopUpStatus::Settling, "airtmPayinId": payin.id, "netAmount": net, "airtmFee": fee })),
+        );
+    }
+    db.commit().await
 }
 
 /// Settles a `TOPUP_SETTLING` top-up: the treasury transfer, then the credit (exactly

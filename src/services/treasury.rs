@@ -118,86 +118,137 @@ pub async fn settle(store: &Store, sc: &StellarContext, t: &Transfer<'_>) -> Res
         })?;
     let _guard = wallets::submission_lock(store, &sc.horizon, &platform.public_key).await?;
     let envelope = match stored_envelope(store, t).await? {
-        Some(xdr) => {
-            let env = tx::signed_from_xdr(&xdr, &sc.network)?;
-            match sc.horizon.transaction(&env.hash).await? {
-                Some((true, _)) => return Ok(Settled::Landed { hash: env.hash }),
-                Some((false, _)) => {
-                    clear_envelope(store, t, &xdr).await?;
-                    return Ok(Settled::Waiting {
-                        reason: Some("the settlement transaction failed on chain".into()),
-                    });
-                }
-                None => env,
-            }
-        }
+        Some(xdr) => match resume(store, sc, t, &xdr).await? {
+            Next::Submit(env) => env,
+            Next::Done(settled) => return Ok(settled),
+        },
         None => {
-            let wallet = wallets::for_user(store, t.user_id).await?;
-            let pkp = wallets::keypair(sc, &platform)?;
-            let seq = sc
-                .horizon
-                .account(&platform.public_key)
-                .await?
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::ProviderError,
-                        "the platform account is missing on the network",
-                    )
-                })?
-                .sequence;
-            let max_time =
-                u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
-            let signed = match t.direction {
-                Direction::ToUser => {
-                    let dest = crate::stellar::keys::parse_account(&wallet.public_key, "wallet")?;
-                    let pay = tx::payment(&dest, Some(&sc.usdc), t.amount);
-                    let txn = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
-                    tx::sign(txn, &sc.network, &[&pkp])?
-                }
-                Direction::FromUser => {
-                    let wkp = wallets::keypair(sc, &wallet)?;
-                    let mut pay = tx::payment(&pkp.public_bytes(), Some(&sc.usdc), t.amount);
-                    pay.source_account = Some(stellar_xdr::MuxedAccount::Ed25519(
-                        stellar_xdr::Uint256(wkp.public_bytes()),
-                    ));
-                    let txn = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
-                    tx::sign(txn, &sc.network, &[&pkp, &wkp])?
-                }
-            };
-            let mut db = store.begin().await?;
-            let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {} SET settlement_envelope = $1, settlement_tx_hash = $2, updated_at = $3 \
-                 WHERE id = $4 AND settlement_envelope IS NULL",
-                t.owner.table()
-            )))
-            .bind(&signed.xdr)
-            .bind(&signed.hash)
-            .bind(crate::clock::now())
-            .bind(t.id)
-            .execute(db.conn())
-            .await?
-            .rows_affected();
-            if stored == 1 {
-                db.audit(
-                    crate::context::Context::system()
-                        .audit("treasury.transfer_signed", t.owner.resource_type(), t.id)
-                        .after(serde_json::json!({
-                            "transactionHash": signed.hash,
-                            "direction": match t.direction { Direction::ToUser => "treasury_to_user", Direction::FromUser => "user_to_treasury" },
-                            "userId": t.user_id,
-                            "amount": t.amount,
-                        })),
-                );
-            }
-            db.commit().await?;
-            if stored == 0 {
+            let signed = sign_transfer(store, sc, t, &platform).await?;
+            if !store_signed(store, t, &signed).await? {
                 // Another executor stored its envelope first; the next attempt settles it.
                 return Ok(Settled::Waiting { reason: None });
             }
             signed
         }
     };
-    match sc.horizon.submit_settled(&envelope).await? {
+    submit(store, sc, t, &envelope).await
+}
+
+/// What to do with a stored envelope.
+enum Next {
+    /// Submit it (again).
+    Submit(tx::SignedEnvelope),
+    /// This attempt's outcome, without submitting.
+    Done(Settled),
+}
+
+/// Looks the stored envelope `xdr` up by its hash: landed → done; failed on chain →
+/// cleared (rebuilt on the next attempt); not found → resubmit it as is.
+async fn resume(store: &Store, sc: &StellarContext, t: &Transfer<'_>, xdr: &str) -> Result<Next> {
+    let env = tx::signed_from_xdr(xdr, &sc.network)?;
+    match sc.horizon.transaction(&env.hash).await? {
+        Some((true, _)) => Ok(Next::Done(Settled::Landed { hash: env.hash })),
+        Some((false, _)) => {
+            clear_envelope(store, t, xdr).await?;
+            Ok(Next::Done(Settled::Waiting {
+                reason: Some("the settlement transaction failed on chain".into()),
+            }))
+        }
+        None => Ok(Next::Submit(env)),
+    }
+}
+
+/// A new transfer envelope, sourced by the platform at its next sequence: the treasury
+/// pays the user ([`Direction::ToUser`], signed by the platform), or the user's wallet
+/// pays the treasury ([`Direction::FromUser`], the payment sourced by the wallet, signed
+/// by both).
+async fn sign_transfer(
+    store: &Store,
+    sc: &StellarContext,
+    t: &Transfer<'_>,
+    platform: &wallets::Wallet,
+) -> Result<tx::SignedEnvelope> {
+    let wallet = wallets::for_user(store, t.user_id).await?;
+    let pkp = wallets::keypair(sc, platform)?;
+    let seq = sc
+        .horizon
+        .account(&platform.public_key)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderError,
+                "the platform account is missing on the network",
+            )
+        })?
+        .sequence;
+    let max_time = u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
+    let signed = match t.direction {
+        Direction::ToUser => {
+            let dest = crate::stellar::keys::parse_account(&wallet.public_key, "wallet")?;
+            let pay = tx::payment(&dest, Some(&sc.usdc), t.amount);
+            let txn = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
+            tx::sign(txn, &sc.network, &[&pkp])?
+        }
+        Direction::FromUser => {
+            let wkp = wallets::keypair(sc, &wallet)?;
+            let mut pay = tx::payment(&pkp.public_bytes(), Some(&sc.usdc), t.amount);
+            pay.source_account = Some(stellar_xdr::MuxedAccount::Ed25519(stellar_xdr::Uint256(
+                wkp.public_bytes(),
+            )));
+            let txn = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
+            tx::sign(txn, &sc.network, &[&pkp, &wkp])?
+        }
+    };
+    Ok(signed)
+}
+
+/// Stores `signed` on the owner row **before** it is submitted: compare-and-set on there
+/// being no envelope, audited as `treasury.transfer_signed`. `false` when another
+/// executor stored its envelope first.
+async fn store_signed(
+    store: &Store,
+    t: &Transfer<'_>,
+    signed: &tx::SignedEnvelope,
+) -> Result<bool> {
+    let mut db = store.begin().await?;
+    let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {} SET settlement_envelope = $1, settlement_tx_hash = $2, updated_at = $3 \
+         WHERE id = $4 AND settlement_envelope IS NULL",
+        t.owner.table()
+    )))
+    .bind(&signed.xdr)
+    .bind(&signed.hash)
+    .bind(crate::clock::now())
+    .bind(t.id)
+    .execute(db.conn())
+    .await?
+    .rows_affected();
+    if stored == 1 {
+        db.audit(
+            crate::context::Context::system()
+                .audit("treasury.transfer_signed", t.owner.resource_type(), t.id)
+                .after(serde_json::json!({
+                    "transactionHash": signed.hash,
+                    "direction": match t.direction { Direction::ToUser => "treasury_to_user", Direction::FromUser => "user_to_treasury" },
+                    "userId": t.user_id,
+                    "amount": t.amount,
+                })),
+        );
+    }
+    db.commit().await?;
+    Ok(stored != 0)
+}
+
+/// Submits `envelope` and reads the outcome: applied → landed; `tx_bad_seq` → waiting,
+/// the same envelope resubmitted next time; another failure → the envelope cleared
+/// (rebuilt next time) with the reason; unknown → waiting.
+async fn submit(
+    store: &Store,
+    sc: &StellarContext,
+    t: &Transfer<'_>,
+    envelope: &tx::SignedEnvelope,
+) -> Result<Settled> {
+    match sc.horizon.submit_settled(envelope).await? {
         SubmitOutcome::Applied { hash, .. } => Ok(Settled::Landed { hash }),
         SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_bad_seq" => Ok(Settled::Waiting {
             reason: Some("tx_bad_seq; resubmitting until it lands or expires".into()),

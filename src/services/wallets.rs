@@ -338,62 +338,98 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
     let envelope = match &w.activation_envelope {
         Some(xdr) => tx::signed_from_xdr(xdr, &sc.network)?,
         None => {
-            let pkp = keypair(sc, &platform)?;
-            let wkp = keypair(sc, &w)?;
-            let seq = sc
-                .horizon
-                .account(&platform.public_key)
-                .await?
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::ProviderError,
-                        "platform account missing on the network",
-                    )
-                })?
-                .sequence;
-            let wpk = wkp.public_bytes();
-            let max_time = u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS)
-                .unwrap_or(0);
-            let mut ops = vec![
-                tx::begin_sponsoring(&wpk),
-                tx::create_account(&wpk, 0),
-                tx::change_trust(&wpk, &sc.usdc),
-                tx::end_sponsoring(&wpk),
-            ];
-            if sc.float_stroops > 0 {
-                ops.push(tx::payment(
-                    &wpk,
-                    None,
-                    Amount::from_base_units(sc.float_stroops),
-                ));
-            }
-            let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, ops)?;
-            let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
-            // Compare-and-set: at most one stored envelope (another daemon may race).
-            let mut db = store.begin().await?;
-            let stored = sqlx::query(
-                "UPDATE wallets SET activation_envelope = $1, activation_hash = $2, \
-                 activation_attempts = activation_attempts + 1, updated_at = $3 \
-                 WHERE id = $4 AND activation_envelope IS NULL AND status = $5",
-            )
-            .bind(&signed.xdr)
-            .bind(&signed.hash)
-            .bind(crate::clock::now())
-            .bind(&w.id)
-            .bind(WalletStatus::PendingActivation)
-            .execute(db.conn())
-            .await?;
-            db.commit().await?;
-            if stored.rows_affected() == 0 {
-                return by(store, "id", &w.id)
-                    .await?
-                    .ok_or_else(|| Error::internal("wallet vanished"));
+            let signed = sign_activation(sc, &platform, &w).await?;
+            if !store_activation(store, &w, &signed).await? {
+                return reload(store, &w.id).await;
             }
             signed
         }
     };
-    match sc.horizon.submit_settled(&envelope).await? {
-        SubmitOutcome::Applied { .. } => set_status(store, &w, WalletStatus::Active, None).await?,
+    submit_activation(store, sc, &w, &envelope).await?;
+    reload(store, &w.id).await
+}
+
+/// The wallet as stored now.
+async fn reload(store: &Store, wallet_id: &str) -> Result<Wallet> {
+    by(store, "id", wallet_id)
+        .await?
+        .ok_or_else(|| Error::internal("wallet vanished"))
+}
+
+/// A new activation envelope for `w`, sourced by the platform at its next sequence and
+/// signed by both: begin sponsoring, create the account with 0 XLM, USDC trustline,
+/// end sponsoring, and the XLM float when one is configured.
+async fn sign_activation(
+    sc: &StellarContext,
+    platform: &Wallet,
+    w: &Wallet,
+) -> Result<tx::SignedEnvelope> {
+    let pkp = keypair(sc, platform)?;
+    let wkp = keypair(sc, w)?;
+    let seq = sc
+        .horizon
+        .account(&platform.public_key)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderError,
+                "platform account missing on the network",
+            )
+        })?
+        .sequence;
+    let wpk = wkp.public_bytes();
+    let max_time =
+        u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS).unwrap_or(0);
+    let mut ops = vec![
+        tx::begin_sponsoring(&wpk),
+        tx::create_account(&wpk, 0),
+        tx::change_trust(&wpk, &sc.usdc),
+        tx::end_sponsoring(&wpk),
+    ];
+    if sc.float_stroops > 0 {
+        ops.push(tx::payment(
+            &wpk,
+            None,
+            Amount::from_base_units(sc.float_stroops),
+        ));
+    }
+    let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, ops)?;
+    tx::sign(t, &sc.network, &[&pkp, &wkp])
+}
+
+/// Stores `signed` as `w`'s activation envelope **before** it is submitted.
+/// Compare-and-set: at most one stored envelope (another daemon may race); `false`
+/// when one was already stored or the wallet is no longer pending.
+async fn store_activation(store: &Store, w: &Wallet, signed: &tx::SignedEnvelope) -> Result<bool> {
+    let mut db = store.begin().await?;
+    let stored = sqlx::query(
+        "UPDATE wallets SET activation_envelope = $1, activation_hash = $2, \
+         activation_attempts = activation_attempts + 1, updated_at = $3 \
+         WHERE id = $4 AND activation_envelope IS NULL AND status = $5",
+    )
+    .bind(&signed.xdr)
+    .bind(&signed.hash)
+    .bind(crate::clock::now())
+    .bind(&w.id)
+    .bind(WalletStatus::PendingActivation)
+    .execute(db.conn())
+    .await?;
+    db.commit().await?;
+    Ok(stored.rows_affected() != 0)
+}
+
+/// Submits the stored activation `envelope` and settles `w` by the outcome: applied →
+/// `ACTIVE`; failed → `ACTIVE` when an earlier envelope already activated it, the
+/// envelope cleared when it can never land (`tx_too_late`, `tx_bad_seq`) so the next
+/// attempt builds a new one, else `FAILED` with the codes; unknown → still pending.
+async fn submit_activation(
+    store: &Store,
+    sc: &StellarContext,
+    w: &Wallet,
+    envelope: &tx::SignedEnvelope,
+) -> Result<()> {
+    match sc.horizon.submit_settled(envelope).await? {
+        SubmitOutcome::Applied { .. } => set_status(store, w, WalletStatus::Active, None).await?,
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
         } => {
@@ -403,7 +439,7 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 .as_ref()
                 .is_some_and(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer).is_some())
             {
-                set_status(store, &w, WalletStatus::Active, None).await?;
+                set_status(store, w, WalletStatus::Active, None).await?;
             } else if matches!(tx_code.as_str(), "tx_too_late" | "tx_bad_seq") {
                 // It can never land: a new envelope may be built on the next attempt.
                 let mut db = store.begin().await?;
@@ -421,14 +457,12 @@ pub async fn activate(store: &Store, sc: &StellarContext, wallet_id: &str) -> Re
                 let reason = format!("{tx_code} {}", op_codes.join(","))
                     .trim()
                     .to_string();
-                set_status(store, &w, WalletStatus::Failed, Some(&reason)).await?;
+                set_status(store, w, WalletStatus::Failed, Some(&reason)).await?;
             }
         }
         SubmitOutcome::Unknown { .. } => {}
     }
-    by(store, "id", &w.id)
-        .await?
-        .ok_or_else(|| Error::internal("wallet vanished"))
+    Ok(())
 }
 
 /// Activates up to `limit` pending wallets, oldest first. Returns how many became active.

@@ -18,8 +18,8 @@
 
 use serde_json::{Value, json};
 use stellar_xdr::{
-    HostFunction, OperationBody, Preconditions, ScAddress, ScVal, SorobanCredentials,
-    TransactionEnvelope,
+    HostFunction, InvokeHostFunctionOp, OperationBody, Preconditions, ScAddress, ScVal,
+    SorobanCredentials, Transaction, TransactionEnvelope, TransactionV1Envelope,
 };
 
 use crate::error::{Error, ErrorCode, Result};
@@ -141,116 +141,154 @@ fn field<'a>(v: &'a ScVal, key: &str) -> Option<&'a ScVal> {
     }
 }
 
+/// The refusal of argument `path`: `expected` against what was `found`.
+fn mismatch(path: &str, expected: Value, found: &ScVal) -> Result<()> {
+    Err(refuse(&format!("argument {path}"), expected, show(found)))
+}
+
+/// Checks one call argument (at `path`: its index, then `.field` and `[item]` within)
+/// against its expected value.
 fn check_arg(path: &str, expected: &Arg, found: &ScVal) -> Result<()> {
-    let mismatch = |e: Value| Err(refuse(&format!("argument {path}"), e, show(found)));
     match expected {
         Arg::Any => Ok(()),
         Arg::Address(a) => {
             if address(found).as_deref() == Some(a.as_str()) {
                 Ok(())
             } else {
-                mismatch(json!(a))
+                mismatch(path, json!(a), found)
             }
         }
         Arg::Int(n) => {
             if int(found) == Some(*n) {
                 Ok(())
             } else {
-                mismatch(json!(n.to_string()))
+                mismatch(path, json!(n.to_string()), found)
             }
         }
         Arg::Str(s) => {
             if text(found).as_deref() == Some(s.as_str()) {
                 Ok(())
             } else {
-                mismatch(json!(s))
+                mismatch(path, json!(s), found)
             }
         }
-        Arg::StrIn(options) => {
-            // An absent option (`Void`) counts as the empty string.
-            let t = match found {
-                ScVal::Void => Some(String::new()),
-                v => text(v),
-            };
-            if t.is_some_and(|t| options.contains(&t.as_str())) {
-                Ok(())
-            } else {
-                mismatch(json!(options))
-            }
-        }
+        Arg::StrIn(options) => check_str_in(path, options, found),
         Arg::Bool(b) => {
             if matches!(found, ScVal::Bool(x) if x == b) {
                 Ok(())
             } else {
-                mismatch(json!(b))
+                mismatch(path, json!(b), found)
             }
         }
-        Arg::Fields(fields) => {
-            for (k, want) in fields {
-                let Some(v) = field(found, k) else {
-                    return Err(refuse(
-                        &format!("argument {path}.{k}"),
-                        json!("present"),
-                        json!("missing"),
-                    ));
-                };
-                check_arg(&format!("{path}.{k}"), want, v)?;
-            }
-            Ok(())
-        }
-        Arg::Items(items) => {
-            let ScVal::Vec(Some(v)) = found else {
-                return mismatch(json!("a vector"));
-            };
-            if v.0.len() != items.len() {
-                return Err(refuse(
-                    &format!("argument {path} length"),
-                    json!(items.len()),
-                    json!(v.0.len()),
-                ));
-            }
-            for (i, (want, got)) in items.iter().zip(v.0.iter()).enumerate() {
-                check_arg(&format!("{path}[{i}]"), want, got)?;
-            }
-            Ok(())
-        }
-        Arg::Distribution(entries) => {
-            let ScVal::Map(Some(m)) = found else {
-                return mismatch(json!("a map of distributions"));
-            };
-            let mut got: Vec<(String, i128)> = Vec::new();
-            for e in m.0.iter() {
-                match (address(&e.key), int(&e.val)) {
-                    (Some(a), Some(n)) => got.push((a, n)),
-                    _ => return mismatch(json!("address → amount entries")),
-                }
-            }
-            let mut want = entries.clone();
-            want.sort();
-            got.sort();
-            if want == got {
-                Ok(())
-            } else {
-                Err(refuse(
-                    &format!("argument {path} (distributions)"),
-                    json!(
-                        want.iter()
-                            .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
-                            .collect::<Vec<_>>()
-                    ),
-                    json!(
-                        got.iter()
-                            .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
-                            .collect::<Vec<_>>()
-                    ),
-                ))
-            }
-        }
+        Arg::Fields(fields) => check_fields(path, fields, found),
+        Arg::Items(items) => check_items(path, items, found),
+        Arg::Distribution(entries) => check_distribution(path, entries, found),
     }
 }
 
-/// Checks the unsigned envelope `b64` against `exp` at unix time `now`.
+/// [`Arg::StrIn`]: one of `options`; an absent option (`Void`) counts as `""`.
+fn check_str_in(path: &str, options: &[&'static str], found: &ScVal) -> Result<()> {
+    let t = match found {
+        ScVal::Void => Some(String::new()),
+        v => text(v),
+    };
+    if t.is_some_and(|t| options.contains(&t.as_str())) {
+        Ok(())
+    } else {
+        mismatch(path, json!(options), found)
+    }
+}
+
+/// [`Arg::Fields`]: every listed key present, with its expected value, in order.
+fn check_fields(path: &str, fields: &[(&'static str, Arg)], found: &ScVal) -> Result<()> {
+    for (k, want) in fields {
+        let Some(v) = field(found, k) else {
+            return Err(refuse(
+                &format!("argument {path}.{k}"),
+                json!("present"),
+                json!("missing"),
+            ));
+        };
+        check_arg(&format!("{path}.{k}"), want, v)?;
+    }
+    Ok(())
+}
+
+/// [`Arg::Items`]: a vector of exactly these items.
+fn check_items(path: &str, items: &[Arg], found: &ScVal) -> Result<()> {
+    let ScVal::Vec(Some(v)) = found else {
+        return mismatch(path, json!("a vector"), found);
+    };
+    if v.0.len() != items.len() {
+        return Err(refuse(
+            &format!("argument {path} length"),
+            json!(items.len()),
+            json!(v.0.len()),
+        ));
+    }
+    for (i, (want, got)) in items.iter().zip(v.0.iter()).enumerate() {
+        check_arg(&format!("{path}[{i}]"), want, got)?;
+    }
+    Ok(())
+}
+
+/// [`Arg::Distribution`]: a map of address → amount with exactly these entries (in any
+/// order).
+fn check_distribution(path: &str, entries: &[(String, i128)], found: &ScVal) -> Result<()> {
+    let ScVal::Map(Some(m)) = found else {
+        return mismatch(path, json!("a map of distributions"), found);
+    };
+    let mut got: Vec<(String, i128)> = Vec::new();
+    for e in m.0.iter() {
+        match (address(&e.key), int(&e.val)) {
+            (Some(a), Some(n)) => got.push((a, n)),
+            _ => return mismatch(path, json!("address → amount entries"), found),
+        }
+    }
+    let mut want = entries.to_vec();
+    want.sort();
+    got.sort();
+    if want == got {
+        Ok(())
+    } else {
+        Err(refuse(
+            &format!("argument {path} (distributions)"),
+            json!(
+                want.iter()
+                    .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
+                    .collect::<Vec<_>>()
+            ),
+            json!(
+                got.iter()
+                    .map(|(a, n)| json!({"address": a, "amount": n.to_string()}))
+                    .collect::<Vec<_>>()
+            ),
+        ))
+    }
+}
+
+/// The strkey of a transaction or operation source (a muxed account's underlying key).
+fn source_strkey(account: &stellar_xdr::MuxedAccount) -> String {
+    match account {
+        stellar_xdr::MuxedAccount::Ed25519(k) => account_strkey(&k.0),
+        stellar_xdr::MuxedAccount::MuxedEd25519(m) => account_strkey(&m.ed25519.0),
+    }
+}
+
+/// Checks the unsigned envelope `b64` against `exp` at unix time `now`, in this order:
+/// the envelope, the transaction's source, fee and time bounds, its one operation, the
+/// contract call and its arguments, the authorization entries.
 pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
+    let v1 = unsigned_v1(b64)?;
+    let tx = &v1.tx;
+    check_transaction(tx, exp, now)?;
+    let invoke = the_invocation(tx, exp)?;
+    check_call(invoke, exp)?;
+    check_auth(invoke)
+}
+
+/// Decodes `b64`: a v1 transaction envelope (no fee bump, no v0) without signatures.
+fn unsigned_v1(b64: &str) -> Result<TransactionV1Envelope> {
     let env = decode_envelope(b64).map_err(|e| {
         refuse(
             "decoding",
@@ -268,11 +306,13 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
     if !v1.signatures.is_empty() {
         return Err(refuse("signatures", json!(0), json!(v1.signatures.len())));
     }
-    let tx = &v1.tx;
-    let source = match &tx.source_account {
-        stellar_xdr::MuxedAccount::Ed25519(k) => account_strkey(&k.0),
-        stellar_xdr::MuxedAccount::MuxedEd25519(m) => account_strkey(&m.ed25519.0),
-    };
+    Ok(v1)
+}
+
+/// The transaction's source is the expected signer, its fee within the cap, and its
+/// time bounds end within `(now, now + max_validity_secs]`.
+fn check_transaction(tx: &Transaction, exp: &Expected, now: u64) -> Result<()> {
+    let source = source_strkey(&tx.source_account);
     if source != exp.source {
         return Err(refuse("source account", json!(exp.source), json!(source)));
     }
@@ -292,6 +332,12 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
             json!(max_time),
         ));
     }
+    Ok(())
+}
+
+/// The transaction's only operation: an `InvokeHostFunction` with no source other than
+/// the expected signer.
+fn the_invocation<'a>(tx: &'a Transaction, exp: &Expected) -> Result<&'a InvokeHostFunctionOp> {
     if tx.operations.len() != 1 {
         return Err(refuse(
             "operation count",
@@ -301,10 +347,7 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
     }
     let op = &tx.operations[0];
     if let Some(s) = &op.source_account {
-        let key = match s {
-            stellar_xdr::MuxedAccount::Ed25519(k) => account_strkey(&k.0),
-            stellar_xdr::MuxedAccount::MuxedEd25519(m) => account_strkey(&m.ed25519.0),
-        };
+        let key = source_strkey(s);
         if key != exp.source {
             return Err(refuse("operation source", json!(exp.source), json!(key)));
         }
@@ -316,6 +359,12 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
             json!(op.body.name()),
         ));
     };
+    Ok(invoke)
+}
+
+/// The invocation calls `InvokeContract` on the expected contract (when one is
+/// expected) and one of the expected functions, with the expected arguments.
+fn check_call(invoke: &InvokeHostFunctionOp, exp: &Expected) -> Result<()> {
     let HostFunction::InvokeContract(call) = &invoke.host_function else {
         return Err(refuse(
             "host function",
@@ -343,6 +392,12 @@ pub fn verify(b64: &str, exp: &Expected, now: u64) -> Result<()> {
     for (i, (want, got)) in exp.args.iter().zip(call.args.iter()).enumerate() {
         check_arg(&i.to_string(), want, got)?;
     }
+    Ok(())
+}
+
+/// Every Soroban authorization entry uses the source account's credentials (anything
+/// else would need another signature).
+fn check_auth(invoke: &InvokeHostFunctionOp) -> Result<()> {
     for a in invoke.auth.iter() {
         if !matches!(a.credentials, SorobanCredentials::SourceAccount) {
             return Err(refuse(
