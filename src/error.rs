@@ -11,8 +11,8 @@ use serde_json::Value;
 /// [`ErrorCode`], [`ErrorCode::ALL`], [`ErrorCode::as_str`] and [`ErrorCode::http_status`].
 macro_rules! error_codes {
     ($($variant:ident => $wire:literal, $status:literal;)*) => {
-        /// Stable, documented error codes (seed 004 and research/upstream.md §6), each
-        /// with its HTTP status. docs/ERRORS.md explains each one (a test checks).
+        /// Stable, documented error codes, each with its HTTP status. docs/ERRORS.md
+        /// explains each one (a test checks).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum ErrorCode {
             $($variant,)*

@@ -1,4 +1,4 @@
-//! Domain events: a transactional outbox (DESIGN §5).
+//! Domain events: a transactional outbox (docs/ARCHITECTURE.md, Events, SSE and webhooks).
 //!
 //! Services queue events on their [`Tx`] with [`Tx::emit`]; they are written at commit,
 //! in the same database transaction as the state change. Each event has an id

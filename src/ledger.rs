@@ -1,4 +1,5 @@
-//! The double-entry ledger: the only way OfferHub moves money (DESIGN §3).
+//! The double-entry ledger: the only way OfferHub moves money (docs/ARCHITECTURE.md,
+//! Money: the double-entry ledger).
 //!
 //! - **Accounts** (`ledger_accounts`) hold a balance in USDC base units. User accounts
 //!   (`user:{id}:available`, `user:{id}:reserved`), escrow (`escrow:{order}`) and fee

@@ -1,4 +1,4 @@
-//! Wallet-secret encryption (DESIGN §7).
+//! Wallet-secret encryption (docs/ARCHITECTURE.md, Wallets and keys).
 //!
 //! AES-256-GCM with a fresh 12-byte random nonce per encryption; the wallet id is the
 //! associated data, so a sealed secret copied onto another wallet row does not decrypt.

@@ -61,7 +61,7 @@ async fn faucet(e: &Env, to: &str, amount: &str) {
 }
 
 /// Sponsored activation: a new wallet with 0 XLM and a USDC trustline, reserves paid by
-/// the platform (research/trustless-stellar.md §C.7).
+/// the platform (docs/PROVIDERS.md, Stellar and Horizon: reserves and sponsorship).
 async fn activate(e: &Env, platform: &Keypair) -> Keypair {
     let wallet = Keypair::random();
     let seq = e

@@ -1,4 +1,4 @@
-//! HTTP conventions shared by every route (DESIGN §6):
+//! HTTP conventions shared by every route (docs/ARCHITECTURE.md, API conventions):
 //!
 //! - success: `{"data": …, "meta": {"requestId", "timestamp"}}`, lists add
 //!   `meta.pagination {hasMore, nextCursor}`;

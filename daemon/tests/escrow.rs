@@ -1108,7 +1108,8 @@ async fn update_escrow_through_the_client(url: String) {
     verify::verify(&xdr, &expected("Logo design, revised"), now).unwrap();
     let refused = verify::verify(&xdr, &expected("Logo design"), now).unwrap_err();
     assert_eq!(refused.code.as_str(), "XDR_VERIFICATION_FAILED");
-    // Funded: the contract refuses any update (§B.2).
+    // Funded: the contract refuses any update (docs/PROVIDERS.md, Trustless Work:
+    // contract rules).
     let r = m
         .call("POST", &format!("/orders/{id}/escrow/fund"), None)
         .await;

@@ -1,4 +1,4 @@
-//! Airtm Enterprise API v2 simulator (OfferHub research/airtm.md, which summarises
+//! Airtm Enterprise API v2 simulator (docs/PROVIDERS.md, Airtm, which summarises
 //! Airtm's OpenAPI document): the paths OfferHub uses, under `/airtm/v2`, with HTTP
 //! Basic auth, the `{code, message, data}` error envelope and Airtm's reason codes;
 //! a hosted checkout at `/airtm/payin/{id}`; webhooks delivered through a Svix-like
@@ -39,8 +39,9 @@ use sha2::{Digest, Sha256};
 
 use crate::Sandbox;
 
-/// Svix's retry schedule after a failed attempt (research/airtm.md §8): immediately,
-/// 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — seconds, before [`AirtmSim::retry_scale`].
+/// Svix's retry schedule after a failed attempt (docs/PROVIDERS.md, Airtm: webhooks):
+/// immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h — seconds, before
+/// [`AirtmSim::retry_scale`].
 pub const RETRY_SCHEDULE_SECS: [u64; 8] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
 
 #[derive(Clone, Debug)]

@@ -1,4 +1,4 @@
-//! The Horizon subset over HTTP (research/trustless-stellar.md §D): root, accounts,
+//! The Horizon subset over HTTP (docs/PROVIDERS.md, Stellar and Horizon): root, accounts,
 //! form-encoded `POST /transactions`, transactions by hash, payment pages and SSE
 //! streams, Friendbot; plus sandbox admin routes under `/_sandbox` (faucet, faults,
 //! info). Errors are Horizon's problem+json.

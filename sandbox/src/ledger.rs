@@ -1,6 +1,6 @@
 //! The sandbox ledger: accounts, trustlines and the transaction processor.
 //!
-//! Rules follow stellar-core as described in research/trustless-stellar.md §C–§D:
+//! Rules follow stellar-core (docs/PROVIDERS.md, Stellar and Horizon):
 //! signatures are checked over the real signature base
 //! (`sha256(network_id || ENVELOPE_TYPE_TX || XDR(tx))`), sequence numbers must be
 //! `account.seq + 1`, time bounds and the minimum fee (100 stroops per operation) are
@@ -155,8 +155,8 @@ pub struct Rejection {
 /// A map of ledger entries whose changes are journaled, so that a failed transaction
 /// (or a builder's dry run) is undone in time proportional to the entries it touched
 /// rather than to the size of the ledger — what stellar-core's nested `LedgerTxn`
-/// achieves for the network (research/trustless-stellar.md §D: a transaction that
-/// fails after validation changes nothing but its fee and sequence number).
+/// achieves for the network (a transaction that fails after validation changes nothing
+/// but its fee and sequence number; docs/PROVIDERS.md, Stellar and Horizon: submission).
 ///
 /// Reads go through `Deref` to the underlying `BTreeMap`; every mutation goes through
 /// [`Journaled::get_mut`], [`Journaled::insert`] or [`Journaled::remove`], which record

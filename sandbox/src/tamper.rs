@@ -1,11 +1,11 @@
 //! Argument-level tampering of Trustless Work builder answers (issue #19, item 4).
 //!
-//! A compromised or buggy Trustless Work API could answer a builder call (`POST
-//! /deployer/…`, `POST /escrow/…`, research/trustless-stellar.md §A) with a transaction
-//! that calls the right contract function with one argument changed. The
-//! [`TamperArg`] fault (`POST /_sandbox/faults {"tamperArg": {…}}`) does exactly that
-//! to the next builder answer, so that tests can prove that callers verify every
-//! argument before signing.
+//! A compromised or buggy Trustless Work API could answer a builder call
+//! (`POST /deployer/…`, `POST /escrow/…`, docs/PROVIDERS.md, Trustless Work: endpoints)
+//! with a transaction that calls the right contract function with one argument changed. The
+//! [`TamperArg`] fault (`POST /_sandbox/faults {"tamperArg": {…}}`) does exactly that to
+//! the next builder answer, so that tests can prove that callers verify every argument
+//! before signing.
 //!
 //! **Paths** name one argument of the contract call, by the contract's parameter names
 //! ([`arg_names`]), then map keys (`.key`) and vector or map-entry indexes (`[i]`):
@@ -52,7 +52,7 @@ pub struct TamperArg {
 }
 
 /// The parameter names of each contract function the builders call, in order
-/// (research/trustless-stellar.md §B.1 and §B.9, the escrow and factory contracts).
+/// (the escrow and factory contracts; docs/PROVIDERS.md, Trustless Work: contract rules).
 pub fn arg_names(function: &str) -> &'static [&'static str] {
     match function {
         crate::tw::DEPLOY_FN | crate::tw::DEPLOY_MULTI_FN => &["deployer", "escrow", "salt"],

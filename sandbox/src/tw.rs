@@ -1,11 +1,12 @@
-//! Trustless Work V1 simulator (single-release), research/trustless-stellar.md §A–§B.
+//! Trustless Work V1 simulator (single-release), docs/PROVIDERS.md, Trustless Work.
 //!
-//! - **Contract** ([`EscrowHost`]): escrow state per contract id with the rules of §B.2
-//!   (roles, flags, call order), fees of §B.4 (0.3 % to Trustless Work + the platform
-//!   fee in basis points, integer math rounding down, out of the escrow amount) and the
-//!   pro-rata dispute math of §B.5. USDC moves between trustlines and the contract's
-//!   balance; every call shows in Horizon payments as `invoke_host_function` with
-//!   `asset_balance_changes`.
+//! - **Contract** ([`EscrowHost`]): escrow state per contract id with its rules (roles,
+//!   flags, call order; docs/PROVIDERS.md, Trustless Work: contract rules), its fees (0.3 %
+//!   to Trustless Work + the platform fee in basis points, integer math rounding down, out
+//!   of the escrow amount; docs/PROVIDERS.md, Trustless Work: fees) and the pro-rata
+//!   dispute math (docs/PROVIDERS.md, Trustless Work: dispute resolution). USDC moves
+//!   between trustlines and the contract's balance; every call shows in Horizon payments as
+//!   `invoke_host_function` with `asset_balance_changes`.
 //! - **REST API**: builders (`POST /deployer/single-release`,
 //!   `POST /escrow/single-release/{fund-escrow, change-milestone-status,
 //!   approve-milestone, release-funds, dispute-escrow, resolve-dispute}`) dry-run the
@@ -17,8 +18,8 @@
 //!   Horizon checks apply). Reads: `GET /helper/get-escrow-by-contract-ids`,
 //!   `GET /helper/get-multiple-escrow-balance`. Every route needs `x-api-key`; 50
 //!   requests per 60 s per key, then TW's 429 body.
-//! - Error texts: §B.7 gives two verbatim; the others are derived from the variant
-//!   names (see [`contract_error`]).
+//! - Error texts: docs/PROVIDERS.md, Trustless Work: errors gives two verbatim; the others
+//!   are derived from the variant names (see [`contract_error`]).
 //!
 //! JSON amounts are human units (numbers); on chain they are i128 base units (10^7).
 
@@ -47,15 +48,16 @@ use crate::ledger::{ContractHost, CreditAsset, Ledger, network_id, parse_strkey}
 
 /// Trustless Work's fee: 0.3 % (basis points).
 pub const TW_FEE_BPS: i64 = 30;
-/// The TW fee address hard-coded in the contract's `main` branch (§B.4).
+/// The TW fee address hard-coded in the contract's `main` branch (docs/PROVIDERS.md,
+/// Trustless Work: fees).
 pub const TW_FEE_ADDRESS: &str = "GBWWSOATPLIC72ZBOIM7WJCT7VCAHNWW4QUBZ2H4FORMCCIUM5ZVKSZN";
 /// Soroban resource fee the builders declare (stroops).
 pub const RESOURCE_FEE: i64 = 50_000;
 /// The factory function that deploys and initialises an escrow.
 pub const DEPLOY_FN: &str = "tw_new_single_release_escrow";
 
-/// The contract's error texts (§B.7); codes 1 and 5 are verbatim, the rest derived
-/// from the variant names.
+/// The contract's error texts (docs/PROVIDERS.md, Trustless Work: errors); codes 1 and 5
+/// are verbatim, the rest derived from the variant names.
 pub fn contract_error(code: u32) -> &'static str {
     match code {
         1 => "Amount cannot be equal to or less than zero",
@@ -503,8 +505,9 @@ fn distributions(v: Option<&ScVal>) -> Vec<(String, i64)> {
     }
 }
 
-/// §B.5: fees on `total` (TW 0.3 % and the platform fee, each paid only when > 0), then
-/// each recipient gets `amount − amount × fees / total`. Returns what left the contract.
+/// docs/PROVIDERS.md, Trustless Work: dispute resolution. Fees on `total` (TW 0.3 % and the
+/// platform fee, each paid only when > 0), then each recipient gets
+/// `amount − amount × fees / total`. Returns what left the contract.
 fn pay_pro_rata(
     ledger: &mut Ledger,
     usdc: &CreditAsset,
@@ -557,9 +560,9 @@ fn now_iso() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Decodes and checks the escrow argument of `initialize_escrow`/`update_escrow` with
-/// the contract's rules (§B.2): flags false (32), 1..10 milestones (9, 27), fee ≤ 99 %
-/// (31), amount > 0 (1).
+/// Decodes and checks the escrow argument of `initialize_escrow`/`update_escrow` with the
+/// contract's rules (docs/PROVIDERS.md, Trustless Work: contract rules): flags false (32),
+/// 1..10 milestones (9, 27), fee ≤ 99 % (31), amount > 0 (1).
 fn escrow_from_scval(kind: &str, arg: Option<&ScVal>) -> Result<EscrowProps, String> {
     let v = arg.map(scval_json).unwrap_or(Value::Null);
     let s = |p: &str| {
@@ -837,8 +840,9 @@ impl EscrowHost {
                 e.flags.disputed = false;
             }
             "update_escrow" => {
-                // §B.2: platform address only; not disputed; no milestone approved yet;
-                // nothing funded; the new properties obey the deploy rules.
+                // docs/PROVIDERS.md, Trustless Work: contract rules. Platform address only;
+                // not disputed; no milestone approved yet; nothing funded; the new
+                // properties obey the deploy rules.
                 if first != invoker || first != e.roles.platform_address {
                     return Err(err(7));
                 }
@@ -868,9 +872,9 @@ impl EscrowHost {
                 e.milestones = new.milestones;
             }
             "withdraw_remaining_funds" if e.kind == MULTI => {
-                // §B.9 (inferred rules): the dispute resolver distributes what is left
-                // once every milestone is released or resolved; fees pro rata as in a
-                // resolution (§B.5).
+                // The sandbox's reading of docs/PROVIDERS.md, Trustless Work: contract
+                // rules: the dispute resolver distributes what is left once every
+                // milestone is released or resolved; fees pro rata as in a resolution.
                 if first != invoker || first != e.roles.dispute_resolver {
                     return Err(err(12));
                 }
@@ -1179,8 +1183,9 @@ pub fn escrow_json(e: &Escrow) -> Value {
     v
 }
 
-/// TW's indexer status (research §B.3): `inDispute`, `resolved`, `released`,
-/// `pendingRelease` (every milestone approved) or `working`.
+/// TW's indexer status (docs/PROVIDERS.md, Trustless Work: reads and the indexer):
+/// `inDispute`, `resolved`, `released`, `pendingRelease` (every milestone approved) or
+/// `working`.
 fn escrow_status(e: &Escrow) -> &'static str {
     let any = |f: fn(&Milestone) -> bool| e.milestones.iter().any(f);
     let all = |f: fn(&Milestone) -> bool| !e.milestones.is_empty() && e.milestones.iter().all(f);
@@ -1811,12 +1816,12 @@ async fn resolve_milestone(
     )
 }
 
-/// `PUT /escrow/{single-release|multi-release}/update-escrow {contractId, signer,
-/// escrow}` (`UpdateSingleReleaseEscrowPayload`/`UpdateMultiReleaseEscrowPayload`):
-/// replaces the escrow's properties. The contract's rules (§B.2) apply at the dry run:
-/// only the platform address, not in dispute, no milestone approved, nothing funded,
-/// same platform address, flags false. The send-transaction answer carries
-/// `contractId` and the updated `escrow`, as for a deploy.
+/// `PUT /escrow/{single-release|multi-release}/update-escrow {contractId, signer, escrow}`
+/// (`UpdateSingleReleaseEscrowPayload`/`UpdateMultiReleaseEscrowPayload`): replaces the
+/// escrow's properties. The contract's rules (docs/PROVIDERS.md, Trustless Work: contract
+/// rules) apply at the dry run: only the platform address, not in dispute, no milestone
+/// approved, nothing funded, same platform address, flags false. The send-transaction
+/// answer carries `contractId` and the updated `escrow`, as for a deploy.
 async fn update_escrow(
     State(sb): State<Arc<Sandbox>>,
     Path(kind): Path<String>,
@@ -1846,7 +1851,8 @@ async fn update_escrow(
 /// `POST /escrow/multi-release/withdraw-remaining-funds {contractId, disputeResolver,
 /// distributions}` (`WithdrawRemainingFundsPayload`): the dispute resolver distributes
 /// what is left in a multi-release escrow once every milestone is released or
-/// resolved (the sandbox's reading of research §B.9; fees as in a resolution).
+/// resolved (the sandbox's reading of docs/PROVIDERS.md, Trustless Work:
+/// contract rules; fees as in a resolution).
 async fn withdraw_remaining(
     State(sb): State<Arc<Sandbox>>,
     headers: HeaderMap,
@@ -2165,7 +2171,7 @@ mod tests {
 
     #[test]
     fn testnet_usdc_contract_id_matches_the_network() {
-        // research/trustless-stellar.md §C.6: verified with py-stellar-sdk.
+        // docs/PROVIDERS.md, Stellar and Horizon: USDC (checked with py-stellar-sdk).
         let usdc = CreditAsset {
             code: "USDC".into(),
             issuer: "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5".into(),

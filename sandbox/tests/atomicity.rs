@@ -1,6 +1,6 @@
 //! A transaction that fails after validation changes nothing but its fee and sequence
-//! number (research/trustless-stellar.md §D), now that rollback uses the ledger's undo
-//! journal instead of a whole-state snapshot.
+//! number (docs/PROVIDERS.md, Stellar and Horizon: submission), now that rollback uses
+//! the ledger's undo journal instead of a whole-state snapshot.
 
 use ed25519_dalek::{Signer, SigningKey};
 use offerhub_sandbox::{Sandbox, SandboxOptions, start};

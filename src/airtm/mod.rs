@@ -1,26 +1,28 @@
-//! Airtm Enterprise API v2 client (research/airtm.md; Airtm's OpenAPI document
+//! Airtm Enterprise API v2 client (docs/PROVIDERS.md, Airtm; Airtm's OpenAPI document
 //! "Airtm Enterprise API V2", `https://api.enterprise.airtm.com/openapi.json`).
 //!
 //! - **Base URL** by `AIRTM_ENV`: `https://api.stg.enterprise.airtm.com/v2` (sandbox) or
 //!   `https://api.enterprise.airtm.com/v2` (production), `AIRTM_BASE_URL` overrides;
-//!   the embedded OfferHub sandbox serves the same paths under `/airtm/v2` (§1).
-//! - **Auth**: HTTP Basic `base64(api_key:secret_key)` on every request (§2); the
-//!   header is built once and never logged (`Debug` redacts it).
-//! - **Pacing**: Airtm allows 10 requests/s per key (§3): every request waits for a
-//!   token of a governor bucket of 10/s with bursts of 1, so no second window ever holds
-//!   more than 10 requests.
-//! - **Errors**: the `{code, message, data}` envelope (§10). 401/403 and the auth
-//!   reason codes → `PROVIDER_ERROR` naming the credentials; 429 → `PROVIDER_UNAVAILABLE`
-//!   (transient); 5xx, `415003`, `415998`, `415999`, timeouts, transport → transient;
-//!   other 4xx → `PROVIDER_ERROR` with `details.providerCode`/`providerMessage`/
-//!   `providerStatus` (recipient codes map to `AIRTM_USER_*`). GETs are retried up to 3
-//!   times on transient failures; creates are not — they carry our `code`, and callers
-//!   look the resource up by code before trying again (§9); commits are never retried
-//!   blindly (§9).
-//! - **Amounts**: USD as JSON numbers with at most 2 decimals (§4). OfferHub keeps base
-//!   units (10^-7) and converts only here ([`usd`], [`amount_of`]).
+//!   the embedded OfferHub sandbox serves the same paths under `/airtm/v2`
+//!   (docs/PROVIDERS.md, Airtm: base URLs).
+//! - **Auth**: HTTP Basic `base64(api_key:secret_key)` on every request (docs/PROVIDERS.md,
+//!   Airtm: auth); the header is built once and never logged (`Debug` redacts it).
+//! - **Pacing**: Airtm allows 10 requests/s per key (docs/PROVIDERS.md, Airtm: rate
+//!   limits): every request waits for a token of a governor bucket of 10/s with bursts of
+//!   1, so no second window ever holds more than 10 requests.
+//! - **Errors**: the `{code, message, data}` envelope (docs/PROVIDERS.md, Airtm: error
+//!   codes). 401/403 and the auth reason codes → `PROVIDER_ERROR` naming the credentials;
+//!   429 → `PROVIDER_UNAVAILABLE` (transient); 5xx, `415003`, `415998`, `415999`, timeouts,
+//!   transport → transient; other 4xx → `PROVIDER_ERROR` with
+//!   `details.providerCode`/`providerMessage`/`providerStatus` (recipient codes map to
+//!   `AIRTM_USER_*`). GETs are retried up to 3 times on transient failures; creates are not
+//!   — they carry our `code`, and callers look the resource up by code before trying again;
+//!   commits are never retried blindly (docs/PROVIDERS.md, Airtm: idempotency).
+//! - **Amounts**: USD as JSON numbers with at most 2 decimals (docs/PROVIDERS.md, Airtm:
+//!   amounts). OfferHub keeps base units (10^-7) and converts only here ([`usd`],
+//!   [`amount_of`]).
 //! - **Statuses** are parsed case-insensitively and never fail deserialisation: values
-//!   we do not know become `Other(..)` (§6).
+//!   we do not know become `Other(..)` (docs/PROVIDERS.md, Airtm: payouts).
 
 pub mod svix;
 
@@ -36,8 +38,9 @@ use url::Url;
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
 
-/// Status of a payin (`PayinStatus`, §5). `BRIDGE_FAILED` reads as `Failed` and
-/// `BRIDGE_CANCELED` as `Canceled`; anything else unknown is kept as `Other`.
+/// Status of a payin (`PayinStatus`, docs/PROVIDERS.md, Airtm: payins). `BRIDGE_FAILED`
+/// reads as `Failed` and `BRIDGE_CANCELED` as `Canceled`; anything else unknown is kept as
+/// `Other`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayinStatus {
     Created,
@@ -61,11 +64,11 @@ impl PayinStatus {
     }
 }
 
-/// Status of a payout (`PayoutStatus`, §6), grouped by what OfferHub does with it:
-/// `Processing` covers `COMMITTED`, `PROCESSING`, `SIGNED`, `PENDING_SIGNATURE`,
-/// `CANCEL_REQUESTED` and every `BRIDGE_*`/`COSMOEM_*` value that is not a wait on the
-/// recipient; `PendingUserAction` covers `PENDING`, `PENDING_USER_ACTION` and
-/// `BRIDGE_USER_SIGNUP_PENDING`. Only `COMPLETED`, `CANCELED` and `FAILED` are final;
+/// Status of a payout (`PayoutStatus`, docs/PROVIDERS.md, Airtm: payouts), grouped by what
+/// OfferHub does with it: `Processing` covers `COMMITTED`, `PROCESSING`, `SIGNED`,
+/// `PENDING_SIGNATURE`, `CANCEL_REQUESTED` and every `BRIDGE_*`/`COSMOEM_*` value that is
+/// not a wait on the recipient; `PendingUserAction` covers `PENDING`, `PENDING_USER_ACTION`
+/// and `BRIDGE_USER_SIGNUP_PENDING`. Only `COMPLETED`, `CANCELED` and `FAILED` are final;
 /// `ERROR` needs an operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayoutStatus {
@@ -127,7 +130,7 @@ pub struct Payout {
     pub reason_description: Option<String>,
 }
 
-/// An Airtm user (`GET /users/{email}`, §7).
+/// An Airtm user (`GET /users/{email}`, docs/PROVIDERS.md, Airtm: user linking).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AirtmUser {
@@ -236,11 +239,11 @@ impl Payout {
     }
 }
 
-/// Reason codes that mean "try again later" (§10).
+/// Reason codes that mean "try again later" (docs/PROVIDERS.md, Airtm: error codes).
 const TRANSIENT_CODES: &[&str] = &["415003", "415998", "415999"];
-/// Reason codes about our credentials or account (§10).
+/// Reason codes about our credentials or account (docs/PROVIDERS.md, Airtm: error codes).
 const AUTH_CODES: &[&str] = &["415904", "415905", "415006", "415028"];
-/// Reason codes about the recipient (§7, §10).
+/// Reason codes about the recipient (docs/PROVIDERS.md, Airtm: error codes).
 const USER_CODES: &[&str] = &[
     "415008", "415009", "415010", "415060", "415061", "415062", "415064", "415065", "415103",
     "415912",
@@ -267,7 +270,7 @@ pub fn is_transient(e: &Error) -> bool {
     }
 }
 
-/// The error for a non-2xx answer (§10).
+/// The error for a non-2xx answer (docs/PROVIDERS.md, Airtm: error codes).
 fn answer_error(status: u16, body: &Value, what: &str) -> Error {
     let code = text(&body["code"]).unwrap_or_default();
     let message = text(&body["message"]).unwrap_or_else(|| format!("HTTP {status}"));
@@ -451,7 +454,8 @@ impl Airtm {
             .await
     }
 
-    /// `GET /users/{email}` (§7): `None` when Airtm has no such user (404, 415059).
+    /// `GET /users/{email}` (docs/PROVIDERS.md, Airtm: user linking): `None` when Airtm has
+    /// no such user (404, 415059).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<AirtmUser>> {
         let path = format!(
             "users/{}",
@@ -474,8 +478,9 @@ impl Airtm {
         }))
     }
 
-    /// `POST /payins` (§5): one item carrying the whole amount. A duplicate `code`
-    /// (415029) answers with the existing payin (fetched by code).
+    /// `POST /payins` (docs/PROVIDERS.md, Airtm: payins): one item carrying the whole
+    /// amount. A duplicate `code` (415029) answers with the existing payin (fetched by
+    /// code).
     pub async fn create_payin(&self, p: &NewPayin<'_>) -> Result<Payin> {
         let amount = usd(p.amount, "amount")?;
         let body = json!({
@@ -512,7 +517,8 @@ impl Airtm {
             .and_then(Payin::from_json))
     }
 
-    /// `GET /payins/by-code/{code}` — how a payin is found after a crash (§5, §9).
+    /// `GET /payins/by-code/{code}` — how a payin is found after a crash
+    /// (docs/PROVIDERS.md, Airtm: idempotency).
     pub async fn payin_by_code(&self, code: &str) -> Result<Option<Payin>> {
         Ok(self
             .get(
@@ -524,15 +530,15 @@ impl Airtm {
             .and_then(Payin::from_json))
     }
 
-    /// `DELETE /payins/{id}`: cancels a payin the user has not paid (§5). Errors with
-    /// reason 415030 when it can no longer be canceled.
+    /// `DELETE /payins/{id}`: cancels a payin the user has not paid (docs/PROVIDERS.md,
+    /// Airtm: payins). Errors with reason 415030 when it can no longer be canceled.
     pub async fn cancel_payin(&self, id: &str) -> Result<()> {
         let req = self.http.delete(self.url(&format!("payins/{}", seg(id)))?);
         self.expect_2xx(req, "DELETE /payins/{id}").await
     }
 
-    /// `POST /payouts` (§6). A duplicate `code` (415056) answers with the existing
-    /// payout (fetched by code).
+    /// `POST /payouts` (docs/PROVIDERS.md, Airtm: payouts). A duplicate `code` (415056)
+    /// answers with the existing payout (fetched by code).
     pub async fn create_payout(&self, p: &NewPayout<'_>) -> Result<Payout> {
         let body = json!({
             "code": p.code,
@@ -558,9 +564,9 @@ impl Airtm {
         Err(e)
     }
 
-    /// `POST /payouts/{id}/commit`: answers an empty 2xx (§6); callers re-read the
-    /// payout. Reason 415027 ("already processed") is reported as an error for the
-    /// caller to settle with a GET; never retried here.
+    /// `POST /payouts/{id}/commit`: answers an empty 2xx (docs/PROVIDERS.md, Airtm:
+    /// payouts); callers re-read the payout. Reason 415027 ("already processed") is
+    /// reported as an error for the caller to settle with a GET; never retried here.
     pub async fn commit_payout(&self, id: &str) -> Result<()> {
         let req = self
             .http
@@ -577,7 +583,7 @@ impl Airtm {
             .and_then(Payout::from_json))
     }
 
-    /// `GET /payouts/by-code/{code}` (§6, §9).
+    /// `GET /payouts/by-code/{code}` (docs/PROVIDERS.md, Airtm: idempotency).
     pub async fn payout_by_code(&self, code: &str) -> Result<Option<Payout>> {
         Ok(self
             .get(
@@ -590,7 +596,7 @@ impl Airtm {
     }
 
     /// `DELETE /payouts/{id}`: cancels a `CREATED` or `PENDING` payout; 415055 when it
-    /// is neither (§6).
+    /// is neither (docs/PROVIDERS.md, Airtm: payouts).
     pub async fn cancel_payout(&self, id: &str) -> Result<()> {
         let req = self.http.delete(self.url(&format!("payouts/{}", seg(id)))?);
         self.expect_2xx(req, "DELETE /payouts/{id}").await

@@ -1,5 +1,5 @@
-//! Svix webhook signature verification (research/airtm.md §8; Svix "Verifying payloads
-//! manually", docs.svix.com/receiving/verifying-payloads/how-manual).
+//! Svix webhook signature verification (docs/PROVIDERS.md, Airtm: webhooks; Svix "Verifying
+//! payloads manually", <https://docs.svix.com/receiving/verifying-payloads/how-manual>).
 //!
 //! Airtm delivers webhooks through Svix. Each request carries `svix-id` (the message
 //! id, identical on every retry), `svix-timestamp` (Unix seconds) and `svix-signature`

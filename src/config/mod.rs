@@ -49,7 +49,7 @@ pub use values::read_keyring;
 
 use sources::{Layered, base_dir};
 
-/// Airtm settings (research/airtm.md §1 for base URLs).
+/// Airtm settings (base URLs: docs/PROVIDERS.md, Airtm: base URLs).
 #[derive(Clone, Debug)]
 pub struct AirtmConfig {
     /// `sandbox` or `production` (Airtm's environments).
@@ -58,7 +58,7 @@ pub struct AirtmConfig {
     /// `AIRTM_BASE_URL`: the embedded simulator's `/airtm/v2` is used.
     pub base_url: Option<Url>,
     /// Airtm's hosted checkout, `{id}` standing for the payin id; `None` = derived from
-    /// the base URL (`{origin}/payin/{id}`, research/airtm.md §5).
+    /// the base URL (`{origin}/payin/{id}`, docs/PROVIDERS.md, Airtm: base URLs).
     pub checkout_url: Option<String>,
     /// Linking requires an ID-verified Airtm account.
     pub require_verified: bool,

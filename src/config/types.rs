@@ -120,7 +120,8 @@ impl Network {
             Network::Mainnet => Some("https://horizon.stellar.org"),
         }
     }
-    /// Default Trustless Work base URL (research/trustless-stellar.md §A.1).
+    /// Default Trustless Work base URL (docs/PROVIDERS.md, Trustless Work: base URLs
+    /// and auth).
     pub fn default_trustless_url(self) -> Option<&'static str> {
         match self {
             Network::Sandbox => None,
@@ -128,8 +129,8 @@ impl Network {
             Network::Mainnet => Some("https://api.trustlesswork.com"),
         }
     }
-    /// Circle's USDC issuer on this network (research/trustless-stellar.md line "USDC
-    /// issuers"); `None` for the sandbox, whose issuer is the sandbox's own.
+    /// Circle's USDC issuer on this network (docs/PROVIDERS.md, Stellar and Horizon:
+    /// USDC); `None` for the sandbox, whose issuer is the sandbox's own.
     pub fn default_usdc_issuer(self) -> Option<&'static str> {
         match self {
             Network::Sandbox => None,

@@ -299,7 +299,7 @@ impl AirtmEnv {
             AirtmEnv::Production => "production",
         }
     }
-    /// Airtm's API base (research/airtm.md §1).
+    /// Airtm's API base (docs/PROVIDERS.md, Airtm: base URLs).
     pub(super) fn default_base_url(self) -> &'static str {
         match self {
             AirtmEnv::Sandbox => "https://api.stg.enterprise.airtm.com/v2",

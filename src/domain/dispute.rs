@@ -1,4 +1,5 @@
-//! Disputes (DESIGN §7): [`DisputeStatus`] and the operator's [`Decision`].
+//! Disputes (docs/ARCHITECTURE.md, State machines): [`DisputeStatus`] and the operator's
+//! [`Decision`].
 //!
 //! `OPENING → OPEN → UNDER_REVIEW → RESOLVING → RESOLVED`; `OPEN → RESOLVING` directly is
 //! allowed too. A compensated opening ends `OPENING → FAILED`; a compensated resolution

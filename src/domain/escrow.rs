@@ -1,5 +1,5 @@
-//! Escrows (Trustless Work contracts, DESIGN §5): [`EscrowKind`], [`EscrowStatus`] and, for
-//! multi-release escrows, [`MilestoneStatus`].
+//! Escrows (Trustless Work contracts; docs/ARCHITECTURE.md, State machines):
+//! [`EscrowKind`], [`EscrowStatus`] and, for multi-release escrows, [`MilestoneStatus`].
 //!
 //! Escrow: `CREATING → CREATED → FUNDING → FUNDED → {RELEASED | REFUNDED | DISPUTED →
 //! {RELEASED | REFUNDED | RESOLVED}}`; a failed funding goes back `FUNDING → CREATED`; an

@@ -1,4 +1,4 @@
-//! The order state machine (DESIGN §4):
+//! The order state machine (docs/ARCHITECTURE.md, State machines):
 //!
 //! `ORDER_CREATED → FUNDS_RESERVED → ESCROW_CREATING → ESCROW_FUNDING → IN_PROGRESS →
 //! {RELEASE_REQUESTED → RELEASED → CLOSED | REFUND_REQUESTED → REFUNDED → CLOSED |

@@ -1,4 +1,5 @@
-//! Sagas (DESIGN §6): what a saga does ([`SagaKind`]) and where it is ([`SagaStatus`]).
+//! Sagas (docs/ARCHITECTURE.md, Sagas and the engine): what a saga does ([`SagaKind`])
+//! and where it is ([`SagaStatus`]).
 //!
 //! `RUNNING → COMPLETED | COMPENSATED | NEEDS_ATTENTION`, and `NEEDS_ATTENTION → RUNNING`
 //! when an operator retries it. `COMPLETED` and `COMPENSATED` are final.

@@ -1,4 +1,4 @@
-//! Wallets (DESIGN §8): [`WalletKind`] and [`WalletStatus`].
+//! Wallets (docs/ARCHITECTURE.md, Wallets and keys): [`WalletKind`] and [`WalletStatus`].
 //!
 //! `PENDING_ACTIVATION → ACTIVE | FAILED`; a failed activation may be retried
 //! (`FAILED → PENDING_ACTIVATION`), and a wallet found not yet created on chain goes back

@@ -2,10 +2,10 @@
 //! share, account linking, the processing of Airtm webhooks from the inbox, and the
 //! reconciler pass.
 //!
-//! Linking (research/airtm.md §7): the v2 API has no OAuth; a user is identified by
-//! email. `GET /users/{email}` must show an `active` account (and `isVerified` when
-//! `AIRTM_REQUIRE_VERIFIED=true`); its id and the email are stored on the user. Payouts
-//! go only to the linked email.
+//! Linking (docs/PROVIDERS.md, Airtm: user linking): the v2 API has no OAuth; a user is
+//! identified by email. `GET /users/{email}` must show an `active` account (and
+//! `isVerified` when `AIRTM_REQUIRE_VERIFIED=true`); its id and the email are stored on the
+//! user. Payouts go only to the linked email.
 
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ impl AirtmContext {
 }
 
 /// The default checkout template for an API base: `{origin}{path without /v2}/payin/{id}`
-/// (research/airtm.md §5: "https://<API Host>/payin/:id").
+/// (docs/PROVIDERS.md, Airtm: base URLs — `https://<API Host>/payin/:id`).
 pub fn default_checkout_template(base: &url::Url) -> String {
     let mut u = base.clone();
     let path = u
@@ -202,8 +202,8 @@ pub async fn reconcile(
     Ok((t, p))
 }
 
-/// Parses a verified Airtm webhook body (`{type, data}`, research/airtm.md §8):
-/// `Some(type)` when it has that shape.
+/// Parses a verified Airtm webhook body (`{type, data}`, docs/PROVIDERS.md, Airtm:
+/// webhooks): `Some(type)` when it has that shape.
 pub fn event_type(body: &Value) -> Option<&str> {
     let t = body.get("type")?.as_str()?;
     body.get("data")?.as_object()?;

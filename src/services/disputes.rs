@@ -1,4 +1,4 @@
-//! Disputes (seed 004 flows 4–6; research/upstream.md §3.10, §4.5 — without its
+//! Disputes (docs/API.md, Disputes — without the upstream implementation's
 //! one-dispute-per-order, off-chain-only and double-event defects).
 //!
 //! `POST /orders/{id}/resolution/dispute` opens one: the escrow is disputed **on chain

@@ -1,4 +1,4 @@
-//! Idempotency keys for mutating POSTs (DESIGN §6).
+//! Idempotency keys for mutating POSTs (docs/ARCHITECTURE.md, API conventions).
 //!
 //! A record is scoped to (API key, method, path, `Idempotency-Key`) and holds the hash
 //! of the canonical request body. States:

@@ -1,7 +1,8 @@
-//! The inbox of inbound provider webhooks (DESIGN §5): a verified delivery is stored
-//! raw, unique on `(provider, event_id)` — for Airtm the `svix-id`, identical on every
-//! retry — and processed asynchronously by a worker. Processing never trusts the body
-//! for money: it only says which resource to re-fetch from the provider.
+//! The inbox of inbound provider webhooks (docs/ARCHITECTURE.md, Events, SSE and webhooks):
+//! a verified delivery is stored raw, unique on `(provider, event_id)` — for Airtm the
+//! `svix-id`, identical on every retry — and processed asynchronously by a worker.
+//! Processing never trusts the body for money: it only says which resource to re-fetch from
+//! the provider.
 //!
 //! Statuses: `RECEIVED` (to process), `PROCESSED`, `IGNORED` (not ours, or an event type
 //! we do not act on), `FAILED` (gave up after [`MAX_ATTEMPTS`]; the reconciler still

@@ -19,8 +19,8 @@
 //!   [`crate::services::orders::expire`] (the cancel path: hold voided, `order.expired`).
 //!   Only `FUNDS_RESERVED`: in `ESCROW_FUNDING` a signed funding transaction may still
 //!   land on chain, so such orders are left to the buyer or the marketplace.
-//! - **Top-ups past Airtm's payin expiry** (15 days, research/airtm.md §57) are re-read
-//!   from Airtm and, when still awaiting the buyer, closed `TOPUP_CANCELED` with
+//! - **Top-ups past Airtm's payin expiry** (15 days, docs/PROVIDERS.md, Airtm: payins) are
+//!   re-read from Airtm and, when still awaiting the buyer, closed `TOPUP_CANCELED` with
 //!   `topup.expired` ([`crate::services::topups::expire_stale`]).
 //!
 //! Durations ([`parse_duration`]) are ISO-8601 (`P7D`, `PT2S`, `PT36H`, `P1DT12H`, `P2W`)

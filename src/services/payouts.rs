@@ -1,7 +1,7 @@
-//! Airtm payout withdrawals (`destinationType` `airtm_balance` or `bank`; research/
-//! airtm.md §6). Airtm pays the user's **linked Airtm account** (payouts are addressed
-//! by email); for `bank`, the user moves the money to their bank inside Airtm and
-//! `destinationRef` is carried in the payout notes.
+//! Airtm payout withdrawals (`destinationType` `airtm_balance` or `bank`;
+//! docs/PROVIDERS.md, Airtm: payouts). Airtm pays the user's **linked Airtm account**
+//! (payouts are addressed by email); for `bank`, the user moves the money to their bank
+//! inside Airtm and `destinationRef` is carried in the payout notes.
 //!
 //! 1. [`create`]: hold the amount (available → reserved) and record the withdrawal
 //!    (`WITHDRAWAL_CREATED`) in one transaction, then `POST /payouts` with **our

@@ -1,8 +1,9 @@
-//! Reconciliation against the network (DESIGN §3: in crypto mode the chain is the
-//! truth). For every user wallet: on-chain USDC must equal `available + reserved`; a
-//! pending withdrawal makes a difference "in flight" rather than a discrepancy. Reads
-//! run with bounded concurrency. [`fix`] credits deposits the monitor missed through the
-//! same exactly-once path ([`crate::services::deposits::catch_up`]).
+//! Reconciliation against the network (docs/ARCHITECTURE.md, Money: the double-entry
+//! ledger — in crypto mode the chain is the truth). For every user wallet: on-chain USDC
+//! must equal `available + reserved`; a pending withdrawal makes a difference "in flight"
+//! rather than a discrepancy. Reads run with bounded concurrency. [`fix`] credits deposits
+//! the monitor missed through the same exactly-once path
+//! ([`crate::services::deposits::catch_up`]).
 //! For every escrow with a contract: its on-chain balance (Trustless Work
 //! `get-multiple-escrow-balance`, 20 per request) must equal `escrow:{order}`; a
 //! running saga makes a difference "in flight".

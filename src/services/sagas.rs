@@ -1,5 +1,5 @@
-//! Durable sagas (DESIGN §4): the on-chain steps of one escrow operation, persisted
-//! step by step.
+//! Durable sagas (docs/ARCHITECTURE.md, Sagas and the engine): the on-chain steps of one
+//! escrow operation, persisted step by step.
 //!
 //! A saga row holds its plan (`steps`, JSON), the index of the next step, and — once
 //! built, verified and signed — that step's envelope and hash, stored **before** the

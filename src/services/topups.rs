@@ -1,12 +1,13 @@
-//! Top-ups: fiat in through an Airtm payin (research/airtm.md §5).
+//! Top-ups: fiat in through an Airtm payin (docs/PROVIDERS.md, Airtm: payins).
 //!
-//! 1. [`create`] validates, records the top-up (`TOPUP_CREATED`) and creates the payin
-//!    with **our top-up id as its `code`** (Airtm's idempotency, §9), one item, our
-//!    callback as `confirmationUri`/`cancelUri`. The answer carries `confirmationUri`:
+//! 1. [`create`] validates, records the top-up (`TOPUP_CREATED`) and creates the payin with
+//!    **our top-up id as its `code`** (docs/PROVIDERS.md, Airtm: idempotency), one item,
+//!    our callback as `confirmationUri`/`cancelUri`. The answer carries `confirmationUri`:
 //!    Airtm's hosted checkout for the payin (`AIRTM_CHECKOUT_URL`), where the marketplace
 //!    sends the buyer (`TOPUP_AWAITING_USER_CONFIRMATION`).
 //! 2. The browser comes back through `GET /topups/{id}/callback`, which only redirects
-//!    to the marketplace's `returnUrl`/`cancelUrl`: reaching it proves nothing (§5.4).
+//!    to the marketplace's `returnUrl`/`cancelUrl`: reaching it proves nothing
+//!    (docs/PROVIDERS.md, Airtm: payins).
 //! 3. Money moves only when Airtm itself says `CONFIRMED` — a `payin.confirmed`
 //!    webhook makes OfferHub re-fetch the payin, as do [`refresh`] and the reconciler.
 //!    The top-up becomes `TOPUP_SETTLING`; the treasury pays the payin's `netAmount`
@@ -663,7 +664,7 @@ pub async fn reconcile_open(
 }
 
 /// Airtm's payin expiry: a payin not paid within 15 days expires at Airtm
-/// (research/airtm.md §3).
+/// (docs/PROVIDERS.md, Airtm: payins).
 pub const PAYIN_EXPIRY_SECS: u64 = 15 * 86_400;
 
 /// Closes top-ups still awaiting the buyer (`TOPUP_CREATED`,

@@ -1,4 +1,5 @@
-//! Treasury settlement of Airtm money on Stellar (DESIGN §7: the chain stays the truth).
+//! Treasury settlement of Airtm money on Stellar (the chain stays the truth:
+//! docs/ARCHITECTURE.md, Providers).
 //!
 //! Airtm moves fiat between the payer/recipient and the **enterprise's Airtm balance**;
 //! OfferHub's balances are USDC in the users' wallets. The platform wallet is the

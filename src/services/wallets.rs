@@ -1,4 +1,5 @@
-//! Invisible Stellar wallets (DESIGN §7; research/trustless-stellar.md §C.7).
+//! Invisible Stellar wallets (docs/ARCHITECTURE.md, Wallets and keys; docs/PROVIDERS.md,
+//! Stellar and Horizon: reserves and sponsorship).
 //!
 //! Every user gets a wallet at creation (crypto mode): an ed25519 keypair whose seed is
 //! sealed by the [`Vault`] with the wallet id as associated data. A platform wallet is

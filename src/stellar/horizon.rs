@@ -1,5 +1,5 @@
-//! Horizon client (research/trustless-stellar.md §D): accounts, form-encoded submission,
-//! transactions by hash, payment pages.
+//! Horizon client (docs/PROVIDERS.md, Stellar and Horizon): accounts, form-encoded
+//! submission, transactions by hash, payment pages.
 //!
 //! Submission outcomes are three-valued: applied, failed (with Horizon's result codes),
 //! or **unknown** (504 `timeout`, another 5xx, a transport error). An unknown outcome is
@@ -212,7 +212,8 @@ impl Horizon {
     }
 
     /// Paces requests to at most `per_hour`, with bursts of up to a minute's worth
-    /// (research/trustless-stellar.md §D.4: public Horizon allows 3,600/hour per IP).
+    /// (public Horizon allows 3,600/hour per IP: docs/PROVIDERS.md, Stellar and Horizon:
+    /// rate limits).
     pub fn paced(mut self, per_hour: u32) -> Horizon {
         if let Some(n) = std::num::NonZeroU32::new(per_hour) {
             let burst = std::num::NonZeroU32::new((per_hour / 60).max(1))
@@ -408,9 +409,9 @@ impl Horizon {
     }
 
     /// `GET /transactions/{hash}/payments`: the payment records of one transaction
-    /// (contract transfers appear as `invoke_host_function` with
-    /// `asset_balance_changes`, research/trustless-stellar.md §F.13). Empty when
-    /// Horizon does not know the transaction yet.
+    /// (contract transfers appear as `invoke_host_function` with `asset_balance_changes`,
+    /// docs/PROVIDERS.md, Stellar and Horizon: payments and streams). Empty when Horizon
+    /// does not know the transaction yet.
     pub async fn transaction_payments(&self, hash: &str) -> Result<Vec<Value>> {
         self.records(
             &format!("/transactions/{hash}/payments?limit=200"),

@@ -1,6 +1,6 @@
 //! Ed25519 keypairs and their strkeys (`G…` account ids, `S…` seeds), per
-//! research/trustless-stellar.md §C.1–§C.2 (via the `stellar-strkey` crate).
-//! The seed is zeroised on drop and never printed.
+//! docs/PROVIDERS.md, Stellar and Horizon: keys and StrKey (via the `stellar-strkey`
+//! crate). The seed is zeroised on drop and never printed.
 
 use ed25519_dalek::{Signer, SigningKey};
 use zeroize::Zeroizing;
@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn research_vector() {
-        // research/trustless-stellar.md §C.1 (checked against py-stellar-base).
+        // docs/PROVIDERS.md, Stellar and Horizon: test vectors (checked against
+        // py-stellar-base).
         let kp = Keypair::from_seed(&[7u8; 32]);
         assert_eq!(
             kp.public_key(),

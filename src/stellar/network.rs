@@ -1,5 +1,5 @@
 //! The network a deployment talks to. Its passphrase is bound into every signature
-//! (research/trustless-stellar.md §C.3–§C.4): signing for the wrong network fails with
+//! (docs/PROVIDERS.md, Stellar and Horizon: networks): signing for the wrong network fails with
 //! `tx_bad_auth`. Testnet and mainnet passphrases are fixed; the sandbox publishes its
 //! own at Horizon's root (`network_passphrase`), which [`crate::stellar::horizon::Horizon::network_passphrase`]
 //! reads and checks.

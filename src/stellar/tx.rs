@@ -1,7 +1,8 @@
-//! Transaction envelopes with `stellar-xdr` (research/trustless-stellar.md §C.4–§C.7,
-//! §E.2–§E.3): the operations OfferHub needs, time-bounded transactions, signatures over
-//! `sha256(network_id || ENVELOPE_TYPE_TX || XDR(tx))` with the 4-byte hint, and the
-//! transaction hash that Horizon reports (which is how an unknown outcome is settled).
+//! Transaction envelopes with `stellar-xdr` (docs/PROVIDERS.md, Stellar and Horizon:
+//! envelopes and hashes, operations): the operations OfferHub needs, time-bounded
+//! transactions, signatures over `sha256(network_id || ENVELOPE_TYPE_TX || XDR(tx))` with
+//! the 4-byte hint, and the transaction hash that Horizon reports (which is how an unknown
+//! outcome is settled).
 
 use stellar_xdr::{
     AccountId, AlphaNum4, AlphaNum12, Asset, AssetCode4, AssetCode12,
@@ -30,7 +31,8 @@ pub struct CreditAsset {
 impl CreditAsset {
     /// The asset's Stellar Asset Contract id (`C…`) on `network`:
     /// `sha256(XDR(HashIdPreimage::ContractId{network_id, FromAsset(asset)}))`
-    /// (research/trustless-stellar.md §C.6). This is what an escrow's trustline holds.
+    /// (docs/PROVIDERS.md, Stellar and Horizon: USDC). This is what an escrow's trustline
+    /// holds.
     pub fn contract_id(&self, network: &crate::stellar::network::StellarNetwork) -> String {
         use sha2::{Digest, Sha256};
         let preimage =
@@ -232,7 +234,8 @@ pub fn decode_envelope(b64: &str) -> Result<TransactionEnvelope> {
 }
 
 /// Adds `signer`'s signature to a v1 envelope without changing any transaction field
-/// (§E.3). Only call this after the transaction has been validated.
+/// (docs/PROVIDERS.md, Stellar and Horizon: envelopes and hashes). Only call this after the
+/// transaction has been validated.
 pub fn add_signature(
     b64: &str,
     network: &StellarNetwork,
@@ -294,9 +297,9 @@ mod tests {
 
     #[test]
     fn research_vector_hash() {
-        // research/trustless-stellar.md §E.4: seed [7;32], payment 1.2345678 USDC and a
-        // max-limit trustline give this hash in Rust and in py-stellar-sdk. The exact tx
-        // is not given there, so check the properties instead: the hash is stable, the
+        // The seed of docs/PROVIDERS.md, Stellar and Horizon: test vectors, with a payment
+        // of 1.2345678 USDC and a max-limit trustline. No published hash covers this exact
+        // tx, so check the properties instead: the hash is stable, the
         // signature verifies, and re-signing an envelope keeps the hash.
         let kp = Keypair::from_seed(&[7u8; 32]);
         let usdc = CreditAsset {
@@ -333,8 +336,8 @@ mod tests {
         );
         assert_eq!(c.max_time, 2_000_000_000);
         assert!(decode_envelope("garbage").is_err());
-        // research/trustless-stellar.md §C.6: testnet USDC's contract, checked with
-        // py-stellar-sdk.
+        // Testnet USDC's contract (docs/PROVIDERS.md, Stellar and Horizon: USDC), checked
+        // with py-stellar-sdk.
         assert_eq!(
             usdc.contract_id(&net),
             "CBIELTK6YBZJU5UP2WWQEUCYKLPU6AUNZ2BQ4WWFEIE3USCIHMXQDAMA"

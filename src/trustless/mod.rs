@@ -1,24 +1,28 @@
-//! Trustless Work V1 REST client (research/trustless-stellar.md §A).
+//! Trustless Work V1 REST client (docs/PROVIDERS.md, Trustless Work).
 //!
 //! - Base URL per network (`https://api.trustlesswork.com`, testnet
-//!   `https://dev.api.trustlesswork.com`, the embedded sandbox otherwise), `x-api-key`
-//!   on every request (§A.1). The key never appears in logs or errors.
-//! - **Pacing**: TW allows 50 requests per 60 s per client (§A.1, §F.9). Every request
-//!   waits for a token of a bucket (default 45/min, burst 5), so callers queue
-//!   instead of provoking 429s. The daemon shares that bucket with every daemon on its
-//!   database ([`TrustlessWork::share_budget`], [`crate::budget`]).
+//!   `https://dev.api.trustlesswork.com`, the embedded sandbox otherwise), `x-api-key` on
+//!   every request (docs/PROVIDERS.md, Trustless Work: base URLs and auth). The key never
+//!   appears in logs or errors.
+//! - **Pacing**: TW allows 50 requests per 60 s per client (docs/PROVIDERS.md, Trustless
+//!   Work: rate limit). Every request waits for a token of a bucket (default 45/min, burst
+//!   5), so callers queue instead of provoking 429s. The daemon shares that bucket with
+//!   every daemon on its database ([`TrustlessWork::share_budget`], [`crate::budget`]).
 //! - **Builders** (`POST /deployer/{single,multi}-release`, `POST /escrow/{type}/…`)
-//!   answer `201 {status: "SUCCESS", unsignedTransaction}` (§A.2); [`TrustlessWork::build`]
-//!   returns that base64 envelope — unverified: callers must pass it through
-//!   [`verify`] before any key signs it.
+//!   answer `201 {status: "SUCCESS", unsignedTransaction}` (docs/PROVIDERS.md,
+//!   Trustless Work: build, sign, send); [`TrustlessWork::build`] returns that base64
+//!   envelope — unverified: callers must pass it through [`verify`] before any key
+//!   signs it.
 //! - **Submission**: `POST /helper/send-transaction {signedXdr}` → [`SendOutcome`]:
 //!   `SUCCESS` → submitted (deploys add `contractId`); `FAILED` with a 4xx → refused or
 //!   failed on chain (message kept); a 5xx, a timeout or a transport error → **unknown**:
-//!   the caller settles it by the transaction hash on Horizon (§A.6, §F.3).
-//! - **Errors**: any non-2xx is a failure; the contract's error texts (§B.7), and the
-//!   `Error(Contract, #n)` form, become `ESCROW_CONTRACT_ERROR` (422) with
-//!   `details.contractError` naming the variant; 401/403 → `PROVIDER_ERROR`; 429 →
-//!   `PROVIDER_UNAVAILABLE`; 5xx → `PROVIDER_ERROR`; timeouts → `PROVIDER_TIMEOUT`.
+//!   the caller settles it by the transaction hash on Horizon (docs/PROVIDERS.md,
+//!   Trustless Work: pitfalls).
+//! - **Errors**: any non-2xx is a failure; the contract's error texts (docs/PROVIDERS.md,
+//!   Trustless Work: errors), and the `Error(Contract, #n)` form, become
+//!   `ESCROW_CONTRACT_ERROR` (422) with `details.contractError` naming the variant; 401/403
+//!   → `PROVIDER_ERROR`; 429 → `PROVIDER_UNAVAILABLE`; 5xx → `PROVIDER_ERROR`; timeouts →
+//!   `PROVIDER_TIMEOUT`.
 //!
 //! JSON amounts are **human units** (numbers, `5000` = 5,000 USDC); OfferHub keeps base
 //! units (10^7 per USDC) and converts only here ([`human`]).
@@ -35,9 +39,9 @@ use url::Url;
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
 
-/// The contract's errors (§B.7): code, variant, and the text the API echoes (the
-/// texts of codes 1 and 5 are verbatim from the contract; the others follow the
-/// variant names).
+/// The contract's errors (docs/PROVIDERS.md, Trustless Work: errors): code, variant, and
+/// the text the API echoes (the texts of codes 1 and 5 are verbatim from the contract; the
+/// others follow the variant names).
 pub const CONTRACT_ERRORS: &[(u32, &str, &str)] = &[
     (
         1,
@@ -144,8 +148,8 @@ pub const CONTRACT_ERRORS: &[(u32, &str, &str)] = &[
     (41, "TotalAmountCannotBeZero", "Total amount cannot be zero"),
 ];
 
-/// The contract error variant a TW message carries, if any: its text (§B.7), its
-/// variant name, or `Error(Contract, #n)`.
+/// The contract error variant a TW message carries, if any: its text (docs/PROVIDERS.md,
+/// Trustless Work: errors), its variant name, or `Error(Contract, #n)`.
 pub fn contract_error(message: &str) -> Option<&'static str> {
     let lower = message.to_ascii_lowercase();
     for (code, variant, text) in CONTRACT_ERRORS {
@@ -442,7 +446,7 @@ impl TrustlessWork {
     }
 
     /// `PUT /escrow/{single-release|multi-release}/update-escrow {contractId, signer,
-    /// escrow}` (research/trustless-stellar.md §A, §B.2): the unsigned envelope that
+    /// escrow}` (docs/PROVIDERS.md, Trustless Work: endpoints): the unsigned envelope that
     /// replaces an escrow's properties. Only the platform address may sign it, and the
     /// contract accepts it only before funding, with no dispute and no approved
     /// milestone, and the same platform address. `kind` is `single-release` or
@@ -502,8 +506,9 @@ impl TrustlessWork {
         })
     }
 
-    /// `POST /indexer/update-from-txHash {txHash}` (§A.5): tells TW's indexer about a
-    /// transaction submitted straight to Horizon (§F.8). Best effort.
+    /// `POST /indexer/update-from-txHash {txHash}` (docs/PROVIDERS.md, Trustless Work:
+    /// reads and the indexer): tells TW's indexer about a transaction submitted straight
+    /// to Horizon. Best effort.
     pub async fn update_from_tx_hash(&self, hash: &str) -> Result<()> {
         let path = "/indexer/update-from-txHash";
         let (status, answer) = self
@@ -531,8 +536,8 @@ impl TrustlessWork {
         Ok(answer)
     }
 
-    /// `GET /helper/get-escrow-by-contract-ids?contractIds[]=…` (§A.5): the escrows as
-    /// TW's indexer knows them.
+    /// `GET /helper/get-escrow-by-contract-ids?contractIds[]=…`: the escrows as TW's
+    /// indexer knows them (docs/PROVIDERS.md, Trustless Work: reads and the indexer).
     pub async fn escrows(&self, contract_ids: &[String]) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for chunk in contract_ids.chunks(20) {
@@ -549,8 +554,9 @@ impl TrustlessWork {
         Ok(out)
     }
 
-    /// `GET /helper/get-escrows-by-signer?signer=…&engagementId=…` (§A.5): how a
-    /// deploy whose answer was lost finds its contract id.
+    /// `GET /helper/get-escrows-by-signer?signer=…&engagementId=…` (docs/PROVIDERS.md,
+    /// Trustless Work: reads and the indexer): how a deploy whose answer was lost finds its
+    /// contract id.
     pub async fn escrows_by_signer(&self, signer: &str, engagement_id: &str) -> Result<Vec<Value>> {
         let v = self
             .get_json(
@@ -565,7 +571,8 @@ impl TrustlessWork {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
-    /// `GET /helper/get-multiple-escrow-balance?addresses[]=…` (≤ 20 per request, §A.5):
+    /// `GET /helper/get-multiple-escrow-balance?addresses[]=…` (≤ 20 per request;
+    /// docs/PROVIDERS.md, Trustless Work: reads and the indexer):
     /// `(contract id, balance in base units)`.
     pub async fn balances(&self, contract_ids: &[String]) -> Result<Vec<(String, Amount)>> {
         let mut out = Vec::new();

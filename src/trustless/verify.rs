@@ -1,6 +1,6 @@
-//! **No blind signing** (DESIGN §4, research/trustless-stellar.md §F.1): every envelope
-//! Trustless Work returns is decoded and checked against what OfferHub asked for before
-//! any wallet key signs it:
+//! **No blind signing** (docs/ARCHITECTURE.md, Sagas and the engine; docs/PROVIDERS.md,
+//! Trustless Work: pitfalls): every envelope Trustless Work returns is decoded and checked
+//! against what OfferHub asked for before any wallet key signs it:
 //!
 //! - a v1 transaction envelope (no fee bump, no v0), no signatures yet;
 //! - source account = the expected signer; no operation with another source;

@@ -1,4 +1,4 @@
-//! Escrow and resolution routes of an order (seed 004 flows 1–6):
+//! Escrow and resolution routes of an order (docs/API.md, Escrow):
 //!
 //! - `POST /orders/{id}/escrow` `{platformFee?}`, `POST /orders/{id}/escrow/fund`
 //! - `POST /orders/{id}/resolution/release` `{requestedBy?, reason?}`,

@@ -54,7 +54,7 @@ pub async fn get(
     Ok(respond(StatusCode::OK, &auth.request_id, body))
 }
 
-/// The deposit instructions of seed 004.
+/// The deposit instructions (docs/API.md, Wallets (crypto mode)).
 #[utoipa::path(
     get,
     operation_id = "getDepositInstructions",

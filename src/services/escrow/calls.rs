@@ -154,11 +154,11 @@ pub(super) async fn call_for(
     }
 }
 
-/// The escrow struct the contract must hold as OfferHub deploys it (the deploy's and
-/// the funding's argument). Every field is checked, not only the money ones: text as
-/// sent, flags false and milestones not approved (the contract refuses other flags at
-/// deploy — §B.2 — but a transaction is never signed on trust), and a milestone
-/// status/evidence the deployer left unset.
+/// The escrow struct the contract must hold as OfferHub deploys it (the deploy's and the
+/// funding's argument). Every field is checked, not only the money ones: text as sent,
+/// flags false and milestones not approved (the contract refuses other flags at deploy —
+/// docs/PROVIDERS.md, Trustless Work: contract rules — but a transaction is never signed on
+/// trust), and a milestone status/evidence the deployer left unset.
 fn escrow_fields(s: &StepInput<'_>) -> Vec<(&'static str, Arg)> {
     let mut role_fields = vec![
         ("approver", Arg::Address(s.buyer.clone())),

@@ -1,5 +1,5 @@
-//! Escrow orchestration with Trustless Work (DESIGN §3–§4, seed 004 flows 1–6,
-//! research/trustless-stellar.md §A–§B, §F).
+//! Escrow orchestration with Trustless Work (docs/ARCHITECTURE.md, Sagas and the engine;
+//! the flows of docs/API.md, Escrow; docs/PROVIDERS.md, Trustless Work).
 //!
 //! Every operation is a saga ([`crate::services::sagas`]) whose steps are contract calls:
 //!
@@ -25,7 +25,8 @@
 //! the buyer's hold into `escrow:{order}`; a release or resolution credits what
 //! **actually arrived** — read from the transaction's `asset_balance_changes` on
 //! Horizon — to the seller/buyer, the platform fee to `fees:platform` and Trustless
-//! Work's fee to `fees:trustless`, so balances equal the chain (§B.4–§B.5).
+//! Work's fee to `fees:trustless`, so balances equal the chain (docs/PROVIDERS.md,
+//! Trustless Work: fees).
 //!
 //! A definitive failure of a saga's first step (nothing reached the chain) compensates:
 //! the order returns to its state before the call (the hold stays until the order is

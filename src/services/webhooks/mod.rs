@@ -1,4 +1,4 @@
-//! Outbound webhooks to the marketplace (DESIGN §5).
+//! Outbound webhooks to the marketplace (docs/ARCHITECTURE.md, Events, SSE and webhooks).
 //!
 //! - **Endpoints** `{url, events}`: `url` must pass the SSRF policy of
 //!   [`crate::outbound`]; `events` are type patterns as in SSE (`order.*`, `*`) that must
