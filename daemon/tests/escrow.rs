@@ -531,6 +531,69 @@ async fn tampered_xdr_is_refused(url: String) {
 }
 both_backends!(tampered, tampered_xdr_is_refused);
 
+/// An internal error that is not the environment's fault (here: a wallet secret that no
+/// longer opens) parks the saga at once instead of retrying it; nothing is signed or
+/// moved, and once the cause is fixed an operator's retry completes it.
+async fn an_internal_error_parks_the_saga_at_once(url: String) {
+    let m = market(&url, &[]).await;
+    let id = m.order("40", json!([])).await;
+    let r = m.call("POST", &format!("/orders/{id}/escrow"), None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sealed: String = sqlx::query_scalar("SELECT sealed_secret FROM wallets WHERE user_id = $1")
+        .bind(&m.buyer)
+        .fetch_one(m.t.store.reader())
+        .await
+        .unwrap();
+    let set_secret = |secret: String| {
+        let (store, buyer) = (m.t.store.clone(), m.buyer.clone());
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query("UPDATE wallets SET sealed_secret = $1 WHERE user_id = $2")
+                .bind(secret)
+                .bind(buyer)
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    set_secret("v1:corrupt".into()).await;
+    let r = m
+        .call("POST", &format!("/orders/{id}/escrow/fund"), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let saga = &r.body["data"]["saga"];
+    assert_eq!(saga["status"], "NEEDS_ATTENTION", "{saga}");
+    assert_eq!(saga["attempts"], 0, "parked without retries: {saga}");
+    assert_eq!(saga["lastError"]["code"], "INTERNAL_ERROR");
+    assert_eq!(m.invocations("fund_escrow").await, 0);
+    assert_eq!(m.usdc(&m.buyer_address).await, "500");
+    let b = m.balance(&m.buyer).await;
+    assert_eq!(
+        (b["available"].as_str(), b["reserved"].as_str()),
+        (Some("460.00"), Some("40.00"))
+    );
+    assert!(
+        m.event_types(&id)
+            .await
+            .contains(&"saga.needs_attention".to_string())
+    );
+
+    // The cause fixed, the operator's retry completes the funding.
+    set_secret(sealed).await;
+    let saga_id = saga["id"].as_str().unwrap();
+    let r = m
+        .call("POST", &format!("/sagas/{saga_id}/retry"), Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "COMPLETED", "{}", r.body);
+    let o = m.call("GET", &format!("/orders/{id}"), None).await;
+    assert_eq!(o.body["data"]["status"], "IN_PROGRESS");
+    assert_eq!(m.invocations("fund_escrow").await, 1);
+    m.clean().await;
+}
+both_backends!(bug_parks, an_internal_error_parks_the_saga_at_once);
+
 async fn concurrent_releases_execute_once(url: String) {
     let m = market(&url, &[]).await;
     let id = m.funded("60").await;
