@@ -159,6 +159,7 @@ pub async fn run(command: DisputesCommand, globals: Globals) -> anyhow::Result<E
     disputes_command(&store, ec.as_deref(), command).await
 }
 
+/// Runs one `disputes` subcommand (as the operator).
 async fn disputes_command(
     store: &Store,
     ec: Option<&EscrowContext>,
@@ -171,55 +172,15 @@ async fn disputes_command(
             order,
             limit,
             output,
-        } => {
-            let f = DisputeFilter {
-                order_id: order,
-                status: status.map(wire),
-                ..Default::default()
-            };
-            let page =
-                disputes::list(store, &f, &PageRequest::new(Some(limit.min(100)), None)?).await?;
-            match output.output {
-                Output::Json => print_json(&page.items)?,
-                Output::Table if page.items.is_empty() => println!(
-                    "no disputes match{}",
-                    status
-                        .map(|s| format!(" (status {})", wire(s)))
-                        .unwrap_or_default()
-                ),
-                Output::Table => println!("{}", dispute_rows(&page.items)),
-            }
-        }
-        DisputesCommand::Show { id, output } => {
-            let d = disputes::get(store, &id).await?;
-            let esc = escrow::for_order(store.reader(), &d.order_id).await?;
-            match output.output {
-                Output::Json => print_json(&serde_json::json!({ "dispute": d, "escrow": esc }))?,
-                Output::Table => {
-                    println!("{}", dispute_rows(std::slice::from_ref(&d)));
-                    if let Some(e) = esc {
-                        println!(
-                            "escrow {} ({}) contract {} status {} balance {} fee {}%",
-                            e.id,
-                            e.kind,
-                            e.contract_id.unwrap_or_default(),
-                            e.status,
-                            e.balance,
-                            e.platform_fee
-                        );
-                    }
-                    for c in d.comments.unwrap_or_default() {
-                        println!("[{}] {}: {}", c.created_at, c.author, c.body);
-                    }
-                }
-            }
-        }
+        } => list(store, status, order, limit, output.output).await,
+        DisputesCommand::Show { id, output } => show(store, &id, output.output).await,
         DisputesCommand::Assign { id, to, output } => {
             let d = disputes::assign(store, &ctx, &id, &to).await?;
             match output.output {
                 Output::Json => print_json(&d)?,
                 Output::Table => println!("{}", dispute_rows(std::slice::from_ref(&d))),
             }
+            Ok(ExitCode::SUCCESS)
         }
         DisputesCommand::Resolve {
             id,
@@ -230,43 +191,131 @@ async fn disputes_command(
             yes,
             output,
         } => {
-            let decision = wire(decision);
-            let release = amount("release", &release)?;
-            let refund = amount("refund", &refund)?;
-            let d = disputes::get(store, &id).await?;
-            let order = orders::get(store, &d.order_id).await?;
-            let esc = escrow::for_order(store.reader(), &order.id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("order {} has no escrow", order.id))?;
-            // Validated before anything moves or anyone is asked.
-            let split =
-                disputes::check_decision(&decision, release, refund, esc.balance).map_err(flags)?;
-            let prompt = format!(
-                "Resolve {id} ({decision}): {} to the seller, {} to the buyer (gross; fees {}% + 0.3% come off pro rata)?",
-                split.release, split.refund, esc.platform_fee
-            );
-            if let Err(code) = crate::wallet::confirm(&prompt, yes) {
-                return Ok(code);
+            let resolution = Resolution {
+                decision: wire(decision),
+                release: amount("release", &release)?,
+                refund: amount("refund", &refund)?,
+                id,
+                note,
+            };
+            resolve(store, ec, &ctx, resolution, yes, output.output).await
+        }
+    }
+}
+
+/// `disputes list`: newest first, at most 100.
+async fn list(
+    store: &Store,
+    status: Option<DisputeStatus>,
+    order: Option<String>,
+    limit: u32,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let f = DisputeFilter {
+        order_id: order,
+        status: status.map(wire),
+        ..Default::default()
+    };
+    let page = disputes::list(store, &f, &PageRequest::new(Some(limit.min(100)), None)?).await?;
+    match output {
+        Output::Json => print_json(&page.items)?,
+        Output::Table if page.items.is_empty() => println!(
+            "no disputes match{}",
+            status
+                .map(|s| format!(" (status {})", wire(s)))
+                .unwrap_or_default()
+        ),
+        Output::Table => println!("{}", dispute_rows(&page.items)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `disputes show`: the dispute, the order's escrow and the comments.
+async fn show(store: &Store, id: &str, output: Output) -> anyhow::Result<ExitCode> {
+    let d = disputes::get(store, id).await?;
+    let esc = escrow::for_order(store.reader(), &d.order_id).await?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "dispute": d, "escrow": esc }))?,
+        Output::Table => {
+            println!("{}", dispute_rows(std::slice::from_ref(&d)));
+            if let Some(e) = esc {
+                println!(
+                    "escrow {} ({}) contract {} status {} balance {} fee {}%",
+                    e.id,
+                    e.kind,
+                    e.contract_id.unwrap_or_default(),
+                    e.status,
+                    e.balance,
+                    e.platform_fee
+                );
             }
-            let (_, saga) = disputes::resolve(store, &ctx, &id, &decision, release, refund, note)
-                .await
-                .map_err(flags)?;
-            let saga = run_saga(store, ec, &saga.id).await?;
-            let d = disputes::get(store, &id).await?;
-            match output.output {
-                Output::Json => print_json(&serde_json::json!({ "dispute": d, "saga": saga }))?,
-                Output::Table => {
-                    println!("{}", dispute_rows(std::slice::from_ref(&d)));
-                    println!("{}", saga_rows(std::slice::from_ref(&saga)));
-                }
-            }
-            if matches!(
-                saga.status,
-                sagas::SagaStatus::Compensated | sagas::SagaStatus::NeedsAttention
-            ) {
-                return Ok(ExitCode::from(1));
+            for c in d.comments.unwrap_or_default() {
+                println!("[{}] {}: {}", c.created_at, c.author, c.body);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `disputes resolve` was asked to do, its amounts parsed.
+struct Resolution {
+    id: String,
+    /// FULL_RELEASE, FULL_REFUND or SPLIT.
+    decision: String,
+    release: Option<Amount>,
+    refund: Option<Amount>,
+    note: Option<String>,
+}
+
+/// `disputes resolve`: validates the decision against the escrow balance, asks, then
+/// runs the resolution saga here; exit 1 when it ends compensated or needing
+/// attention.
+async fn resolve(
+    store: &Store,
+    ec: Option<&EscrowContext>,
+    ctx: &Context,
+    r: Resolution,
+    yes: bool,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let Resolution {
+        id,
+        decision,
+        release,
+        refund,
+        note,
+    } = r;
+    let d = disputes::get(store, &id).await?;
+    let order = orders::get(store, &d.order_id).await?;
+    let esc = escrow::for_order(store.reader(), &order.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {} has no escrow", order.id))?;
+    // Validated before anything moves or anyone is asked.
+    let split = disputes::check_decision(&decision, release, refund, esc.balance).map_err(flags)?;
+    let prompt = format!(
+        "Resolve {id} ({decision}): {} to the seller, {} to the buyer (gross; fees {}% + 0.3% come off pro rata)?",
+        split.release, split.refund, esc.platform_fee
+    );
+    if let Err(code) = crate::wallet::confirm(&prompt, yes) {
+        return Ok(code);
+    }
+    let (_, saga) = disputes::resolve(store, ctx, &id, &decision, release, refund, note)
+        .await
+        .map_err(flags)?;
+    let saga = run_saga(store, ec, &saga.id).await?;
+    let d = disputes::get(store, &id).await?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "dispute": d, "saga": saga }))?,
+        Output::Table => {
+            println!("{}", dispute_rows(std::slice::from_ref(&d)));
+            println!("{}", saga_rows(std::slice::from_ref(&saga)));
+        }
+    }
+    if matches!(
+        saga.status,
+        sagas::SagaStatus::Compensated | sagas::SagaStatus::NeedsAttention
+    ) {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

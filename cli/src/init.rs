@@ -90,17 +90,42 @@ fn parse_network(s: &str) -> anyhow::Result<Network> {
     }
 }
 
+/// The answers: the flags, the defaults, and (on a terminal, without `--yes`) what the
+/// operator enters for what no flag gave.
 fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
-    use dialoguer::{Input, Password, Select};
     let mut network = parse_network(args.network.as_deref().unwrap_or("sandbox"))?;
     let interactive = !args.yes && std::io::stdin().is_terminal();
     if interactive && args.network.is_none() {
-        let items = [
-            "sandbox (embedded simulator, no keys needed)",
-            "testnet",
-            "mainnet",
-        ];
-        network = match Select::new()
+        network = select_network()?;
+    }
+    let mut a = defaults(args, network)?;
+    if interactive {
+        ask_server(args, &mut a)?;
+        if network != Network::Sandbox {
+            ask_stellar(&mut a)?;
+        }
+    }
+    if network != Network::Sandbox {
+        // Written out even when not asked, so the operator sees what the daemon will use.
+        a.horizon_url = a
+            .horizon_url
+            .or_else(|| network.default_horizon_url().map(str::to_string));
+        a.usdc_issuer = a
+            .usdc_issuer
+            .or_else(|| network.default_usdc_issuer().map(str::to_string));
+    }
+    Ok(a)
+}
+
+/// Asks for the Stellar network (sandbox by default).
+fn select_network() -> anyhow::Result<Network> {
+    let items = [
+        "sandbox (embedded simulator, no keys needed)",
+        "testnet",
+        "mainnet",
+    ];
+    Ok(
+        match dialoguer::Select::new()
             .with_prompt("Stellar network")
             .items(items)
             .default(0)
@@ -109,10 +134,13 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
             0 => Network::Sandbox,
             1 => Network::Testnet,
             _ => Network::Mainnet,
-        };
-    }
-    let mut port = args.port.unwrap_or(4000);
-    let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        },
+    )
+}
+
+/// The answers from the flags and the defaults, before anything is asked; refuses a
+/// `--database-url` that is neither SQLite nor PostgreSQL.
+fn defaults(args: &InitArgs, network: Network) -> anyhow::Result<Answers> {
     // The PostgreSQL password of the rendered docker-compose.yml; the default URL of a
     // testnet/mainnet deployment points at that database.
     let pg_password = hex::encode(rand::random::<[u8; 12]>());
@@ -121,90 +149,98 @@ fn ask(args: &InitArgs) -> anyhow::Result<Answers> {
     } else {
         format!("postgres://offerhub:{pg_password}@127.0.0.1:5432/offerhub")
     };
-    let mut database_url = args.database_url.clone().unwrap_or(default_db);
+    let database_url = args.database_url.clone().unwrap_or(default_db);
     check_database_url(&database_url).map_err(|e| anyhow::anyhow!(e))?;
-    let mut trustless_api_key = args.trustless_api_key.clone().unwrap_or_default();
-    let mut horizon_url = args.horizon_url.clone();
-    let mut usdc_issuer = args.usdc_issuer.clone();
-    if interactive {
-        if args.port.is_none() {
-            port = Input::new()
-                .with_prompt("API port")
-                .default(port)
-                .interact_text()?;
-        }
-        if args.database_url.is_none() {
-            let prompt = if network == Network::Sandbox {
-                "Database URL (sqlite://… or postgres://…)"
-            } else {
-                "PostgreSQL URL (the docker-compose.yml database by default)"
-            };
-            database_url = Input::new()
-                .with_prompt(prompt)
-                .default(database_url)
-                .validate_with(|u: &String| check_database_url(u))
-                .interact_text()?;
-        }
-        if network != Network::Sandbox {
-            if trustless_api_key.is_empty() {
-                let dapp = if network == Network::Testnet {
-                    "https://dapp.dev.trustlesswork.com"
-                } else {
-                    "https://dapp.trustlesswork.com"
-                };
-                eprintln!(
-                    "A Trustless Work API key is made in Trustless Work's BackOffice dApp, \
-                     {dapp} (one per network, shown once). Leave it empty to set \
-                     TRUSTLESS_API_KEY in .env later."
-                );
-                trustless_api_key = Password::new()
-                    .with_prompt("Trustless Work API key")
-                    .allow_empty_password(true)
-                    .interact()?;
-            }
-            if horizon_url.is_none() {
-                horizon_url = Some(
-                    Input::new()
-                        .with_prompt("Horizon URL")
-                        .default(
-                            network
-                                .default_horizon_url()
-                                .unwrap_or_default()
-                                .to_string(),
-                        )
-                        .interact_text()?,
-                );
-            }
-            if usdc_issuer.is_none() {
-                usdc_issuer = Some(
-                    Input::new()
-                        .with_prompt("USDC issuer")
-                        .default(
-                            network
-                                .default_usdc_issuer()
-                                .unwrap_or_default()
-                                .to_string(),
-                        )
-                        .interact_text()?,
-                );
-            }
-        }
-    }
-    if network != Network::Sandbox {
-        // Written out even when not asked, so the operator sees what the daemon will use.
-        horizon_url = horizon_url.or_else(|| network.default_horizon_url().map(str::to_string));
-        usdc_issuer = usdc_issuer.or_else(|| network.default_usdc_issuer().map(str::to_string));
-    }
     Ok(Answers {
         pg_password,
         network,
-        host,
-        port,
+        host: args.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+        port: args.port.unwrap_or(4000),
         database_url,
-        trustless_api_key,
-        horizon_url,
-        usdc_issuer,
+        trustless_api_key: args.trustless_api_key.clone().unwrap_or_default(),
+        horizon_url: args.horizon_url.clone(),
+        usdc_issuer: args.usdc_issuer.clone(),
     })
+}
+
+/// Asks for the API port and the database URL, unless flags gave them.
+fn ask_server(args: &InitArgs, a: &mut Answers) -> anyhow::Result<()> {
+    use dialoguer::Input;
+    if args.port.is_none() {
+        a.port = Input::new()
+            .with_prompt("API port")
+            .default(a.port)
+            .interact_text()?;
+    }
+    if args.database_url.is_none() {
+        let prompt = if a.network == Network::Sandbox {
+            "Database URL (sqlite://… or postgres://…)"
+        } else {
+            "PostgreSQL URL (the docker-compose.yml database by default)"
+        };
+        a.database_url = Input::new()
+            .with_prompt(prompt)
+            .default(a.database_url.clone())
+            .validate_with(|u: &String| check_database_url(u))
+            .interact_text()?;
+    }
+    Ok(())
+}
+
+/// Asks (testnet/mainnet) for the Trustless Work API key, the Horizon URL and the USDC
+/// issuer, unless flags gave them.
+fn ask_stellar(a: &mut Answers) -> anyhow::Result<()> {
+    use dialoguer::{Input, Password};
+    let network = a.network;
+    if a.trustless_api_key.is_empty() {
+        let dapp = backoffice_dapp(network);
+        eprintln!(
+            "A Trustless Work API key is made in Trustless Work's BackOffice dApp, \
+             {dapp} (one per network, shown once). Leave it empty to set \
+             TRUSTLESS_API_KEY in .env later."
+        );
+        a.trustless_api_key = Password::new()
+            .with_prompt("Trustless Work API key")
+            .allow_empty_password(true)
+            .interact()?;
+    }
+    if a.horizon_url.is_none() {
+        a.horizon_url = Some(
+            Input::new()
+                .with_prompt("Horizon URL")
+                .default(
+                    network
+                        .default_horizon_url()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+                .interact_text()?,
+        );
+    }
+    if a.usdc_issuer.is_none() {
+        a.usdc_issuer = Some(
+            Input::new()
+                .with_prompt("USDC issuer")
+                .default(
+                    network
+                        .default_usdc_issuer()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+                .interact_text()?,
+        );
+    }
+    Ok(())
+}
+
+/// Trustless Work's BackOffice dApp, where the API key of `network` (testnet or
+/// mainnet) is made.
+fn backoffice_dapp(network: Network) -> &'static str {
+    if network == Network::Testnet {
+        "https://dapp.dev.trustlesswork.com"
+    } else {
+        "https://dapp.trustlesswork.com"
+    }
 }
 
 fn render(template: &str, vars: &[(&str, String)]) -> String {
@@ -224,32 +260,64 @@ fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
+/// The files `offerhub init` writes.
+const FILES: [&str; 4] = [
+    "offerhub.toml",
+    ".env",
+    "docker-compose.yml",
+    "offerhub.service",
+];
+
+/// `offerhub init`: asks, refuses to overwrite (without `--force`), renders every
+/// template into the directory and says what to do next.
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let a = ask(&args)?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let dir = std::path::absolute(&args.dir)?;
-    let files = [
-        "offerhub.toml",
-        ".env",
-        "docker-compose.yml",
-        "offerhub.service",
-    ];
-    if !args.force {
-        let existing: Vec<_> = files.iter().filter(|f| dir.join(f).exists()).collect();
-        if !existing.is_empty() {
-            eprintln!(
-                "refusing to overwrite {} in {} (use --force)",
-                existing
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                dir.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
+    if !args.force && refuse_overwrite(&dir) {
+        return Ok(ExitCode::from(1));
     }
+    let vars = template_vars(&a, &dir);
+    write(&dir, "offerhub.toml", &render(TOML_TEMPLATE, &vars), false)?;
+    write(&dir, ".env", &render(ENV_TEMPLATE, &vars), true)?;
+    write(
+        &dir,
+        "docker-compose.yml",
+        &render(COMPOSE_TEMPLATE, &vars),
+        false,
+    )?;
+    write(
+        &dir,
+        "offerhub.service",
+        &render(SYSTEMD_TEMPLATE, &vars),
+        false,
+    )?;
+    print_next_steps(&a, &dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether any of [`FILES`] exists in `dir` (then says so, naming them).
+fn refuse_overwrite(dir: &Path) -> bool {
+    let existing: Vec<_> = FILES.iter().filter(|f| dir.join(f).exists()).collect();
+    if existing.is_empty() {
+        return false;
+    }
+    eprintln!(
+        "refusing to overwrite {} in {} (use --force)",
+        existing
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        dir.display()
+    );
+    true
+}
+
+/// The `[stellar]` lines beyond `network`: the Horizon URL and the USDC issuer, when
+/// set.
+fn stellar_extra(a: &Answers) -> String {
     let mut stellar_extra = String::new();
     if let Some(h) = &a.horizon_url {
         stellar_extra.push_str(&format!(
@@ -263,7 +331,12 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             toml_string(i)
         ));
     }
-    let vars = [
+    stellar_extra
+}
+
+/// The `{{name}}` values of the templates, with a fresh master key and wallet key.
+fn template_vars(a: &Answers, dir: &Path) -> [(&'static str, String); 15] {
+    [
         ("host", a.host.clone()),
         ("port", a.port.to_string()),
         ("public_base_url", format!("http://localhost:{}", a.port)),
@@ -298,7 +371,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         ),
         ("payment_provider", "crypto".into()),
         ("network", a.network.as_str().into()),
-        ("stellar_extra", stellar_extra),
+        ("stellar_extra", stellar_extra(a)),
         ("master_key", generate_master_key()),
         ("wallet_key", generate_wallet_key()),
         ("trustless_api_key", a.trustless_api_key.clone()),
@@ -310,21 +383,12 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "/usr/local/bin/offerhub".into()),
         ),
-    ];
-    write(&dir, "offerhub.toml", &render(TOML_TEMPLATE, &vars), false)?;
-    write(&dir, ".env", &render(ENV_TEMPLATE, &vars), true)?;
-    write(
-        &dir,
-        "docker-compose.yml",
-        &render(COMPOSE_TEMPLATE, &vars),
-        false,
-    )?;
-    write(
-        &dir,
-        "offerhub.service",
-        &render(SYSTEMD_TEMPLATE, &vars),
-        false,
-    )?;
+    ]
+}
+
+/// What was written, and what to do next: the Trustless Work API key still missing,
+/// PostgreSQL to start, the daemon to start and an API key to create.
+fn print_next_steps(a: &Answers, dir: &Path) {
     println!(
         "Wrote offerhub.toml, .env (mode 0600), docker-compose.yml and offerhub.service to {}",
         dir.display()
@@ -334,11 +398,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             "TRUSTLESS_API_KEY is empty in .env: `offerhub serve` refuses to start on {} until it is set \
              (make one in Trustless Work's BackOffice dApp, {})",
             a.network.as_str(),
-            if a.network == Network::Testnet {
-                "https://dapp.dev.trustlesswork.com"
-            } else {
-                "https://dapp.trustlesswork.com"
-            }
+            backoffice_dapp(a.network)
         );
     }
     if a.network != Network::Sandbox && a.database_url.starts_with("postgres") {
@@ -355,7 +415,6 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         "Create an API key with: offerhub keys create --config {} --name my-marketplace --scopes read,write",
         dir.join("offerhub.toml").display()
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn write(dir: &Path, name: &str, contents: &str, private: bool) -> anyhow::Result<()> {

@@ -3,7 +3,8 @@
 //! `fees:platform`; `--last` prints the daemon's last scheduled run instead. Exit 1 on
 //! a discrepancy, 3 when it could not check.
 
-use offerhub::services::reconcile::CheckStatus;
+use offerhub::money::Amount;
+use offerhub::services::reconcile::{CheckStatus, Report};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -167,6 +168,9 @@ async fn reconcile_last(store: &Store, output: Output) -> anyhow::Result<ExitCod
     })
 }
 
+/// Checks now: credits missed deposits first with `fix`, then every wallet (with a
+/// progress bar on a terminal), the escrows (with an escrow context) and the platform
+/// wallet; exit 1 on a discrepancy.
 async fn reconcile(
     store: &Store,
     sc: &offerhub::services::wallets::StellarContext,
@@ -183,14 +187,7 @@ async fn reconcile(
             println!("credited {n} missed deposit(s)");
         }
     }
-    let bar = indicatif::ProgressBar::new(0);
-    if output == Output::Json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} wallets")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(output);
     let mut report = reconcile::wallets(store, sc, concurrency, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -203,96 +200,123 @@ async fn reconcile(
     bar.finish_and_clear();
     match output {
         Output::Json => print_json(&report)?,
-        Output::Table => {
-            let rows = report
-                .wallets
-                .iter()
-                .filter(|c| c.status != CheckStatus::Ok)
-                .map(|c| {
-                    vec![
-                        c.user_id.clone(),
-                        c.public_key.clone(),
-                        c.on_chain
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        c.ledger.to_string(),
-                        c.difference.to_string(),
-                        c.status.to_string(),
-                    ]
-                });
-            let t = table(
-                &[
-                    "USER",
-                    "WALLET",
-                    "ON CHAIN",
-                    "LEDGER",
-                    "DIFFERENCE",
-                    "STATUS",
-                ],
-                rows,
-            );
-            println!(
-                "{} wallets checked, {} discrepancies",
-                report.wallets.len(),
-                report.discrepancies
-            );
-            if report.wallets.iter().any(|c| c.status != CheckStatus::Ok) {
-                println!("{t}");
-            }
-            if let Some(p) = &report.platform {
-                println!(
-                    "platform wallet {}: {} USDC on chain, fees:platform {}{}, difference {} ({})",
-                    p.public_key,
-                    p.on_chain
-                        .map(|a| a.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    p.fees_platform,
-                    p.external_airtm
-                        .map(|a| format!(", external:airtm {a}"))
-                        .unwrap_or_default(),
-                    p.difference,
-                    p.status
-                );
-            }
-            println!("{} escrows checked", report.escrows.len());
-            let bad: Vec<_> = report
-                .escrows
-                .iter()
-                .filter(|e| e.status != CheckStatus::Ok)
-                .collect();
-            if !bad.is_empty() {
-                let rows = bad.iter().map(|e| {
-                    vec![
-                        e.order_id.clone(),
-                        e.contract_id.clone(),
-                        e.on_chain
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        e.ledger.to_string(),
-                        e.difference.to_string(),
-                        e.status.to_string(),
-                    ]
-                });
-                println!(
-                    "{}",
-                    table(
-                        &[
-                            "ORDER",
-                            "CONTRACT",
-                            "ON CHAIN",
-                            "LEDGER",
-                            "DIFFERENCE",
-                            "STATUS"
-                        ],
-                        rows
-                    )
-                );
-            }
-        }
+        Output::Table => print_report(&report),
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The wallets' progress bar, hidden with `--output json` or when stderr is no
+/// terminal.
+fn progress_bar(output: Output) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if output == Output::Json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} wallets")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// An amount on chain, `-` when it could not be read.
+fn on_chain(a: Option<Amount>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// `offerhub reconcile` as tables: the counts, then only what is not OK (wallets, the
+/// platform wallet, escrows).
+fn print_report(report: &Report) {
+    let t = wallet_table(report);
+    println!(
+        "{} wallets checked, {} discrepancies",
+        report.wallets.len(),
+        report.discrepancies
+    );
+    if report.wallets.iter().any(|c| c.status != CheckStatus::Ok) {
+        println!("{t}");
+    }
+    if let Some(p) = &report.platform {
+        println!(
+            "platform wallet {}: {} USDC on chain, fees:platform {}{}, difference {} ({})",
+            p.public_key,
+            on_chain(p.on_chain),
+            p.fees_platform,
+            p.external_airtm
+                .map(|a| format!(", external:airtm {a}"))
+                .unwrap_or_default(),
+            p.difference,
+            p.status
+        );
+    }
+    println!("{} escrows checked", report.escrows.len());
+    if let Some(t) = escrow_table(report) {
+        println!("{t}");
+    }
+}
+
+/// The wallets whose check is not OK.
+fn wallet_table(report: &Report) -> comfy_table::Table {
+    let rows = report
+        .wallets
+        .iter()
+        .filter(|c| c.status != CheckStatus::Ok)
+        .map(|c| {
+            vec![
+                c.user_id.clone(),
+                c.public_key.clone(),
+                on_chain(c.on_chain),
+                c.ledger.to_string(),
+                c.difference.to_string(),
+                c.status.to_string(),
+            ]
+        });
+    table(
+        &[
+            "USER",
+            "WALLET",
+            "ON CHAIN",
+            "LEDGER",
+            "DIFFERENCE",
+            "STATUS",
+        ],
+        rows,
+    )
+}
+
+/// The escrows whose check is not OK; `None` when there are none.
+fn escrow_table(report: &Report) -> Option<comfy_table::Table> {
+    let bad: Vec<_> = report
+        .escrows
+        .iter()
+        .filter(|e| e.status != CheckStatus::Ok)
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let rows = bad.iter().map(|e| {
+        vec![
+            e.order_id.clone(),
+            e.contract_id.clone(),
+            on_chain(e.on_chain),
+            e.ledger.to_string(),
+            e.difference.to_string(),
+            e.status.to_string(),
+        ]
+    });
+    Some(table(
+        &[
+            "ORDER",
+            "CONTRACT",
+            "ON CHAIN",
+            "LEDGER",
+            "DIFFERENCE",
+            "STATUS",
+        ],
+        rows,
+    ))
 }

@@ -120,105 +120,156 @@ fn delivery_table(items: &[webhooks::Delivery]) -> comfy_table::Table {
     )
 }
 
+/// Runs one `webhooks` subcommand (as the operator): ids starting `iwh_` are received
+/// provider webhooks, `whd_` deliveries, others endpoints.
 async fn webhooks_command(store: &Store, command: WebhooksCommand) -> anyhow::Result<ExitCode> {
     let ctx = Context::operator();
     match command {
         WebhooksCommand::List {
             inbound: true,
             output,
-        } => {
-            let page = inbox::list(store, &PageRequest::new(Some(100), None)?).await?;
-            match output.output {
-                Output::Json => print_json(&page.items)?,
-                Output::Table => println!("{}", inbound_table(&page.items)),
-            }
-        }
+        } => list_inbound(store, output.output).await?,
         WebhooksCommand::Show { id, output } if id.starts_with("iwh_") => {
-            let w = inbox::get(store, &id).await?;
-            match output.output {
-                Output::Json => print_json(&w)?,
-                Output::Table => {
-                    println!("{}", inbound_table(std::slice::from_ref(&w)));
-                    println!("{}", serde_json::to_string_pretty(&w.payload)?);
-                }
-            }
+            show_inbound(store, &id, output.output).await?
         }
         WebhooksCommand::Replay {
             delivery: Some(d),
             endpoint: None,
             since: None,
             output,
-        } if d.starts_with("iwh_") => {
-            let w = inbox::replay(store, &ctx, &d).await?;
-            match output.output {
-                Output::Json => print_json(&w)?,
-                Output::Table => println!(
-                    "{d} ({} {}) queued for processing by the running daemon",
-                    w.provider, w.event_type
-                ),
-            }
+        } if d.starts_with("iwh_") => replay_inbound(store, &ctx, &d, output.output).await?,
+        WebhooksCommand::List { output, .. } => list_endpoints(store, output.output).await?,
+        WebhooksCommand::Show { id, output } if id.starts_with("whd_") => {
+            show_delivery(store, &id, output.output).await?
         }
-        WebhooksCommand::List { output, .. } => {
-            let page = webhooks::list_endpoints(store, &PageRequest::new(Some(100), None)?).await?;
-            match output.output {
-                Output::Json => print_json(&page.items)?,
-                Output::Table => println!("{}", endpoint_table(&page.items)),
-            }
-        }
-        WebhooksCommand::Show { id, output } => {
-            if id.starts_with("whd_") {
-                let d = webhooks::get_delivery(store, &id).await?;
-                match output.output {
-                    Output::Json => print_json(&d)?,
-                    Output::Table => println!("{}", delivery_table(std::slice::from_ref(&d))),
-                }
-            } else {
-                let e = webhooks::get_endpoint(store, &id).await?;
-                let filter = webhooks::DeliveryFilter {
-                    endpoint_id: Some(id.clone()),
-                    ..Default::default()
-                };
-                let ds =
-                    webhooks::list_deliveries(store, &filter, &PageRequest::new(Some(20), None)?)
-                        .await?;
-                match output.output {
-                    Output::Json => {
-                        print_json(&serde_json::json!({ "endpoint": e, "deliveries": ds.items }))?
-                    }
-                    Output::Table => {
-                        println!("{}", endpoint_table(std::slice::from_ref(&e)));
-                        println!("latest deliveries:\n{}", delivery_table(&ds.items));
-                    }
-                }
-            }
-        }
+        WebhooksCommand::Show { id, output } => show_endpoint(store, &id, output.output).await?,
         WebhooksCommand::Replay {
-            delivery,
-            endpoint,
-            since,
+            delivery: Some(d),
+            endpoint: None,
+            since: None,
             output,
-        } => match (delivery, endpoint, since) {
-            (Some(d), None, None) => {
-                let new = webhooks::replay_delivery(store, &ctx, &d).await?;
-                match output.output {
-                    Output::Json => print_json(&new)?,
-                    Output::Table => println!("queued {} (replay of {d})", new.id),
-                }
-            }
-            (None, Some(e), Some(s)) => {
-                let n = webhooks::replay_since(store, &ctx, &e, &s).await?;
-                match output.output {
-                    Output::Json => {
-                        print_json(&serde_json::json!({ "endpointId": e, "queued": n }))?
-                    }
-                    Output::Table => println!("queued {n} deliveries to {e}"),
-                }
-            }
-            _ => {
-                eprintln!("give a delivery id, or --endpoint and --since");
-                return Ok(ExitCode::from(2));
-            }
-        },
+        } => replay_delivery(store, &ctx, &d, output.output).await?,
+        WebhooksCommand::Replay {
+            delivery: None,
+            endpoint: Some(e),
+            since: Some(s),
+            output,
+        } => replay_since(store, &ctx, &e, &s, output.output).await?,
+        WebhooksCommand::Replay { .. } => {
+            eprintln!("give a delivery id, or --endpoint and --since");
+            return Ok(ExitCode::from(2));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `webhooks list --inbound`: the latest 100 received provider webhooks.
+async fn list_inbound(store: &Store, output: Output) -> anyhow::Result<()> {
+    let page = inbox::list(store, &PageRequest::new(Some(100), None)?).await?;
+    match output {
+        Output::Json => print_json(&page.items)?,
+        Output::Table => println!("{}", inbound_table(&page.items)),
+    }
+    Ok(())
+}
+
+/// `webhooks show iwh_…`: a received provider webhook with its payload.
+async fn show_inbound(store: &Store, id: &str, output: Output) -> anyhow::Result<()> {
+    let w = inbox::get(store, id).await?;
+    match output {
+        Output::Json => print_json(&w)?,
+        Output::Table => {
+            println!("{}", inbound_table(std::slice::from_ref(&w)));
+            println!("{}", serde_json::to_string_pretty(&w.payload)?);
+        }
+    }
+    Ok(())
+}
+
+/// `webhooks replay iwh_…`: queues a received provider webhook for the daemon.
+async fn replay_inbound(
+    store: &Store,
+    ctx: &Context,
+    d: &str,
+    output: Output,
+) -> anyhow::Result<()> {
+    let w = inbox::replay(store, ctx, d).await?;
+    match output {
+        Output::Json => print_json(&w)?,
+        Output::Table => println!(
+            "{d} ({} {}) queued for processing by the running daemon",
+            w.provider, w.event_type
+        ),
+    }
+    Ok(())
+}
+
+/// `webhooks list`: the first 100 endpoints.
+async fn list_endpoints(store: &Store, output: Output) -> anyhow::Result<()> {
+    let page = webhooks::list_endpoints(store, &PageRequest::new(Some(100), None)?).await?;
+    match output {
+        Output::Json => print_json(&page.items)?,
+        Output::Table => println!("{}", endpoint_table(&page.items)),
+    }
+    Ok(())
+}
+
+/// `webhooks show whd_…`: one delivery.
+async fn show_delivery(store: &Store, id: &str, output: Output) -> anyhow::Result<()> {
+    let d = webhooks::get_delivery(store, id).await?;
+    match output {
+        Output::Json => print_json(&d)?,
+        Output::Table => println!("{}", delivery_table(std::slice::from_ref(&d))),
+    }
+    Ok(())
+}
+
+/// `webhooks show` of any other id: an endpoint (whe_…) with its latest 20 deliveries.
+async fn show_endpoint(store: &Store, id: &str, output: Output) -> anyhow::Result<()> {
+    let e = webhooks::get_endpoint(store, id).await?;
+    let filter = webhooks::DeliveryFilter {
+        endpoint_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let ds = webhooks::list_deliveries(store, &filter, &PageRequest::new(Some(20), None)?).await?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "endpoint": e, "deliveries": ds.items }))?,
+        Output::Table => {
+            println!("{}", endpoint_table(std::slice::from_ref(&e)));
+            println!("latest deliveries:\n{}", delivery_table(&ds.items));
+        }
+    }
+    Ok(())
+}
+
+/// `webhooks replay whd_…`: queues the delivery again, as a new one.
+async fn replay_delivery(
+    store: &Store,
+    ctx: &Context,
+    d: &str,
+    output: Output,
+) -> anyhow::Result<()> {
+    let new = webhooks::replay_delivery(store, ctx, d).await?;
+    match output {
+        Output::Json => print_json(&new)?,
+        Output::Table => println!("queued {} (replay of {d})", new.id),
+    }
+    Ok(())
+}
+
+/// `webhooks replay --endpoint --since`: queues every matching event since a time to
+/// one endpoint.
+async fn replay_since(
+    store: &Store,
+    ctx: &Context,
+    e: &str,
+    s: &str,
+    output: Output,
+) -> anyhow::Result<()> {
+    let n = webhooks::replay_since(store, ctx, e, s).await?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "endpointId": e, "queued": n }))?,
+        Output::Table => println!("queued {n} deliveries to {e}"),
+    }
+    Ok(())
 }
