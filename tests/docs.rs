@@ -256,7 +256,9 @@ fn sources_cite_no_document_outside_the_repository() {
             for (at, _) in line.match_indices('§') {
                 let before = line[..at].trim_end();
                 let after = &line[at + '§'.len_utf8()..];
-                if !before.ends_with(".md") || after.starts_with(|c: char| c.is_alphabetic()) {
+                // The text before `§` must end with a document path (`docs/X.md`).
+                let cites_doc = before.rsplit_once('.').is_some_and(|(_, ext)| ext == "md");
+                if !cites_doc || after.starts_with(|c: char| c.is_alphabetic()) {
                     found.push(format!(
                         "{rel}:{}: `§` without an in-repo document: {}",
                         n + 1,
