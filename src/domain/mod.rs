@@ -66,6 +66,10 @@ macro_rules! text_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// The enum's documentation, one line per doc-comment line (each with the
+            /// leading space rustdoc keeps): what the API describes the enum with.
+            pub const DOC: &'static str = concat!($($doc, "\n",)* "");
+
             /// The stored and serialised text.
             pub const fn as_str(self) -> &'static str {
                 match self {
