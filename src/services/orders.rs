@@ -22,7 +22,7 @@ use crate::services::users::{self, User};
 use crate::store::{Select, Store, Tx};
 
 /// A milestone of an order (multi-release escrow).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Milestone {
     pub milestone_ref: String,
@@ -34,7 +34,7 @@ pub struct Milestone {
 }
 
 /// An order as the API returns it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: String,

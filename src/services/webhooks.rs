@@ -58,7 +58,7 @@ const SEND_CONCURRENCY: usize = 16;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A webhook endpoint (never its secret).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     pub id: String,
@@ -73,7 +73,7 @@ pub struct Endpoint {
 }
 
 /// A delivery of one event to one endpoint.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: String,
