@@ -1,5 +1,6 @@
-//! Events: [`Event`], the body of `/events/history` items, of each Server-Sent Event's
-//! `data:` and of webhook deliveries.
+//! Events: [`Event`], each item of `/events/history` and each Server-Sent Event's
+//! `data:`. Its schema also describes the payload of webhook deliveries (the document's
+//! `webhooks` section), which the core's delivery worker sends as the same JSON.
 
 use offerhub::events;
 use serde::Serialize;
