@@ -87,7 +87,7 @@ pub fn redact(v: Value) -> Value {
 }
 
 /// One stored audit row, as the API returns it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditLog {
     pub id: String,

@@ -44,7 +44,7 @@ impl NewEvent {
 }
 
 /// A committed event.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     #[serde(skip)]

@@ -561,7 +561,7 @@ pub async fn post_hold(tx: &mut Tx, hold_id: &str, destinations: &[Posting]) -> 
 }
 
 /// A user's balance: `total = available + reserved`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Balance {
     pub user_id: String,
@@ -604,7 +604,7 @@ where
 }
 
 /// One posting on a user's account, as the balance history shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     /// The journal transaction id (`jtx_…`).

@@ -297,22 +297,6 @@ impl FromStr for Amount {
     }
 }
 
-/// OpenAPI: a decimal string of USDC (up to 7 decimals), never a JSON number.
-impl utoipa::PartialSchema for Amount {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::Type::String)
-            .pattern(Some(r"^-?[0-9]+(\.[0-9]{1,7})?$"))
-            .description(Some(
-                "Decimal string of USDC, up to 7 decimals (stored as integer base units of 10^-7)",
-            ))
-            .examples(["100.00"])
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Amount {}
-
 impl Serialize for Amount {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_string())

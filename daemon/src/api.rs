@@ -20,10 +20,10 @@ use offerhub::context::Context;
 use offerhub::error::{Error, ErrorCode};
 use offerhub::pagination::Page;
 use offerhub::services::keys::{Principal, Scope};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::dto::Body;
 use crate::middleware::{Authenticated, IdempotencyRecord};
 use crate::state::AppState;
 
@@ -93,21 +93,27 @@ fn meta(request_id: &str) -> Value {
 }
 
 /// `{"data": data, "meta": {...}}` with `status`.
-pub fn respond<T: Serialize>(status: StatusCode, request_id: &str, data: T) -> Response {
+pub fn respond<T: Body>(status: StatusCode, request_id: &str, data: T) -> Response {
     let body = json!({ "data": data, "meta": meta(request_id) });
     (status, axum::Json(body)).into_response()
 }
 
-/// A list page: `data` is the items, `meta.pagination` says how to continue.
-pub fn respond_page<T: Serialize>(request_id: &str, page: Page<T>) -> Response {
+/// A list page: `data` is the items, each shown as `show` makes it, `meta.pagination`
+/// says how to continue.
+pub fn respond_page<T, D: Body>(
+    request_id: &str,
+    page: Page<T>,
+    show: impl FnMut(T) -> D,
+) -> Response {
     let mut m = meta(request_id);
     m["pagination"] = json!({ "hasMore": page.has_more, "nextCursor": page.next_cursor });
-    let body = json!({ "data": page.items, "meta": m });
+    let items: Vec<D> = page.items.into_iter().map(show).collect();
+    let body = json!({ "data": items, "meta": m });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// A list page built by hand: `extra` is merged into `meta`.
-pub fn respond_page_with<T: Serialize>(
+pub fn respond_page_with<T: Body>(
     request_id: &str,
     items: Vec<T>,
     has_more: bool,

@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod dto;
 pub mod events;
 pub mod metrics;
 pub mod middleware;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the API, generated from the code with utoipa: every
-//! handler carries a `#[utoipa::path]` next to its code, request bodies and resources
-//! derive `ToSchema`. Served (public) at `GET /api/v1/openapi.json`; a test fails when a
+//! handler carries a `#[utoipa::path]` next to its code, request bodies derive
+//! `ToSchema` beside their handler, the resources answered are [`crate::dto`]. Served (public) at `GET /api/v1/openapi.json`; a test fails when a
 //! route of [`crate::ROUTES`] is missing from it.
 //!
 //! Conventions the document states once rather than per operation: the bearer scheme
@@ -271,76 +271,6 @@ pub struct Me {
     pub scopes: Vec<String>,
 }
 
-/// A newly created API key: the stored key plus `key`, the secret, shown only here.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct CreatedApiKey {
-    #[serde(flatten)]
-    pub stored: offerhub::services::keys::ApiKey,
-    /// `ohk_live_…` — store it now; it is never shown again.
-    pub key: String,
-}
-
-/// A newly created webhook endpoint plus its signing secret, shown only here.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct CreatedEndpoint {
-    #[serde(flatten)]
-    pub endpoint: offerhub::services::webhooks::Endpoint,
-    /// `whsec_<base64 key>`: verifies the Standard Webhooks headers of each delivery
-    /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
-    pub secret: String,
-}
-
-/// A dispute with its order (dispute reads and outcomes).
-#[derive(ToSchema)]
-pub struct DisputeWithOrder {
-    #[serde(flatten)]
-    pub dispute: offerhub::services::disputes::Dispute,
-    pub order: offerhub::services::orders::Order,
-}
-
-/// `GET /users/{id}/wallet`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct WalletView {
-    pub id: String,
-    /// `G…`.
-    pub public_key: String,
-    /// `PENDING_ACTIVATION`, `ACTIVE` or `FAILED`.
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub activation_hash: Option<String>,
-    /// Read from the network; `null` until the account exists.
-    #[schema(value_type = Object, example = json!({"usdc": "150.0000000", "xlm": "1.0000000"}))]
-    pub balances: Option<Value>,
-}
-
-/// `GET /users/{id}/wallet/deposit`: how a user funds their balance.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct DepositInstructions {
-    #[schema(example = "crypto")]
-    pub provider: String,
-    #[schema(example = "stellar_address")]
-    pub method: String,
-    pub address: String,
-    #[schema(value_type = Object, example = json!({"code": "USDC", "issuer": "GBBD47…"}))]
-    pub asset: Value,
-    pub network: String,
-    pub instructions: String,
-}
-
-/// `POST /users/{id}/balance/sync`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct SyncOutcome {
-    pub deposits_credited: u64,
-    /// The wallet-vs-ledger check of `offerhub reconcile` for this user.
-    pub reconciliation: Value,
-    pub balance: offerhub::ledger::Balance,
-}
-
 /// One on-chain movement of a wallet.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
@@ -357,14 +287,6 @@ pub struct WalletTransaction {
     pub to: String,
     pub transaction_hash: String,
     pub created_at: String,
-}
-
-/// An escrow action still settling on chain: `202` with the order and its saga.
-#[derive(ToSchema)]
-pub struct SagaAccepted {
-    #[serde(flatten)]
-    pub order: offerhub::services::orders::Order,
-    pub saga: offerhub::services::sagas::Saga,
 }
 
 /// Answer of `POST /webhooks/airtm`.

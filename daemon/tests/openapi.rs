@@ -196,3 +196,37 @@ fn api_reference_covers_every_route() {
         );
     }
 }
+
+/// The API's types are the daemon's (`offerhub_daemon::dto`): the core crate neither
+/// depends on utoipa nor describes anything with it.
+#[test]
+fn the_core_crate_has_no_api_schemas() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let deps = manifest
+        .split_once("\n[dependencies]\n")
+        .expect("the core's [dependencies]")
+        .1;
+    let deps = &deps[..deps.find("\n[").unwrap_or(deps.len())];
+    assert!(
+        !deps.lines().any(|l| l.trim_start().starts_with("utoipa")),
+        "the core crate depends on utoipa: {deps}"
+    );
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("utoipa"), "{} mentions utoipa", f.display());
+    }
+}

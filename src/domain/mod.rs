@@ -25,9 +25,10 @@
 /// Declares a `Copy` enum whose variants are stored and serialised as fixed texts.
 ///
 /// Generates: `ALL` (declaration order), `as_str`, `parse` (exact text, `None` otherwise),
-/// `Display`, `serde` (the same texts; an unknown text is a deserialisation error),
-/// `utoipa::ToSchema` (a string enum of the texts), and `sqlx` `Type`/`Encode`/`Decode`
-/// for the `Any` driver (TEXT; decoding an unknown text is an error naming the enum).
+/// `DOC` (the enum's documentation, which the daemon's OpenAPI schema of the enum is
+/// described with), `Display`, `serde` (the same texts; an unknown text is a
+/// deserialisation error), and `sqlx` `Type`/`Encode`/`Decode` for the `Any` driver
+/// (TEXT; decoding an unknown text is an error naming the enum).
 /// Only doc comments are accepted as attributes (of the enum and of its variants).
 macro_rules! text_enum {
     (
@@ -45,26 +46,13 @@ macro_rules! text_enum {
             $( $(#[doc = $vdoc])* #[serde(rename = $text)] $variant ),+
         }
 
-        /// A string enum of the stored texts, described by the enum's documentation.
-        /// (Written by hand: utoipa's derive does not see `serde(rename)` attributes that
-        /// come from a `macro_rules!` literal, and would publish the variant names.)
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                let doc: &str = concat!($($doc, "\n",)* "");
-                let description = doc.lines().map(str::trim).collect::<Vec<_>>().join("\n");
-                utoipa::openapi::schema::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .enum_values(Some([$($text),+]))
-                    .description(Some(description.trim().to_string()).filter(|d| !d.is_empty()))
-                    .into()
-            }
-        }
-
-        impl utoipa::ToSchema for $name {}
-
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The enum's documentation, one line per doc-comment line (each with the
+            /// leading space rustdoc keeps): what the API describes the enum with.
+            pub const DOC: &'static str = concat!($($doc, "\n",)* "");
 
             /// The stored and serialised text.
             pub const fn as_str(self) -> &'static str {

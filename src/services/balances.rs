@@ -18,7 +18,7 @@ pub async fn get(store: &Store, user_id: &str) -> Result<Balance> {
 }
 
 /// Outcome of [`adjust`].
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Adjustment {
     /// Journal transaction id (`jtx_…`).

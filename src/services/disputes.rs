@@ -31,7 +31,7 @@ pub const REASONS: [&str; 3] = ["NOT_DELIVERED", "QUALITY_ISSUE", "OTHER"];
 pub use crate::domain::dispute::{Decision, DisputeStatus};
 use crate::domain::saga::SagaKind;
 
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: String,
@@ -40,7 +40,7 @@ pub struct Comment {
     pub created_at: String,
 }
 
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dispute {
     pub id: String,

@@ -27,7 +27,7 @@ const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 /// What a key may do: `read` (GET), `write` (mutations), `support` (keys, audit,
 /// disputes, adjustments). Scopes are independent; a key holds the ones it was given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -82,7 +82,7 @@ pub fn parse_scopes<S: AsRef<str>>(items: &[S]) -> Result<Vec<Scope>> {
 }
 
 /// A stored API key (never the secret).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: String,

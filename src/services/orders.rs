@@ -16,11 +16,13 @@ use crate::ids::{self, IdKind, new_id};
 use crate::ledger;
 use crate::money::Amount;
 use crate::pagination::{Page, PageRequest};
+use crate::services::disputes::Dispute;
+use crate::services::escrow::Escrow;
 use crate::services::users::{self, User};
 use crate::store::{Select, Store, Tx};
 
 /// A milestone of an order (multi-release escrow).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Milestone {
     pub milestone_ref: String,
@@ -32,7 +34,7 @@ pub struct Milestone {
 }
 
 /// An order as the API returns it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: String,
@@ -49,11 +51,9 @@ pub struct Order {
     pub cancel_reason: Option<String>,
     pub milestones: Vec<Milestone>,
     /// The order's escrow once created (an `Escrow`); `null` before.
-    #[schema(value_type = Option<crate::services::escrow::Escrow>)]
-    pub escrow: Option<Value>,
+    pub escrow: Option<Escrow>,
     /// The latest dispute (a `Dispute`); `null` when none.
-    #[schema(value_type = Option<crate::services::disputes::Dispute>, no_recursion)]
-    pub dispute: Option<Value>,
+    pub dispute: Option<Dispute>,
     /// The inspection window counted from the seller's completion, as an ISO-8601
     /// duration (`P7D`); `null` when the order releases only on request.
     pub auto_release_after: Option<String>,
@@ -407,14 +407,11 @@ async fn load_in(tx: &mut Tx, id: &str) -> Result<Order> {
         .into_iter()
         .map(|(_, m)| m)
         .collect();
-    order.escrow = crate::services::escrow::for_order(tx.conn(), id)
-        .await?
-        .map(|e| json!(e));
+    order.escrow = crate::services::escrow::for_order(tx.conn(), id).await?;
     order.dispute = crate::services::disputes::latest_of(tx.conn(), &[id])
         .await?
         .into_iter()
-        .next()
-        .map(|d| json!(d));
+        .next();
     Ok(order)
 }
 
@@ -439,14 +436,11 @@ pub async fn get(store: &Store, id: &str) -> Result<Order> {
         .into_iter()
         .map(|(_, m)| m)
         .collect();
-    order.escrow = crate::services::escrow::for_order(store.reader(), id)
-        .await?
-        .map(|e| json!(e));
+    order.escrow = crate::services::escrow::for_order(store.reader(), id).await?;
     order.dispute = crate::services::disputes::latest_of(store.reader(), &[id])
         .await?
         .into_iter()
-        .next()
-        .map(|d| json!(d));
+        .next();
     Ok(order)
 }
 
@@ -473,14 +467,8 @@ pub async fn list(store: &Store, filter: &OrderFilter, page: &PageRequest) -> Re
     let escrows = crate::services::escrow::escrows_of(store.reader(), &ids).await?;
     let disputes = crate::services::disputes::latest_of(store.reader(), &ids).await?;
     for o in &mut orders {
-        o.escrow = escrows
-            .iter()
-            .find(|e| e.order_id == o.id)
-            .map(|e| json!(e));
-        o.dispute = disputes
-            .iter()
-            .find(|d| d.order_id == o.id)
-            .map(|d| json!(d));
+        o.escrow = escrows.iter().find(|e| e.order_id == o.id).cloned();
+        o.dispute = disputes.iter().find(|d| d.order_id == o.id).cloned();
         o.milestones = ms
             .iter()
             .filter(|(oid, _)| *oid == o.id)

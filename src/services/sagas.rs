@@ -28,7 +28,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::store::{Select, Store, Tx};
 
 /// Who signs a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Party {
     Platform,
@@ -37,7 +37,7 @@ pub enum Party {
 }
 
 /// One on-chain call of a saga.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Deploy,
@@ -54,14 +54,14 @@ pub enum Action {
 
 /// A share of a resolution: `amount` in base units (gross), `None` = the whole
 /// on-chain balance of the escrow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     pub party: Party,
     pub amount: Option<i64>,
 }
 
 /// One step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
     pub action: Action,
@@ -102,7 +102,7 @@ pub struct Plan {
 }
 
 /// A step already applied.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DoneStep {
     pub action: Action,
@@ -111,7 +111,7 @@ pub struct DoneStep {
 }
 
 /// A saga as the API and the CLI show it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Saga {
     pub id: String,

@@ -45,7 +45,7 @@ pub use crate::domain::topup::TopUpStatus;
 use crate::domain::wallet::WalletStatus;
 
 /// A top-up as the API shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TopUp {
     pub id: String,

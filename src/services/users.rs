@@ -18,7 +18,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::store::Store;
 
 /// Role of a user in orders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UserType {
     Buyer,
@@ -46,7 +46,7 @@ impl UserType {
 
 pub use crate::domain::account::UserStatus;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
@@ -64,7 +64,7 @@ pub struct User {
 }
 
 /// A user's Airtm account: Airtm's user id (uuid) and the email payouts go to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AirtmLink {
     pub airtm_user_id: String,

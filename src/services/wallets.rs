@@ -57,7 +57,7 @@ pub struct StellarContext {
 pub use crate::domain::wallet::{WalletKind, WalletStatus};
 
 /// A wallet as the API shows it (never the secret).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {
     pub id: String,

@@ -37,7 +37,7 @@ use crate::store::Store;
 
 const VALIDITY_SECS: i64 = 120;
 
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Withdrawal {
     pub id: String,

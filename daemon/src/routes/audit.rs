@@ -8,6 +8,7 @@ use offerhub::pagination::PageRequest;
 use serde::Deserialize;
 
 use crate::api::{ApiQuery, ApiResult, Auth, Support, respond_page};
+use crate::dto::audit::AuditLog;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -33,7 +34,7 @@ pub struct AuditQuery {
     tag = "Audit",
     params(AuditQuery),
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "Audit rows, newest first", body = crate::openapi::Page<offerhub::audit::AuditLog>))
+    responses((status = 200, description = "Audit rows, newest first", body = crate::openapi::Page<crate::dto::audit::AuditLog>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -61,5 +62,5 @@ pub async fn list(
         to: time("to", q.to)?,
     };
     let logs = audit::list(&state.store, &filter, &page).await?;
-    Ok(respond_page(&auth.request_id, logs))
+    Ok(respond_page(&auth.request_id, logs, AuditLog::from))
 }

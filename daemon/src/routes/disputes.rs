@@ -11,19 +11,24 @@ use offerhub::pagination::PageRequest;
 use offerhub::services::disputes::{self, DisputeFilter};
 use offerhub::services::orders;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::escrow_ctx;
 use super::sagas::outcome;
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
+use crate::dto::disputes::{Comment, Dispute, DisputeWithOrder};
 use crate::state::AppState;
 
 /// The dispute with its comments and its order.
-pub(super) async fn dispute_json(state: &AppState, id: &str) -> Result<Value, Error> {
+pub(super) async fn dispute_with_order(
+    state: &AppState,
+    id: &str,
+) -> Result<DisputeWithOrder, Error> {
     let d = disputes::get(&state.store, id).await?;
-    let mut v = json!(d);
-    v["order"] = json!(orders::get(&state.store, &d.order_id).await?);
-    Ok(v)
+    let order = orders::get(&state.store, &d.order_id).await?;
+    Ok(DisputeWithOrder {
+        dispute: d.into(),
+        order: order.into(),
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -53,7 +58,7 @@ pub struct ListDisputes {
     tag = "Disputes",
     params(ListDisputes),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Disputes, newest first", body = crate::openapi::Page<offerhub::services::disputes::Dispute>))
+    responses((status = 200, description = "Disputes, newest first", body = crate::openapi::Page<crate::dto::disputes::Dispute>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -80,6 +85,7 @@ pub async fn list(
     Ok(respond_page(
         &auth.request_id,
         disputes::list(&state.store, &f, &page).await?,
+        Dispute::from,
     ))
 }
 
@@ -91,7 +97,7 @@ pub async fn list(
     tag = "Disputes",
     params(("id" = String, Path, description = "Dispute id (dsp_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The dispute with comments and order", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>))
+    responses((status = 200, description = "The dispute with comments and order", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -101,7 +107,7 @@ pub async fn get(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        dispute_json(&state, &id).await?,
+        dispute_with_order(&state, &id).await?,
     ))
 }
 
@@ -122,7 +128,7 @@ pub struct AssignBody {
     params(("id" = String, Path, description = "Dispute id (dsp_…)")),
     request_body = AssignBody,
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "UNDER_REVIEW", body = crate::openapi::Data<offerhub::services::disputes::Dispute>))
+    responses((status = 200, description = "UNDER_REVIEW", body = crate::openapi::Data<crate::dto::disputes::Dispute>))
 )]
 pub async fn assign(
     State(state): State<AppState>,
@@ -131,7 +137,7 @@ pub async fn assign(
     ApiJson(b): ApiJson<AssignBody>,
 ) -> ApiResult {
     let d = disputes::assign(&state.store, &auth.context(), &id, &b.assigned_to).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, d))
+    Ok(respond(StatusCode::OK, &auth.request_id, Dispute::from(d)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -152,7 +158,7 @@ pub struct CommentBody {
     params(("id" = String, Path, description = "Dispute id (dsp_…)")),
     request_body = CommentBody,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "The comment", body = crate::openapi::Data<offerhub::services::disputes::Comment>))
+    responses((status = 201, description = "The comment", body = crate::openapi::Data<crate::dto::disputes::Comment>))
 )]
 pub async fn comment(
     State(state): State<AppState>,
@@ -161,7 +167,11 @@ pub async fn comment(
     ApiJson(b): ApiJson<CommentBody>,
 ) -> ApiResult {
     let c = disputes::comment(&state.store, &auth.context(), &id, &b.author, &b.body).await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, c))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        Comment::from(c),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -190,7 +200,7 @@ pub struct ResolveBody {
     params(("id" = String, Path, description = "Dispute id (dsp_…)")),
     request_body = ResolveBody,
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn resolve(
     State(state): State<AppState>,
@@ -217,7 +227,7 @@ pub async fn resolve(
     )
     .await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
-        dispute_json(&state, &d.id)
+        dispute_with_order(&state, &d.id)
     })
     .await
 }

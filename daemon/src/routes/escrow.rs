@@ -22,16 +22,17 @@ use offerhub::services::disputes;
 use offerhub::services::escrow;
 use offerhub::services::orders;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::disputes::dispute_json;
+use super::disputes::dispute_with_order;
 use super::sagas::outcome;
 use super::{Empty, escrow_ctx};
 use crate::api::{ApiJson, ApiResult, Auth, Read, Write, respond};
+use crate::dto::orders::{Milestone, Order};
 use crate::state::AppState;
 
-async fn order_json(state: &AppState, id: &str) -> Result<Value, Error> {
-    Ok(json!(orders::get(&state.store, id).await?))
+async fn order(state: &AppState, id: &str) -> Result<Order, Error> {
+    Ok(orders::get(&state.store, id).await?.into())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -52,7 +53,7 @@ pub struct CreateEscrow {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = CreateEscrow,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "ESCROW_FUNDING: the contract is deployed", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 201, description = "ESCROW_FUNDING: the contract is deployed", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -68,7 +69,7 @@ pub async fn create(
         .transpose()?;
     let saga = escrow::create(&state.store, &ec, &auth.context(), &id, fee).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::CREATED, || {
-        order_json(&state, &id)
+        order(&state, &id)
     })
     .await
 }
@@ -81,7 +82,7 @@ pub async fn create(
     tag = "Escrow",
     params(("id" = String, Path, description = "Order id (ord_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "IN_PROGRESS: the contract holds the amount", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 200, description = "IN_PROGRESS: the contract holds the amount", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn fund(
     State(state): State<AppState>,
@@ -92,7 +93,7 @@ pub async fn fund(
     escrow_ctx(&state)?;
     let saga = escrow::fund(&state.store, &auth.context(), &id).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
-        order_json(&state, &id)
+        order(&state, &id)
     })
     .await
 }
@@ -115,7 +116,7 @@ pub struct ReleaseBody {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = ReleaseBody,
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "CLOSED: released to the seller", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 200, description = "CLOSED: released to the seller", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn release(
     State(state): State<AppState>,
@@ -127,7 +128,7 @@ pub async fn release(
     let _ = (b.requested_by, b.reason);
     let saga = escrow::release(&state.store, &auth.context(), &id).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
-        order_json(&state, &id)
+        order(&state, &id)
     })
     .await
 }
@@ -153,7 +154,7 @@ pub struct RefundBody {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = RefundBody,
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "CLOSED: refunded to the buyer", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 200, description = "CLOSED: refunded to the buyer", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn refund(
     State(state): State<AppState>,
@@ -164,7 +165,7 @@ pub async fn refund(
     escrow_ctx(&state)?;
     let saga = escrow::refund(&state.store, &auth.context(), &id, &b.reason).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || {
-        order_json(&state, &id)
+        order(&state, &id)
     })
     .await
 }
@@ -191,7 +192,7 @@ pub struct DisputeBody {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = DisputeBody,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "The dispute (OPEN) and its order (DISPUTED)", body = crate::openapi::Data<crate::openapi::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 201, description = "The dispute (OPEN) and its order (DISPUTED)", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn dispute(
     State(state): State<AppState>,
@@ -210,7 +211,7 @@ pub async fn dispute(
     )
     .await?;
     outcome(&state, &auth.request_id, saga, StatusCode::CREATED, || {
-        dispute_json(&state, &d.id)
+        dispute_with_order(&state, &d.id)
     })
     .await
 }
@@ -223,7 +224,7 @@ pub async fn dispute(
     tag = "Escrow",
     params(("id" = String, Path, description = "Order id (ord_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The milestones", body = crate::openapi::Data<Vec<offerhub::services::orders::Milestone>>))
+    responses((status = 200, description = "The milestones", body = crate::openapi::Data<Vec<crate::dto::orders::Milestone>>))
 )]
 pub async fn milestones(
     State(state): State<AppState>,
@@ -231,7 +232,8 @@ pub async fn milestones(
     Path(id): Path<String>,
 ) -> ApiResult {
     let order = orders::get(&state.store, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, order.milestones))
+    let milestones: Vec<Milestone> = order.milestones.into_iter().map(Milestone::from).collect();
+    Ok(respond(StatusCode::OK, &auth.request_id, milestones))
 }
 
 /// `complete` (seller), `approve` (buyer) or `release` (buyer) one milestone of a
@@ -243,7 +245,7 @@ pub async fn milestones(
     tag = "Escrow",
     params(("id" = String, Path, description = "Order id (ord_…)"), ("milestone_ref" = String, Path, description = "The milestone's milestoneRef"), ("op" = String, Path, description = "complete (seller), approve (buyer) or release (buyer)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "The order after the milestone step", body = crate::openapi::Data<offerhub::services::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::openapi::SagaAccepted>))
+    responses((status = 200, description = "The order after the milestone step", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
 )]
 pub async fn milestone(
     State(state): State<AppState>,
@@ -258,11 +260,11 @@ pub async fn milestone(
     let saga = escrow::milestone(&state.store, &auth.context(), &id, &milestone_ref, &op).await?;
     outcome(&state, &auth.request_id, saga, StatusCode::OK, || async {
         let order = orders::get(&state.store, &id).await?;
-        let m = order
+        Ok(order
             .milestones
             .into_iter()
-            .find(|m| m.milestone_ref == milestone_ref);
-        Ok(json!(m))
+            .find(|m| m.milestone_ref == milestone_ref)
+            .map(Milestone::from))
     })
     .await
 }

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::{ApiResult, Auth, Read, respond_page_with};
+use crate::dto::events as dto;
 use crate::state::AppState;
 
 /// Heartbeat interval of SSE connections.
@@ -68,7 +69,7 @@ fn sse_event(e: &Event) -> SseEvent {
     SseEvent::default()
         .id(e.id.clone())
         .event(e.event_type.clone())
-        .data(serde_json::to_string(e).unwrap_or_default())
+        .data(serde_json::to_string(&dto::Event::from(e)).unwrap_or_default())
 }
 
 /// `GET /events` (any valid key): Server-Sent Events. `id:` event id, `event:` type,
@@ -82,7 +83,7 @@ fn sse_event(e: &Event) -> SseEvent {
     tag = "Events",
     params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource types (order, user, escrow, …), comma list or repeated"), ("cursor" = Option<String>, Query, description = "Resume after this event id (or send Last-Event-ID)"), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "text/event-stream: `id:` event id, `event:` type, `data:` the event as JSON; a comment heartbeat every 15 s", content_type = "text/event-stream", body = offerhub::events::Event))
+    responses((status = 200, description = "text/event-stream: `id:` event id, `event:` type, `data:` the event as JSON; a comment heartbeat every 15 s", content_type = "text/event-stream", body = crate::dto::events::Event))
 )]
 pub async fn stream(
     State(state): State<AppState>,
@@ -191,7 +192,7 @@ async fn forward(
     tag = "Events",
     params(("types" = Option<String>, Query, description = "Comma list or repeated; `order.*` wildcards"), ("resources" = Option<String>, Query, description = "Resource types (order, user, …)"), ("cursor" = Option<String>, Query, description = "An event id or the previous page's nextCursor"), ("limit" = Option<u32>, Query, description = "1–100, default 20")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Events, oldest first", body = crate::openapi::Page<offerhub::events::Event>))
+    responses((status = 200, description = "Events, oldest first", body = crate::openapi::Page<crate::dto::events::Event>))
 )]
 pub async fn history(
     State(state): State<AppState>,
@@ -214,7 +215,7 @@ pub async fn history(
     };
     Ok(respond_page_with(
         &auth.request_id,
-        items,
+        items.iter().map(dto::Event::from).collect(),
         has_more,
         next,
         json!({ "lastSequence": scanned_to }),

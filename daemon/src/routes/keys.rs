@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{AnyScope, ApiJson, ApiQuery, ApiResult, Auth, Support, respond, respond_page};
+use crate::dto::keys::{ApiKey, CreatedApiKey};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -46,7 +47,7 @@ pub struct ListQuery {
     tag = "API keys",
     request_body = CreateKey,
     security(("bearer" = ["support"])),
-    responses((status = 201, description = "Created; `key` is shown only here", body = crate::openapi::Data<crate::openapi::CreatedApiKey>))
+    responses((status = 201, description = "Created; `key` is shown only here", body = crate::openapi::Data<crate::dto::keys::CreatedApiKey>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -76,9 +77,11 @@ pub async fn create(
         .into());
     }
     let created = keys::create(&state.store, &auth.context(), &body.name, &scopes).await?;
-    let mut data = serde_json::to_value(&created.key).unwrap_or_default();
-    data["key"] = json!(created.token.expose_secret());
-    Ok(respond(StatusCode::CREATED, &auth.request_id, data))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        CreatedApiKey::from(created),
+    ))
 }
 
 /// Paginated, newest first; never the secret.
@@ -89,7 +92,7 @@ pub async fn create(
     tag = "API keys",
     params(ListQuery),
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "Keys, newest first", body = crate::openapi::Page<offerhub::services::keys::ApiKey>))
+    responses((status = 200, description = "Keys, newest first", body = crate::openapi::Page<crate::dto::keys::ApiKey>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -98,7 +101,7 @@ pub async fn list(
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
     let keys = keys::list(&state.store, &page).await?;
-    Ok(respond_page(&auth.request_id, keys))
+    Ok(respond_page(&auth.request_id, keys, ApiKey::from))
 }
 
 /// Revokes; the key gets 401 from its next request on.
@@ -109,7 +112,7 @@ pub async fn list(
     tag = "API keys",
     params(("id" = String, Path, description = "API key id (key_…)")),
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "Revoked", body = crate::openapi::Data<offerhub::services::keys::ApiKey>))
+    responses((status = 200, description = "Revoked", body = crate::openapi::Data<crate::dto::keys::ApiKey>))
 )]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -117,7 +120,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult {
     let key = keys::revoke(&state.store, &auth.context(), &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, key))
+    Ok(respond(StatusCode::OK, &auth.request_id, ApiKey::from(key)))
 }
 
 /// `{"data": {apiKeyId, apiKeyName, scopes}}`.

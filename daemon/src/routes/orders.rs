@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::dto::orders::Order;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -91,7 +92,7 @@ fn amount(field: &str, v: &str) -> Result<Amount, Error> {
     tag = "Orders",
     request_body = CreateOrder,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "ORDER_CREATED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+    responses((status = 201, description = "ORDER_CREATED", body = crate::openapi::Data<crate::dto::orders::Order>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -141,7 +142,11 @@ pub async fn create(
         max: state.config.order_max_amount,
     };
     let order = orders::create(&state.store, &auth.context(), limits, new).await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, order))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        Order::from(order),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -152,7 +157,7 @@ pub struct ListOrders {
     buyer_id: Option<String>,
     #[serde(alias = "seller_id")]
     seller_id: Option<String>,
-    #[param(value_type = Option<offerhub::domain::order::OrderStatus>)]
+    #[param(value_type = Option<crate::dto::enums::OrderStatus>)]
     status: Option<String>,
     /// Page size, 1–100.
     #[param(minimum = 1, maximum = 100, default = 20)]
@@ -168,7 +173,7 @@ pub struct ListOrders {
     tag = "Orders",
     params(ListOrders),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Orders, newest first", body = crate::openapi::Page<offerhub::services::orders::Order>))
+    responses((status = 200, description = "Orders, newest first", body = crate::openapi::Page<crate::dto::orders::Order>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -189,7 +194,7 @@ pub async fn list(
         status,
     };
     let page = orders::list(&state.store, &filter, &page).await?;
-    Ok(respond_page(&auth.request_id, page))
+    Ok(respond_page(&auth.request_id, page, Order::from))
 }
 
 #[utoipa::path(
@@ -199,7 +204,7 @@ pub async fn list(
     tag = "Orders",
     params(("id" = String, Path, description = "Order id (ord_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The order with its escrow and latest dispute", body = crate::openapi::Data<offerhub::services::orders::Order>))
+    responses((status = 200, description = "The order with its escrow and latest dispute", body = crate::openapi::Data<crate::dto::orders::Order>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -207,7 +212,11 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult {
     let order = orders::get(&state.store, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, order))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Order::from(order),
+    ))
 }
 
 /// Holds the order amount on the buyer's balance → `FUNDS_RESERVED`.
@@ -218,7 +227,7 @@ pub async fn get(
     tag = "Orders",
     params(("id" = String, Path, description = "Order id (ord_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "FUNDS_RESERVED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+    responses((status = 200, description = "FUNDS_RESERVED", body = crate::openapi::Data<crate::dto::orders::Order>))
 )]
 pub async fn reserve(
     State(state): State<AppState>,
@@ -226,7 +235,11 @@ pub async fn reserve(
     Path(id): Path<String>,
 ) -> ApiResult {
     let order = orders::reserve(&state.store, &auth.context(), &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, order))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Order::from(order),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -245,7 +258,7 @@ pub struct CancelBody {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = CancelBody,
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "CLOSED", body = crate::openapi::Data<offerhub::services::orders::Order>))
+    responses((status = 200, description = "CLOSED", body = crate::openapi::Data<crate::dto::orders::Order>))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -254,5 +267,9 @@ pub async fn cancel(
     ApiJson(b): ApiJson<CancelBody>,
 ) -> ApiResult {
     let order = orders::cancel(&state.store, &auth.context(), &id, b.reason).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, order))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Order::from(order),
+    ))
 }

@@ -6,26 +6,30 @@ use axum::http::StatusCode;
 use offerhub::error::Error;
 use offerhub::pagination::PageRequest;
 use offerhub::services::escrow;
-use offerhub::services::sagas::{self, Saga};
+use offerhub::services::sagas;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Empty, escrow_ctx};
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, respond, respond_page};
+use crate::dto::Body;
+use crate::dto::sagas::{Accepted, Saga};
 use crate::state::AppState;
 
 /// Drives the saga and renders the outcome: `ok_status` with `body()` when it
-/// completed, its error when compensated, 202 with `body()` + `saga` otherwise.
-pub(super) async fn outcome<F, Fut>(
+/// completed, its error when compensated, 202 with `body()` + `saga` otherwise
+/// ([`Accepted`]).
+pub(super) async fn outcome<F, Fut, T>(
     state: &AppState,
     request_id: &str,
-    saga: Saga,
+    saga: sagas::Saga,
     ok_status: StatusCode,
     body: F,
 ) -> ApiResult
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Value, Error>>,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+    T: Body,
 {
     let ec = escrow_ctx(state)?;
     let saga = escrow::drive(ec, state.store.clone(), saga.id.clone()).await?;
@@ -35,9 +39,11 @@ where
             Err(sagas::error_of(saga.last_error.as_ref().unwrap_or(&Value::Null)).into())
         }
         _ => {
-            let mut v = body().await?;
-            v["saga"] = json!(saga);
-            Ok(respond(StatusCode::ACCEPTED, request_id, v))
+            let accepted = Accepted {
+                body: body().await?,
+                saga: saga.into(),
+            };
+            Ok(respond(StatusCode::ACCEPTED, request_id, accepted))
         }
     }
 }
@@ -64,7 +70,7 @@ pub struct ListSagas {
     tag = "Sagas",
     params(ListSagas),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Sagas, newest first", body = crate::openapi::Page<offerhub::services::sagas::Saga>))
+    responses((status = 200, description = "Sagas, newest first", body = crate::openapi::Page<crate::dto::sagas::Saga>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -81,7 +87,7 @@ pub async fn list(
         })
         .transpose()?;
     let p = sagas::list(&state.store, status, q.order_id.as_deref(), &page).await?;
-    Ok(respond_page(&auth.request_id, p))
+    Ok(respond_page(&auth.request_id, p, Saga::from))
 }
 
 #[utoipa::path(
@@ -91,7 +97,7 @@ pub async fn list(
     tag = "Sagas",
     params(("id" = String, Path, description = "Saga id (sag_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The saga", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
+    responses((status = 200, description = "The saga", body = crate::openapi::Data<crate::dto::sagas::Saga>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -101,7 +107,7 @@ pub async fn get(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        sagas::get(&state.store, &id).await?,
+        Saga::from(sagas::get(&state.store, &id).await?),
     ))
 }
 
@@ -114,7 +120,7 @@ pub async fn get(
     tag = "Sagas",
     params(("id" = String, Path, description = "Saga id (sag_…)")),
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "Completed on retry", body = crate::openapi::Data<offerhub::services::sagas::Saga>), (status = 202, description = "Back to work, still running", body = crate::openapi::Data<offerhub::services::sagas::Saga>))
+    responses((status = 200, description = "Completed on retry", body = crate::openapi::Data<crate::dto::sagas::Saga>), (status = 202, description = "Back to work, still running", body = crate::openapi::Data<crate::dto::sagas::Saga>))
 )]
 pub async fn retry(
     State(state): State<AppState>,
@@ -130,5 +136,5 @@ pub async fn retry(
     } else {
         StatusCode::OK
     };
-    Ok(respond(code, &auth.request_id, saga))
+    Ok(respond(code, &auth.request_id, Saga::from(saga)))
 }

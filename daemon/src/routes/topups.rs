@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use super::{airtm_ctx, known_id};
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::dto::topups::TopUp;
+use crate::dto::users::User;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -36,7 +38,7 @@ pub struct LinkBody {
     params(("id" = String, Path, description = "User id (usr_…)")),
     request_body = LinkBody,
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "The user with its airtm link", body = crate::openapi::Data<offerhub::services::users::User>))
+    responses((status = 200, description = "The user with its airtm link", body = crate::openapi::Data<crate::dto::users::User>))
 )]
 pub async fn link(
     State(state): State<AppState>,
@@ -46,7 +48,7 @@ pub async fn link(
 ) -> ApiResult {
     let ac = airtm_ctx(&state)?;
     let user = airtm_service::link(&state.store, &auth.context(), &ac, &id, &b.email).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, user))
+    Ok(respond(StatusCode::OK, &auth.request_id, User::from(user)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -78,7 +80,7 @@ pub struct CreateTopUp {
     tag = "Top-ups",
     request_body = CreateTopUp,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "Awaiting the buyer at confirmationUri", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+    responses((status = 201, description = "Awaiting the buyer at confirmationUri", body = crate::openapi::Data<crate::dto::topups::TopUp>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -100,7 +102,11 @@ pub async fn create(
         },
     )
     .await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, t))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        TopUp::from(t),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -123,7 +129,7 @@ pub struct ListTopUps {
     tag = "Top-ups",
     params(ListTopUps),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Top-ups, newest first", body = crate::openapi::Page<offerhub::services::topups::TopUp>))
+    responses((status = 200, description = "Top-ups, newest first", body = crate::openapi::Page<crate::dto::topups::TopUp>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -140,6 +146,7 @@ pub async fn list(
             &page,
         )
         .await?,
+        TopUp::from,
     ))
 }
 
@@ -154,7 +161,7 @@ fn topup_id(id: &str) -> Result<(), Error> {
     tag = "Top-ups",
     params(("id" = String, Path, description = "Top-up id (top_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The top-up", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+    responses((status = 200, description = "The top-up", body = crate::openapi::Data<crate::dto::topups::TopUp>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -165,7 +172,7 @@ pub async fn get(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        topups::get(&state.store, &id).await?,
+        TopUp::from(topups::get(&state.store, &id).await?),
     ))
 }
 
@@ -177,7 +184,7 @@ pub async fn get(
     tag = "Top-ups",
     params(("id" = String, Path, description = "Top-up id (top_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<crate::dto::topups::TopUp>))
 )]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -187,7 +194,7 @@ pub async fn refresh(
     topup_id(&id)?;
     let ac = airtm_ctx(&state)?;
     let t = topups::refresh(&state.store, &ac, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, t))
+    Ok(respond(StatusCode::OK, &auth.request_id, TopUp::from(t)))
 }
 
 #[utoipa::path(
@@ -197,7 +204,7 @@ pub async fn refresh(
     tag = "Top-ups",
     params(("id" = String, Path, description = "Top-up id (top_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Canceled", body = crate::openapi::Data<offerhub::services::topups::TopUp>))
+    responses((status = 200, description = "Canceled", body = crate::openapi::Data<crate::dto::topups::TopUp>))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -207,7 +214,7 @@ pub async fn cancel(
     topup_id(&id)?;
     let ac = airtm_ctx(&state)?;
     let t = topups::cancel(&state.store, &auth.context(), &ac, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, t))
+    Ok(respond(StatusCode::OK, &auth.request_id, TopUp::from(t)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

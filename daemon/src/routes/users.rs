@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Support, Write, respond, respond_page};
+use crate::dto::ledger::{Adjustment, Balance, HistoryEntry};
+use crate::dto::users::User;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -30,6 +32,7 @@ pub struct CreateUser {
     #[schema(schema_with = crate::openapi::fields::optional_email)]
     email: Option<String>,
     #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::dto::users::UserType>)]
     user_type: Option<UserType>,
 }
 
@@ -41,7 +44,7 @@ pub struct CreateUser {
     tag = "Users",
     request_body = CreateUser,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "Created (with a wallet in crypto mode)", body = crate::openapi::Data<offerhub::services::users::User>), (status = 200, description = "A user with this externalUserId exists: that user", body = crate::openapi::Data<offerhub::services::users::User>))
+    responses((status = 201, description = "Created (with a wallet in crypto mode)", body = crate::openapi::Data<crate::dto::users::User>), (status = 200, description = "A user with this externalUserId exists: that user", body = crate::openapi::Data<crate::dto::users::User>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -64,7 +67,7 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok(respond(status, &auth.request_id, user))
+    Ok(respond(status, &auth.request_id, User::from(user)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -86,7 +89,7 @@ pub struct ListUsers {
     tag = "Users",
     params(ListUsers),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Users, newest first", body = crate::openapi::Page<offerhub::services::users::User>))
+    responses((status = 200, description = "Users, newest first", body = crate::openapi::Page<crate::dto::users::User>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -95,7 +98,7 @@ pub async fn list(
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
     let users = users::list(&state.store, q.external_user_id.as_deref(), &page).await?;
-    Ok(respond_page(&auth.request_id, users))
+    Ok(respond_page(&auth.request_id, users, User::from))
 }
 
 #[utoipa::path(
@@ -105,7 +108,7 @@ pub async fn list(
     tag = "Users",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The user", body = crate::openapi::Data<offerhub::services::users::User>))
+    responses((status = 200, description = "The user", body = crate::openapi::Data<crate::dto::users::User>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -113,7 +116,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult {
     let user = users::get(&state.store, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, user))
+    Ok(respond(StatusCode::OK, &auth.request_id, User::from(user)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -124,7 +127,9 @@ pub struct PatchUser {
     #[schema(schema_with = crate::openapi::fields::nullable_email)]
     email: Option<Value>,
     #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::dto::users::UserType>)]
     user_type: Option<UserType>,
+    #[schema(value_type = Option<crate::dto::enums::UserStatus>)]
     status: Option<UserStatus>,
 }
 
@@ -136,7 +141,7 @@ pub struct PatchUser {
     params(("id" = String, Path, description = "User id (usr_…)")),
     request_body = PatchUser,
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "The updated user", body = crate::openapi::Data<offerhub::services::users::User>))
+    responses((status = 200, description = "The updated user", body = crate::openapi::Data<crate::dto::users::User>))
 )]
 pub async fn update(
     State(state): State<AppState>,
@@ -161,7 +166,7 @@ pub async fn update(
         },
     )
     .await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, user))
+    Ok(respond(StatusCode::OK, &auth.request_id, User::from(user)))
 }
 
 /// `{userId, available, reserved, total, currency: "USD"}`.
@@ -172,7 +177,7 @@ pub async fn update(
     tag = "Users",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The balance", body = crate::openapi::Data<offerhub::ledger::Balance>))
+    responses((status = 200, description = "The balance", body = crate::openapi::Data<crate::dto::ledger::Balance>))
 )]
 pub async fn balance(
     State(state): State<AppState>,
@@ -180,7 +185,7 @@ pub async fn balance(
     Path(id): Path<String>,
 ) -> ApiResult {
     let b = balances::get(&state.store, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, b))
+    Ok(respond(StatusCode::OK, &auth.request_id, Balance::from(b)))
 }
 
 /// Alias of `GET /users/{id}/balance` (the seed's path).
@@ -191,7 +196,7 @@ pub async fn balance(
     tag = "Users",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The balance", body = crate::openapi::Data<offerhub::ledger::Balance>))
+    responses((status = 200, description = "The balance", body = crate::openapi::Data<crate::dto::ledger::Balance>))
 )]
 pub async fn balance_alias(
     state: State<AppState>,
@@ -219,7 +224,7 @@ pub struct HistoryQuery {
     tag = "Users",
     params(("id" = String, Path, description = "User id (usr_…)"), HistoryQuery),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Postings, newest first", body = crate::openapi::Page<offerhub::ledger::HistoryEntry>))
+    responses((status = 200, description = "Postings, newest first", body = crate::openapi::Page<crate::dto::ledger::HistoryEntry>))
 )]
 pub async fn history(
     State(state): State<AppState>,
@@ -230,7 +235,7 @@ pub async fn history(
     let page = PageRequest::new(q.limit, q.cursor)?;
     users::get(&state.store, &id).await?;
     let entries = ledger::history(&state.store, &id, &page).await?;
-    Ok(respond_page(&auth.request_id, entries))
+    Ok(respond_page(&auth.request_id, entries, HistoryEntry::from))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -238,7 +243,7 @@ pub async fn history(
 pub struct AdjustBody {
     /// Signed decimal string, e.g. `"25.00"` or `"-1.00"`, not zero; at most
     /// `OFFERHUB_MAX_ADJUSTMENT` either way (422 `AMOUNT_OUT_OF_RANGE`).
-    #[schema(value_type = offerhub::money::Amount)]
+    #[schema(value_type = crate::dto::Amount)]
     amount: String,
     #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
@@ -253,7 +258,7 @@ pub struct AdjustBody {
     params(("id" = String, Path, description = "User id (usr_…)")),
     request_body = AdjustBody,
     security(("bearer" = ["support"])),
-    responses((status = 201, description = "Adjusted", body = crate::openapi::Data<offerhub::services::balances::Adjustment>))
+    responses((status = 201, description = "Adjusted", body = crate::openapi::Data<crate::dto::ledger::Adjustment>))
 )]
 pub async fn adjust(
     State(state): State<AppState>,
@@ -271,7 +276,11 @@ pub async fn adjust(
         .into());
     }
     let adj = balances::adjust(&state.store, &auth.context(), &id, amount, &body.reason).await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, adj))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        Adjustment::from(adj),
+    ))
 }
 
 /// Distinguishes a field given as `null` (`Some(Value::Null)`) from an absent one (`None`).

@@ -12,6 +12,7 @@ use offerhub::services::wallets::{self, StellarContext};
 use serde_json::json;
 
 use crate::api::{ApiResult, Auth, Read, respond};
+use crate::dto::wallets::{DepositInstructions, SyncOutcome, WalletBalances, WalletView};
 use crate::state::AppState;
 
 fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
@@ -32,7 +33,7 @@ fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
     tag = "Wallets",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The wallet", body = crate::openapi::Data<crate::openapi::WalletView>))
+    responses((status = 200, description = "The wallet", body = crate::openapi::Data<crate::dto::wallets::WalletView>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -43,15 +44,20 @@ pub async fn get(
     let sc = crypto(&state)?;
     let w = wallets::for_user(&state.store, &id).await?;
     let on_chain = sc.horizon.account(&w.public_key).await.ok().flatten();
-    let mut body = serde_json::to_value(&w).unwrap_or_default();
-    body["balances"] = match on_chain {
-        Some(a) => json!({
-            "usdc": a.credit(&sc.usdc.code, &sc.usdc_issuer).map(|b| b.to_string()),
-            "xlm": a.native().to_string(),
-        }),
-        None => json!({ "usdc": null, "xlm": null }),
+    let balances = match on_chain {
+        Some(a) => WalletBalances {
+            usdc: a
+                .credit(&sc.usdc.code, &sc.usdc_issuer)
+                .map(|b| b.to_string()),
+            xlm: Some(a.native().to_string()),
+        },
+        None => WalletBalances::default(),
     };
-    Ok(respond(StatusCode::OK, &auth.request_id, body))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        WalletView::new(w, balances),
+    ))
 }
 
 /// The deposit instructions (docs/API.md, Wallets (crypto mode)).
@@ -62,7 +68,7 @@ pub async fn get(
     tag = "Wallets",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Deposit instructions", body = crate::openapi::Data<crate::openapi::DepositInstructions>))
+    responses((status = 200, description = "Deposit instructions", body = crate::openapi::Data<crate::dto::wallets::DepositInstructions>))
 )]
 pub async fn deposit(
     State(state): State<AppState>,
@@ -75,15 +81,15 @@ pub async fn deposit(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        json!({
-            "provider": "crypto",
-            "method": "stellar_address",
-            "address": w.public_key,
-            "asset": { "code": sc.usdc.code, "issuer": sc.usdc_issuer },
-            "network": state.config.network.as_str(),
-            "walletStatus": w.status,
-            "instructions": "Send USDC to this Stellar address. Deposits are detected automatically within seconds.",
-        }),
+        DepositInstructions {
+            provider: "crypto",
+            method: "stellar_address",
+            address: w.public_key,
+            asset: json!({ "code": sc.usdc.code, "issuer": sc.usdc_issuer }),
+            network: state.config.network.as_str().to_string(),
+            wallet_status: w.status,
+            instructions: "Send USDC to this Stellar address. Deposits are detected automatically within seconds.",
+        },
     ))
 }
 
@@ -97,7 +103,7 @@ pub async fn deposit(
     tag = "Wallets",
     params(("id" = String, Path, description = "User id (usr_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Missed deposits credited; the comparison with the ledger", body = crate::openapi::Data<crate::openapi::SyncOutcome>))
+    responses((status = 200, description = "Missed deposits credited; the comparison with the ledger", body = crate::openapi::Data<crate::dto::wallets::SyncOutcome>))
 )]
 pub async fn sync(
     State(state): State<AppState>,
@@ -114,7 +120,11 @@ pub async fn sync(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        json!({ "depositsCredited": credited, "reconciliation": check, "balance": balance }),
+        SyncOutcome {
+            deposits_credited: u64::try_from(credited).unwrap_or(u64::MAX),
+            reconciliation: json!(check),
+            balance: balance.into(),
+        },
     ))
 }
 

@@ -19,6 +19,7 @@ use super::airtm_ctx;
 use crate::api::{
     ApiError, ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page,
 };
+use crate::dto::webhooks::{CreatedEndpoint, Delivery, Endpoint};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -41,7 +42,7 @@ pub struct CreateEndpoint {
     tag = "Webhooks",
     request_body = CreateEndpoint,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "The endpoint and its secret (shown only here)", body = crate::openapi::Data<crate::openapi::CreatedEndpoint>))
+    responses((status = 201, description = "The endpoint and its secret (shown only here)", body = crate::openapi::Data<crate::dto::webhooks::CreatedEndpoint>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -59,9 +60,11 @@ pub async fn create(
         &b.events,
     )
     .await?;
-    let mut data = serde_json::to_value(&created.endpoint).unwrap_or_default();
-    data["secret"] = json!(created.secret.expose_secret());
-    Ok(respond(StatusCode::CREATED, &auth.request_id, data))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        CreatedEndpoint::from(created),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -81,7 +84,7 @@ pub struct Paging {
     tag = "Webhooks",
     params(Paging),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Endpoints", body = crate::openapi::Page<offerhub::services::webhooks::Endpoint>))
+    responses((status = 200, description = "Endpoints", body = crate::openapi::Page<crate::dto::webhooks::Endpoint>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -92,6 +95,7 @@ pub async fn list(
     Ok(respond_page(
         &auth.request_id,
         webhooks::list_endpoints(&state.store, &page).await?,
+        Endpoint::from,
     ))
 }
 
@@ -102,7 +106,7 @@ pub async fn list(
     tag = "Webhooks",
     params(("id" = String, Path, description = "Endpoint id (whe_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Deleted", body = crate::openapi::Data<offerhub::services::webhooks::Endpoint>))
+    responses((status = 200, description = "Deleted", body = crate::openapi::Data<crate::dto::webhooks::Endpoint>))
 )]
 pub async fn delete(
     State(state): State<AppState>,
@@ -110,7 +114,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let e = webhooks::delete_endpoint(&state.store, &auth.context(), &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, e))
+    Ok(respond(StatusCode::OK, &auth.request_id, Endpoint::from(e)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -133,7 +137,7 @@ pub struct DeliveryQuery {
     tag = "Webhooks",
     params(DeliveryQuery),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Deliveries, newest first", body = crate::openapi::Page<offerhub::services::webhooks::Delivery>))
+    responses((status = 200, description = "Deliveries, newest first", body = crate::openapi::Page<crate::dto::webhooks::Delivery>))
 )]
 pub async fn deliveries(
     State(state): State<AppState>,
@@ -149,6 +153,7 @@ pub async fn deliveries(
     Ok(respond_page(
         &auth.request_id,
         webhooks::list_deliveries(&state.store, &filter, &page).await?,
+        Delivery::from,
     ))
 }
 
@@ -160,7 +165,7 @@ pub async fn deliveries(
     tag = "Webhooks",
     params(("id" = String, Path, description = "Delivery id (whd_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "A new delivery, due at once", body = crate::openapi::Data<offerhub::services::webhooks::Delivery>))
+    responses((status = 201, description = "A new delivery, due at once", body = crate::openapi::Data<crate::dto::webhooks::Delivery>))
 )]
 pub async fn replay(
     State(state): State<AppState>,
@@ -168,7 +173,11 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> ApiResult {
     let d = webhooks::replay_delivery(&state.store, &auth.context(), &id).await?;
-    Ok(respond(StatusCode::CREATED, &auth.request_id, d))
+    Ok(respond(
+        StatusCode::CREATED,
+        &auth.request_id,
+        Delivery::from(d),
+    ))
 }
 
 /// `POST /webhooks/airtm` (public): verifies the Svix signature over the raw body

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::{airtm_ctx, known_id};
 use crate::api::{ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page};
+use crate::dto::withdrawals::Withdrawal;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -52,7 +53,7 @@ pub struct CreateWithdrawal {
     tag = "Withdrawals",
     request_body = CreateWithdrawal,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "The withdrawal in its resulting state", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 201, description = "The withdrawal in its resulting state", body = crate::openapi::Data<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -79,7 +80,11 @@ pub async fn create(
                 })?,
             )
             .await?;
-            Ok(respond(StatusCode::CREATED, &auth.request_id, w))
+            Ok(respond(
+                StatusCode::CREATED,
+                &auth.request_id,
+                Withdrawal::from(w),
+            ))
         }
         "bank" | "airtm_balance" => {
             let ac = airtm_ctx(&state)?;
@@ -96,7 +101,11 @@ pub async fn create(
                 },
             )
             .await?;
-            Ok(respond(StatusCode::CREATED, &auth.request_id, w))
+            Ok(respond(
+                StatusCode::CREATED,
+                &auth.request_id,
+                Withdrawal::from(w),
+            ))
         }
         other => Err(Error::validation(
             "destinationType",
@@ -125,7 +134,7 @@ pub struct ListWithdrawals {
     tag = "Withdrawals",
     params(ListWithdrawals),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "Withdrawals, newest first", body = crate::openapi::Page<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 200, description = "Withdrawals, newest first", body = crate::openapi::Page<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -136,6 +145,7 @@ pub async fn list(
     Ok(respond_page(
         &auth.request_id,
         withdrawals::list(&state.store, q.user_id.as_deref(), &page).await?,
+        Withdrawal::from,
     ))
 }
 
@@ -146,7 +156,7 @@ pub async fn list(
     tag = "Withdrawals",
     params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The withdrawal", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 200, description = "The withdrawal", body = crate::openapi::Data<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -156,7 +166,7 @@ pub async fn get(
     Ok(respond(
         StatusCode::OK,
         &auth.request_id,
-        withdrawals::get(&state.store, &id).await?,
+        Withdrawal::from(withdrawals::get(&state.store, &id).await?),
     ))
 }
 
@@ -176,7 +186,7 @@ fn withdrawal_id(id: &str) -> Result<(), Error> {
     tag = "Withdrawals",
     params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Committed; Airtm's outcome applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 200, description = "Committed; Airtm's outcome applied", body = crate::openapi::Data<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn commit(
     State(state): State<AppState>,
@@ -186,7 +196,11 @@ pub async fn commit(
     withdrawal_id(&id)?;
     let ac = airtm_ctx(&state)?;
     let w = payouts::commit(&state.store, &auth.context(), &ac, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, w))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Withdrawal::from(w),
+    ))
 }
 
 #[utoipa::path(
@@ -196,7 +210,7 @@ pub async fn commit(
     tag = "Withdrawals",
     params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 200, description = "Re-read from Airtm and applied", body = crate::openapi::Data<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -206,7 +220,11 @@ pub async fn refresh(
     withdrawal_id(&id)?;
     let ac = airtm_ctx(&state)?;
     let w = payouts::refresh(&state.store, &ac, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, w))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Withdrawal::from(w),
+    ))
 }
 
 #[utoipa::path(
@@ -216,7 +234,7 @@ pub async fn refresh(
     tag = "Withdrawals",
     params(("id" = String, Path, description = "Withdrawal id (wd_…)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "Canceled; the hold returned to available", body = crate::openapi::Data<offerhub::services::withdrawals::Withdrawal>))
+    responses((status = 200, description = "Canceled; the hold returned to available", body = crate::openapi::Data<crate::dto::withdrawals::Withdrawal>))
 )]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -226,5 +244,9 @@ pub async fn cancel(
     withdrawal_id(&id)?;
     let ac = airtm_ctx(&state)?;
     let w = payouts::cancel(&state.store, &auth.context(), &ac, &id).await?;
-    Ok(respond(StatusCode::OK, &auth.request_id, w))
+    Ok(respond(
+        StatusCode::OK,
+        &auth.request_id,
+        Withdrawal::from(w),
+    ))
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The escrow of an order as the API shows it (inside the order).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Escrow {
     pub id: String,

@@ -57,7 +57,7 @@ pub use sender::{RETRY_SCHEDULE, SendPolicy, deliver_due};
 pub use signing::{legacy_signature, secret_key, standard_headers};
 
 /// A webhook endpoint (never its secret).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     pub id: String,
@@ -72,7 +72,7 @@ pub struct Endpoint {
 }
 
 /// A delivery of one event to one endpoint.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: String,

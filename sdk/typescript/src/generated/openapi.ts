@@ -2071,7 +2071,7 @@ export interface components {
             amount: components["schemas"]["Amount"];
             reason: string;
         };
-        /** @description Outcome of [`adjust`]. */
+        /** @description Outcome of a balance adjustment. */
         Adjustment: {
             /** @description Signed change applied to `available`. */
             amount: components["schemas"]["Amount"];
@@ -2279,7 +2279,7 @@ export interface components {
         };
         /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
         Data_Adjustment: {
-            /** @description Outcome of [`adjust`]. */
+            /** @description Outcome of a balance adjustment. */
             data: {
                 /** @description Signed change applied to `available`. */
                 amount: components["schemas"]["Amount"];
@@ -2381,6 +2381,7 @@ export interface components {
                 network: string;
                 /** @example crypto */
                 provider: string;
+                walletStatus: components["schemas"]["WalletStatus"];
             };
             meta: components["schemas"]["Meta"];
         };
@@ -2619,14 +2620,18 @@ export interface components {
             /** @description `GET /users/{id}/wallet`. */
             data: {
                 activationHash?: string | null;
-                /** @description Read from the network; `null` until the account exists. */
-                balances: Record<string, never>;
+                /** @description Read from the network. */
+                balances: components["schemas"]["WalletBalances"];
+                createdAt: string;
                 failureReason?: string | null;
                 id: string;
+                kind: components["schemas"]["WalletKind"];
                 /** @description `G…`. */
                 publicKey: string;
                 /** @description `PENDING_ACTIVATION`, `ACTIVE` or `FAILED`. */
-                status: string;
+                status: components["schemas"]["WalletStatus"];
+                updatedAt: string;
+                userId?: string | null;
             };
             meta: components["schemas"]["Meta"];
         };
@@ -2659,7 +2664,7 @@ export interface components {
                 settlementTxHash?: string | null;
                 /**
                  * @description Crypto: `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
-                 *     `WITHDRAWAL_FAILED`. Airtm payouts ([`crate::services::payouts`]) add
+                 *     `WITHDRAWAL_FAILED`. Airtm payouts (`bank`, `airtm_balance`) add
                  *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
                  *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
                  */
@@ -2706,6 +2711,7 @@ export interface components {
             network: string;
             /** @example crypto */
             provider: string;
+            walletStatus: components["schemas"]["WalletStatus"];
         };
         Dispute: {
             assignedTo?: string | null;
@@ -3247,7 +3253,7 @@ export interface components {
                 settlementTxHash?: string | null;
                 /**
                  * @description Crypto: `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
-                 *     `WITHDRAWAL_FAILED`. Airtm payouts ([`crate::services::payouts`]) add
+                 *     `WITHDRAWAL_FAILED`. Airtm payouts (`bank`, `airtm_balance`) add
                  *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
                  *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
                  */
@@ -3436,6 +3442,28 @@ export interface components {
          * @enum {string}
          */
         UserType: "BUYER" | "SELLER" | "BOTH";
+        /**
+         * @description A wallet's balances on chain, decimal strings; each `null` until the account exists
+         *     (USDC also until its trustline does).
+         * @example {
+         *       "usdc": "150.0000000",
+         *       "xlm": "1.0000000"
+         *     }
+         */
+        WalletBalances: {
+            usdc?: string | null;
+            xlm?: string | null;
+        };
+        /**
+         * @description Whose wallet it is.
+         * @enum {string}
+         */
+        WalletKind: "USER" | "PLATFORM";
+        /**
+         * @description Whether the wallet exists on chain with its USDC trustline.
+         * @enum {string}
+         */
+        WalletStatus: "PENDING_ACTIVATION" | "ACTIVE" | "FAILED";
         /** @description One on-chain movement of a wallet. */
         WalletTransaction: {
             /** @description Horizon's 7-decimal string. */
@@ -3453,14 +3481,18 @@ export interface components {
         /** @description `GET /users/{id}/wallet`. */
         WalletView: {
             activationHash?: string | null;
-            /** @description Read from the network; `null` until the account exists. */
-            balances: Record<string, never>;
+            /** @description Read from the network. */
+            balances: components["schemas"]["WalletBalances"];
+            createdAt: string;
             failureReason?: string | null;
             id: string;
+            kind: components["schemas"]["WalletKind"];
             /** @description `G…`. */
             publicKey: string;
             /** @description `PENDING_ACTIVATION`, `ACTIVE` or `FAILED`. */
-            status: string;
+            status: components["schemas"]["WalletStatus"];
+            updatedAt: string;
+            userId?: string | null;
         };
         /** @description Answer of `POST /webhooks/airtm`. */
         WebhookReceipt: {
@@ -3485,7 +3517,7 @@ export interface components {
             settlementTxHash?: string | null;
             /**
              * @description Crypto: `WITHDRAWAL_CREATED`, `WITHDRAWAL_PENDING`, `WITHDRAWAL_COMPLETED`,
-             *     `WITHDRAWAL_FAILED`. Airtm payouts ([`crate::services::payouts`]) add
+             *     `WITHDRAWAL_FAILED`. Airtm payouts (`bank`, `airtm_balance`) add
              *     `WITHDRAWAL_COMMITTED`, `WITHDRAWAL_PENDING_USER_ACTION`, `WITHDRAWAL_SETTLING`,
              *     `WITHDRAWAL_CANCELED` and `WITHDRAWAL_NEEDS_ATTENTION`.
              */
