@@ -766,7 +766,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The deposit instructions of seed 004. */
+        /** The deposit instructions (docs/API.md, Wallets (crypto mode)). */
         get: operations["getDepositInstructions"];
         put?: never;
         post?: never;
