@@ -86,7 +86,7 @@ pub fn redact(v: Value) -> Value {
     }
 }
 
-/// One stored audit row, as the API returns it.
+/// One stored audit row (the API serialises it as `daemon::dto::audit::AuditLog`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditLog {

@@ -124,30 +124,25 @@ async fn sagas_command(
             output,
         } => {
             let page = PageRequest::new(Some(limit.min(100)), None)?;
-            let items = if status == SagaStatus::Active {
-                let (parked, running) = (
-                    Some(sagas::SagaStatus::NeedsAttention),
-                    Some(sagas::SagaStatus::Running),
-                );
-                let mut v = sagas::list(store, parked, order.as_deref(), &page)
-                    .await?
-                    .items;
-                v.extend(
-                    sagas::list(store, running, order.as_deref(), &page)
+            // Parked sagas first, then running ones (`active`).
+            let statuses: &[sagas::SagaStatus] = match status {
+                SagaStatus::Active => &[
+                    sagas::SagaStatus::NeedsAttention,
+                    sagas::SagaStatus::Running,
+                ],
+                SagaStatus::Running => &[sagas::SagaStatus::Running],
+                SagaStatus::Completed => &[sagas::SagaStatus::Completed],
+                SagaStatus::Compensated => &[sagas::SagaStatus::Compensated],
+                SagaStatus::NeedsAttention => &[sagas::SagaStatus::NeedsAttention],
+            };
+            let mut items = Vec::new();
+            for s in statuses {
+                items.extend(
+                    sagas::list(store, Some(*s), order.as_deref(), &page)
                         .await?
                         .items,
                 );
-                v
-            } else {
-                sagas::list(
-                    store,
-                    sagas::SagaStatus::parse(&wire(status)),
-                    order.as_deref(),
-                    &page,
-                )
-                .await?
-                .items
-            };
+            }
             match output.output {
                 Output::Json => print_json(&items)?,
                 Output::Table if items.is_empty() => println!(

@@ -420,6 +420,10 @@ async fn topup_credits_exactly_once(url: String) {
         )
         .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    // An unknown status is named, not an empty page.
+    let r = a.call("GET", "/topups?status=SUCCEEDED", None).await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(r.body["error"]["details"]["field"], "status");
     // A succeeded top-up cannot be canceled.
     assert_error(
         &a.call("POST", &format!("/topups/{id}/cancel"), None).await,

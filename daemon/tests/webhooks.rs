@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use common::{TestApp, app_with_workers};
+use common::{TestApp, app_with_workers, assert_error};
 use hmac::{Hmac, Mac};
 use offerhub_testkit::both_backends;
 use serde_json::{Value, json};
@@ -260,6 +260,15 @@ async fn signed_deliveries_retries_and_replay(url: String) {
         .await;
     let ds = r.body["data"].as_array().unwrap();
     assert_eq!(ds.len(), 2);
+    let bad = t
+        .call(
+            "GET",
+            "/api/v1/webhooks/deliveries?status=DONE",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_error(&bad, 400, "VALIDATION_ERROR");
     assert!(
         ds[0]["attempts"].as_i64().unwrap() >= 2,
         "retried: {}",

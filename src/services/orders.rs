@@ -33,7 +33,7 @@ pub struct Milestone {
     pub updated_at: String,
 }
 
-/// An order as the API returns it.
+/// An order with its milestones and typed escrow/dispute views (the API serialises it as `daemon::dto::orders::Order`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {

@@ -44,7 +44,7 @@ use crate::store::{Select, Store};
 pub use crate::domain::topup::TopUpStatus;
 use crate::domain::wallet::WalletStatus;
 
-/// A top-up as the API shows it.
+/// A top-up (the API serialises it as `daemon::dto::topups::TopUp`).
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TopUp {

@@ -56,7 +56,7 @@ pub struct StellarContext {
 
 pub use crate::domain::wallet::{WalletKind, WalletStatus};
 
-/// A wallet as the API shows it (never the secret).
+/// A wallet; never serialises its secret (the API shows `daemon::dto::wallets::WalletView`).
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Wallet {

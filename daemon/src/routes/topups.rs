@@ -137,6 +137,11 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListTopUps>,
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
+    if let Some(s) = &q.status
+        && offerhub::domain::topup::TopUpStatus::parse(s).is_none()
+    {
+        return Err(Error::validation("status", format!("{s:?} is not a top-up status")).into());
+    }
     Ok(respond_page(
         &auth.request_id,
         topups::list(

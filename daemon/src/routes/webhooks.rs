@@ -145,6 +145,11 @@ pub async fn deliveries(
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult {
     let page = PageRequest::new(q.limit, q.cursor)?;
+    if let Some(s) = &q.status
+        && offerhub::domain::webhook::DeliveryStatus::parse(s).is_none()
+    {
+        return Err(Error::validation("status", format!("{s:?} is not a delivery status")).into());
+    }
     let filter = DeliveryFilter {
         endpoint_id: q.endpoint_id,
         event_id: q.event_id,

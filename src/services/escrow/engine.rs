@@ -163,9 +163,7 @@ pub(super) async fn execute_step(
 ) -> std::result::Result<(), StepError> {
     let idx = usize::try_from(saga.step).map_err(|_| Error::internal("negative step"))?;
     let Some(step) = saga.steps.get(idx).cloned() else {
-        return Err(StepError::Definitive(Error::internal(
-            "saga has no such step",
-        )));
+        return Err(StepError::Bug(Error::internal("saga has no such step")));
     };
     let order = orders::get(store, &saga.order_id).await?;
     let escrow = for_order(store.reader(), &order.id)

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// The escrow of an order as the API shows it (inside the order).
+/// The escrow of an order (the API shows it inside the order, `daemon::dto::escrow::Escrow`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Escrow {
