@@ -195,9 +195,37 @@ impl From<sqlx::Error> for Error {
             | E::Encode(_)
             | E::Configuration(_)
             | E::Migrate(_) => Error::internal(format!("database: {e}")),
+            E::Database(db) if !database_is_unavailable(db.code().as_deref()) => {
+                Error::internal(format!("database: {e}"))
+            }
             _ => Error::unavailable(format!("database: {e}")),
         }
     }
+}
+
+/// Whether a database-reported error code means "try again": PostgreSQL serialization
+/// failure, deadlock, lock not available, statement canceled (timeouts), connection
+/// exceptions (class 08), insufficient resources (53), operator intervention (57), and a
+/// unique violation (a concurrent writer did it first; the retry re-reads); SQLite
+/// `BUSY`/`LOCKED` (any extended code) and unique constraint violations. Anything else
+/// (a malformed statement, a type mismatch, a check or foreign key violation) is a bug.
+fn database_is_unavailable(code: Option<&str>) -> bool {
+    let Some(code) = code else {
+        return true;
+    };
+    // PostgreSQL SQLSTATEs have five characters (often all digits); SQLite's extended
+    // result codes are shorter numbers.
+    if code.len() != 5
+        && let Ok(n) = code.parse::<i64>()
+    {
+        // SQLite: primary code in the low byte; 2067 = SQLITE_CONSTRAINT_UNIQUE, 1555 =
+        // SQLITE_CONSTRAINT_PRIMARYKEY.
+        return matches!(n & 0xff, 5 | 6) || matches!(n, 2067 | 1555);
+    }
+    matches!(code, "40001" | "40P01" | "55P03" | "57014" | "23505")
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
 }
 
 impl From<sqlx::migrate::MigrateError> for Error {
@@ -211,6 +239,21 @@ mod tests {
     use super::ErrorCode;
 
     /// docs/ERRORS.md lists every code with the status the daemon answers.
+    #[test]
+    fn database_errors_retry_only_when_the_environment_is_at_fault() {
+        use super::database_is_unavailable as unavailable;
+        for code in [
+            "40001", "40P01", "55P03", "57014", "08006", "53300", "23505", "5", "517", "6", "2067",
+        ] {
+            assert!(unavailable(Some(code)), "{code}");
+        }
+        for code in [
+            "42601", "42P18", "22P02", "23503", "23514", "1", "19", "787",
+        ] {
+            assert!(!unavailable(Some(code)), "{code}");
+        }
+    }
+
     #[test]
     fn every_code_is_documented_with_its_status() {
         let doc = include_str!("../docs/ERRORS.md");

@@ -202,6 +202,8 @@ impl Amount {
         if !well_formed || exponent.unsigned_abs() > 40 {
             return Err(AmountError::Format);
         }
+        // Trailing zeros of the fraction carry no value (and must not count as digits).
+        let frac_part = frac_part.trim_end_matches('0');
         // value = digits × 10^shift base units.
         let digits = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
@@ -337,6 +339,8 @@ mod tests {
         assert_eq!(r("-12.344"), (Amount::from_base_units(-123_400_000), false));
         assert_eq!(r("12.34"), (Amount::from_base_units(123_400_000), true));
         assert_eq!(r("1.2e1"), (Amount::from_base_units(120_000_000), true));
+        let zeros = format!("1.{}", "0".repeat(60));
+        assert_eq!(a(&zeros), Ok(10_000_000));
     }
     use proptest::prelude::*;
 

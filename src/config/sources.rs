@@ -117,10 +117,25 @@ impl Layer {
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
+        // The message and position only: the parser's own text quotes the offending
+        // line, which may hold a secret (an unquoted key).
         let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
             issue(
                 "OFFERHUB_CONFIG",
-                format!("{} is not valid TOML: {e}", path.display()),
+                format!(
+                    "{} is not valid TOML{at}: {}",
+                    path.display(),
+                    e.message().trim()
+                ),
             )
         })?;
         let mut values = Dict::new();
@@ -288,10 +303,15 @@ pub fn read_dotenv(path: &Path) -> Result<BTreeMap<String, String>, ConfigError>
     })?;
     let mut out = BTreeMap::new();
     for item in iter {
+        // Never the line itself (dotenvy's message quotes it): it may hold a secret.
         let (k, v) = item.map_err(|e| {
+            let which = match &e {
+                dotenvy::Error::LineParse(_, index) => format!(" (at character {index})"),
+                _ => String::new(),
+            };
             issue(
                 "OFFERHUB_CONFIG",
-                format!("{} has a malformed line: {e}", path.display()),
+                format!("{} has a malformed line{which}", path.display()),
             )
         })?;
         out.insert(k, v);
@@ -336,6 +356,37 @@ mod tests {
     use crate::config::tests::map;
 
     use super::*;
+
+    #[test]
+    fn malformed_files_are_reported_without_echoing_their_lines() {
+        let dir =
+            std::env::temp_dir().join(format!("oh-cfg-{}", crate::ids::random_alphanumeric(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        // An unquoted secret makes both files malformed.
+        std::fs::write(
+            dir.join("offerhub.toml"),
+            "[security]\nmaster_key = s3cr3tKEYvalue\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join(".env"), "WALLET_ENCRYPTION_KEY='s3cr3tKEYvalue\n").unwrap();
+        for (config_file, dotenv_file) in [
+            (Some(dir.join("offerhub.toml")), None),
+            (None, Some(dir.join(".env"))),
+        ] {
+            let sources = Sources {
+                config_file,
+                dotenv_file,
+                env: map(&[]),
+            };
+            let e = Config::from_sources(&sources).unwrap_err().to_string();
+            assert!(e.contains("OFFERHUB_CONFIG"), "{e}");
+            assert!(
+                !e.contains("s3cr3tKEYvalue"),
+                "a secret reached the message: {e}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sources_layer_toml_then_dotenv_then_env() {

@@ -45,9 +45,10 @@ impl ManagedWallets {
     pub async fn refresh(&mut self, store: &Store) -> Result<()> {
         let now = chrono::Utc::now();
         let rows = sqlx::query(
-            "SELECT seq, public_key, user_id FROM wallets WHERE seq > $1 AND kind = 'USER' ORDER BY seq",
+            "SELECT seq, public_key, user_id FROM wallets WHERE seq > $1 AND kind = $2 ORDER BY seq",
         )
         .bind(self.last_seq)
+        .bind(crate::domain::wallet::WalletKind::User)
         .fetch_all(store.reader())
         .await?;
         for r in rows {

@@ -353,8 +353,9 @@ async fn active_wallets(
     .into_iter()
     .collect();
     let wallet_rows = sqlx::query(
-        "SELECT user_id, public_key FROM wallets WHERE kind = 'USER' AND user_id IS NOT NULL",
+        "SELECT user_id, public_key FROM wallets WHERE kind = $1 AND user_id IS NOT NULL",
     )
+    .bind(crate::domain::wallet::WalletKind::User)
     .fetch_all(store.reader())
     .await?;
     let mut with_wallet = BTreeSet::new();

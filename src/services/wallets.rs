@@ -180,9 +180,7 @@ pub async fn create(
         serde_json::json!({ "userId": user_id, "kind": kind, "publicKey": kp.public_key() }),
     ));
     tx.commit().await?;
-    by(store, "id", &id)
-        .await?
-        .ok_or_else(|| Error::internal("wallet vanished"))
+    reload(store, &id).await
 }
 
 /// The wallet's keypair (opened from the vault).
@@ -262,9 +260,7 @@ pub async fn ensure_platform(
                 w.public_key
             );
             set_status(store, &w, WalletStatus::PendingActivation, Some(&reason)).await?;
-            return by(store, "id", &w.id)
-                .await?
-                .ok_or_else(|| Error::internal("wallet vanished"));
+            return reload(store, &w.id).await;
         };
         let mut url = fb.clone();
         url.query_pairs_mut().append_pair("addr", &w.public_key);
@@ -310,9 +306,7 @@ pub async fn ensure_platform(
         }
     }
     set_status(store, &w, WalletStatus::Active, None).await?;
-    by(store, "id", &w.id)
-        .await?
-        .ok_or_else(|| Error::internal("wallet vanished"))
+    reload(store, &w.id).await
 }
 
 /// Runs the activation saga of one wallet to a definitive state (or leaves it pending

@@ -193,16 +193,21 @@ pub fn human(amount: Amount) -> Result<Value> {
     Ok(value)
 }
 
-/// A human-unit JSON number (or numeric string) from TW → base units, exactly (decimal
-/// and exponent forms alike, [`Amount::from_json_number`]); `None` when it is not a
-/// number or has more than 7 decimals.
+/// A human-unit JSON number (or numeric string) from TW → base units, from its exact
+/// text (decimal and exponent forms alike), rounded half away from zero to 7 decimals:
+/// TW is JavaScript, so a balance may come back as `0.30000000000000004`
+/// ([`Amount::from_json_number_rounded`]). `None` when it is not a number.
 pub fn units(v: &Value) -> Option<Amount> {
     let text = match v {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().to_string(),
         _ => return None,
     };
-    Amount::from_json_number(&text).ok()
+    let (amount, exact) = Amount::from_json_number_rounded(&text, 7).ok()?;
+    if !exact {
+        tracing::debug!(%text, %amount, "Trustless Work amount rounded to 7 decimals");
+    }
+    Some(amount)
 }
 
 /// What `POST /helper/send-transaction` said.
@@ -607,7 +612,12 @@ mod tests {
         assert_eq!(e.code, ErrorCode::AmountOutOfRange);
         assert!(human(Amount::from_base_units(1_000_000_000_000_000_000)).is_ok());
         assert_eq!(units(&json!(5e-7)), Some(Amount::from_base_units(5)));
-        assert_eq!(units(&json!("1e-8")), None);
+        // JavaScript float artifacts round to the nearest base unit.
+        assert_eq!(
+            units(&json!(0.1 + 0.2)),
+            Some(Amount::from_base_units(3_000_000))
+        );
+        assert_eq!(units(&json!("abc")), None);
     }
 
     #[test]
