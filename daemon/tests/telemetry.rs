@@ -67,7 +67,7 @@ async fn request_trace_holds_provider_calls(url: String) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.headers["x-request-id"], request_id.as_str());
 
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = finished_spans(&exporter, &request_id).await;
     let root = spans
         .iter()
         .find(|s| attr(s, "request_id").as_deref() == Some(request_id.as_str()))
@@ -189,7 +189,7 @@ async fn saga_steps_belong_to_the_request(url: String) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = finished_spans(&exporter, &request_id).await;
     let root = spans
         .iter()
         .find(|s| attr(s, "request_id").as_deref() == Some(request_id.as_str()))
@@ -280,5 +280,25 @@ async fn otlp_exporter_sends_to_a_collector() {
     let has = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
     for needle in ["exported.span", "provider.call", "req-otlp-1", "offerhub"] {
         assert!(has(needle), "the export carries {needle}");
+    }
+}
+
+/// The finished spans once the request's own span is among them (it ends just after its
+/// response is written), or after 10 s.
+async fn finished_spans(
+    exporter: &opentelemetry_sdk::trace::InMemorySpanExporter,
+    request_id: &str,
+) -> Vec<SpanData> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let spans = exporter.get_finished_spans().unwrap();
+        if spans
+            .iter()
+            .any(|s| attr(s, "request_id").as_deref() == Some(request_id))
+            || std::time::Instant::now() > deadline
+        {
+            return spans;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
