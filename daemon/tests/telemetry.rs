@@ -67,7 +67,7 @@ async fn request_trace_holds_provider_calls(url: String) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.headers["x-request-id"], request_id.as_str());
 
-    let spans = finished_spans(&exporter, &request_id).await;
+    let spans = finished_spans(exporter, &request_id).await;
     let root = spans
         .iter()
         .find(|s| attr(s, "request_id").as_deref() == Some(request_id.as_str()))
@@ -189,7 +189,7 @@ async fn saga_steps_belong_to_the_request(url: String) {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let spans = finished_spans(&exporter, &request_id).await;
+    let spans = finished_spans(exporter, &request_id).await;
     let root = spans
         .iter()
         .find(|s| attr(s, "request_id").as_deref() == Some(request_id.as_str()))
