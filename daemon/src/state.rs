@@ -227,13 +227,19 @@ pub fn escrow_context(
             return None;
         }
     };
+    let terms = offerhub::trustless::calls::CallTerms {
+        network: sc.network.clone(),
+        usdc: sc.usdc.clone(),
+        usdc_issuer: sc.usdc_issuer.clone(),
+        max_fee_stroops: config.trustless_max_fee_stroops,
+        factory_contract: config.trustless_factory_contract.clone(),
+    };
+    let provider = offerhub::trustless::TrustlessWorkEscrows::new(tw, sc.horizon.clone(), terms);
     Some(Arc::new(offerhub::services::escrow::EscrowContext {
         sc: sc.clone(),
-        tw,
+        provider: Arc::new(provider),
         settings: offerhub::services::escrow::EscrowSettings {
             platform_fee_bps: config.trustless_platform_fee_bps,
-            max_fee_stroops: config.trustless_max_fee_stroops,
-            factory_contract: config.trustless_factory_contract.clone(),
             wait: std::time::Duration::from_millis(config.saga_wait_ms),
             max_attempts: config.saga_max_attempts,
             lease_secs: i64::from(config.saga_lease_secs),

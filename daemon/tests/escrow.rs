@@ -1127,21 +1127,18 @@ async fn update_escrow_through_the_client(url: String) {
         .as_str()
         .unwrap()
         .to_string();
-    let ec = m.t.escrow.as_ref().unwrap();
+    // The sandbox serves Trustless Work beside Horizon and takes any key.
+    let tw =
+        offerhub::trustless::TrustlessWork::new(m.sandbox.parse().unwrap(), "sandbox".into(), 45)
+            .unwrap();
     let platform = offerhub::services::wallets::platform(&m.t.store)
         .await
         .unwrap()
         .unwrap()
         .public_key;
-    let mut escrow = ec
-        .tw
-        .escrows(std::slice::from_ref(&contract))
-        .await
-        .unwrap()[0]
-        .clone();
+    let mut escrow = tw.escrows(std::slice::from_ref(&contract)).await.unwrap()[0].clone();
     escrow["title"] = json!("Logo design, revised");
-    let xdr = ec
-        .tw
+    let xdr = tw
         .build_update(
             offerhub::domain::escrow::EscrowKind::SingleRelease,
             &contract,
@@ -1177,8 +1174,7 @@ async fn update_escrow_through_the_client(url: String) {
         .call("POST", &format!("/orders/{id}/escrow/fund"), None)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let e = ec
-        .tw
+    let e = tw
         .build_update(
             offerhub::domain::escrow::EscrowKind::SingleRelease,
             &contract,

@@ -27,7 +27,12 @@
 //! JSON amounts are **human units** (numbers, `5000` = 5,000 USDC); OfferHub keeps base
 //! units (10^7 per USDC) and converts only here ([`human`]).
 
+pub mod calls;
+pub mod escrows;
 pub mod verify;
+pub mod wire;
+
+pub use escrows::TrustlessWorkEscrows;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -428,25 +433,26 @@ impl TrustlessWork {
         Ok((status, body))
     }
 
-    /// Calls a builder (`POST` `path` with `body`) and returns the unsigned envelope
-    /// (base64 XDR). Errors: see the module documentation.
-    pub async fn build(&self, path: &str, body: &Value) -> Result<String> {
+    /// Calls a builder (`POST` [`EscrowRequest::path`] with the request as its body) and
+    /// returns the unsigned envelope (base64 XDR). Errors: see the module documentation.
+    pub async fn build(&self, request: &wire::EscrowRequest) -> Result<String> {
+        let path = request.path();
         let (status, answer) = self
-            .send(self.http.post(self.url(path)?).json(body), path)
+            .send(self.http.post(self.url(&path)?).json(request), &path)
             .await?;
         if !(200..300).contains(&status) {
-            return Err(answer_error(status, &answer, path));
+            return Err(answer_error(status, &answer, &path));
         }
-        if answer["status"].as_str() != Some("SUCCESS") {
+        let message = message_of(&answer);
+        let built: wire::BuildAnswer = wire::read(answer, &path)?;
+        if built.status.as_deref() != Some("SUCCESS") {
             return Err(provider(format!(
-                "Trustless Work answered {path} without SUCCESS: {}",
-                message_of(&answer)
+                "Trustless Work answered {path} without SUCCESS: {message}"
             )));
         }
-        answer["unsignedTransaction"]
-            .as_str()
+        built
+            .unsigned_transaction
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
             .ok_or_else(|| provider(format!("Trustless Work returned no transaction for {path}")))
     }
 
@@ -490,7 +496,7 @@ impl TrustlessWork {
             .send(
                 self.http
                     .post(self.url(path)?)
-                    .json(&json!({ "signedXdr": signed_xdr })),
+                    .json(&wire::SendTransaction { signed_xdr }),
                 path,
             )
             .await;
@@ -498,9 +504,10 @@ impl TrustlessWork {
             Ok(x) => x,
             Err(e) => return Ok(SendOutcome::Unknown { reason: e.message }),
         };
+        let sent: wire::SendAnswer = serde_json::from_value(answer.clone()).unwrap_or_default();
         Ok(match status {
-            200..=299 if answer["status"].as_str() == Some("SUCCESS") => SendOutcome::Submitted {
-                contract_id: answer["contractId"].as_str().map(str::to_string),
+            200..=299 if sent.status.as_deref() == Some("SUCCESS") => SendOutcome::Submitted {
+                contract_id: sent.contract_id,
             },
             200..=299 | 400..=499 if status != 429 => SendOutcome::Failed {
                 message: message_of(&answer),
@@ -520,7 +527,7 @@ impl TrustlessWork {
             .send(
                 self.http
                     .post(self.url(path)?)
-                    .json(&json!({ "txHash": hash })),
+                    .json(&wire::UpdateFromTxHash { tx_hash: hash }),
                 path,
             )
             .await?;
@@ -562,10 +569,15 @@ impl TrustlessWork {
     /// `GET /helper/get-escrows-by-signer?signer=…&engagementId=…` (docs/PROVIDERS.md,
     /// Trustless Work: reads and the indexer): how a deploy whose answer was lost finds its
     /// contract id.
-    pub async fn escrows_by_signer(&self, signer: &str, engagement_id: &str) -> Result<Vec<Value>> {
+    pub async fn escrows_by_signer(
+        &self,
+        signer: &str,
+        engagement_id: &str,
+    ) -> Result<Vec<wire::IndexedEscrow>> {
+        let path = "/helper/get-escrows-by-signer";
         let v = self
             .get_json(
-                "/helper/get-escrows-by-signer",
+                path,
                 &[
                     ("signer".into(), signer.into()),
                     ("engagementId".into(), engagement_id.into()),
@@ -573,7 +585,7 @@ impl TrustlessWork {
                 ],
             )
             .await?;
-        Ok(v.as_array().cloned().unwrap_or_default())
+        wire::read(v, path)
     }
 
     /// `GET /helper/get-multiple-escrow-balance?addresses[]=…` (≤ 20 per request;
@@ -586,15 +598,13 @@ impl TrustlessWork {
                 .iter()
                 .map(|id| ("addresses[]".to_string(), id.clone()))
                 .collect();
-            let v = self
-                .get_json("/helper/get-multiple-escrow-balance", &q)
-                .await?;
-            for item in v.as_array().cloned().unwrap_or_default() {
-                let (Some(addr), Some(bal)) = (item["address"].as_str(), units(&item["balance"]))
-                else {
+            let path = "/helper/get-multiple-escrow-balance";
+            let items: Vec<wire::EscrowBalance> = wire::read(self.get_json(path, &q).await?, path)?;
+            for item in items {
+                let (Some(addr), Some(bal)) = (item.address, units(&item.balance)) else {
                     return Err(provider("Trustless Work balance without address or amount"));
                 };
-                out.push((addr.to_string(), bal));
+                out.push((addr, bal));
             }
         }
         Ok(out)

@@ -3,46 +3,6 @@
 
 use super::*;
 
-/// USDC that left `contract` in transaction `hash`: `(to, amount)` per transfer,
-/// from Horizon's `asset_balance_changes`.
-pub(super) async fn payouts(
-    ec: &EscrowContext,
-    hash: &str,
-    contract: &str,
-) -> Result<Vec<(String, Amount)>> {
-    let records = ec.sc.horizon.transaction_payments(hash).await?;
-    if records.is_empty() {
-        return Err(Error::new(
-            ErrorCode::ProviderUnavailable,
-            "Horizon does not list the transaction's payments yet",
-        ));
-    }
-    let mut out = Vec::new();
-    for r in &records {
-        for c in r["asset_balance_changes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            let usdc = c["asset_code"].as_str() == Some(ec.sc.usdc.code.as_str())
-                && c["asset_issuer"].as_str() == Some(ec.sc.usdc_issuer.as_str());
-            if usdc
-                && c["type"].as_str() == Some("transfer")
-                && c["from"].as_str() == Some(contract)
-                && let (Some(to), Some(a)) = (
-                    c["to"].as_str(),
-                    c["amount"]
-                        .as_str()
-                        .and_then(|a| Amount::parse_positive(a).ok()),
-                )
-            {
-                out.push((to.to_string(), a));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Applies a landed step: its effects, the step's advance and — after the last step —
 /// the saga's completion, in one database transaction.
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +28,9 @@ pub(super) async fn apply(
             | Action::ResolveMilestoneDispute
     );
     let transfers = if pays {
-        payouts(ec, hash, contract.as_deref().unwrap_or_default()).await?
+        ec.provider
+            .payouts(hash, contract.as_deref().unwrap_or_default())
+            .await?
     } else {
         Vec::new()
     };
@@ -443,13 +405,11 @@ async fn contract_of(
     }
     let contract = match contract_id {
         Some(c) => Some(c),
-        None => ec
-            .tw
-            .escrows_by_signer(parties.address(Party::Platform), &order.id)
-            .await?
-            .iter()
-            .find(|e| e["engagementId"].as_str() == Some(order.id.as_str()))
-            .and_then(|e| e["contractId"].as_str().map(str::to_string)),
+        None => {
+            ec.provider
+                .find_contract(parties.address(Party::Platform), &order.id)
+                .await?
+        }
     };
     if contract.is_none() {
         return Err(StepError::Transient(Error::new(

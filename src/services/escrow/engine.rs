@@ -297,19 +297,14 @@ pub(super) async fn compensate(store: &Store, saga: &Saga, e: &Error) -> Result<
     db.commit().await
 }
 
-/// Settles a stored envelope by resubmitting exactly it (Horizon answers a known
+/// Settles a stored envelope by resubmitting exactly it (the provider answers a known
 /// transaction with its result), never signing anew.
 async fn resubmit_stored(
     ec: &EscrowContext,
     xdr: &str,
 ) -> Result<(tx::SignedEnvelope, SubmitOutcome)> {
     let env = tx::signed_from_xdr(xdr, &ec.sc.network)?;
-    let outcome = ec.sc.horizon.submit_settled(&env).await?;
-    if let SubmitOutcome::Applied { hash, .. } = &outcome
-        && let Err(e) = ec.tw.update_from_tx_hash(hash).await
-    {
-        tracing::info!(error = %e, "TW indexer update failed (reads may lag)");
-    }
+    let outcome = ec.provider.settle(&env).await?;
     Ok((env, outcome))
 }
 
@@ -323,73 +318,36 @@ struct StepContext<'a> {
     signer: &'a Wallet,
 }
 
-/// Builds the step's transaction with TW, verifies it, signs it, stores the envelope
-/// (compare-and-set: `None` when another executor stored one first) and submits it
-/// through TW's `/helper/send-transaction`, settling by the hash. Returns the envelope,
-/// its outcome and, for a deploy, the contract id TW reported.
+/// Has the provider prepare the step's transaction, verifies it against what the
+/// provider said it must be, signs it, stores the envelope (compare-and-set: `None` when
+/// another executor stored one first) and submits it, settling by the hash. Returns the
+/// envelope, its outcome and, for a deploy, the contract id the provider reported.
 async fn build_sign_submit(
     ec: &EscrowContext,
     store: &Store,
     c: &StepContext<'_>,
 ) -> std::result::Result<Option<(tx::SignedEnvelope, SubmitOutcome, Option<String>)>, StepError> {
-    let call = call_for(ec, c.order, c.escrow, c.parties, c.step).await?;
-    let unsigned = ec.tw.build(&call.path, &call.body).await?;
-    if let Err(e) = verify::verify(&unsigned, &call.expected, unix_now()) {
+    let call = StepCall {
+        order: c.order,
+        escrow: c.escrow,
+        parties: c.parties,
+        step: c.step,
+    };
+    let prepared = ec.provider.prepare(call).await?;
+    if let Err(e) = verify::verify(&prepared.unsigned_xdr, &prepared.expected, unix_now()) {
         audit_refusal(store, c.saga, c.step, &e).await?;
         return Err(StepError::Definitive(e));
     }
     let kp = wallets::keypair(&ec.sc, c.signer)?;
-    let signed = tx::add_signature(&unsigned, &ec.sc.network, &kp)?;
+    let signed = tx::add_signature(&prepared.unsigned_xdr, &ec.sc.network, &kp)?;
     if !sagas::store_envelope(store, &c.saga.id, c.saga.step, &signed.xdr, &signed.hash).await? {
         return Ok(None);
     }
     // Test hook: the crash tests stop here (feature `failpoints`).
     #[cfg(feature = "failpoints")]
     crate::failpoints::stop_here("after_store").await;
-    let mut contract_id = None;
-    let outcome = match ec.tw.send_transaction(&signed.xdr).await? {
-        SendOutcome::Submitted { contract_id: id } => {
-            contract_id = id;
-            ec.sc.horizon.submit_settled(&signed).await?
-        }
-        SendOutcome::Unknown { reason } => {
-            tracing::warn!(hash = %signed.hash, %reason, "send-transaction outcome unknown; settling by hash");
-            ec.sc.horizon.submit_settled(&signed).await?
-        }
-        SendOutcome::Failed { message } => settle_refused(ec, &signed, message).await?,
-    };
-    Ok(Some((signed, outcome, contract_id)))
-}
-
-/// TW said the submission failed: what the network says of the hash decides.
-async fn settle_refused(
-    ec: &EscrowContext,
-    signed: &tx::SignedEnvelope,
-    message: String,
-) -> Result<SubmitOutcome> {
-    Ok(match ec.sc.horizon.transaction(&signed.hash).await? {
-        Some((true, ledger)) => SubmitOutcome::Applied {
-            hash: signed.hash.clone(),
-            ledger,
-        },
-        Some((false, _)) => SubmitOutcome::Failed {
-            hash: signed.hash.clone(),
-            tx_code: "tx_failed".into(),
-            op_codes: vec![message],
-        },
-        // Not on the network: Trustless Work's message carries Horizon's result code. A
-        // sequence race (another transaction of the account landed first) or an expired
-        // envelope is rebuilt, never surfaced; anything else was refused.
-        None => SubmitOutcome::Failed {
-            hash: signed.hash.clone(),
-            tx_code: ["tx_bad_seq", "tx_too_late"]
-                .into_iter()
-                .find(|c| message.contains(c))
-                .unwrap_or("tx_refused")
-                .into(),
-            op_codes: vec![message],
-        },
-    })
+    let submitted = ec.provider.submit(&signed).await?;
+    Ok(Some((signed, submitted.outcome, submitted.contract_id)))
 }
 
 /// The step's transaction failed: a sequence race or an expired envelope is rebuilt on

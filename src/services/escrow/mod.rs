@@ -57,19 +57,17 @@ use crate::services::wallets::{self, StellarContext, Wallet};
 use crate::stellar::horizon::SubmitOutcome;
 use crate::stellar::tx;
 use crate::store::{Store, Tx};
-use crate::trustless::verify::{self, Arg, Expected};
-use crate::trustless::{self as tw, SendOutcome, TrustlessWork};
+use crate::trustless::{self as tw, verify};
 
 mod bookkeeping;
-mod calls;
 mod engine;
 mod operations;
 mod parties;
 mod plan;
+mod port;
 mod storage;
 
 use bookkeeping::*;
-use calls::*;
 use engine::*;
 use storage::*;
 
@@ -79,23 +77,14 @@ pub use operations::{
 };
 pub use parties::Parties;
 pub use plan::{dispute_steps, refund_steps, release_steps, resolution_steps};
+pub use port::{EscrowProvider, PreparedStep, StepCall, Submission};
 pub use storage::{Escrow, escrows_of, for_order, is_own_contract};
-
-/// Factory functions accepted for deploys.
-const DEPLOY_SINGLE: &[&str] = &["tw_new_single_release_escrow"];
-const DEPLOY_MULTI: &[&str] = &["tw_new_multi_release_escrow"];
-/// The status a seller's "complete" writes on a contract milestone.
-const COMPLETED_STATUS: &str = "completed";
 
 /// Tunables of escrow orchestration.
 #[derive(Clone, Debug)]
 pub struct EscrowSettings {
     /// Default platform fee in basis points (`TRUSTLESS_PLATFORM_FEE` percent × 100).
     pub platform_fee_bps: u32,
-    /// Largest transaction fee OfferHub signs (stroops, resource fee included).
-    pub max_fee_stroops: u32,
-    /// The TW factory contract (`C…`) deploys must call; `None` = not pinned.
-    pub factory_contract: Option<String>,
     /// How long an API call waits for its saga before answering 202.
     pub wait: Duration,
     /// Transient failures of one step before the saga parks `NEEDS_ATTENTION`.
@@ -105,9 +94,10 @@ pub struct EscrowSettings {
     pub lease_secs: i64,
 }
 
-/// What escrow code needs: the Stellar context, the TW client, the settings.
+/// What escrow code needs: the Stellar context (wallets, keys, per-account submission
+/// locks), the escrow provider (Trustless Work in production, [`port`]), the settings.
 pub struct EscrowContext {
     pub sc: Arc<StellarContext>,
-    pub tw: TrustlessWork,
+    pub provider: Arc<dyn EscrowProvider>,
     pub settings: EscrowSettings,
 }

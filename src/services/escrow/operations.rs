@@ -108,7 +108,7 @@ pub async fn create(
         &plan,
     )
     .await?;
-    let data = json!({ "orderId": order_id, "escrowId": escrow_id, "sagaId": saga_id, "kind": kind, "amount": order.amount, "platformFee": percent(bps)? });
+    let data = json!({ "orderId": order_id, "escrowId": escrow_id, "sagaId": saga_id, "kind": kind, "amount": order.amount, "platformFee": tw::wire::Percent::from_bps(bps)? });
     db.audit(
         ctx.audit("order.escrow_creating", "order", order_id)
             .before(json!({ "status": order.status }))
