@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ledger;
 use crate::money::Amount;
 use crate::services::deposits::{self, ManagedWallets};
@@ -134,7 +134,7 @@ async fn check_one(
         .await?
         .and_then(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer));
     let chain = on_chain.unwrap_or(Amount::ZERO);
-    let difference = chain.checked_sub(ledger_total).unwrap_or(Amount::ZERO);
+    let difference = difference(chain, ledger_total, &public_key)?;
     let status = if on_chain.is_none() && wallet_status != WalletStatus::Active {
         if ledger_total == Amount::ZERO {
             CheckStatus::NotActivated
@@ -220,32 +220,74 @@ pub async fn escrows(
     ec: &crate::services::escrow::EscrowContext,
     report: &mut Report,
 ) -> Result<()> {
+    escrows_matching(store, ec, None, report).await?;
+    crate::metrics::reconciled(
+        "escrows",
+        report
+            .escrows
+            .iter()
+            .filter(|c| c.status == CheckStatus::Mismatch)
+            .count(),
+    );
+    Ok(())
+}
+
+/// `chain − ledger` of `what`; an overflow is an error, never a difference of zero
+/// (which would hide a discrepancy).
+fn difference(chain: Amount, ledger: Amount, what: &str) -> Result<Amount> {
+    chain
+        .checked_sub(ledger)
+        .ok_or_else(|| Error::internal(format!("{what}: chain − ledger overflows")))
+}
+
+/// One escrow to check: `(escrow id, order id, contract id, ledger balance, a saga is
+/// running on the order)`.
+type EscrowItem = (String, String, String, Amount, bool);
+
+/// Checks the escrows whose order id or contract id is in `only` (every escrow when
+/// `None`) against their ledger accounts, reading the chain in batches of the provider,
+/// and adds the results to `report`. A contract the provider does not report, or a
+/// difference, is a mismatch unless a saga is running on the order (`in_flight`).
+pub async fn escrows_matching(
+    store: &Store,
+    ec: &crate::services::escrow::EscrowContext,
+    only: Option<&std::collections::BTreeSet<String>>,
+    report: &mut Report,
+) -> Result<()> {
     let rows = sqlx::query(
-        "SELECT e.id, e.order_id, e.contract_id, COALESCE(a.balance, 0) AS balance, o.active_saga          FROM escrows e JOIN orders o ON o.id = e.order_id          LEFT JOIN ledger_accounts a ON a.id = 'escrow:' || e.order_id          WHERE e.contract_id IS NOT NULL ORDER BY e.seq",
+        "SELECT e.id, e.order_id, e.contract_id, COALESCE(a.balance, 0) AS balance, o.active_saga \
+         FROM escrows e JOIN orders o ON o.id = e.order_id \
+         LEFT JOIN ledger_accounts a ON a.id = 'escrow:' || e.order_id \
+         WHERE e.contract_id IS NOT NULL ORDER BY e.seq",
     )
     .fetch_all(store.reader())
     .await?;
-    let mut items = Vec::with_capacity(rows.len());
+    let mut items: Vec<EscrowItem> = Vec::with_capacity(rows.len());
     for r in &rows {
+        let order_id: String = r.try_get("order_id")?;
+        let contract_id: String = r.try_get("contract_id")?;
+        if only.is_some_and(|ids| !ids.contains(&order_id) && !ids.contains(&contract_id)) {
+            continue;
+        }
         items.push((
-            r.try_get::<String, _>("id")?,
-            r.try_get::<String, _>("order_id")?,
-            r.try_get::<String, _>("contract_id")?,
+            r.try_get("id")?,
+            order_id,
+            contract_id,
             Amount::from_base_units(r.try_get("balance")?),
             r.try_get::<Option<String>, _>("active_saga")?.is_some(),
         ));
     }
+    if items.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<String> = items.iter().map(|i| i.2.clone()).collect();
-    let chain = ec.tw.balances(&ids).await?;
+    let chain = ec.provider.balances(&ids).await?;
     for (escrow_id, order_id, contract_id, ledger_balance, busy) in items {
         let on_chain = chain
             .iter()
             .find(|(c, _)| *c == contract_id)
             .map(|(_, a)| *a);
-        let difference = on_chain
-            .unwrap_or(Amount::ZERO)
-            .checked_sub(ledger_balance)
-            .unwrap_or(Amount::ZERO);
+        let difference = difference(on_chain.unwrap_or(Amount::ZERO), ledger_balance, &escrow_id)?;
         let status = if difference == Amount::ZERO && on_chain.is_some() {
             CheckStatus::Ok
         } else if busy {
@@ -266,14 +308,6 @@ pub async fn escrows(
             status,
         });
     }
-    crate::metrics::reconciled(
-        "escrows",
-        report
-            .escrows
-            .iter()
-            .filter(|c| c.status == CheckStatus::Mismatch)
-            .count(),
-    );
     Ok(())
 }
 
@@ -306,11 +340,12 @@ pub async fn platform(
         .and_then(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer));
     let backing = fees
         .checked_add(external_airtm.unwrap_or(Amount::ZERO))
-        .unwrap_or(Amount::ZERO);
-    let difference = on_chain
-        .unwrap_or(Amount::ZERO)
-        .checked_sub(backing)
-        .unwrap_or(Amount::ZERO);
+        .ok_or_else(|| Error::internal("the platform's backing accounts overflow"))?;
+    let difference = difference(
+        on_chain.unwrap_or(Amount::ZERO),
+        backing,
+        "the platform wallet",
+    )?;
     let busy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE active_saga IS NOT NULL")
         .fetch_one(store.reader())
         .await?;

@@ -30,9 +30,8 @@ use crate::domain::reconcile::CheckStatus;
 use crate::error::Result;
 use crate::events::NewEvent;
 use crate::ids::{IdKind, new_id};
-use crate::money::Amount;
 use crate::services::escrow::EscrowContext;
-use crate::services::reconcile::{self, EscrowCheck, Report};
+use crate::services::reconcile::{self, Report};
 use crate::services::wallets::StellarContext;
 use crate::store::{Store, Tx};
 
@@ -181,70 +180,11 @@ async fn escrows(
     order_ids: Option<&BTreeSet<String>>,
     report: &mut Report,
 ) -> Result<()> {
-    let Some(ids) = order_ids else {
-        return reconcile::escrows(store, ec, report).await;
-    };
-    if ids.is_empty() {
-        return Ok(());
+    match order_ids {
+        None => reconcile::escrows(store, ec, report).await,
+        Some(ids) if ids.is_empty() => Ok(()),
+        Some(ids) => reconcile::escrows_matching(store, ec, Some(ids), report).await,
     }
-    let rows = sqlx::query(
-        "SELECT e.id, e.order_id, e.contract_id, COALESCE(a.balance, 0) AS balance, o.active_saga \
-         FROM escrows e JOIN orders o ON o.id = e.order_id \
-         LEFT JOIN ledger_accounts a ON a.id = 'escrow:' || e.order_id \
-         WHERE e.contract_id IS NOT NULL ORDER BY e.seq",
-    )
-    .fetch_all(store.reader())
-    .await?;
-    let mut items = Vec::new();
-    for r in &rows {
-        let order_id: String = r.try_get("order_id")?;
-        let contract_id: String = r.try_get("contract_id")?;
-        if !ids.contains(&order_id) && !ids.contains(&contract_id) {
-            continue;
-        }
-        items.push((
-            r.try_get::<String, _>("id")?,
-            order_id,
-            contract_id,
-            Amount::from_base_units(r.try_get("balance")?),
-            r.try_get::<Option<String>, _>("active_saga")?.is_some(),
-        ));
-    }
-    if items.is_empty() {
-        return Ok(());
-    }
-    let contracts: Vec<String> = items.iter().map(|i| i.2.clone()).collect();
-    let chain = ec.tw.balances(&contracts).await?;
-    for (escrow_id, order_id, contract_id, ledger_balance, busy) in items {
-        let on_chain = chain
-            .iter()
-            .find(|(c, _)| *c == contract_id)
-            .map(|(_, a)| *a);
-        let difference = on_chain
-            .unwrap_or(Amount::ZERO)
-            .checked_sub(ledger_balance)
-            .unwrap_or(Amount::ZERO);
-        let status = if difference == Amount::ZERO && on_chain.is_some() {
-            CheckStatus::Ok
-        } else if busy {
-            CheckStatus::InFlight
-        } else {
-            CheckStatus::Mismatch
-        };
-        if status == CheckStatus::Mismatch {
-            report.discrepancies += 1;
-        }
-        report.escrows.push(EscrowCheck {
-            order_id,
-            escrow_id,
-            contract_id,
-            on_chain,
-            ledger: ledger_balance,
-            difference,
-            status,
-        });
-    }
-    Ok(())
 }
 
 /// One scheduled run: activity since the previous run, or a full sweep when due (see
