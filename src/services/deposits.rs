@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::NewEvent;
 use crate::ledger::{self, Posting, Recorded};
 use crate::money::Amount;
@@ -102,19 +102,27 @@ pub fn incoming(record: &Value, usdc_code: &str, usdc_issuer: &str) -> Vec<Incom
     if record["transaction_successful"].as_bool() == Some(false) {
         return Vec::new();
     }
-    let id = record["id"].as_str().unwrap_or_default().to_string();
-    let hash = record["transaction_hash"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    // The record's id is the deposit's exactly-once key: without it (or its
+    // transaction) nothing can be credited safely; said, never defaulted.
+    let (Some(id), Some(hash)) = (
+        record["id"].as_str().map(str::to_string),
+        record["transaction_hash"].as_str().map(str::to_string),
+    ) else {
+        tracing::warn!(record = %record, "Horizon payment record without id or transaction hash; not credited (reconciliation reports it)");
+        return Vec::new();
+    };
     let is_usdc = |v: &Value| {
         v["asset_code"].as_str() == Some(usdc_code)
             && v["asset_issuer"].as_str() == Some(usdc_issuer)
     };
     let amount = |v: &Value| {
-        v["amount"]
+        let parsed = v["amount"]
             .as_str()
-            .and_then(|a| Amount::parse_positive(a).ok())
+            .and_then(|a| Amount::parse_positive(a).ok());
+        if parsed.is_none() {
+            tracing::warn!(record = %id, amount = %v["amount"], "USDC movement with an unreadable amount; not credited (reconciliation reports it)");
+        }
+        parsed
     };
     match record["type"].as_str().unwrap_or_default() {
         "payment" | "path_payment_strict_receive" | "path_payment_strict_send"
@@ -193,7 +201,9 @@ pub async fn process_record(
             &[
                 Posting::new(
                     ledger::EXTERNAL_STELLAR,
-                    inc.amount.checked_neg().unwrap_or(Amount::ZERO),
+                    inc.amount
+                        .checked_neg()
+                        .ok_or_else(|| Error::internal("deposit amount overflows"))?,
                 ),
                 Posting::new(ledger::available_account(&user), inc.amount),
             ],

@@ -340,22 +340,26 @@ impl Horizon {
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| provider("account without sequence"))?;
+        // A balance line that cannot be read is an error: dropping it would read as
+        // "no trustline" (or zero) where the account holds money.
         let balances = v["balances"]
             .as_array()
-            .map(|bs| {
-                bs.iter()
-                    .filter_map(|b| {
-                        Some(BalanceLine {
-                            asset_type: b["asset_type"].as_str()?.to_string(),
-                            asset_code: b["asset_code"].as_str().map(str::to_string),
-                            asset_issuer: b["asset_issuer"].as_str().map(str::to_string),
-                            balance: amount(&b["balance"])?,
-                            limit: amount(&b["limit"]),
-                        })
-                    })
-                    .collect()
+            .ok_or_else(|| provider("account without balances"))?
+            .iter()
+            .map(|b| {
+                Ok(BalanceLine {
+                    asset_type: b["asset_type"]
+                        .as_str()
+                        .ok_or_else(|| provider("balance line without asset_type"))?
+                        .to_string(),
+                    asset_code: b["asset_code"].as_str().map(str::to_string),
+                    asset_issuer: b["asset_issuer"].as_str().map(str::to_string),
+                    balance: amount(&b["balance"])
+                        .ok_or_else(|| provider("balance line without a readable balance"))?,
+                    limit: amount(&b["limit"]),
+                })
             })
-            .unwrap_or_default();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(AccountInfo {
             id: id.to_string(),
             sequence,
