@@ -171,18 +171,8 @@ async fn sign_transfer(
 ) -> Result<tx::SignedEnvelope> {
     let wallet = wallets::for_user(store, t.user_id).await?;
     let pkp = wallets::keypair(sc, platform)?;
-    let seq = sc
-        .horizon
-        .account(&platform.public_key)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::ProviderError,
-                "the platform account is missing on the network",
-            )
-        })?
-        .sequence;
-    let max_time = u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
+    let seq = wallets::platform_sequence(sc, platform).await?;
+    let max_time = tx::expiry(VALIDITY_SECS);
     let signed = match t.direction {
         Direction::ToUser => {
             let dest = crate::stellar::keys::parse_account(&wallet.public_key, "wallet")?;

@@ -130,6 +130,23 @@ pub async fn submission_lock(
     })
 }
 
+/// The platform account's current sequence number on the network (the next
+/// transaction it sources takes this + 1). Errors: `PROVIDER_ERROR` when the account is
+/// missing on the network, Horizon's errors otherwise.
+pub async fn platform_sequence(sc: &StellarContext, platform: &Wallet) -> Result<i64> {
+    Ok(sc
+        .horizon
+        .account(&platform.public_key)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderError,
+                "the platform account is missing on the network",
+            )
+        })?
+        .sequence)
+}
+
 /// The platform wallet, when created.
 pub async fn platform(store: &Store) -> Result<Option<Wallet>> {
     by(store, "kind", WalletKind::Platform.as_str()).await
@@ -283,8 +300,7 @@ pub async fn ensure_platform(
     })?;
     if account.credit(&sc.usdc.code, &sc.usdc_issuer).is_none() {
         let _guard = submission_lock(store, &sc.horizon, &w.public_key).await?;
-        let max_time =
-            u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS).unwrap_or(0);
+        let max_time = tx::expiry(ACTIVATION_VALIDITY_SECS);
         let t = tx::transaction(
             &kp.public_bytes(),
             account.sequence + 1,
@@ -361,20 +377,9 @@ async fn sign_activation(
 ) -> Result<tx::SignedEnvelope> {
     let pkp = keypair(sc, platform)?;
     let wkp = keypair(sc, w)?;
-    let seq = sc
-        .horizon
-        .account(&platform.public_key)
-        .await?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::ProviderError,
-                "platform account missing on the network",
-            )
-        })?
-        .sequence;
+    let seq = platform_sequence(sc, platform).await?;
     let wpk = wkp.public_bytes();
-    let max_time =
-        u64::try_from(chrono::Utc::now().timestamp() + ACTIVATION_VALIDITY_SECS).unwrap_or(0);
+    let max_time = tx::expiry(ACTIVATION_VALIDITY_SECS);
     let mut ops = vec![
         tx::begin_sponsoring(&wpk),
         tx::create_account(&wpk, 0),

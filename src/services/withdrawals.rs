@@ -307,24 +307,13 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
             let wallet = wallets::for_user(store, &w.user_id).await?;
             let pkp = wallets::keypair(sc, &platform)?;
             let wkp = wallets::keypair(sc, &wallet)?;
-            let seq = sc
-                .horizon
-                .account(&platform.public_key)
-                .await?
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::ProviderError,
-                        "platform account missing on the network",
-                    )
-                })?
-                .sequence;
+            let seq = wallets::platform_sequence(sc, &platform).await?;
             let dest = crate::stellar::keys::parse_account(&w.destination_ref, "destinationRef")?;
             let mut pay = tx::payment(&dest, Some(&sc.usdc), w.amount);
             pay.source_account = Some(stellar_xdr::MuxedAccount::Ed25519(stellar_xdr::Uint256(
                 wkp.public_bytes(),
             )));
-            let max_time =
-                u64::try_from(chrono::Utc::now().timestamp() + VALIDITY_SECS).unwrap_or(0);
+            let max_time = tx::expiry(VALIDITY_SECS);
             let t = tx::transaction(&pkp.public_bytes(), seq + 1, max_time, vec![pay])?;
             let signed = tx::sign(t, &sc.network, &[&pkp, &wkp])?;
             if !store_envelope(store, &w, &signed).await? {

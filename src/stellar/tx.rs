@@ -135,6 +135,11 @@ pub fn end_sponsoring(sponsored: &[u8; 32]) -> Operation {
     op(Some(sponsored), OperationBody::EndSponsoringFutureReserves)
 }
 
+/// The `max_time` of a transaction valid for `secs` seconds from now (Unix seconds).
+pub fn expiry(secs: i64) -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp().saturating_add(secs)).unwrap_or(u64::MAX)
+}
+
 /// A transaction from `source` with sequence `seq` (the account's current sequence +
 /// 1), valid until unix time `max_time`, paying the minimum fee per operation.
 pub fn transaction(
