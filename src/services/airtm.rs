@@ -92,7 +92,7 @@ pub async fn link(
         )
         .with_details(json!({ "field": "email" }))
     })?;
-    if found.status != "active" {
+    if !found.is_active() {
         return Err(Error::new(
             ErrorCode::AirtmUserInvalid,
             format!("The Airtm account is {}; it must be active", found.status),
