@@ -25,7 +25,12 @@
 //!   we do not know become `Other(..)` (docs/PROVIDERS.md, Airtm: payouts).
 //! - **Documents**: request bodies and responses are the typed structs of [`wire`]; the
 //!   client answers with [`Payin`], [`Payout`] and [`AirtmUser`].
+//! - **Port**: [`Airtm`] implements [`FiatProvider`], the port through which the top-up
+//!   and payout services reach the fiat provider (the impl is in `port`).
+//!
+//! [`FiatProvider`]: crate::services::fiat_provider::FiatProvider
 
+mod port;
 pub mod svix;
 pub mod wire;
 
@@ -188,7 +193,7 @@ impl AirtmUser {
     }
 }
 
-/// What creating a payin takes ([`Airtm::create_payin`]); sent as the body of
+/// What creating a payin takes (the port's `create_payin`); sent as the body of
 /// `POST /payins` ([`wire::CreatePayinRequest`]; docs/PROVIDERS.md, Airtm: payins).
 #[derive(Clone, Debug)]
 pub struct NewPayin<'a> {
@@ -204,7 +209,7 @@ pub struct NewPayin<'a> {
     pub cancel_uri: &'a str,
 }
 
-/// What creating a payout takes ([`Airtm::create_payout`]); sent as the body of
+/// What creating a payout takes (the port's `create_payout`); sent as the body of
 /// `POST /payouts` ([`wire::CreatePayoutRequest`]; docs/PROVIDERS.md, Airtm: payouts).
 #[derive(Clone, Debug)]
 pub struct NewPayout<'a> {
@@ -216,7 +221,7 @@ pub struct NewPayout<'a> {
     pub amount: Amount,
     /// Free text shown with the payout.
     pub notes: &'a str,
-    /// Commit at once (`true`) or wait for [`Airtm::commit_payout`].
+    /// Commit at once (`true`) or wait for `POST /payouts/{id}/commit`.
     pub commit: bool,
 }
 
