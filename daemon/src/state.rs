@@ -157,7 +157,7 @@ pub fn airtm_context(
         }
     };
     Some(Arc::new(offerhub::services::airtm::AirtmContext {
-        client,
+        client: Arc::new(client),
         sc: sc.clone(),
         checkout_template: config
             .airtm

@@ -23,8 +23,16 @@
 //!   [`amount_of`]).
 //! - **Statuses** are parsed case-insensitively and never fail deserialisation: values
 //!   we do not know become `Other(..)` (docs/PROVIDERS.md, Airtm: payouts).
+//! - **Documents**: request bodies and responses are the typed structs of [`wire`]; the
+//!   client answers with [`Payin`], [`Payout`] and [`AirtmUser`].
+//! - **Port**: [`Airtm`] implements [`FiatProvider`], the port through which the top-up
+//!   and payout services reach the fiat provider (the impl is in `port`).
+//!
+//! [`FiatProvider`]: crate::services::fiat_provider::FiatProvider
 
+mod port;
 pub mod svix;
+pub mod wire;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -32,26 +40,34 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
 use url::Url;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
+use wire::{CreatePayinRequest, CreatePayoutRequest, ErrorEnvelope, UserResponse};
 
 /// Status of a payin (`PayinStatus`, docs/PROVIDERS.md, Airtm: payins). `BRIDGE_FAILED`
 /// reads as `Failed` and `BRIDGE_CANCELED` as `Canceled`; anything else unknown is kept as
 /// `Other`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayinStatus {
+    /// `CREATED`: waiting for the payer.
     Created,
+    /// `PROCESSING`.
     Processing,
+    /// `CONFIRMED`: paid; the only status that moves money.
     Confirmed,
+    /// `CANCELED` (or `CANCELLED`, `BRIDGE_CANCELED`).
     Canceled,
+    /// `FAILED` (or `BRIDGE_FAILED`).
     Failed,
+    /// Any other value, uppercased.
     Other(String),
 }
 
 impl PayinStatus {
+    /// Airtm's status text, in any case; never fails.
     pub fn parse(s: &str) -> PayinStatus {
         match s.to_ascii_uppercase().as_str() {
             "CREATED" => PayinStatus::Created,
@@ -72,16 +88,24 @@ impl PayinStatus {
 /// `ERROR` needs an operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayoutStatus {
+    /// `CREATED`: awaiting the commit.
     Created,
+    /// Committed and on its way (the value, uppercased).
     Processing(String),
+    /// Held for the recipient (a new account, KYC).
     PendingUserAction,
+    /// `COMPLETED`: the recipient was paid.
     Completed,
+    /// `CANCELED` (or `CANCELLED`): the funds went back to the enterprise.
     Canceled,
+    /// `FAILED`: the funds went back to the enterprise.
     Failed,
+    /// `ERROR`: Airtm needs to be contacted.
     Error,
 }
 
 impl PayoutStatus {
+    /// Airtm's status text, in any case; never fails.
     pub fn parse(s: &str) -> PayoutStatus {
         match s.to_ascii_uppercase().as_str() {
             "CREATED" => PayoutStatus::Created,
@@ -97,73 +121,114 @@ impl PayoutStatus {
     }
 }
 
-/// A payin as Airtm reports it (`PayinResponse`).
+/// A payin as Airtm reports it (a [`wire::PayinResponse`] with an id; docs/PROVIDERS.md,
+/// Airtm: payins). Amounts are base units (10^-7 USD) holding whole cents.
 #[derive(Clone, Debug)]
 pub struct Payin {
+    /// Airtm's payin id.
     pub id: String,
+    /// Our code: the top-up id (empty when Airtm sent none).
     pub code: String,
-    /// Airtm's status text, as sent.
+    /// Airtm's status text, as sent (empty when absent).
     pub status_text: String,
+    /// [`PayinStatus::parse`] of `status_text`.
     pub status: PayinStatus,
     /// What the user pays.
     pub amount: Option<Amount>,
     /// What the enterprise receives (`amount − airtmFee`).
     pub net_amount: Option<Amount>,
+    /// Airtm's fee.
     pub airtm_fee: Option<Amount>,
+    /// The payer's Airtm email, once known.
     pub airtm_user_email: Option<String>,
+    /// Airtm's text for a failed payin.
     pub failure_reason: Option<String>,
 }
 
-/// A payout as Airtm reports it (`PayoutResponse`).
+/// A payout as Airtm reports it (a [`wire::PayoutResponse`] with an id;
+/// docs/PROVIDERS.md, Airtm: payouts). Amounts are base units (10^-7 USD) holding whole
+/// cents.
 #[derive(Clone, Debug)]
 pub struct Payout {
+    /// Airtm's payout id.
     pub id: String,
+    /// Our code: the withdrawal id (empty when Airtm sent none).
     pub code: String,
+    /// Airtm's status text, as sent (empty when absent).
     pub status_text: String,
+    /// [`PayoutStatus::parse`] of `status_text`.
     pub status: PayoutStatus,
     /// `grossAmount − enterpriseFee`: what the enterprise is charged.
     pub amount: Option<Amount>,
     /// What the recipient receives.
     pub net_amount: Option<Amount>,
+    /// Airtm's fee.
     pub airtm_fee: Option<Amount>,
+    /// Why it failed: a reason code (docs/PROVIDERS.md, Airtm: error codes).
     pub reason_code: Option<String>,
+    /// Airtm's text for `reason_code`.
     pub reason_description: Option<String>,
 }
 
-/// An Airtm user (`GET /users/{email}`, docs/PROVIDERS.md, Airtm: user linking).
+/// An Airtm user (a [`wire::UserResponse`] with an id; `GET /users/{email}`,
+/// docs/PROVIDERS.md, Airtm: user linking).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AirtmUser {
+    /// Airtm's user id.
     pub id: String,
-    /// `active` or `inactive`.
+    /// `active` or `inactive`, lowercased (empty when Airtm sent none).
     pub status: String,
+    /// Whether Airtm verified the user's identity (`false` when not stated).
     pub is_verified: bool,
+    /// The user's country, as Airtm sends it.
     pub country: Option<String>,
 }
 
-/// Body of `POST /payins` (`CreatePayinRequest`, every field required).
+impl AirtmUser {
+    /// Whether the account is `active`: only an active account may be linked
+    /// (docs/PROVIDERS.md, Airtm: user linking).
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// What creating a payin takes (the port's `create_payin`); sent as the body of
+/// `POST /payins` ([`wire::CreatePayinRequest`]; docs/PROVIDERS.md, Airtm: payins).
 #[derive(Clone, Debug)]
 pub struct NewPayin<'a> {
+    /// Our idempotency key: the top-up id.
     pub code: &'a str,
+    /// What the payer pays: base units holding whole cents ([`usd`] refuses others).
     pub amount: Amount,
+    /// Shown to the payer; also the single item's description.
     pub description: &'a str,
+    /// Where the browser returns after paying (absolute URL).
     pub confirmation_uri: &'a str,
+    /// Where the browser returns after canceling (absolute URL).
     pub cancel_uri: &'a str,
 }
 
-/// Body of `POST /payouts` (`CreatePayoutRequest`).
+/// What creating a payout takes (the port's `create_payout`); sent as the body of
+/// `POST /payouts` ([`wire::CreatePayoutRequest`]; docs/PROVIDERS.md, Airtm: payouts).
 #[derive(Clone, Debug)]
 pub struct NewPayout<'a> {
+    /// Our idempotency key: the withdrawal id.
     pub code: &'a str,
+    /// The recipient's Airtm email (the user's linked one).
     pub email: &'a str,
+    /// What the enterprise pays: base units holding whole cents ([`usd`] refuses others).
     pub amount: Amount,
+    /// Free text shown with the payout.
     pub notes: &'a str,
+    /// Commit at once (`true`) or wait for `POST /payouts/{id}/commit`.
     pub commit: bool,
 }
 
-/// `amount` as Airtm's JSON number with 2 decimals. `Err` (naming `field`) when the
-/// amount has more than 2 decimals, which Airtm refuses.
-pub fn usd(amount: Amount, field: &str) -> Result<Value> {
+/// `amount` (base units) as Airtm's USD JSON number, written from its cents (`50.25`,
+/// `7.0`). `Err` (`INVALID_AMOUNT_FORMAT` naming `field`) when the amount has more than
+/// 2 decimals, which Airtm refuses.
+pub fn usd(amount: Amount, field: &str) -> Result<Number> {
     let units = amount.base_units();
     if units % 100_000 != 0 {
         return Err(Error::amount(
@@ -193,50 +258,6 @@ pub fn amount_of(v: &Value) -> Option<Amount> {
     Amount::from_json_number_rounded(&text, 2)
         .ok()
         .map(|(a, _)| a)
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-impl Payin {
-    /// Reads a `PayinResponse`; `None` without an id.
-    pub fn from_json(v: &Value) -> Option<Payin> {
-        let status_text = text(&v["status"]).unwrap_or_default();
-        Some(Payin {
-            id: text(&v["id"])?,
-            code: text(&v["code"]).unwrap_or_default(),
-            status: PayinStatus::parse(&status_text),
-            status_text,
-            amount: amount_of(&v["amount"]),
-            net_amount: amount_of(&v["netAmount"]),
-            airtm_fee: amount_of(&v["airtmFee"]),
-            airtm_user_email: text(&v["airtmUserEmail"]),
-            failure_reason: text(&v["failureReason"]),
-        })
-    }
-}
-
-impl Payout {
-    /// Reads a `PayoutResponse`; `None` without an id.
-    pub fn from_json(v: &Value) -> Option<Payout> {
-        let status_text = text(&v["status"]).unwrap_or_default();
-        Some(Payout {
-            id: text(&v["id"])?,
-            code: text(&v["code"]).unwrap_or_default(),
-            status: PayoutStatus::parse(&status_text),
-            status_text,
-            amount: amount_of(&v["amount"]),
-            net_amount: amount_of(&v["netAmount"]),
-            airtm_fee: amount_of(&v["airtmFee"]),
-            reason_code: text(&v["reasonCode"]),
-            reason_description: text(&v["reasonDescription"]),
-        })
-    }
 }
 
 /// Reason codes that mean "try again later" (docs/PROVIDERS.md, Airtm: error codes).
@@ -272,8 +293,9 @@ pub fn is_transient(e: &Error) -> bool {
 
 /// The error for a non-2xx answer (docs/PROVIDERS.md, Airtm: error codes).
 fn answer_error(status: u16, body: &Value, what: &str) -> Error {
-    let code = text(&body["code"]).unwrap_or_default();
-    let message = text(&body["message"]).unwrap_or_else(|| format!("HTTP {status}"));
+    let envelope = wire::read::<ErrorEnvelope>(body).unwrap_or_default();
+    let code = envelope.code.unwrap_or_default();
+    let message = envelope.message.unwrap_or_else(|| format!("HTTP {status}"));
     let details =
         json!({ "providerStatus": status, "providerCode": code, "providerMessage": message });
     if status == 401 || status == 403 || AUTH_CODES.contains(&code.as_str()) {
@@ -468,35 +490,23 @@ impl Airtm {
             Err(e) if e.code == ErrorCode::AirtmUserNotFound => None,
             Err(e) => return Err(e),
         };
-        Ok(body.and_then(|v| {
-            Some(AirtmUser {
-                id: text(&v["id"])?,
-                status: text(&v["status"]).unwrap_or_default().to_ascii_lowercase(),
-                is_verified: v["isVerified"].as_bool().unwrap_or(false),
-                country: text(&v["country"]),
-            })
-        }))
+        Ok(body
+            .as_ref()
+            .and_then(wire::read::<UserResponse>)
+            .and_then(UserResponse::into_user))
     }
 
     /// `POST /payins` (docs/PROVIDERS.md, Airtm: payins): one item carrying the whole
     /// amount. A duplicate `code` (415029) answers with the existing payin (fetched by
     /// code).
     pub async fn create_payin(&self, p: &NewPayin<'_>) -> Result<Payin> {
-        let amount = usd(p.amount, "amount")?;
-        let body = json!({
-            "code": p.code,
-            "amount": amount,
-            "description": p.description,
-            "items": [{ "description": p.description, "amount": amount, "quantity": 1 }],
-            "confirmationUri": p.confirmation_uri,
-            "cancelUri": p.cancel_uri,
-        });
+        let body = CreatePayinRequest::new(p)?;
         let what = "POST /payins";
         let (status, answer) = self
             .send(self.http.post(self.url("payins")?).json(&body), what)
             .await?;
         if (200..300).contains(&status) {
-            return Payin::from_json(&answer)
+            return wire::payin(&answer)
                 .ok_or_else(|| Error::new(ErrorCode::ProviderError, "Airtm payin without an id"));
         }
         let e = answer_error(status, &answer, what);
@@ -514,7 +524,7 @@ impl Airtm {
             .get(&format!("payins/{}", seg(id)), "GET /payins/{id}")
             .await?
             .as_ref()
-            .and_then(Payin::from_json))
+            .and_then(wire::payin))
     }
 
     /// `GET /payins/by-code/{code}` — how a payin is found after a crash
@@ -527,7 +537,7 @@ impl Airtm {
             )
             .await?
             .as_ref()
-            .and_then(Payin::from_json))
+            .and_then(wire::payin))
     }
 
     /// `DELETE /payins/{id}`: cancels a payin the user has not paid (docs/PROVIDERS.md,
@@ -540,19 +550,13 @@ impl Airtm {
     /// `POST /payouts` (docs/PROVIDERS.md, Airtm: payouts). A duplicate `code` (415056)
     /// answers with the existing payout (fetched by code).
     pub async fn create_payout(&self, p: &NewPayout<'_>) -> Result<Payout> {
-        let body = json!({
-            "code": p.code,
-            "airtmUserEmail": p.email,
-            "amount": usd(p.amount, "amount")?,
-            "notes": p.notes,
-            "commit": p.commit,
-        });
+        let body = CreatePayoutRequest::new(p)?;
         let what = "POST /payouts";
         let (status, answer) = self
             .send(self.http.post(self.url("payouts")?).json(&body), what)
             .await?;
         if (200..300).contains(&status) {
-            return Payout::from_json(&answer)
+            return wire::payout(&answer)
                 .ok_or_else(|| Error::new(ErrorCode::ProviderError, "Airtm payout without an id"));
         }
         let e = answer_error(status, &answer, what);
@@ -580,7 +584,7 @@ impl Airtm {
             .get(&format!("payouts/{}", seg(id)), "GET /payouts/{id}")
             .await?
             .as_ref()
-            .and_then(Payout::from_json))
+            .and_then(wire::payout))
     }
 
     /// `GET /payouts/by-code/{code}` (docs/PROVIDERS.md, Airtm: idempotency).
@@ -592,7 +596,7 @@ impl Airtm {
             )
             .await?
             .as_ref()
-            .and_then(Payout::from_json))
+            .and_then(wire::payout))
     }
 
     /// `DELETE /payouts/{id}`: cancels a `CREATED` or `PENDING` payout; 415055 when it
@@ -661,9 +665,9 @@ mod tests {
         );
         assert_eq!(PayoutStatus::parse("Completed"), PayoutStatus::Completed);
         assert_eq!(PayoutStatus::parse("ERROR"), PayoutStatus::Error);
-        let p = Payout::from_json(&json!({"id": "p1", "status": 7})).unwrap();
+        let p = wire::payout(&json!({"id": "p1", "status": 7})).unwrap();
         assert_eq!(p.status, PayoutStatus::Processing("7".into()));
-        assert!(Payin::from_json(&json!({"status": "CREATED"})).is_none());
+        assert!(wire::payin(&json!({"status": "CREATED"})).is_none());
     }
 
     #[test]

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::airtm::Airtm;
 use crate::context::Context;
 use crate::domain::webhook::InboundStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
+use crate::services::fiat_provider::FiatProvider;
 use crate::services::inbox::{self, InboundWebhook};
 use crate::services::wallets::StellarContext;
 use crate::services::{payouts, topups, users};
@@ -24,13 +24,16 @@ use crate::store::Store;
 /// What the Airtm services need.
 #[derive(Clone)]
 pub struct AirtmContext {
-    pub client: Airtm,
+    /// The fiat provider: Airtm's client ([`crate::airtm::Airtm`]) in production, an
+    /// in-memory fake in tests.
+    pub client: Arc<dyn FiatProvider>,
     /// The wallets and the treasury (platform wallet) on Stellar.
     pub sc: Arc<StellarContext>,
     /// Airtm's checkout URL with `{id}` for the payin id.
     pub checkout_template: String,
     /// OfferHub's public base URL (browser callbacks).
     pub public_base_url: url::Url,
+    /// `AIRTM_REQUIRE_VERIFIED`: linking needs an ID-verified Airtm account.
     pub require_verified: bool,
 }
 
@@ -92,7 +95,7 @@ pub async fn link(
         )
         .with_details(json!({ "field": "email" }))
     })?;
-    if found.status != "active" {
+    if !found.is_active() {
         return Err(Error::new(
             ErrorCode::AirtmUserInvalid,
             format!("The Airtm account is {}; it must be active", found.status),

@@ -3,6 +3,7 @@ pub mod balances;
 pub mod deposits;
 pub mod disputes;
 pub mod escrow;
+pub mod fiat_provider;
 pub mod idempotency;
 pub mod inbox;
 pub mod keys;
