@@ -4,12 +4,13 @@
 //! flow ends with balances, statuses and events checked, the ledger equal to the chain
 //! and `ledger verify` clean.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use offerhub::airtm::{AirtmUser, NewPayin, NewPayout, Payin, PayinStatus, Payout, PayoutStatus};
-use offerhub::config::{DatabaseUrl, Secret};
 use offerhub::context::Context;
 use offerhub::domain::topup::TopUpStatus;
 use offerhub::domain::withdrawal::WithdrawalStatus;
@@ -20,15 +21,10 @@ use offerhub::services::fiat_provider::FiatProvider;
 use offerhub::services::payouts::{self, NewPayoutWithdrawal};
 use offerhub::services::topups::{self, NewTopUp};
 use offerhub::services::users::{self, NewUser, NoHooks, UserType};
-use offerhub::services::wallets::{self, StellarContext, WalletKind};
+use offerhub::services::wallets::{self, WalletKind};
 use offerhub::services::{reconcile, withdrawals};
-use offerhub::stellar::horizon::Horizon;
-use offerhub::stellar::network::StellarNetwork;
-use offerhub::stellar::tx::CreditAsset;
 use offerhub::store::Store;
-use offerhub::vault::Vault;
 use offerhub::{ledger, sequencer};
-use offerhub_sandbox::{Sandbox, SandboxOptions, start};
 use offerhub_testkit::both_backends;
 use serde_json::json;
 
@@ -273,28 +269,9 @@ fn usd(s: &str) -> Amount {
 /// A store, the sandbox's Horizon, the platform wallet (the treasury) holding 1000 USDC,
 /// and the services' context with the fake as the fiat provider.
 async fn setup(url: &str) -> World {
-    let store = Store::connect(&DatabaseUrl::new(url)).await.unwrap();
-    store.migrate().await.unwrap();
-    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
-    let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let sandbox = format!("http://{addr}");
-    let horizon = Horizon::new(sandbox.parse().unwrap()).unwrap();
-    let network = StellarNetwork::from_passphrase(&horizon.network_passphrase().await.unwrap());
-    let issuer = sb.usdc().issuer;
-    let sc = Arc::new(StellarContext {
-        horizon,
-        network,
-        usdc: CreditAsset {
-            code: "USDC".into(),
-            issuer: offerhub::stellar::keys::parse_account(&issuer, "issuer").unwrap(),
-        },
-        usdc_issuer: issuer,
-        vault: Arc::new(Vault::new(&Secret::new(hex::encode([7u8; 32])), &[]).unwrap()),
-        float_stroops: 10_000_000,
-        friendbot: Some(format!("{sandbox}/friendbot").parse().unwrap()),
-    });
+    let store = common::store(url).await;
+    let (sc, sandbox) = common::sandbox_context(7).await;
+    let sc = Arc::new(sc);
     let platform = wallets::ensure_platform(&store, &sc, None).await.unwrap();
     let fake = Arc::new(FakeAirtm::default());
     let w = World {

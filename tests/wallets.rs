@@ -1,43 +1,21 @@
 //! Wallet lifecycle against the sandbox, on SQLite and PostgreSQL.
 
+mod common;
+
 use std::sync::Arc;
 
-use offerhub::config::{DatabaseUrl, Secret};
+use offerhub::config::DatabaseUrl;
 use offerhub::context::Context;
 use offerhub::money::Amount;
 use offerhub::services::users::{self, NewUser, NoHooks, UserType};
 use offerhub::services::wallets::{self, StellarContext, WalletKind};
 use offerhub::stellar::horizon::Horizon;
-use offerhub::stellar::network::StellarNetwork;
-use offerhub::stellar::tx::CreditAsset;
 use offerhub::store::Store;
-use offerhub::vault::Vault;
-use offerhub_sandbox::{Sandbox, SandboxOptions, start};
 use offerhub_testkit::both_backends;
 
 async fn setup(url: &str) -> (Store, StellarContext, String) {
-    let store = Store::connect(&DatabaseUrl::new(url)).await.unwrap();
-    store.migrate().await.unwrap();
-    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
-    let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{addr}");
-    let horizon = Horizon::new(base.parse().unwrap()).unwrap();
-    let network = StellarNetwork::from_passphrase(&horizon.network_passphrase().await.unwrap());
-    let issuer = sb.usdc().issuer;
-    let sc = StellarContext {
-        horizon,
-        network,
-        usdc: CreditAsset {
-            code: "USDC".into(),
-            issuer: offerhub::stellar::keys::parse_account(&issuer, "issuer").unwrap(),
-        },
-        usdc_issuer: issuer,
-        vault: Arc::new(Vault::new(&Secret::new(hex::encode([9u8; 32])), &[]).unwrap()),
-        float_stroops: 10_000_000,
-        friendbot: Some(format!("{base}/friendbot").parse().unwrap()),
-    };
+    let store = common::store(url).await;
+    let (sc, base) = common::sandbox_context(9).await;
     (store, sc, base)
 }
 
