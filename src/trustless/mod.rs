@@ -433,7 +433,7 @@ impl TrustlessWork {
         Ok((status, body))
     }
 
-    /// Calls a builder (`POST` [`EscrowRequest::path`] with the request as its body) and
+    /// Calls a builder (`POST` [`wire::EscrowRequest::path`] with the request as its body) and
     /// returns the unsigned envelope (base64 XDR). Errors: see the module documentation.
     pub async fn build(&self, request: &wire::EscrowRequest) -> Result<String> {
         let path = request.path();

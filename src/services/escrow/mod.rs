@@ -95,7 +95,7 @@ pub struct EscrowSettings {
 }
 
 /// What escrow code needs: the Stellar context (wallets, keys, per-account submission
-/// locks), the escrow provider (Trustless Work in production, [`port`]), the settings.
+/// locks), the escrow provider ([`EscrowProvider`]: Trustless Work in production), the settings.
 pub struct EscrowContext {
     pub sc: Arc<StellarContext>,
     pub provider: Arc<dyn EscrowProvider>,

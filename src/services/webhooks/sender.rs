@@ -52,7 +52,7 @@ struct Due {
 }
 
 /// Claims up to `limit` due deliveries (a 60 s lease) and sends them, at most
-/// [`SEND_CONCURRENCY`] at a time. Returns how many were attempted. A target that is
+/// `SEND_CONCURRENCY` at a time. Returns how many were attempted. A target that is
 /// not a public address (when `policy` does not allow private networks) is recorded
 /// as a failed attempt with [`crate::outbound::REFUSED`], never dialled.
 pub async fn deliver_due(
