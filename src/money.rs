@@ -74,6 +74,18 @@ impl Amount {
     /// 1–7 fraction digits. `"100"`, `"100.00"`, `"-1.5"`, `"0.0000001"` are accepted;
     /// `"1e5"`, `"1.00000001"`, `" 1"`, `"+1"`, `"1,000"`, `".5"`, `"5."` are not.
     pub fn parse(s: &str) -> Result<Self, AmountError> {
+        let parsed = Amount::parse_network(s)?;
+        if parsed.0.unsigned_abs() > Amount::MAX.0.unsigned_abs() {
+            return Err(AmountError::Overflow);
+        }
+        Ok(parsed)
+    }
+
+    /// Parses an amount as the Stellar network prints it (Horizon's balances and
+    /// payments): the format of [`Amount::parse`], up to the network's own limit of
+    /// `i64::MAX` base units (922,337,203,685.4775807) rather than [`Amount::MAX`]. For
+    /// reading what an account holds; OfferHub's postings keep the lower limit.
+    pub fn parse_network(s: &str) -> Result<Self, AmountError> {
         let (negative, body) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s),
@@ -106,9 +118,6 @@ impl Amount {
         }
         frac_value *= 10_i128.pow(DECIMALS - frac.len() as u32);
         let magnitude = int_value * i128::from(SCALE) + frac_value;
-        if magnitude > i128::from(Amount::MAX.0) {
-            return Err(AmountError::Overflow);
-        }
         let signed = if negative { -magnitude } else { magnitude };
         i64::try_from(signed)
             .map(Amount)
@@ -316,6 +325,23 @@ impl<'de> Deserialize<'de> for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_amounts_reach_the_networks_limit() {
+        let top = "922337203685.4775807";
+        assert_eq!(Amount::parse_network(top), Ok(Amount(i64::MAX)));
+        assert_eq!(Amount::parse(top), Err(AmountError::Overflow));
+        assert_eq!(
+            Amount::parse_network("922337203685.4775808"),
+            Err(AmountError::Overflow)
+        );
+        assert_eq!(Amount::parse("100000000000"), Ok(Amount::MAX));
+        assert_eq!(Amount::parse("-100000000000"), Ok(Amount(-Amount::MAX.0)));
+        assert_eq!(
+            Amount::parse("100000000000.0000001"),
+            Err(AmountError::Overflow)
+        );
+    }
 
     #[test]
     fn json_numbers_convert_exactly_without_floats() {

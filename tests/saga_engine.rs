@@ -17,7 +17,7 @@ use offerhub::domain::wallet::WalletStatus;
 use offerhub::error::{Error, ErrorCode, Result};
 use offerhub::money::Amount;
 use offerhub::services::escrow::{
-    self, EscrowContext, EscrowProvider, EscrowSettings, PreparedStep, StepCall, Submission,
+    self, EscrowContext, EscrowProvider, EscrowSettings, StepCall, Submission,
 };
 use offerhub::services::orders::{self, NewOrder, OrderLimits};
 use offerhub::services::sagas::{self, Action, Party, Saga};
@@ -43,21 +43,35 @@ const CONTRACT: &str = "CBIELTK6YBZJU5UP2WWQEUCYKLPU6AUNZ2BQ4WWFEIE3USCIHMXQDAMA
 const FUNCTION: &str = "fake_step";
 
 /// What the fake does at one call instead of succeeding.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Fault {
-    /// `prepare` answers a refusal (a 4xx of the provider): definitive.
-    Refused,
-    /// `prepare` answers an outage: transient.
-    Unavailable,
-    /// `prepare` returns a transaction that is not what it should be.
+    /// `expected` says the transaction must be something else than what `build`
+    /// returns (as if the provider built another transaction).
     Tampered,
+    /// `build` answers a refusal (a 4xx of the provider): definitive.
+    Refused,
+    /// `build` answers an outage: transient.
+    Unavailable,
+    /// `build` fails with an internal error (a bug): the saga parks at once.
+    Bug,
     /// `submit`: the transaction failed on the network with this code.
     FailedOnChain(&'static str),
-    /// `submit`: the outcome is unknown (e.g. a timeout); the envelope was sent.
+    /// `submit`: the outcome is unknown (a timeout) and it landed.
     Unknown,
+    /// `submit`: the outcome is unknown and it never landed; settling it finds it
+    /// expired (`tx_too_late`).
+    Lost,
+    /// `submit` of a deploy lands but its answer has no contract id.
+    NoContractId,
 }
 
-/// What a landed transaction paid out, from what the step was prepared with.
+impl Fault {
+    fn of_build(self) -> bool {
+        matches!(self, Fault::Refused | Fault::Unavailable | Fault::Bug)
+    }
+}
+
+/// What a landed transaction paid out, from what the step was built with.
 #[derive(Clone, Debug)]
 struct Prepared {
     action: Action,
@@ -66,17 +80,20 @@ struct Prepared {
 
 /// An escrow provider in memory: builds a one-operation transaction per step, lands
 /// every submission unless a fault is queued for that action, and remembers what it
-/// prepared, submitted and settled.
+/// built, submitted and settled. With the store, it checks that every envelope it is
+/// given was stored by the engine first.
 #[derive(Default)]
 struct FakeEscrows {
     faults: Mutex<HashMap<Action, VecDeque<Fault>>>,
     last: Mutex<Option<Prepared>>,
     landed: Mutex<HashMap<String, Prepared>>,
-    /// `submit <action>`, `settle <action>` in order.
+    /// `submit <action>`, `settle <action>`, `failed <action>`, `lost <action>`,
+    /// `find_contract` in order.
     log: Mutex<Vec<String>>,
     ledger: Mutex<i64>,
     /// Sequence numbers, so that no two envelopes are alike.
     sequence: std::sync::atomic::AtomicI64,
+    store: std::sync::OnceLock<Store>,
 }
 
 impl FakeEscrows {
@@ -89,32 +106,48 @@ impl FakeEscrows {
             .push_back(fault);
     }
 
-    fn take(&self, action: Action) -> Option<Fault> {
-        self.faults
-            .lock()
-            .unwrap()
-            .get_mut(&action)
-            .and_then(VecDeque::pop_front)
+    /// The next fault queued for `action` when `when` accepts it.
+    fn take_if(&self, action: Action, when: impl Fn(Fault) -> bool) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap();
+        let queue = faults.get_mut(&action)?;
+        match queue.front() {
+            Some(f) if when(*f) => queue.pop_front(),
+            _ => None,
+        }
     }
 
     fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 
+    fn note(&self, line: String) {
+        self.log.lock().unwrap().push(line);
+    }
+
     fn land(&self, hash: &str, verb: &str) -> SubmitOutcome {
         let p = self.last.lock().unwrap().clone();
         let mut landed = self.landed.lock().unwrap();
         let p = landed.entry(hash.to_string()).or_insert_with(|| p.unwrap());
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("{verb} {:?}", p.action));
+        self.note(format!("{verb} {:?}", p.action));
         let mut ledger = self.ledger.lock().unwrap();
         *ledger += 1;
         SubmitOutcome::Applied {
             hash: hash.to_string(),
             ledger: *ledger,
         }
+    }
+
+    /// The engine stores an envelope before anyone submits it.
+    async fn assert_stored(&self, envelope: &SignedEnvelope) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sagas WHERE envelope = $1")
+            .bind(&envelope.xdr)
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        assert_eq!(stored, 1, "an envelope is stored before it is submitted");
     }
 }
 
@@ -161,18 +194,27 @@ fn envelope(source: &str, sequence: i64) -> String {
 
 #[async_trait]
 impl EscrowProvider for FakeEscrows {
-    async fn prepare(&self, call: StepCall<'_>) -> Result<PreparedStep> {
-        let action = call.step.action;
-        let source = call.parties.address(call.step.signer).to_string();
+    fn expected(&self, call: StepCall<'_>) -> Result<Expected> {
         let mut expected = Expected {
-            source: source.clone(),
+            source: call.parties.address(call.step.signer).to_string(),
             contract: Some(CONTRACT.into()),
             functions: vec![FUNCTION],
             args: Vec::new(),
             max_fee: 1_000,
             max_validity_secs: 900,
         };
-        match self.take(action) {
+        if self
+            .take_if(call.step.action, |f| f == Fault::Tampered)
+            .is_some()
+        {
+            expected.args = vec![Arg::Int(1)];
+        }
+        Ok(expected)
+    }
+
+    async fn build(&self, call: StepCall<'_>) -> Result<String> {
+        let action = call.step.action;
+        match self.take_if(action, Fault::of_build) {
             Some(Fault::Refused) => {
                 return Err(Error::new(ErrorCode::ProviderError, "the provider refused")
                     .with_details(serde_json::json!({ "providerStatus": 400 })));
@@ -180,16 +222,11 @@ impl EscrowProvider for FakeEscrows {
             Some(Fault::Unavailable) => {
                 return Err(Error::new(ErrorCode::ProviderUnavailable, "provider down"));
             }
-            Some(Fault::Tampered) => expected.args = vec![Arg::Int(1)],
-            // A fault of the submission: kept for `submit`.
-            Some(f) => self
-                .faults
-                .lock()
-                .unwrap()
-                .entry(action)
-                .or_default()
-                .push_front(f),
+            Some(_) => return Err(Error::internal("the fake hit a bug")),
             None => {}
+        }
+        if action != Action::Deploy {
+            assert_eq!(call.escrow.contract_id.as_deref(), Some(CONTRACT));
         }
         // Who the contract pays when this step lands: the seller on release, the
         // buyer on a refund (the whole escrow, no fees in these tests).
@@ -200,21 +237,23 @@ impl EscrowProvider for FakeEscrows {
         }
         .map(|(p, a)| (call.parties.address(p).to_string(), a));
         *self.last.lock().unwrap() = Some(Prepared { action, payout });
-        Ok(PreparedStep {
-            unsigned_xdr: envelope(
-                &source,
-                self.sequence
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ),
-            expected,
-        })
+        let sequence = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(envelope(call.parties.address(call.step.signer), sequence))
     }
 
     async fn submit(&self, envelope: &SignedEnvelope) -> Result<Submission> {
+        self.assert_stored(envelope).await;
         let action = self.last.lock().unwrap().as_ref().unwrap().action;
-        let outcome = match self.take(action) {
+        let mut contract_id = (action == Action::Deploy).then(|| CONTRACT.to_string());
+        let unknown = || SubmitOutcome::Unknown {
+            hash: envelope.hash.clone(),
+            reason: "timeout".into(),
+        };
+        let outcome = match self.take_if(action, |f| !f.of_build()) {
             Some(Fault::FailedOnChain(code)) => {
-                self.log.lock().unwrap().push(format!("failed {action:?}"));
+                self.note(format!("failed {action:?}"));
                 SubmitOutcome::Failed {
                     hash: envelope.hash.clone(),
                     tx_code: code.into(),
@@ -224,24 +263,41 @@ impl EscrowProvider for FakeEscrows {
             Some(Fault::Unknown) => {
                 // Sent, but the answer was lost: it lands, the engine does not know yet.
                 self.land(&envelope.hash, "submit");
-                SubmitOutcome::Unknown {
-                    hash: envelope.hash.clone(),
-                    reason: "timeout".into(),
-                }
+                unknown()
+            }
+            Some(Fault::Lost) => {
+                self.note(format!("lost {action:?}"));
+                unknown()
+            }
+            Some(Fault::NoContractId) => {
+                contract_id = None;
+                self.land(&envelope.hash, "submit")
             }
             _ => self.land(&envelope.hash, "submit"),
         };
         Ok(Submission {
             outcome,
-            contract_id: Some(CONTRACT.into()),
+            contract_id,
         })
     }
 
     async fn settle(&self, envelope: &SignedEnvelope) -> Result<SubmitOutcome> {
+        self.assert_stored(envelope).await;
+        let lost = self.log().last().is_some_and(|l| l.starts_with("lost"))
+            && !self.landed.lock().unwrap().contains_key(&envelope.hash);
+        if lost {
+            self.note("expired".into());
+            return Ok(SubmitOutcome::Failed {
+                hash: envelope.hash.clone(),
+                tx_code: "tx_too_late".into(),
+                op_codes: Vec::new(),
+            });
+        }
         Ok(self.land(&envelope.hash, "settle"))
     }
 
     async fn find_contract(&self, _deployer: &str, _engagement: &str) -> Result<Option<String>> {
+        self.note("find_contract".into());
         Ok(Some(CONTRACT.into()))
     }
 
@@ -343,6 +399,7 @@ async fn world(url: &str) -> World {
     let order = orders::create(&store, &ctx, limits, new).await.unwrap().id;
     orders::reserve(&store, &ctx, &order).await.unwrap();
     let fake = Arc::new(FakeEscrows::default());
+    let _ = fake.store.set(store.clone());
     let ec = Arc::new(EscrowContext {
         sc,
         provider: fake.clone(),
@@ -574,19 +631,123 @@ async fn transient_failures_resume(url: String) {
     assert_eq!(hashes, 4, "deploy, fund, dispute, one resolution");
     assert!(stored.len() > 100);
     w.assert_ledger_clean().await;
+}
+both_backends!(resumption, transient_failures_resume);
 
-    // Too many transient failures park the saga.
+/// A step that keeps failing transiently parks once `max_attempts` is reached (the
+/// deploy stays `ESCROW_CREATING` for an operator: nothing is compensated while the
+/// provider may yet answer).
+async fn transient_failures_park_after_max_attempts(url: String) {
     let w = world(&url).await;
+    let ctx = Context::system();
     for _ in 0..5 {
         w.fake.fail(Action::Deploy, Fault::Unavailable);
     }
     let mut s = escrow::create(&w.store, &w.ec, &ctx, &w.order, None)
         .await
         .unwrap();
-    for _ in 0..5 {
+    for attempt in 1..=4 {
         s = w.run(&s).await;
+        assert_eq!((s.status, s.attempts), (SagaStatus::Running, attempt));
     }
+    s = w.run(&s).await;
     assert_eq!(s.status, SagaStatus::NeedsAttention);
+    assert_eq!(w.events("saga.needs_attention").await, 1);
     assert_eq!(w.order_status().await, OrderStatus::EscrowCreating);
+    assert!(w.fake.log().is_empty());
 }
-both_backends!(resumption, transient_failures_resume);
+both_backends!(max_attempts, transient_failures_park_after_max_attempts);
+
+/// An internal error (a bug) parks at once, without retrying and without compensating;
+/// the operator's retry completes the saga. A transaction that is not what it should be
+/// at a later step parks too (audited, nothing signed), since earlier steps landed.
+async fn bugs_and_later_refusals_park(url: String) {
+    let w = world(&url).await;
+    let ctx = Context::system();
+    w.fake.fail(Action::Deploy, Fault::Bug);
+    let saga = escrow::create(&w.store, &w.ec, &ctx, &w.order, None)
+        .await
+        .unwrap();
+    let s = w.run(&saga).await;
+    assert_eq!((s.status, s.attempts), (SagaStatus::NeedsAttention, 0));
+    assert_eq!(s.last_error.as_ref().unwrap()["code"], "INTERNAL_ERROR");
+    assert_eq!(w.order_status().await, OrderStatus::EscrowCreating);
+    assert!(w.fake.log().is_empty());
+    let s = sagas::retry(&w.store, &ctx, &s.id).await.unwrap();
+    assert_eq!(w.run(&s).await.status, SagaStatus::Completed);
+    let s = escrow::fund(&w.store, &ctx, &w.order).await.unwrap();
+    assert_eq!(w.run(&s).await.status, SagaStatus::Completed);
+
+    w.fake.fail(Action::ApproveMilestone, Fault::Tampered);
+    let s = escrow::release(&w.store, &ctx, &w.order).await.unwrap();
+    let s = w.run(&s).await;
+    assert_eq!((s.status, s.step), (SagaStatus::NeedsAttention, 1));
+    assert_eq!(
+        s.last_error.as_ref().unwrap()["code"],
+        "XDR_VERIFICATION_FAILED"
+    );
+    assert_eq!(w.order_status().await, OrderStatus::ReleaseRequested);
+    assert_eq!(
+        w.fake.log(),
+        [
+            "submit Deploy",
+            "submit Fund",
+            "submit ChangeMilestoneStatus"
+        ]
+    );
+    w.assert_ledger_clean().await;
+}
+both_backends!(bugs, bugs_and_later_refusals_park);
+
+/// Lost answers: a deploy whose answer carries no contract id finds its contract through
+/// the provider; a funding whose submission answer was lost and that never landed is
+/// settled from its stored envelope, found expired, and only then built and signed anew
+/// — the buyer's funds move once.
+async fn lost_answers_are_settled_then_rebuilt(url: String) {
+    let w = world(&url).await;
+    let ctx = Context::system();
+    w.fake.fail(Action::Deploy, Fault::NoContractId);
+    let saga = escrow::create(&w.store, &w.ec, &ctx, &w.order, None)
+        .await
+        .unwrap();
+    assert_eq!(w.run(&saga).await.status, SagaStatus::Completed);
+    let contract = escrow::for_order(w.store.reader(), &w.order)
+        .await
+        .unwrap()
+        .unwrap()
+        .contract_id;
+    assert_eq!(contract.as_deref(), Some(CONTRACT));
+
+    w.fake.fail(Action::Fund, Fault::Lost);
+    let s = escrow::fund(&w.store, &ctx, &w.order).await.unwrap();
+    let s = w.run(&s).await;
+    assert_eq!((s.status, s.step), (SagaStatus::Running, 0));
+    assert!(s.envelope.is_some(), "the sent envelope is kept");
+    let s = w.run(&s).await;
+    assert_eq!((s.status, s.step), (SagaStatus::Running, 0));
+    assert_eq!(s.envelope, None, "an expired envelope is dropped");
+    let s = w.run(&s).await;
+    assert_eq!(s.status, SagaStatus::Completed);
+    assert_eq!(w.order_status().await, OrderStatus::InProgress);
+    assert_eq!(
+        w.fake.log(),
+        [
+            "submit Deploy",
+            "find_contract",
+            "lost Fund",
+            "expired",
+            "submit Fund"
+        ]
+    );
+    let hundred = Amount::parse_positive("100").unwrap();
+    assert_eq!(w.balance(&w.buyer).await, (Amount::ZERO, Amount::ZERO));
+    let escrowed = offerhub::ledger::account_balance(
+        w.store.reader(),
+        &offerhub::ledger::escrow_account(&w.order),
+    )
+    .await
+    .unwrap();
+    assert_eq!(escrowed, hundred);
+    w.assert_ledger_clean().await;
+}
+both_backends!(lost_answers, lost_answers_are_settled_then_rebuilt);

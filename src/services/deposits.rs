@@ -115,14 +115,14 @@ pub fn incoming(record: &Value, usdc_code: &str, usdc_issuer: &str) -> Vec<Incom
         v["asset_code"].as_str() == Some(usdc_code)
             && v["asset_issuer"].as_str() == Some(usdc_issuer)
     };
-    let amount = |v: &Value| {
-        let parsed = v["amount"]
-            .as_str()
-            .and_then(|a| Amount::parse_positive(a).ok());
-        if parsed.is_none() {
+    // A movement of zero credits nothing; one whose amount cannot be read is said.
+    let amount = |v: &Value| match v["amount"].as_str().map(Amount::parse_non_negative) {
+        Some(Ok(a)) if a.is_positive() => Some(a),
+        Some(Ok(_)) => None,
+        _ => {
             tracing::warn!(record = %id, amount = %v["amount"], "USDC movement with an unreadable amount; not credited (reconciliation reports it)");
+            None
         }
-        parsed
     };
     match record["type"].as_str().unwrap_or_default() {
         "payment" | "path_payment_strict_receive" | "path_payment_strict_send"

@@ -187,8 +187,9 @@ fn provider(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::ProviderError, message)
 }
 
+/// A Horizon amount string (any the network allows, [`Amount::parse_network`]).
 fn amount(v: &Value) -> Option<Amount> {
-    v.as_str().and_then(|s| Amount::parse(s).ok())
+    v.as_str().and_then(|s| Amount::parse_network(s).ok())
 }
 
 impl Horizon {

@@ -19,7 +19,7 @@ use crate::stellar::network::StellarNetwork;
 use crate::stellar::tx::CreditAsset;
 
 /// The one milestone of a single-release escrow (its description).
-pub const SINGLE_MILESTONE: &str = "Delivery of the order";
+const SINGLE_MILESTONE: &str = "Delivery of the order";
 /// Factory functions accepted for deploys.
 const DEPLOY_SINGLE: &[&str] = &["tw_new_single_release_escrow"];
 const DEPLOY_MULTI: &[&str] = &["tw_new_multi_release_escrow"];
@@ -123,19 +123,15 @@ impl<'a> StepInput<'a> {
     }
 }
 
-/// The request of one saga step and what its transaction must be. `escrow_balance` is
-/// the contract's on-chain balance (base units), read by the caller for a single-release
-/// resolution (whose shares must equal it) and ignored otherwise.
-pub fn call_for(terms: &CallTerms, c: StepCall<'_>, escrow_balance: Option<i64>) -> Result<Call> {
+/// The request of one saga step and what its transaction must be. A single-release
+/// resolution needs the escrow's on-chain balance in the call (its shares must equal
+/// it).
+pub fn call_for(terms: &CallTerms, c: StepCall<'_>) -> Result<Call> {
     let s = StepInput::new(terms, c);
     match c.step.action {
         Action::Deploy => deploy_call(&s),
         Action::Fund => fund_call(&s),
-        Action::ResolveDispute => resolve_call(
-            &s,
-            escrow_balance
-                .ok_or_else(|| Error::internal("resolution without the escrow balance"))?,
-        ),
+        Action::ResolveDispute => resolve_call(&s),
         Action::ResolveMilestoneDispute => resolve_milestone_call(&s),
         Action::ChangeMilestoneStatus
         | Action::ApproveMilestone
@@ -403,8 +399,13 @@ fn distribution_arg(d: &[(String, i64)]) -> Arg {
 }
 
 /// `resolve-dispute` (single-release): the shares must equal the contract's on-chain
-/// `balance`.
-fn resolve_call(s: &StepInput<'_>, balance: i64) -> Result<Call> {
+/// balance.
+fn resolve_call(s: &StepInput<'_>) -> Result<Call> {
+    let contract_id = s.contract()?;
+    let balance =
+        s.c.escrow_balance
+            .ok_or_else(|| Error::internal("resolution without the escrow's balance"))?
+            .base_units();
     let d = s.distributions(balance);
     let sum: i64 = d.iter().map(|(_, a)| a).sum();
     if sum != balance {
@@ -419,7 +420,7 @@ fn resolve_call(s: &StepInput<'_>, balance: i64) -> Result<Call> {
         .with_details(json!({ "contractError": "DistributionsMustEqualEscrowBalance" })));
     }
     let request = EscrowRequest::ResolveDispute(ResolveDispute {
-        contract_id: s.contract()?,
+        contract_id,
         dispute_resolver: s.platform.clone(),
         milestone_index: None,
         distributions: distributions(&d)?,

@@ -10,10 +10,10 @@ use super::calls::{CallTerms, call_for};
 use super::{SendOutcome, TrustlessWork};
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
-use crate::services::escrow::{EscrowProvider, PreparedStep, StepCall, Submission};
-use crate::services::sagas::Action;
+use crate::services::escrow::{EscrowProvider, StepCall, Submission};
 use crate::stellar::horizon::{Horizon, SubmitOutcome};
 use crate::stellar::tx::SignedEnvelope;
+use crate::trustless::verify::Expected;
 
 /// Trustless Work (`tw`) and the Horizon of its network (`horizon`), with the terms every
 /// request is built with.
@@ -26,20 +26,6 @@ pub struct TrustlessWorkEscrows {
 impl TrustlessWorkEscrows {
     pub fn new(tw: TrustlessWork, horizon: Horizon, terms: CallTerms) -> TrustlessWorkEscrows {
         TrustlessWorkEscrows { tw, horizon, terms }
-    }
-
-    /// The on-chain balance of one contract (base units).
-    async fn escrow_balance(&self, contract: &str) -> Result<i64> {
-        let b = self.tw.balances(&[contract.to_string()]).await?;
-        b.into_iter()
-            .find(|(c, _)| c == contract)
-            .map(|(_, a)| a.base_units())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::ProviderError,
-                    "Trustless Work returned no balance for the escrow",
-                )
-            })
     }
 
     /// TW said the submission failed: what the network says of the hash decides.
@@ -76,19 +62,14 @@ impl TrustlessWorkEscrows {
 
 #[async_trait]
 impl EscrowProvider for TrustlessWorkEscrows {
-    /// The step's TW request ([`call_for`]) built by TW; a single-release resolution
-    /// first reads the escrow's balance (`get-multiple-escrow-balance`).
-    async fn prepare(&self, call: StepCall<'_>) -> Result<PreparedStep> {
-        let balance = match (call.step.action, &call.escrow.contract_id) {
-            (Action::ResolveDispute, Some(c)) => Some(self.escrow_balance(c).await?),
-            _ => None,
-        };
-        let built = call_for(&self.terms, call, balance)?;
-        let unsigned_xdr = self.tw.build(&built.request).await?;
-        Ok(PreparedStep {
-            unsigned_xdr,
-            expected: built.expected,
-        })
+    /// The expected transaction of the step's TW call ([`call_for`]).
+    fn expected(&self, call: StepCall<'_>) -> Result<Expected> {
+        Ok(call_for(&self.terms, call)?.expected)
+    }
+
+    /// The step's TW request ([`call_for`]) built by TW (`POST` to its builder).
+    async fn build(&self, call: StepCall<'_>) -> Result<String> {
+        self.tw.build(&call_for(&self.terms, call)?.request).await
     }
 
     /// `POST /helper/send-transaction`, then the hash on Horizon: TW's `SUCCESS` or an
@@ -168,9 +149,12 @@ impl EscrowProvider for TrustlessWorkEscrows {
                     continue;
                 }
                 // A transfer out of the escrow that cannot be read is an error, never
-                // skipped: the books must hold every unit that left the contract.
-                let amount = c["amount"].as_str().map(Amount::parse_positive);
+                // skipped: the books must hold every unit that left the contract. A
+                // transfer of zero (the contract pays a 0 % platform fee too) moves
+                // nothing and is left out.
+                let amount = c["amount"].as_str().map(Amount::parse_non_negative);
                 match (c["to"].as_str(), amount) {
+                    (Some(_), Some(Ok(Amount::ZERO))) => {}
                     (Some(to), Some(Ok(a))) => out.push((to.to_string(), a)),
                     _ => {
                         return Err(Error::new(

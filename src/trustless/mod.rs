@@ -492,7 +492,7 @@ impl TrustlessWork {
     /// `POST /helper/send-transaction {signedXdr}`.
     pub async fn send_transaction(&self, signed_xdr: &str) -> Result<SendOutcome> {
         let path = "/helper/send-transaction";
-        let sent = self
+        let posted = self
             .send(
                 self.http
                     .post(self.url(path)?)
@@ -500,16 +500,22 @@ impl TrustlessWork {
                 path,
             )
             .await;
-        let (status, answer) = match sent {
+        let (status, answer) = match posted {
             Ok(x) => x,
             Err(e) => return Ok(SendOutcome::Unknown { reason: e.message }),
         };
-        let sent: wire::SendAnswer = serde_json::from_value(answer.clone()).unwrap_or_default();
-        Ok(match status {
-            200..=299 if sent.status.as_deref() == Some("SUCCESS") => SendOutcome::Submitted {
-                contract_id: sent.contract_id,
+        // A success answer of another shape says nothing certain: settle by the hash.
+        let read = serde_json::from_value::<wire::SendAnswer>(answer.clone());
+        Ok(match (status, read) {
+            (200..=299, Ok(a)) if a.status.as_deref() == Some("SUCCESS") => {
+                SendOutcome::Submitted {
+                    contract_id: a.contract_id,
+                }
+            }
+            (200..=299, Err(e)) => SendOutcome::Unknown {
+                reason: format!("HTTP {status} with an unexpected answer: {e}"),
             },
-            200..=299 | 400..=499 if status != 429 => SendOutcome::Failed {
+            (200..=299 | 400..=499, _) if status != 429 => SendOutcome::Failed {
                 message: message_of(&answer),
             },
             _ => SendOutcome::Unknown {

@@ -27,11 +27,6 @@ impl Human {
             other => Err(Error::internal(format!("amount {other} is not a number"))),
         }
     }
-
-    /// The number as sent.
-    pub fn number(&self) -> &serde_json::Number {
-        &self.0
-    }
 }
 
 /// A percent as TW takes it (`2.5` for 250 basis points), from exact text.

@@ -389,8 +389,9 @@ async fn milestone_released(db: &mut Tx, saga: &Saga, order: &Order, now: &str) 
 }
 
 /// The contract a step acts on: the escrow's, or for a deploy the new contract's id
-/// (from TW's answer, else looked up by the order's engagement id). Transient while TW
-/// does not know it yet.
+/// (from the provider's submission answer, else looked up by the order's engagement id
+/// with [`EscrowProvider::find_contract`]). Transient while the provider does not know
+/// it yet.
 async fn contract_of(
     ec: &EscrowContext,
     step: &Step,

@@ -1,5 +1,6 @@
-//! The saga engine: lease, run each step (build → verify → sign → store → submit →
-//! settle), retry what is transient, compensate or park what is not.
+//! The saga engine: lease, run each step through the escrow provider port (expected
+//! transaction → build → verify → sign → store → submit → settle), retry what is
+//! transient, compensate or park what is not.
 
 use super::*;
 
@@ -308,6 +309,22 @@ async fn resubmit_stored(
     Ok((env, outcome))
 }
 
+/// The on-chain balance of one escrow contract, from the provider.
+async fn escrow_balance(ec: &EscrowContext, contract: &str) -> Result<Amount> {
+    ec.provider
+        .balances(&[contract.to_string()])
+        .await?
+        .into_iter()
+        .find(|(c, _)| c == contract)
+        .map(|(_, a)| a)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::ProviderError,
+                "The escrow provider returned no balance for the escrow",
+            )
+        })
+}
+
 /// What one step is run for.
 struct StepContext<'a> {
     saga: &'a Saga,
@@ -318,8 +335,8 @@ struct StepContext<'a> {
     signer: &'a Wallet,
 }
 
-/// Has the provider prepare the step's transaction, verifies it against what the
-/// provider said it must be, signs it, stores the envelope (compare-and-set: `None` when
+/// Computes what the step's transaction must be, has the provider build it, verifies
+/// the one against the other, signs, stores the envelope (compare-and-set: `None` when
 /// another executor stored one first) and submits it, settling by the hash. Returns the
 /// envelope, its outcome and, for a deploy, the contract id the provider reported.
 async fn build_sign_submit(
@@ -327,19 +344,25 @@ async fn build_sign_submit(
     store: &Store,
     c: &StepContext<'_>,
 ) -> std::result::Result<Option<(tx::SignedEnvelope, SubmitOutcome, Option<String>)>, StepError> {
+    let escrow_balance = match (c.step.action, &c.escrow.contract_id) {
+        (Action::ResolveDispute, Some(contract)) => Some(escrow_balance(ec, contract).await?),
+        _ => None,
+    };
     let call = StepCall {
         order: c.order,
         escrow: c.escrow,
         parties: c.parties,
         step: c.step,
+        escrow_balance,
     };
-    let prepared = ec.provider.prepare(call).await?;
-    if let Err(e) = verify::verify(&prepared.unsigned_xdr, &prepared.expected, unix_now()) {
+    let expected = ec.provider.expected(call)?;
+    let unsigned = ec.provider.build(call).await?;
+    if let Err(e) = verify::verify(&unsigned, &expected, unix_now()) {
         audit_refusal(store, c.saga, c.step, &e).await?;
         return Err(StepError::Definitive(e));
     }
     let kp = wallets::keypair(&ec.sc, c.signer)?;
-    let signed = tx::add_signature(&prepared.unsigned_xdr, &ec.sc.network, &kp)?;
+    let signed = tx::add_signature(&unsigned, &ec.sc.network, &kp)?;
     if !sagas::store_envelope(store, &c.saga.id, c.saga.step, &signed.xdr, &signed.hash).await? {
         return Ok(None);
     }

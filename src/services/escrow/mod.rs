@@ -19,9 +19,11 @@
 //! order milestone, receiver = seller), others a single-release escrow with one
 //! milestone.
 //!
-//! Each step: build with TW → **verify** the envelope ([`crate::trustless::verify`]) →
-//! sign with the role's wallet → store envelope + hash → submit via
-//! `/helper/send-transaction` → settle by the hash on Horizon. Money: funding posts
+//! Each step goes through the escrow provider port ([`EscrowProvider`]; Trustless Work
+//! and Horizon in production, [`crate::trustless::TrustlessWorkEscrows`]): the expected
+//! transaction → the provider builds it → **verify** ([`crate::trustless::verify`]) →
+//! sign with the role's wallet → store envelope + hash → submit (TW's
+//! `/helper/send-transaction`) → settle by the hash (Horizon). Money: funding posts
 //! the buyer's hold into `escrow:{order}`; a release or resolution credits what
 //! **actually arrived** — read from the transaction's `asset_balance_changes` on
 //! Horizon — to the seller/buyer, the platform fee to `fees:platform` and Trustless
@@ -77,7 +79,7 @@ pub use operations::{
 };
 pub use parties::Parties;
 pub use plan::{dispute_steps, refund_steps, release_steps, resolution_steps};
-pub use port::{EscrowProvider, PreparedStep, StepCall, Submission};
+pub use port::{EscrowProvider, StepCall, Submission};
 pub use storage::{Escrow, escrows_of, for_order, is_own_contract};
 
 /// Tunables of escrow orchestration.

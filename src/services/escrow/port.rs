@@ -3,11 +3,12 @@
 //! (docs/ARCHITECTURE.md, The provider port). [`crate::trustless::escrows`] implements it
 //! with Trustless Work and Horizon; tests implement it in memory.
 //!
-//! The split of duties is the saga's safety: the provider prepares a step's unsigned
-//! transaction **and** says what that transaction must be (computed locally from
-//! OfferHub's own records, never from the provider's answer); the engine checks the one
-//! against the other ([`crate::trustless::verify`]) before any key signs, stores the
-//! signed envelope before it is submitted, and settles it by its hash.
+//! The split of duties is the saga's safety. What a step's transaction must be
+//! ([`EscrowProvider::expected`]) is a plain function of OfferHub's own records: it
+//! takes no transaction and does no I/O, so it cannot be derived from what the provider
+//! answers. The engine checks the built transaction against it
+//! ([`crate::trustless::verify`]) before any key signs, stores the signed envelope
+//! before it is submitted, and settles it by its hash.
 
 use async_trait::async_trait;
 
@@ -20,23 +21,16 @@ use crate::stellar::horizon::SubmitOutcome;
 use crate::stellar::tx::SignedEnvelope;
 use crate::trustless::verify::Expected;
 
-/// What one saga step is prepared from: the order, its escrow, the parties' wallets and
-/// the step (action, signer, milestone, shares).
+/// What one saga step is built from: the order, its escrow, the parties' wallets, the
+/// step (action, signer, milestone, shares) and, for a single-release resolution (whose
+/// shares must equal it), the escrow's on-chain balance read by the engine first.
 #[derive(Clone, Copy)]
 pub struct StepCall<'a> {
     pub order: &'a Order,
     pub escrow: &'a Escrow,
     pub parties: &'a Parties,
     pub step: &'a Step,
-}
-
-/// A step's unsigned transaction and what it must be.
-#[derive(Clone, Debug)]
-pub struct PreparedStep {
-    /// The unsigned envelope (base64 XDR) as the provider built it: unverified.
-    pub unsigned_xdr: String,
-    /// The invocation, source, fee and validity the transaction must have.
-    pub expected: Expected,
+    pub escrow_balance: Option<Amount>,
 }
 
 /// A submitted envelope's final outcome.
@@ -48,13 +42,24 @@ pub struct Submission {
     pub contract_id: Option<String>,
 }
 
-/// An escrow platform as the saga engine uses it. Errors follow the crate's codes: a
-/// provider outage is `PROVIDER_UNAVAILABLE`/`PROVIDER_TIMEOUT` (the engine retries), a
-/// refusal `PROVIDER_ERROR`/`ESCROW_CONTRACT_ERROR` (the engine compensates or parks).
+/// An escrow platform as the saga engine uses it. Errors follow the crate's codes, and
+/// the engine classifies them ([`crate::trustless::is_transient`]): retried are
+/// `PROVIDER_UNAVAILABLE`, `PROVIDER_TIMEOUT` and a `PROVIDER_ERROR` without
+/// `details.providerStatus` (a 5xx, an answer of the wrong shape); definitive —
+/// compensated on a saga's first step, parked after — are a `PROVIDER_ERROR` with
+/// `details.providerStatus` (a 4xx), `ESCROW_CONTRACT_ERROR` and the other 4xx codes;
+/// an `INTERNAL` error is a bug and parks the saga at once.
 #[async_trait]
 pub trait EscrowProvider: Send + Sync {
-    /// Builds the step's unsigned transaction and says what it must be.
-    async fn prepare(&self, call: StepCall<'_>) -> Result<PreparedStep>;
+    /// What the step's transaction must be (source, contract, function, every argument,
+    /// fee cap, validity), from OfferHub's records alone: no I/O, never from a
+    /// provider's answer. Refusals known before any call (e.g. shares that do not add
+    /// up to the escrow's balance) are errors here.
+    fn expected(&self, call: StepCall<'_>) -> Result<Expected>;
+
+    /// Has the provider build the step's unsigned transaction (base64 XDR); unverified
+    /// until the engine checked it against [`EscrowProvider::expected`].
+    async fn build(&self, call: StepCall<'_>) -> Result<String>;
 
     /// Submits a signed envelope and settles it by its hash. A sequence race or an
     /// expired envelope is `Failed` with `tx_bad_seq` / `tx_too_late` (the engine rebuilds
@@ -73,7 +78,8 @@ pub trait EscrowProvider: Send + Sync {
     async fn balances(&self, contract_ids: &[String]) -> Result<Vec<(String, Amount)>>;
 
     /// What left `contract` in the landed transaction `hash`: `(recipient, amount)` per
-    /// transfer of the escrow's asset, in base units. Transient (`PROVIDER_UNAVAILABLE`)
-    /// while the network does not list the transaction yet.
+    /// transfer of the escrow's asset, in base units; transfers of zero are left out.
+    /// Transient (`PROVIDER_UNAVAILABLE`) while the network does not list the
+    /// transaction yet.
     async fn payouts(&self, hash: &str, contract: &str) -> Result<Vec<(String, Amount)>>;
 }
