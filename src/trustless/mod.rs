@@ -474,18 +474,21 @@ impl TrustlessWork {
         escrow: &Value,
     ) -> Result<String> {
         let path = format!("/escrow/{kind}/update-escrow");
-        let body =
-            serde_json::json!({ "contractId": contract_id, "signer": signer, "escrow": escrow });
+        let body = wire::UpdateEscrow {
+            contract_id,
+            signer,
+            escrow,
+        };
         let (status, answer) = self
             .send(self.http.put(self.url(&path)?).json(&body), &path)
             .await?;
         if !(200..300).contains(&status) {
             return Err(answer_error(status, &answer, &path));
         }
-        answer["unsignedTransaction"]
-            .as_str()
+        let built: wire::BuildAnswer = wire::read(answer, &path)?;
+        built
+            .unsigned_transaction
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
             .ok_or_else(|| provider(format!("Trustless Work returned no transaction for {path}")))
     }
 
@@ -555,7 +558,10 @@ impl TrustlessWork {
     }
 
     /// `GET /helper/get-escrow-by-contract-ids?contractIds[]=…`: the escrows as TW's
-    /// indexer knows them (docs/PROVIDERS.md, Trustless Work: reads and the indexer).
+    /// indexer knows them (docs/PROVIDERS.md, Trustless Work: reads and the indexer), each
+    /// TW's whole escrow document, kept as JSON: OfferHub reads none of its fields and
+    /// passes it back to [`TrustlessWork::build_update`]. An answer that is not a list is
+    /// `PROVIDER_ERROR`.
     pub async fn escrows(&self, contract_ids: &[String]) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for chunk in contract_ids.chunks(20) {
@@ -564,10 +570,9 @@ impl TrustlessWork {
                 .map(|id| ("contractIds[]".to_string(), id.clone()))
                 .chain([("validateOnChain".to_string(), "true".to_string())])
                 .collect();
-            let v = self
-                .get_json("/helper/get-escrow-by-contract-ids", &q)
-                .await?;
-            out.extend(v.as_array().cloned().unwrap_or_default());
+            let path = "/helper/get-escrow-by-contract-ids";
+            let escrows: Vec<Value> = wire::read(self.get_json(path, &q).await?, path)?;
+            out.extend(escrows);
         }
         Ok(out)
     }

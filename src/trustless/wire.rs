@@ -221,6 +221,16 @@ impl Serialize for EscrowRequest {
     }
 }
 
+/// `PUT /escrow/{kind}/update-escrow` body: the whole new property set of the escrow in
+/// TW's camelCase shape (as `get-escrow-by-contract-ids` returns it), passed through.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateEscrow<'a> {
+    pub contract_id: &'a str,
+    pub signer: &'a str,
+    pub escrow: &'a Value,
+}
+
 /// `POST /helper/send-transaction` body.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
