@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::{Auth, Support, request_id, respond};
+use crate::dto::system::{Dependencies, Health, HealthDetailed};
 use crate::state::AppState;
 
 /// `200 {"data": {"status": "healthy", "version", "uptimeSeconds"}}`.
@@ -20,17 +21,13 @@ use crate::state::AppState;
     path = "/health",
     tag = "System",
     security(()),
-    responses((status = 200, description = "Alive", body = crate::openapi::Data<crate::openapi::Health>))
+    responses((status = 200, description = "Alive", body = crate::openapi::Data<crate::dto::system::Health>))
 )]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     respond(
         StatusCode::OK,
         &request_id(&headers),
-        json!({
-            "status": "healthy",
-            "version": offerhub::VERSION,
-            "uptimeSeconds": state.started_at.elapsed().as_secs(),
-        }),
+        Health::new(state.started_at.elapsed()),
     )
 }
 
@@ -42,7 +39,7 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     path = "/health/detailed",
     tag = "System",
     security(()),
-    responses((status = 200, description = "Healthy or degraded", body = crate::openapi::Data<crate::openapi::HealthDetailed>), (status = 503, description = "The database is down", body = crate::openapi::Data<crate::openapi::HealthDetailed>))
+    responses((status = 200, description = "Healthy or degraded", body = crate::openapi::Data<crate::dto::system::HealthDetailed>), (status = 503, description = "The database is down", body = crate::openapi::Data<crate::dto::system::HealthDetailed>))
 )]
 pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = Instant::now();
@@ -128,31 +125,18 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
             })
         }
     };
-    let providers_ok = horizon["status"] == "healthy"
-        && trustless["status"] == "healthy"
-        && airtm["status"] != "degraded";
-    let db_ok = db["status"] == "healthy";
-    let status = if !db_ok {
-        "unhealthy"
-    } else if !providers_ok {
-        "degraded"
-    } else {
-        "healthy"
-    };
-    let code = if db_ok {
+    let health = HealthDetailed::new(Dependencies {
+        database: db,
+        stellar_horizon: horizon,
+        trustless_work: trustless,
+        airtm,
+    });
+    let code = if health.is_database_up() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    respond(
-        code,
-        &request_id(&headers),
-        json!({
-            "status": status,
-            "version": offerhub::VERSION,
-            "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless, "airtm": airtm },
-        }),
-    )
+    respond(code, &request_id(&headers), health)
 }
 
 /// `GET /metrics` (scope `support`): Prometheus text exposition format.
