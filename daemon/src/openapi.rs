@@ -251,63 +251,6 @@ pub struct ErrorResponse {
     pub error: ErrorObject,
 }
 
-/// `GET /health`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct Health {
-    #[schema(example = "healthy")]
-    pub status: String,
-    pub version: String,
-    pub uptime_seconds: u64,
-}
-
-/// `GET /auth/me`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct Me {
-    pub api_key_id: String,
-    pub api_key_name: String,
-    #[schema(value_type = Vec<String>, example = json!(["read", "write"]))]
-    pub scopes: Vec<String>,
-}
-
-/// One on-chain movement of a wallet.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct WalletTransaction {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `in` or `out`.
-    pub direction: String,
-    pub asset: String,
-    /// Horizon's 7-decimal string.
-    pub amount: String,
-    pub from: String,
-    pub to: String,
-    pub transaction_hash: String,
-    pub created_at: String,
-}
-
-/// Answer of `POST /webhooks/airtm`.
-#[derive(ToSchema)]
-pub struct WebhookReceipt {
-    pub received: bool,
-    /// `true` when this `svix-id` was already stored.
-    pub duplicate: bool,
-}
-
-/// `GET /health/detailed`.
-#[derive(ToSchema)]
-pub struct HealthDetailed {
-    /// `healthy`, `degraded` (a provider is unavailable) or `unhealthy` (503: the
-    /// database is down).
-    pub status: String,
-    pub version: String,
-    /// `database`, `stellarHorizon`, `trustlessWork`, `airtm`: each `{status, …}`.
-    pub dependencies: Value,
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(
