@@ -123,6 +123,8 @@ pub async fn delete(
 pub struct DeliveryQuery {
     endpoint_id: Option<String>,
     event_id: Option<String>,
+    /// An unknown status is a 400 naming `status`.
+    #[param(value_type = Option<crate::dto::enums::DeliveryStatus>)]
     status: Option<String>,
     /// Page size, 1–100.
     #[param(minimum = 1, maximum = 100, default = 20)]
