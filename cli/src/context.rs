@@ -107,8 +107,8 @@ pub async fn escrow_context(
     store: &Store,
 ) -> Option<std::sync::Arc<offerhub::services::escrow::EscrowContext>> {
     if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox {
-        let url = std::fs::read_to_string(config.data_dir.join("sandbox-url")).ok()?;
-        config.horizon_url = url::Url::parse(url.trim()).ok();
+        let url = crate::sandbox::running_url(&config.data_dir)?;
+        config.horizon_url = url::Url::parse(&url).ok();
     }
     let sc = offerhub_daemon::wallets::context(&config).await.ok()??;
     offerhub_daemon::state::escrow_context(&config, &sc, store)

@@ -12,6 +12,7 @@ use offerhub::store::Store;
 
 use crate::context::Globals;
 use crate::output::{Output, OutputArgs, print_json, table};
+use crate::sandbox;
 
 // No doc comment: the `reconcile` variant of the top-level command describes it.
 #[derive(Args)]
@@ -46,14 +47,12 @@ pub async fn run(args: ReconcileArgs, globals: Globals) -> anyhow::Result<ExitCo
         return reconcile_last(&store, output.output).await;
     }
     if config.horizon_url.is_none() && config.network == offerhub::config::Network::Sandbox {
-        let file = config.data_dir.join("sandbox-url");
-        let Some(url) = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|u| url::Url::parse(u.trim()).ok())
+        let Some(url) =
+            sandbox::running_url(&config.data_dir).and_then(|u| url::Url::parse(&u).ok())
         else {
             eprintln!(
                 "could not check: the sandbox network runs inside `offerhub serve`: start it first (no {} yet), or set STELLAR_HORIZON_URL",
-                file.display()
+                sandbox::url_file(&config.data_dir).display()
             );
             return Ok(ExitCode::from(3));
         };

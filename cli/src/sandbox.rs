@@ -1,13 +1,30 @@
 //! `offerhub sandbox`: the sandbox network alone (Horizon subset and Trustless Work V1
-//! on loopback), and `offerhub sandbox fund`.
+//! on loopback), and `offerhub sandbox fund`; and where the operator commands find the
+//! sandbox that a running `offerhub serve` started ([`url_file`], [`running_url`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use offerhub::config::{Config, Sources};
 
 use crate::context::Globals;
+
+/// The file in which `offerhub serve` on the sandbox network (without
+/// `STELLAR_HORIZON_URL`) publishes the URL of the sandbox it started in-process: one
+/// line, `http://127.0.0.1:PORT`, in its data directory; written once the daemon holds
+/// the data directory and its port, removed when it stops.
+pub fn url_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("sandbox-url")
+}
+
+/// The sandbox URL a running `offerhub serve` of `data_dir` published in [`url_file`],
+/// trimmed, as written (callers parse it); `None` when the file cannot be read (no such
+/// daemon).
+pub fn running_url(data_dir: &Path) -> Option<String> {
+    let url = std::fs::read_to_string(url_file(data_dir)).ok()?;
+    Some(url.trim().to_string())
+}
 
 #[derive(Args)]
 pub struct SandboxRunArgs {
@@ -67,8 +84,7 @@ pub async fn run(
                     let dir = Sources::discover(globals.config)
                         .and_then(|s| Config::data_dir(&s))
                         .ok()?;
-                    let url = std::fs::read_to_string(dir.join("sandbox-url")).ok()?;
-                    Some(url.trim().to_string())
+                    running_url(&dir)
                 })
                 .unwrap_or_else(|| "http://127.0.0.1:8000".into());
             sandbox_fund(&url, &address, &amount, &asset).await

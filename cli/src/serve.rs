@@ -292,7 +292,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<ExitCode> {
             eprintln!("error: {problem}");
             return Ok(ExitCode::from(2));
         }
-        let url_file = config.data_dir.join("sandbox-url");
+        let url_file = crate::sandbox::url_file(&config.data_dir);
         std::fs::write(&url_file, format!("http://{sandbox}\n"))?;
         state_files.push(url_file);
         eprintln!(

@@ -716,6 +716,18 @@ async fn airtm_mode_on_the_embedded_sandbox() {
         }
         c.output().unwrap()
     };
+    // `sandbox fund` without --url finds the sandbox this daemon published.
+    let out = cli(&["sandbox", "fund", &treasury, "1", "--asset", "XLM"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("paid 1 XLM to {treasury}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = cli(&["webhooks", "list", "--inbound", "--output", "json"]);
     assert!(
         out.status.success(),

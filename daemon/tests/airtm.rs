@@ -535,6 +535,9 @@ async fn forged_or_stale_webhooks_are_refused_and_the_reconciler_catches_up(url:
         )
         .await;
     assert_eq!(r.status(), 200);
+    // The receipt is the whole body (no `meta`).
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, json!({"data": {"received": true, "duplicate": false}}));
     let r = a
         .post_webhook(
             "msg_stray",
@@ -545,6 +548,7 @@ async fn forged_or_stale_webhooks_are_refused_and_the_reconciler_catches_up(url:
         .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["data"]["duplicate"], true);
+    assert_eq!(v, json!({"data": {"received": true, "duplicate": true}}));
     assert_eq!(
         a.count(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM inbound_webhooks WHERE event_id = $1",

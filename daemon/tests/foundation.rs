@@ -10,6 +10,12 @@ async fn health_and_envelopes(url: String) {
     let r = t.call("GET", "/api/v1/health", None, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["status"], "healthy");
+    // Exactly these fields.
+    let uptime = r.body["data"]["uptimeSeconds"].as_u64().unwrap();
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"status": "healthy", "version": offerhub::VERSION, "uptimeSeconds": uptime})
+    );
     let rid = r.headers["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(r.body["meta"]["requestId"], rid.as_str());
     assert!(r.body["meta"]["timestamp"].as_str().unwrap().ends_with('Z'));
@@ -34,6 +40,27 @@ async fn health_and_envelopes(url: String) {
         "healthy"
     );
     assert_eq!(r.body["data"]["status"], "degraded");
+    // Without a network or providers: the database alone is probed.
+    let data = &r.body["data"];
+    let latency = data["dependencies"]["database"]["latencyMs"]
+        .as_u64()
+        .unwrap();
+    let backend = data["dependencies"]["database"]["backend"].clone();
+    assert!(backend == "sqlite" || backend == "postgres", "{backend}");
+    assert_eq!(
+        *data,
+        serde_json::json!({
+            "status": "degraded",
+            "version": offerhub::VERSION,
+            "dependencies": {
+                "database": {"status": "healthy", "backend": backend, "latencyMs": latency},
+                "stellarHorizon": {"status": "unavailable", "network": data["dependencies"]["stellarHorizon"]["network"], "detail": "no Horizon URL configured"},
+                "trustlessWork": {"status": "unavailable", "detail": "escrow needs crypto mode with Trustless Work configured"},
+                "airtm": {"status": "disabled", "detail": "PAYMENT_PROVIDER is not airtm"},
+            },
+        })
+    );
+    assert!(data["dependencies"]["stellarHorizon"]["network"].is_string());
 
     let r = t.call("GET", "/api/v1/no/such/route", None, None).await;
     assert_error(&r, 404, "NOT_FOUND");
@@ -94,6 +121,17 @@ async fn auth_matrix(url: String) {
     assert_eq!(
         r.body["data"]["scopes"],
         serde_json::json!(["read", "write"])
+    );
+    // Exactly these fields; the master key holds every scope.
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"apiKeyId": write_id, "apiKeyName": "test", "scopes": ["read", "write"]})
+    );
+    let r = t.call("GET", "/api/v1/auth/me", Some(MASTER), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"apiKeyId": "master", "apiKeyName": "master", "scopes": ["read", "write", "support"]})
     );
 
     // Wrong scope: key management needs `support`.

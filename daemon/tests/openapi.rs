@@ -148,6 +148,31 @@ async fn document(url: String) {
         "{order}"
     );
     assert_eq!(doc["components"]["schemas"]["Amount"]["type"], "string");
+    // A milestone step answers the milestone, not the order.
+    let milestone = &doc["paths"]["/orders/{id}/milestones/{milestone_ref}/{op}"]["post"];
+    let body = |status: &str| {
+        milestone["responses"][status]["content"]["application/json"]["schema"]["$ref"].clone()
+    };
+    assert_eq!(body("200"), "#/components/schemas/Data_Milestone");
+    assert_eq!(body("202"), "#/components/schemas/Data_MilestoneAccepted");
+    // Status filters are the core's enums.
+    for (path, schema) in [
+        ("/topups", "TopUpStatus"),
+        ("/webhooks/deliveries", "DeliveryStatus"),
+        ("/orders", "OrderStatus"),
+    ] {
+        let status = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "status")
+            .unwrap_or_else(|| panic!("{path}: no status parameter"));
+        assert_eq!(
+            status["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path}"
+        );
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

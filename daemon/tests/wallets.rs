@@ -77,6 +77,67 @@ async fn new_user_gets_an_active_wallet(url: String) {
         )
         .await;
     assert_eq!(w.body["data"]["balances"]["usdc"], "25.00");
+
+    // The wallet's on-chain movements, newest first, as Horizon records them.
+    let txs = t
+        .call(
+            "GET",
+            &format!("/api/v1/users/{user}/wallet/transactions"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(txs.status, 200, "{}", txs.body);
+    let records: Value = reqwest::get(format!(
+        "{sandbox}/accounts/{address}/payments?order=desc&limit=20"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let expected: Vec<Value> = records["_embedded"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (asset, amount, from, to) = match r["type"].as_str().unwrap() {
+                "create_account" => (
+                    json!("XLM"),
+                    &r["starting_balance"],
+                    &r["funder"],
+                    &r["account"],
+                ),
+                "payment" => (
+                    if r["asset_type"] == "native" {
+                        json!("XLM")
+                    } else {
+                        r["asset_code"].clone()
+                    },
+                    &r["amount"],
+                    &r["from"],
+                    &r["to"],
+                ),
+                other => panic!("unexpected record type {other}: {r}"),
+            };
+            json!({
+                "id": r["id"], "type": r["type"],
+                "direction": if *to == address.as_str() { "in" } else { "out" },
+                "asset": asset, "amount": amount, "from": from, "to": to,
+                "transactionHash": r["transaction_hash"], "createdAt": r["created_at"],
+            })
+        })
+        .collect();
+    assert_eq!(txs.body["data"], json!(expected));
+    assert_eq!(txs.body["data"][0]["type"], "payment");
+    assert_eq!(txs.body["data"][0]["direction"], "in");
+    assert_eq!(txs.body["data"][0]["asset"], "USDC");
+    assert_eq!(txs.body["data"][0]["amount"], "25.0000000");
+    assert_eq!(txs.body["data"][0]["to"], address.as_str());
+    assert_eq!(
+        txs.body["meta"]["pagination"],
+        json!({"hasMore": false, "nextCursor": null})
+    );
     assert_error(
         &t.call("GET", "/api/v1/users/usr_none/wallet", Some(&key), None)
             .await,

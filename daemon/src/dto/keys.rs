@@ -1,4 +1,4 @@
-//! API keys: [`ApiKey`], [`CreatedApiKey`], [`Scope`].
+//! API keys: [`ApiKey`], [`CreatedApiKey`], [`Scope`], and [`Me`], the calling key.
 
 use offerhub::services::keys;
 use serde::Serialize;
@@ -73,7 +73,29 @@ impl From<keys::CreatedKey> for CreatedApiKey {
     }
 }
 
-super::bodies!(ApiKey, CreatedApiKey);
+/// `GET /auth/me`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub api_key_id: String,
+    pub api_key_name: String,
+    #[schema(value_type = Vec<String>, example = json!(["read", "write"]))]
+    pub scopes: Vec<Scope>,
+}
+
+impl From<&keys::Principal> for Me {
+    /// The key a request authenticated with: its id and name (`master` for the master
+    /// key) and the scopes it holds (the master key holds them all).
+    fn from(p: &keys::Principal) -> Self {
+        Me {
+            api_key_id: p.id().to_string(),
+            api_key_name: p.name().to_string(),
+            scopes: p.scopes().into_iter().map(Scope::from).collect(),
+        }
+    }
+}
+
+super::bodies!(ApiKey, CreatedApiKey, Me);
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod ledger;
 pub mod orders;
 pub mod sagas;
+pub mod system;
 pub mod topups;
 pub mod users;
 pub mod wallets;

@@ -1,5 +1,5 @@
 //! Sagas: [`Saga`] with its [`Step`]s and [`DoneStep`]s, and [`Accepted`], the `202`
-//! of an escrow action still settling on chain.
+//! of an escrow action still settling on chain ([`SagaAccepted`], [`MilestoneAccepted`]).
 
 use offerhub::domain::saga::{SagaKind, SagaStatus};
 use offerhub::services::sagas;
@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::enums;
-use super::orders::Order;
+use super::orders::{Milestone, Order};
 
 /// Who signs a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -178,9 +178,18 @@ pub struct SagaAccepted {
     pub saga: Saga,
 }
 
+/// A milestone step still settling on chain: `202` with the milestone and its saga.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MilestoneAccepted {
+    #[serde(flatten)]
+    pub milestone: Milestone,
+    pub saga: Saga,
+}
+
 /// The `202` of any action run as a saga: what the action answers once done (the
 /// order, the dispute with its order, a milestone) with the running saga beside its
-/// fields. Described as [`SagaAccepted`] in the document.
+/// fields. Described as [`SagaAccepted`] (an order) or [`MilestoneAccepted`] in the
+/// document.
 #[derive(Clone, Debug, Serialize)]
 pub struct Accepted<T> {
     #[serde(flatten)]
@@ -190,7 +199,7 @@ pub struct Accepted<T> {
 
 impl<T: super::Body> super::Body for Accepted<T> {}
 
-super::bodies!(Saga, SagaAccepted);
+super::bodies!(Saga, SagaAccepted, MilestoneAccepted);
 
 #[cfg(test)]
 mod tests {

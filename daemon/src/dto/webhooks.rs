@@ -1,4 +1,5 @@
-//! Outbound webhooks: [`Endpoint`], [`CreatedEndpoint`], [`Delivery`].
+//! Webhooks: outbound [`Endpoint`], [`CreatedEndpoint`], [`Delivery`]; and
+//! [`WebhookReceipt`], what the inbound (provider) webhook intake answers.
 
 use offerhub::domain::webhook::{DeliveryStatus, EndpointStatus};
 use offerhub::services::webhooks;
@@ -89,4 +90,24 @@ impl From<webhooks::Delivery> for Delivery {
     }
 }
 
-super::bodies!(Endpoint, CreatedEndpoint, Delivery);
+/// Answer of `POST /webhooks/airtm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// `true` when this `svix-id` was already stored.
+    pub duplicate: bool,
+}
+
+impl WebhookReceipt {
+    /// A verified message stored in the inbox: `newly_stored` is what
+    /// `offerhub::services::inbox::receive` answered (`false`: this message id was
+    /// already there, nothing new was stored).
+    pub fn stored(newly_stored: bool) -> Self {
+        WebhookReceipt {
+            received: true,
+            duplicate: !newly_stored,
+        }
+    }
+}
+
+super::bodies!(Endpoint, CreatedEndpoint, Delivery, WebhookReceipt);

@@ -245,7 +245,7 @@ pub async fn milestones(
     tag = "Escrow",
     params(("id" = String, Path, description = "Order id (ord_…)"), ("milestone_ref" = String, Path, description = "The milestone's milestoneRef"), ("op" = String, Path, description = "complete (seller), approve (buyer) or release (buyer)")),
     security(("bearer" = ["write"])),
-    responses((status = 200, description = "The order after the milestone step", body = crate::openapi::Data<crate::dto::orders::Order>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
+    responses((status = 200, description = "The milestone after the step", body = crate::openapi::Data<crate::dto::orders::Milestone>), (status = 202, description = "Still settling on chain: the milestone with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::MilestoneAccepted>))
 )]
 pub async fn milestone(
     State(state): State<AppState>,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{AnyScope, ApiJson, ApiQuery, ApiResult, Auth, Support, respond, respond_page};
-use crate::dto::keys::{ApiKey, CreatedApiKey};
+use crate::dto::keys::{ApiKey, CreatedApiKey, Me};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -130,16 +130,8 @@ pub async fn revoke(
     path = "/auth/me",
     tag = "API keys",
     security(("bearer" = ["any"])),
-    responses((status = 200, description = "The calling key", body = crate::openapi::Data<crate::openapi::Me>))
+    responses((status = 200, description = "The calling key", body = crate::openapi::Data<crate::dto::keys::Me>))
 )]
 pub async fn me(auth: Auth<AnyScope>) -> Response {
-    respond(
-        StatusCode::OK,
-        &auth.request_id,
-        json!({
-            "apiKeyId": auth.principal.id(),
-            "apiKeyName": auth.principal.name(),
-            "scopes": auth.principal.scopes(),
-        }),
-    )
+    respond(StatusCode::OK, &auth.request_id, Me::from(&auth.principal))
 }

@@ -8,9 +8,10 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::{Auth, Support, request_id, respond};
+use crate::dto::system::{Dependencies, Health, HealthDetailed};
 use crate::state::AppState;
 
 /// `200 {"data": {"status": "healthy", "version", "uptimeSeconds"}}`.
@@ -20,17 +21,13 @@ use crate::state::AppState;
     path = "/health",
     tag = "System",
     security(()),
-    responses((status = 200, description = "Alive", body = crate::openapi::Data<crate::openapi::Health>))
+    responses((status = 200, description = "Alive", body = crate::openapi::Data<crate::dto::system::Health>))
 )]
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
     respond(
         StatusCode::OK,
         &request_id(&headers),
-        json!({
-            "status": "healthy",
-            "version": offerhub::VERSION,
-            "uptimeSeconds": state.started_at.elapsed().as_secs(),
-        }),
+        Health::new(state.started_at.elapsed()),
     )
 }
 
@@ -42,12 +39,27 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     path = "/health/detailed",
     tag = "System",
     security(()),
-    responses((status = 200, description = "Healthy or degraded", body = crate::openapi::Data<crate::openapi::HealthDetailed>), (status = 503, description = "The database is down", body = crate::openapi::Data<crate::openapi::HealthDetailed>))
+    responses((status = 200, description = "Healthy or degraded", body = crate::openapi::Data<crate::dto::system::HealthDetailed>), (status = 503, description = "The database is down", body = crate::openapi::Data<crate::dto::system::HealthDetailed>))
 )]
 pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let health = HealthDetailed::new(Dependencies {
+        database: database(&state).await,
+        stellar_horizon: horizon(&state).await,
+        trustless_work: trustless_work(&state),
+        airtm: airtm(&state).await,
+    });
+    let code = if health.is_database_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    respond(code, &request_id(&headers), health)
+}
+
+/// The database: a ping within 5 s (`latencyMs`), else `unhealthy` with the error.
+async fn database(state: &AppState) -> Value {
     let t = Instant::now();
-    let db = match tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await
-    {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await {
         Ok(Ok(())) => json!({
             "status": "healthy",
             "backend": state.store.backend().as_str(),
@@ -59,9 +71,14 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Err(_) => {
             json!({ "status": "unhealthy", "backend": state.store.backend().as_str(), "error": "timed out after 5 s" })
         }
-    };
+    }
+}
+
+/// Horizon: its root within 5 s (passphrase, latest ledger, `latencyMs`); `unavailable`
+/// without a Horizon URL.
+async fn horizon(state: &AppState) -> Value {
     let network = state.config.network;
-    let horizon = match &state.config.horizon_url {
+    match &state.config.horizon_url {
         None => {
             json!({ "status": "unavailable", "network": network.as_str(), "detail": "no Horizon URL configured" })
         }
@@ -92,19 +109,27 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 }
             }
         }
-    };
-    // Not probed: every TW request counts against its 50/min budget.
-    let trustless = match &state.escrow {
+    }
+}
+
+/// Trustless Work: configured or not; not probed, as every request counts against its
+/// 50/min budget.
+fn trustless_work(state: &AppState) -> Value {
+    match &state.escrow {
         Some(_) => {
             json!({ "status": "healthy", "detail": "configured (not probed: Trustless Work allows 50 requests/min)" })
         }
         None => {
             json!({ "status": "unavailable", "detail": "escrow needs crypto mode with Trustless Work configured" })
         }
-    };
-    // Airtm mode: the treasury (platform wallet) that settles top-ups in USDC, and
-    // whether webhook intake can verify signatures. Airtm itself is not probed.
-    let airtm = match &state.airtm {
+    }
+}
+
+/// Airtm mode: the treasury (platform wallet) that settles top-ups in USDC (its
+/// balance read within 5 s), and whether webhook intake can verify signatures. Airtm
+/// itself is not probed.
+async fn airtm(state: &AppState) -> Value {
+    match &state.airtm {
         None => json!({ "status": "disabled", "detail": "PAYMENT_PROVIDER is not airtm" }),
         Some(ac) => {
             let platform = offerhub::services::wallets::platform(&state.store)
@@ -127,32 +152,7 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
                 "treasury": { "publicKey": platform.map(|p| p.public_key), "usdc": treasury_usdc },
             })
         }
-    };
-    let providers_ok = horizon["status"] == "healthy"
-        && trustless["status"] == "healthy"
-        && airtm["status"] != "degraded";
-    let db_ok = db["status"] == "healthy";
-    let status = if !db_ok {
-        "unhealthy"
-    } else if !providers_ok {
-        "degraded"
-    } else {
-        "healthy"
-    };
-    let code = if db_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    respond(
-        code,
-        &request_id(&headers),
-        json!({
-            "status": status,
-            "version": offerhub::VERSION,
-            "dependencies": { "database": db, "stellarHorizon": horizon, "trustlessWork": trustless, "airtm": airtm },
-        }),
-    )
+    }
 }
 
 /// `GET /metrics` (scope `support`): Prometheus text exposition format.

@@ -115,6 +115,8 @@ pub async fn create(
 pub struct ListTopUps {
     #[serde(alias = "user_id")]
     user_id: Option<String>,
+    /// An unknown status is a 400 naming `status`.
+    #[param(value_type = Option<crate::dto::enums::TopUpStatus>)]
     status: Option<String>,
     /// Page size, 1–100.
     #[param(minimum = 1, maximum = 100, default = 20)]

@@ -12,7 +12,9 @@ use offerhub::services::wallets::{self, StellarContext};
 use serde_json::json;
 
 use crate::api::{ApiResult, Auth, Read, respond};
-use crate::dto::wallets::{DepositInstructions, SyncOutcome, WalletBalances, WalletView};
+use crate::dto::wallets::{
+    DepositInstructions, SyncOutcome, WalletBalances, WalletTransaction, WalletView,
+};
 use crate::state::AppState;
 
 fn crypto(state: &AppState) -> Result<&Arc<StellarContext>> {
@@ -148,7 +150,7 @@ pub struct TxQuery {
     tag = "Wallets",
     params(("id" = String, Path, description = "User id (usr_…)"), TxQuery),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "On-chain movements, newest first", body = crate::openapi::Page<crate::openapi::WalletTransaction>))
+    responses((status = 200, description = "On-chain movements, newest first", body = crate::openapi::Page<crate::dto::wallets::WalletTransaction>))
 )]
 pub async fn transactions(
     State(state): State<AppState>,
@@ -174,64 +176,10 @@ pub async fn transactions(
         .horizon
         .account_payments(&w.public_key, q.cursor.as_deref(), limit)
         .await?;
-    let asset = |r: &serde_json::Value| match r["asset_type"].as_str() {
-        Some("native") => json!("XLM"),
-        Some(_) => json!(r["asset_code"]),
-        None => serde_json::Value::Null,
-    };
-    let mut items = Vec::new();
-    for r in &records {
-        let kind = r["type"].as_str().unwrap_or_default();
-        let base = |direction: &str,
-                    asset: serde_json::Value,
-                    amount: &serde_json::Value,
-                    from: &serde_json::Value,
-                    to: &serde_json::Value| {
-            json!({
-                "id": r["id"], "type": kind, "direction": direction, "asset": asset, "amount": amount,
-                "from": from, "to": to, "transactionHash": r["transaction_hash"], "createdAt": r["created_at"],
-            })
-        };
-        match kind {
-            "create_account" => items.push(base(
-                "in",
-                json!("XLM"),
-                &r["starting_balance"],
-                &r["funder"],
-                &r["account"],
-            )),
-            "invoke_host_function" => {
-                for c in r["asset_balance_changes"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    let dir = if c["to"] == w.public_key.as_str() {
-                        "in"
-                    } else {
-                        "out"
-                    };
-                    if c["to"] == w.public_key.as_str() || c["from"] == w.public_key.as_str() {
-                        items.push(base(
-                            dir,
-                            json!(c["asset_code"]),
-                            &c["amount"],
-                            &c["from"],
-                            &c["to"],
-                        ));
-                    }
-                }
-            }
-            _ => {
-                let dir = if r["to"] == w.public_key.as_str() {
-                    "in"
-                } else {
-                    "out"
-                };
-                items.push(base(dir, asset(r), &r["amount"], &r["from"], &r["to"]));
-            }
-        }
-    }
+    let items: Vec<WalletTransaction> = records
+        .iter()
+        .flat_map(|r| WalletTransaction::from_record(r, &w.public_key))
+        .collect();
     let next = if records.len() as u32 == limit {
         records
             .last()

@@ -13,13 +13,13 @@ use offerhub::services::airtm as airtm_service;
 use offerhub::services::inbox;
 use offerhub::services::webhooks::{self, DeliveryFilter};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::airtm_ctx;
 use crate::api::{
     ApiError, ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page,
+    respond_without_meta,
 };
-use crate::dto::webhooks::{CreatedEndpoint, Delivery, Endpoint};
+use crate::dto::webhooks::{CreatedEndpoint, Delivery, Endpoint, WebhookReceipt};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -123,6 +123,8 @@ pub async fn delete(
 pub struct DeliveryQuery {
     endpoint_id: Option<String>,
     event_id: Option<String>,
+    /// An unknown status is a 400 naming `status`.
+    #[param(value_type = Option<crate::dto::enums::DeliveryStatus>)]
     status: Option<String>,
     /// Page size, 1–100.
     #[param(minimum = 1, maximum = 100, default = 20)]
@@ -199,7 +201,7 @@ pub async fn replay(
     params(("svix-id" = String, Header, description = "Svix message id"), ("svix-timestamp" = String, Header, description = "Unix seconds"), ("svix-signature" = String, Header, description = "v1,<base64 HMAC-SHA256> entries")),
     request_body = Object,
     security(()),
-    responses((status = 200, description = "Stored (or already stored); processed asynchronously", body = crate::openapi::Data<crate::openapi::WebhookReceipt>), (status = 401, description = "Signature verification failed (nothing stored)", body = crate::openapi::ErrorResponse))
+    responses((status = 200, description = "Stored (or already stored); processed asynchronously", body = crate::openapi::Data<crate::dto::webhooks::WebhookReceipt>), (status = 401, description = "Signature verification failed (nothing stored)", body = crate::openapi::ErrorResponse))
 )]
 pub async fn receive_airtm(
     State(state): State<AppState>,
@@ -246,9 +248,8 @@ async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
     if let Some(wake) = &state.airtm_wake {
         wake.notify_one();
     }
-    Ok((
+    Ok(respond_without_meta(
         StatusCode::OK,
-        axum::Json(json!({ "data": { "received": true, "duplicate": !new } })),
-    )
-        .into_response())
+        WebhookReceipt::stored(new),
+    ))
 }

@@ -2475,6 +2475,27 @@ export interface components {
             meta: components["schemas"]["Meta"];
         };
         /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
+        Data_Milestone: {
+            /** @description A milestone of an order (multi-release escrow). */
+            data: {
+                amount: components["schemas"]["Amount"];
+                createdAt: string;
+                milestoneRef: string;
+                status: components["schemas"]["MilestoneStatus"];
+                title: string;
+                updatedAt: string;
+            };
+            meta: components["schemas"]["Meta"];
+        };
+        /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
+        Data_MilestoneAccepted: {
+            /** @description A milestone step still settling on chain: `202` with the milestone and its saga. */
+            data: components["schemas"]["Milestone"] & {
+                saga: components["schemas"]["Saga"];
+            };
+            meta: components["schemas"]["Meta"];
+        };
+        /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
         Data_Order: {
             /** @description An order as the API returns it. */
             data: {
@@ -2901,6 +2922,10 @@ export interface components {
             title: string;
             updatedAt: string;
         };
+        /** @description A milestone step still settling on chain: `202` with the milestone and its saga. */
+        MilestoneAccepted: components["schemas"]["Milestone"] & {
+            saga: components["schemas"]["Saga"];
+        };
         MilestoneBody: {
             /**
              * @description Decimal string of USDC greater than zero, up to 7 decimals
@@ -3218,14 +3243,18 @@ export interface components {
         Page_WalletTransaction: {
             data: {
                 /** @description Horizon's 7-decimal string. */
-                amount: string;
-                asset: string;
+                amount?: string | null;
+                /**
+                 * @description `XLM`, or the credit asset's code; `null` when Horizon names none (a
+                 *     contract's XLM transfer, an account merge).
+                 */
+                asset?: string | null;
                 createdAt: string;
                 /** @description `in` or `out`. */
                 direction: string;
-                from: string;
+                from?: string | null;
                 id: string;
-                to: string;
+                to?: string | null;
                 transactionHash: string;
                 type: string;
             }[];
@@ -3467,14 +3496,18 @@ export interface components {
         /** @description One on-chain movement of a wallet. */
         WalletTransaction: {
             /** @description Horizon's 7-decimal string. */
-            amount: string;
-            asset: string;
+            amount?: string | null;
+            /**
+             * @description `XLM`, or the credit asset's code; `null` when Horizon names none (a
+             *     contract's XLM transfer, an account merge).
+             */
+            asset?: string | null;
             createdAt: string;
             /** @description `in` or `out`. */
             direction: string;
-            from: string;
+            from?: string | null;
             id: string;
-            to: string;
+            to?: string | null;
             transactionHash: string;
             type: string;
         };
@@ -5650,22 +5683,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The order after the milestone step */
+            /** @description The milestone after the step */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Data_Order"];
+                    "application/json": components["schemas"]["Data_Milestone"];
                 };
             };
-            /** @description Still settling on chain: the order with its running saga; poll the order or the saga */
+            /** @description Still settling on chain: the milestone with its running saga; poll the order or the saga */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Data_SagaAccepted"];
+                    "application/json": components["schemas"]["Data_MilestoneAccepted"];
                 };
             };
             /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
@@ -6686,7 +6719,8 @@ export interface operations {
                 cursor?: string;
                 /** @description Page size, 1–100 (default 20) */
                 limit?: number;
-                status?: string;
+                /** @description An unknown status is a 400 naming `status`. */
+                status?: components["schemas"]["TopUpStatus"];
                 userId?: string;
             };
             header?: never;
@@ -8704,7 +8738,8 @@ export interface operations {
                 eventId?: string;
                 /** @description Page size, 1–100 (default 20) */
                 limit?: number;
-                status?: string;
+                /** @description An unknown status is a 400 naming `status`. */
+                status?: components["schemas"]["DeliveryStatus"];
             };
             header?: never;
             path?: never;
