@@ -98,12 +98,6 @@ pub fn respond<T: Body>(status: StatusCode, request_id: &str, data: T) -> Respon
     (status, axum::Json(body)).into_response()
 }
 
-/// `{"data": data}` with `status` and no `meta`: how the inbound webhook intake
-/// acknowledges a provider's message (the provider reads the status only).
-pub fn respond_without_meta<T: Body>(status: StatusCode, data: T) -> Response {
-    (status, axum::Json(json!({ "data": data }))).into_response()
-}
-
 /// A list page: `data` is the items, each shown as `show` makes it, `meta.pagination`
 /// says how to continue.
 pub fn respond_page<T, D: Body>(

@@ -186,10 +186,19 @@ pub struct MilestoneAccepted {
     pub saga: Saga,
 }
 
+/// A dispute action (open, resolve) still settling on chain: `202` with the dispute, its
+/// order and the saga.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DisputeAccepted {
+    #[serde(flatten)]
+    pub dispute: super::disputes::DisputeWithOrder,
+    pub saga: Saga,
+}
+
 /// The `202` of any action run as a saga: what the action answers once done (the
 /// order, the dispute with its order, a milestone) with the running saga beside its
-/// fields. Described as [`SagaAccepted`] (an order) or [`MilestoneAccepted`] in the
-/// document.
+/// fields. Described as [`SagaAccepted`] (an order), [`DisputeAccepted`] or
+/// [`MilestoneAccepted`] in the document.
 #[derive(Clone, Debug, Serialize)]
 pub struct Accepted<T> {
     #[serde(flatten)]

@@ -200,7 +200,7 @@ pub struct ResolveBody {
     params(("id" = String, Path, description = "Dispute id (dsp_…)")),
     request_body = ResolveBody,
     security(("bearer" = ["support"])),
-    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
+    responses((status = 200, description = "RESOLVED; the order CLOSED", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the dispute and its order with the running saga; poll the dispute or the saga", body = crate::openapi::Data<crate::dto::sagas::DisputeAccepted>))
 )]
 pub async fn resolve(
     State(state): State<AppState>,

@@ -192,7 +192,7 @@ pub struct DisputeBody {
     params(("id" = String, Path, description = "Order id (ord_…)")),
     request_body = DisputeBody,
     security(("bearer" = ["write"])),
-    responses((status = 201, description = "The dispute (OPEN) and its order (DISPUTED)", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the order with its running saga; poll the order or the saga", body = crate::openapi::Data<crate::dto::sagas::SagaAccepted>))
+    responses((status = 201, description = "The dispute (OPEN) and its order (DISPUTED)", body = crate::openapi::Data<crate::dto::disputes::DisputeWithOrder>), (status = 202, description = "Still settling on chain: the dispute and its order with the running saga; poll the dispute or the saga", body = crate::openapi::Data<crate::dto::sagas::DisputeAccepted>))
 )]
 pub async fn dispute(
     State(state): State<AppState>,

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use super::airtm_ctx;
 use crate::api::{
     ApiError, ApiJson, ApiQuery, ApiResult, Auth, Read, Write, respond, respond_page,
-    respond_without_meta,
 };
 use crate::dto::webhooks::{CreatedEndpoint, Delivery, Endpoint, WebhookReceipt};
 use crate::state::AppState;
@@ -248,8 +247,9 @@ async fn intake(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Re
     if let Some(wake) = &state.airtm_wake {
         wake.notify_one();
     }
-    Ok(respond_without_meta(
+    Ok(respond(
         StatusCode::OK,
+        &crate::api::request_id(headers),
         WebhookReceipt::stored(new),
     ))
 }

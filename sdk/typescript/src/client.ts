@@ -229,16 +229,19 @@ export class Orders extends Base {
   readonly milestones = {
     /** `GET /orders/{id}/milestones`. */
     list: (id: string): Promise<T.Milestone[]> => this._get(`/orders/${enc(id)}/milestones`),
-    /** `POST /orders/{id}/milestones/{ref}/{complete|approve|release}`. */
+    /** `POST /orders/{id}/milestones/{ref}/{complete|approve|release}`; resolves with the milestone once settled. */
     advance: (
       id: string,
       milestoneRef: string,
       op: "complete" | "approve" | "release",
       options?: RequestOptions,
-    ): Promise<T.Order> =>
-      this.settling(`/orders/${enc(id)}/milestones/${enc(milestoneRef)}/${op}`, undefined, options, () =>
-        this.get(id),
-      ),
+    ): Promise<T.Milestone> =>
+      this.settling(`/orders/${enc(id)}/milestones/${enc(milestoneRef)}/${op}`, undefined, options, async () => {
+        const milestones: T.Milestone[] = await this._get(`/orders/${enc(id)}/milestones`);
+        const milestone = milestones.find((m) => m.milestoneRef === milestoneRef);
+        if (!milestone) throw new Error(`order ${id} has no milestone ${milestoneRef}`);
+        return milestone;
+      }),
   };
 }
 

@@ -2410,6 +2410,17 @@ export interface components {
             meta: components["schemas"]["Meta"];
         };
         /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
+        Data_DisputeAccepted: {
+            /**
+             * @description A dispute action (open, resolve) still settling on chain: `202` with the dispute, its
+             *     order and the saga.
+             */
+            data: components["schemas"]["DisputeWithOrder"] & {
+                saga: components["schemas"]["Saga"];
+            };
+            meta: components["schemas"]["Meta"];
+        };
+        /** @description A single resource: `{"data": …, "meta": {requestId, timestamp}}`. */
         Data_DisputeWithOrder: {
             /** @description A dispute with its order (dispute reads and outcomes). */
             data: components["schemas"]["Dispute"] & {
@@ -2753,6 +2764,13 @@ export interface components {
             resolvedBy?: string | null;
             status: components["schemas"]["DisputeStatus"];
             updatedAt: string;
+        };
+        /**
+         * @description A dispute action (open, resolve) still settling on chain: `202` with the dispute, its
+         *     order and the saga.
+         */
+        DisputeAccepted: components["schemas"]["DisputeWithOrder"] & {
+            saga: components["schemas"]["Saga"];
         };
         DisputeBody: {
             /** @description Any JSON, at most 16 KiB. */
@@ -4450,13 +4468,13 @@ export interface operations {
                     "application/json": components["schemas"]["Data_DisputeWithOrder"];
                 };
             };
-            /** @description Still settling on chain: the order with its running saga; poll the order or the saga */
+            /** @description Still settling on chain: the dispute and its order with the running saga; poll the dispute or the saga */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Data_SagaAccepted"];
+                    "application/json": components["schemas"]["Data_DisputeAccepted"];
                 };
             };
             /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR`, `INVALID_AMOUNT_FORMAT` (docs/ERRORS.md) */
@@ -5959,13 +5977,13 @@ export interface operations {
                     "application/json": components["schemas"]["Data_DisputeWithOrder"];
                 };
             };
-            /** @description Still settling on chain: the order with its running saga; poll the order or the saga */
+            /** @description Still settling on chain: the dispute and its order with the running saga; poll the dispute or the saga */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Data_SagaAccepted"];
+                    "application/json": components["schemas"]["Data_DisputeAccepted"];
                 };
             };
             /** @description Bad input; `details.field` names the field: `VALIDATION_ERROR` (docs/ERRORS.md) */
