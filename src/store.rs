@@ -298,6 +298,15 @@ fn sqlite_pragmas(
     })
 }
 
+/// `$1, $2, …, $count`: the numbered placeholders of an `IN (…)` list whose values are
+/// bound in order (both backends read `$n`).
+pub fn placeholders(count: usize) -> String {
+    (1..=count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Creates `dir` (and missing parents) readable by the owner only (0700 on Unix), or
 /// restricts it to 0700 when it exists: the data directory holds the database, the
 /// generated secrets and the sandbox state.

@@ -146,10 +146,7 @@ where
     if order_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=order_ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = crate::store::placeholders(order_ids.len());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM disputes WHERE seq IN \
          (SELECT MAX(seq) FROM disputes WHERE order_id IN ({placeholders}) GROUP BY order_id)"

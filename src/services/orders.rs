@@ -361,10 +361,7 @@ where
     if order_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=order_ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = crate::store::placeholders(order_ids.len());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT order_id, milestone_ref, title, amount, status, created_at, updated_at \
          FROM milestones WHERE order_id IN ({placeholders}) ORDER BY seq"

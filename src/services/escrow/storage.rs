@@ -62,10 +62,7 @@ where
     if order_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=order_ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = crate::store::placeholders(order_ids.len());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM escrows e LEFT JOIN ledger_accounts a ON a.id = 'escrow:' || e.order_id \
          WHERE e.order_id IN ({placeholders})"

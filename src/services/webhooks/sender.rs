@@ -113,10 +113,7 @@ async fn lease_due(store: &Store, limit: u32) -> Result<Vec<String>> {
 /// Reads the leased deliveries `ids` (not empty) with their endpoint's URL and stored
 /// secret.
 async fn load_due(store: &Store, ids: &[String]) -> Result<Vec<Due>> {
-    let placeholders = (1..=ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = crate::store::placeholders(ids.len());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT d.id, d.endpoint_id, d.attempts, d.event_id, w.url, w.secret \
          FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id WHERE d.id IN ({placeholders})"
