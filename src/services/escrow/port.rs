@@ -1,6 +1,6 @@
 //! The escrow provider port: what the saga engine needs from an escrow platform, so the
 //! engine depends on this trait and not on Trustless Work's HTTP API
-//! (docs/ARCHITECTURE.md, The provider port). [`crate::trustless::escrows`] implements it
+//! (docs/ARCHITECTURE.md, Providers). [`crate::trustless::escrows`] implements it
 //! with Trustless Work and Horizon; tests implement it in memory.
 //!
 //! The split of duties is the saga's safety. What a step's transaction must be
