@@ -337,9 +337,13 @@ async fn reconcile_last_prints_the_scheduled_run() {
         .unwrap();
     let daemon = Daemon(child);
     let deadline = Instant::now() + Duration::from_secs(60);
+    // The platform wallet is set up in the background: a first run may precede it (its
+    // report then has no platform check); wait for a run that checked it.
     let stored = loop {
         let (code, out) = run(&dir, &["reconcile", "--last", "--output", "json"], None);
-        if code == Some(0) {
+        let checked_platform =
+            serde_json::from_str::<Value>(&out).is_ok_and(|v| !v["report"]["platform"].is_null());
+        if code == Some(0) && checked_platform {
             break out;
         }
         assert!(
