@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offerhub::airtm::{AirtmUser, NewPayin, NewPayout, Payin, PayinStatus, Payout, PayoutStatus};
+use offerhub::airtm::{
+    AirtmUser, AirtmUserStatus, NewPayin, NewPayout, Payin, PayinStatus, Payout, PayoutStatus,
+};
 use offerhub::context::Context;
 use offerhub::domain::topup::TopUpStatus;
 use offerhub::domain::withdrawal::WithdrawalStatus;
@@ -87,7 +89,7 @@ impl FakeAirtm {
             email.to_string(),
             AirtmUser {
                 id: format!("user-{email}"),
-                status: status.to_string(),
+                status: AirtmUserStatus::parse(status),
                 is_verified: true,
                 country: Some("AR".into()),
             },

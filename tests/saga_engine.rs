@@ -13,6 +13,7 @@ use offerhub::context::Context;
 use offerhub::domain::escrow::EscrowStatus;
 use offerhub::domain::order::OrderStatus;
 use offerhub::domain::saga::SagaStatus;
+use offerhub::domain::transaction::TxResultCode;
 use offerhub::domain::wallet::WalletStatus;
 use offerhub::error::{Error, ErrorCode, Result};
 use offerhub::money::Amount;
@@ -256,7 +257,7 @@ impl EscrowProvider for FakeEscrows {
                 self.note(format!("failed {action:?}"));
                 SubmitOutcome::Failed {
                     hash: envelope.hash.clone(),
-                    tx_code: code.into(),
+                    tx_code: TxResultCode::parse(code),
                     op_codes: vec!["refused".into()],
                 }
             }
@@ -289,7 +290,7 @@ impl EscrowProvider for FakeEscrows {
             self.note("expired".into());
             return Ok(SubmitOutcome::Failed {
                 hash: envelope.hash.clone(),
-                tx_code: "tx_too_late".into(),
+                tx_code: TxResultCode::TooLate,
                 op_codes: Vec::new(),
             });
         }

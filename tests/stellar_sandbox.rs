@@ -177,7 +177,7 @@ async fn accounts_activation_and_payments() {
         .await
         .unwrap()
     {
-        SubmitOutcome::Failed { tx_code, .. } => assert_eq!(tx_code, "tx_bad_auth"),
+        SubmitOutcome::Failed { tx_code, .. } => assert_eq!(tx_code.as_str(), "tx_bad_auth"),
         other => panic!("{other:?}"),
     }
 }

@@ -177,8 +177,8 @@ pub struct Payout {
 pub struct AirtmUser {
     /// Airtm's user id.
     pub id: String,
-    /// `active` or `inactive`, lowercased (empty when Airtm sent none).
-    pub status: String,
+    /// `active`, `inactive` or another text, lowercased (empty when Airtm sent none).
+    pub status: AirtmUserStatus,
     /// Whether Airtm verified the user's identity (`false` when not stated).
     pub is_verified: bool,
     /// The user's country, as Airtm sends it.
@@ -189,7 +189,51 @@ impl AirtmUser {
     /// Whether the account is `active`: only an active account may be linked
     /// (docs/PROVIDERS.md, Airtm: user linking).
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == AirtmUserStatus::Active
+    }
+}
+
+/// Status of an Airtm account (`GET /users?email=`, docs/PROVIDERS.md, Airtm: user
+/// linking), read in any case; serialised as the lowercase text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AirtmUserStatus {
+    /// `active`: the only status that may be linked.
+    Active,
+    /// `inactive`.
+    Inactive,
+    /// Any other value, lowercased (empty when Airtm sent none).
+    Other(String),
+}
+
+impl AirtmUserStatus {
+    /// Airtm's status text, in any case; never fails.
+    pub fn parse(s: &str) -> AirtmUserStatus {
+        match s.to_ascii_lowercase().as_str() {
+            "active" => AirtmUserStatus::Active,
+            "inactive" => AirtmUserStatus::Inactive,
+            other => AirtmUserStatus::Other(other.to_string()),
+        }
+    }
+
+    /// The lowercase text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AirtmUserStatus::Active => "active",
+            AirtmUserStatus::Inactive => "inactive",
+            AirtmUserStatus::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for AirtmUserStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AirtmUserStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -22,7 +22,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Number, Value};
 
 use super::{
-    AirtmUser, NewPayin, NewPayout, Payin, PayinStatus, Payout, PayoutStatus, amount_of, usd,
+    AirtmUser, AirtmUserStatus, NewPayin, NewPayout, Payin, PayinStatus, Payout, PayoutStatus,
+    amount_of, usd,
 };
 use crate::error::Result;
 use crate::money::Amount;
@@ -222,7 +223,7 @@ impl UserResponse {
     pub fn into_user(self) -> Option<AirtmUser> {
         Some(AirtmUser {
             id: self.id?,
-            status: self.status.unwrap_or_default().to_ascii_lowercase(),
+            status: AirtmUserStatus::parse(&self.status.unwrap_or_default()),
             is_verified: self.is_verified.unwrap_or(false),
             country: self.country,
         })

@@ -21,6 +21,7 @@
 //! | [`webhook::EndpointStatus`], [`webhook::DeliveryStatus`], [`webhook::InboundStatus`] | `webhook_endpoints`, `webhook_deliveries`, `inbound_webhooks` | [`webhook`] |
 //! | [`idempotency::KeyState`] | `idempotency_keys.state` | [`idempotency`] |
 //! | [`reconcile::CheckStatus`] | (reports, `reconciliation_runs`) | [`reconcile`] |
+//! | [`transaction::TxResultCode`] (not stored; open: unknown codes kept) | Horizon's answers | [`transaction`] |
 
 /// Declares a `Copy` enum whose variants are stored and serialised as fixed texts.
 ///
@@ -112,6 +113,7 @@ pub mod order;
 pub mod reconcile;
 pub mod saga;
 pub mod topup;
+pub mod transaction;
 pub mod wallet;
 pub mod webhook;
 pub mod withdrawal;

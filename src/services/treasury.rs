@@ -17,6 +17,7 @@
 
 use sqlx::Row;
 
+use crate::domain::transaction::TxResultCode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
 use crate::services::wallets::{self, StellarContext};
@@ -241,7 +242,10 @@ async fn submit(
 ) -> Result<Settled> {
     match sc.horizon.submit_settled(envelope).await? {
         SubmitOutcome::Applied { hash, .. } => Ok(Settled::Landed { hash }),
-        SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_bad_seq" => Ok(Settled::Waiting {
+        SubmitOutcome::Failed {
+            tx_code: TxResultCode::BadSeq,
+            ..
+        } => Ok(Settled::Waiting {
             reason: Some("tx_bad_seq; resubmitting until it lands or expires".into()),
         }),
         SubmitOutcome::Failed {

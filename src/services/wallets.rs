@@ -440,7 +440,7 @@ async fn submit_activation(
                 .is_some_and(|a| a.credit(&sc.usdc.code, &sc.usdc_issuer).is_some())
             {
                 set_status(store, w, WalletStatus::Active, None).await?;
-            } else if matches!(tx_code.as_str(), "tx_too_late" | "tx_bad_seq") {
+            } else if tx_code.can_no_longer_land() {
                 // It can never land: a new envelope may be built on the next attempt.
                 let mut db = store.begin().await?;
                 sqlx::query(

@@ -21,6 +21,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::context::Context;
+use crate::domain::transaction::TxResultCode;
 use crate::domain::wallet::WalletStatus;
 pub use crate::domain::withdrawal::WithdrawalStatus;
 use crate::error::{Error, ErrorCode, Result};
@@ -337,7 +338,10 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
     };
     match sc.horizon.submit_settled(&envelope).await? {
         SubmitOutcome::Applied { hash, .. } => complete(store, &w, &hash).await?,
-        SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_too_late" => {
+        SubmitOutcome::Failed {
+            tx_code: TxResultCode::TooLate,
+            ..
+        } => {
             // It can never land now: allow a new envelope, unless another was stored.
             let mut db = store.begin().await?;
             sqlx::query("UPDATE withdrawals SET envelope = NULL, updated_at = $1 WHERE id = $2 AND envelope = $3")
@@ -349,7 +353,10 @@ pub async fn execute(store: &Store, sc: &StellarContext, id: &str) -> Result<Wit
             db.commit().await?;
             tracing::info!(withdrawal_id = %id, "withdrawal envelope expired unapplied; a new one will be built");
         }
-        SubmitOutcome::Failed { tx_code, .. } if tx_code == "tx_bad_seq" => {
+        SubmitOutcome::Failed {
+            tx_code: TxResultCode::BadSeq,
+            ..
+        } => {
             tracing::warn!(withdrawal_id = %id, "withdrawal envelope has a stale sequence; retrying until it lands or expires");
         }
         SubmitOutcome::Failed {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+use crate::domain::transaction::TxResultCode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
 use crate::stellar::tx::SignedEnvelope;
@@ -67,7 +68,7 @@ pub enum SubmitOutcome {
     /// Rejected or failed, with Horizon's `result_codes`.
     Failed {
         hash: String,
-        tx_code: String,
+        tx_code: TxResultCode,
         op_codes: Vec<String>,
     },
     /// Not known (504, 5xx, transport): must be settled by the hash.
@@ -530,10 +531,11 @@ impl Horizon {
             },
             400 if body["extras"]["result_codes"].is_object() => SubmitOutcome::Failed {
                 hash: env.hash.clone(),
-                tx_code: body["extras"]["result_codes"]["transaction"]
-                    .as_str()
-                    .unwrap_or("tx_failed")
-                    .to_string(),
+                tx_code: TxResultCode::parse(
+                    body["extras"]["result_codes"]["transaction"]
+                        .as_str()
+                        .unwrap_or(TxResultCode::Failed.as_str()),
+                ),
                 op_codes: body["extras"]["result_codes"]["operations"]
                     .as_array()
                     .map(|a| {
@@ -603,7 +605,7 @@ impl Horizon {
                 Ok(Some((false, _))) => {
                     return Ok(SubmitOutcome::Failed {
                         hash: env.hash.clone(),
-                        tx_code: "tx_failed".into(),
+                        tx_code: TxResultCode::Failed,
                         op_codes: Vec::new(),
                     });
                 }
@@ -613,7 +615,7 @@ impl Horizon {
             if env.max_time != 0 && now > env.max_time + 5 {
                 return Ok(SubmitOutcome::Failed {
                     hash: env.hash.clone(),
-                    tx_code: "tx_too_late".into(),
+                    tx_code: TxResultCode::TooLate,
                     op_codes: Vec::new(),
                 });
             }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::calls::{CallTerms, call_for};
 use super::{SendOutcome, TrustlessWork};
+use crate::domain::transaction::TxResultCode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::money::Amount;
 use crate::services::escrow::{EscrowProvider, StepCall, Submission};
@@ -41,7 +42,7 @@ impl TrustlessWorkEscrows {
             },
             Some((false, _)) => SubmitOutcome::Failed {
                 hash: signed.hash.clone(),
-                tx_code: "tx_failed".into(),
+                tx_code: TxResultCode::Failed,
                 op_codes: vec![message],
             },
             // Not on the network: Trustless Work's message carries Horizon's result code. A
@@ -49,11 +50,7 @@ impl TrustlessWorkEscrows {
             // envelope is rebuilt, never surfaced; anything else was refused.
             None => SubmitOutcome::Failed {
                 hash: signed.hash.clone(),
-                tx_code: ["tx_bad_seq", "tx_too_late"]
-                    .into_iter()
-                    .find(|c| message.contains(c))
-                    .unwrap_or("tx_refused")
-                    .into(),
+                tx_code: TxResultCode::named_in(&message).unwrap_or(TxResultCode::Refused),
                 op_codes: vec![message],
             },
         })

@@ -3,6 +3,7 @@
 //! transient, compensate or park what is not.
 
 use super::*;
+use crate::domain::transaction::TxResultCode;
 
 /// How a step failed, which decides what the engine does next.
 #[derive(Debug)]
@@ -376,8 +377,8 @@ async fn build_sign_submit(
 /// The step's transaction failed: a sequence race or an expired envelope is rebuilt on
 /// the next attempt (transient); anything else is a definitive refusal, named after the
 /// contract's error when it is one.
-fn failed_step(tx_code: &str, op_codes: &[String]) -> StepError {
-    if tx_code == "tx_too_late" || tx_code == "tx_bad_seq" {
+fn failed_step(tx_code: &TxResultCode, op_codes: &[String]) -> StepError {
+    if tx_code.can_no_longer_land() {
         return StepError::Transient(Error::new(
             ErrorCode::ProviderUnavailable,
             format!("the step's transaction can no longer land ({tx_code}); it will be rebuilt"),
@@ -389,14 +390,14 @@ fn failed_step(tx_code: &str, op_codes: &[String]) -> StepError {
             ErrorCode::EscrowContractError,
             format!("The escrow contract refused: {text}"),
         )
-        .with_details(json!({ "contractError": variant, "transactionCode": tx_code })),
+        .with_details(json!({ "contractError": variant, "transactionCode": tx_code.as_str() })),
         None => Error::new(
             ErrorCode::ProviderError,
             format!("The transaction failed: {tx_code} {text}")
                 .trim()
                 .to_string(),
         )
-        .with_details(json!({ "transactionCode": tx_code, "providerStatus": 400 })),
+        .with_details(json!({ "transactionCode": tx_code.as_str(), "providerStatus": 400 })),
     };
     StepError::Definitive(e)
 }
