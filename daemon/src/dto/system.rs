@@ -4,15 +4,28 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+/// A health status: the daemon's (`healthy`, `degraded`, `unhealthy`) or one
+/// dependency's (also `unavailable`: not configured, `disabled`: not used in this mode).
+/// Serialised as the lowercase text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+    Unavailable,
+    Disabled,
+}
 
 /// `GET /health`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    #[schema(example = "healthy")]
-    pub status: &'static str,
+    #[schema(value_type = String, example = "healthy")]
+    pub status: HealthStatus,
     pub version: &'static str,
     pub uptime_seconds: u64,
 }
@@ -22,7 +35,7 @@ impl Health {
     /// (whole seconds, rounded down).
     pub fn new(uptime: Duration) -> Self {
         Health {
-            status: "healthy",
+            status: HealthStatus::Healthy,
             version: offerhub::VERSION,
             uptime_seconds: uptime.as_secs(),
         }
@@ -34,27 +47,47 @@ impl Health {
 pub struct HealthDetailed {
     /// `healthy`, `degraded` (a provider is unavailable) or `unhealthy` (503: the
     /// database is down).
-    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub status: HealthStatus,
     pub version: &'static str,
     /// `database`, `stellarHorizon`, `trustlessWork`, `airtm`: each `{status, …}`.
     #[schema(value_type = Value)]
     pub dependencies: Dependencies,
 }
 
-/// What `GET /health/detailed` found of each dependency: objects with at least a
-/// `status` text (`healthy`, `unhealthy`, `unavailable`, `degraded` or `disabled`) and
-/// what was probed (`latencyMs` in milliseconds, `url`, `error`, `detail`, …).
+/// What one probe found: its `status` and, beside it in the same object, what was
+/// probed (`latencyMs` in milliseconds, `url`, `error`, `detail`, …).
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    pub status: HealthStatus,
+    #[serde(flatten)]
+    pub found: Map<String, Value>,
+}
+
+impl Probe {
+    /// A probe's result: `status` and the fields of `found` (a JSON object; anything
+    /// else adds no field).
+    pub fn new(status: HealthStatus, found: Value) -> Probe {
+        let found = match found {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
+        Probe { status, found }
+    }
+}
+
+/// What `GET /health/detailed` found of each dependency.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependencies {
     /// `{status, backend, latencyMs | error}`.
-    pub database: Value,
+    pub database: Probe,
     /// `{status, network, url?, networkPassphrase?, latestLedger?, latencyMs? | error | detail}`.
-    pub stellar_horizon: Value,
+    pub stellar_horizon: Probe,
     /// `{status, detail}` (configured or not; never probed).
-    pub trustless_work: Value,
+    pub trustless_work: Probe,
     /// `{status, detail}`, or in Airtm mode `{status, webhookIntake, treasury}`.
-    pub airtm: Value,
+    pub airtm: Probe,
 }
 
 impl HealthDetailed {
@@ -62,15 +95,15 @@ impl HealthDetailed {
     /// `degraded` when Horizon or Trustless Work is not `healthy` or Airtm is
     /// `degraded`, else `healthy`.
     pub fn new(dependencies: Dependencies) -> Self {
-        let providers_ok = dependencies.stellar_horizon["status"] == "healthy"
-            && dependencies.trustless_work["status"] == "healthy"
-            && dependencies.airtm["status"] != "degraded";
+        let providers_ok = dependencies.stellar_horizon.status == HealthStatus::Healthy
+            && dependencies.trustless_work.status == HealthStatus::Healthy
+            && dependencies.airtm.status != HealthStatus::Degraded;
         let status = if !Self::database_up(&dependencies) {
-            "unhealthy"
+            HealthStatus::Unhealthy
         } else if !providers_ok {
-            "degraded"
+            HealthStatus::Degraded
         } else {
-            "healthy"
+            HealthStatus::Healthy
         };
         HealthDetailed {
             status,
@@ -85,7 +118,7 @@ impl HealthDetailed {
     }
 
     fn database_up(dependencies: &Dependencies) -> bool {
-        dependencies.database["status"] == "healthy"
+        dependencies.database.status == HealthStatus::Healthy
     }
 }
 
@@ -97,25 +130,33 @@ mod tests {
 
     use super::*;
 
-    fn deps(db: &str, horizon: &str, trustless: &str, airtm: &str) -> Dependencies {
+    use HealthStatus::{Degraded, Disabled, Healthy, Unavailable, Unhealthy};
+
+    fn deps(
+        db: HealthStatus,
+        horizon: HealthStatus,
+        trustless: HealthStatus,
+        airtm: HealthStatus,
+    ) -> Dependencies {
+        let probe = |status| Probe::new(status, json!({}));
         Dependencies {
-            database: json!({"status": db}),
-            stellar_horizon: json!({"status": horizon}),
-            trustless_work: json!({"status": trustless}),
-            airtm: json!({"status": airtm}),
+            database: probe(db),
+            stellar_horizon: probe(horizon),
+            trustless_work: probe(trustless),
+            airtm: probe(airtm),
         }
     }
 
     #[test]
     fn the_summary_follows_the_database_then_the_providers() {
-        let h = HealthDetailed::new(deps("healthy", "healthy", "healthy", "disabled"));
-        assert_eq!((h.status, h.is_database_up()), ("healthy", true));
-        let h = HealthDetailed::new(deps("healthy", "healthy", "healthy", "degraded"));
-        assert_eq!(h.status, "degraded");
-        let h = HealthDetailed::new(deps("healthy", "unavailable", "healthy", "healthy"));
-        assert_eq!(h.status, "degraded");
-        let h = HealthDetailed::new(deps("unhealthy", "healthy", "healthy", "healthy"));
-        assert_eq!((h.status, h.is_database_up()), ("unhealthy", false));
+        let h = HealthDetailed::new(deps(Healthy, Healthy, Healthy, Disabled));
+        assert_eq!((h.status, h.is_database_up()), (Healthy, true));
+        let h = HealthDetailed::new(deps(Healthy, Healthy, Healthy, Degraded));
+        assert_eq!(h.status, Degraded);
+        let h = HealthDetailed::new(deps(Healthy, Unavailable, Healthy, Healthy));
+        assert_eq!(h.status, Degraded);
+        let h = HealthDetailed::new(deps(Unhealthy, Healthy, Healthy, Healthy));
+        assert_eq!((h.status, h.is_database_up()), (Unhealthy, false));
         assert_eq!(
             serde_json::to_value(&h).unwrap(),
             json!({
@@ -128,6 +169,15 @@ mod tests {
                     "airtm": {"status": "healthy"},
                 },
             })
+        );
+    }
+
+    #[test]
+    fn a_probe_is_one_object_with_its_status() {
+        let p = Probe::new(Healthy, json!({"latencyMs": 3, "backend": "sqlite"}));
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"status": "healthy", "latencyMs": 3, "backend": "sqlite"})
         );
     }
 

@@ -8,10 +8,10 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::{Auth, Support, request_id, respond};
-use crate::dto::system::{Dependencies, Health, HealthDetailed};
+use crate::dto::system::{Dependencies, Health, HealthDetailed, HealthStatus, Probe};
 use crate::state::AppState;
 
 /// `200 {"data": {"status": "healthy", "version", "uptimeSeconds"}}`.
@@ -57,31 +57,37 @@ pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// The database: a ping within 5 s (`latencyMs`), else `unhealthy` with the error.
-async fn database(state: &AppState) -> Value {
+async fn database(state: &AppState) -> Probe {
     let t = Instant::now();
     match tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await {
-        Ok(Ok(())) => json!({
-            "status": "healthy",
-            "backend": state.store.backend().as_str(),
-            "latencyMs": t.elapsed().as_millis() as u64,
-        }),
-        Ok(Err(e)) => {
-            json!({ "status": "unhealthy", "backend": state.store.backend().as_str(), "error": e.message })
-        }
-        Err(_) => {
-            json!({ "status": "unhealthy", "backend": state.store.backend().as_str(), "error": "timed out after 5 s" })
-        }
+        Ok(Ok(())) => Probe::new(
+            HealthStatus::Healthy,
+            json!({
+
+                "backend": state.store.backend().as_str(),
+                "latencyMs": t.elapsed().as_millis() as u64,
+            }),
+        ),
+        Ok(Err(e)) => Probe::new(
+            HealthStatus::Unhealthy,
+            json!({  "backend": state.store.backend().as_str(), "error": e.message }),
+        ),
+        Err(_) => Probe::new(
+            HealthStatus::Unhealthy,
+            json!({  "backend": state.store.backend().as_str(), "error": "timed out after 5 s" }),
+        ),
     }
 }
 
 /// Horizon: its root within 5 s (passphrase, latest ledger, `latencyMs`); `unavailable`
 /// without a Horizon URL.
-async fn horizon(state: &AppState) -> Value {
+async fn horizon(state: &AppState) -> Probe {
     let network = state.config.network;
     match &state.config.horizon_url {
-        None => {
-            json!({ "status": "unavailable", "network": network.as_str(), "detail": "no Horizon URL configured" })
-        }
+        None => Probe::new(
+            HealthStatus::Unavailable,
+            json!({  "network": network.as_str(), "detail": "no Horizon URL configured" }),
+        ),
         Some(url) => {
             let t = Instant::now();
             let probe = reqwest::Client::new()
@@ -92,21 +98,26 @@ async fn horizon(state: &AppState) -> Value {
             match probe {
                 Ok(r) if r.status().is_success() => {
                     let root: serde_json::Value = r.json().await.unwrap_or_default();
-                    json!({
-                        "status": "healthy",
-                        "network": network.as_str(),
-                        "url": url.as_str(),
-                        "networkPassphrase": root["network_passphrase"],
-                        "latestLedger": root["history_latest_ledger"],
-                        "latencyMs": t.elapsed().as_millis() as u64,
-                    })
+                    Probe::new(
+                        HealthStatus::Healthy,
+                        json!({
+
+                            "network": network.as_str(),
+                            "url": url.as_str(),
+                            "networkPassphrase": root["network_passphrase"],
+                            "latestLedger": root["history_latest_ledger"],
+                            "latencyMs": t.elapsed().as_millis() as u64,
+                        }),
+                    )
                 }
-                Ok(r) => {
-                    json!({ "status": "unhealthy", "network": network.as_str(), "url": url.as_str(), "error": format!("HTTP {}", r.status()) })
-                }
-                Err(_) => {
-                    json!({ "status": "unhealthy", "network": network.as_str(), "url": url.as_str(), "error": "unreachable" })
-                }
+                Ok(r) => Probe::new(
+                    HealthStatus::Unhealthy,
+                    json!({  "network": network.as_str(), "url": url.as_str(), "error": format!("HTTP {}", r.status()) }),
+                ),
+                Err(_) => Probe::new(
+                    HealthStatus::Unhealthy,
+                    json!({  "network": network.as_str(), "url": url.as_str(), "error": "unreachable" }),
+                ),
             }
         }
     }
@@ -114,23 +125,28 @@ async fn horizon(state: &AppState) -> Value {
 
 /// Trustless Work: configured or not; not probed, as every request counts against its
 /// 50/min budget.
-fn trustless_work(state: &AppState) -> Value {
+fn trustless_work(state: &AppState) -> Probe {
     match &state.escrow {
-        Some(_) => {
-            json!({ "status": "healthy", "detail": "configured (not probed: Trustless Work allows 50 requests/min)" })
-        }
-        None => {
-            json!({ "status": "unavailable", "detail": "escrow needs crypto mode with Trustless Work configured" })
-        }
+        Some(_) => Probe::new(
+            HealthStatus::Healthy,
+            json!({  "detail": "configured (not probed: Trustless Work allows 50 requests/min)" }),
+        ),
+        None => Probe::new(
+            HealthStatus::Unavailable,
+            json!({  "detail": "escrow needs crypto mode with Trustless Work configured" }),
+        ),
     }
 }
 
 /// Airtm mode: the treasury (platform wallet) that settles top-ups in USDC (its
 /// balance read within 5 s), and whether webhook intake can verify signatures. Airtm
 /// itself is not probed.
-async fn airtm(state: &AppState) -> Value {
+async fn airtm(state: &AppState) -> Probe {
     match &state.airtm {
-        None => json!({ "status": "disabled", "detail": "PAYMENT_PROVIDER is not airtm" }),
+        None => Probe::new(
+            HealthStatus::Disabled,
+            json!({  "detail": "PAYMENT_PROVIDER is not airtm" }),
+        ),
         Some(ac) => {
             let platform = offerhub::services::wallets::platform(&state.store)
                 .await
@@ -146,11 +162,18 @@ async fn airtm(state: &AppState) -> Value {
                 _ => None,
             };
             let intake = !state.airtm_webhooks.is_empty();
-            json!({
-                "status": if intake { "healthy" } else { "degraded" },
-                "webhookIntake": if intake { "enabled" } else { "disabled: AIRTM_WEBHOOK_SECRET is not set" },
-                "treasury": { "publicKey": platform.map(|p| p.public_key), "usdc": treasury_usdc },
-            })
+            let status = if intake {
+                HealthStatus::Healthy
+            } else {
+                HealthStatus::Degraded
+            };
+            Probe::new(
+                status,
+                json!({
+                    "webhookIntake": if intake { "enabled" } else { "disabled: AIRTM_WEBHOOK_SECRET is not set" },
+                    "treasury": { "publicKey": platform.map(|p| p.public_key), "usdc": treasury_usdc },
+                }),
+            )
         }
     }
 }
