@@ -193,8 +193,10 @@ impl AirtmUser {
     }
 }
 
-/// Status of an Airtm account (`GET /users?email=`, docs/PROVIDERS.md, Airtm: user
-/// linking), read in any case; serialised as the lowercase text.
+/// Status of an Airtm account (`GET /users/{email}`, docs/PROVIDERS.md, Airtm: user
+/// linking), read in any case; serialised as the lowercase text. Built by
+/// [`AirtmUserStatus::parse`] only: an `Other` holding a known text would not equal its
+/// variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AirtmUserStatus {
     /// `active`: the only status that may be linked.

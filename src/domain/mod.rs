@@ -1,11 +1,15 @@
 //! State machines as pure functions: which states and transitions exist, nothing about
 //! storage. The store applies a transition as a compare-and-set on the current status.
 //!
-//! Every status (and kind) is an enum declared with `text_enum!`: stored as TEXT through
-//! one `as_str`/`parse` pair (the `sqlx` encoding and decoding use them, so a row written
-//! with an unknown value fails to decode instead of being misread), serialised by `serde`
-//! as the same text, compared by value. No status string literal lives outside this
-//! module; SQL binds `Status::X` as a parameter.
+//! Every stored status (and kind) is an enum declared with `text_enum!`: stored as TEXT
+//! through one `as_str`/`parse` pair (the `sqlx` encoding and decoding use them, so a row
+//! written with an unknown value fails to decode instead of being misread), serialised by
+//! `serde` as the same text, compared by value. No status string literal lives outside
+//! this module; SQL binds `Status::X` as a parameter. Codes that come from a network and
+//! must keep values we do not know are open enums with an `Other(text)` variant:
+//! Stellar's transaction result codes here ([`transaction::TxResultCode`]); a provider's
+//! own statuses next to its client (`airtm::PayinStatus`, `airtm::PayoutStatus`,
+//! `airtm::AirtmUserStatus`); the daemon's health statuses in its DTOs.
 //!
 //! | enum | table.column | module |
 //! |------|--------------|--------|

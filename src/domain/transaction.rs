@@ -5,7 +5,9 @@
 use std::fmt;
 
 /// Why a submitted transaction did not apply. The codes OfferHub decides on are
-/// variants; any other is kept as Horizon sent it ([`TxResultCode::Other`]).
+/// variants; any other is kept as Horizon sent it ([`TxResultCode::Other`]). Built by
+/// [`TxResultCode::parse`] only: an `Other` holding a known text would not equal its
+/// variant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TxResultCode {
     /// `tx_failed`: in a ledger, but one of its operations failed (the operations'
@@ -52,8 +54,8 @@ impl TxResultCode {
         matches!(self, TxResultCode::TooLate | TxResultCode::BadSeq)
     }
 
-    /// The code named in a provider's free-text failure message, if it names one this
-    /// enum decides on by value (`tx_bad_seq` first, then `tx_too_late`).
+    /// `Some(BadSeq)` or `Some(TooLate)` when a provider's free-text failure message
+    /// contains `tx_bad_seq` (looked for first) or `tx_too_late`; else `None`.
     pub fn named_in(message: &str) -> Option<TxResultCode> {
         [TxResultCode::BadSeq, TxResultCode::TooLate]
             .into_iter()

@@ -22,7 +22,7 @@ use sqlx::Row;
 
 use crate::context::Context;
 use crate::domain::transaction::TxResultCode;
-use crate::domain::wallet::WalletStatus;
+use crate::domain::wallet::{WalletKind, WalletStatus};
 pub use crate::domain::withdrawal::WithdrawalStatus;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::NewEvent;
@@ -187,13 +187,13 @@ pub async fn record_crypto(
     // USDC paid to a wallet OfferHub manages would land there with no ledger account
     // behind it (the platform/treasury) or bypass the recipient's ledger (another user):
     // money between users moves through orders, never through a chain payment.
-    let managed: Option<String> =
+    let managed: Option<WalletKind> =
         sqlx::query_scalar("SELECT kind FROM wallets WHERE public_key = $1")
             .bind(destination)
             .fetch_optional(store.reader())
             .await?;
     if let Some(kind) = managed {
-        return Err(invalid_destination(if kind == "USER" {
+        return Err(invalid_destination(if kind == WalletKind::User {
             "destinationRef is another OfferHub user's wallet: move money between users with an order, not a withdrawal"
         } else {
             "destinationRef is OfferHub's own platform (treasury) wallet: withdrawals must leave OfferHub"

@@ -45,8 +45,8 @@ impl Health {
 /// `GET /health/detailed`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HealthDetailed {
-    /// `healthy`, `degraded` (a provider is unavailable) or `unhealthy` (503: the
-    /// database is down).
+    /// `healthy`, `degraded` (Horizon or Trustless Work not `healthy`, or Airtm
+    /// `degraded`) or `unhealthy` (503: the database is down).
     #[schema(value_type = String)]
     pub status: HealthStatus,
     pub version: &'static str,
@@ -65,9 +65,14 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// A probe's result: `status` and the fields of `found` (a JSON object; anything
-    /// else adds no field).
+    /// A probe's result: `status` and the fields of `found`, a JSON object without a
+    /// `status` field (anything else is a bug: debug builds assert, release builds add no
+    /// field).
     pub fn new(status: HealthStatus, found: Value) -> Probe {
+        debug_assert!(
+            found.is_object() && found.get("status").is_none(),
+            "{found}"
+        );
         let found = match found {
             Value::Object(fields) => fields,
             _ => Map::new(),

@@ -32,7 +32,8 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// Checks each dependency. `status` is `unhealthy` (HTTP 503) when the database is
-/// down, `degraded` when a provider is unavailable, else `healthy`.
+/// down, `degraded` when Horizon or Trustless Work is not `healthy` or Airtm is
+/// `degraded`, else `healthy`.
 #[utoipa::path(
     get,
     operation_id = "getHealthDetailed",
@@ -63,18 +64,17 @@ async fn database(state: &AppState) -> Probe {
         Ok(Ok(())) => Probe::new(
             HealthStatus::Healthy,
             json!({
-
                 "backend": state.store.backend().as_str(),
                 "latencyMs": t.elapsed().as_millis() as u64,
             }),
         ),
         Ok(Err(e)) => Probe::new(
             HealthStatus::Unhealthy,
-            json!({  "backend": state.store.backend().as_str(), "error": e.message }),
+            json!({ "backend": state.store.backend().as_str(), "error": e.message }),
         ),
         Err(_) => Probe::new(
             HealthStatus::Unhealthy,
-            json!({  "backend": state.store.backend().as_str(), "error": "timed out after 5 s" }),
+            json!({ "backend": state.store.backend().as_str(), "error": "timed out after 5 s" }),
         ),
     }
 }
@@ -86,7 +86,7 @@ async fn horizon(state: &AppState) -> Probe {
     match &state.config.horizon_url {
         None => Probe::new(
             HealthStatus::Unavailable,
-            json!({  "network": network.as_str(), "detail": "no Horizon URL configured" }),
+            json!({ "network": network.as_str(), "detail": "no Horizon URL configured" }),
         ),
         Some(url) => {
             let t = Instant::now();
@@ -101,7 +101,6 @@ async fn horizon(state: &AppState) -> Probe {
                     Probe::new(
                         HealthStatus::Healthy,
                         json!({
-
                             "network": network.as_str(),
                             "url": url.as_str(),
                             "networkPassphrase": root["network_passphrase"],
@@ -112,11 +111,11 @@ async fn horizon(state: &AppState) -> Probe {
                 }
                 Ok(r) => Probe::new(
                     HealthStatus::Unhealthy,
-                    json!({  "network": network.as_str(), "url": url.as_str(), "error": format!("HTTP {}", r.status()) }),
+                    json!({ "network": network.as_str(), "url": url.as_str(), "error": format!("HTTP {}", r.status()) }),
                 ),
                 Err(_) => Probe::new(
                     HealthStatus::Unhealthy,
-                    json!({  "network": network.as_str(), "url": url.as_str(), "error": "unreachable" }),
+                    json!({ "network": network.as_str(), "url": url.as_str(), "error": "unreachable" }),
                 ),
             }
         }
@@ -129,11 +128,11 @@ fn trustless_work(state: &AppState) -> Probe {
     match &state.escrow {
         Some(_) => Probe::new(
             HealthStatus::Healthy,
-            json!({  "detail": "configured (not probed: Trustless Work allows 50 requests/min)" }),
+            json!({ "detail": "configured (not probed: Trustless Work allows 50 requests/min)" }),
         ),
         None => Probe::new(
             HealthStatus::Unavailable,
-            json!({  "detail": "escrow needs crypto mode with Trustless Work configured" }),
+            json!({ "detail": "escrow needs crypto mode with Trustless Work configured" }),
         ),
     }
 }
@@ -145,7 +144,7 @@ async fn airtm(state: &AppState) -> Probe {
     match &state.airtm {
         None => Probe::new(
             HealthStatus::Disabled,
-            json!({  "detail": "PAYMENT_PROVIDER is not airtm" }),
+            json!({ "detail": "PAYMENT_PROVIDER is not airtm" }),
         ),
         Some(ac) => {
             let platform = offerhub::services::wallets::platform(&state.store)

@@ -239,7 +239,8 @@ export interface paths {
         };
         /**
          * Checks each dependency. `status` is `unhealthy` (HTTP 503) when the database is
-         *     down, `degraded` when a provider is unavailable, else `healthy`.
+         *     down, `degraded` when Horizon or Trustless Work is not `healthy` or Airtm is
+         *     `degraded`, else `healthy`.
          */
         get: operations["getHealthDetailed"];
         put?: never;
@@ -2461,8 +2462,8 @@ export interface components {
                 /** @description `database`, `stellarHorizon`, `trustlessWork`, `airtm`: each `{status, …}`. */
                 dependencies: unknown;
                 /**
-                 * @description `healthy`, `degraded` (a provider is unavailable) or `unhealthy` (503: the
-                 *     database is down).
+                 * @description `healthy`, `degraded` (Horizon or Trustless Work not `healthy`, or Airtm
+                 *     `degraded`) or `unhealthy` (503: the database is down).
                  */
                 status: string;
                 version: string;
@@ -2885,8 +2886,8 @@ export interface components {
             /** @description `database`, `stellarHorizon`, `trustlessWork`, `airtm`: each `{status, …}`. */
             dependencies: unknown;
             /**
-             * @description `healthy`, `degraded` (a provider is unavailable) or `unhealthy` (503: the
-             *     database is down).
+             * @description `healthy`, `degraded` (Horizon or Trustless Work not `healthy`, or Airtm
+             *     `degraded`) or `unhealthy` (503: the database is down).
              */
             status: string;
             version: string;
