@@ -1,6 +1,6 @@
 //! A Stellar transaction's result code, as Horizon answers a submission that failed
-//! (`extras.result_codes.transaction` of `POST /transactions`' 400 problem; the codes
-//! are Stellar's `TransactionResultCode`, docs/PROVIDERS.md, Horizon: submitting).
+//! (`extras.result_codes.transaction` of `POST /transactions`' 400 problem; the codes are
+//! Stellar's `TransactionResultCode`, docs/PROVIDERS.md, Stellar and Horizon: submission).
 
 use std::fmt;
 
