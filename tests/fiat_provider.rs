@@ -22,7 +22,6 @@ use offerhub::services::airtm::{self as airtm_service, AirtmContext};
 use offerhub::services::fiat_provider::FiatProvider;
 use offerhub::services::payouts::{self, NewPayoutWithdrawal};
 use offerhub::services::topups::{self, NewTopUp};
-use offerhub::services::users::{self, NewUser, NoHooks, UserType};
 use offerhub::services::wallets::{self, WalletKind};
 use offerhub::services::{reconcile, withdrawals};
 use offerhub::store::Store;
@@ -305,31 +304,20 @@ impl World {
 
     /// A user with an active wallet: (user id, wallet address).
     async fn user(&self, ext: &str) -> (String, String) {
-        let (u, _) = users::create(
-            &self.store,
-            &Context::system(),
-            &NoHooks,
-            NewUser {
-                external_user_id: ext.into(),
-                email: None,
-                user_type: UserType::Both,
-            },
-        )
-        .await
-        .unwrap();
+        let user_id = common::create_user(&self.store, ext).await;
         let sc = &self.ac.sc;
         let w = wallets::create(
             &self.store,
             &Context::system(),
             sc,
             WalletKind::User,
-            Some(&u.id),
+            Some(&user_id),
         )
         .await
         .unwrap();
         let w = wallets::activate(&self.store, sc, &w.id).await.unwrap();
         assert_eq!(w.status, wallets::WalletStatus::Active);
-        (u.id, w.public_key)
+        (user_id, w.public_key)
     }
 
     async fn topup(&self, user: &str, amount: &str) -> topups::TopUp {

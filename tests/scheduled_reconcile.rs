@@ -9,7 +9,6 @@ mod common;
 
 use offerhub::context::Context;
 use offerhub::services::reconcile_schedule;
-use offerhub::services::users::{self, NewUser, NoHooks, UserType};
 use offerhub::services::wallets::{self, StellarContext, WalletKind};
 use offerhub::store::Store;
 use offerhub_testkit::both_backends;
@@ -21,20 +20,7 @@ async fn setup(url: &str) -> (Store, StellarContext, String) {
 }
 
 async fn user(store: &Store, ext: &str) -> String {
-    users::create(
-        store,
-        &Context::system(),
-        &NoHooks,
-        NewUser {
-            external_user_id: ext.into(),
-            email: None,
-            user_type: UserType::Both,
-        },
-    )
-    .await
-    .unwrap()
-    .0
-    .id
+    common::create_user(store, ext).await
 }
 
 async fn discrepancy_events(store: &Store) -> Vec<serde_json::Value> {

@@ -5,38 +5,14 @@ use offerhub::money::Amount;
 use offerhub::stellar::horizon::{Horizon, SubmitOutcome};
 use offerhub::stellar::keys::Keypair;
 use offerhub::stellar::network::StellarNetwork;
-use offerhub::stellar::tx::{self, CreditAsset};
-use offerhub_sandbox::{Sandbox, SandboxOptions, start};
+use offerhub::stellar::tx;
 
-struct Env {
-    horizon: Horizon,
-    network: StellarNetwork,
-    usdc: CreditAsset,
-    usdc_issuer: String,
-    base: String,
-    _sb: std::sync::Arc<Sandbox>,
-}
+mod common;
+
+use common::SandboxNet as Env;
 
 async fn env() -> Env {
-    let sb = Sandbox::new(SandboxOptions::default()).unwrap();
-    let addr = start(sb.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{addr}");
-    let horizon = Horizon::new(base.parse().unwrap()).unwrap();
-    let network = StellarNetwork::from_passphrase(&horizon.network_passphrase().await.unwrap());
-    let issuer = sb.usdc().issuer;
-    Env {
-        horizon,
-        network,
-        usdc: CreditAsset {
-            code: "USDC".into(),
-            issuer: offerhub::stellar::keys::parse_account(&issuer, "issuer").unwrap(),
-        },
-        usdc_issuer: issuer,
-        base,
-        _sb: sb,
-    }
+    common::sandbox_network().await
 }
 
 fn later() -> u64 {

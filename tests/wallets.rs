@@ -7,7 +7,6 @@ use std::sync::Arc;
 use offerhub::config::DatabaseUrl;
 use offerhub::context::Context;
 use offerhub::money::Amount;
-use offerhub::services::users::{self, NewUser, NoHooks, UserType};
 use offerhub::services::wallets::{self, StellarContext, WalletKind};
 use offerhub::stellar::horizon::Horizon;
 use offerhub::store::Store;
@@ -20,20 +19,7 @@ async fn setup(url: &str) -> (Store, StellarContext, String) {
 }
 
 async fn user(store: &Store, ext: &str) -> String {
-    users::create(
-        store,
-        &Context::system(),
-        &NoHooks,
-        NewUser {
-            external_user_id: ext.into(),
-            email: None,
-            user_type: UserType::Both,
-        },
-    )
-    .await
-    .unwrap()
-    .0
-    .id
+    common::create_user(store, ext).await
 }
 
 async fn lifecycle(url: String) {

@@ -445,7 +445,7 @@ impl TrustlessWork {
         }
         let message = message_of(&answer);
         let built: wire::BuildAnswer = wire::read(answer, &path)?;
-        if !built.succeeded() {
+        if !wire::succeeded(built.status.as_deref()) {
             return Err(provider(format!(
                 "Trustless Work answered {path} without SUCCESS: {message}"
             )));
@@ -510,7 +510,7 @@ impl TrustlessWork {
         // A success answer of another shape says nothing certain: settle by the hash.
         let read = serde_json::from_value::<wire::SendAnswer>(answer.clone());
         Ok(match (status, read) {
-            (200..=299, Ok(a)) if a.succeeded() => SendOutcome::Submitted {
+            (200..=299, Ok(a)) if wire::succeeded(a.status.as_deref()) => SendOutcome::Submitted {
                 contract_id: a.contract_id,
             },
             (200..=299, Err(e)) => SendOutcome::Unknown {

@@ -245,8 +245,11 @@ pub struct UpdateFromTxHash<'a> {
     pub tx_hash: &'a str,
 }
 
-/// The `status` of Trustless Work's answers that succeeded (exact text).
-const SUCCESS: &str = "SUCCESS";
+/// Whether the `status` of a [`BuildAnswer`] or [`SendAnswer`] is `SUCCESS` (exact
+/// text), what Trustless Work answers a call that succeeded with.
+pub fn succeeded(status: Option<&str>) -> bool {
+    status == Some("SUCCESS")
+}
 
 /// A builder's answer (`status`, `unsignedTransaction`); other fields are ignored.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -256,26 +259,12 @@ pub struct BuildAnswer {
     pub unsigned_transaction: Option<String>,
 }
 
-impl BuildAnswer {
-    /// Whether `status` is `SUCCESS`.
-    pub fn succeeded(&self) -> bool {
-        self.status.as_deref() == Some(SUCCESS)
-    }
-}
-
 /// `send-transaction`'s answer: `status` and, for deploys, `contractId`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SendAnswer {
     pub status: Option<String>,
     pub contract_id: Option<String>,
-}
-
-impl SendAnswer {
-    /// Whether `status` is `SUCCESS`.
-    pub fn succeeded(&self) -> bool {
-        self.status.as_deref() == Some(SUCCESS)
-    }
 }
 
 /// One item of `get-multiple-escrow-balance`: the contract and its balance in human
