@@ -497,6 +497,21 @@ async fn failed_or_canceled_payout_releases_the_hold(url: String) {
         .await
         .unwrap_err();
     assert_eq!(refused.code, ErrorCode::AirtmUserInvalid);
+    assert_eq!(
+        refused.message,
+        "The Airtm account is inactive; it must be active"
+    );
+    w.fake.add_user("blank@example.com", "");
+    let refused = airtm_service::link(&w.store, &ctx, &w.ac, &seller, "blank@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (
+            ErrorCode::AirtmUserInvalid,
+            "The Airtm account has no status; it must be active"
+        )
+    );
     airtm_service::link(&w.store, &ctx, &w.ac, &seller, "seller@example.com")
         .await
         .unwrap();

@@ -96,9 +96,14 @@ pub async fn link(
         .with_details(json!({ "field": "email" }))
     })?;
     if !found.is_active() {
+        let state = if found.status.as_str().is_empty() {
+            "has no status".to_string()
+        } else {
+            format!("is {}", found.status)
+        };
         return Err(Error::new(
             ErrorCode::AirtmUserInvalid,
-            format!("The Airtm account is {}; it must be active", found.status),
+            format!("The Airtm account {state}; it must be active"),
         )
         .with_details(json!({ "field": "email", "airtmStatus": found.status })));
     }
