@@ -28,6 +28,7 @@ use crate::money::Amount;
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Store, Tx};
 
+mod statement;
 mod verify;
 pub use verify::{LedgerReport, Violation, verify};
 
@@ -40,8 +41,9 @@ pub const FEES_TRUSTLESS: &str = "fees:trustless";
 
 /// System accounts posted to by many concurrent transactions. On PostgreSQL their
 /// balance is `ledger_accounts.balance` plus [`SHARDS`] rows of
-/// `ledger_account_shards`; a posting updates one shard picked at random, so
-/// concurrent releases, deposits and adjustments do not queue behind one row. Read them
+/// `ledger_account_shards`; a posting updates the shard of its database session
+/// (`pg_backend_pid() % SHARDS`), so concurrent releases, deposits and adjustments on
+/// different connections do not queue behind one row. Read them
 /// with [`account_balance`]. On SQLite (one writer) they are ordinary accounts.
 pub const SHARDED_ACCOUNTS: &[&str] = &[
     ADJUSTMENTS_ACCOUNT,
@@ -51,8 +53,8 @@ pub const SHARDED_ACCOUNTS: &[&str] = &[
     FEES_TRUSTLESS,
 ];
 
-/// Shard rows per sharded account (created by migration 0009).
-pub const SHARDS: i64 = 16;
+/// Shard rows per sharded account (created by migrations 0009 and 0011).
+pub const SHARDS: i64 = 64;
 
 fn is_sharded(tx: &Tx, account: &str) -> bool {
     tx.backend() == crate::store::Backend::Postgres && SHARDED_ACCOUNTS.contains(&account)
@@ -196,8 +198,18 @@ pub async fn record(
             "unbalanced journal transaction {kind}/{reference}: {postings:?}"
         )));
     }
+    // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
+    legs.sort_by(|a, b| a.account.cmp(&b.account));
     let id = new_id(IdKind::Journal);
     let now = crate::clock::now();
+    if let Some(one) = one_statement_legs(tx, &legs) {
+        let recorded =
+            statement::record(tx, &id, (kind, reference, description), &now, &one).await?;
+        if matches!(recorded, Recorded::Applied(_)) {
+            crate::metrics::ledger_transaction(kind);
+        }
+        return Ok(recorded);
+    }
     let inserted = sqlx::query(
         "INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, reference) DO NOTHING",
@@ -224,8 +236,6 @@ pub async fn record(
     if let Some(p) = legs.iter().find(|p| !p.amount.in_range()) {
         return Err(out_of_range(&p.account));
     }
-    // A fixed order of row locks across transactions: no deadlocks on PostgreSQL.
-    legs.sort_by(|a, b| a.account.cmp(&b.account));
     let mut applied: Vec<(&str, i64, Option<i64>)> = Vec::with_capacity(legs.len());
     for p in legs {
         let delta = p.amount.base_units();
@@ -256,6 +266,31 @@ pub async fn record(
     Ok(Recorded::Applied(id))
 }
 
+/// The legs as [`statement::record`] takes them, when it can record them: on
+/// PostgreSQL, with distinct accounts (`legs` sorted), every amount within
+/// ±[`Amount::MAX`] and no debit of a non-negative sharded account (those lock all
+/// shards: [`post_to_shard`]). `None`: the general path.
+fn one_statement_legs<'a>(tx: &Tx, legs: &[&'a Posting]) -> Option<Vec<statement::Leg<'a>>> {
+    if tx.backend() != crate::store::Backend::Postgres
+        || legs.windows(2).any(|w| w[0].account == w[1].account)
+    {
+        return None;
+    }
+    legs.iter()
+        .map(|p| {
+            let delta = p.amount.base_units();
+            let sharded = is_sharded(tx, &p.account);
+            let shard_debit = sharded && delta < 0 && sharded_non_negative(&p.account);
+            (p.amount.in_range() && !shard_debit).then_some((p.account.as_str(), delta, sharded))
+        })
+        .collect()
+}
+
+/// Sharded accounts that may not go negative (`fees:*`).
+fn sharded_non_negative(account: &str) -> bool {
+    account.starts_with("fees:")
+}
+
 /// Applies `delta` to an ordinary account's balance (conditional update: never below
 /// zero when non-negative, never beyond ±[`Amount::MAX`]); returns the balance after.
 async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> {
@@ -273,12 +308,19 @@ async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> 
     if let Some(row) = row {
         return Ok(row.try_get("balance")?);
     }
+    Err(diagnose(tx, account, delta).await?)
+}
+
+/// Why a conditional update of `account` by `delta` did not apply: unknown account
+/// (500), out of range (422 `AMOUNT_OUT_OF_RANGE`) or insufficient funds (422).
+async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
+    let max = Amount::MAX.base_units();
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
             .bind(account)
             .fetch_optional(tx.conn())
             .await?;
-    Err(match balance {
+    Ok(match balance {
         None => Error::internal(format!("posting to unknown ledger account {account}")),
         Some(b)
             if i128::from(b) + i128::from(delta) > i128::from(max)
@@ -292,13 +334,14 @@ async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> 
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A
 /// credit, or any posting to an account that may go negative, updates the shard of
-/// this database transaction ([`Tx::shard`], random per transaction; each shard within
-/// ±[`Amount::MAX`]). A debit of a non-negative one
-/// (`fees:*`; none happens today) locks the account row and all its shards, checks
-/// the total, and folds the shards into the account row.
+/// this database session (`pg_backend_pid() % SHARDS`: one shard for the whole
+/// transaction, so its locks on sharded rows come in the same order as on ordinary
+/// rows and add no deadlock; each shard within ±[`Amount::MAX`]). A debit of a
+/// non-negative one (`fees:*`; none happens today) locks the account row and all its
+/// shards, checks the total, and folds the shards into the account row.
 async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
     let max = Amount::MAX.base_units();
-    let non_negative = account.starts_with("fees:");
+    let non_negative = sharded_non_negative(account);
     if delta < 0 && non_negative {
         let base: i64 =
             sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1 FOR UPDATE")
@@ -335,15 +378,14 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
             .await?;
         return Ok(());
     }
-    let shard = tx.shard();
     let updated = sqlx::query(
         "UPDATE ledger_account_shards SET balance = balance + $1 \
-         WHERE account_id = $2 AND shard = $3 \
+         WHERE account_id = $2 AND shard = pg_backend_pid() % $3 \
            AND balance + $1 <= $4 AND balance + $1 >= -$4 RETURNING balance",
     )
     .bind(delta)
     .bind(account)
-    .bind(shard)
+    .bind(SHARDS)
     .bind(max)
     .fetch_optional(tx.conn())
     .await?;
@@ -351,15 +393,16 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
         return Ok(());
     }
     let exists: Option<i64> = sqlx::query_scalar(
-        "SELECT balance FROM ledger_account_shards WHERE account_id = $1 AND shard = $2",
+        "SELECT balance FROM ledger_account_shards \
+         WHERE account_id = $1 AND shard = pg_backend_pid() % $2",
     )
     .bind(account)
-    .bind(shard)
+    .bind(SHARDS)
     .fetch_optional(tx.conn())
     .await?;
     Err(match exists {
         Some(_) => out_of_range(account),
-        None => Error::internal(format!("ledger account {account} has no shard {shard}")),
+        None => Error::internal(format!("ledger account {account} has no shard rows")),
     })
 }
 

@@ -202,7 +202,6 @@ impl Store {
             events: Vec::new(),
             idempotency_record: None,
             events_written: self.events_written.clone(),
-            shard: rand::random_range(0..crate::ledger::SHARDS),
         })
     }
 
@@ -226,7 +225,6 @@ impl Store {
             events: Vec::new(),
             idempotency_record: None,
             events_written: self.events_written.clone(),
-            shard: rand::random_range(0..crate::ledger::SHARDS),
         })
     }
 
@@ -441,18 +439,9 @@ pub struct Tx {
     events: Vec<NewEvent>,
     idempotency_record: Option<String>,
     events_written: Arc<Notify>,
-    /// The shard of every sharded ledger account this transaction posts to (picked at
-    /// random once per transaction, so its locks on those accounts are in the same
-    /// order as on unsharded rows: no new deadlock).
-    shard: i64,
 }
 
 impl Tx {
-    /// The shard this transaction posts to (see [`crate::ledger::SHARDED_ACCOUNTS`]).
-    pub(crate) fn shard(&self) -> i64 {
-        self.shard
-    }
-
     /// The connection, for queries inside this transaction.
     pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.inner

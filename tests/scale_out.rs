@@ -312,6 +312,155 @@ async fn sharded_system_accounts(url: String) {
 }
 both_backends!(sharded_accounts_on, sharded_system_accounts);
 
+/// A journal transaction that cannot apply reports the first failing leg in account
+/// order and, once the caller drops its transaction, changes nothing; a replay returns
+/// the first id and changes nothing; two postings to one account add up. On
+/// PostgreSQL these go through the one-statement path (`ledger/statement.rs`), on
+/// SQLite through the general one: the answers are the same.
+async fn record_errors_change_nothing(url: String) {
+    let store = open(&url).await;
+    let units = Amount::from_base_units;
+    let mut tx = store.begin().await.unwrap();
+    for u in ["a", "b"] {
+        ledger::open_user_accounts(&mut tx, u).await.unwrap();
+    }
+    ledger::open_account(&mut tx, "escrow:ord_t", "escrow", None, true)
+        .await
+        .unwrap();
+    let first = ledger::record(
+        &mut tx,
+        "deposit",
+        "dep-a",
+        "test",
+        &[
+            Posting::new(ledger::EXTERNAL_STELLAR, units(-100)),
+            Posting::new(ledger::available_account("a"), units(60)),
+            Posting::new(ledger::available_account("b"), units(40)),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let balances = |store: Store| async move {
+        let mut out = Vec::new();
+        for a in [
+            ledger::available_account("a"),
+            ledger::available_account("b"),
+            "escrow:ord_t".to_string(),
+            ledger::EXTERNAL_STELLAR.to_string(),
+        ] {
+            out.push(ledger::account_balance(store.reader(), &a).await.unwrap());
+        }
+        out
+    };
+    let before = balances(store.clone()).await;
+    assert_eq!(before, [units(60), units(40), units(0), units(-100)]);
+    // Both users short: the error names the first in account order (a), and dropping
+    // the transaction leaves every balance and the journal as they were.
+    let attempt = |postings: Vec<Posting>, reference: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let r = ledger::record(&mut tx, "fund", reference, "test", &postings).await;
+            drop(tx);
+            r
+        }
+    };
+    let err = attempt(
+        vec![
+            Posting::new(ledger::available_account("b"), units(-41)),
+            Posting::new(ledger::available_account("a"), units(-61)),
+            Posting::new("escrow:ord_t", units(102)),
+        ],
+        "short",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code.as_str(), "INSUFFICIENT_FUNDS");
+    let details = err.details.unwrap();
+    assert_eq!(details["account"], "user:a:available");
+    assert_eq!(details["requested"], "0.0000061");
+    // Beyond the largest amount: 422 AMOUNT_OUT_OF_RANGE naming the account.
+    let err = attempt(
+        vec![
+            Posting::new(ledger::available_account("a"), Amount::MAX),
+            Posting::new(
+                ledger::ADJUSTMENTS_ACCOUNT,
+                Amount::MAX.checked_neg().unwrap(),
+            ),
+        ],
+        "huge",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code.as_str(), "AMOUNT_OUT_OF_RANGE");
+    assert_eq!(err.details.unwrap()["account"], "user:a:available");
+    // An account that does not exist: a programming error, 500.
+    let err = attempt(
+        vec![
+            Posting::new("escrow:ord_missing", units(1)),
+            Posting::new(ledger::available_account("a"), units(-1)),
+        ],
+        "missing",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
+    assert_eq!(balances(store.clone()).await, before);
+    let journal: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_transactions \
+         WHERE reference IN ('short', 'huge', 'missing')",
+    )
+    .fetch_one(store.reader())
+    .await
+    .unwrap();
+    assert_eq!(journal, 0);
+    // A replay: the first id, nothing applied twice.
+    let mut tx = store.begin().await.unwrap();
+    let again = ledger::record(
+        &mut tx,
+        "deposit",
+        "dep-a",
+        "replayed",
+        &[
+            Posting::new(ledger::EXTERNAL_STELLAR, units(-100)),
+            Posting::new(ledger::available_account("a"), units(60)),
+            Posting::new(ledger::available_account("b"), units(40)),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        again,
+        ledger::Recorded::AlreadyApplied(first.journal_id().to_string())
+    );
+    assert_eq!(balances(store.clone()).await, before);
+    // Two legs on one account add up; the postings record each balance after.
+    let mut tx = store.begin().await.unwrap();
+    ledger::record(
+        &mut tx,
+        "fund",
+        "twice",
+        "test",
+        &[
+            Posting::new(ledger::available_account("a"), units(-10)),
+            Posting::new(ledger::available_account("a"), units(-5)),
+            Posting::new("escrow:ord_t", units(15)),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        balances(store.clone()).await,
+        [units(45), units(40), units(15), units(-100)]
+    );
+    let r = ledger::verify(&store).await.unwrap();
+    assert!(r.is_clean(), "{:?}", r.violations);
+}
+both_backends!(record_errors_on, record_errors_change_nothing);
+
 /// The request budget is one for every daemon on a database: two daemons (two budget
 /// instances on one PostgreSQL) spending one key's 600-token bucket concurrently get
 /// 600 between them (plus what refills meanwhile), never 1,200. On SQLite (one daemon)
