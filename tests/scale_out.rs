@@ -312,14 +312,9 @@ async fn sharded_system_accounts(url: String) {
 }
 both_backends!(sharded_accounts_on, sharded_system_accounts);
 
-/// A journal transaction that cannot apply reports the first failing leg in account
-/// order and, once the caller drops its transaction, changes nothing; a replay returns
-/// the first id and changes nothing; two postings to one account add up. On
-/// PostgreSQL these go through the one-statement path (`ledger/statement.rs`), on
-/// SQLite through the general one: the answers are the same.
-async fn record_errors_change_nothing(url: String) {
-    let store = open(&url).await;
-    let units = Amount::from_base_units;
+/// Users `a` and `b` with 60 and 40 (from `external:stellar`, journal `deposit/dep-a`)
+/// and an empty `escrow:ord_t`; returns the deposit's journal id.
+async fn seed_two_users(store: &Store) -> String {
     let mut tx = store.begin().await.unwrap();
     for u in ["a", "b"] {
         ledger::open_user_accounts(&mut tx, u).await.unwrap();
@@ -327,33 +322,44 @@ async fn record_errors_change_nothing(url: String) {
     ledger::open_account(&mut tx, "escrow:ord_t", "escrow", None, true)
         .await
         .unwrap();
-    let first = ledger::record(
-        &mut tx,
-        "deposit",
-        "dep-a",
-        "test",
-        &[
-            Posting::new(ledger::EXTERNAL_STELLAR, units(-100)),
-            Posting::new(ledger::available_account("a"), units(60)),
-            Posting::new(ledger::available_account("b"), units(40)),
-        ],
-    )
-    .await
-    .unwrap();
+    let first = ledger::record(&mut tx, "deposit", "dep-a", "test", &seed_postings())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let balances = |store: Store| async move {
-        let mut out = Vec::new();
-        for a in [
-            ledger::available_account("a"),
-            ledger::available_account("b"),
-            "escrow:ord_t".to_string(),
-            ledger::EXTERNAL_STELLAR.to_string(),
-        ] {
-            out.push(ledger::account_balance(store.reader(), &a).await.unwrap());
-        }
-        out
-    };
-    let before = balances(store.clone()).await;
+    first.journal_id().to_string()
+}
+
+fn seed_postings() -> Vec<Posting> {
+    vec![
+        Posting::new(ledger::EXTERNAL_STELLAR, Amount::from_base_units(-100)),
+        Posting::new(ledger::available_account("a"), Amount::from_base_units(60)),
+        Posting::new(ledger::available_account("b"), Amount::from_base_units(40)),
+    ]
+}
+
+/// The balances of a, b, the escrow and `external:stellar`, in that order.
+async fn seeded_balances(store: &Store) -> Vec<Amount> {
+    let mut out = Vec::new();
+    for a in [
+        ledger::available_account("a"),
+        ledger::available_account("b"),
+        "escrow:ord_t".to_string(),
+        ledger::EXTERNAL_STELLAR.to_string(),
+    ] {
+        out.push(ledger::account_balance(store.reader(), &a).await.unwrap());
+    }
+    out
+}
+
+/// A journal transaction that cannot apply reports the first failing leg in account
+/// order and, once the caller drops its transaction, changes nothing. On PostgreSQL
+/// this goes through the one-statement path (`ledger/statement.rs`), on SQLite through
+/// the general one: the answers are the same.
+async fn record_errors_change_nothing(url: String) {
+    let store = open(&url).await;
+    let units = Amount::from_base_units;
+    seed_two_users(&store).await;
+    let before = seeded_balances(&store).await;
     assert_eq!(before, [units(60), units(40), units(0), units(-100)]);
     // Both users short: the error names the first in account order (a), and dropping
     // the transaction leaves every balance and the journal as they were.
@@ -406,7 +412,7 @@ async fn record_errors_change_nothing(url: String) {
     .await
     .unwrap_err();
     assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
-    assert_eq!(balances(store.clone()).await, before);
+    assert_eq!(seeded_balances(&store).await, before);
     let journal: i64 = sqlx::query_scalar(
         "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_transactions \
          WHERE reference IN ('short', 'huge', 'missing')",
@@ -415,28 +421,25 @@ async fn record_errors_change_nothing(url: String) {
     .await
     .unwrap();
     assert_eq!(journal, 0);
-    // A replay: the first id, nothing applied twice.
+    let r = ledger::verify(&store).await.unwrap();
+    assert!(r.is_clean(), "{:?}", r.violations);
+}
+both_backends!(record_errors_on, record_errors_change_nothing);
+
+/// A replay returns the first journal id and changes nothing; two postings to one
+/// account add up (both backends; PostgreSQL takes the general path for the latter).
+async fn record_replays_and_repeated_accounts(url: String) {
+    let store = open(&url).await;
+    let units = Amount::from_base_units;
+    let first = seed_two_users(&store).await;
+    let before = seeded_balances(&store).await;
     let mut tx = store.begin().await.unwrap();
-    let again = ledger::record(
-        &mut tx,
-        "deposit",
-        "dep-a",
-        "replayed",
-        &[
-            Posting::new(ledger::EXTERNAL_STELLAR, units(-100)),
-            Posting::new(ledger::available_account("a"), units(60)),
-            Posting::new(ledger::available_account("b"), units(40)),
-        ],
-    )
-    .await
-    .unwrap();
+    let again = ledger::record(&mut tx, "deposit", "dep-a", "replayed", &seed_postings())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        again,
-        ledger::Recorded::AlreadyApplied(first.journal_id().to_string())
-    );
-    assert_eq!(balances(store.clone()).await, before);
-    // Two legs on one account add up; the postings record each balance after.
+    assert_eq!(again, ledger::Recorded::AlreadyApplied(first));
+    assert_eq!(seeded_balances(&store).await, before);
     let mut tx = store.begin().await.unwrap();
     ledger::record(
         &mut tx,
@@ -453,13 +456,13 @@ async fn record_errors_change_nothing(url: String) {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        balances(store.clone()).await,
+        seeded_balances(&store).await,
         [units(45), units(40), units(15), units(-100)]
     );
     let r = ledger::verify(&store).await.unwrap();
     assert!(r.is_clean(), "{:?}", r.violations);
 }
-both_backends!(record_errors_on, record_errors_change_nothing);
+both_backends!(record_replays_on, record_replays_and_repeated_accounts);
 
 /// The request budget is one for every daemon on a database: two daemons (two budget
 /// instances on one PostgreSQL) spending one key's 600-token bucket concurrently get
