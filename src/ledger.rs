@@ -266,14 +266,12 @@ pub async fn record(
     Ok(Recorded::Applied(id))
 }
 
-/// The legs as [`statement::record`] takes them, when it can record them: on
-/// PostgreSQL, with distinct accounts (`legs` sorted), every amount within
-/// ±[`Amount::MAX`] and no debit of a non-negative sharded account (those lock all
-/// shards: [`post_to_shard`]). `None`: the general path.
+/// The legs as [`statement::record`] takes them, when it can record them: distinct
+/// accounts (`legs` sorted), every amount within ±[`Amount::MAX`] and no debit of a
+/// non-negative sharded account (those lock all shards: [`post_to_shard`]). `None`:
+/// the general path.
 fn one_statement_legs<'a>(tx: &Tx, legs: &[&'a Posting]) -> Option<Vec<statement::Leg<'a>>> {
-    if tx.backend() != crate::store::Backend::Postgres
-        || legs.windows(2).any(|w| w[0].account == w[1].account)
-    {
+    if legs.windows(2).any(|w| w[0].account == w[1].account) {
         return None;
     }
     legs.iter()

@@ -352,9 +352,8 @@ async fn seeded_balances(store: &Store) -> Vec<Amount> {
 }
 
 /// A journal transaction that cannot apply reports the first failing leg in account
-/// order and, once the caller drops its transaction, changes nothing. On PostgreSQL
-/// this goes through the one-statement path (`ledger/statement.rs`), on SQLite through
-/// the general one: the answers are the same.
+/// order and, once the caller drops its transaction, changes nothing (the
+/// one-round-trip path of `ledger/statement.rs`, on both backends).
 async fn record_errors_change_nothing(url: String) {
     let store = open(&url).await;
     let units = Amount::from_base_units;
@@ -427,7 +426,7 @@ async fn record_errors_change_nothing(url: String) {
 both_backends!(record_errors_on, record_errors_change_nothing);
 
 /// A replay returns the first journal id and changes nothing; two postings to one
-/// account add up (both backends; PostgreSQL takes the general path for the latter).
+/// account add up (the general path of `ledger::record`).
 async fn record_replays_and_repeated_accounts(url: String) {
     let store = open(&url).await;
     let units = Amount::from_base_units;

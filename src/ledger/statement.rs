@@ -1,19 +1,21 @@
-//! [`record`](super::record) on PostgreSQL in one statement: the journal row, every
-//! balance update and every posting travel in one round trip (a data-modifying `WITH`),
-//! where the general path takes one per leg plus two. An adjustment is then five round
-//! trips (BEGIN, this, the balance read, audit and events, COMMIT).
+//! [`record`](super::record) in one round trip: the journal row, every balance update
+//! and every posting are sent together, where the general path sends one statement per
+//! leg plus two. On PostgreSQL this is one statement (a data-modifying `WITH`); on
+//! SQLite, which has none, a batch of statements executed by the one writer in one
+//! call (sqlx numbers `$N` across the batch). An adjustment is then five round trips:
+//! BEGIN, this, the balance read, audit and events, COMMIT.
 //!
-//! The statement keeps the general path's rules:
+//! The rules of the general path hold:
 //! - nothing is applied when `(kind, reference)` is already in the journal (every
-//!   update joins the inserted journal row);
-//! - ordinary accounts are locked in byte order of their ids (`ORDER BY id COLLATE "C"
-//!   FOR UPDATE`) before any is updated, and shard rows after them, so concurrent
-//!   statements take their locks in one order;
+//!   update is conditioned on the journal row this call inserted);
+//! - PostgreSQL: ordinary accounts are locked in byte order of their ids (`ORDER BY id
+//!   COLLATE "C" FOR UPDATE`) before any is updated, and shard rows after them, so
+//!   concurrent statements take their locks in one order (SQLite has one writer);
 //! - a leg is applied only by a conditional update (never below zero when
-//!   non-negative, never beyond ±[`Amount::MAX`]); when one is not, no posting is
-//!   written and [`record`] returns the same error the general path gives for the first
-//!   such leg in account order. The legs that were applied stay applied: as for every
-//!   ledger error, the caller drops its transaction.
+//!   non-negative, never beyond ±[`Amount::MAX`]); when one is not, [`record`] returns
+//!   the same error the general path gives for the first such leg in account order.
+//!   Whatever was applied stays applied: as for every ledger error, the caller drops
+//!   its transaction.
 
 use std::collections::HashSet;
 
@@ -22,9 +24,9 @@ use sqlx::Row;
 use super::{Recorded, SHARDS, diagnose, out_of_range};
 use crate::error::{Error, Result};
 use crate::money::Amount;
-use crate::store::Tx;
+use crate::store::{Backend, Tx};
 
-/// One leg as the statement takes it: `(account, delta in base units, sharded)`.
+/// One leg as [`record`] takes it: `(account, delta in base units, sharded)`.
 pub(super) type Leg<'a> = (&'a str, i64, bool);
 
 /// Applies `legs` (sorted by account, distinct accounts, every delta within
@@ -37,24 +39,37 @@ pub(super) async fn record(
     now: &str,
     legs: &[Leg<'_>],
 ) -> Result<Recorded> {
-    let sql = statement(legs.len());
+    let sql = match tx.backend() {
+        Backend::Postgres => postgres_statement(legs.len()),
+        Backend::Sqlite => sqlite_batch(legs.len()),
+    };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
         .bind(kind.to_string())
         .bind(reference.to_string())
         .bind(description.to_string())
         .bind(now.to_string())
-        .bind(Amount::MAX.base_units())
-        .bind(i64::try_from(legs.len()).unwrap_or(i64::MAX));
+        .bind(Amount::MAX.base_units());
     for (account, delta, sharded) in legs {
         q = q
             .bind(account.to_string())
             .bind(*delta)
             .bind(i64::from(*sharded));
     }
-    let row = q.fetch_one(tx.conn()).await?;
-    let inserted: i64 = row.try_get("inserted")?;
-    if inserted == 0 {
+    // Rows `(what, account)`: `journal` when the journal row was inserted, `leg` per
+    // applied leg.
+    let rows = q.fetch_all(tx.conn()).await?;
+    let mut inserted = false;
+    let mut applied: HashSet<String> = HashSet::with_capacity(legs.len());
+    for row in &rows {
+        let what: String = row.try_get("what")?;
+        if what == "journal" {
+            inserted = true;
+        } else {
+            applied.insert(row.try_get("account")?);
+        }
+    }
+    if !inserted {
         let existing: String =
             sqlx::query("SELECT id FROM journal_transactions WHERE kind = $1 AND reference = $2")
                 .bind(kind)
@@ -64,14 +79,8 @@ pub(super) async fn record(
                 .try_get("id")?;
         return Ok(Recorded::AlreadyApplied(existing));
     }
-    let posted: i64 = row.try_get("posted")?;
-    if usize::try_from(posted).ok() == Some(legs.len()) {
-        return Ok(Recorded::Applied(id.to_string()));
-    }
-    let applied_list: Option<String> = row.try_get("applied")?;
-    let applied: HashSet<&str> = applied_list.as_deref().unwrap_or("").split('\n').collect();
     for (account, delta, sharded) in legs {
-        if applied.contains(account) {
+        if applied.contains(*account) {
             continue;
         }
         return Err(if *sharded {
@@ -80,19 +89,17 @@ pub(super) async fn record(
             diagnose(tx, account, *delta).await?
         });
     }
-    Err(Error::internal(format!(
-        "journal transaction {kind}/{reference}: {posted} of {} legs posted",
-        legs.len()
-    )))
+    Ok(Recorded::Applied(id.to_string()))
 }
 
 /// Why a shard update did not apply: out of range, or the account has no shard rows.
 async fn unapplied_shard(tx: &mut Tx, account: &str) -> Result<Error> {
-    let rows: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM ledger_account_shards WHERE account_id = $1")
-            .bind(account)
-            .fetch_one(tx.conn())
-            .await?;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_account_shards WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_one(tx.conn())
+    .await?;
     Ok(if rows == 0 {
         Error::internal(format!("ledger account {account} has no shard rows"))
     } else {
@@ -100,22 +107,27 @@ async fn unapplied_shard(tx: &mut Tx, account: &str) -> Result<Error> {
     })
 }
 
-/// The statement for `n` legs. Parameters: `$1` id, `$2` kind, `$3` reference, `$4`
-/// description, `$5` created_at, `$6` [`Amount::MAX`], `$7` the number of legs, then
-/// `(account, delta, sharded 0/1)` per leg from `$8`.
-fn statement(n: usize) -> String {
-    let mut legs = String::new();
-    for i in 0..n {
-        let p = 8 + 3 * i;
-        if i > 0 {
-            legs.push_str(", ");
-        }
-        legs.push_str(&format!(
-            "(CAST(${p} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT) = 1)",
-            p + 1,
-            p + 2
-        ));
-    }
+/// Parameters of both forms: `$1` id, `$2` kind, `$3` reference, `$4` description,
+/// `$5` created_at, `$6` [`Amount::MAX`], then `(account, delta, sharded 0/1)` per leg
+/// from `$7`. The first parameter of leg `i`:
+fn leg_param(i: usize) -> usize {
+    7 + 3 * i
+}
+
+/// The PostgreSQL statement for `n` legs. Postings are written only when every leg
+/// applied.
+fn postgres_statement(n: usize) -> String {
+    let legs = (0..n)
+        .map(|i| {
+            let p = leg_param(i);
+            format!(
+                "(CAST(${p} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT) = 1)",
+                p + 1,
+                p + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "WITH legs (account, delta, sharded) AS (VALUES {legs}), \
          j AS (INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
@@ -140,11 +152,42 @@ fn statement(n: usize) -> String {
          p AS (INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
                SELECT j.id, l.account, l.delta, u.balance, $5 \
                FROM j CROSS JOIN legs l LEFT JOIN u ON u.id = l.account \
-               WHERE (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM s) = $7 \
-               ORDER BY l.account COLLATE \"C\" \
-               RETURNING 1) \
-         SELECT (SELECT COUNT(*) FROM j) AS inserted, (SELECT COUNT(*) FROM p) AS posted, \
-                (SELECT string_agg(x.id, chr(10)) FROM \
-                   (SELECT id FROM u UNION ALL SELECT account_id FROM s) x) AS applied"
+               WHERE (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM s) = {n} \
+               ORDER BY l.account COLLATE \"C\") \
+         SELECT 'journal' AS what, id AS account FROM j \
+         UNION ALL SELECT 'leg', id FROM u \
+         UNION ALL SELECT 'leg', account_id FROM s"
     )
+}
+
+/// The SQLite batch for `n` legs: the journal row, one conditional update per leg (each
+/// only when the journal row is this call's), the postings with the balances after.
+/// Postings are written even when a leg did not apply: the caller drops the
+/// transaction on the error.
+fn sqlite_batch(n: usize) -> String {
+    let ours = "EXISTS (SELECT 1 FROM journal_transactions WHERE id = $1)";
+    let mut sql = String::from(
+        "INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, reference) DO NOTHING \
+         RETURNING 'journal' AS what, id AS account;",
+    );
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, d) = (leg_param(i), leg_param(i) + 1);
+        sql.push_str(&format!(
+            " UPDATE ledger_accounts SET balance = balance + ${d} \
+              WHERE id = ${a} AND (non_negative = 0 OR balance + ${d} >= 0) \
+                AND balance + ${d} <= $6 AND balance + ${d} >= -$6 AND {ours} \
+              RETURNING 'leg' AS what, id AS account;"
+        ));
+        values.push(format!("(${a}, ${d})"));
+    }
+    sql.push_str(&format!(
+        " INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
+          SELECT $1, v.column1, v.column2, \
+                 (SELECT balance FROM ledger_accounts WHERE id = v.column1), $5 \
+          FROM (VALUES {}) AS v WHERE {ours} ORDER BY v.column1",
+        values.join(", ")
+    ));
+    sql
 }
