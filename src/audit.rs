@@ -254,16 +254,22 @@ pub(crate) fn push_insert_pg(sql: &mut String, n: usize) {
     crate::store::push_placeholders(sql, n, 11, ", pg_current_xact_id()");
 }
 
-/// Inserts `entries` inside `tx` (called by [`Tx::commit`]), in one statement.
+/// Inserts `entries` and then `events` ([`crate::events::push_insert`]) inside `tx`
+/// (called by [`Tx::commit`] when it cannot write both in one statement).
 ///
 /// - PostgreSQL: without sequence number or hashes, with the writer's transaction id;
 ///   the [`crate::sequencer`] numbers and chains them after commit, so writers share no
 ///   row.
 /// - SQLite: chained here, under the one writer connection (which already serialises
-///   every transaction), and the head moved on.
-pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
+///   every transaction), after the head read; the rows, the new head and the events go
+///   in one batch (one call on the writer instead of three).
+pub(crate) async fn append_with_events(
+    tx: &mut Tx,
+    entries: Vec<AuditEntry>,
+    events: Vec<crate::events::NewEvent>,
+) -> Result<()> {
     if entries.is_empty() {
-        return Ok(());
+        return crate::events::append(tx, events).await;
     }
     let mut rows = prepare(entries);
     if tx.backend() == Backend::Postgres {
@@ -274,7 +280,7 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
             q = r.bind_content(q);
         }
         q.execute(tx.conn()).await?;
-        return Ok(());
+        return crate::events::append(tx, events).await;
     }
     let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
         .fetch_one(tx.conn())
@@ -290,17 +296,22 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
     }
     let mut sql = format!("INSERT INTO audit_logs ({AUDIT_CONTENT}, seq, prev_hash, hash) VALUES ");
     crate::store::push_placeholders(&mut sql, rows.len(), 14, "");
+    let head_param = rows.len() * 14 + 1;
+    sql.push_str(&format!(
+        "; UPDATE audit_head SET last_seq = ${head_param}, last_hash = ${} WHERE id = 1",
+        head_param + 1
+    ));
+    if !events.is_empty() {
+        sql.push_str("; ");
+        crate::events::push_insert(&mut sql, Backend::Sqlite, head_param + 2, events.len());
+    }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rows {
         let (seq, prev_hash, hash) = (r.seq, r.prev_hash.clone(), r.hash.clone());
         q = r.bind_content(q).bind(seq).bind(prev_hash).bind(hash);
     }
+    q = crate::events::bind_all(q.bind(seq).bind(prev), events);
     q.execute(tx.conn()).await?;
-    sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&prev)
-        .execute(tx.conn())
-        .await?;
     Ok(())
 }
 

@@ -494,12 +494,7 @@ impl Tx {
             q = events::bind_all(q, events);
             q.execute(self.conn()).await?;
         } else {
-            if !entries.is_empty() {
-                audit::append(&mut self, entries).await?;
-            }
-            if !events.is_empty() {
-                events::append(&mut self, events).await?;
-            }
+            audit::append_with_events(&mut self, entries, events).await?;
         }
         if let Some(record) = self.idempotency_record.take() {
             sqlx::query(
