@@ -236,17 +236,22 @@ pub async fn record(
     if let Some(p) = legs.iter().find(|p| !p.amount.in_range()) {
         return Err(out_of_range(&p.account));
     }
+    // Ordinary accounts first, then shard rows, each in account order: the lock order
+    // of `statement::record` too.
+    let (sharded, ordinary): (Vec<&Posting>, Vec<&Posting>) =
+        legs.iter().partition(|p| is_sharded(tx, &p.account));
     let mut applied: Vec<(&str, i64, Option<i64>)> = Vec::with_capacity(legs.len());
-    for p in legs {
+    for p in ordinary {
         let delta = p.amount.base_units();
-        let balance_after = if is_sharded(tx, &p.account) {
-            post_to_shard(tx, &p.account, delta).await?;
-            None
-        } else {
-            Some(post_to_account(tx, &p.account, delta).await?)
-        };
-        applied.push((&p.account, delta, balance_after));
+        let after = post_to_account(tx, &p.account, delta).await?;
+        applied.push((&p.account, delta, Some(after)));
     }
+    for p in sharded {
+        let delta = p.amount.base_units();
+        post_to_shard(tx, &p.account, delta).await?;
+        applied.push((&p.account, delta, None));
+    }
+    applied.sort_by(|a, b| a.0.cmp(b.0));
     // Every posting in one statement.
     let mut sql = String::from(
         "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) VALUES ",

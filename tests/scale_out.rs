@@ -411,6 +411,17 @@ async fn record_errors_change_nothing(url: String) {
     .await
     .unwrap_err();
     assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
+    // A short leg before an unknown account (in account order): the short leg's 422.
+    let err = attempt(
+        vec![
+            Posting::new(ledger::available_account("a"), units(-61)),
+            Posting::new("zz:missing", units(61)),
+        ],
+        "short-then-missing",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code.as_str(), "INSUFFICIENT_FUNDS");
     assert_eq!(seeded_balances(&store).await, before);
     let journal: i64 = sqlx::query_scalar(
         "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_transactions \

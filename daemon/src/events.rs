@@ -1,9 +1,9 @@
 //! Event fan-out inside one daemon; the SSE endpoints that subscribe to it are
 //! [`crate::routes::events`].
 //!
-//! One [`EventHub`] pump per daemon runs the sequencer ([`offerhub::sequencer`], which
-//! numbers events committed on PostgreSQL), then reads newly numbered events in
-//! sequence order and broadcasts them. It wakes on a local commit, on a PostgreSQL
+//! One [`EventHub`] pump per daemon broadcasts, in sequence order, what other daemons
+//! numbered, runs the sequencer ([`offerhub::sequencer`], which numbers events
+//! committed on PostgreSQL), then broadcasts what that pass numbered. It wakes on a local commit, on a PostgreSQL
 //! `NOTIFY offerhub_events` (another daemon's sequencer numbered events), a few
 //! milliseconds after a pass that left committed rows waiting on an older transaction,
 //! and every second as a fallback (e.g. writes by the CLI).
@@ -26,6 +26,24 @@ pub struct EventHub {
     stopping: CancellationToken,
     /// The pump, its LISTEN connection and every SSE stream's forwarder.
     tasks: TaskTracker,
+}
+
+/// Broadcasts every event numbered after `last`, in sequence order (pages of 1,000),
+/// moving `last` on; stops at the first read error (the next wake-up retries).
+async fn broadcast_after(store: &Store, sender: &broadcast::Sender<Arc<Event>>, last: &mut i64) {
+    loop {
+        let Ok(batch) = events::after_on(store.background_reader(), *last, 1000).await else {
+            return;
+        };
+        let full = batch.len() == 1000;
+        for e in batch {
+            *last = e.seq;
+            let _ = sender.send(Arc::new(e));
+        }
+        if !full {
+            return;
+        }
+    }
 }
 
 impl EventHub {
@@ -78,6 +96,12 @@ impl EventHub {
                     Duration::from_secs(1)
                 };
                 let _ = tokio::time::timeout(idle, wake.notified()).await;
+                if store.backend() == Backend::Postgres {
+                    // What another daemon numbered (its NOTIFY may be what woke this
+                    // pump) goes out before this daemon's own pass, which takes a few
+                    // round trips.
+                    broadcast_after(&store, &sender, &mut last).await;
+                }
                 let mut numbered = Vec::new();
                 (waiting, idle_waits) = match offerhub::sequencer::try_pass(&store).await {
                     // Another daemon's pass is running; it wakes this pump when done
@@ -110,20 +134,7 @@ impl EventHub {
                     }
                     continue;
                 }
-                loop {
-                    let Ok(batch) = events::after_on(store.background_reader(), last, 1000).await
-                    else {
-                        break;
-                    };
-                    let full = batch.len() == 1000;
-                    for e in batch {
-                        last = e.seq;
-                        let _ = sender.send(Arc::new(e));
-                    }
-                    if !full {
-                        break;
-                    }
-                }
+                broadcast_after(&store, &sender, &mut last).await;
             }
         });
         Arc::new(hub)

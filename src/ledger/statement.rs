@@ -9,11 +9,13 @@
 //! - nothing is applied when `(kind, reference)` is already in the journal (every
 //!   update is conditioned on the journal row this call inserted);
 //! - PostgreSQL: ordinary accounts are locked in byte order of their ids (`ORDER BY id
-//!   COLLATE "C" FOR UPDATE`) before any is updated, and shard rows after them, so
-//!   concurrent statements take their locks in one order (SQLite has one writer);
+//!   COLLATE "C" FOR UPDATE`) before any is updated, then the session's shard rows the
+//!   same way, so concurrent statements (and the general path, which posts ordinary
+//!   accounts first too) take their locks in one order (SQLite has one writer);
 //! - a leg is applied only by a conditional update (never below zero when
 //!   non-negative, never beyond ±[`Amount::MAX`]); when one is not, [`record`] returns
-//!   the same error the general path gives for the first such leg in account order.
+//!   the same error the general path gives for the first such leg (ordinary accounts
+//!   in account order, then sharded ones).
 //!   Whatever was applied stays applied: as for every ledger error, the caller drops
 //!   its transaction.
 
@@ -79,7 +81,12 @@ pub(super) async fn record(
                 .try_get("id")?;
         return Ok(Recorded::AlreadyApplied(existing));
     }
-    for (account, delta, sharded) in legs {
+    // The general path's order: ordinary accounts, then sharded ones.
+    let ordinary_first = legs
+        .iter()
+        .filter(|l| !l.2)
+        .chain(legs.iter().filter(|l| l.2));
+    for (account, delta, sharded) in ordinary_first {
         if applied.contains(*account) {
             continue;
         }
@@ -92,12 +99,15 @@ pub(super) async fn record(
     Ok(Recorded::Applied(id.to_string()))
 }
 
-/// Why a shard update did not apply: out of range, or the account has no shard rows.
+/// Why a shard update did not apply: out of range, or the account has no shard row for
+/// this database session (as in [`super::post_to_shard`]).
 async fn unapplied_shard(tx: &mut Tx, account: &str) -> Result<Error> {
     let rows: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_account_shards WHERE account_id = $1",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_account_shards \
+         WHERE account_id = $1 AND shard = pg_backend_pid() % $2",
     )
     .bind(account)
+    .bind(SHARDS)
     .fetch_one(tx.conn())
     .await?;
     Ok(if rows == 0 {
@@ -143,8 +153,13 @@ fn postgres_statement(n: usize) -> String {
                  AND (a.non_negative = 0 OR a.balance + l.delta >= 0) \
                  AND a.balance + l.delta <= $6 AND a.balance + l.delta >= -$6 \
                RETURNING a.id, a.balance), \
+         locked_shards AS (SELECT sh.account_id FROM ledger_account_shards sh \
+                    WHERE sh.account_id IN (SELECT account FROM legs WHERE sharded) \
+                      AND sh.shard = pg_backend_pid() % {SHARDS} \
+                      AND EXISTS (SELECT 1 FROM j) AND (SELECT COUNT(*) FROM u) >= 0 \
+                    ORDER BY sh.account_id COLLATE \"C\" FOR UPDATE OF sh), \
          s AS (UPDATE ledger_account_shards sh SET balance = sh.balance + l.delta \
-               FROM legs l, j, (SELECT COUNT(*) AS n FROM u) k \
+               FROM legs l, j, (SELECT COUNT(*) AS n FROM locked_shards) k \
                WHERE sh.account_id = l.account AND l.sharded \
                  AND sh.shard = pg_backend_pid() % {SHARDS} \
                  AND sh.balance + l.delta <= $6 AND sh.balance + l.delta >= -$6 \
@@ -162,8 +177,8 @@ fn postgres_statement(n: usize) -> String {
 
 /// The SQLite batch for `n` legs: the journal row, one conditional update per leg (each
 /// only when the journal row is this call's), the postings with the balances after.
-/// Postings are written even when a leg did not apply: the caller drops the
-/// transaction on the error.
+/// Postings of existing accounts are written even when a leg did not apply: the caller
+/// drops the transaction on the error.
 fn sqlite_batch(n: usize) -> String {
     let ours = "EXISTS (SELECT 1 FROM journal_transactions WHERE id = $1)";
     let mut sql = String::from(
@@ -184,9 +199,9 @@ fn sqlite_batch(n: usize) -> String {
     }
     sql.push_str(&format!(
         " INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
-          SELECT $1, v.column1, v.column2, \
-                 (SELECT balance FROM ledger_accounts WHERE id = v.column1), $5 \
-          FROM (VALUES {}) AS v WHERE {ours} ORDER BY v.column1",
+          SELECT $1, v.column1, v.column2, a.balance, $5 \
+          FROM (VALUES {}) AS v JOIN ledger_accounts a ON a.id = v.column1 \
+          WHERE {ours} ORDER BY v.column1",
         values.join(", ")
     ));
     sql
