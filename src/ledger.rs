@@ -222,14 +222,7 @@ pub async fn record(
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
-        let existing: String =
-            sqlx::query("SELECT id FROM journal_transactions WHERE kind = $1 AND reference = $2")
-                .bind(kind)
-                .bind(reference)
-                .fetch_one(tx.conn())
-                .await?
-                .try_get("id")?;
-        return Ok(Recorded::AlreadyApplied(existing));
+        return already_applied(tx, kind, reference).await;
     }
     // Every leg within ±Amount::MAX and every balance kept there: `balance + $1` stays
     // far from the i64 edge on both backends (no overflow error, no SQLite REAL).
@@ -269,6 +262,19 @@ pub async fn record(
     q.execute(tx.conn()).await?;
     crate::metrics::ledger_transaction(kind);
     Ok(Recorded::Applied(id))
+}
+
+/// [`Recorded::AlreadyApplied`] with the id of the journal transaction already
+/// recorded for `(kind, reference)`.
+async fn already_applied(tx: &mut Tx, kind: &str, reference: &str) -> Result<Recorded> {
+    let existing: String =
+        sqlx::query("SELECT id FROM journal_transactions WHERE kind = $1 AND reference = $2")
+            .bind(kind)
+            .bind(reference)
+            .fetch_one(tx.conn())
+            .await?
+            .try_get("id")?;
+    Ok(Recorded::AlreadyApplied(existing))
 }
 
 /// The legs as [`statement::record`] takes them, when it can record them: distinct

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::{Recorded, SHARDS, diagnose, out_of_range};
+use super::{Recorded, SHARDS, already_applied, diagnose, out_of_range};
 use crate::error::{Error, Result};
 use crate::money::Amount;
 use crate::store::{Backend, Tx};
@@ -72,14 +72,7 @@ pub(super) async fn record(
         }
     }
     if !inserted {
-        let existing: String =
-            sqlx::query("SELECT id FROM journal_transactions WHERE kind = $1 AND reference = $2")
-                .bind(kind)
-                .bind(reference)
-                .fetch_one(tx.conn())
-                .await?
-                .try_get("id")?;
-        return Ok(Recorded::AlreadyApplied(existing));
+        return already_applied(tx, kind, reference).await;
     }
     // The general path's order: ordinary accounts, then sharded ones.
     let ordinary_first = legs
