@@ -343,9 +343,9 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A
 /// credit, or any posting to an account that may go negative, updates the shard of
-/// this database session (`pg_backend_pid() % SHARDS`: one shard for the whole
-/// transaction, so its locks on sharded rows come in the same order as on ordinary
-/// rows and add no deadlock; each shard within ±[`Amount::MAX`]). A debit of a
+/// this database session (`pg_backend_pid() % SHARDS`, each shard within
+/// ±[`Amount::MAX`]; [`record`] posts shards after ordinary accounts, in account
+/// order, so their locks add no deadlock). A debit of a
 /// non-negative one (`fees:*`; none happens today) locks the account row and all its
 /// shards, checks the total, and folds the shards into the account row.
 async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
@@ -401,6 +401,12 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
     if updated.is_some() {
         return Ok(());
     }
+    Err(diagnose_shard(tx, account).await?)
+}
+
+/// Why a shard update of `account` did not apply: out of range (422
+/// `AMOUNT_OUT_OF_RANGE`), or no shard row for this database session (500).
+async fn diagnose_shard(tx: &mut Tx, account: &str) -> Result<Error> {
     let exists: Option<i64> = sqlx::query_scalar(
         "SELECT balance FROM ledger_account_shards \
          WHERE account_id = $1 AND shard = pg_backend_pid() % $2",
@@ -409,7 +415,7 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
     .bind(SHARDS)
     .fetch_optional(tx.conn())
     .await?;
-    Err(match exists {
+    Ok(match exists {
         Some(_) => out_of_range(account),
         None => Error::internal(format!("ledger account {account} has no shard rows")),
     })

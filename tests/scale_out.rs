@@ -360,72 +360,74 @@ async fn record_errors_change_nothing(url: String) {
     seed_two_users(&store).await;
     let before = seeded_balances(&store).await;
     assert_eq!(before, [units(60), units(40), units(0), units(-100)]);
-    // Both users short: the error names the first in account order (a), and dropping
-    // the transaction leaves every balance and the journal as they were.
-    let attempt = |postings: Vec<Posting>, reference: &'static str| {
-        let store = store.clone();
-        async move {
-            let mut tx = store.begin().await.unwrap();
-            let r = ledger::record(&mut tx, "fund", reference, "test", &postings).await;
-            drop(tx);
-            r
+    let a = ledger::available_account("a");
+    let b = ledger::available_account("b");
+    // (reference, postings, expected code, account named in the details).
+    let cases = [
+        // Both users short: the first in account order (a) is named.
+        (
+            "short",
+            vec![
+                Posting::new(&b, units(-41)),
+                Posting::new(&a, units(-61)),
+                Posting::new("escrow:ord_t", units(102)),
+            ],
+            "INSUFFICIENT_FUNDS",
+            Some(a.as_str()),
+        ),
+        // Beyond the largest amount.
+        (
+            "huge",
+            vec![
+                Posting::new(&a, Amount::MAX),
+                Posting::new(
+                    ledger::ADJUSTMENTS_ACCOUNT,
+                    Amount::MAX.checked_neg().unwrap(),
+                ),
+            ],
+            "AMOUNT_OUT_OF_RANGE",
+            Some(a.as_str()),
+        ),
+        // An account that does not exist: a programming error, 500.
+        (
+            "missing",
+            vec![
+                Posting::new("escrow:ord_missing", units(1)),
+                Posting::new(&a, units(-1)),
+            ],
+            "INTERNAL_ERROR",
+            None,
+        ),
+        // A short leg before an unknown account (in account order): the short leg's 422.
+        (
+            "short-then-missing",
+            vec![
+                Posting::new(&a, units(-61)),
+                Posting::new("zz:missing", units(61)),
+            ],
+            "INSUFFICIENT_FUNDS",
+            Some(a.as_str()),
+        ),
+    ];
+    for (reference, postings, code, account) in &cases {
+        let mut tx = store.begin().await.unwrap();
+        let err = ledger::record(&mut tx, "fund", reference, "test", postings)
+            .await
+            .unwrap_err();
+        drop(tx);
+        assert_eq!(err.code.as_str(), *code, "{reference}");
+        if let Some(account) = account {
+            let details = err.details.unwrap();
+            assert_eq!(details["account"], *account, "{reference}");
+            if *reference == "short" {
+                assert_eq!(details["requested"], "0.0000061");
+            }
         }
-    };
-    let err = attempt(
-        vec![
-            Posting::new(ledger::available_account("b"), units(-41)),
-            Posting::new(ledger::available_account("a"), units(-61)),
-            Posting::new("escrow:ord_t", units(102)),
-        ],
-        "short",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code.as_str(), "INSUFFICIENT_FUNDS");
-    let details = err.details.unwrap();
-    assert_eq!(details["account"], "user:a:available");
-    assert_eq!(details["requested"], "0.0000061");
-    // Beyond the largest amount: 422 AMOUNT_OUT_OF_RANGE naming the account.
-    let err = attempt(
-        vec![
-            Posting::new(ledger::available_account("a"), Amount::MAX),
-            Posting::new(
-                ledger::ADJUSTMENTS_ACCOUNT,
-                Amount::MAX.checked_neg().unwrap(),
-            ),
-        ],
-        "huge",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code.as_str(), "AMOUNT_OUT_OF_RANGE");
-    assert_eq!(err.details.unwrap()["account"], "user:a:available");
-    // An account that does not exist: a programming error, 500.
-    let err = attempt(
-        vec![
-            Posting::new("escrow:ord_missing", units(1)),
-            Posting::new(ledger::available_account("a"), units(-1)),
-        ],
-        "missing",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code.as_str(), "INTERNAL_ERROR");
-    // A short leg before an unknown account (in account order): the short leg's 422.
-    let err = attempt(
-        vec![
-            Posting::new(ledger::available_account("a"), units(-61)),
-            Posting::new("zz:missing", units(61)),
-        ],
-        "short-then-missing",
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code.as_str(), "INSUFFICIENT_FUNDS");
+    }
+    // Dropping the transactions left every balance and the journal as they were.
     assert_eq!(seeded_balances(&store).await, before);
     let journal: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_transactions \
-         WHERE reference IN ('short', 'huge', 'missing')",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_transactions WHERE kind = 'fund'",
     )
     .fetch_one(store.reader())
     .await

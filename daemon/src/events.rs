@@ -3,10 +3,10 @@
 //!
 //! One [`EventHub`] pump per daemon broadcasts, in sequence order, what other daemons
 //! numbered, runs the sequencer ([`offerhub::sequencer`], which numbers events
-//! committed on PostgreSQL), then broadcasts what that pass numbered. It wakes on a local commit, on a PostgreSQL
-//! `NOTIFY offerhub_events` (another daemon's sequencer numbered events), a few
-//! milliseconds after a pass that left committed rows waiting on an older transaction,
-//! and every second as a fallback (e.g. writes by the CLI).
+//! committed on PostgreSQL), then broadcasts what that pass numbered. It wakes on a
+//! local commit, on a PostgreSQL `NOTIFY offerhub_events` (another daemon's sequencer
+//! numbered events), a few milliseconds after a pass that left committed rows waiting
+//! on an older transaction, and every second as a fallback (e.g. writes by the CLI).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,9 @@
 //! and every posting are sent together, where the general path sends one statement per
 //! leg plus two. On PostgreSQL this is one statement (a data-modifying `WITH`); on
 //! SQLite, which has none, a batch of statements executed by the one writer in one
-//! call (sqlx numbers `$N` across the batch). An adjustment is then five round trips:
-//! BEGIN, this, the balance read, audit and events, COMMIT.
+//! call (sqlx numbers `$N` across the batch). An adjustment on PostgreSQL is then five
+//! round trips: BEGIN, this, the balance read, audit and events, COMMIT (SQLite adds
+//! the audit head read).
 //!
 //! The rules of the general path hold:
 //! - nothing is applied when `(kind, reference)` is already in the journal (every
@@ -23,8 +24,8 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::{Recorded, SHARDS, already_applied, diagnose, out_of_range};
-use crate::error::{Error, Result};
+use super::{Recorded, SHARDS, already_applied, diagnose, diagnose_shard};
+use crate::error::Result;
 use crate::money::Amount;
 use crate::store::{Backend, Tx};
 
@@ -84,30 +85,12 @@ pub(super) async fn record(
             continue;
         }
         return Err(if *sharded {
-            unapplied_shard(tx, account).await?
+            diagnose_shard(tx, account).await?
         } else {
             diagnose(tx, account, *delta).await?
         });
     }
     Ok(Recorded::Applied(id.to_string()))
-}
-
-/// Why a shard update did not apply: out of range, or the account has no shard row for
-/// this database session (as in [`super::post_to_shard`]).
-async fn unapplied_shard(tx: &mut Tx, account: &str) -> Result<Error> {
-    let rows: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_account_shards \
-         WHERE account_id = $1 AND shard = pg_backend_pid() % $2",
-    )
-    .bind(account)
-    .bind(SHARDS)
-    .fetch_one(tx.conn())
-    .await?;
-    Ok(if rows == 0 {
-        Error::internal(format!("ledger account {account} has no shard rows"))
-    } else {
-        out_of_range(account)
-    })
 }
 
 /// Parameters of both forms: `$1` id, `$2` kind, `$3` reference, `$4` description,
