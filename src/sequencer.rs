@@ -60,11 +60,12 @@ WITH ready AS (
            OR txid >= pg_snapshot_xmax(pg_current_snapshot()))
     ORDER BY txid, ins LIMIT $1
 ), numbered AS (
-    SELECT ins, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
+    SELECT ins, txid, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
 ), upd AS (
     UPDATE events SET seq = h.last_seq + numbered.n
     FROM numbered, event_head h
-    WHERE h.id = 1 AND events.ins = numbered.ins
+    WHERE h.id = 1 AND events.txid = numbered.txid AND events.ins = numbered.ins
+      AND events.seq IS NULL
     RETURNING events.seq, events.id, events.event_type, events.resource_type,
               events.resource_id, events.data, events.occurred_at
 ), head AS (
@@ -84,8 +85,8 @@ SELECT h.last_seq AS head_seq, h.last_hash AS head_hash,
          AS waiting,
        a.*
 FROM audit_head h LEFT JOIN LATERAL (
-    SELECT ins, id, occurred_at, actor_type, actor_id, action, resource_type, resource_id,
-           before_state, after_state, request_id, idempotency_key
+    SELECT ins, CAST(txid AS TEXT) AS txid, id, occurred_at, actor_type, actor_id, action,
+           resource_type, resource_id, before_state, after_state, request_id, idempotency_key
     FROM audit_logs
     WHERE seq IS NULL
       AND (txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -201,36 +202,40 @@ async fn chain_audit(tx: &mut crate::store::Tx) -> Result<(u64, bool)> {
     let waiting: bool = first.try_get("waiting")?;
     let mut seq: i64 = first.try_get("head_seq")?;
     let mut prev: String = first.try_get("head_hash")?;
-    let mut chained: Vec<(i64, i64, String, String)> = Vec::with_capacity(rows.len());
+    let mut chained: Vec<(i64, String, i64, String, String)> = Vec::with_capacity(rows.len());
     for r in &rows {
         let Some(ins) = r.try_get::<Option<i64>, _>("ins")? else {
             break; // none ready: the one row of NULLs
         };
+        let txid: String = r.try_get("txid")?;
         let mut row = RawRow::from_unsequenced_row(r)?;
         seq += 1;
         row.seq = seq;
         row.prev_hash = std::mem::take(&mut prev);
         let hash = row.compute_hash();
         prev = hash.clone();
-        chained.push((ins, seq, row.prev_hash, hash));
+        chained.push((ins, txid, seq, row.prev_hash, hash));
     }
     if chained.is_empty() {
         return Ok((0, waiting));
     }
     let n = chained.len();
-    let mut sql = String::from("WITH v (ins, seq, prev_hash, hash) AS (VALUES ");
-    crate::store::push_placeholders(&mut sql, n, 4, "");
+    // Rows are found by (txid, ins) among the unnumbered ones: the partial index
+    // `audit_logs_unsequenced` (migration 0012).
+    let mut sql = String::from("WITH v (ins, txid, seq, prev_hash, hash) AS (VALUES ");
+    crate::store::push_placeholders(&mut sql, n, 5, "");
     sql.push_str(&format!(
         "), upd AS (UPDATE audit_logs SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
-         FROM v WHERE audit_logs.ins = v.ins RETURNING 1) \
+         FROM v WHERE audit_logs.txid = CAST(v.txid AS xid8) AND audit_logs.ins = v.ins \
+         AND audit_logs.seq IS NULL RETURNING 1) \
          UPDATE audit_head SET last_seq = ${}, last_hash = ${} \
          WHERE id = 1 AND (SELECT COUNT(*) FROM upd) = {n}",
-        n * 4 + 1,
-        n * 4 + 2
+        n * 5 + 1,
+        n * 5 + 2
     ));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (ins, seq, prev_hash, hash) in chained {
-        q = q.bind(ins).bind(seq).bind(prev_hash).bind(hash);
+    for (ins, txid, seq, prev_hash, hash) in chained {
+        q = q.bind(ins).bind(txid).bind(seq).bind(prev_hash).bind(hash);
     }
     let moved = q.bind(seq).bind(&prev).execute(tx.conn()).await?;
     if moved.rows_affected() != 1 {

@@ -98,17 +98,17 @@ impl Store {
         if url.is_postgres() {
             let options = AnyConnectOptions::from_str(raw)
                 .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
-            let locks = AnyPoolOptions::new()
+            let locks = pool_options()
                 .max_connections(opts.max_connections.saturating_mul(2).max(4))
                 .min_connections(0)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options.clone());
-            let background = AnyPoolOptions::new()
+            let background = pool_options()
                 .max_connections(2)
                 .min_connections(0)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options.clone());
-            let pool = AnyPoolOptions::new()
+            let pool = pool_options()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_with(options)
@@ -140,14 +140,14 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(raw)
             .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
-        let writer = AnyPoolOptions::new()
+        let writer = pool_options()
             .max_connections(1)
             .acquire_timeout(opts.acquire_timeout)
             .after_connect(sqlite_pragmas)
             .connect_with(options.clone())
             .await
             .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
-        let reader = AnyPoolOptions::new()
+        let reader = pool_options()
             .max_connections(opts.max_connections.clamp(1, 8))
             .acquire_timeout(opts.acquire_timeout)
             .after_connect(sqlite_pragmas)
@@ -192,8 +192,8 @@ impl Store {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
+            Backend::Sqlite => begin_detached(&self.writer, Some("BEGIN IMMEDIATE")).await?,
+            Backend::Postgres => begin_detached(&self.writer, None).await?,
         };
         Ok(Tx {
             inner,
@@ -219,7 +219,7 @@ impl Store {
             return self.begin().await;
         };
         Ok(Tx {
-            inner: pool.begin().await?,
+            inner: begin_detached(pool, None).await?,
             backend: self.backend,
             audit: Vec::new(),
             events: Vec::new(),
@@ -294,6 +294,49 @@ fn sqlite_pragmas(
         conn.execute("PRAGMA foreign_keys = ON").await?;
         Ok(())
     })
+}
+
+/// Begins a transaction on `pool` (with `statement`, else `BEGIN`) in a task of its
+/// own. sqlx 0.9 queues no ROLLBACK when the future is dropped while `BEGIN` is in
+/// flight (a request whose client hangs up): the connection would go back to the pool
+/// inside a transaction sqlx does not know about, and whatever ran on it next would
+/// run, uncommitted, in that transaction. The task always finishes; a transaction
+/// nobody takes is dropped and rolls back.
+async fn begin_detached(
+    pool: &AnyPool,
+    statement: Option<&'static str>,
+) -> Result<Transaction<'static, Any>> {
+    let pool = pool.clone();
+    let tx = tokio::spawn(async move {
+        match statement {
+            Some(s) => pool.begin_with(s).await,
+            None => pool.begin().await,
+        }
+    })
+    .await
+    .map_err(|e| Error::internal(format!("transaction start task failed: {e}")))??;
+    Ok(tx)
+}
+
+/// A connection that sat idle at least this long is pinged before a caller gets it.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Pool options shared by every pool: sqlx pings each connection on every acquire by
+/// default, one round trip more per transaction (on SQLite, one more trip to the one
+/// writer's thread while it is held). Only a connection idle for [`PING_IF_IDLE_FOR`]
+/// is pinged here (a dead one is dropped and another opened, as sqlx does): one in
+/// steady use has just proven itself alive.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// `$1, $2, …, $count`: the numbered placeholders of an `IN (…)` list whose values are
@@ -507,7 +550,12 @@ impl Tx {
             .await?;
         }
         let notify = self.events_written.clone();
-        self.inner.commit().await?;
+        // In a task of its own: once COMMIT is sent, a caller that goes away (a client
+        // hanging up) does not leave sqlx to queue a ROLLBACK behind it.
+        let inner = self.inner;
+        tokio::spawn(inner.commit())
+            .await
+            .map_err(|e| Error::internal(format!("commit task failed: {e}")))??;
         if wrote_events {
             notify.notify_one();
         }

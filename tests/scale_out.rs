@@ -528,3 +528,72 @@ async fn budget_shared_by_daemons(url: String) {
     assert_eq!(budget.try_acquire("other").await.unwrap(), Ok(()));
 }
 both_backends!(budget_shared_on, budget_shared_by_daemons);
+
+/// Rows of `rate_budgets` whose id starts with `prefix`, seen by `store`.
+async fn budget_rows(store: &Store, prefix: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM rate_budgets WHERE id LIKE $1")
+        .bind(format!("{prefix}%"))
+        .fetch_one(store.reader())
+        .await
+        .unwrap()
+        .get("n")
+}
+
+/// Transactions abandoned at any point (a client hanging up mid-request) leave no
+/// connection inside a transaction: a write made next on the same connection is
+/// committed at once (seen from another pool), every transaction either committed
+/// whole or left nothing, and the next `begin` works.
+async fn cancelled_transactions_leave_nothing_open(url: String) {
+    let store = Store::connect_with(
+        &DatabaseUrl::new(&url),
+        offerhub::store::StoreOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let other = open(&url).await;
+    for i in 0..600_u64 {
+        let attempt = async {
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query("INSERT INTO rate_budgets (id, tat) VALUES ($1, 0), ($2, 0)")
+                .bind(format!("c{i}-1"))
+                .bind(format!("c{i}-2"))
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        };
+        let _ = tokio::time::timeout(Duration::from_micros((i % 150) * 4), attempt).await;
+        // The next write: on PostgreSQL in autocommit on the one pooled connection, on
+        // SQLite through the one writer.
+        let id = format!("n{i}");
+        if store.backend() == Backend::Postgres {
+            sqlx::query("INSERT INTO rate_budgets (id, tat) VALUES ($1, 0)")
+                .bind(&id)
+                .execute(store.reader())
+                .await
+                .unwrap();
+        } else {
+            let mut tx = store.begin().await.unwrap();
+            sqlx::query("INSERT INTO rate_budgets (id, tat) VALUES ($1, 0)")
+                .bind(&id)
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(budget_rows(&other, "n").await, i as i64 + 1, "attempt {i}");
+    }
+    // Let abandoned commits finish, then: all or nothing per transaction.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (one, two) = (
+        budget_rows(&other, "c").await,
+        budget_rows(&other, "c%-2").await,
+    );
+    assert_eq!(one, two * 2, "{one} rows from {two} transactions");
+}
+both_backends!(cancelled_on, cancelled_transactions_leave_nothing_open);

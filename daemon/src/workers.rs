@@ -317,6 +317,11 @@ async fn webhook_loop(state: AppState) {
             });
         if dispatched == 0 && sent == 0 {
             let _ = tokio::time::timeout(tick, live.recv()).await;
+            // One dispatch covers every event broadcast so far, not one per event.
+            while matches!(
+                live.try_recv(),
+                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+            ) {}
         }
     }
 }

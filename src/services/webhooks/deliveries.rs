@@ -16,6 +16,13 @@ use crate::store::{Backend, Select, Store};
 /// Turns newly committed events into deliveries for matching active endpoints (created
 /// no later than the event). Returns the number of deliveries created.
 pub async fn dispatch(store: &Store) -> Result<usize> {
+    let active = sqlx::query("SELECT 1 AS one FROM webhook_endpoints WHERE status = $1 LIMIT 1")
+        .bind(EndpointStatus::Active)
+        .fetch_optional(store.reader())
+        .await?;
+    if active.is_none() {
+        return skip_to_head(store).await;
+    }
     let mut tx = store.begin().await?;
     let cursor_sql = match store.backend() {
         Backend::Sqlite => "SELECT last_seq FROM webhook_cursor WHERE id = 1",
@@ -25,6 +32,11 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         .fetch_one(tx.conn())
         .await?
         .try_get("last_seq")?;
+    let endpoints =
+        sqlx::query("SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = $1")
+            .bind(EndpointStatus::Active)
+            .fetch_all(tx.conn())
+            .await?;
     let batch = sqlx::query(
         "SELECT seq, id, event_type, resource_type, occurred_at FROM events WHERE seq > $1 ORDER BY seq LIMIT 500",
     )
@@ -35,11 +47,6 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         return Ok(0);
     };
     let last_seq: i64 = last.try_get("seq")?;
-    let endpoints =
-        sqlx::query("SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = $1")
-            .bind(EndpointStatus::Active)
-            .fetch_all(tx.conn())
-            .await?;
     let mut targets = Vec::new();
     for e in &endpoints {
         let patterns: String = e.try_get("event_filter")?;
@@ -71,6 +78,33 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         .await?;
     tx.commit().await?;
     Ok(created)
+}
+
+/// No active endpoint: moves the cursor to the last numbered event without reading
+/// events, and takes the writer only when it moves (an endpoint created later only
+/// gets events that occur after it). Returns 0.
+async fn skip_to_head(store: &Store) -> Result<usize> {
+    let head_sql = match store.backend() {
+        Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS head FROM events",
+        Backend::Postgres => "SELECT last_seq AS head FROM event_head WHERE id = 1",
+    };
+    let head: i64 = sqlx::query(head_sql)
+        .fetch_one(store.reader())
+        .await?
+        .try_get("head")?;
+    let cursor: i64 = sqlx::query("SELECT last_seq FROM webhook_cursor WHERE id = 1")
+        .fetch_one(store.reader())
+        .await?
+        .try_get("last_seq")?;
+    if head > cursor {
+        let mut tx = store.begin().await?;
+        sqlx::query("UPDATE webhook_cursor SET last_seq = $1 WHERE id = 1 AND last_seq < $1")
+            .bind(head)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(0)
 }
 
 async fn insert_delivery(
