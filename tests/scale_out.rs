@@ -398,6 +398,16 @@ async fn record_errors_change_nothing(url: String) {
             "INTERNAL_ERROR",
             None,
         ),
+        // A user's account that does not exist: the user does not (404, nothing logged).
+        (
+            "missing-user",
+            vec![
+                Posting::new(ledger::available_account("usr_missing"), units(1)),
+                Posting::new(&a, units(-1)),
+            ],
+            "USER_NOT_FOUND",
+            None,
+        ),
         // A short leg before an unknown account (in account order): the short leg's 422.
         (
             "short-then-missing",
