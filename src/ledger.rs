@@ -321,8 +321,7 @@ async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> 
 }
 
 /// Why a conditional update of `account` by `delta` did not apply: unknown account
-/// (a user's: 404 `USER_NOT_FOUND`, the user does not exist; any other: 500), out of
-/// range (422 `AMOUNT_OUT_OF_RANGE`) or insufficient funds (422).
+/// (500), out of range (422 `AMOUNT_OUT_OF_RANGE`) or insufficient funds (422).
 async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
     let max = Amount::MAX.base_units();
     let balance: Option<i64> =
@@ -331,7 +330,7 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
             .fetch_optional(tx.conn())
             .await?;
     Ok(match balance {
-        None => unknown_account(account),
+        None => Error::internal(format!("posting to unknown ledger account {account}")),
         Some(b)
             if i128::from(b) + i128::from(delta) > i128::from(max)
                 || i128::from(b) + i128::from(delta) < -i128::from(max) =>
@@ -340,19 +339,6 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
         }
         Some(_) => insufficient(account, Amount::from_base_units(delta)),
     })
-}
-
-/// The error for a posting to an account that does not exist: the user's 404 when it
-/// is a user's account (a caller naming a user that does not exist, not a fault here,
-/// so nothing is logged), else a 500 (a programming error, logged).
-fn unknown_account(account: &str) -> Error {
-    match account
-        .strip_prefix("user:")
-        .and_then(|rest| rest.split_once(':'))
-    {
-        Some((user_id, _)) => crate::services::users::not_found(user_id),
-        None => Error::internal(format!("posting to unknown ledger account {account}")),
-    }
 }
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A

@@ -192,8 +192,11 @@ impl Store {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match self.backend {
-            Backend::Sqlite => begin_detached(&self.writer, Some("BEGIN IMMEDIATE")).await?,
-            Backend::Postgres => begin_detached(&self.writer, None).await?,
+            // sqlx's SQLite worker thread runs BEGIN and tracks the transaction itself,
+            // so a cancelled caller's transaction is rolled back (and a caller
+            // cancelled while queueing for the one writer stops queueing).
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => begin_detached(&self.writer).await?,
         };
         Ok(Tx {
             inner,
@@ -219,7 +222,7 @@ impl Store {
             return self.begin().await;
         };
         Ok(Tx {
-            inner: begin_detached(pool, None).await?,
+            inner: begin_detached(pool).await?,
             backend: self.backend,
             audit: Vec::new(),
             events: Vec::new(),
@@ -296,25 +299,20 @@ fn sqlite_pragmas(
     })
 }
 
-/// Begins a transaction on `pool` (with `statement`, else `BEGIN`) in a task of its
-/// own. sqlx 0.9 queues no ROLLBACK when the future is dropped while `BEGIN` is in
-/// flight (a request whose client hangs up): the connection would go back to the pool
-/// inside a transaction sqlx does not know about, and whatever ran on it next would
-/// run, uncommitted, in that transaction. The task always finishes; a transaction
-/// nobody takes is dropped and rolls back.
-async fn begin_detached(
-    pool: &AnyPool,
-    statement: Option<&'static str>,
-) -> Result<Transaction<'static, Any>> {
+/// Begins a transaction on a PostgreSQL `pool` in a task of its own. sqlx 0.9 queues
+/// no ROLLBACK when the future is dropped while `BEGIN` is in flight (a request whose
+/// client hangs up): it counts the transaction only once the server has answered, so
+/// the connection would go back to the pool inside a transaction sqlx does not know
+/// about, and whatever ran on it next would run, uncommitted, in that transaction. The
+/// task always finishes; a transaction nobody takes is dropped and rolls back. (The
+/// connection is acquired in the task too: sqlx's public API begins an owned
+/// transaction only from the pool; a cancelled caller's task still waits its turn,
+/// bounded by the pool's acquire timeout.)
+async fn begin_detached(pool: &AnyPool) -> Result<Transaction<'static, Any>> {
     let pool = pool.clone();
-    let tx = tokio::spawn(async move {
-        match statement {
-            Some(s) => pool.begin_with(s).await,
-            None => pool.begin().await,
-        }
-    })
-    .await
-    .map_err(|e| Error::internal(format!("transaction start task failed: {e}")))??;
+    let tx = tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| Error::internal(format!("transaction start task failed: {e}")))??;
     Ok(tx)
 }
 
@@ -551,14 +549,18 @@ impl Tx {
         }
         let notify = self.events_written.clone();
         // In a task of its own: once COMMIT is sent, a caller that goes away (a client
-        // hanging up) does not leave sqlx to queue a ROLLBACK behind it.
+        // hanging up) does not leave sqlx to queue a ROLLBACK behind it, and the event
+        // pump still hears of the commit.
         let inner = self.inner;
-        tokio::spawn(inner.commit())
-            .await
-            .map_err(|e| Error::internal(format!("commit task failed: {e}")))??;
-        if wrote_events {
-            notify.notify_one();
-        }
+        tokio::spawn(async move {
+            inner.commit().await?;
+            if wrote_events {
+                notify.notify_one();
+            }
+            Ok::<(), sqlx::Error>(())
+        })
+        .await
+        .map_err(|e| Error::internal(format!("commit task failed: {e}")))??;
         Ok(())
     }
 }

@@ -398,16 +398,6 @@ async fn record_errors_change_nothing(url: String) {
             "INTERNAL_ERROR",
             None,
         ),
-        // A user's account that does not exist: the user does not (404, nothing logged).
-        (
-            "missing-user",
-            vec![
-                Posting::new(ledger::available_account("usr_missing"), units(1)),
-                Posting::new(&a, units(-1)),
-            ],
-            "USER_NOT_FOUND",
-            None,
-        ),
         // A short leg before an unknown account (in account order): the short leg's 422.
         (
             "short-then-missing",
@@ -607,3 +597,60 @@ async fn cancelled_transactions_leave_nothing_open(url: String) {
     assert_eq!(one, two * 2, "{one} rows from {two} transactions");
 }
 both_backends!(cancelled_on, cancelled_transactions_leave_nothing_open);
+
+/// `webhook_cursor.last_seq` and the number of webhook deliveries.
+async fn cursor_and_deliveries(store: &Store) -> (i64, i64) {
+    use sqlx::Row;
+    let r = sqlx::query(
+        "SELECT (SELECT last_seq FROM webhook_cursor WHERE id = 1) AS cursor, \
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM webhook_deliveries) AS deliveries",
+    )
+    .fetch_one(store.reader())
+    .await
+    .unwrap();
+    (r.get("cursor"), r.get("deliveries"))
+}
+
+/// Writes `n` events (100 per transaction) and numbers them.
+async fn write_events(store: &Store, n: usize) {
+    for chunk in 0..n.div_ceil(100) {
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..100.min(n - chunk * 100) {
+            let id = format!("e{chunk}-{i}");
+            tx.emit(NewEvent::new(
+                "user.updated",
+                "user",
+                &id,
+                serde_json::json!({ "id": id }),
+            ));
+        }
+        tx.commit().await.unwrap();
+    }
+    sequencer::run_pass(store).await.unwrap();
+}
+
+/// The webhook dispatcher: without an endpoint it moves its cursor to the head and
+/// queues nothing; with one, a backlog larger than a batch is queued whole by one
+/// call, one delivery per event, in one statement per few hundred rows.
+async fn dispatcher_backlog_and_no_endpoint(url: String) {
+    use offerhub::services::webhooks::{self, EndpointStatus};
+    let store = open(&url).await;
+    write_events(&store, 3).await;
+    let head = events::last_seq(&store).await.unwrap();
+    assert_eq!(webhooks::dispatch(&store).await.unwrap(), 0);
+    assert_eq!(cursor_and_deliveries(&store).await, (head, 0));
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, url, event_filter, secret, status, created_at) \
+         VALUES ('whe_test', 'https://example.com/hook', '*', 'sealed', $1, '2000-01-01T00:00:00Z')",
+    )
+    .bind(EndpointStatus::Active)
+    .execute(store.reader())
+    .await
+    .unwrap();
+    write_events(&store, 1_234).await;
+    assert_eq!(webhooks::dispatch(&store).await.unwrap(), 1_234);
+    let head = events::last_seq(&store).await.unwrap();
+    assert_eq!(cursor_and_deliveries(&store).await, (head, 1_234));
+    assert_eq!(webhooks::dispatch(&store).await.unwrap(), 0);
+}
+both_backends!(dispatcher_on, dispatcher_backlog_and_no_endpoint);

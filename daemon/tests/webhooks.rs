@@ -250,15 +250,23 @@ async fn signed_deliveries_retries_and_replay(url: String) {
     let v: Value = serde_json::from_str(&got[1].1).unwrap();
     assert_eq!(v["resourceId"], u2.as_str());
     assert!(verify(&secret, &got[1].0, &got[1].1));
-    let r = t
-        .call(
-            "GET",
-            &format!("/api/v1/webhooks/deliveries?endpointId={endpoint}&status=SUCCEEDED"),
-            Some(&key),
-            None,
-        )
-        .await;
-    let ds = r.body["data"].as_array().unwrap();
+    // The sender records the success once the receiver has answered: poll for it.
+    let mut ds = Vec::new();
+    for _ in 0..200 {
+        let r = t
+            .call(
+                "GET",
+                &format!("/api/v1/webhooks/deliveries?endpointId={endpoint}&status=SUCCEEDED"),
+                Some(&key),
+                None,
+            )
+            .await;
+        ds = r.body["data"].as_array().unwrap().clone();
+        if ds.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(ds.len(), 2);
     let bad = t
         .call(

@@ -226,7 +226,7 @@ pub async fn create(
     Ok((user, true))
 }
 
-pub(crate) fn not_found(id: &str) -> Error {
+fn not_found(id: &str) -> Error {
     Error::new(ErrorCode::UserNotFound, format!("User {id} does not exist"))
         .with_details(serde_json::json!({ "userId": id }))
 }

@@ -13,15 +13,49 @@ use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Backend, Select, Store};
 
+/// Events read per dispatcher batch, and batches per [`dispatch`] call.
+const DISPATCH_BATCH: usize = 500;
+const DISPATCH_BATCHES: usize = 20;
+
 /// Turns newly committed events into deliveries for matching active endpoints (created
-/// no later than the event). Returns the number of deliveries created.
+/// no later than the event), up to [`DISPATCH_BATCHES`] batches of [`DISPATCH_BATCH`]
+/// events, so a backlog drains in one call. Returns the number of deliveries created.
 pub async fn dispatch(store: &Store) -> Result<usize> {
+    let mut created = 0;
+    for _ in 0..DISPATCH_BATCHES {
+        let (n, full) = dispatch_batch(store).await?;
+        created += n;
+        if !full {
+            break;
+        }
+    }
+    Ok(created)
+}
+
+/// The last numbered event's sequence number.
+async fn head(store: &Store) -> Result<i64> {
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS head FROM events",
+        Backend::Postgres => "SELECT last_seq AS head FROM event_head WHERE id = 1",
+    };
+    Ok(sqlx::query(sql)
+        .fetch_one(store.reader())
+        .await?
+        .try_get("head")?)
+}
+
+/// One batch; returns the deliveries created and whether the batch was full.
+async fn dispatch_batch(store: &Store) -> Result<(usize, bool)> {
+    // The head before the endpoints (as the events before the endpoints below): an
+    // endpoint committed before the endpoints are read is seen.
+    let head = head(store).await?;
     let active = sqlx::query("SELECT 1 AS one FROM webhook_endpoints WHERE status = $1 LIMIT 1")
         .bind(EndpointStatus::Active)
         .fetch_optional(store.reader())
         .await?;
     if active.is_none() {
-        return skip_to_head(store).await;
+        skip_to(store, head).await?;
+        return Ok((0, false));
     }
     let mut tx = store.begin().await?;
     let cursor_sql = match store.backend() {
@@ -32,21 +66,23 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         .fetch_one(tx.conn())
         .await?
         .try_get("last_seq")?;
+    let batch = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, id, event_type, resource_type, occurred_at FROM events \
+         WHERE seq > $1 ORDER BY seq LIMIT {DISPATCH_BATCH}"
+    )))
+    .bind(cursor)
+    .fetch_all(tx.conn())
+    .await?;
+    let Some(last) = batch.last() else {
+        return Ok((0, false));
+    };
+    let last_seq: i64 = last.try_get("seq")?;
+    let full = batch.len() == DISPATCH_BATCH;
     let endpoints =
         sqlx::query("SELECT id, event_filter, created_at FROM webhook_endpoints WHERE status = $1")
             .bind(EndpointStatus::Active)
             .fetch_all(tx.conn())
             .await?;
-    let batch = sqlx::query(
-        "SELECT seq, id, event_type, resource_type, occurred_at FROM events WHERE seq > $1 ORDER BY seq LIMIT 500",
-    )
-    .bind(cursor)
-    .fetch_all(tx.conn())
-    .await?;
-    let Some(last) = batch.last() else {
-        return Ok(0);
-    };
-    let last_seq: i64 = last.try_get("seq")?;
     let mut targets = Vec::new();
     for e in &endpoints {
         let patterns: String = e.try_get("event_filter")?;
@@ -58,8 +94,7 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
             e.try_get::<String, _>("created_at")?,
         ));
     }
-    let now = crate::clock::now();
-    let mut created = 0;
+    let mut pairs = Vec::new();
     for ev in &batch {
         let event_type: String = ev.try_get("event_type")?;
         let resource_type: String = ev.try_get("resource_type")?;
@@ -67,31 +102,24 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
         let event_id: String = ev.try_get("id")?;
         for (endpoint_id, filter, created_at) in &targets {
             if *created_at <= occurred_at && filter.matches_parts(&event_type, &resource_type) {
-                insert_delivery(&mut tx, endpoint_id, &event_id, &now).await?;
-                created += 1;
+                pairs.push((endpoint_id.clone(), event_id.clone()));
             }
         }
     }
+    insert_deliveries(&mut tx, &pairs, &crate::clock::now()).await?;
+    let created = pairs.len();
     sqlx::query("UPDATE webhook_cursor SET last_seq = $1 WHERE id = 1")
         .bind(last_seq)
         .execute(tx.conn())
         .await?;
     tx.commit().await?;
-    Ok(created)
+    Ok((created, full))
 }
 
-/// No active endpoint: moves the cursor to the last numbered event without reading
-/// events, and takes the writer only when it moves (an endpoint created later only
-/// gets events that occur after it). Returns 0.
-async fn skip_to_head(store: &Store) -> Result<usize> {
-    let head_sql = match store.backend() {
-        Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS head FROM events",
-        Backend::Postgres => "SELECT last_seq AS head FROM event_head WHERE id = 1",
-    };
-    let head: i64 = sqlx::query(head_sql)
-        .fetch_one(store.reader())
-        .await?
-        .try_get("head")?;
+/// No active endpoint: moves the cursor to `head` (the last numbered event) without
+/// reading events, taking the writer only when it moves (an endpoint created later
+/// only gets events that occur after it).
+async fn skip_to(store: &Store, head: i64) -> Result<()> {
     let cursor: i64 = sqlx::query("SELECT last_seq FROM webhook_cursor WHERE id = 1")
         .fetch_one(store.reader())
         .await?
@@ -104,7 +132,40 @@ async fn skip_to_head(store: &Store) -> Result<usize> {
             .await?;
         tx.commit().await?;
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Rows per statement of [`insert_deliveries`] (3 parameters each).
+const DELIVERY_ROWS_PER_STATEMENT: usize = 300;
+
+/// Queues one `PENDING` delivery per `(endpoint id, event id)` pair, due `now`: one
+/// multi-row statement per [`DELIVERY_ROWS_PER_STATEMENT`] pairs.
+async fn insert_deliveries(
+    tx: &mut crate::store::Tx,
+    pairs: &[(String, String)],
+    now: &str,
+) -> Result<()> {
+    for chunk in pairs.chunks(DELIVERY_ROWS_PER_STATEMENT) {
+        let n = chunk.len();
+        let mut sql = String::from(
+            "INSERT INTO webhook_deliveries \
+             (id, endpoint_id, event_id, status, attempts, next_attempt_at, created_at) VALUES ",
+        );
+        let (status, due) = (n * 3 + 1, n * 3 + 2);
+        crate::store::push_placeholders(&mut sql, n, 3, &format!(", ${status}, 0, ${due}, ${due}"));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (endpoint_id, event_id) in chunk {
+            q = q
+                .bind(new_id(IdKind::WebhookDelivery))
+                .bind(endpoint_id.as_str())
+                .bind(event_id.as_str());
+        }
+        q.bind(DeliveryStatus::Pending)
+            .bind(now)
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_delivery(
@@ -224,17 +285,17 @@ pub async fn replay_since(
     .bind(&since)
     .fetch_all(store.reader())
     .await?;
-    let now = crate::clock::now();
-    let mut tx = store.begin_for(ctx).await?;
-    let mut n = 0;
+    let mut pairs = Vec::new();
     for r in &rows {
         let t: String = r.try_get("event_type")?;
         let rt: String = r.try_get("resource_type")?;
         if filter.matches_parts(&t, &rt) {
-            insert_delivery(&mut tx, endpoint_id, &r.try_get::<String, _>("id")?, &now).await?;
-            n += 1;
+            pairs.push((endpoint_id.to_string(), r.try_get::<String, _>("id")?));
         }
     }
+    let mut tx = store.begin_for(ctx).await?;
+    insert_deliveries(&mut tx, &pairs, &crate::clock::now()).await?;
+    let n = pairs.len();
     tx.audit(
         ctx.audit("webhook_endpoint.replayed", "webhook_endpoint", endpoint_id)
             .after(json!({ "since": since, "deliveries": n })),
