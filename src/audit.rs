@@ -106,6 +106,7 @@ pub struct AuditLog {
     pub hash: String,
 }
 
+#[derive(Clone)]
 pub(crate) struct RawRow {
     pub(crate) seq: i64,
     id: String,
@@ -282,12 +283,53 @@ pub(crate) async fn append_with_events(
         q.execute(tx.conn()).await?;
         return crate::events::append(tx, events).await;
     }
+    // The head this process last committed, else the stored one; rows chained from a
+    // stale head (another process appended meanwhile) collide on `seq`: chain again
+    // from the stored head.
+    let cached = tx.audit_head_cache().get();
+    let from_cache = cached.is_some();
+    let head = match cached {
+        Some(h) => h,
+        None => read_head(tx).await?,
+    };
+    match append_chained(tx, &mut rows, head, &events).await {
+        Ok(next) => tx.next_audit_head = Some(next),
+        Err(e)
+            if from_cache
+                && e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            tx.audit_head_cache().set(None);
+            let head = read_head(tx).await?;
+            tx.next_audit_head = Some(append_chained(tx, &mut rows, head, &events).await?);
+        }
+        Err(e) => {
+            tx.audit_head_cache().set(None);
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// The stored head of the audit chain (`last_seq`, `last_hash`).
+async fn read_head(tx: &mut Tx) -> Result<(i64, String)> {
     let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
         .fetch_one(tx.conn())
         .await?;
-    let mut seq: i64 = head.try_get("last_seq")?;
-    let mut prev: String = head.try_get("last_hash")?;
-    for r in &mut rows {
+    Ok((head.try_get("last_seq")?, head.try_get("last_hash")?))
+}
+
+/// SQLite: numbers and chains `rows` after `head`, then writes them, the new head and
+/// `events` in one batch (one call on the writer). Returns the new head. A failed
+/// batch stops at its first failing statement: the audit rows' insert comes first, so
+/// a collision on `seq` leaves nothing written.
+async fn append_chained(
+    tx: &mut Tx,
+    rows: &mut [RawRow],
+    (mut seq, mut prev): (i64, String),
+    events: &[crate::events::NewEvent],
+) -> std::result::Result<(i64, String), sqlx::Error> {
+    for r in rows.iter_mut() {
         seq += 1;
         r.seq = seq;
         r.prev_hash = std::mem::take(&mut prev);
@@ -306,13 +348,17 @@ pub(crate) async fn append_with_events(
         crate::events::push_insert(&mut sql, Backend::Sqlite, head_param + 2, events.len());
     }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for r in rows {
-        let (seq, prev_hash, hash) = (r.seq, r.prev_hash.clone(), r.hash.clone());
-        q = r.bind_content(q).bind(seq).bind(prev_hash).bind(hash);
+    for r in rows.iter() {
+        q = r
+            .clone()
+            .bind_content(q)
+            .bind(r.seq)
+            .bind(r.prev_hash.clone())
+            .bind(r.hash.clone());
     }
-    q = crate::events::bind_all(q.bind(seq).bind(prev), events);
+    q = crate::events::bind_all(q.bind(seq).bind(prev.clone()), events.to_vec());
     q.execute(tx.conn()).await?;
-    Ok(())
+    Ok((seq, prev))
 }
 
 /// Filters of `GET /audit/logs`; all optional, combined with AND. `from`/`to` are

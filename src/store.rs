@@ -65,6 +65,9 @@ pub struct Store {
     /// Woken after every commit that wrote events or audit rows (the daemon's event
     /// pump, which runs the sequencer).
     events_written: Arc<Notify>,
+    /// SQLite: the audit chain's head as this process last committed it
+    /// ([`AuditHeadCache`]).
+    audit_head: AuditHeadCache,
 }
 
 /// Pool sizes and timeouts.
@@ -121,6 +124,7 @@ impl Store {
                 writer: pool.clone(),
                 reader: pool,
                 events_written: Arc::new(Notify::new()),
+                audit_head: AuditHeadCache::default(),
             });
         }
         let file = sqlite_file_path(raw);
@@ -168,6 +172,7 @@ impl Store {
             writer,
             reader,
             events_written: Arc::new(Notify::new()),
+            audit_head: AuditHeadCache::default(),
         })
     }
 
@@ -205,6 +210,8 @@ impl Store {
             events: Vec::new(),
             idempotency_record: None,
             events_written: self.events_written.clone(),
+            audit_head: self.audit_head.clone(),
+            next_audit_head: None,
         })
     }
 
@@ -228,6 +235,8 @@ impl Store {
             events: Vec::new(),
             idempotency_record: None,
             events_written: self.events_written.clone(),
+            audit_head: self.audit_head.clone(),
+            next_audit_head: None,
         })
     }
 
@@ -472,6 +481,27 @@ impl Drop for AdvisoryLock {
     }
 }
 
+/// SQLite: the audit chain's head (`last_seq`, `last_hash`) as this process last
+/// committed it, so appending audit rows needs no read of `audit_head` first (one call
+/// fewer on the one writer). Only a successful commit sets it; a failed one clears it.
+/// Another process appending to the chain (the CLI) cannot be missed: rows numbered
+/// from a stale head collide with its rows on `audit_logs.seq`, and
+/// [`audit::append_with_events`] then reads the head and chains again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuditHeadCache(Arc<std::sync::Mutex<Option<(i64, String)>>>);
+
+impl AuditHeadCache {
+    /// The cached head, if any.
+    pub(crate) fn get(&self) -> Option<(i64, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the cached head (`None`: read it from the database next time).
+    pub(crate) fn set(&self, head: Option<(i64, String)>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = head;
+    }
+}
+
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
     inner: Transaction<'static, Any>,
@@ -480,9 +510,18 @@ pub struct Tx {
     events: Vec<NewEvent>,
     idempotency_record: Option<String>,
     events_written: Arc<Notify>,
+    audit_head: AuditHeadCache,
+    /// SQLite: the audit chain's head once this transaction commits (set by
+    /// [`audit::append_with_events`]), for [`AuditHeadCache`].
+    pub(crate) next_audit_head: Option<(i64, String)>,
 }
 
 impl Tx {
+    /// The process's [`AuditHeadCache`].
+    pub(crate) fn audit_head_cache(&self) -> &AuditHeadCache {
+        &self.audit_head
+    }
+
     /// The connection, for queries inside this transaction.
     pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.inner
@@ -552,8 +591,14 @@ impl Tx {
         // hanging up) does not leave sqlx to queue a ROLLBACK behind it, and the event
         // pump still hears of the commit.
         let inner = self.inner;
+        let (cache, next_head) = (self.audit_head, self.next_audit_head);
         tokio::spawn(async move {
-            inner.commit().await?;
+            let committed = inner.commit().await;
+            if let Some(head) = next_head {
+                // The chain's head as committed; unknown after a failed COMMIT.
+                cache.set(committed.is_ok().then_some(head));
+            }
+            committed?;
             if wrote_events {
                 notify.notify_one();
             }

@@ -654,3 +654,37 @@ async fn dispatcher_backlog_and_no_endpoint(url: String) {
     assert_eq!(webhooks::dispatch(&store).await.unwrap(), 0);
 }
 both_backends!(dispatcher_on, dispatcher_backlog_and_no_endpoint);
+
+/// Two processes appending to one audit chain (a daemon and the CLI on one database):
+/// a process that chains from the head it last committed notices the other's rows
+/// (on SQLite they collide on `seq`) and chains again from the stored head. The chain
+/// holds, every row once, and a transaction dropped with audit rows queued leaves the
+/// next one right.
+async fn two_writers_on_one_audit_chain(url: String) {
+    let (daemon, cli) = (open(&url).await, open(&url).await);
+    write(&daemon, "d1").await;
+    write(&daemon, "d2").await;
+    write(&cli, "c1").await;
+    write(&daemon, "d3").await;
+    write(&cli, "c2").await;
+    write(&cli, "c3").await;
+    write(&daemon, "d4").await;
+    // A transaction that fails with audit rows queued changes nothing.
+    let mut tx = daemon.begin().await.unwrap();
+    tx.audit(Context::system().audit("test.written", "test", "dup"));
+    sqlx::query("INSERT INTO rate_budgets (id, tat) VALUES ('dup', 0), ('dup', 0)")
+        .execute(tx.conn())
+        .await
+        .unwrap_err();
+    drop(tx);
+    write(&daemon, "d5").await;
+    sequencer::run_pass(&daemon).await.unwrap();
+    assert_eq!(
+        audit::verify(&daemon).await.unwrap(),
+        Verification::Intact {
+            rows: 8,
+            unsequenced: 0
+        }
+    );
+}
+both_backends!(two_writers_on, two_writers_on_one_audit_chain);
