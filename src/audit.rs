@@ -292,23 +292,40 @@ pub(crate) async fn append_with_events(
         Some(h) => h,
         None => read_head(tx).await?,
     };
-    match append_chained(tx, &mut rows, head, &events).await {
-        Ok(next) => tx.next_audit_head = Some(next),
-        Err(e)
-            if from_cache
-                && e.as_database_error()
-                    .is_some_and(|d| d.is_unique_violation()) =>
-        {
+    let result = match append_chained(tx, &mut rows, head, &events).await {
+        Err(e) if from_cache && collides_on_seq(&e) => {
             tx.audit_head_cache().set(None);
             let head = read_head(tx).await?;
-            tx.next_audit_head = Some(append_chained(tx, &mut rows, head, &events).await?);
+            append_chained(tx, &mut rows, head, &events).await
+        }
+        other => other,
+    };
+    match result {
+        Ok(Some(next)) => {
+            tx.next_audit_head = Some(next);
+            Ok(())
+        }
+        Ok(None) => {
+            // Nothing collided, yet the stored head was not the one chained from (the
+            // file was rolled back under this process): fail loudly, this
+            // transaction's rows are dropped with it, the next one reads the head.
+            tx.audit_head_cache().set(None);
+            Err(crate::error::Error::unavailable(
+                "the audit chain's head moved under this process; transaction rolled back",
+            ))
         }
         Err(e) => {
             tx.audit_head_cache().set(None);
-            return Err(e.into());
+            Err(e.into())
         }
     }
-    Ok(())
+}
+
+/// Whether `e` is the collision of audit rows numbered from a stale head with rows
+/// another process appended (`UNIQUE constraint failed: audit_logs.seq`).
+fn collides_on_seq(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation() && d.message().contains("audit_logs.seq"))
 }
 
 /// The stored head of the audit chain (`last_seq`, `last_hash`).
@@ -319,16 +336,19 @@ async fn read_head(tx: &mut Tx) -> Result<(i64, String)> {
     Ok((head.try_get("last_seq")?, head.try_get("last_hash")?))
 }
 
-/// SQLite: numbers and chains `rows` after `head`, then writes them, the new head and
-/// `events` in one batch (one call on the writer). Returns the new head. A failed
-/// batch stops at its first failing statement: the audit rows' insert comes first, so
-/// a collision on `seq` leaves nothing written.
+/// SQLite: numbers and chains `rows` after `head`, then writes them, the new head
+/// (only if the stored head is `head`) and `events` in one batch (one call on the
+/// writer). Returns the new head, or `None` when the stored head was another (the
+/// batch then wrote the rows and events but not the head: the caller must roll back).
+/// A failed batch stops at its first failing statement: the audit rows' insert comes
+/// first, so a collision on `seq` leaves nothing written.
 async fn append_chained(
     tx: &mut Tx,
     rows: &mut [RawRow],
     (mut seq, mut prev): (i64, String),
     events: &[crate::events::NewEvent],
-) -> std::result::Result<(i64, String), sqlx::Error> {
+) -> std::result::Result<Option<(i64, String)>, sqlx::Error> {
+    let (from_seq, from_hash) = (seq, prev.clone());
     for r in rows.iter_mut() {
         seq += 1;
         r.seq = seq;
@@ -340,12 +360,15 @@ async fn append_chained(
     crate::store::push_placeholders(&mut sql, rows.len(), 14, "");
     let head_param = rows.len() * 14 + 1;
     sql.push_str(&format!(
-        "; UPDATE audit_head SET last_seq = ${head_param}, last_hash = ${} WHERE id = 1",
-        head_param + 1
+        "; UPDATE audit_head SET last_seq = ${head_param}, last_hash = ${} \
+         WHERE id = 1 AND last_seq = ${} AND last_hash = ${}",
+        head_param + 1,
+        head_param + 2,
+        head_param + 3
     ));
     if !events.is_empty() {
         sql.push_str("; ");
-        crate::events::push_insert(&mut sql, Backend::Sqlite, head_param + 2, events.len());
+        crate::events::push_insert(&mut sql, Backend::Sqlite, head_param + 4, events.len());
     }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rows.iter() {
@@ -356,9 +379,16 @@ async fn append_chained(
             .bind(r.prev_hash.clone())
             .bind(r.hash.clone());
     }
-    q = crate::events::bind_all(q.bind(seq).bind(prev.clone()), events.to_vec());
-    q.execute(tx.conn()).await?;
-    Ok((seq, prev))
+    q = q
+        .bind(seq)
+        .bind(prev.clone())
+        .bind(from_seq)
+        .bind(from_hash);
+    q = crate::events::bind_all(q, events.to_vec());
+    let done = q.execute(tx.conn()).await?;
+    // Every audit row, the head and every event: the head was the one chained from.
+    let expected = (rows.len() + 1 + events.len()) as u64;
+    Ok((done.rows_affected() == expected).then_some((seq, prev)))
 }
 
 /// Filters of `GET /audit/logs`; all optional, combined with AND. `from`/`to` are
