@@ -13,8 +13,9 @@ use crate::ids::{IdKind, new_id};
 use crate::pagination::{Page, PageRequest};
 use crate::store::{Backend, Select, Store};
 
-/// Events read per dispatcher batch, and batches per [`dispatch`] call.
+/// Events read per dispatcher batch (one transaction each).
 const DISPATCH_BATCH: usize = 500;
+/// Batches per [`dispatch`] call at most (a backlog beyond waits for the next call).
 const DISPATCH_BATCHES: usize = 20;
 
 /// Turns newly committed events into deliveries for matching active endpoints (created
@@ -32,23 +33,11 @@ pub async fn dispatch(store: &Store) -> Result<usize> {
     Ok(created)
 }
 
-/// The last numbered event's sequence number.
-async fn head(store: &Store) -> Result<i64> {
-    let sql = match store.backend() {
-        Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS head FROM events",
-        Backend::Postgres => "SELECT last_seq AS head FROM event_head WHERE id = 1",
-    };
-    Ok(sqlx::query(sql)
-        .fetch_one(store.reader())
-        .await?
-        .try_get("head")?)
-}
-
 /// One batch; returns the deliveries created and whether the batch was full.
 async fn dispatch_batch(store: &Store) -> Result<(usize, bool)> {
     // The head before the endpoints (as the events before the endpoints below): an
     // endpoint committed before the endpoints are read is seen.
-    let head = head(store).await?;
+    let head = crate::events::last_seq(store).await?;
     let active = sqlx::query("SELECT 1 AS one FROM webhook_endpoints WHERE status = $1 LIMIT 1")
         .bind(EndpointStatus::Active)
         .fetch_optional(store.reader())
