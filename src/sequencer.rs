@@ -52,12 +52,21 @@ pub struct Pass {
 
 /// Numbers up to `$1` ready events and moves `event_head` on, in one statement (its
 /// data-modifying parts see one snapshot, so `h.last_seq` is the head before it).
+///
+/// Ready rows are read by two ordered range scans of the `*_unsequenced` index, not one
+/// scan with `OR`: PostgreSQL runs an `OR` as a bitmap scan, which visits the heap for
+/// every index entry left by an already numbered row (its old version) until VACUUM,
+/// while a plain index scan marks those entries dead as it passes them (measured: a
+/// pass read ~600 heap pages for 26 ready rows after a minute of load).
 const NUMBER_EVENTS: &str = "\
 WITH ready AS (
-    SELECT ins, txid FROM events
-    WHERE seq IS NULL
-      AND (txid < pg_snapshot_xmin(pg_current_snapshot())
-           OR txid >= pg_snapshot_xmax(pg_current_snapshot()))
+    (SELECT ins, txid FROM events
+     WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY txid, ins LIMIT $1)
+    UNION ALL
+    (SELECT ins, txid FROM events
+     WHERE seq IS NULL AND txid >= pg_snapshot_xmax(pg_current_snapshot())
+     ORDER BY txid, ins LIMIT $1)
     ORDER BY txid, ins LIMIT $1
 ), numbered AS (
     SELECT ins, txid, row_number() OVER (ORDER BY txid, ins) AS n FROM ready
@@ -87,11 +96,16 @@ SELECT h.last_seq AS head_seq, h.last_hash AS head_hash,
 FROM audit_head h LEFT JOIN LATERAL (
     SELECT ins, CAST(txid AS TEXT) AS txid, id, occurred_at, actor_type, actor_id, action,
            resource_type, resource_id, before_state, after_state, request_id, idempotency_key
-    FROM audit_logs
-    WHERE seq IS NULL
-      AND (txid < pg_snapshot_xmin(pg_current_snapshot())
-           OR txid >= pg_snapshot_xmax(pg_current_snapshot()))
-    ORDER BY txid, ins LIMIT 500
+    FROM (
+        (SELECT * FROM audit_logs
+         WHERE seq IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY txid, ins LIMIT 500)
+        UNION ALL
+        (SELECT * FROM audit_logs
+         WHERE seq IS NULL AND txid >= pg_snapshot_xmax(pg_current_snapshot())
+         ORDER BY txid, ins LIMIT 500)
+    ) r
+    ORDER BY r.txid, r.ins LIMIT 500
 ) a ON true
 WHERE h.id = 1";
 
