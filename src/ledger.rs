@@ -185,6 +185,41 @@ pub async fn record(
     description: &str,
     postings: &[Posting],
 ) -> Result<Recorded> {
+    record_reading(tx, kind, reference, description, postings, None)
+        .await
+        .map(|(r, _)| r)
+}
+
+/// [`record`], and `user_id`'s [`Balance`] once it is recorded (as [`balance`] would
+/// read it next in `tx`), in the same round trip when the postings take the
+/// one-statement path. Errors as [`record`].
+pub async fn record_with_balance(
+    tx: &mut Tx,
+    kind: &str,
+    reference: &str,
+    description: &str,
+    postings: &[Posting],
+    user_id: &str,
+) -> Result<(Recorded, Balance)> {
+    let (recorded, read) =
+        record_reading(tx, kind, reference, description, postings, Some(user_id)).await?;
+    let balance = match read {
+        Some(rows) => balance_of(user_id, rows)?,
+        None => balance(tx.conn(), user_id).await?,
+    };
+    Ok((recorded, balance))
+}
+
+/// [`record`]; with `read`, also the `(account, balance)` rows of that user's two
+/// accounts after it (`None`: not read, the general path).
+async fn record_reading(
+    tx: &mut Tx,
+    kind: &str,
+    reference: &str,
+    description: &str,
+    postings: &[Posting],
+    read: Option<&str>,
+) -> Result<(Recorded, Option<Vec<(String, i64)>>)> {
     let mut legs: Vec<&Posting> = postings
         .iter()
         .filter(|p| p.amount != Amount::ZERO)
@@ -203,12 +238,20 @@ pub async fn record(
     let id = new_id(IdKind::Journal);
     let now = crate::clock::now();
     if let Some(one) = one_statement_legs(tx, &legs) {
-        let recorded =
-            statement::record(tx, &id, (kind, reference, description), &now, &one).await?;
+        let reads = read.map(|u| [available_account(u), reserved_account(u)]);
+        let (recorded, balances) = statement::record(
+            tx,
+            &id,
+            (kind, reference, description),
+            &now,
+            &one,
+            reads.as_ref().map(|r| r.as_slice()).unwrap_or(&[]),
+        )
+        .await?;
         if matches!(recorded, Recorded::Applied(_)) {
             crate::metrics::ledger_transaction(kind);
         }
-        return Ok(recorded);
+        return Ok((recorded, read.map(|_| balances)));
     }
     let inserted = sqlx::query(
         "INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
@@ -222,7 +265,7 @@ pub async fn record(
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
-        return already_applied(tx, kind, reference).await;
+        return Ok((already_applied(tx, kind, reference).await?, None));
     }
     // Every leg within ±Amount::MAX and every balance kept there: `balance + $1` stays
     // far from the i64 edge on both backends (no overflow error, no SQLite REAL).
@@ -261,7 +304,7 @@ pub async fn record(
     }
     q.execute(tx.conn()).await?;
     crate::metrics::ledger_transaction(kind);
-    Ok(Recorded::Applied(id))
+    Ok((Recorded::Applied(id), None))
 }
 
 /// [`Recorded::AlreadyApplied`] with the id of the journal transaction already
@@ -639,10 +682,18 @@ where
         .bind(reserved_account(user_id))
         .fetch_all(executor)
         .await?;
-    let (mut available, mut reserved) = (0_i64, 0_i64);
+    let mut read = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: String = r.try_get("id")?;
-        let b: i64 = r.try_get("balance")?;
+        read.push((r.try_get("id")?, r.try_get("balance")?));
+    }
+    balance_of(user_id, read)
+}
+
+/// The [`Balance`] of `user_id` from the `(account id, balance)` rows of its accounts
+/// (an account without a row counts as zero).
+fn balance_of(user_id: &str, rows: Vec<(String, i64)>) -> Result<Balance> {
+    let (mut available, mut reserved) = (0_i64, 0_i64);
+    for (id, b) in rows {
         if id.ends_with(":available") {
             available = b;
         } else {

@@ -271,3 +271,81 @@ async fn ledger_verify_detects_tampering(url: String) {
     assert_eq!(report.violations[0].check, "reserved_equals_pending_holds");
 }
 both_backends!(ledger_tamper_on, ledger_verify_detects_tampering);
+
+/// `record_with_balance` answers what `balance` reads next in the same transaction: on
+/// the one-statement path (the updated account from the update, the reserved one from
+/// the table), when the journal entry was already applied, and on the general path.
+async fn record_with_balance_reads_the_balance_after(url: String) {
+    use offerhub::ledger::{self, Posting, Recorded};
+    use offerhub::money::Amount;
+    let store = open(&url).await;
+    let ctx = Context::operator();
+    let (u, _) = offerhub::services::users::create(
+        &store,
+        &ctx,
+        &offerhub::services::users::NoHooks,
+        offerhub::services::users::NewUser {
+            external_user_id: "rwb".into(),
+            email: None,
+            user_type: offerhub::services::users::UserType::Both,
+        },
+    )
+    .await
+    .unwrap();
+    let units = Amount::from_base_units;
+    let deposit = |n: i64| {
+        [
+            Posting::new(ledger::EXTERNAL_STELLAR, units(-n)),
+            Posting::new(ledger::available_account(&u.id), units(n)),
+        ]
+    };
+    let mut tx = store.begin().await.unwrap();
+    let (r, b) = ledger::record_with_balance(&mut tx, "deposit", "d1", "d", &deposit(100), &u.id)
+        .await
+        .unwrap();
+    assert!(matches!(r, Recorded::Applied(_)));
+    assert_eq!(
+        (b.available, b.reserved, b.total),
+        (units(100), units(0), units(100))
+    );
+    ledger::hold(&mut tx, &u.id, units(40), "order", "o1")
+        .await
+        .unwrap();
+    let (_, b) = ledger::record_with_balance(&mut tx, "deposit", "d2", "d", &deposit(5), &u.id)
+        .await
+        .unwrap();
+    assert_eq!(b, ledger::balance(tx.conn(), &u.id).await.unwrap());
+    assert_eq!(
+        (b.available, b.reserved, b.total),
+        (units(65), units(40), units(105))
+    );
+    tx.commit().await.unwrap();
+
+    // Already applied: nothing moves, the balance is as it stands.
+    let mut tx = store.begin().await.unwrap();
+    let (r, b) = ledger::record_with_balance(&mut tx, "deposit", "d2", "d", &deposit(5), &u.id)
+        .await
+        .unwrap();
+    assert!(matches!(r, Recorded::AlreadyApplied(_)));
+    assert_eq!(
+        (b.available, b.reserved, b.total),
+        (units(65), units(40), units(105))
+    );
+    // The general path (two legs on one account) reads it with a second statement.
+    let legs = [
+        Posting::new(ledger::EXTERNAL_STELLAR, units(-3)),
+        Posting::new(ledger::available_account(&u.id), units(1)),
+        Posting::new(ledger::available_account(&u.id), units(2)),
+    ];
+    let (r, b) = ledger::record_with_balance(&mut tx, "deposit", "d3", "d", &legs, &u.id)
+        .await
+        .unwrap();
+    assert!(matches!(r, Recorded::Applied(_)));
+    assert_eq!((b.available, b.total), (units(68), units(108)));
+    tx.commit().await.unwrap();
+    assert!(ledger::verify(&store).await.unwrap().is_clean());
+}
+both_backends!(
+    record_with_balance_on,
+    record_with_balance_reads_the_balance_after
+);

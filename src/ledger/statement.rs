@@ -34,17 +34,20 @@ pub(super) type Leg<'a> = (&'a str, i64, bool);
 
 /// Applies `legs` (sorted by account, distinct accounts, every delta within
 /// ±[`Amount::MAX`], no debit of a non-negative sharded account) as journal
-/// transaction `id`. Errors as [`super::record`].
+/// transaction `id`, and reads the balances of the ordinary accounts `reads` (base
+/// units) once applied, in the same round trip: `(account, balance)` per existing
+/// account. Errors as [`super::record`].
 pub(super) async fn record(
     tx: &mut Tx,
     id: &str,
     (kind, reference, description): (&str, &str, &str),
     now: &str,
     legs: &[Leg<'_>],
-) -> Result<Recorded> {
+    reads: &[String],
+) -> Result<(Recorded, Vec<(String, i64)>)> {
     let sql = match tx.backend() {
-        Backend::Postgres => postgres_statement(legs.len()),
-        Backend::Sqlite => sqlite_batch(legs.len()),
+        Backend::Postgres => postgres_statement(legs.len(), reads.len()),
+        Backend::Sqlite => sqlite_batch(legs.len(), reads.len()),
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.to_string())
@@ -59,21 +62,27 @@ pub(super) async fn record(
             .bind(*delta)
             .bind(i64::from(*sharded));
     }
+    for account in reads {
+        q = q.bind(account.clone());
+    }
     // Rows `(what, account)`: `journal` when the journal row was inserted, `leg` per
-    // applied leg.
+    // applied leg, `read` (with `balance`) per account read.
     let rows = q.fetch_all(tx.conn()).await?;
     let mut inserted = false;
     let mut applied: HashSet<String> = HashSet::with_capacity(legs.len());
+    let mut read = Vec::with_capacity(reads.len());
     for row in &rows {
         let what: String = row.try_get("what")?;
-        if what == "journal" {
-            inserted = true;
-        } else {
-            applied.insert(row.try_get("account")?);
+        match what.as_str() {
+            "journal" => inserted = true,
+            "read" => read.push((row.try_get("account")?, row.try_get("balance")?)),
+            _ => {
+                applied.insert(row.try_get("account")?);
+            }
         }
     }
     if !inserted {
-        return already_applied(tx, kind, reference).await;
+        return Ok((already_applied(tx, kind, reference).await?, read));
     }
     // The general path's order: ordinary accounts, then sharded ones.
     let ordinary_first = legs
@@ -90,19 +99,28 @@ pub(super) async fn record(
             diagnose(tx, account, *delta).await?
         });
     }
-    Ok(Recorded::Applied(id.to_string()))
+    Ok((Recorded::Applied(id.to_string()), read))
 }
 
 /// Parameters of both forms: `$1` id, `$2` kind, `$3` reference, `$4` description,
 /// `$5` created_at, `$6` [`Amount::MAX`], then `(account, delta, sharded 0/1)` per leg
-/// from `$7`. The first parameter of leg `i`:
+/// from `$7`, then one account per read. The first parameter of leg `i`:
 fn leg_param(i: usize) -> usize {
     7 + 3 * i
 }
 
-/// The PostgreSQL statement for `n` legs. Postings are written only when every leg
-/// applied.
-fn postgres_statement(n: usize) -> String {
+/// `$a, $b, …`: the parameters of `reads` accounts after `legs` legs.
+fn read_params(legs: usize, reads: usize) -> Vec<String> {
+    (0..reads)
+        .map(|i| format!("${}", leg_param(legs) + i))
+        .collect()
+}
+
+/// The PostgreSQL statement for `n` legs and `reads` accounts read. Postings are
+/// written only when every leg applied. A read account updated by the statement is
+/// read from the update (the statement's snapshot predates it), any other from the
+/// table.
+fn postgres_statement(n: usize, reads: usize) -> String {
     let legs = (0..n)
         .map(|i| {
             let p = leg_param(i);
@@ -114,8 +132,24 @@ fn postgres_statement(n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let (read_cte, read_rows) = if reads == 0 {
+        (String::new(), "")
+    } else {
+        let values = read_params(n, reads)
+            .iter()
+            .map(|p| format!("(CAST({p} AS TEXT))"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!("reads (account) AS (VALUES {values}), "),
+            " UNION ALL SELECT 'read', u.id, u.balance FROM u \
+               WHERE u.id IN (SELECT account FROM reads) \
+             UNION ALL SELECT 'read', a.id, a.balance FROM ledger_accounts a \
+               WHERE a.id IN (SELECT account FROM reads) AND a.id NOT IN (SELECT id FROM u)",
+        )
+    };
     format!(
-        "WITH legs (account, delta, sharded) AS (VALUES {legs}), \
+        "WITH legs (account, delta, sharded) AS (VALUES {legs}), {read_cte}\
          j AS (INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, reference) DO NOTHING \
                RETURNING id), \
@@ -145,17 +179,17 @@ fn postgres_statement(n: usize) -> String {
                FROM j CROSS JOIN legs l LEFT JOIN u ON u.id = l.account \
                WHERE (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM s) = {n} \
                ORDER BY l.account COLLATE \"C\") \
-         SELECT 'journal' AS what, id AS account FROM j \
-         UNION ALL SELECT 'leg', id FROM u \
-         UNION ALL SELECT 'leg', account_id FROM s"
+         SELECT 'journal' AS what, id AS account, CAST(NULL AS BIGINT) AS balance FROM j \
+         UNION ALL SELECT 'leg', id, NULL FROM u \
+         UNION ALL SELECT 'leg', account_id, NULL FROM s{read_rows}"
     )
 }
 
 /// The SQLite batch for `n` legs: the journal row, one conditional update per leg (each
-/// only when the journal row is this call's), the postings with the balances after.
-/// Postings of existing accounts are written even when a leg did not apply: the caller
-/// drops the transaction on the error.
-fn sqlite_batch(n: usize) -> String {
+/// only when the journal row is this call's), the postings with the balances after,
+/// then the `reads` accounts. Postings of existing accounts are written even when a leg
+/// did not apply: the caller drops the transaction on the error.
+fn sqlite_batch(n: usize, reads: usize) -> String {
     let ours = "EXISTS (SELECT 1 FROM journal_transactions WHERE id = $1)";
     let mut sql = String::from(
         "INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
@@ -180,5 +214,12 @@ fn sqlite_batch(n: usize) -> String {
           WHERE {ours} ORDER BY v.column1",
         values.join(", ")
     ));
+    if reads > 0 {
+        sql.push_str(&format!(
+            "; SELECT 'read' AS what, id AS account, balance FROM ledger_accounts \
+             WHERE id IN ({})",
+            read_params(n, reads).join(", ")
+        ));
+    }
     sql
 }

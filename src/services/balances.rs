@@ -56,7 +56,7 @@ pub async fn adjust(
     }
     let mut tx = store.begin_for(ctx).await?;
     let reference = new_id(IdKind::Journal);
-    let recorded = match ledger::record(
+    let (recorded, after) = match ledger::record_with_balance(
         &mut tx,
         "adjustment",
         &reference,
@@ -65,6 +65,7 @@ pub async fn adjust(
             Posting::new(ledger::available_account(user_id), amount),
             Posting::new(ledger::ADJUSTMENTS_ACCOUNT, negated),
         ],
+        user_id,
     )
     .await
     {
@@ -77,7 +78,6 @@ pub async fn adjust(
             return Err(e);
         }
     };
-    let after = ledger::balance(tx.conn(), user_id).await?;
     // The posting moved `available` by `amount` and nothing else (one statement fewer
     // than reading the balance before).
     let undo = |b: Amount| {
