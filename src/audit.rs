@@ -286,7 +286,7 @@ pub(crate) async fn append_with_events(
     // The head this process last committed, else the stored one; rows chained from a
     // stale head (another process appended meanwhile) collide on `seq`: chain again
     // from the stored head.
-    let cached = tx.audit_head_cache().get();
+    let cached = tx.audit_head_hint();
     let from_cache = cached.is_some();
     let head = match cached {
         Some(h) => h,

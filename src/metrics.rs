@@ -55,6 +55,9 @@ pub const EVENT_SEQUENCER_LAG: &str = "offerhub_event_sequencer_lag_seconds";
 /// `offerhub_events_unsequenced`: committed events still waiting for a sequence
 /// number (set by the event sequencer).
 pub const EVENTS_UNSEQUENCED: &str = "offerhub_events_unsequenced";
+/// `offerhub_sqlite_wal_frames`: pages of the SQLite write-ahead log not yet copied
+/// into the database file, after the last background checkpoint.
+pub const SQLITE_WAL_FRAMES: &str = "offerhub_sqlite_wal_frames";
 /// `offerhub_webhook_deliveries_total{outcome}`: delivery attempts; `outcome` is
 /// `succeeded`, `retrying` or `failed` (retries exhausted).
 pub const WEBHOOK_DELIVERIES: &str = "offerhub_webhook_deliveries_total";
@@ -171,6 +174,12 @@ pub const CATALOG: &[Metric] = &[
         EVENTS_UNSEQUENCED,
         Kind::Gauge,
         "Committed events not yet sequenced (count)",
+        &[],
+    ),
+    m(
+        SQLITE_WAL_FRAMES,
+        Kind::Gauge,
+        "SQLite write-ahead log pages not yet checkpointed into the database file (count)",
         &[],
     ),
     m(
@@ -463,6 +472,11 @@ pub fn event_sequencer_lag(seconds: f64) {
 /// Committed events still waiting for a sequence number, after a sequencer pass.
 pub fn events_unsequenced(n: i64) {
     ::metrics::gauge!(EVENTS_UNSEQUENCED).set(n as f64);
+}
+
+/// SQLite write-ahead log pages left after a background checkpoint.
+pub fn sqlite_wal_frames(n: i64) {
+    ::metrics::gauge!(SQLITE_WAL_FRAMES).set(n as f64);
 }
 
 #[cfg(test)]

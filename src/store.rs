@@ -6,7 +6,8 @@
 //!
 //! - SQLite: WAL, `busy_timeout`, foreign keys on; one writer connection whose
 //!   transactions start with `BEGIN IMMEDIATE` (so a transaction never fails half-way on
-//!   a lock upgrade), plus a pool of readers.
+//!   a lock upgrade) and are committed in groups ([`group_commit`]), plus a pool of
+//!   readers; the daemon checkpoints the log off the writer's path ([`checkpoint`]).
 //! - PostgreSQL: one pool; correctness comes from conditional updates and row locks.
 //!
 //! Every mutation runs in a [`Tx`]. Audit entries queued on it with [`Tx::audit`] and
@@ -29,6 +30,9 @@ use crate::config::DatabaseUrl;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::{self, NewEvent};
+
+pub mod checkpoint;
+mod group_commit;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -68,6 +72,13 @@ pub struct Store {
     /// SQLite: the audit chain's head as this process last committed it
     /// ([`AuditHeadCache`]).
     audit_head: AuditHeadCache,
+    /// SQLite: the writer connection's group transactions ([`group_commit`]).
+    group: Option<group_commit::Writer>,
+    /// SQLite with [`StoreOptions::background_checkpoints`]: the checkpointer's
+    /// connection ([`checkpoint`]).
+    checkpoints: Option<AnyPool>,
+    /// Held by every clone: the checkpointer stops once the last one is dropped.
+    _alive: Arc<()>,
 }
 
 /// Pool sizes and timeouts.
@@ -77,6 +88,10 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a caller waits for a connection (the SQLite writer queue included).
     pub acquire_timeout: Duration,
+    /// SQLite: checkpoint the write-ahead log in a task of the store instead of inside
+    /// the commits of the writer ([`checkpoint`]). Off by default (short-lived CLI
+    /// commands keep SQLite's own checkpoints); the daemon turns it on.
+    pub background_checkpoints: bool,
 }
 
 impl Default for StoreOptions {
@@ -84,6 +99,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(60),
+            background_checkpoints: false,
         }
     }
 }
@@ -125,6 +141,9 @@ impl Store {
                 reader: pool,
                 events_written: Arc::new(Notify::new()),
                 audit_head: AuditHeadCache::default(),
+                group: None,
+                checkpoints: None,
+                _alive: Arc::new(()),
             });
         }
         let file = sqlite_file_path(raw);
@@ -147,7 +166,11 @@ impl Store {
         let writer = pool_options()
             .max_connections(1)
             .acquire_timeout(opts.acquire_timeout)
-            .after_connect(sqlite_pragmas)
+            .after_connect(if opts.background_checkpoints {
+                sqlite_writer_pragmas
+            } else {
+                sqlite_pragmas
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
@@ -155,9 +178,24 @@ impl Store {
             .max_connections(opts.max_connections.clamp(1, 8))
             .acquire_timeout(opts.acquire_timeout)
             .after_connect(sqlite_pragmas)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| Error::internal(format!("cannot open {url}: {e}")))?;
+        let alive = Arc::new(());
+        let checkpoints = opts.background_checkpoints.then(|| {
+            let pool = pool_options()
+                .max_connections(1)
+                .min_connections(0)
+                .acquire_timeout(opts.acquire_timeout)
+                .after_connect(sqlite_pragmas)
+                .connect_lazy_with(options);
+            tokio::spawn(checkpoint::checkpointer(
+                pool.clone(),
+                writer.clone(),
+                Arc::downgrade(&alive),
+            ));
+            pool
+        });
         if let Some(path) = &file {
             for suffix in ["", "-wal", "-shm"] {
                 let mut p = path.clone().into_os_string();
@@ -165,14 +203,23 @@ impl Store {
                 let _ = restrict(std::path::Path::new(&p), 0o600);
             }
         }
+        let (events_written, audit_head) = (Arc::new(Notify::new()), AuditHeadCache::default());
         Ok(Store {
             locks: None,
             background: None,
             backend: Backend::Sqlite,
+            group: Some(group_commit::Writer::new(
+                writer.clone(),
+                opts.acquire_timeout,
+                audit_head.clone(),
+                events_written.clone(),
+            )),
             writer,
             reader,
-            events_written: Arc::new(Notify::new()),
-            audit_head: AuditHeadCache::default(),
+            events_written,
+            audit_head,
+            checkpoints,
+            _alive: alive,
         })
     }
 
@@ -196,12 +243,10 @@ impl Store {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
-        let inner = match self.backend {
-            // sqlx's SQLite worker thread runs BEGIN and tracks the transaction itself,
-            // so a cancelled caller's transaction is rolled back (and a caller
-            // cancelled while queueing for the one writer stops queueing).
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => begin_detached(&self.writer).await?,
+        let inner = match &self.group {
+            // SQLite: a member of the writer's group transaction ([`group_commit`]).
+            Some(group) => Inner::Member(group.join().await?),
+            None => Inner::Own(begin_detached(&self.writer).await?),
         };
         Ok(Tx {
             inner,
@@ -229,7 +274,7 @@ impl Store {
             return self.begin().await;
         };
         Ok(Tx {
-            inner: begin_detached(pool).await?,
+            inner: Inner::Own(begin_detached(pool).await?),
             backend: self.backend,
             audit: Vec::new(),
             events: Vec::new(),
@@ -281,8 +326,24 @@ impl Store {
         }))
     }
 
+    /// One `PASSIVE` checkpoint of the SQLite write-ahead log, now (what the
+    /// checkpointer of [`StoreOptions::background_checkpoints`] runs); `None` on
+    /// PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<Option<checkpoint::Checkpoint>> {
+        match self.backend {
+            Backend::Postgres => Ok(None),
+            Backend::Sqlite => {
+                let pool = self.checkpoints.as_ref().unwrap_or(&self.reader);
+                checkpoint::run(&mut *pool.acquire().await?).await.map(Some)
+            }
+        }
+    }
+
     /// Closes all connections (flushes the SQLite WAL on the last close).
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.close().await;
+        }
         if let Some(l) = &self.locks {
             l.close().await;
         }
@@ -304,6 +365,24 @@ fn sqlite_pragmas(
         conn.execute("PRAGMA journal_mode = WAL").await?;
         conn.execute("PRAGMA synchronous = NORMAL").await?;
         conn.execute("PRAGMA foreign_keys = ON").await?;
+        Ok(())
+    })
+}
+
+/// [`sqlite_pragmas`] for the writer of a store whose WAL is checkpointed in the
+/// background ([`checkpoint`]): automatic checkpoints inside its commits only as a
+/// backstop, for a log [`checkpoint::WRITER_BACKSTOP_FRAMES`] pages long.
+fn sqlite_writer_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        sqlite_pragmas(conn, meta).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "PRAGMA wal_autocheckpoint = {}",
+            checkpoint::WRITER_BACKSTOP_FRAMES
+        )))
+        .await?;
         Ok(())
     })
 }
@@ -504,7 +583,7 @@ impl AuditHeadCache {
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
-    inner: Transaction<'static, Any>,
+    inner: Inner,
     backend: Backend,
     audit: Vec<AuditEntry>,
     events: Vec<NewEvent>,
@@ -516,15 +595,35 @@ pub struct Tx {
     pub(crate) next_audit_head: Option<(i64, String)>,
 }
 
+/// The database transaction of a [`Tx`].
+enum Inner {
+    /// PostgreSQL: a transaction of its own.
+    Own(Transaction<'static, Any>),
+    /// SQLite: a member of the writer's group transaction.
+    Member(group_commit::Member),
+}
+
 impl Tx {
     /// The process's [`AuditHeadCache`].
     pub(crate) fn audit_head_cache(&self) -> &AuditHeadCache {
         &self.audit_head
     }
 
+    /// SQLite: the audit chain's head to append after (the group's, else the cached
+    /// committed one; `None`: read it from the database).
+    pub(crate) fn audit_head_hint(&self) -> Option<(i64, String)> {
+        match &self.inner {
+            Inner::Member(m) => m.audit_head(),
+            Inner::Own(_) => self.audit_head.get(),
+        }
+    }
+
     /// The connection, for queries inside this transaction.
     pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.inner
+        match &mut self.inner {
+            Inner::Own(tx) => tx,
+            Inner::Member(m) => m.conn(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -533,7 +632,10 @@ impl Tx {
 
     /// Rolls back now (dropping a `Tx` rolls back too, when its connection is next used).
     pub async fn rollback(self) -> Result<()> {
-        self.inner.rollback().await?;
+        match self.inner {
+            Inner::Own(tx) => tx.rollback().await?,
+            Inner::Member(m) => m.rollback().await?,
+        }
         Ok(())
     }
 
@@ -586,11 +688,14 @@ impl Tx {
             .execute(self.conn())
             .await?;
         }
+        let inner = match self.inner {
+            Inner::Own(tx) => tx,
+            Inner::Member(m) => return m.commit(wrote_events, self.next_audit_head).await,
+        };
         let notify = self.events_written.clone();
         // In a task of its own: once COMMIT is sent, a caller that goes away (a client
         // hanging up) does not leave sqlx to queue a ROLLBACK behind it, and the event
         // pump still hears of the commit.
-        let inner = self.inner;
         let (cache, next_head) = (self.audit_head, self.next_audit_head);
         tokio::spawn(async move {
             let committed = inner.commit().await;

@@ -28,7 +28,7 @@ pub async fn run(command: DbCommand, globals: Globals) -> anyhow::Result<ExitCod
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            if let Err(msg) = serve::open_or_create(&config).await {
+            if let Err(msg) = serve::open_or_create(&config, Default::default()).await {
                 eprintln!("error: {msg}");
                 return Ok(ExitCode::FAILURE);
             }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 use offerhub::config::{Config, DatabaseUrl, Sources};
-use offerhub::store::Store;
+use offerhub::store::{Store, StoreOptions};
 
 /// How long start-up and operator commands wait for the database.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(10);
@@ -195,12 +195,13 @@ pub async fn open_existing(config: &Config) -> Result<Store, String> {
 }
 
 /// Opens (creating when needed) and migrates the database, within [`DB_TIMEOUT`] for
-/// the first connection (`serve`, `db migrate`).
-pub async fn open_or_create(config: &Config) -> Result<Store, String> {
+/// the first connection (`serve`, `db migrate`), with `opts` (the daemon's background
+/// checkpoints).
+pub async fn open_or_create(config: &Config, opts: StoreOptions) -> Result<Store, String> {
     if sqlite_file(&config.database_url).is_none() {
         probe(&config.database_url).await?;
     }
-    let store = Store::connect(&config.database_url)
+    let store = Store::connect_with(&config.database_url, opts)
         .await
         .map_err(|e| format!("{e}"))?;
     store.migrate().await.map_err(|e| {
@@ -270,7 +271,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         }
     };
     let addr = listener.local_addr()?;
-    let store = match open_or_create(&config).await {
+    // The daemon checkpoints SQLite's write-ahead log off the writer's path.
+    let opts = StoreOptions {
+        background_checkpoints: true,
+        ..StoreOptions::default()
+    };
+    let store = match open_or_create(&config, opts).await {
         Ok(s) => s,
         Err(msg) => {
             eprintln!("error: {msg}");

@@ -229,7 +229,11 @@ async fn method_not_allowed() -> impl IntoResponse {
 /// SIGTERM, then stops the workers and event streams, drains in-flight requests (up to
 /// 30 s), waits for the background tasks to end and closes the store.
 pub async fn serve(config: Config) -> Result<(), Error> {
-    let store = Store::connect(&config.database_url).await?;
+    let opts = offerhub::store::StoreOptions {
+        background_checkpoints: true,
+        ..Default::default()
+    };
+    let store = Store::connect_with(&config.database_url, opts).await?;
     store.migrate().await?;
     let addr = config.bind_addr();
     let listener = tokio::net::TcpListener::bind(addr)

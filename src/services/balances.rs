@@ -73,7 +73,7 @@ pub async fn adjust(
         Err(e) => {
             // An unknown user has no ledger account: 404 rather than the posting's
             // error (checked only on failure, one round trip fewer on success).
-            drop(tx);
+            tx.rollback().await?;
             users::get(store, user_id).await?;
             return Err(e);
         }

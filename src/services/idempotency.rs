@@ -152,7 +152,7 @@ async fn claim_once(
     .fetch_optional(tx.conn())
     .await?;
     let Some(row) = row else {
-        drop(tx);
+        tx.rollback().await?;
         return Ok(Pass::Again);
     };
     let expires_at: String = row.try_get("expires_at")?;
@@ -197,7 +197,7 @@ async fn claim_once(
         }
         KeyState::Committed => {}
     }
-    drop(tx);
+    tx.rollback().await?;
     Ok(Pass::Busy(state))
 }
 

@@ -296,7 +296,7 @@ pub async fn create(
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
-        drop(tx);
+        tx.rollback().await?;
         let existing = sqlx::query("SELECT id FROM orders WHERE client_order_ref = $1")
             .bind(&new.client_order_ref)
             .fetch_optional(store.reader())

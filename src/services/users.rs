@@ -198,7 +198,7 @@ pub async fn create(
     .fetch_optional(tx.conn())
     .await?;
     let Some(row) = row else {
-        drop(tx);
+        tx.rollback().await?;
         let existing = find_by_external_id(store, &new.external_user_id)
             .await?
             .ok_or_else(|| Error::internal("user vanished after a conflict"))?;

@@ -190,7 +190,7 @@ pub async fn create(
     .execute(tx.conn())
     .await?;
     if inserted.rows_affected() == 0 {
-        drop(tx);
+        tx.rollback().await?;
         return for_user(store, user_id.unwrap_or_default()).await;
     }
     tx.audit(ctx.audit("wallet.created", "wallet", &id).after(
