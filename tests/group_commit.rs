@@ -161,8 +161,8 @@ async fn members_commit_and_roll_back_alone(url: String) {
 both_backends!(members_on, members_commit_and_roll_back_alone);
 
 /// A group whose `COMMIT` fails (SQLite: a deferred foreign key broken by its first
-/// member) fails every member: neither reports success, neither row exists. On
-/// PostgreSQL the second transaction is its own and commits.
+/// member) fails every member: none reports success, no row exists, and a member that
+/// rolled back hears of it. On PostgreSQL each transaction is its own.
 async fn a_failed_group_commit_fails_every_member(url: String) {
     let store = open(&url).await;
     let sqlite = store.backend() == Backend::Sqlite;
@@ -189,16 +189,27 @@ async fn a_failed_group_commit_fails_every_member(url: String) {
             .unwrap();
         tx.commit().await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third queues behind the second and rolls back: on SQLite it must learn that
+    // what it saw of the first two never was.
+    let s = store.clone();
+    let third = tokio::spawn(async move {
+        let tx = s.begin().await.unwrap();
+        tx.rollback().await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let first = first.commit().await;
     let second = second.await.unwrap();
+    let third = third.await.unwrap();
     if sqlite {
         assert!(first.is_err(), "{first:?}");
         assert!(second.is_err(), "{second:?}");
+        assert!(third.is_err(), "{third:?}");
         assert_eq!(rows(&store, "fg-").await, Vec::<String>::new());
     } else {
         first.unwrap();
         second.unwrap();
+        third.unwrap();
         assert_eq!(rows(&store, "fg-").await, ["fg-a", "fg-b"]);
     }
     // The writer serves the next transaction.

@@ -193,7 +193,7 @@ impl Writer {
     /// Ends a member's turn: hands the group on when someone waits and it has room,
     /// else commits it and sends every member the outcome. `healthy = false`: the
     /// transaction is no longer whole; it is rolled back and every member fails.
-    async fn finish(&self, mut guard: OwnedMutexGuard<Slot>, group: Group, healthy: bool) {
+    async fn finish(&self, guard: OwnedMutexGuard<Slot>, group: Group, healthy: bool) {
         if !healthy {
             let Group { tx, outcome, .. } = group;
             drop(tx);
@@ -202,9 +202,23 @@ impl Writer {
             )));
             return;
         }
-        if self.waiting.load(Ordering::SeqCst) > 0 && group.members < MAX_MEMBERS {
+        let (mut guard, mut group) = (guard, group);
+        while self.waiting.load(Ordering::SeqCst) > 0 && group.members < MAX_MEMBERS {
             guard.open = Some(group);
-            return;
+            drop(guard);
+            // The caller counted above may have given up (timed out) before taking
+            // the group, and seen the lock still held: if nobody waits now and the
+            // group is still parked, end it here (one of the two sides always sees it).
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+            let Ok(mut again) = self.slot.clone().try_lock_owned() else {
+                return;
+            };
+            let Some(parked) = again.open.take() else {
+                return;
+            };
+            (guard, group) = (again, parked);
         }
         let Group {
             tx,
@@ -279,9 +293,10 @@ impl Member {
     }
 
     /// Rolls this member back now (what dropping it does, in the background), then
-    /// waits until the members before it are committed (or failed): what the caller
-    /// saw of theirs (a conflict with a row one of them inserted) is then what other
-    /// connections see. Prefer it to dropping when re-reading on another connection.
+    /// waits until the members before it are committed: what the caller saw of theirs
+    /// (a conflict with a row one of them inserted) is then what other connections
+    /// see. Prefer it to dropping when re-reading on another connection. Errors: 500
+    /// (unavailable) when the group failed instead — what the caller saw never was.
     pub(crate) async fn rollback(mut self) -> Result<()> {
         if let Some((guard, group)) = self.parts.take() {
             let (writer, first) = (self.writer.clone(), self.first);
@@ -290,9 +305,14 @@ impl Member {
                 .await
                 .map_err(|e| Error::internal(format!("rollback task failed: {e}")))?;
             if !first {
-                // Committed or failed, the earlier members' state is settled either
-                // way (`Err`: the group ended without an outcome, nothing committed).
-                let _ = outcome.wait_for(Option::is_some).await;
+                // What this member saw of the earlier members must be settled: an error
+                // when it was not committed (the caller must not act on it).
+                let settled = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
+                if !matches!(settled, Ok(Some(Ok(())))) {
+                    return Err(Error::unavailable(
+                        "the transactions before this one in its commit group failed",
+                    ));
+                }
             }
         }
         Ok(())
