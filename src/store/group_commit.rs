@@ -135,8 +135,8 @@ impl Writer {
         drop(queued);
         let Ok(mut guard) = locked else {
             // The member before may have handed its group on because this caller was
-            // still counted: if it sits in the slot now, end it (`finish` reads the
-            // count under the lock, which it holds as long as it decides).
+            // still counted: if it sits in the slot now, end it. (If the lock is still
+            // held, `finish` re-reads the count after releasing it and ends the group.)
             if let Ok(mut guard) = self.slot.clone().try_lock_owned()
                 && let Some(group) = guard.open.take()
             {
