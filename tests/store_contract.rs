@@ -14,6 +14,20 @@ async fn open(url: &str) -> Store {
     store
 }
 
+/// A user (and its two ledger accounts) with external id `external_user_id`.
+async fn new_user(store: &Store, external_user_id: &str) -> offerhub::services::users::User {
+    use offerhub::services::users::{self, NewUser, NoHooks, UserType};
+    let new = NewUser {
+        external_user_id: external_user_id.into(),
+        email: None,
+        user_type: UserType::Both,
+    };
+    users::create(store, &Context::operator(), &NoHooks, new)
+        .await
+        .unwrap()
+        .0
+}
+
 async fn migrations_are_idempotent(url: String) {
     let store = open(&url).await;
     store.migrate().await.unwrap();
@@ -193,19 +207,7 @@ async fn ledger_verify_detects_tampering(url: String) {
     use offerhub::ledger::{self, Posting};
     use offerhub::money::Amount;
     let store = open(&url).await;
-    let ctx = Context::operator();
-    let (u, _) = offerhub::services::users::create(
-        &store,
-        &ctx,
-        &offerhub::services::users::NoHooks,
-        offerhub::services::users::NewUser {
-            external_user_id: "t".into(),
-            email: None,
-            user_type: offerhub::services::users::UserType::Both,
-        },
-    )
-    .await
-    .unwrap();
+    let u = new_user(&store, "t").await;
     let mut tx = store.begin().await.unwrap();
     ledger::record(
         &mut tx,
@@ -279,19 +281,7 @@ async fn record_with_balance_reads_the_balance_after(url: String) {
     use offerhub::ledger::{self, Posting, Recorded};
     use offerhub::money::Amount;
     let store = open(&url).await;
-    let ctx = Context::operator();
-    let (u, _) = offerhub::services::users::create(
-        &store,
-        &ctx,
-        &offerhub::services::users::NoHooks,
-        offerhub::services::users::NewUser {
-            external_user_id: "rwb".into(),
-            email: None,
-            user_type: offerhub::services::users::UserType::Both,
-        },
-    )
-    .await
-    .unwrap();
+    let u = new_user(&store, "rwb").await;
     let units = Amount::from_base_units;
     let deposit = |n: i64| {
         [
