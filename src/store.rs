@@ -77,6 +77,9 @@ pub struct Store {
     /// SQLite with [`StoreOptions::background_checkpoints`]: the checkpointer's
     /// connection ([`checkpoint`]).
     checkpoints: Option<AnyPool>,
+    /// PostgreSQL: where the sequencer's scans for unnumbered rows start
+    /// ([`crate::sequencer`]).
+    sequencer_floors: Arc<crate::sequencer::Floors>,
     /// Held by every clone: the checkpointer stops once the last one is dropped.
     _alive: Arc<()>,
 }
@@ -143,6 +146,7 @@ impl Store {
                 audit_head: AuditHeadCache::default(),
                 group: None,
                 checkpoints: None,
+                sequencer_floors: Arc::default(),
                 _alive: Arc::new(()),
             });
         }
@@ -219,6 +223,7 @@ impl Store {
             events_written,
             audit_head,
             checkpoints,
+            sequencer_floors: Arc::default(),
             _alive: alive,
         })
     }
@@ -292,6 +297,11 @@ impl Store {
         let mut tx = self.begin().await?;
         tx.idempotency_record = ctx.idempotency_record.clone();
         Ok(tx)
+    }
+
+    /// Where the sequencer's scans for unnumbered rows start (PostgreSQL).
+    pub(crate) fn sequencer_floors(&self) -> &crate::sequencer::Floors {
+        &self.sequencer_floors
     }
 
     /// Notified (`notify_one`, so a wake-up is never lost) after a commit in this
