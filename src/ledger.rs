@@ -177,7 +177,8 @@ pub async fn open_user_accounts(tx: &mut Tx, user_id: &str) -> Result<()> {
 /// the balances. The postings must sum to zero and hold at least two legs; amounts of
 /// zero are dropped. Errors: 422 `INSUFFICIENT_FUNDS` when a non-negative account would
 /// go below zero (nothing is applied — the caller's transaction must be dropped);
-/// 500 for an unknown account or unbalanced postings (programming errors).
+/// 404 `USER_NOT_FOUND` for the account of a user that does not exist; 500 for any
+/// other unknown account or unbalanced postings (programming errors).
 pub async fn record(
     tx: &mut Tx,
     kind: &str,
@@ -373,7 +374,7 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
             .fetch_optional(tx.conn())
             .await?;
     Ok(match balance {
-        None => Error::internal(format!("posting to unknown ledger account {account}")),
+        None => unknown_account(account),
         Some(b)
             if i128::from(b) + i128::from(delta) > i128::from(max)
                 || i128::from(b) + i128::from(delta) < -i128::from(max) =>
@@ -382,6 +383,20 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
         }
         Some(_) => insufficient(account, Amount::from_base_units(delta)),
     })
+}
+
+/// A posting to `account`, which does not exist: 404 `USER_NOT_FOUND` when it is a
+/// user's account (the user does not exist: a caller's mistake, not logged), else 500
+/// (a programming error, logged).
+fn unknown_account(account: &str) -> Error {
+    let user = account.strip_prefix("user:").and_then(|a| {
+        a.strip_suffix(":available")
+            .or_else(|| a.strip_suffix(":reserved"))
+    });
+    match user {
+        Some(user_id) => crate::services::users::not_found(user_id),
+        None => Error::internal(format!("posting to unknown ledger account {account}")),
+    }
 }
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A

@@ -260,11 +260,13 @@ async fn balances_and_adjustments(url: String) {
         .await;
     assert_eq!(r.body["error"]["details"]["field"], "reason");
     assert_error(&adjust(&t, "usr_nobody", "1").await, 404, "USER_NOT_FOUND");
-    // A well-formed id of no user: 404 too (the posting finds no account), nothing written.
-    assert_error(
-        &adjust(&t, "usr_L5ayrEL6CzwPcAYRhnaRWmKjSLwBpfRM", "1").await,
-        404,
-        "USER_NOT_FOUND",
+    // A well-formed id of no user: 404 too (the posting finds no account, which the
+    // ledger answers as the user's 404), nothing written.
+    let r = adjust(&t, "usr_L5ayrEL6CzwPcAYRhnaRWmKjSLwBpfRM", "1").await;
+    assert_error(&r, 404, "USER_NOT_FOUND");
+    assert_eq!(
+        r.body["error"]["details"]["userId"],
+        "usr_L5ayrEL6CzwPcAYRhnaRWmKjSLwBpfRM"
     );
     assert!(offerhub::ledger::verify(&t.store).await.unwrap().is_clean());
 

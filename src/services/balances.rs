@@ -71,10 +71,9 @@ pub async fn adjust(
     {
         Ok(r) => r,
         Err(e) => {
-            // An unknown user has no ledger account: 404 rather than the posting's
-            // error (checked only on failure, one round trip fewer on success).
+            // An unknown user has no ledger account: the ledger answers 404
+            // `USER_NOT_FOUND` (checked only on failure, one round trip fewer on success).
             tx.rollback().await?;
-            users::get(store, user_id).await?;
             return Err(e);
         }
     };

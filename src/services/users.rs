@@ -226,7 +226,8 @@ pub async fn create(
     Ok((user, true))
 }
 
-fn not_found(id: &str) -> Error {
+/// 404 `USER_NOT_FOUND` for `id`, `details.userId` = `id`.
+pub(crate) fn not_found(id: &str) -> Error {
     Error::new(ErrorCode::UserNotFound, format!("User {id} does not exist"))
         .with_details(serde_json::json!({ "userId": id }))
 }
