@@ -53,7 +53,9 @@ pub struct Pass {
 
 /// Numbers up to `$1` ready events and moves `event_head` on, in one statement (its
 /// data-modifying parts see one snapshot, so `h.last_seq` is the head before it).
-/// `$2`: the events floor ([`Floors`]), as text.
+/// `$2`: the events floor ([`Floors`]), as text. `$3`: the channel the statement
+/// notifies (`pg_notify`, delivered at commit) when it numbered any event — one round
+/// trip fewer than a `NOTIFY` of its own.
 ///
 /// Ready rows are read by two ordered range scans of the `*_unsequenced` index, not one
 /// scan with `OR`: PostgreSQL runs an `OR` as a bitmap scan, which visits the heap for
@@ -95,7 +97,10 @@ WITH ready AS (
     UPDATE event_head SET last_seq = last_seq + (SELECT COUNT(*) FROM upd)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM upd)
 )
-SELECT * FROM upd ORDER BY seq";
+, notified AS (
+    SELECT COUNT(pg_notify($3, 'sequenced')) AS n FROM (SELECT 1 FROM upd LIMIT 1) AS any_row
+)
+SELECT upd.* FROM upd, notified ORDER BY seq";
 
 /// The audit chain's head with up to 500 ready rows (one row of NULLs when none is
 /// ready), and whether committed rows wait on an older transaction. `$1`: the events
@@ -260,6 +265,7 @@ async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass
         let rows = sqlx::query(NUMBER_EVENTS)
             .bind(EVENT_BATCH)
             .bind(events_floor.to_string())
+            .bind(crate::events::NOTIFY_CHANNEL)
             .fetch_all(tx.conn())
             .await?;
         for r in &rows {
@@ -285,12 +291,6 @@ async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass
         if n < AUDIT_BATCH as u64 {
             break;
         }
-    }
-    if pass.events > 0 {
-        sqlx::query("SELECT pg_notify($1, 'sequenced')")
-            .bind(crate::events::NOTIFY_CHANNEL)
-            .execute(tx.conn())
-            .await?;
     }
     tx.commit().await?;
     store.sequencer_floors().raise(events_floor, audit_floor);
