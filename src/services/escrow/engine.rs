@@ -29,6 +29,19 @@ impl StepError {
     }
 }
 
+impl StepError {
+    /// The error of a step whose transaction has landed on chain: compensating
+    /// (which assumes nothing reached the chain) would undo on our books what the
+    /// chain did, so a definitive error there (e.g. the ledger refusing a posting of
+    /// corrupt data) parks the saga as a bug for an operator instead.
+    fn after_landing(self) -> Self {
+        match self {
+            StepError::Definitive(e) => StepError::Bug(e),
+            other => other,
+        }
+    }
+}
+
 impl From<Error> for StepError {
     fn from(e: Error) -> Self {
         if tw::is_transient(&e) || e.is_unavailable() {
@@ -206,20 +219,19 @@ pub(super) async fn execute_step(
     #[cfg(feature = "failpoints")]
     crate::failpoints::stop_here("after_submit").await;
     match outcome {
-        SubmitOutcome::Applied { hash, .. } => {
-            apply(
-                ec,
-                store,
-                &saga,
-                &step,
-                &order,
-                &escrow,
-                &parties,
-                &hash,
-                contract_id,
-            )
-            .await
-        }
+        SubmitOutcome::Applied { hash, .. } => apply(
+            ec,
+            store,
+            &saga,
+            &step,
+            &order,
+            &escrow,
+            &parties,
+            &hash,
+            contract_id,
+        )
+        .await
+        .map_err(StepError::after_landing),
         SubmitOutcome::Failed {
             tx_code, op_codes, ..
         } => {
@@ -438,5 +450,25 @@ mod tests {
             "bug"
         );
         assert_eq!(class(Error::from(sqlx::Error::RowNotFound)), "bug");
+    }
+
+    #[test]
+    fn after_a_landed_step_nothing_is_compensated() {
+        let landed = |e: Error| StepError::from(e).after_landing().label();
+        // The books could not follow the chain: park (never compensate).
+        assert_eq!(
+            landed(Error::new(ErrorCode::InsufficientFunds, "hold")),
+            "bug"
+        );
+        assert_eq!(
+            landed(Error::new(ErrorCode::UserNotFound, "no account")),
+            "bug"
+        );
+        assert_eq!(landed(Error::internal("unknown account")), "bug");
+        // Reading the landed transaction back can still be retried.
+        assert_eq!(
+            landed(Error::new(ErrorCode::ProviderTimeout, "504")),
+            "transient"
+        );
     }
 }
