@@ -177,8 +177,7 @@ pub async fn open_user_accounts(tx: &mut Tx, user_id: &str) -> Result<()> {
 /// the balances. The postings must sum to zero and hold at least two legs; amounts of
 /// zero are dropped. Errors: 422 `INSUFFICIENT_FUNDS` when a non-negative account would
 /// go below zero (nothing is applied — the caller's transaction must be dropped);
-/// 404 `USER_NOT_FOUND` for the account of a user that does not exist; 500 for any
-/// other unknown account or unbalanced postings (programming errors).
+/// 500 for an unknown account or unbalanced postings (programming errors).
 pub async fn record(
     tx: &mut Tx,
     kind: &str,
@@ -193,7 +192,9 @@ pub async fn record(
 
 /// [`record`], and `user_id`'s [`Balance`] once it is recorded (as [`balance`] would
 /// read it next in `tx`), in the same round trip when the postings take the
-/// one-statement path. Errors as [`record`].
+/// one-statement path. Errors as [`record`], except that on that path a missing account
+/// of `user_id` — a user the request named that does not exist — is 404
+/// `USER_NOT_FOUND`, not logged.
 pub async fn record_with_balance(
     tx: &mut Tx,
     kind: &str,
@@ -361,12 +362,20 @@ async fn post_to_account(tx: &mut Tx, account: &str, delta: i64) -> Result<i64> 
     if let Some(row) = row {
         return Ok(row.try_get("balance")?);
     }
-    Err(diagnose(tx, account, delta).await?)
+    Err(diagnose(tx, account, delta, false).await?)
 }
 
 /// Why a conditional update of `account` by `delta` did not apply: unknown account
-/// (500), out of range (422 `AMOUNT_OUT_OF_RANGE`) or insufficient funds (422).
-async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
+/// (500, logged: a programming error or corrupt data — a saga step parks on it; with
+/// `caller_named_user`, the account of the user a request named
+/// ([`record_with_balance`]): [`unknown_account`]), out of range (422
+/// `AMOUNT_OUT_OF_RANGE`) or insufficient funds (422).
+async fn diagnose(
+    tx: &mut Tx,
+    account: &str,
+    delta: i64,
+    caller_named_user: bool,
+) -> Result<Error> {
     let max = Amount::MAX.base_units();
     let balance: Option<i64> =
         sqlx::query_scalar("SELECT balance FROM ledger_accounts WHERE id = $1")
@@ -374,7 +383,8 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
             .fetch_optional(tx.conn())
             .await?;
     Ok(match balance {
-        None => unknown_account(account),
+        None if caller_named_user => unknown_account(account),
+        None => Error::internal(format!("posting to unknown ledger account {account}")),
         Some(b)
             if i128::from(b) + i128::from(delta) > i128::from(max)
                 || i128::from(b) + i128::from(delta) < -i128::from(max) =>
@@ -385,9 +395,9 @@ async fn diagnose(tx: &mut Tx, account: &str, delta: i64) -> Result<Error> {
     })
 }
 
-/// A posting to `account`, which does not exist: 404 `USER_NOT_FOUND` when it is a
-/// user's account (the user does not exist: a caller's mistake, not logged), else 500
-/// (a programming error, logged).
+/// A posting to `account`, which does not exist, of the user a request named: 404
+/// `USER_NOT_FOUND` when it is a user's account (the user does not exist: a caller's
+/// mistake, not logged), else 500 (logged).
 fn unknown_account(account: &str) -> Error {
     let user = account.strip_prefix("user:").and_then(|a| {
         a.strip_suffix(":available")

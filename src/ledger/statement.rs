@@ -96,7 +96,7 @@ pub(super) async fn record(
         return Err(if *sharded {
             diagnose_shard(tx, account).await?
         } else {
-            diagnose(tx, account, *delta).await?
+            diagnose(tx, account, *delta, reads.iter().any(|r| r == account)).await?
         });
     }
     Ok((Recorded::Applied(id.to_string()), read))

@@ -71,9 +71,11 @@ pub async fn adjust(
     {
         Ok(r) => r,
         Err(e) => {
-            // An unknown user has no ledger account: the ledger answers 404
-            // `USER_NOT_FOUND` (checked only on failure, one round trip fewer on success).
+            // An unknown user has no ledger account: 404 (the ledger answers it on the
+            // one-statement path; checked here for any other). Checked only on failure:
+            // one round trip fewer on success.
             tx.rollback().await?;
+            users::get(store, user_id).await?;
             return Err(e);
         }
     };
