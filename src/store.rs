@@ -120,11 +120,19 @@ impl Store {
         if url.is_postgres() {
             let options = AnyConnectOptions::from_str(raw)
                 .map_err(|e| Error::internal(format!("DATABASE_URL: {e}")))?;
+            // A lock connection waits in `pg_advisory_lock` for as long as another
+            // daemon holds the lock (a submission from the same Stellar account): that
+            // is its job, not a slow statement worth a warning per wait.
+            let lock_options = sqlx::ConnectOptions::log_slow_statements(
+                options.clone(),
+                log::LevelFilter::Debug,
+                std::time::Duration::from_secs(1),
+            );
             let locks = pool_options()
                 .max_connections(opts.max_connections.saturating_mul(2).max(4))
                 .min_connections(0)
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_lazy_with(options.clone());
+                .connect_lazy_with(lock_options);
             let background = pool_options()
                 .max_connections(2)
                 .min_connections(0)
