@@ -27,9 +27,7 @@ impl StepError {
             StepError::Bug(_) => "bug",
         }
     }
-}
 
-impl StepError {
     /// The error of a step whose transaction has landed on chain: compensating
     /// (which assumes nothing reached the chain) would undo on our books what the
     /// chain did, so a definitive error there (e.g. the ledger refusing a posting of
