@@ -288,10 +288,16 @@ pub async fn after(store: &Store, after: i64, limit: u32) -> Result<Vec<Event>> 
 
 /// [`after`] on a given pool (the event pump reads on
 /// [`Store::background_reader`], so it never waits behind requests).
+///
+/// Planned on every call (not a cached prepared statement): a plan cached while
+/// `events` was small (a fresh database) is a sequential scan and a sort, kept by the
+/// connection until PostgreSQL's statistics change — on a busy new database that read
+/// scanned the whole table on every pump pass, 10 ms and more.
 pub async fn after_on(pool: &sqlx::AnyPool, after: i64, limit: u32) -> Result<Vec<Event>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT {limit}"
     )))
+    .persistent(false)
     .bind(after)
     .fetch_all(pool)
     .await?;
@@ -315,12 +321,17 @@ pub async fn seq_of(store: &Store, event_id: &str, field: &str) -> Result<i64> {
 
 /// The latest sequence number given (every event up to it is visible).
 pub async fn last_seq(store: &Store) -> Result<i64> {
-    let sql = match store.backend() {
+    last_seq_on(store.reader(), store.backend()).await
+}
+
+/// [`last_seq`] on a given pool.
+pub async fn last_seq_on(pool: &sqlx::AnyPool, backend: Backend) -> Result<i64> {
+    let sql = match backend {
         Backend::Sqlite => "SELECT COALESCE(MAX(seq), 0) AS last_seq FROM events",
         Backend::Postgres => "SELECT last_seq FROM event_head WHERE id = 1",
     };
     Ok(sqlx::query(sql)
-        .fetch_one(store.reader())
+        .fetch_one(pool)
         .await?
         .try_get("last_seq")?)
 }

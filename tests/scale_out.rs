@@ -269,6 +269,42 @@ async fn sharded_system_accounts(url: String) {
         .await
         .unwrap();
         assert!(used > 1, "postings were not spread over the shards");
+        // Each posting is checked against the row it was booked on: a shard row for
+        // the sharded account (no lock on the account row every writer shares), the
+        // account row for the user.
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT account_id, CAST(COUNT(shard) AS BIGINT), \
+                    CAST(COUNT(ordinary_account_id) AS BIGINT) \
+             FROM postings GROUP BY account_id ORDER BY account_id",
+        )
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+        for (account, with_shard, with_account) in rows {
+            if account.starts_with("external:") || account.starts_with("fees:") {
+                assert!(with_shard == 200 && with_account == 0, "{account}");
+            } else {
+                assert!(with_shard == 0 && with_account == 200, "{account}");
+            }
+        }
+        // …and both checks still refuse a posting to a row that does not exist.
+        for (account, shard) in [
+            ("available:nobody", None),
+            ("external:adjustments", Some(64)),
+        ] {
+            let mut tx = store.begin().await.unwrap();
+            let err = sqlx::query(
+                "INSERT INTO postings (transaction_id, account_id, amount, balance_after, \
+                 created_at, shard) SELECT id, $1, 1, 1, created_at, $2 \
+                 FROM journal_transactions LIMIT 1",
+            )
+            .bind(account)
+            .bind(shard)
+            .execute(tx.conn())
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains("foreign key"), "{account}: {err}");
+        }
     }
     // A debit of fees larger than the balance: refused, nothing changes.
     let mut tx = store.begin().await.unwrap();

@@ -12,7 +12,11 @@
 //! - PostgreSQL: ordinary accounts are locked in byte order of their ids (`ORDER BY id
 //!   COLLATE "C" FOR UPDATE`) before any is updated, then the session's shard rows the
 //!   same way, so concurrent statements (and the general path, which posts ordinary
-//!   accounts first too) take their locks in one order (SQLite has one writer);
+//!   accounts first too) take their locks in one order (SQLite has one writer). Where
+//!   there is one row of a kind (an adjustment: one user account, one shard row), its
+//!   `UPDATE` is the lock; ordinary rows are still updated before shard rows;
+//! - PostgreSQL: a posting to a sharded account names the shard row it was booked on
+//!   (`postings.shard`), which its foreign key references (migration 0013);
 //! - a leg is applied only by a conditional update (never below zero when
 //!   non-negative, never beyond ±[`Amount::MAX`]); when one is not, [`record`] returns
 //!   the same error the general path gives for the first such leg (ordinary accounts
@@ -46,7 +50,10 @@ pub(super) async fn record(
     reads: &[String],
 ) -> Result<(Recorded, Vec<(String, i64)>)> {
     let sql = match tx.backend() {
-        Backend::Postgres => postgres_statement(legs.len(), reads.len()),
+        Backend::Postgres => {
+            let sharded = legs.iter().filter(|l| l.2).count();
+            postgres_statement(legs.len() - sharded, sharded, reads.len())
+        }
         Backend::Sqlite => sqlite_batch(legs.len(), reads.len()),
     };
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -116,11 +123,18 @@ fn read_params(legs: usize, reads: usize) -> Vec<String> {
         .collect()
 }
 
-/// The PostgreSQL statement for `n` legs and `reads` accounts read. Postings are
-/// written only when every leg applied. A read account updated by the statement is
-/// read from the update (the statement's snapshot predates it), any other from the
-/// table.
-fn postgres_statement(n: usize, reads: usize) -> String {
+/// The PostgreSQL statement for `ordinary` + `sharded` legs (the `sharded` flags
+/// bound with the legs must count as many) and `reads` accounts read. Postings are written only when every leg
+/// applied. A read account updated by the statement is read from the update (the
+/// statement's snapshot predates it), any other from the table.
+///
+/// The explicit locks in account order are taken only where they order something:
+/// with one ordinary leg its `UPDATE` locks the one row, and with one sharded leg the
+/// same (each lock taken explicitly costs a row-lock WAL record and plan nodes that
+/// PostgreSQL sets up on every execution). Ordinary accounts are still updated before
+/// any shard row.
+fn postgres_statement(ordinary: usize, sharded: usize, reads: usize) -> String {
+    let n = ordinary + sharded;
     let legs = (0..n)
         .map(|i| {
             let p = leg_param(i);
@@ -148,34 +162,56 @@ fn postgres_statement(n: usize, reads: usize) -> String {
                WHERE a.id IN (SELECT account FROM reads) AND a.id NOT IN (SELECT id FROM u)",
         )
     };
+    // `locked` / `locked_shards`: the rows locked in byte order of their ids before
+    // any is updated (only with two or more); `after_locks` / `after_u`: the joins
+    // that make the updates wait for them (and the shard updates for `u`).
+    let (locked, after_locks) = if ordinary > 1 {
+        (
+            "locked AS (SELECT a.id FROM ledger_accounts a \
+                        WHERE a.id IN (SELECT account FROM legs WHERE NOT sharded) \
+                          AND EXISTS (SELECT 1 FROM j) \
+                        ORDER BY a.id COLLATE \"C\" FOR UPDATE OF a), ",
+            ", (SELECT COUNT(*) AS n FROM locked) k",
+        )
+    } else {
+        ("", "")
+    };
+    let (locked_shards, after_u) = if sharded > 1 {
+        (
+            format!(
+                "locked_shards AS (SELECT sh.account_id FROM ledger_account_shards sh \
+                    WHERE sh.account_id IN (SELECT account FROM legs WHERE sharded) \
+                      AND sh.shard = pg_backend_pid() % {SHARDS} \
+                      AND EXISTS (SELECT 1 FROM j) AND (SELECT COUNT(*) FROM u) >= 0 \
+                    ORDER BY sh.account_id COLLATE \"C\" FOR UPDATE OF sh), "
+            ),
+            "(SELECT COUNT(*) AS n FROM locked_shards) k",
+        )
+    } else {
+        (String::new(), "(SELECT COUNT(*) AS n FROM u) k")
+    };
     format!(
         "WITH legs (account, delta, sharded) AS (VALUES {legs}), {read_cte}\
          j AS (INSERT INTO journal_transactions (id, kind, reference, description, created_at) \
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, reference) DO NOTHING \
                RETURNING id), \
-         locked AS (SELECT a.id FROM ledger_accounts a \
-                    WHERE a.id IN (SELECT account FROM legs WHERE NOT sharded) \
-                      AND EXISTS (SELECT 1 FROM j) \
-                    ORDER BY a.id COLLATE \"C\" FOR UPDATE OF a), \
+         {locked}\
          u AS (UPDATE ledger_accounts a SET balance = a.balance + l.delta \
-               FROM legs l, j, (SELECT COUNT(*) AS n FROM locked) k \
+               FROM legs l, j{after_locks} \
                WHERE a.id = l.account AND NOT l.sharded \
                  AND (a.non_negative = 0 OR a.balance + l.delta >= 0) \
                  AND a.balance + l.delta <= $6 AND a.balance + l.delta >= -$6 \
                RETURNING a.id, a.balance), \
-         locked_shards AS (SELECT sh.account_id FROM ledger_account_shards sh \
-                    WHERE sh.account_id IN (SELECT account FROM legs WHERE sharded) \
-                      AND sh.shard = pg_backend_pid() % {SHARDS} \
-                      AND EXISTS (SELECT 1 FROM j) AND (SELECT COUNT(*) FROM u) >= 0 \
-                    ORDER BY sh.account_id COLLATE \"C\" FOR UPDATE OF sh), \
+         {locked_shards}\
          s AS (UPDATE ledger_account_shards sh SET balance = sh.balance + l.delta \
-               FROM legs l, j, (SELECT COUNT(*) AS n FROM locked_shards) k \
+               FROM legs l, j, {after_u} \
                WHERE sh.account_id = l.account AND l.sharded \
                  AND sh.shard = pg_backend_pid() % {SHARDS} \
                  AND sh.balance + l.delta <= $6 AND sh.balance + l.delta >= -$6 \
                RETURNING sh.account_id), \
-         p AS (INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) \
-               SELECT j.id, l.account, l.delta, u.balance, $5 \
+         p AS (INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at, shard) \
+               SELECT j.id, l.account, l.delta, u.balance, $5, \
+                      CASE WHEN l.sharded THEN pg_backend_pid() % {SHARDS} END \
                FROM j CROSS JOIN legs l LEFT JOIN u ON u.id = l.account \
                WHERE (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM s) = {n} \
                ORDER BY l.account COLLATE \"C\") \
