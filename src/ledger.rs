@@ -42,7 +42,7 @@ pub const FEES_TRUSTLESS: &str = "fees:trustless";
 /// System accounts posted to by many concurrent transactions. On PostgreSQL their
 /// balance is `ledger_accounts.balance` plus [`SHARDS`] rows of
 /// `ledger_account_shards`; a posting updates the shard of its database session
-/// (`pg_backend_pid() % SHARDS`), so concurrent releases, deposits and adjustments on
+/// ([`SESSION_SHARD`]), so concurrent releases, deposits and adjustments on
 /// different connections do not queue behind one row. Read them
 /// with [`account_balance`]. On SQLite (one writer) they are ordinary accounts.
 pub const SHARDED_ACCOUNTS: &[&str] = &[
@@ -55,6 +55,14 @@ pub const SHARDED_ACCOUNTS: &[&str] = &[
 
 /// Shard rows per sharded account (created by migrations 0009 and 0011).
 pub const SHARDS: i64 = 64;
+
+/// SQL: the shard row of this database session, `0..SHARDS`. Each connection of a
+/// store's PostgreSQL pool claims a shard no other session holds when it connects
+/// ([`crate::store`]: a session advisory lock per shard), so up to [`SHARDS`]
+/// connections over every daemon and CLI never meet on a shard row; a connection that
+/// found none free (or any other session) uses `pg_backend_pid() % SHARDS`, which
+/// several sessions may share (they then take turns on the row, as before).
+pub(crate) const SESSION_SHARD: &str = "COALESCE(CAST(NULLIF(current_setting('offerhub.shard', true), '') AS INTEGER), pg_backend_pid() % 64)";
 
 fn is_sharded(tx: &Tx, account: &str) -> bool {
     tx.backend() == crate::store::Backend::Postgres && SHARDED_ACCOUNTS.contains(&account)
@@ -411,7 +419,7 @@ fn unknown_account(account: &str) -> Error {
 
 /// Applies `delta` to one shard of a [`SHARDED_ACCOUNTS`] account (PostgreSQL). A
 /// credit, or any posting to an account that may go negative, updates the shard of
-/// this database session (`pg_backend_pid() % SHARDS`, each shard within
+/// this database session ([`SESSION_SHARD`], each shard within
 /// ±[`Amount::MAX`]; [`record`] posts shards after ordinary accounts, in account
 /// order, so their locks add no deadlock). A debit of a
 /// non-negative one (`fees:*`; none happens today) locks the account row and all its
@@ -455,14 +463,13 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
             .await?;
         return Ok(());
     }
-    let updated = sqlx::query(
+    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE ledger_account_shards SET balance = balance + $1 \
-         WHERE account_id = $2 AND shard = pg_backend_pid() % $3 \
-           AND balance + $1 <= $4 AND balance + $1 >= -$4 RETURNING balance",
-    )
+         WHERE account_id = $2 AND shard = {SESSION_SHARD} \
+           AND balance + $1 <= $3 AND balance + $1 >= -$3 RETURNING balance"
+    )))
     .bind(delta)
     .bind(account)
-    .bind(SHARDS)
     .bind(max)
     .fetch_optional(tx.conn())
     .await?;
@@ -475,12 +482,11 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
 /// Why a shard update of `account` did not apply: out of range (422
 /// `AMOUNT_OUT_OF_RANGE`), or no shard row for this database session (500).
 async fn diagnose_shard(tx: &mut Tx, account: &str) -> Result<Error> {
-    let exists: Option<i64> = sqlx::query_scalar(
+    let exists: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT balance FROM ledger_account_shards \
-         WHERE account_id = $1 AND shard = pg_backend_pid() % $2",
-    )
+         WHERE account_id = $1 AND shard = {SESSION_SHARD}"
+    )))
     .bind(account)
-    .bind(SHARDS)
     .fetch_optional(tx.conn())
     .await?;
     Ok(match exists {
@@ -791,4 +797,16 @@ pub async fn history(
         });
     }
     Ok(Page::from_rows(entries, page.limit, |e| e.seq))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_shard_falls_back_within_the_shards() {
+        assert!(
+            super::SESSION_SHARD.ends_with(&format!("pg_backend_pid() % {})", super::SHARDS)),
+            "{}",
+            super::SESSION_SHARD
+        );
+    }
 }

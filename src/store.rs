@@ -141,6 +141,7 @@ impl Store {
             let pool = pool_options()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
+                .after_connect(|conn, _| Box::pin(claim_shard(conn)))
                 .connect_with(options)
                 .await
                 .map_err(|e| Error::internal(format!("cannot connect to {url}: {e}")))?;
@@ -420,6 +421,31 @@ async fn begin_detached(pool: &AnyPool) -> Result<Transaction<'static, Any>> {
         .await
         .map_err(|e| Error::internal(format!("transaction start task failed: {e}")))??;
     Ok(tx)
+}
+
+/// The advisory-lock namespace of the shard slots ([`claim_shard`]); the two-key form,
+/// so it never meets the single-key locks taken elsewhere.
+const SHARD_SLOT_LOCKS: i32 = 0x4f48_5348;
+
+/// PostgreSQL, on every new connection of the main pool: claims the first shard slot
+/// (`0..SHARDS`) no other session holds, with a session advisory lock kept until the
+/// connection closes, and records it in the session setting `offerhub.shard` that
+/// [`crate::ledger::SESSION_SHARD`] reads. Sessions on one shard row would take turns
+/// on it (measured with two daemons: most row-lock waits were on shard rows, their
+/// `pg_backend_pid() % 64` being equal). None free: the setting stays empty and the
+/// session uses its pid's shard. (No `ORDER BY`: the series is read in order and the
+/// scan stops at the first lock taken — a sort would try, and take, every slot.)
+async fn claim_shard(conn: &mut sqlx::AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT set_config('offerhub.shard', COALESCE(CAST(( \
+             SELECT s FROM generate_series(0, {}) AS s \
+             WHERE pg_try_advisory_lock({SHARD_SLOT_LOCKS}, s) LIMIT 1) AS TEXT), ''), \
+           false)",
+        crate::ledger::SHARDS - 1
+    )))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A connection that sat idle at least this long is pinged before a caller gets it.

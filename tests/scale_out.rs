@@ -764,3 +764,99 @@ async fn two_writers_on_one_audit_chain(url: String) {
     );
 }
 both_backends!(two_writers_on, two_writers_on_one_audit_chain);
+
+/// PostgreSQL: every connection of a store's pool claims a shard slot no other
+/// session holds (two stores = two daemons: 2 × 8 connections, 16 distinct slots), and
+/// once all 64 are taken a new connection falls back to its pid's shard — where
+/// postings still apply and the ledger still proves.
+async fn shard_slots_per_connection(url: String) {
+    use sqlx::Connection;
+    let store = open(&url).await;
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    let opts = || offerhub::store::StoreOptions {
+        max_connections: 8,
+        ..Default::default()
+    };
+    let a = Store::connect_with(&DatabaseUrl::new(&url), opts())
+        .await
+        .unwrap();
+    let b = Store::connect_with(&DatabaseUrl::new(&url), opts())
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    let mut slots = Vec::new();
+    for s in [&a, &b] {
+        for _ in 0..8 {
+            let mut conn = s.reader().acquire().await.unwrap();
+            let slot: String = sqlx::query_scalar("SELECT current_setting('offerhub.shard', true)")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            slots.push(slot.parse::<i64>().unwrap());
+            held.push(conn);
+        }
+    }
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), 16, "{slots:?}");
+    assert!(slots.iter().all(|s| (0..ledger::SHARDS).contains(s)));
+    drop(held);
+    a.close().await;
+    b.close().await;
+    // Every slot taken (this blocker takes the ones `store`'s connections do not
+    // hold): a new connection has none, and posts to its pid's shard.
+    let mut blocker = sqlx::AnyConnection::connect(&url).await.unwrap();
+    // (The sessions of `a` and `b` end a moment after `close`: until then they hold
+    // their slots.)
+    for _ in 0..100 {
+        sqlx::query("SELECT pg_try_advisory_lock(1330139976, s) FROM generate_series(0, 63) AS s")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_locks \
+             WHERE locktype = 'advisory' AND classid = 1330139976 AND objsubid = 2 AND granted",
+        )
+        .fetch_one(&mut blocker)
+        .await
+        .unwrap();
+        if taken == 64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = Store::connect_with(&DatabaseUrl::new(&url), opts())
+        .await
+        .unwrap();
+    let mut tx = c.begin().await.unwrap();
+    let slot: String = sqlx::query_scalar("SELECT current_setting('offerhub.shard', true)")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    assert_eq!(slot, "");
+    ledger::open_user_accounts(&mut tx, "u").await.unwrap();
+    ledger::record(
+        &mut tx,
+        "adjustment",
+        "fallback",
+        "test",
+        &[
+            Posting::new(ledger::available_account("u"), Amount::from_base_units(5)),
+            Posting::new(ledger::ADJUSTMENTS_ACCOUNT, Amount::from_base_units(-5)),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = ledger::verify(&c).await.unwrap();
+    assert!(r.is_clean(), "{:?}", r.violations);
+    assert_eq!(
+        ledger::account_balance(c.reader(), ledger::ADJUSTMENTS_ACCOUNT)
+            .await
+            .unwrap(),
+        Amount::from_base_units(-5)
+    );
+}
+both_backends!(shard_slots_on, shard_slots_per_connection);

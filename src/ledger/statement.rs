@@ -28,7 +28,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::{Recorded, SHARDS, already_applied, diagnose, diagnose_shard};
+use super::{Recorded, SESSION_SHARD, already_applied, diagnose, diagnose_shard};
 use crate::error::Result;
 use crate::money::Amount;
 use crate::store::{Backend, Tx};
@@ -181,7 +181,7 @@ fn postgres_statement(ordinary: usize, sharded: usize, reads: usize) -> String {
             format!(
                 "locked_shards AS (SELECT sh.account_id FROM ledger_account_shards sh \
                     WHERE sh.account_id IN (SELECT account FROM legs WHERE sharded) \
-                      AND sh.shard = pg_backend_pid() % {SHARDS} \
+                      AND sh.shard = {SESSION_SHARD} \
                       AND EXISTS (SELECT 1 FROM j) AND (SELECT COUNT(*) FROM u) >= 0 \
                     ORDER BY sh.account_id COLLATE \"C\" FOR UPDATE OF sh), "
             ),
@@ -206,12 +206,12 @@ fn postgres_statement(ordinary: usize, sharded: usize, reads: usize) -> String {
          s AS (UPDATE ledger_account_shards sh SET balance = sh.balance + l.delta \
                FROM legs l, j, {after_u} \
                WHERE sh.account_id = l.account AND l.sharded \
-                 AND sh.shard = pg_backend_pid() % {SHARDS} \
+                 AND sh.shard = {SESSION_SHARD} \
                  AND sh.balance + l.delta <= $6 AND sh.balance + l.delta >= -$6 \
                RETURNING sh.account_id), \
          p AS (INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at, shard) \
                SELECT j.id, l.account, l.delta, u.balance, $5, \
-                      CASE WHEN l.sharded THEN pg_backend_pid() % {SHARDS} END \
+                      CASE WHEN l.sharded THEN {SESSION_SHARD} END \
                FROM j CROSS JOIN legs l LEFT JOIN u ON u.id = l.account \
                WHERE (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM s) = {n} \
                ORDER BY l.account COLLATE \"C\") \
