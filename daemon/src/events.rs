@@ -3,10 +3,13 @@
 //!
 //! One [`EventHub`] pump per daemon broadcasts, in sequence order, what other daemons
 //! numbered, runs the sequencer ([`offerhub::sequencer`], which numbers events
-//! committed on PostgreSQL), then broadcasts what that pass numbered. It wakes on a
-//! local commit, on a PostgreSQL `NOTIFY offerhub_events` (another daemon's sequencer
-//! numbered events), a few milliseconds after a pass that left committed rows waiting
+//! committed on PostgreSQL), then broadcasts what that pass numbered. It runs a pass
+//! on a local commit, a few milliseconds after a pass that left committed rows waiting
 //! on an older transaction, and every second as a fallback (e.g. writes by the CLI).
+//! A PostgreSQL `NOTIFY offerhub_events` (another daemon's sequencer numbered events)
+//! wakes it to broadcast them, and to run a pass only when its own rows are waiting:
+//! each daemon numbers what it commits (any pass numbers every ready row), so two
+//! daemons do not set off each other's passes without end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,10 +66,14 @@ impl EventHub {
             tasks: TaskTracker::new(),
         };
         let wake = store.events_written();
+        // Another daemon's pass numbered events: broadcast them, but run no pass for
+        // that alone (the other daemon numbers what it committed; a pass per NOTIFY
+        // made two daemons trigger each other's passes without end).
+        let numbered_elsewhere = Arc::new(tokio::sync::Notify::new());
         if store.backend() == Backend::Postgres
             && let Some(url) = database_url
         {
-            let wake = wake.clone();
+            let wake = numbered_elsewhere.clone();
             hub.spawn(async move {
                 let mut reconnect = AFTER_ERROR.build();
                 loop {
@@ -102,7 +109,18 @@ impl EventHub {
                 } else {
                     Duration::from_secs(1)
                 };
-                let _ = tokio::time::timeout(idle, wake.notified()).await;
+                let elsewhere = tokio::select! {
+                    _ = wake.notified() => false,
+                    _ = numbered_elsewhere.notified() => true,
+                    _ = tokio::time::sleep(idle) => false,
+                };
+                // Unless this daemon has rows waiting (its last pass was skipped, or left
+                // rows behind an older transaction): then the other's pass, just ended,
+                // is the moment to retry.
+                if elsewhere && !waiting {
+                    broadcast_after(&store, &sender, &mut last).await;
+                    continue;
+                }
                 if store.backend() == Backend::Postgres {
                     // What another daemon numbered (its NOTIFY may be what woke this
                     // pump) goes out before this daemon's own pass, which takes a few
