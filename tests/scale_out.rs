@@ -280,6 +280,8 @@ async fn sharded_system_accounts(url: String) {
         .fetch_all(store.reader())
         .await
         .unwrap();
+        // (Every leg here takes the one-statement path; the general path still books
+        // sharded legs against the account row.)
         for (account, with_shard, with_account) in rows {
             if account.starts_with("external:") || account.starts_with("fees:") {
                 assert!(with_shard == 200 && with_account == 0, "{account}");
@@ -817,7 +819,8 @@ async fn shard_slots_per_connection(url: String) {
             .unwrap();
         let taken: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_locks \
-             WHERE locktype = 'advisory' AND classid = 1330139976 AND objsubid = 2 AND granted",
+             WHERE locktype = 'advisory' AND classid = 1330139976 AND objsubid = 2 AND granted \
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .fetch_one(&mut blocker)
         .await
@@ -827,6 +830,15 @@ async fn shard_slots_per_connection(url: String) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let taken: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 1330139976 AND objsubid = 2 AND granted \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&mut blocker)
+    .await
+    .unwrap();
+    assert_eq!(taken, 64, "the slots of `a` and `b` were never released");
     let c = Store::connect_with(&DatabaseUrl::new(&url), opts())
         .await
         .unwrap();
