@@ -57,11 +57,12 @@ pub const SHARDED_ACCOUNTS: &[&str] = &[
 pub const SHARDS: i64 = 64;
 
 /// SQL: the shard row of this database session, `0..SHARDS`. Each connection of a
-/// store's PostgreSQL pool claims a shard no other session holds when it connects
-/// ([`crate::store`]: a session advisory lock per shard), so up to [`SHARDS`]
-/// connections over every daemon and CLI never meet on a shard row; a connection that
-/// found none free (or any other session) uses `pg_backend_pid() % SHARDS`, which
-/// several sessions may share (they then take turns on the row, as before).
+/// store's main PostgreSQL pool (the one transactions run on) claims a shard no other
+/// session holds when it connects ([`crate::store`]: a session advisory lock per
+/// shard), so up to [`SHARDS`] such connections over every daemon and CLI never meet
+/// on a shard row; a connection that found none free (or any other session) uses
+/// `pg_backend_pid() % SHARDS`, which several sessions may share (they then take
+/// turns on the row, as before).
 pub(crate) const SESSION_SHARD: &str = "COALESCE(CAST(NULLIF(current_setting('offerhub.shard', true), '') AS INTEGER), pg_backend_pid() % 64)";
 
 fn is_sharded(tx: &Tx, account: &str) -> bool {

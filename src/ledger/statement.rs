@@ -125,9 +125,10 @@ fn read_params(legs: usize, reads: usize) -> Vec<String> {
 }
 
 /// The PostgreSQL statement for `ordinary` + `sharded` legs (the `sharded` flags
-/// bound with the legs must count as many) and `reads` accounts read. Postings are written only when every leg
-/// applied. A read account updated by the statement is read from the update (the
-/// statement's snapshot predates it), any other from the table.
+/// bound with the legs must count as many) and `reads` accounts read. Postings are
+/// written only when every leg applied. A read account updated by the statement is
+/// read from the update (the statement's snapshot predates it), any other from the
+/// table.
 ///
 /// The explicit locks in account order are taken only where they order something:
 /// with one ordinary leg its `UPDATE` locks the one row, and with one sharded leg the
