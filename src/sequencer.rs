@@ -9,10 +9,14 @@
 //! numbers (`event_head`); audit rows get theirs and their hash chain (`audit_head`,
 //! [`crate::audit`]). Then `NOTIFY offerhub_events` wakes every daemon's event pump.
 //!
-//! Passes are serialised by a transaction-scoped advisory lock, so any daemon (or the
-//! CLI) may run one and at most one runs at a time: every daemon's event pump runs a
-//! pass when woken, which makes the sequencer survive any daemon's death with no
-//! election delay. On SQLite there is nothing to do: rows are numbered at commit under
+//! Events and audit rows are numbered by passes of their own (each one transaction):
+//! an event is visible on SSE as soon as its pass commits, without waiting for the
+//! audit chain's hashing and its two extra round trips, and the audit chain is extended
+//! in bigger, fewer batches. Passes of a kind are serialised by a transaction-scoped
+//! advisory lock ([`LOCK_KEY`], [`AUDIT_LOCK_KEY`]), so any daemon (or the CLI) may run
+//! one and at most one of a kind runs at a time: every daemon's event pump runs an
+//! events pass when woken, and its audit task an audit pass, which makes the sequencer
+//! survive any daemon's death with no election delay. On SQLite there is nothing to do: rows are numbered at commit under
 //! the one writer connection, and every function here returns at once.
 //!
 //! Readers (SSE, `/events/history`, webhooks, `GET /audit/logs`) see numbered rows only.
@@ -26,8 +30,11 @@ use crate::audit::RawRow;
 use crate::error::Result;
 use crate::store::{Backend, Store};
 
-/// Key of the transaction-scoped advisory lock that serialises passes.
+/// Key of the transaction-scoped advisory lock that serialises events passes.
 pub const LOCK_KEY: i64 = 0x6f68_5f73_6571; // "oh_seq"
+
+/// Key of the transaction-scoped advisory lock that serialises audit passes.
+pub const AUDIT_LOCK_KEY: i64 = 0x6f68_5f61_7564; // "oh_aud"
 
 /// Rows numbered per statement.
 const EVENT_BATCH: i64 = 2000;
@@ -40,8 +47,8 @@ pub struct Pass {
     pub events: u64,
     /// Audit rows numbered and chained.
     pub audit: u64,
-    /// Committed rows are left unnumbered (their transaction is younger than one still
-    /// running): run another pass soon.
+    /// Committed rows (of the kinds this pass numbered) are left unnumbered (their
+    /// transaction is younger than one still running): run another pass soon.
     pub waiting: bool,
     /// Seconds from each numbered event's `occurredAt` (written at insert, just before
     /// its commit) to its numbering: the sequencer's share of event latency.
@@ -55,7 +62,9 @@ pub struct Pass {
 /// data-modifying parts see one snapshot, so `h.last_seq` is the head before it).
 /// `$2`: the events floor ([`Floors`]), as text. `$3`: the channel the statement
 /// notifies (`pg_notify`, delivered at commit) when it numbered any event — one round
-/// trip fewer than a `NOTIFY` of its own.
+/// trip fewer than a `NOTIFY` of its own. The first column, `waiting`, says whether
+/// committed events are left unnumbered (behind an older transaction); with nothing
+/// numbered, the one row has NULL in every other column.
 ///
 /// Ready rows are read by two ordered range scans of the `*_unsequenced` index, not one
 /// scan with `OR`: PostgreSQL runs an `OR` as a bitmap scan, which visits the heap for
@@ -99,20 +108,24 @@ WITH ready AS (
 )
 , notified AS (
     SELECT COUNT(pg_notify($3, 'sequenced')) AS n FROM (SELECT 1 FROM upd LIMIT 1) AS any_row
+), left_over AS (
+    SELECT (SELECT COUNT(*) FROM events
+            WHERE seq IS NULL AND txid >= CAST(CAST($2 AS TEXT) AS xid8))
+         > (SELECT COUNT(*) FROM numbered) AS waiting
 )
-SELECT upd.* FROM upd, notified ORDER BY seq";
+SELECT left_over.waiting, x.* FROM left_over
+LEFT JOIN (SELECT upd.* FROM upd, notified) AS x ON true
+ORDER BY x.seq";
 
 /// The audit chain's head with up to 500 ready rows (one row of NULLs when none is
-/// ready), and whether committed rows wait on an older transaction. `$1`: the events
-/// floor, `$2`: the audit floor ([`Floors`]), as text; `settled`: as `settled_txid` of
+/// ready), and whether committed audit rows wait on an older transaction. `$1`: the
+/// audit floor ([`Floors`]), as text; `settled`: as `settled_txid` of
 /// [`NUMBER_EVENTS`].
 const READY_AUDIT: &str = "\
 SELECT h.last_seq AS head_seq, h.last_hash AS head_hash,
-       (EXISTS (SELECT 1 FROM events
-                WHERE seq IS NULL AND txid >= CAST(CAST($1 AS TEXT) AS xid8))
-        OR EXISTS (SELECT 1 FROM audit_logs
-                   WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())
-                     AND txid < pg_snapshot_xmax(pg_current_snapshot())))
+       EXISTS (SELECT 1 FROM audit_logs
+               WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())
+                 AND txid < pg_snapshot_xmax(pg_current_snapshot()))
          AS waiting,
        a.*
 FROM audit_head h LEFT JOIN LATERAL (
@@ -122,7 +135,7 @@ FROM audit_head h LEFT JOIN LATERAL (
            resource_type, resource_id, before_state, after_state, request_id, idempotency_key
     FROM (
         (SELECT * FROM audit_logs
-         WHERE seq IS NULL AND txid >= CAST(CAST($2 AS TEXT) AS xid8)
+         WHERE seq IS NULL AND txid >= CAST(CAST($1 AS TEXT) AS xid8)
            AND txid < pg_snapshot_xmin(pg_current_snapshot())
          ORDER BY txid, ins LIMIT 500)
         UNION ALL
@@ -164,21 +177,30 @@ WHERE id = 1 AND (SELECT COUNT(*) FROM upd) = $4";
 /// and none can appear later: `t` is a valid floor, for every process on the database.
 /// A floor moves only after the pass that found it commits. Rows copied in with an
 /// old `txid` (a restore into a database in use) would sit below it: once a minute a
-/// pass scans from zero.
+/// pass of each kind scans from zero.
 #[derive(Debug)]
 pub(crate) struct Floors {
-    events: AtomicU64,
-    audit: AtomicU64,
+    events: Floor,
+    audit: Floor,
+}
+
+/// The floor of one kind of row ([`Floors`]).
+#[derive(Debug)]
+struct Floor {
+    txid: AtomicU64,
     /// When a pass last scanned from zero.
     rescanned: std::sync::Mutex<Instant>,
 }
 
 impl Default for Floors {
     fn default() -> Self {
-        Floors {
-            events: AtomicU64::new(0),
-            audit: AtomicU64::new(0),
+        let floor = || Floor {
+            txid: AtomicU64::new(0),
             rescanned: std::sync::Mutex::new(Instant::now()),
+        };
+        Floors {
+            events: floor(),
+            audit: floor(),
         }
     }
 }
@@ -186,30 +208,31 @@ impl Default for Floors {
 /// How often a pass scans from zero ([`Floors`]).
 const RESCAN_EVERY: Duration = Duration::from_secs(60);
 
-impl Floors {
-    /// The floors for a pass starting now: `(events, audit)`, `(0, 0)` when a scan
-    /// from zero is due.
-    fn for_pass(&self) -> (u64, u64) {
+impl Floor {
+    /// The floor for a pass starting now: 0 when a scan from zero is due.
+    fn for_pass(&self) -> u64 {
         let mut rescanned = self.rescanned.lock().unwrap_or_else(|p| p.into_inner());
         if rescanned.elapsed() >= RESCAN_EVERY {
             *rescanned = Instant::now();
-            return (0, 0);
+            return 0;
         }
         self.current()
     }
 
-    /// The floors as they are: `(events, audit)`.
-    fn current(&self) -> (u64, u64) {
-        (
-            self.events.load(Ordering::Relaxed),
-            self.audit.load(Ordering::Relaxed),
-        )
+    fn current(&self) -> u64 {
+        self.txid.load(Ordering::Relaxed)
     }
 
-    /// Raises the floors to what a committed pass found (never lowers them).
-    fn raise(&self, events: u64, audit: u64) {
-        self.events.fetch_max(events, Ordering::Relaxed);
-        self.audit.fetch_max(audit, Ordering::Relaxed);
+    /// Raises the floor to what a committed pass found (never lowers it).
+    fn raise(&self, txid: u64) {
+        self.txid.fetch_max(txid, Ordering::Relaxed);
+    }
+}
+
+impl Floors {
+    /// The floors as they are: `(events, audit)`.
+    fn current(&self) -> (u64, u64) {
+        (self.events.current(), self.audit.current())
     }
 }
 
@@ -218,59 +241,105 @@ fn settled(txid: Option<String>) -> u64 {
     txid.and_then(|t| t.parse().ok()).unwrap_or(0)
 }
 
-/// Numbers what is ready (PostgreSQL; nothing on SQLite). Loops while batches come
-/// back full. Errors are database errors; a failed pass changes nothing.
+/// How a pass takes its kind's lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Waits for a pass of the same kind to end.
+    Wait,
+    /// Gives up at once (`Ok(None)`) when one is running.
+    Try,
+}
+
+/// Numbers what is ready, events then audit rows (PostgreSQL; nothing on SQLite).
+/// Loops while batches come back full. Errors are database errors; a failed pass
+/// changes nothing.
 pub async fn run_pass(store: &Store) -> Result<Pass> {
-    pass(store, true, true).await.map(|p| p.unwrap_or_default())
+    let mut pass = events_pass(store, Lock::Wait, true)
+        .await?
+        .unwrap_or_default();
+    let audit = audit_pass(store, Lock::Wait, true)
+        .await?
+        .unwrap_or_default();
+    pass.audit = audit.audit;
+    pass.waiting |= audit.waiting;
+    Ok(pass)
 }
 
-/// [`run_pass`] unless another pass is running (then `Ok(None)` at once: that pass
-/// numbers what is ready and wakes every daemon's event pump when it is done). The
-/// event pumps use this, so daemons do not queue behind each other's passes.
+/// Numbers the ready events unless another events pass is running (then `Ok(None)` at
+/// once: that pass numbers what is ready and wakes every daemon's event pump when it is
+/// done). The event pumps use this, so daemons do not queue behind each other's passes.
+/// Audit rows are [`try_audit_pass`]'s.
 pub async fn try_pass(store: &Store) -> Result<Option<Pass>> {
-    pass(store, false, true).await
+    events_pass(store, Lock::Try, true).await
 }
 
-/// A pass: waiting for the lock or trying it; on the sequencer's own pool
-/// (`background`, the event pumps) or the query pool (requests' read-your-writes).
-async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass>> {
-    let mut pass = Pass::default();
-    if store.backend() == Backend::Sqlite {
-        return Ok(Some(pass));
-    }
+/// Numbers and chains the ready audit rows unless another audit pass is running (then
+/// `Ok(None)` at once). The daemon's audit task uses this.
+pub async fn try_audit_pass(store: &Store) -> Result<Option<Pass>> {
+    audit_pass(store, Lock::Try, true).await
+}
+
+/// A transaction holding `key`'s pass lock, `None` when `lock` is [`Lock::Try`] and
+/// another pass holds it; on the sequencer's own pool (`background`, the event pumps)
+/// or the query pool (requests' read-your-writes).
+async fn locked(
+    store: &Store,
+    key: i64,
+    lock: Lock,
+    background: bool,
+) -> Result<Option<crate::store::Tx>> {
     let mut tx = if background {
         store.begin_background().await?
     } else {
         store.begin().await?
     };
-    if wait {
+    if lock == Lock::Wait {
         sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-            .bind(LOCK_KEY)
+            .bind(key)
             .fetch_one(tx.conn())
             .await?;
-    } else {
-        let locked: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS locked")
-            .bind(LOCK_KEY)
-            .fetch_one(tx.conn())
-            .await?
-            .try_get("locked")?;
-        if !locked {
-            tx.rollback().await?;
-            return Ok(None);
-        }
+        return Ok(Some(tx));
     }
+    let got: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+        .bind(key)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get("locked")?;
+    if !got {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    Ok(Some(tx))
+}
+
+/// An events pass: numbers every ready event (batches of [`EVENT_BATCH`]) in one
+/// transaction. `pass.waiting`: committed events are left behind an older transaction.
+async fn events_pass(store: &Store, lock: Lock, background: bool) -> Result<Option<Pass>> {
+    let mut pass = Pass::default();
+    if store.backend() == Backend::Sqlite {
+        return Ok(Some(pass));
+    }
+    let Some(mut tx) = locked(store, LOCK_KEY, lock, background).await? else {
+        return Ok(None);
+    };
     let now = chrono::Utc::now();
-    let (mut events_floor, mut audit_floor) = store.sequencer_floors().for_pass();
+    let mut floor = store.sequencer_floors().events.for_pass();
     loop {
         let rows = sqlx::query(NUMBER_EVENTS)
             .bind(EVENT_BATCH)
-            .bind(events_floor.to_string())
+            .bind(floor.to_string())
             .bind(crate::events::NOTIFY_CHANNEL)
             .fetch_all(tx.conn())
             .await?;
+        let mut numbered = 0;
         for r in &rows {
+            pass.waiting = r.try_get("waiting")?;
+            if r.try_get::<Option<i64>, _>("seq")?.is_none() {
+                continue; // nothing numbered: the one row of NULLs
+            }
+            numbered += 1;
             pass.numbered.push(crate::events::from_row(r)?);
-            events_floor = events_floor.max(settled(r.try_get("settled_txid")?));
+            floor = floor.max(settled(r.try_get("settled_txid")?));
             let at: String = r.try_get("occurred_at")?;
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) {
                 let lag = (now - t.with_timezone(&chrono::Utc)).num_microseconds();
@@ -279,21 +348,13 @@ async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass
                 pass.lag_seconds.push(seconds);
             }
         }
-        pass.events += rows.len() as u64;
-        if (rows.len() as i64) < EVENT_BATCH {
-            break;
-        }
-    }
-    loop {
-        let (n, waiting) = chain_audit(&mut tx, events_floor, &mut audit_floor).await?;
-        pass.audit += n;
-        pass.waiting = waiting;
-        if n < AUDIT_BATCH as u64 {
+        pass.events += numbered;
+        if (numbered as i64) < EVENT_BATCH {
             break;
         }
     }
     tx.commit().await?;
-    store.sequencer_floors().raise(events_floor, audit_floor);
+    store.sequencer_floors().events.raise(floor);
     // The gauge: 0 when nothing waits, else counted at most once a second.
     static COUNTED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
     if !pass.waiting {
@@ -314,16 +375,36 @@ async fn pass(store: &Store, wait: bool, background: bool) -> Result<Option<Pass
     Ok(Some(pass))
 }
 
+/// An audit pass: numbers and chains every ready audit row (batches of
+/// [`AUDIT_BATCH`]) in one transaction. `pass.waiting`: committed audit rows are left
+/// behind an older transaction.
+async fn audit_pass(store: &Store, lock: Lock, background: bool) -> Result<Option<Pass>> {
+    let mut pass = Pass::default();
+    if store.backend() == Backend::Sqlite {
+        return Ok(Some(pass));
+    }
+    let Some(mut tx) = locked(store, AUDIT_LOCK_KEY, lock, background).await? else {
+        return Ok(None);
+    };
+    let mut floor = store.sequencer_floors().audit.for_pass();
+    loop {
+        let (n, waiting) = chain_audit(&mut tx, &mut floor).await?;
+        pass.audit += n;
+        pass.waiting = waiting;
+        if n < AUDIT_BATCH as u64 {
+            break;
+        }
+    }
+    tx.commit().await?;
+    store.sequencer_floors().audit.raise(floor);
+    Ok(Some(pass))
+}
+
 /// Numbers and chains one batch of ready audit rows inside `tx`; returns how many, and
-/// whether committed rows (events or audit) wait on an older transaction. Scans from
-/// the floors ([`Floors`]); raises `audit_floor` to what it numbered.
-async fn chain_audit(
-    tx: &mut crate::store::Tx,
-    events_floor: u64,
-    audit_floor: &mut u64,
-) -> Result<(u64, bool)> {
+/// whether committed audit rows wait on an older transaction. Scans from the audit
+/// floor ([`Floors`]); raises `audit_floor` to what it numbered.
+async fn chain_audit(tx: &mut crate::store::Tx, audit_floor: &mut u64) -> Result<(u64, bool)> {
     let rows = sqlx::query(READY_AUDIT)
-        .bind(events_floor.to_string())
         .bind(audit_floor.to_string())
         .fetch_all(tx.conn())
         .await?;
@@ -400,8 +481,10 @@ async fn catch_up_loop(store: &Store) -> Result<()> {
     loop {
         // On the query pool, trying the lock: a request never queues behind the pumps'
         // passes nor takes their connections; a pass already running numbers for it.
-        let numbered_all = matches!(pass(store, false, false).await?, Some(p) if !p.waiting);
-        if numbered_all {
+        let events = events_pass(store, Lock::Try, false).await?;
+        let audit = audit_pass(store, Lock::Try, false).await?;
+        let done = |p: &Option<Pass>| matches!(p, Some(p) if !p.waiting);
+        if done(&events) && done(&audit) {
             return Ok(());
         }
         let (events_floor, audit_floor) = store.sequencer_floors().current();

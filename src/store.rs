@@ -63,8 +63,9 @@ pub struct Store {
     /// apart from the query pool so that lock holders never starve the queries they
     /// wait on.
     locks: Option<AnyPool>,
-    /// PostgreSQL: two connections for the sequencer ([`Store::begin_background`]), so
-    /// its passes never queue behind requests for a connection of the query pool.
+    /// PostgreSQL: three connections for the sequencer ([`Store::begin_background`]:
+    /// events passes, audit passes, the event pump's reads), so its passes never queue
+    /// behind requests for a connection of the query pool.
     background: Option<AnyPool>,
     /// Woken after every commit that wrote events or audit rows (the daemon's event
     /// pump, which runs the sequencer).
@@ -134,7 +135,7 @@ impl Store {
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(lock_options);
             let background = pool_options()
-                .max_connections(2)
+                .max_connections(3)
                 .min_connections(0)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options.clone());
