@@ -34,6 +34,8 @@ pub struct EventHub {
     stopping: CancellationToken,
     /// The pump, its LISTEN connection and every SSE stream's forwarder.
     tasks: TaskTracker,
+    /// Woken whenever `sender` moved on ([`EventHub::numbered`]).
+    news: Arc<tokio::sync::Notify>,
     /// PostgreSQL: the runtime of the pump, the broadcaster, the audit task and the
     /// LISTEN connection ([`sequencing_runtime`]).
     sequencing: Option<tokio::runtime::Handle>,
@@ -122,15 +124,29 @@ async fn audit_task(store: Store, due: Arc<tokio::sync::Notify>) {
 }
 
 /// Broadcasts every event numbered after `last`, in sequence order (pages of 1,000),
-/// moving `last` on; stops at the first read error (the next wake-up retries).
-async fn broadcast_after(store: &Store, sender: &broadcast::Sender<Arc<Event>>, last: &mut i64) {
+/// moving `last` on; stops at the first read error (the next wake-up retries). With no
+/// subscriber, reads no event: `last` moves to the head (a subscriber reads from the
+/// database what it has not been sent, [`crate::routes::events`]). Wakes `news`
+/// when `last` moved.
+async fn broadcast_after(
+    store: &Store,
+    sender: &broadcast::Sender<Arc<Event>>,
+    news: &tokio::sync::Notify,
+    last: &mut i64,
+) {
     // The head first (one row): most calls find nothing new, and a read of `events`
     // from `last` costs more than the head even when it finds nothing.
     match events::last_seq_on(store.background_reader(), store.backend()).await {
         Ok(head) if head <= *last => return,
+        Ok(head) if sender.receiver_count() == 0 => {
+            *last = head;
+            news.notify_one();
+            return;
+        }
         Ok(_) => {}
         Err(_) => return,
     }
+    news.notify_one();
     loop {
         let Ok(batch) = events::after_on(store.background_reader(), *last, 1000).await else {
             return;
@@ -154,6 +170,7 @@ async fn broadcast_after(store: &Store, sender: &broadcast::Sender<Arc<Event>>, 
 async fn broadcaster(
     store: Store,
     sender: broadcast::Sender<Arc<Event>>,
+    news: Arc<tokio::sync::Notify>,
     mut own: tokio::sync::mpsc::Receiver<Vec<Event>>,
     elsewhere: Arc<tokio::sync::Notify>,
 ) {
@@ -179,16 +196,17 @@ async fn broadcaster(
                             last = e.seq;
                             let _ = sender.send(Arc::new(e));
                         }
+                        news.notify_one();
                     }
                     // Another daemon numbered events before these (or the pass numbered
                     // none: the CLI wrote on SQLite, another daemon numbered ours): read
                     // from `last`.
-                    Some(_) => broadcast_after(&store, &sender, &mut last).await,
-                    None if read_back => broadcast_after(&store, &sender, &mut last).await,
+                    Some(_) => broadcast_after(&store, &sender, &news, &mut last).await,
+                    None if read_back => broadcast_after(&store, &sender, &news, &mut last).await,
                     None => {}
                 }
             }
-            _ = elsewhere.notified() => broadcast_after(&store, &sender, &mut last).await,
+            _ = elsewhere.notified() => broadcast_after(&store, &sender, &news, &mut last).await,
         }
     }
 }
@@ -201,8 +219,10 @@ impl EventHub {
     pub fn start(store: Store, database_url: Option<String>) -> Arc<EventHub> {
         let (sender, _) = broadcast::channel(8192);
         let stopping = CancellationToken::new();
+        let news = Arc::new(tokio::sync::Notify::new());
         let hub = EventHub {
             sender: sender.clone(),
+            news: news.clone(),
             sequencing: (store.backend() == Backend::Postgres)
                 .then(|| sequencing_runtime(stopping.clone()))
                 .flatten(),
@@ -246,6 +266,7 @@ impl EventHub {
         hub.spawn_sequencing(broadcaster(
             store.clone(),
             sender.clone(),
+            news,
             numbered_here,
             numbered_elsewhere,
         ));
@@ -307,6 +328,14 @@ impl EventHub {
             }
         });
         Arc::new(hub)
+    }
+
+    /// Resolves once events were numbered since the last call returned (at once if
+    /// they were in between): a wake-up for one waiter, the webhook worker, which
+    /// reads what it needs from the database. Cheaper than a subscription, and it
+    /// lets a daemon with no SSE subscriber skip reading the events ([`broadcast_after`]).
+    pub async fn numbered(&self) {
+        self.news.notified().await
     }
 
     /// A receiver of every event broadcast from now on.

@@ -303,7 +303,6 @@ async fn webhook_loop(state: AppState) {
         allow_private_networks: allow_private,
     };
     let tick = Duration::from_millis(state.config.webhook_backoff_base_ms.clamp(10, 1000));
-    let mut live = state.events.subscribe();
     loop {
         let dispatched = webhooks::dispatch(&state.store).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "webhook dispatch failed");
@@ -316,12 +315,8 @@ async fn webhook_loop(state: AppState) {
                 0
             });
         if dispatched == 0 && sent == 0 {
-            let _ = tokio::time::timeout(tick, live.recv()).await;
-            // One dispatch covers every event broadcast so far, not one per event.
-            while matches!(
-                live.try_recv(),
-                Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
-            ) {}
+            // One dispatch covers every event numbered so far, not one per event.
+            let _ = tokio::time::timeout(tick, state.events.numbered()).await;
         }
     }
 }
