@@ -287,31 +287,47 @@ async fn record_reading(
     // of `statement::record` too.
     let (sharded, ordinary): (Vec<&Posting>, Vec<&Posting>) =
         legs.iter().partition(|p| is_sharded(tx, &p.account));
-    let mut applied: Vec<(&str, i64, Option<i64>)> = Vec::with_capacity(legs.len());
+    // `(account, delta, balance after, shard)`.
+    let mut applied: Vec<(&str, i64, Option<i64>, Option<i64>)> = Vec::with_capacity(legs.len());
     for p in ordinary {
         let delta = p.amount.base_units();
         let after = post_to_account(tx, &p.account, delta).await?;
-        applied.push((&p.account, delta, Some(after)));
+        applied.push((&p.account, delta, Some(after), None));
     }
     for p in sharded {
         let delta = p.amount.base_units();
-        post_to_shard(tx, &p.account, delta).await?;
-        applied.push((&p.account, delta, None));
+        let shard = post_to_shard(tx, &p.account, delta).await?;
+        applied.push((&p.account, delta, None, shard));
     }
     applied.sort_by(|a, b| a.0.cmp(b.0));
-    // Every posting in one statement.
-    let mut sql = String::from(
-        "INSERT INTO postings (transaction_id, account_id, amount, balance_after, created_at) VALUES ",
-    );
-    crate::store::push_placeholders(&mut sql, applied.len(), 5, "");
+    // Every posting in one statement. PostgreSQL: a posting booked on a shard row
+    // names it, and its foreign key references that row, not the account row every
+    // writer shares (migration 0013); SQLite has no shard rows.
+    let postgres = tx.backend() == crate::store::Backend::Postgres;
+    let (columns, per_row) = if postgres {
+        (
+            "transaction_id, account_id, amount, balance_after, created_at, shard",
+            6,
+        )
+    } else {
+        (
+            "transaction_id, account_id, amount, balance_after, created_at",
+            5,
+        )
+    };
+    let mut sql = format!("INSERT INTO postings ({columns}) VALUES ");
+    crate::store::push_placeholders(&mut sql, applied.len(), per_row, "");
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (account, delta, balance_after) in applied {
+    for (account, delta, balance_after, shard) in applied {
         q = q
             .bind(id.clone())
             .bind(account.to_string())
             .bind(delta)
             .bind(balance_after)
             .bind(now.clone());
+        if postgres {
+            q = q.bind(shard);
+        }
     }
     q.execute(tx.conn()).await?;
     crate::metrics::ledger_transaction(kind);
@@ -424,8 +440,9 @@ fn unknown_account(account: &str) -> Error {
 /// ±[`Amount::MAX`]; [`record`] posts shards after ordinary accounts, in account
 /// order, so their locks add no deadlock). A debit of a
 /// non-negative one (`fees:*`; none happens today) locks the account row and all its
-/// shards, checks the total, and folds the shards into the account row.
-async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
+/// shards, checks the total, and folds the shards into the account row. Returns the
+/// shard row the posting was booked on (`None` for a fold: the account row).
+async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<Option<i64>> {
     let max = Amount::MAX.base_units();
     let non_negative = sharded_non_negative(account);
     if delta < 0 && non_negative {
@@ -462,20 +479,21 @@ async fn post_to_shard(tx: &mut Tx, account: &str, delta: i64) -> Result<()> {
             .bind(account)
             .execute(tx.conn())
             .await?;
-        return Ok(());
+        return Ok(None);
     }
-    let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let shard: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "UPDATE ledger_account_shards SET balance = balance + $1 \
          WHERE account_id = $2 AND shard = {SESSION_SHARD} \
-           AND balance + $1 <= $3 AND balance + $1 >= -$3 RETURNING balance"
+           AND balance + $1 <= $3 AND balance + $1 >= -$3 \
+         RETURNING CAST(shard AS BIGINT)"
     )))
     .bind(delta)
     .bind(account)
     .bind(max)
     .fetch_optional(tx.conn())
     .await?;
-    if updated.is_some() {
-        return Ok(());
+    if shard.is_some() {
+        return Ok(shard);
     }
     Err(diagnose_shard(tx, account).await?)
 }

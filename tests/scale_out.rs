@@ -280,8 +280,7 @@ async fn sharded_system_accounts(url: String) {
         .fetch_all(store.reader())
         .await
         .unwrap();
-        // (Every leg here takes the one-statement path; the general path still books
-        // sharded legs against the account row.)
+        // (Every leg here takes the one-statement path; the general path is below.)
         for (account, with_shard, with_account) in rows {
             if account.starts_with("external:") || account.starts_with("fees:") {
                 assert!(with_shard == 200 && with_account == 0, "{account}");
@@ -308,6 +307,38 @@ async fn sharded_system_accounts(url: String) {
             assert!(err.to_string().contains("foreign key"), "{account}: {err}");
         }
     }
+    // The general path (here: two legs on one account) books a sharded leg on its
+    // shard row too, and the posting references that row, not the account row.
+    let mut tx = store.begin().await.unwrap();
+    ledger::record(
+        &mut tx,
+        "adjustment",
+        "general",
+        "test",
+        &[
+            Posting::new(ledger::available_account("a"), Amount::from_base_units(5)),
+            Posting::new(ledger::available_account("a"), Amount::from_base_units(5)),
+            Posting::new(ledger::ADJUSTMENTS_ACCOUNT, Amount::from_base_units(-10)),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    if store.backend() == Backend::Postgres {
+        let (with_shard, with_account): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COUNT(p.shard) AS BIGINT), CAST(COUNT(p.ordinary_account_id) AS BIGINT)              FROM postings p JOIN journal_transactions j ON j.id = p.transaction_id              WHERE j.reference = 'general' AND p.account_id = 'external:adjustments'",
+        )
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+        assert_eq!((with_shard, with_account), (1, 0));
+    }
+    assert_eq!(
+        ledger::account_balance(store.reader(), ledger::ADJUSTMENTS_ACCOUNT)
+            .await
+            .unwrap(),
+        Amount::from_base_units(-2010)
+    );
     // A debit of fees larger than the balance: refused, nothing changes.
     let mut tx = store.begin().await.unwrap();
     let err = ledger::record(

@@ -17,7 +17,8 @@
 //!   `UPDATE` is the lock; ordinary rows are still updated before shard rows;
 //! - PostgreSQL: a posting to a sharded account names the shard row it was booked on
 //!   (`postings.shard`), which its foreign key references (migration 0013; the
-//!   general path leaves it NULL, and its postings reference the account row);
+//!   general path too, except a fold of a `fees:*` debit, which references the
+//!   account row it locked);
 //! - a leg is applied only by a conditional update (never below zero when
 //!   non-negative, never beyond ±[`Amount::MAX`]); when one is not, [`record`] returns
 //!   the same error the general path gives for the first such leg (ordinary accounts
