@@ -286,7 +286,7 @@ pub async fn after(store: &Store, after: i64, limit: u32) -> Result<Vec<Event>> 
     after_on(store.reader(), after, limit).await
 }
 
-/// [`after`] on a given pool (the event pump reads on
+/// [`after`] on a given pool (the daemon's event broadcaster reads on
 /// [`Store::background_reader`], so it never waits behind requests).
 ///
 /// Planned on every call (not a cached prepared statement): a plan cached while

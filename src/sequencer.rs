@@ -7,7 +7,8 @@
 //! transaction has ended, so no row can ever appear with a smaller `txid`, and numbers
 //! given in `(txid, insertion)` order never need to change. Events get the next sequence
 //! numbers (`event_head`); audit rows get theirs and their hash chain (`audit_head`,
-//! [`crate::audit`]). Then `NOTIFY offerhub_events` wakes every daemon's event pump.
+//! [`crate::audit`]). An events pass that numbered any event sends
+//! `NOTIFY offerhub_events`, which wakes every daemon's broadcaster.
 //!
 //! Events and audit rows are numbered by passes of their own (each one transaction):
 //! an event is visible on SSE as soon as its pass commits, without waiting for the
@@ -16,8 +17,9 @@
 //! advisory lock ([`LOCK_KEY`], [`AUDIT_LOCK_KEY`]), so any daemon (or the CLI) may run
 //! one and at most one of a kind runs at a time: every daemon's event pump runs an
 //! events pass when woken, and its audit task an audit pass, which makes the sequencer
-//! survive any daemon's death with no election delay. On SQLite there is nothing to do: rows are numbered at commit under
-//! the one writer connection, and every function here returns at once.
+//! survive any daemon's death with no election delay. On SQLite there is nothing to
+//! do: rows are numbered at commit under the one writer connection, and every function
+//! here returns at once.
 //!
 //! Readers (SSE, `/events/history`, webhooks, `GET /audit/logs`) see numbered rows only.
 
@@ -54,7 +56,7 @@ pub struct Pass {
     /// its commit) to its numbering: the sequencer's share of event latency.
     pub lag_seconds: Vec<f64>,
     /// The events this pass numbered, in sequence order (visible once it returns): the
-    /// event pump broadcasts them without reading them back.
+    /// daemon's broadcaster sends them without reading them back.
     pub numbered: Vec<crate::events::Event>,
 }
 
@@ -109,9 +111,9 @@ WITH ready AS (
 , notified AS (
     SELECT COUNT(pg_notify($3, 'sequenced')) AS n FROM (SELECT 1 FROM upd LIMIT 1) AS any_row
 ), left_over AS (
-    SELECT (SELECT COUNT(*) FROM events
-            WHERE seq IS NULL AND txid >= CAST(CAST($2 AS TEXT) AS xid8))
-         > (SELECT COUNT(*) FROM numbered) AS waiting
+    SELECT EXISTS (SELECT 1 FROM events
+                   WHERE seq IS NULL AND txid >= pg_snapshot_xmin(pg_current_snapshot())
+                     AND txid < pg_snapshot_xmax(pg_current_snapshot())) AS waiting
 )
 SELECT left_over.waiting, x.* FROM left_over
 LEFT JOIN (SELECT upd.* FROM upd, notified) AS x ON true
@@ -266,7 +268,7 @@ pub async fn run_pass(store: &Store) -> Result<Pass> {
 }
 
 /// Numbers the ready events unless another events pass is running (then `Ok(None)` at
-/// once: that pass numbers what is ready and wakes every daemon's event pump when it is
+/// once: that pass numbers what is ready and wakes every daemon's broadcaster when it is
 /// done). The event pumps use this, so daemons do not queue behind each other's passes.
 /// Audit rows are [`try_audit_pass`]'s.
 pub async fn try_pass(store: &Store) -> Result<Option<Pass>> {
@@ -368,7 +370,12 @@ async fn events_pass(store: &Store, lock: Lock, background: bool) -> Result<Opti
             }
             due
         };
-        if due && let Ok((events, _)) = unsequenced(store).await {
+        let pool = if background {
+            store.background_reader()
+        } else {
+            store.reader()
+        };
+        if due && let Ok((events, _)) = unsequenced_on(store, pool).await {
             crate::metrics::events_unsequenced(events);
         }
     }
@@ -515,6 +522,11 @@ pub async fn unsequenced(store: &Store) -> Result<(i64, i64)> {
     if store.backend() == Backend::Sqlite {
         return Ok((0, 0));
     }
+    unsequenced_on(store, store.reader()).await
+}
+
+/// [`unsequenced`] on `pool` (the background pool when the sequencer's tasks ask).
+async fn unsequenced_on(store: &Store, pool: &sqlx::AnyPool) -> Result<(i64, i64)> {
     // From the floors: the index entries below them are dead rows' (a count from zero
     // took 7 ms under load until VACUUM).
     let (events_floor, audit_floor) = store.sequencer_floors().current();
@@ -526,7 +538,7 @@ pub async fn unsequenced(store: &Store) -> Result<(i64, i64)> {
     )
     .bind(events_floor.to_string())
     .bind(audit_floor.to_string())
-    .fetch_one(store.reader())
+    .fetch_one(pool)
     .await?;
     Ok((r.try_get("e")?, r.try_get("a")?))
 }

@@ -275,8 +275,9 @@ impl Store {
         })
     }
 
-    /// Pool for background reads that must not queue behind requests (the event pump):
-    /// the sequencer's pool on PostgreSQL, the reader pool on SQLite.
+    /// Pool for background reads that must not queue behind requests (the daemon's
+    /// event broadcaster): the sequencer's pool on PostgreSQL, the reader pool on
+    /// SQLite.
     pub fn background_reader(&self) -> &AnyPool {
         self.background.as_ref().unwrap_or(&self.reader)
     }

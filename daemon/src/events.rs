@@ -1,14 +1,18 @@
 //! Event fan-out inside one daemon; the SSE endpoints that subscribe to it are
 //! [`crate::routes::events`].
 //!
-//! One [`EventHub`] per daemon runs three tasks:
+//! One [`EventHub`] per daemon runs three tasks (on PostgreSQL on a one-thread runtime
+//! of their own, where their round trips do not queue behind request tasks):
 //! - the pump runs the sequencer's events passes ([`offerhub::sequencer`], which
-//!   numbers events committed on PostgreSQL) on a local commit, a few milliseconds
-//!   after a pass that left committed rows waiting on an older transaction, and every
-//!   second as a fallback (e.g. writes by the CLI);
+//!   numbers events committed on PostgreSQL) on a local commit, shortly after a pass
+//!   that left committed rows waiting on an older transaction, and every second as a
+//!   fallback (e.g. writes by the CLI); on PostgreSQL at most one pass per
+//!   [`PASS_PACE`];
 //! - the broadcaster sends, in sequence order, what the pump's passes numbered and,
 //!   woken by a PostgreSQL `NOTIFY offerhub_events`, what another daemon's passes
-//!   numbered, without waiting for this daemon's pass to end. A `NOTIFY` makes the
+//!   numbered, without waiting for this daemon's pass to end (with no subscriber it
+//!   reads only the head, and wakes the webhook worker, [`EventHub::numbered`]). A
+//!   `NOTIFY` makes the
 //!   pump run a pass only when its own rows are waiting: each daemon numbers what it
 //!   commits (any pass numbers every ready row), so two daemons do not set off each
 //!   other's passes without end;
@@ -32,10 +36,13 @@ pub struct EventHub {
     sender: broadcast::Sender<Arc<Event>>,
     /// Cancelled once the daemon shuts down: SSE streams end, the pump stops.
     stopping: CancellationToken,
-    /// The pump, its LISTEN connection and every SSE stream's forwarder.
+    /// The pump, the broadcaster, the audit task, the LISTEN connection and every SSE
+    /// stream's forwarder.
     tasks: TaskTracker,
     /// Woken whenever `sender` moved on ([`EventHub::numbered`]).
     news: Arc<tokio::sync::Notify>,
+    /// Cancelled by [`EventHub::finish`]: the sequencing runtime ends.
+    finished: CancellationToken,
     /// PostgreSQL: the runtime of the pump, the broadcaster, the audit task and the
     /// LISTEN connection ([`sequencing_runtime`]).
     sequencing: Option<tokio::runtime::Handle>,
@@ -46,29 +53,28 @@ pub struct EventHub {
 /// Each of their steps is a round trip to the database: on the daemon's runtime, every
 /// step waited behind the request tasks queued on its workers, which made a pass
 /// several times longer under load.
-fn sequencing_runtime(stopping: CancellationToken) -> Option<tokio::runtime::Handle> {
+/// The tasks end with `stopping`; the runtime itself runs until `finished` is
+/// cancelled ([`EventHub::finish`], after the store closed: the background pool's
+/// connections were opened on this runtime, and closing them needs it) or the runtime
+/// that started it ends (a test's, when the hub is not shut down).
+fn sequencing_runtime(
+    stopping: CancellationToken,
+    finished: CancellationToken,
+) -> Option<tokio::runtime::Handle> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     let handle = rt.handle().clone();
-    let until = stopping.clone();
+    let until = finished.clone();
     std::thread::Builder::new()
         .name("offerhub-sequencer".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                until.cancelled().await;
-                // The tasks see the cancellation and end inside the runtime.
-                for _ in 0..16 {
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
+        .spawn(move || rt.block_on(until.cancelled_owned()))
         .ok()?;
-    // Ends with the runtime that started it (a test's, when the hub is not shut down).
     tokio::spawn(async move {
-        let _cancel_on_drop = stopping.clone().drop_guard();
-        stopping.cancelled().await;
+        let _stop_on_drop = stopping.drop_guard();
+        let _finish_on_drop = finished.clone().drop_guard();
+        finished.cancelled().await;
     });
     Some(handle)
 }
@@ -174,7 +180,10 @@ async fn broadcaster(
     mut own: tokio::sync::mpsc::Receiver<Vec<Event>>,
     elsewhere: Arc<tokio::sync::Notify>,
 ) {
-    let Ok(mut last) = (|| events::last_seq(&store)).retry(AFTER_ERROR).await else {
+    // On the background pool, like every database access of these tasks: its
+    // connections belong to the sequencing runtime, the query pool's to the daemon's.
+    let head = || events::last_seq_on(store.background_reader(), store.backend());
+    let Ok(mut last) = head.retry(AFTER_ERROR).await else {
         // AFTER_ERROR has no limit: only reached if it ever gets one.
         return;
     };
@@ -218,14 +227,15 @@ impl EventHub {
     /// on SQLite on the current runtime.
     pub fn start(store: Store, database_url: Option<String>) -> Arc<EventHub> {
         let (sender, _) = broadcast::channel(8192);
-        let stopping = CancellationToken::new();
+        let (stopping, finished) = (CancellationToken::new(), CancellationToken::new());
         let news = Arc::new(tokio::sync::Notify::new());
         let hub = EventHub {
             sender: sender.clone(),
             news: news.clone(),
             sequencing: (store.backend() == Backend::Postgres)
-                .then(|| sequencing_runtime(stopping.clone()))
+                .then(|| sequencing_runtime(stopping.clone(), finished.clone()))
                 .flatten(),
+            finished,
             stopping,
             tasks: TaskTracker::new(),
         };
@@ -272,7 +282,8 @@ impl EventHub {
         ));
         hub.spawn_sequencing(async move {
             // Passes that found rows waiting on an older transaction and numbered
-            // nothing, in a row: the retry backs off from 2 ms to 128 ms.
+            // nothing, in a row: the retry backs off from 4 ms to 128 ms (on
+            // PostgreSQL, never sooner than PASS_PACE after the last pass started).
             let mut idle_waits: u32 = 0;
             let mut waiting = false;
             let mut last_pass = std::time::Instant::now();
@@ -293,12 +304,15 @@ impl EventHub {
                 if elsewhere && !waiting {
                     continue;
                 }
-                // Passes start at most every PASS_PACE: the commits of a burst share one.
-                let since = last_pass.elapsed();
-                if since < PASS_PACE {
-                    tokio::time::sleep(PASS_PACE - since).await;
+                // Passes start at most every PASS_PACE: the commits of a burst share one
+                // (PostgreSQL; on SQLite a pass is nothing and only broadcasts).
+                if store.backend() == Backend::Postgres {
+                    let since = last_pass.elapsed();
+                    if since < PASS_PACE {
+                        tokio::time::sleep(PASS_PACE - since).await;
+                    }
+                    last_pass = std::time::Instant::now();
                 }
-                last_pass = std::time::Instant::now();
                 let mut numbered = Vec::new();
                 // Whatever woke the pump may have committed audit rows too.
                 audit_due.notify_one();
@@ -369,13 +383,23 @@ impl EventHub {
     }
 
     /// Ends every SSE stream (so a graceful shutdown does not wait on them) and stops
-    /// the pump and its LISTEN connection; [`EventHub::stopped_within`] waits for them.
+    /// the pump, the broadcaster, the audit task and the LISTEN connection;
+    /// [`EventHub::stopped_within`] waits for them ([`EventHub::finish`] then ends the
+    /// sequencing runtime).
     pub fn shutdown(&self) {
         self.stopping.cancel();
         self.tasks.close();
     }
 
-    /// Waits until the pump, its LISTEN connection and every SSE forwarder have ended
+    /// Ends the sequencing runtime (PostgreSQL), once the store is closed: call after
+    /// [`EventHub::shutdown`] and `Store::close`. Also happens when the runtime that
+    /// started the hub ends.
+    pub fn finish(&self) {
+        self.finished.cancel();
+    }
+
+    /// Waits until the pump, the broadcaster, the audit task, the LISTEN connection and
+    /// every SSE forwarder have ended
     /// after [`EventHub::shutdown`], up to `timeout`; `false` when some were still
     /// running then.
     pub async fn stopped_within(&self, timeout: Duration) -> bool {

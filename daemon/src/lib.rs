@@ -304,6 +304,7 @@ pub async fn serve_on(
         let _ = task.await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, store.close()).await;
+    events.finish();
     tracing::info!("stopped");
     Ok(())
 }
