@@ -64,8 +64,8 @@ pub struct Store {
     /// wait on.
     locks: Option<AnyPool>,
     /// PostgreSQL: three connections for the sequencer ([`Store::begin_background`]:
-    /// events passes, audit passes, the event pump's reads), so its passes never queue
-    /// behind requests for a connection of the query pool.
+    /// events passes, audit passes, the event broadcaster's reads), so its passes never
+    /// queue behind requests for a connection of the query pool.
     background: Option<AnyPool>,
     /// Woken after every commit that wrote events or audit rows (the daemon's event
     /// pump, which runs the sequencer).

@@ -12,10 +12,9 @@
 //!   woken by a PostgreSQL `NOTIFY offerhub_events`, what another daemon's passes
 //!   numbered, without waiting for this daemon's pass to end (with no subscriber it
 //!   reads only the head, and wakes the webhook worker, [`EventHub::numbered`]). A
-//!   `NOTIFY` makes the
-//!   pump run a pass only when its own rows are waiting: each daemon numbers what it
-//!   commits (any pass numbers every ready row), so two daemons do not set off each
-//!   other's passes without end;
+//!   `NOTIFY` makes the pump run a pass only when its own rows are waiting: each
+//!   daemon numbers what it commits (any pass numbers every ready row), so two daemons
+//!   do not set off each other's passes without end;
 //! - the audit task (PostgreSQL) extends the audit chain with passes of its own,
 //!   nudged by the pump and at most every [`AUDIT_PACE`] while rows keep coming: SSE
 //!   does not wait for it.
@@ -48,11 +47,11 @@ pub struct EventHub {
     sequencing: Option<tokio::runtime::Handle>,
 }
 
-/// A one-thread runtime for the sequencer's tasks, running until `stopping` is
-/// cancelled; `None` (they run on the daemon's runtime) when it cannot be started.
-/// Each of their steps is a round trip to the database: on the daemon's runtime, every
-/// step waited behind the request tasks queued on its workers, which made a pass
-/// several times longer under load.
+/// A one-thread runtime for the sequencer's tasks; `None` (they run on the daemon's
+/// runtime) when it cannot be started. Each of their steps is a round trip to the
+/// database: on the daemon's runtime, every step waited behind the request tasks
+/// queued on its workers, which made a pass several times longer under load.
+///
 /// The tasks end with `stopping`; the runtime itself runs until `finished` is
 /// cancelled ([`EventHub::finish`], after the store closed: the background pool's
 /// connections were opened on this runtime, and closing them needs it) or the runtime
@@ -399,9 +398,8 @@ impl EventHub {
     }
 
     /// Waits until the pump, the broadcaster, the audit task, the LISTEN connection and
-    /// every SSE forwarder have ended
-    /// after [`EventHub::shutdown`], up to `timeout`; `false` when some were still
-    /// running then.
+    /// every SSE forwarder have ended after [`EventHub::shutdown`], up to `timeout`;
+    /// `false` when some were still running then.
     pub async fn stopped_within(&self, timeout: Duration) -> bool {
         tokio::time::timeout(timeout, self.tasks.wait())
             .await
