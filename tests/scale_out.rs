@@ -820,14 +820,20 @@ async fn shard_slots_per_connection(url: String) {
         .unwrap();
     let mut held = Vec::new();
     let mut slots = Vec::new();
+    // The sessions of `a` and `b` (their pools' only slot holders: 8 connections each).
+    let mut pids: Vec<i64> = Vec::new();
     for s in [&a, &b] {
         for _ in 0..8 {
             let mut conn = s.reader().acquire().await.unwrap();
-            let slot: String = sqlx::query_scalar("SELECT current_setting('offerhub.shard', true)")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
+            let (slot, pid): (String, i64) = sqlx::query_as(
+                "SELECT current_setting('offerhub.shard', true), \
+                        CAST(pg_backend_pid() AS BIGINT)",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
             slots.push(slot.parse::<i64>().unwrap());
+            pids.push(pid);
             held.push(conn);
         }
     }
@@ -842,18 +848,24 @@ async fn shard_slots_per_connection(url: String) {
     // hold): a new connection has none, and posts to its pid's shard.
     let mut blocker = sqlx::AnyConnection::connect(&url).await.unwrap();
     // (The sessions of `a` and `b` end a moment after `close`: until then they hold
-    // their slots.)
+    // their slots, which must not be counted as taken.)
+    let pid_list = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut taken: i64 = 0;
     for _ in 0..100 {
         sqlx::query("SELECT pg_try_advisory_lock(1330139976, s) FROM generate_series(0, 63) AS s")
             .execute(&mut blocker)
             .await
             .unwrap();
-        taken = sqlx::query_scalar(
+        taken = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_locks \
              WHERE locktype = 'advisory' AND classid = 1330139976 AND objsubid = 2 AND granted \
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND pid NOT IN ({pid_list})"
+        )))
         .fetch_one(&mut blocker)
         .await
         .unwrap();
