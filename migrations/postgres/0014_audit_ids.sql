@@ -1,0 +1,12 @@
+-- Fewer index entries per audit row (issue #15). Every audit row is written twice on
+-- PostgreSQL: inserted unchained, then numbered and chained by the sequencer, an
+-- UPDATE that adds an entry to every index of the table. The unique index on the id
+-- cost two entries per row and served no query: readers address audit rows by
+-- sequence number (the chain, `GET /audit/logs` and its filters) and the sequencer by
+-- `(txid, ins)`. The hash chain covers the id with the rest of the row. Ids are
+-- unique by construction (~137 random bits); a row inserted twice by hand would now be
+-- chained twice rather than refused. (Events keep their unique id: webhook deliveries
+-- reference it, and consumers deduplicate by it.)
+-- Its own migration (one transaction each): the exclusive lock on `audit_logs` lasts
+-- an instant, not the ledger key rebuild of 0015.
+ALTER TABLE audit_logs DROP CONSTRAINT audit_logs_id_key;
