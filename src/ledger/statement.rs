@@ -62,11 +62,8 @@ pub(super) async fn record(
         .bind(description.to_string())
         .bind(now.to_string())
         .bind(Amount::MAX.base_units());
-    for (account, delta, sharded) in legs {
-        q = q
-            .bind(account.to_string())
-            .bind(*delta)
-            .bind(i64::from(*sharded));
+    for (account, delta, _) in legs {
+        q = q.bind(account.to_string()).bind(*delta);
     }
     for account in reads {
         q = q.bind(account.clone());
@@ -109,10 +106,11 @@ pub(super) async fn record(
 }
 
 /// Parameters of both forms: `$1` id, `$2` kind, `$3` reference, `$4` description,
-/// `$5` created_at, `$6` [`Amount::MAX`], then `(account, delta, sharded 0/1)` per leg
-/// from `$7`, then one account per read. The first parameter of leg `i`:
+/// `$5` created_at, `$6` [`Amount::MAX`], then `(account, delta)` per leg from `$7`
+/// (whether a leg is sharded shapes the PostgreSQL statement; it is not a parameter),
+/// then one account per read. The first parameter of leg `i`:
 fn leg_param(i: usize) -> usize {
-    7 + 3 * i
+    7 + 2 * i
 }
 
 /// `$a, $b, …`: the parameters of `reads` accounts after `legs` legs.
@@ -122,8 +120,8 @@ fn read_params(legs: usize, reads: usize) -> Vec<String> {
         .collect()
 }
 
-/// The PostgreSQL statement for `legs` (their order and `sharded` flags; the values
-/// are bound) and the `reads` accounts read. One `UPDATE` per leg, each a CTE of its
+/// The PostgreSQL statement for `legs` (their order and `sharded` flags; accounts and
+/// deltas are bound) and the `reads` accounts read. One `UPDATE` per leg, each a CTE of its
 /// own with its account and delta as parameters (no join against a list of legs: the
 /// plan is a chain of one-row updates, which PostgreSQL sets up and runs in about
 /// three quarters of the time of the joined form, docs/PERFORMANCE.md): ordinary
